@@ -1,0 +1,52 @@
+# Casewire: the two commands are `make run` (the demo on a local stack) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PACKAGES := -e libs/common -e services/ingest -e services/router -e services/sla -e tools/dev
+DEV_TOOLS := pytest pytest-asyncio hypothesis mypy ruff types-PyYAML asyncpg-stubs
+
+.PHONY: setup run test lint typecheck pytest bench stack-up stack-down stack-status clean
+
+setup: $(STAMP)
+
+$(STAMP): constraints.txt libs/common/pyproject.toml services/*/pyproject.toml tools/dev/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt $(PACKAGES) $(DEV_TOOLS)
+	touch $(STAMP)
+
+## The demo: local stack + three services + real corpus replay with a live summary.
+run: $(STAMP)
+	$(BIN)/casewire-dev demo $(DEMO_ARGS)
+
+## Lint, type-check and the whole test suite (unit, integration on a real broker and PostgreSQL, e2e).
+test: lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy libs/common/casewire_common services/ingest/casewire_ingest \
+	  services/router/casewire_router services/sla/casewire_sla tools/dev/casewire_dev
+
+pytest: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/casewire-dev bench
+
+## The local stack on its own (state in .stack/): Kafka-protocol broker and, unless
+## CASEWIRE_DATABASE_URL is set, an embedded PostgreSQL.
+stack-up: $(STAMP)
+	$(BIN)/casewire-dev stack up
+
+stack-down: $(STAMP)
+	$(BIN)/casewire-dev stack down
+
+stack-status: $(STAMP)
+	$(BIN)/casewire-dev stack status
+
+clean: stack-down
+	rm -rf .stack

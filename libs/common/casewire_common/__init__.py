@@ -1,0 +1,1 @@
+"""Casewire's shared contracts and plumbing; no service logic lives here."""

@@ -1,0 +1,205 @@
+"""Case events and SLA alerts: their data models and their CloudEvents (Kafka binary mode) form."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from cloudevents.core.bindings.kafka import KafkaMessage, from_binary_event, to_binary_event
+from cloudevents.core.v1.event import CloudEvent
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from casewire_common.messages import Channel, Platform, Visibility
+
+CaseStatus = Literal["queued", "assigned", "pending", "resolved", "reopened", "no_action"]
+Priority = Literal["P1", "P2", "P3", "P4"]
+ClockName = Literal["first_response", "next_response", "resolution"]
+
+CASE_CREATED = "casewire.case.created"
+CASE_MESSAGE_ADDED = "casewire.case.message_added"
+CASE_ASSIGNED = "casewire.case.assigned"
+CASE_PRIORITY_CHANGED = "casewire.case.priority_changed"
+CASE_RESPONDED = "casewire.case.responded"
+CASE_STATUS_CHANGED = "casewire.case.status_changed"
+CASE_MERGED = "casewire.case.merged"
+INCIDENT_OPENED = "casewire.incident.opened"
+INCIDENT_UPDATED = "casewire.incident.updated"
+
+SLA_WARNING = "casewire.sla.warning"
+SLA_BREACHED = "casewire.sla.breached"
+SLA_CLOCK_STARTED = "casewire.sla.clock_started"
+SLA_CLOCK_PAUSED = "casewire.sla.clock_paused"
+SLA_CLOCK_RESUMED = "casewire.sla.clock_resumed"
+SLA_CLOCK_FULFILLED = "casewire.sla.clock_fulfilled"
+
+
+class CaseSnapshot(BaseModel):
+    """The whole case after a change, so that a consumer never has to call back."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    conversation_id: str
+    platform: Platform
+    channel: Channel
+    visibility: Visibility
+    status: CaseStatus
+    priority: Priority
+    urgency_score: int = Field(ge=0, le=100)
+    team: str
+    assignee: str | None
+    tags: list[str]
+    language: str | None
+    opened_at: AwareDatetime
+    first_response_at: AwareDatetime | None
+    resolved_at: AwareDatetime | None
+
+
+class UrgencySignal(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    weight: int
+    detail: str = ""
+
+
+class Urgency(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    score: int = Field(ge=0, le=100)
+    signals: list[UrgencySignal]
+
+
+class CandidateAgent(BaseModel):
+    """One agent considered for a case, and why it was or was not eligible."""
+
+    model_config = ConfigDict(frozen=True)
+
+    agent_id: str
+    load: int
+    capacity: int
+    speaks_language: bool
+    eligible: bool
+    reason: str
+
+
+class RoutingDecision(BaseModel):
+    """Why a case went where it went: enough to explain it to a care lead."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rules_version: str
+    matched_rules: list[str]
+    urgency: Urgency
+    team: str
+    priority: Priority
+    tags: list[str]
+    skip: bool
+    reply_template: str | None
+    candidates: list[CandidateAgent] = Field(default_factory=list)
+    assignee: str | None = None
+    assignment_reason: str = ""
+
+
+class CaseEventData(BaseModel):
+    """The data of every `casewire.case.*` event."""
+
+    model_config = ConfigDict(frozen=True)
+
+    case: CaseSnapshot
+    message_id: str | None = None
+    decision: RoutingDecision | None = None
+    first_response: bool | None = None
+    agent_id: str | None = None
+    previous_status: CaseStatus | None = None
+    previous_priority: Priority | None = None
+
+
+class SlaAlertData(BaseModel):
+    """The data of every `casewire.sla.*` event."""
+
+    model_config = ConfigDict(frozen=True)
+
+    case_id: str
+    policy_id: str
+    clock: ClockName
+    target_seconds: int
+    started_at: AwareDatetime
+    due_at: AwareDatetime
+    fraction: float | None = None
+    late: bool = False
+    elapsed_seconds: float | None = None
+    team: str
+    priority: Priority
+
+
+class EventRecord(BaseModel):
+    """A CloudEvent ready for Kafka: key, `ce_*` headers and JSON value."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    headers: dict[str, bytes]
+    value: bytes
+
+
+def encode_event(
+    *,
+    event_id: str,
+    event_type: str,
+    source: str,
+    subject: str,
+    time: datetime,
+    data: BaseModel,
+) -> EventRecord:
+    """A CloudEvents 1.0 record in Kafka binary mode, keyed by its subject (the case id)."""
+    event = CloudEvent(
+        attributes={
+            "id": event_id,
+            "type": event_type,
+            "source": source,
+            "subject": subject,
+            "time": time,
+            "datacontenttype": "application/json",
+        },
+        data=data.model_dump(mode="json"),
+    )
+    message = to_binary_event(event, key_mapper=lambda _: subject)
+    return EventRecord(key=subject, headers=dict(message.headers), value=message.value)
+
+
+class DecodedEvent(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    type: str
+    source: str
+    subject: str | None
+    time: AwareDatetime | None
+    data: dict[str, Any]
+
+
+def decode_event(
+    headers: Mapping[str, bytes] | Sequence[tuple[str, bytes]], value: bytes, key: bytes | None
+) -> DecodedEvent:
+    """Parse a CloudEvent in Kafka binary mode; raises ValueError when it is not one."""
+    header_map = dict(headers.items() if isinstance(headers, Mapping) else headers)
+    try:
+        event = from_binary_event(KafkaMessage(headers=header_map, key=key, value=value))
+    except Exception as error:  # the SDK raises several unrelated exception types
+        raise ValueError(f"not a CloudEvent in binary mode: {error}") from error
+    data = event.get_data()
+    if isinstance(data, bytes | str):
+        data = json.loads(data)
+    if not isinstance(data, dict):
+        raise ValueError("CloudEvent data is not a JSON object")
+    return DecodedEvent(
+        id=event.get_id(),
+        type=event.get_type(),
+        source=event.get_source(),
+        subject=event.get_subject(),
+        time=event.get_time(),
+        data=data,
+    )

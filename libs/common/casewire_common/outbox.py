@@ -1,0 +1,162 @@
+"""Transactional outbox: events are written with the state change, then relayed to Kafka.
+
+No Kafka transaction is needed for exactly-once effects: the event row commits (or not)
+with the change that caused it, and the relay publishes rows in id order, deleting them
+only after the broker acknowledged them. A crash between publish and delete republishes;
+consumers deduplicate on the CloudEvent id, which is stable across redelivery.
+
+With several replicas, one relay per schema is active at a time (a PostgreSQL advisory
+lock), so events of one case leave in the order they were committed. A service's outbox
+table is created by its own migrations (see the `outbox` table in each service's SQL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import asyncpg
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from casewire_common.events import EventRecord
+
+log = structlog.get_logger(__name__)
+
+PublishFn = Callable[[str, str, dict[str, str], bytes], Awaitable["asyncio.Future[Any]"]]
+
+
+def notify_channel(schema: str) -> str:
+    return f"{schema}_outbox"
+
+
+async def add_to_outbox(
+    connection: asyncpg.Connection, schema: str, records: Sequence[tuple[str, EventRecord]]
+) -> None:
+    """Queue (topic, event) pairs inside the caller's transaction; the relay wakes on commit."""
+    if not records:
+        return
+    await connection.executemany(
+        f'INSERT INTO "{schema}".outbox (topic, key, headers, value) VALUES ($1, $2, $3, $4)',
+        [
+            (
+                topic,
+                record.key,
+                json.dumps({name: raw.decode() for name, raw in record.headers.items()}),
+                record.value,
+            )
+            for topic, record in records
+        ],
+    )
+    await connection.execute("SELECT pg_notify($1, '')", notify_channel(schema))
+
+
+class OutboxMetrics:
+    def __init__(self, registry: CollectorRegistry, service: str) -> None:
+        self.published = Counter(
+            "casewire_outbox_published_total",
+            "Events relayed from the outbox to Kafka.",
+            ["service"],
+            registry=registry,
+        ).labels(service)
+        self.backlog = Gauge(
+            "casewire_outbox_backlog",
+            "Events waiting in the outbox at the last relay pass.",
+            ["service"],
+            registry=registry,
+        ).labels(service)
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows to Kafka, in order, as soon as they commit."""
+
+    def __init__(
+        self,
+        dsn: str,
+        schema: str,
+        publish: PublishFn,
+        metrics: OutboxMetrics,
+        *,
+        batch_size: int = 1000,
+        idle_poll_seconds: float = 1.0,
+    ) -> None:
+        self._dsn = dsn
+        self._schema = schema
+        self._publish = publish
+        self._metrics = metrics
+        self._batch_size = batch_size
+        self._idle_poll_seconds = idle_poll_seconds
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self._schema}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._lead()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay failed; retrying", schema=self._schema)
+                await asyncio.sleep(1.0)
+
+    async def _lead(self) -> None:
+        connection = await asyncpg.connect(self._dsn)
+        try:
+            lock = f"outbox:{self._schema}"
+            while not await connection.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", lock):
+                await asyncio.sleep(self._idle_poll_seconds)
+            log.info("outbox relay leads", schema=self._schema)
+            await connection.add_listener(notify_channel(self._schema), self._on_notify)
+            while True:
+                relayed = await self.relay_once(connection)
+                if relayed < self._batch_size:
+                    self._wakeup.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wakeup.wait(), self._idle_poll_seconds)
+        finally:
+            with contextlib.suppress(Exception):
+                await connection.close()
+
+    def _on_notify(self, *_: object) -> None:
+        self._wakeup.set()
+
+    async def relay_once(self, connection: asyncpg.Connection) -> int:
+        """Publish one batch of pending rows in id order; returns how many were relayed."""
+        rows = await connection.fetch(
+            f'SELECT id, topic, key, headers, value FROM "{self._schema}".outbox'
+            " ORDER BY id LIMIT $1",
+            self._batch_size,
+        )
+        if not rows:
+            self._metrics.backlog.set(0)
+            return 0
+        futures = [
+            await self._publish(row["topic"], row["key"], json.loads(row["headers"]), row["value"])
+            for row in rows
+        ]
+        await asyncio.gather(*futures)
+        # By id, not by range: a row that committed after the SELECT may have a lower id.
+        await connection.execute(
+            f'DELETE FROM "{self._schema}".outbox WHERE id = ANY($1::bigint[])',
+            [row["id"] for row in rows],
+        )
+        self._metrics.published.inc(len(rows))
+        backlog = await connection.fetchval(f'SELECT count(*) FROM "{self._schema}".outbox')
+        self._metrics.backlog.set(backlog)
+        return len(rows)

@@ -1,0 +1,93 @@
+"""PostgreSQL plumbing every service shares: the pool and versioned schema migrations."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
+
+import asyncpg
+import structlog
+
+log = structlog.get_logger(__name__)
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def load_migrations(package: str) -> list[Migration]:
+    """Migrations shipped as `NNNN_name.sql` files inside `package`, in version order."""
+    root: Traversable = resources.files(package)
+    migrations = []
+    for entry in root.iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            migrations.append(Migration(int(match.group(1)), entry.name, entry.read_text("utf-8")))
+    migrations.sort(key=lambda migration: migration.version)
+    versions = [migration.version for migration in migrations]
+    if len(set(versions)) != len(versions):
+        raise ValueError(f"duplicate migration versions in {package}: {versions}")
+    return migrations
+
+
+async def migrate(dsn: str, schema: str, package: str) -> list[str]:
+    """Apply the pending migrations of one service's schema; safe to run from several pods."""
+    migrations = load_migrations(package)
+    applied: list[str] = []
+    connection = await asyncpg.connect(dsn)
+    try:
+        # One migrator at a time per schema; the others wait, then find nothing left to do.
+        await connection.execute("SELECT pg_advisory_lock(hashtext($1))", f"migrate:{schema}")
+        await connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        await connection.execute(
+            f'CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations ('
+            " version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {
+            row["version"]
+            for row in await connection.fetch(f'SELECT version FROM "{schema}".schema_migrations')
+        }
+        for migration in migrations:
+            if migration.version in done:
+                continue
+            async with connection.transaction():
+                await connection.execute(f'SET LOCAL search_path TO "{schema}"')
+                await connection.execute(migration.sql)
+                await connection.execute(
+                    f'INSERT INTO "{schema}".schema_migrations (version, name) VALUES ($1, $2)',
+                    migration.version,
+                    migration.name,
+                )
+            log.info("migration applied", schema=schema, migration=migration.name)
+            applied.append(migration.name)
+    finally:
+        await connection.execute("SELECT pg_advisory_unlock_all()")
+        await connection.close()
+    return applied
+
+
+async def pending_migrations(connection: asyncpg.Connection, schema: str, package: str) -> int:
+    """How many migrations are not applied yet: a service refuses to start on an old schema."""
+    exists = await connection.fetchval("SELECT to_regclass($1)", f"{schema}.schema_migrations")
+    known = {migration.version for migration in load_migrations(package)}
+    if exists is None:
+        return len(known)
+    done = {
+        row["version"]
+        for row in await connection.fetch(f'SELECT version FROM "{schema}".schema_migrations')
+    }
+    return len(known - done)
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+    assert pool is not None
+    return pool

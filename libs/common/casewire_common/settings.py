@@ -1,0 +1,36 @@
+"""Configuration shared by every service: environment variables `CASEWIRE_*`, secrets from files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SECRETS_DIR = Path("/run/secrets/casewire")
+
+
+class ServiceSettings(BaseSettings):
+    """Every service reads these; each service subclasses it for its own settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CASEWIRE_",
+        secrets_dir=SECRETS_DIR if SECRETS_DIR.is_dir() else None,
+        extra="ignore",
+    )
+
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", description="Comma-separated Kafka bootstrap servers."
+    )
+    database_url: SecretStr = Field(
+        default=SecretStr("postgresql://postgres@127.0.0.1:5432/casewire"),
+        description="PostgreSQL connection URL (a secret: may come from a mounted file).",
+    )
+    http_host: str = "0.0.0.0"  # noqa: S104 - a container listens on all interfaces
+    http_port: int = 8080
+    log_level: str = "INFO"
+    debug_content: bool = Field(
+        default=False, description="Log message text and personal data (never in production)."
+    )
+    consumer_session_timeout_ms: int = 10_000
+    consumer_max_records: int = 500

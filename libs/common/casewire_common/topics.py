@@ -1,0 +1,18 @@
+"""Kafka topic names: the published contract between the services."""
+
+RAW = "casewire.raw.v1"
+MESSAGES = "casewire.messages.v1"
+CASE_EVENTS = "casewire.case-events.v1"
+SLA_ALERTS = "casewire.sla-alerts.v1"
+
+ALL = (RAW, MESSAGES, CASE_EVENTS, SLA_ALERTS)
+
+# Headers on dead-letter records: why the record could not be processed, and where it came from.
+DLQ_REASON_HEADER = "casewire-dlq-reason"
+DLQ_ERROR_HEADER = "casewire-dlq-error"
+DLQ_SOURCE_HEADER = "casewire-dlq-source"
+
+
+def dlq(topic: str) -> str:
+    """The dead-letter topic of `topic`."""
+    return f"{topic}.dlq"
