@@ -23,6 +23,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from casewire_common.events import EventRecord
+from casewire_common.pg import Connection
 
 log = structlog.get_logger(__name__)
 
@@ -34,7 +35,7 @@ def notify_channel(schema: str) -> str:
 
 
 async def add_to_outbox(
-    connection: asyncpg.Connection, schema: str, records: Sequence[tuple[str, EventRecord]]
+    connection: Connection, schema: str, records: Sequence[tuple[str, EventRecord]]
 ) -> None:
     """Queue (topic, event) pairs inside the caller's transaction; the relay wakes on commit."""
     if not records:
@@ -136,7 +137,7 @@ class OutboxRelay:
     def _on_notify(self, *_: object) -> None:
         self._wakeup.set()
 
-    async def relay_once(self, connection: asyncpg.Connection) -> int:
+    async def relay_once(self, connection: Connection) -> int:
         """Publish one batch of pending rows in id order; returns how many were relayed."""
         rows = await connection.fetch(
             f'SELECT id, topic, key, headers, value FROM "{self._schema}".outbox'

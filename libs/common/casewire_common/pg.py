@@ -9,8 +9,12 @@ from importlib.resources.abc import Traversable
 
 import asyncpg
 import structlog
+from asyncpg.pool import PoolConnectionProxy
 
 log = structlog.get_logger(__name__)
+
+# A connection of one's own or one borrowed from a pool: repositories accept either.
+Connection = asyncpg.Connection | PoolConnectionProxy
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -74,7 +78,7 @@ async def migrate(dsn: str, schema: str, package: str) -> list[str]:
     return applied
 
 
-async def pending_migrations(connection: asyncpg.Connection, schema: str, package: str) -> int:
+async def pending_migrations(connection: Connection, schema: str, package: str) -> int:
     """How many migrations are not applied yet: a service refuses to start on an old schema."""
     exists = await connection.fetchval("SELECT to_regclass($1)", f"{schema}.schema_migrations")
     known = {migration.version for migration in load_migrations(package)}

@@ -1,0 +1,47 @@
+"""Kafka entrypoint of the router: canonical messages in, in batches."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from casewire_common import topics
+from casewire_common.kafka import records_of
+from faststream import AckPolicy
+from faststream.kafka import KafkaRouter
+from faststream.kafka.annotations import KafkaMessage
+
+from casewire_router.service import TRANSIENT_ERRORS, RoutingService
+from casewire_router.settings import RouterSettings
+
+
+async def _raw_bodies(message: Any) -> Any:
+    """Leave decoding to the handler, so one unreadable record cannot stall its partition."""
+    return [record.value for record in records_of(message.raw_message)]
+
+
+def kafka_router(service: RoutingService, settings: RouterSettings) -> KafkaRouter:
+    router = KafkaRouter()
+
+    @router.subscriber(
+        topics.MESSAGES,
+        group_id=settings.router_consumer_group,
+        batch=True,
+        max_records=settings.consumer_max_records,
+        batch_timeout_ms=50,
+        auto_offset_reset="earliest",
+        session_timeout_ms=settings.consumer_session_timeout_ms,
+        heartbeat_interval_ms=max(1000, settings.consumer_session_timeout_ms // 4),
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=_raw_bodies,
+        title="router: canonical messages",
+        description="Threads messages into cases, routes and assigns them.",
+    )
+    async def on_messages(message: KafkaMessage) -> None:
+        try:
+            await service.handle_records(records_of(message.raw_message))
+        except TRANSIENT_ERRORS:
+            await asyncio.sleep(1.0)  # PostgreSQL is away: redeliver after a pause
+            raise
+
+    return router

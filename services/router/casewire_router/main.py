@@ -1,0 +1,88 @@
+"""The router app: canonical messages in; cases in PostgreSQL and case events out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import structlog
+from casewire_common.http import kafka_check, mount_operations, postgres_check
+from casewire_common.kafka import DeadLetters, build_broker
+from casewire_common.logging import configure_logging
+from casewire_common.metrics import new_registry
+from casewire_common.outbox import OutboxMetrics, OutboxRelay
+from casewire_common.pg import pending_migrations
+from fastapi import FastAPI
+
+from casewire_router.adapters import repository
+from casewire_router.domain.agents_file import parse_agents
+from casewire_router.domain.routing import Router
+from casewire_router.domain.rules import load_rules
+from casewire_router.domain.urgency import default_model
+from casewire_router.entrypoints.kafka import kafka_router
+from casewire_router.service import RouterMetrics, RoutingService
+from casewire_router.settings import RouterSettings
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(settings: RouterSettings | None = None) -> FastAPI:
+    settings = settings or RouterSettings()
+    configure_logging(settings.log_level)
+    dsn = settings.database_url.get_secret_value()
+    registry = new_registry()
+    broker = build_broker(settings.kafka_bootstrap_servers, registry, "router")
+    router = Router(rules=load_rules(str(settings.router_rules)), urgency=default_model())
+    pool: asyncpg.Pool = asyncpg.create_pool(dsn, min_size=1, max_size=5)
+
+    async def publish(topic: str, key: str, headers: dict[str, str], value: bytes) -> Any:
+        return await broker.publish(
+            value, topic=topic, key=key.encode(), headers=headers, no_confirm=True
+        )
+
+    relay = OutboxRelay(dsn, repository.SCHEMA, publish, OutboxMetrics(registry, "router"))
+    service = RoutingService(
+        pool, router, DeadLetters(broker, registry, "router"), relay, RouterMetrics(registry)
+    )
+    broker.include_router(kafka_router(service, settings))
+    ready = {"pool": False}
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await pool
+        async with pool.acquire() as connection:
+            pending = await pending_migrations(
+                connection, repository.SCHEMA, repository.MIGRATIONS_PACKAGE
+            )
+            if pending:
+                raise RuntimeError(
+                    f"{pending} database migration(s) pending: run `casewire-router migrate`"
+                )
+            if settings.router_agents is not None:
+                agents = parse_agents(settings.router_agents.read_text("utf-8"))
+                await repository.sync_agents(
+                    connection, [agent.model_dump() for agent in agents.agents]
+                )
+        ready["pool"] = True
+        await broker.start()
+        await relay.start()
+        log.info("router started", rules_version=router.rules.version)
+        try:
+            yield
+        finally:
+            await relay.stop()  # rows not yet relayed stay in the outbox for the next start
+            await broker.stop()
+            await pool.close()
+
+    app = FastAPI(title="Casewire router", lifespan=lifespan)
+    mount_operations(
+        app,
+        registry,
+        {
+            "kafka": kafka_check(broker),
+            "postgres": postgres_check(lambda: pool if ready["pool"] else None),
+        },
+    )
+    return app

@@ -1,0 +1,181 @@
+"""The router's use case: a batch of canonical messages in, case changes and events out.
+
+One transaction per batch holds the case changes, the outbox rows and the processed-message
+markers, so a redelivered batch changes nothing and a crash loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import asyncpg
+import structlog
+from aiokafka import ConsumerRecord
+from casewire_common import events as ev
+from casewire_common import topics
+from casewire_common.events import encode_event
+from casewire_common.kafka import DeadLetters
+from casewire_common.messages import CanonicalMessage
+from casewire_common.outbox import OutboxRelay, add_to_outbox
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from pydantic import ValidationError
+
+from casewire_router.adapters import repository
+from casewire_router.domain.routing import BatchOutcome, Router
+
+log = structlog.get_logger(__name__)
+
+EVENT_SOURCE = "casewire/router"
+
+# Errors that mean "PostgreSQL is not reachable right now": retry the batch, never dead-letter.
+TRANSIENT_ERRORS = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.SerializationError,
+)
+
+
+class RouterMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.messages = Counter(
+            "casewire_router_messages_total",
+            "Canonical messages applied to cases, by direction.",
+            ["direction"],
+            registry=registry,
+        )
+        self.duplicates = Counter(
+            "casewire_router_duplicates_total",
+            "Messages skipped because they were processed before (redelivery).",
+            registry=registry,
+        )
+        self.cases_created = Counter(
+            "casewire_router_cases_created_total",
+            "Cases opened, by team and priority.",
+            ["team", "priority"],
+            registry=registry,
+        )
+        self.assignments = Counter(
+            "casewire_router_assignments_total",
+            "Cases given to an agent, by team.",
+            ["team"],
+            registry=registry,
+        )
+        self.batch_seconds = Histogram(
+            "casewire_router_batch_seconds",
+            "Time to apply one batch of messages (one transaction).",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=registry,
+        )
+
+
+class RoutingService:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        router: Router,
+        dead_letters: DeadLetters,
+        relay: OutboxRelay,
+        metrics: RouterMetrics,
+    ) -> None:
+        self._pool = pool
+        self.router = router
+        self._dead_letters = dead_letters
+        self._relay = relay
+        self._metrics = metrics
+
+    async def handle_records(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        """Apply a batch of Kafka records; unreadable or unprocessable ones are dead-lettered."""
+        parsed: list[tuple[ConsumerRecord[bytes, bytes], CanonicalMessage]] = []
+        rejected: list[tuple[ConsumerRecord[bytes, bytes], str, str]] = []
+        for record in records:
+            try:
+                parsed.append((record, CanonicalMessage.model_validate_json(record.value or b"")))
+            except ValidationError as error:
+                rejected.append((record, "invalid_message", _summary(error)))
+        if rejected:
+            await self._dead_letters.send_many(rejected)
+        if not parsed:
+            return
+        started = time.perf_counter()
+        try:
+            await self._apply([message for _, message in parsed])
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception:
+            # One bad message must not block its partition: find it by applying one at a time.
+            log.exception("batch failed; retrying message by message", size=len(parsed))
+            for record, message in parsed:
+                try:
+                    await self._apply([message])
+                except TRANSIENT_ERRORS:
+                    raise
+                except Exception as error:
+                    await self._dead_letters.send(record, "processing_failed", repr(error))
+        self._metrics.batch_seconds.observe(time.perf_counter() - started)
+
+    async def _apply(self, messages: Sequence[CanonicalMessage]) -> None:
+        now = datetime.now(UTC)
+        async with self._pool.acquire() as connection, connection.transaction():
+            fresh = await repository.claim_new(connection, messages)
+            self._metrics.duplicates.inc(len(messages) - len(fresh))
+            if not fresh:
+                return
+            open_cases = await repository.lock_open_cases(
+                connection, (message.conversation_id for message in fresh)
+            )
+            may_open_case = any(
+                message.direction == "inbound"
+                and message.event == "message"
+                and message.conversation_id not in open_cases
+                for message in fresh
+            )
+            agents = await repository.lock_agents(connection) if may_open_case else {}
+            outcome = self.router.route_batch(
+                fresh, open_cases, agents, new_id=lambda: str(uuid.uuid4()), now=now
+            )
+            await repository.save_outcome(connection, outcome)
+            await add_to_outbox(connection, repository.SCHEMA, _event_records(outcome, now))
+        self._relay.wake()
+        self._count(fresh, outcome)
+
+    def _count(self, fresh: Sequence[CanonicalMessage], outcome: BatchOutcome) -> None:
+        for message in fresh:
+            self._metrics.messages.labels(message.direction).inc()
+        for event in outcome.events:
+            case = event.data.case
+            if event.type == ev.CASE_CREATED:
+                self._metrics.cases_created.labels(case.team, case.priority).inc()
+            elif event.type == ev.CASE_ASSIGNED:
+                self._metrics.assignments.labels(case.team).inc()
+
+
+def _event_records(outcome: BatchOutcome, now: datetime) -> list[tuple[str, ev.EventRecord]]:
+    return [
+        (
+            topics.CASE_EVENTS,
+            encode_event(
+                event_id=str(uuid.uuid4()),
+                event_type=event.type,
+                source=EVENT_SOURCE,
+                subject=event.case_id,
+                time=now,
+                data=event.data,
+            ),
+        )
+        for event in outcome.events
+    ]
+
+
+def _summary(error: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(part) for part in item['loc']) or '(body)'}: {item['msg']}"
+        for item in error.errors()[:5]
+    )

@@ -1,0 +1,144 @@
+import itertools
+
+from casewire_common import events as ev
+from casewire_common.messages import CanonicalMessage
+from casewire_router.domain.assignment import AgentState, choose_agent
+from casewire_router.domain.routing import BatchOutcome, CaseState, Router
+from casewire_router.domain.rules import parse_rules
+from casewire_router.domain.urgency import default_model, priority_for, score
+
+from tests.unit.router.factories import T0, message
+
+RULES = parse_rules(
+    """
+version: 1
+default_team: care
+teams: [care, shipping]
+rules:
+  - id: shipping
+    when: {any: [shipping, "حالة الطلب"]}
+    then: {team: shipping, priority: P3, tags: [shipping]}
+  - id: praise
+    when: {any: ["thank you"]}
+    then: {skip: true}
+    stop: true
+"""
+)
+
+
+def agents() -> dict[str, AgentState]:
+    return {
+        "amal": AgentState("amal", ["shipping", "care"], ["ar", "en"], 2, True, 0, None),
+        "nikos": AgentState("nikos", ["care"], ["el", "en"], 1, True, 0, None),
+        "off": AgentState("off", ["shipping"], ["ar"], 5, False, 0, None),
+    }
+
+
+def route(
+    messages: list[CanonicalMessage],
+    open_cases: dict[str, CaseState],
+    team_agents: dict[str, AgentState],
+) -> BatchOutcome:
+    counter = itertools.count(1)
+    return Router(RULES, default_model()).route_batch(
+        messages, open_cases, team_agents, new_id=lambda: f"case-{next(counter)}", now=T0
+    )
+
+
+def test_first_customer_message_opens_an_assigned_case_with_its_decision() -> None:
+    team_agents = agents()
+    outcome = route([message("where is my shipping?", language="en")], {}, team_agents)
+    types = [event.type for event in outcome.events]
+    assert types == [ev.CASE_CREATED, ev.CASE_ASSIGNED]
+    case = outcome.cases["case-1"]
+    assert (case.team, case.status, case.assignee) == ("shipping", "assigned", "amal")
+    decision = outcome.events[1].data.decision
+    assert decision is not None
+    assert decision.matched_rules == ["shipping"]
+    assert decision.assignee == "amal"
+    assert [c.agent_id for c in decision.candidates] == ["amal", "off"]
+    assert team_agents["amal"].load == 1
+
+
+def test_follow_up_threads_into_the_open_case_and_brand_reply_is_first_response() -> None:
+    open_cases: dict[str, CaseState] = {}
+    outcome = route(
+        [
+            message("shipping?", pid="1"),
+            message("hello??", pid="2", minutes=1),
+            message("We are on it", pid="3", direction="outbound", author="brand", minutes=5),
+            message("ok", pid="4", minutes=6),
+            message("Done", pid="5", direction="outbound", author="brand", minutes=7),
+        ],
+        open_cases,
+        agents(),
+    )
+    assert list(outcome.cases) == ["case-1"]
+    responded = [e for e in outcome.events if e.type == ev.CASE_RESPONDED]
+    assert [e.data.first_response for e in responded] == [True, False]
+    assert outcome.cases["case-1"].first_response_at == T0.replace(minute=5)
+    assert [e.type for e in outcome.events].count(ev.CASE_MESSAGE_ADDED) == 2
+
+
+def test_brand_message_without_a_case_opens_nothing() -> None:
+    outcome = route([message("Hi!", direction="outbound", author="brand")], {}, agents())
+    assert outcome.cases == {}
+    assert outcome.events == []
+    assert len(outcome.stored_messages) == 1
+
+
+def test_skip_rule_closes_the_case_as_no_action_without_assignment() -> None:
+    team_agents = agents()
+    open_cases: dict[str, CaseState] = {}
+    outcome = route([message("thank you!")], open_cases, team_agents)
+    case = outcome.cases["case-1"]
+    assert case.status == "no_action"
+    assert case.resolved_at == T0
+    assert open_cases == {}
+    assert all(agent.load == 0 for agent in team_agents.values())
+
+
+def test_case_waits_in_queue_when_nobody_has_room() -> None:
+    team_agents = agents()
+    team_agents["nikos"].load = 1
+    team_agents["amal"].online = False
+    outcome = route([message("hello")], {}, team_agents)
+    assert [e.type for e in outcome.events] == [ev.CASE_CREATED]
+    assert outcome.cases["case-1"].status == "queued"
+
+
+def test_assignment_never_exceeds_capacity_and_prefers_language() -> None:
+    pool = agents()
+    choice = choose_agent("care", "el", list(pool.values()))
+    assert choice.agent_id == "nikos"
+    pool["nikos"].load = 1
+    choice = choose_agent("care", "el", list(pool.values()))
+    assert choice.agent_id == "amal"
+    assert "nobody with room speaks el" in choice.reason
+
+
+def test_least_loaded_then_longest_waiting_wins() -> None:
+    a = AgentState("a", ["care"], [], 4, True, 2, None)
+    b = AgentState("b", ["care"], [], 4, True, 1, T0)
+    c = AgentState("c", ["care"], [], 4, True, 1, T0.replace(hour=8))
+    assert choose_agent("care", None, [a, b, c]).agent_id == "c"
+
+
+def test_crisis_words_in_every_language_raise_urgency_to_p1_or_p2() -> None:
+    model = default_model()
+    for text in (
+        "the app is down and I was hacked",
+        "التطبيق لا يعمل وتم اختراق حسابي",
+        "η εφαρμογή δεν λειτουργεί, απάτη!",
+        "แอปล่ม ใช้งานไม่ได้เลย",
+        "la app no funciona, es una estafa",
+    ):
+        urgency = score(model, message(text))
+        assert priority_for(urgency.score) in {"P1", "P2"}, (text, urgency)
+        assert "crisis" in {signal.name for signal in urgency.signals}
+
+
+def test_calm_private_question_is_low_priority() -> None:
+    urgency = score(default_model(), message("what are your opening hours?", channel="dm"))
+    assert urgency.score == 0
+    assert priority_for(urgency.score) == "P4"
