@@ -1,0 +1,105 @@
+"""Helpers for tests against the real broker and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import TypeVar
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from casewire_common.events import DecodedEvent, decode_event
+from fastapi import FastAPI
+
+T = TypeVar("T")
+
+
+@asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Run an app's lifespan (broker, pool, relay) and give an HTTP client for it."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            yield client
+
+
+@asynccontextmanager
+async def producer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
+    kafka = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await kafka.start()
+    try:
+        yield kafka
+    finally:
+        await kafka.stop()
+
+
+@asynccontextmanager
+async def consumer(bootstrap: str, topic: str, group: str) -> AsyncIterator[AIOKafkaConsumer]:
+    kafka = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+    )
+    await kafka.start()
+    try:
+        yield kafka
+    finally:
+        await kafka.stop()
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]], done: Callable[[T], bool], timeout: float = 30.0
+) -> T:
+    """Poll `probe` until `done(result)`; returns the last result (the caller asserts on it)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    result = await probe()
+    while not done(result) and loop.time() < deadline:
+        await asyncio.sleep(0.1)
+        result = await probe()
+    return result
+
+
+class EventReader:
+    """Collects CloudEvents from a topic, keeping those whose subject a test cares about."""
+
+    def __init__(self, kafka: AIOKafkaConsumer) -> None:
+        self._kafka = kafka
+        self.events: list[DecodedEvent] = []
+        self.records: list[ConsumerRecord[bytes, bytes]] = []
+
+    async def read_until(
+        self,
+        done: Callable[[list[DecodedEvent]], bool],
+        keep: Callable[[DecodedEvent], bool],
+        timeout: float = 30.0,
+    ) -> list[DecodedEvent]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not done(self.events) and loop.time() < deadline:
+            batch = await self._kafka.getmany(timeout_ms=200)
+            for records in batch.values():
+                for record in records:
+                    event = decode_event(record.headers, record.value or b"", record.key)
+                    if keep(event):
+                        self.events.append(event)
+                        self.records.append(record)
+        return self.events
+
+
+def metric_value(text: str, name: str, labels: dict[str, str] | None = None) -> float:
+    """The sum of a metric's samples (optionally those carrying `labels`) in Prometheus text."""
+    total = 0.0
+    for line in text.splitlines():
+        match = re.match(rf"^{re.escape(name)}(\{{[^}}]*\}})? (\S+)$", line)
+        if not match:
+            continue
+        if labels and not all(f'{k}="{v}"' in (match.group(1) or "") for k, v in labels.items()):
+            continue
+        total += float(match.group(2))
+    return total
