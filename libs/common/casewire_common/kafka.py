@@ -83,3 +83,12 @@ class DeadLetters:
                 reason=reason,
             )
         await asyncio.gather(*futures)
+
+
+async def stop_broker(broker: KafkaBroker, timeout: float = 10.0) -> None:
+    """Stop consumers and producer, but never hang on a broker that went away: what is still
+    unsent was never acknowledged to anyone (ingest answered 503, the outbox keeps its rows)."""
+    try:
+        await asyncio.wait_for(broker.stop(), timeout)
+    except TimeoutError:
+        log.warning("Kafka did not acknowledge pending records before shutdown", timeout=timeout)

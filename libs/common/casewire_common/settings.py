@@ -32,5 +32,8 @@ class ServiceSettings(BaseSettings):
     debug_content: bool = Field(
         default=False, description="Log message text and personal data (never in production)."
     )
+    shutdown_timeout_seconds: float = Field(
+        default=10.0, description="How long shutdown waits for Kafka to take pending records."
+    )
     consumer_session_timeout_ms: int = 10_000
     consumer_max_records: int = 500

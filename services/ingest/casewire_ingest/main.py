@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from casewire_common.http import kafka_check, mount_operations
-from casewire_common.kafka import build_broker
+from casewire_common.kafka import build_broker, stop_broker
 from casewire_common.logging import configure_logging
 from casewire_common.metrics import new_registry
 from fastapi import FastAPI
@@ -29,7 +29,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await broker.stop()
+            await stop_broker(broker, settings.shutdown_timeout_seconds)
 
     app = FastAPI(title="Casewire ingest", lifespan=lifespan)
     app.include_router(

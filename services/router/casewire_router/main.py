@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import structlog
 from casewire_common.http import kafka_check, mount_operations, postgres_check
-from casewire_common.kafka import DeadLetters, build_broker
+from casewire_common.kafka import DeadLetters, build_broker, stop_broker
 from casewire_common.logging import configure_logging
 from casewire_common.metrics import new_registry
 from casewire_common.outbox import OutboxMetrics, OutboxRelay
@@ -73,7 +73,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
             yield
         finally:
             await relay.stop()  # rows not yet relayed stay in the outbox for the next start
-            await broker.stop()
+            await stop_broker(broker, settings.shutdown_timeout_seconds)
             await pool.close()
 
     app = FastAPI(title="Casewire router", lifespan=lifespan)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Protocol
 
 from casewire_common import topics
 from casewire_common.messages import CanonicalMessage
@@ -31,6 +32,13 @@ class IngestMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=registry,
         )
+
+
+class IngestPublisher(Protocol):
+    async def publish(
+        self, raw_body: bytes, raw_key: str, source: str, messages: Sequence[CanonicalMessage]
+    ) -> None:
+        """Return only once the body and its messages are acknowledged by Kafka."""
 
 
 class KafkaIngestPublisher:

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from casewire_ingest.adapters.publisher import IngestMetrics, KafkaIngestPublisher
+from casewire_ingest.adapters.publisher import IngestMetrics, IngestPublisher
 from casewire_ingest.domain.generic import GenericMessage, to_canonical
 
 log = structlog.get_logger(__name__)
@@ -34,7 +34,7 @@ def _validation_detail(error: ValidationError) -> list[dict[str, Any]]:
 
 
 def http_router(
-    publisher: KafkaIngestPublisher,
+    publisher: IngestPublisher,
     metrics: IngestMetrics,
     *,
     max_body_bytes: int,

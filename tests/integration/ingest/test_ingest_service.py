@@ -1,0 +1,96 @@
+"""Ingest against the real broker: raw body and canonical message written before the 202."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from casewire_common import topics
+from casewire_common.messages import CanonicalMessage
+from casewire_dev import stack as local_stack
+from casewire_ingest.main import create_app
+from casewire_ingest.settings import IngestSettings
+
+from tests.integration.helpers import consumer, eventually, metric_value, running
+
+
+def generic(pid: str, conversation: str) -> dict[str, object]:
+    return {
+        "platform": "whatsapp",
+        "channel": "dm",
+        "direction": "inbound",
+        "account_id": "106540352242922",
+        "platform_message_id": pid,
+        "conversation_id": conversation,
+        "author": {"id": "16505551234", "name": "Noura"},
+        "text": "مرحبا، طلبي لم يصل بعد",
+        "language": "ar",
+        "sent_at": "2026-11-28T08:00:00Z",
+    }
+
+
+async def test_accepted_message_is_on_the_raw_and_messages_topics_keyed_by_conversation(
+    kafka_bootstrap: str, unique: str
+) -> None:
+    app = create_app(IngestSettings(kafka_bootstrap_servers=kafka_bootstrap))
+    conversation = f"whatsapp:106540352242922:{unique}"
+    async with (
+        running(app) as client,
+        consumer(kafka_bootstrap, topics.MESSAGES, f"m-{unique}") as messages_in,
+        consumer(kafka_bootstrap, topics.RAW, f"r-{unique}") as raw_in,
+    ):
+        response = await client.post("/v1/messages", json=generic(f"wamid.{unique}", conversation))
+        assert response.status_code == 202, response.text
+        found: list[CanonicalMessage] = []
+        raw_found: list[bytes] = []
+
+        async def read() -> int:
+            for source in (messages_in, raw_in):
+                batch = await source.getmany(timeout_ms=100)
+                for records in batch.values():
+                    for record in records:
+                        if record.key != conversation.encode():
+                            continue
+                        if source is messages_in:
+                            found.append(CanonicalMessage.model_validate_json(record.value))
+                        else:
+                            raw_found.append(record.value)
+            return len(found) + len(raw_found)
+
+        await eventually(read, lambda count: count >= 2)
+        assert len(found) == 1
+        assert found[0].id == response.json()["id"]
+        assert found[0].text == "مرحبا، طلبي لم يصل بعد"
+        assert found[0].visibility == "private"
+        assert len(raw_found) == 1
+        assert json.loads(raw_found[0])["platform_message_id"] == f"wamid.{unique}"
+        metrics = (await client.get("/metrics")).text
+        assert (
+            metric_value(
+                metrics, "casewire_ingest_messages_total", {"platform": "whatsapp", "channel": "dm"}
+            )
+            == 1
+        )
+        assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_kafka_down_answers_503_and_readyz_fails_but_healthz_stays_alive(
+    tmp_path: Path, unique: str
+) -> None:
+    port = local_stack.free_port()
+    local_stack.start_broker(tmp_path, port)
+    bootstrap = f"127.0.0.1:{port}"
+    await local_stack.create_topics(bootstrap, partitions=1)
+    app = create_app(IngestSettings(kafka_bootstrap_servers=bootstrap, publish_timeout_seconds=3))
+    try:
+        async with running(app) as client:
+            accepted = await client.post("/v1/messages", json=generic(f"a{unique}", unique))
+            assert accepted.status_code == 202
+            local_stack.stop_broker(tmp_path)
+            refused = await client.post("/v1/messages", json=generic(f"b{unique}", unique))
+            assert refused.status_code == 503
+            assert "retry" in refused.json()["error"]
+            assert (await client.get("/healthz")).status_code == 200
+            assert (await client.get("/readyz")).status_code == 503
+    finally:
+        local_stack.stop_broker(tmp_path)
