@@ -1,0 +1,71 @@
+"""SLA alerts as CloudEvents for `casewire.sla-alerts.v1`, keyed by case id."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from casewire_common import topics
+from casewire_common.events import ClockName, EventRecord, Priority, SlaAlertData, encode_event
+
+SOURCE = "casewire/sla"
+# An alert that leaves more than this after its instant is marked `late`.
+LATE_AFTER = timedelta(seconds=1)
+_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://casewire/sla-alerts")
+
+
+@dataclass(frozen=True)
+class ClockRecord:
+    """A clock as stored: what every alert about it carries."""
+
+    id: int
+    case_id: str
+    clock: ClockName
+    policy_id: str
+    calendar_id: str
+    target_seconds: int
+    started_at: datetime
+    due_at: datetime
+    team: str
+    priority: Priority
+
+
+def alert_event_id(clock: ClockRecord, event_type: str, fraction: float | None) -> str:
+    """Derived from what the alert is about, so the same alert always has the same id."""
+    name = f"{clock.case_id}|{clock.clock}|{clock.started_at.isoformat()}|{event_type}|{fraction}"
+    return str(uuid.uuid5(_ID_NAMESPACE, name))
+
+
+def alert_record(
+    clock: ClockRecord,
+    event_type: str,
+    *,
+    time: datetime,
+    fraction: float | None = None,
+    late: bool = False,
+    elapsed: timedelta | None = None,
+) -> tuple[str, EventRecord]:
+    """One (topic, record) pair for the outbox."""
+    data = SlaAlertData(
+        case_id=clock.case_id,
+        policy_id=clock.policy_id,
+        clock=clock.clock,
+        target_seconds=clock.target_seconds,
+        started_at=clock.started_at,
+        due_at=clock.due_at,
+        fraction=fraction,
+        late=late,
+        elapsed_seconds=None if elapsed is None else elapsed.total_seconds(),
+        team=clock.team,
+        priority=clock.priority,
+    )
+    record = encode_event(
+        event_id=alert_event_id(clock, event_type, fraction),
+        event_type=event_type,
+        source=SOURCE,
+        subject=clock.case_id,
+        time=time.astimezone(UTC),
+        data=data,
+    )
+    return topics.SLA_ALERTS, record

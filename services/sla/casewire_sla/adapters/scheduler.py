@@ -1,0 +1,111 @@
+"""Fires warnings and breaches at their instant: event time, not a fixed poll.
+
+The scheduler sleeps until the earliest pending timer (at most `max_sleep` seconds, so that
+timers written by other replicas are seen), and wakes early when this process writes a
+sooner one. Due timers are claimed with `FOR UPDATE SKIP LOCKED` and marked fired in the
+transaction that writes their alerts to the outbox: replicas never emit an alert twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import structlog
+
+from casewire_sla.adapters.metrics import SlaMetrics
+from casewire_sla.adapters.store import SlaStore
+from casewire_sla.domain.policies import PolicySet
+
+log = structlog.get_logger(__name__)
+
+# When the earliest timer is already due but was claimed by another replica, look again soon
+# rather than spin.
+_RETRY_CLAIMED_SECONDS = 0.05
+_OPEN_CLOCKS_EVERY_SECONDS = 5.0
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class TimerScheduler:
+    def __init__(
+        self,
+        store: SlaStore,
+        policies: PolicySet,
+        metrics: SlaMetrics,
+        *,
+        max_sleep: float = 1.0,
+        batch_size: int = 500,
+        now: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self._store = store
+        self._policies = policies
+        self._metrics = metrics
+        self._max_sleep = max_sleep
+        self._batch_size = batch_size
+        self._now = now
+        self._wakeup = asyncio.Event()
+        self._planned: datetime | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._open_clocks_at = 0.0
+
+    def timer_added(self, fire_at: datetime) -> None:
+        """A timer was committed by this process: wake up if it is due before the planned wake."""
+        if self._planned is None or fire_at < self._planned:
+            self._wakeup.set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="sla-timer-scheduler")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def fire_due(self) -> int:
+        """Fire every timer due now, in batches; returns how many fired."""
+        total = 0
+        while True:
+            fired = await self._store.fire_due_timers(self._policies, self._now(), self._batch_size)
+            self._metrics.record_alerts(fired)
+            total += len(fired)
+            if len(fired) < self._batch_size:
+                return total
+
+    async def _run(self) -> None:
+        while True:
+            # Cleared before looking, so a timer added while we look still wakes the sleep.
+            self._wakeup.clear()
+            self._planned = None
+            try:
+                fired = await self.fire_due()
+                next_at = await self._store.next_fire_at()
+                await self._refresh_open_clocks()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("timer scheduler pass failed; retrying")
+                fired, next_at = 0, None
+            now = self._now()
+            if next_at is None:
+                delay = self._max_sleep
+            elif next_at <= now:
+                delay = 0.0 if fired else _RETRY_CLAIMED_SECONDS
+            else:
+                delay = min(self._max_sleep, (next_at - now).total_seconds())
+            self._planned = now + timedelta(seconds=delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), delay)
+
+    async def _refresh_open_clocks(self) -> None:
+        if time.monotonic() - self._open_clocks_at < _OPEN_CLOCKS_EVERY_SECONDS:
+            return
+        self._metrics.set_open_clocks(await self._store.open_clocks())
+        self._open_clocks_at = time.monotonic()

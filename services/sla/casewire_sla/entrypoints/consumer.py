@@ -1,0 +1,115 @@
+"""The case-event consumer: `casewire.case-events.v1` in, clock changes and alerts out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import asyncpg
+import structlog
+from aiokafka import ConsumerRecord
+from casewire_common import topics
+from casewire_common.events import CaseEventData, decode_event
+from casewire_common.kafka import DeadLetters, records_of
+from faststream import AckPolicy
+from faststream.kafka import KafkaRouter
+from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.subscriber.usecase import BatchSubscriber
+from pydantic import ValidationError
+
+from casewire_sla.adapters.metrics import SlaMetrics
+from casewire_sla.adapters.scheduler import TimerScheduler
+from casewire_sla.adapters.store import BatchOutcome, CaseEvent, SlaStore
+from casewire_sla.domain.clocks import HANDLED_TYPES
+from casewire_sla.domain.policies import PolicySet
+from casewire_sla.settings import SlaSettings
+
+log = structlog.get_logger(__name__)
+
+Rejected = tuple[ConsumerRecord[bytes, bytes], str, str]
+
+
+def decode_case_event(record: ConsumerRecord[bytes, bytes]) -> CaseEvent | Rejected:
+    """A case event, or the record with the reason it cannot be processed."""
+    try:
+        event = decode_event(record.headers, record.value or b"", record.key)
+    except ValueError as error:
+        return record, "not_a_cloudevent", str(error)
+    if event.type not in HANDLED_TYPES:
+        return CaseEvent(event.id, event.type, None)
+    try:
+        data = CaseEventData.model_validate(event.data)
+    except ValidationError as error:
+        return record, "invalid_case_event", str(error)
+    return CaseEvent(event.id, event.type, data)
+
+
+def case_event_router(
+    settings: SlaSettings,
+    store: SlaStore,
+    policies: PolicySet,
+    scheduler: TimerScheduler,
+    dead_letters: DeadLetters,
+    metrics: SlaMetrics,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> tuple[KafkaRouter, BatchSubscriber]:
+    """The subscriber of case events; a failed batch is not acknowledged and is read again."""
+    router = KafkaRouter()
+    subscriber = router.subscriber(
+        topics.CASE_EVENTS,
+        group_id=settings.sla_consumer_group,
+        batch=True,
+        max_records=settings.consumer_max_records,
+        auto_offset_reset="earliest",
+        session_timeout_ms=settings.consumer_session_timeout_ms,
+        heartbeat_interval_ms=max(100, settings.consumer_session_timeout_ms // 3),
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+    )
+
+    async def apply_each(
+        accepted: list[tuple[ConsumerRecord[bytes, bytes], CaseEvent]], rejected: list[Rejected]
+    ) -> None:
+        """One transaction per event, so that one unstorable event cannot block the rest."""
+        for record, event in accepted:
+            try:
+                outcome = await store.apply_case_events([event], policies, now())
+            except (asyncpg.DataError, ValueError) as error:
+                rejected.append(
+                    (record, "unprocessable_case_event", f"{type(error).__name__}: {error}")
+                )
+                continue
+            applied(outcome)
+
+    def applied(outcome: BatchOutcome) -> None:
+        metrics.record_batch(outcome)
+        if outcome.earliest_timer is not None:
+            scheduler.timer_added(outcome.earliest_timer)
+
+    @subscriber
+    async def on_case_events(message: KafkaMessage) -> None:
+        accepted: list[tuple[ConsumerRecord[bytes, bytes], CaseEvent]] = []
+        rejected: list[Rejected] = []
+        for record in records_of(message.raw_message):
+            decoded = decode_case_event(record)
+            if isinstance(decoded, CaseEvent):
+                accepted.append((record, decoded))
+            else:
+                rejected.append(decoded)
+        # Clock changes, their alerts and the processed markers commit together; a crash
+        # before the offset commit redelivers the batch, which then changes nothing. Any
+        # other error (PostgreSQL unreachable) fails the batch: it is read again.
+        try:
+            applied(await store.apply_case_events([e for _, e in accepted], policies, now()))
+        except (asyncpg.DataError, ValueError):
+            # Data PostgreSQL refuses (e.g. a NUL character): find which event, keep the rest.
+            await apply_each(accepted, rejected)
+        if rejected:
+            await dead_letters.send_many(rejected)
+            metrics.case_events.labels("dead_lettered").inc(len(rejected))
+        log.debug(
+            "case events read",
+            events=len(accepted),
+            dead_lettered=len(rejected),
+        )
+
+    return router, subscriber

@@ -1,0 +1,141 @@
+"""The SLA app: case events in, clocks in PostgreSQL, warnings and breaches out at their instant."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from casewire_common.http import kafka_check, mount_operations, postgres_check
+from casewire_common.kafka import DeadLetters, build_broker, stop_broker
+from casewire_common.logging import configure_logging
+from casewire_common.metrics import new_registry
+from casewire_common.outbox import OutboxMetrics, OutboxRelay
+from casewire_common.pg import pending_migrations
+from fastapi import FastAPI
+from faststream.kafka import KafkaBroker
+from faststream.kafka.subscriber.usecase import BatchSubscriber
+from prometheus_client import CollectorRegistry
+
+from casewire_sla.adapters.metrics import SlaMetrics
+from casewire_sla.adapters.scheduler import TimerScheduler
+from casewire_sla.adapters.store import MIGRATIONS, SCHEMA, SlaStore
+from casewire_sla.domain.policies import PolicySet, load_policy_file
+from casewire_sla.entrypoints.consumer import case_event_router
+from casewire_sla.settings import SlaSettings
+
+log = structlog.get_logger(__name__)
+
+
+class PendingMigrationsError(RuntimeError):
+    """The database schema is older than this code: it must be migrated first."""
+
+
+@dataclass(frozen=True)
+class SlaRuntime:
+    """The pieces of a running app, on `app.state.sla` (tests and tools look inside)."""
+
+    settings: SlaSettings
+    policies: PolicySet
+    broker: KafkaBroker
+    subscriber: BatchSubscriber
+    store: SlaStore
+    scheduler: TimerScheduler
+    relay: OutboxRelay
+    metrics: SlaMetrics
+    registry: CollectorRegistry
+
+    def consumer_assigned(self) -> bool:
+        """Whether the case-event consumer has joined its group and owns partitions."""
+        consumer: Any = self.subscriber.consumer
+        return consumer is not None and bool(consumer.assignment())
+
+
+async def _drain_outbox(store: SlaStore, timeout: float) -> None:
+    """Give the relay a moment to publish what was just committed (the next start would)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    try:
+        while await store.outbox_backlog() and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+    except Exception:  # shutting down regardless: the rows stay in the outbox
+        log.warning("could not drain the outbox before stopping")
+
+
+def create_app(settings: SlaSettings | None = None) -> FastAPI:
+    settings = settings or SlaSettings()
+    configure_logging(settings.log_level)
+    # An invalid policy file stops the service here, before it touches Kafka or PostgreSQL.
+    policies = load_policy_file(settings.sla_policies)
+    registry = new_registry()
+    broker = build_broker(settings.kafka_bootstrap_servers, registry, "sla")
+    metrics = SlaMetrics(registry)
+    dsn = settings.database_url.get_secret_value()
+    store = SlaStore(dsn, pool_size=settings.sla_pool_size)
+    scheduler = TimerScheduler(
+        store,
+        policies,
+        metrics,
+        max_sleep=settings.sla_timer_max_sleep_seconds,
+        batch_size=settings.sla_timer_batch_size,
+    )
+
+    async def publish(topic: str, key: str, headers: dict[str, str], value: bytes) -> Any:
+        return await broker.publish(
+            value, topic=topic, key=key.encode(), headers=headers, no_confirm=True
+        )
+
+    relay = OutboxRelay(dsn, SCHEMA, publish, OutboxMetrics(registry, "sla"))
+    router, subscriber = case_event_router(
+        settings, store, policies, scheduler, DeadLetters(broker, registry, "sla"), metrics
+    )
+    broker.include_router(router)
+    runtime = SlaRuntime(
+        settings, policies, broker, subscriber, store, scheduler, relay, metrics, registry
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await store.open()
+        try:
+            assert store.pool is not None
+            async with store.pool.acquire() as connection:
+                pending = await pending_migrations(connection, SCHEMA, MIGRATIONS)
+            if pending:
+                raise PendingMigrationsError(
+                    f"the {SCHEMA!r} schema has {pending} pending migration(s):"
+                    " run `casewire-sla migrate` (same CASEWIRE_DATABASE_URL) before serving"
+                )
+            await broker.start()
+            try:
+                await relay.start()
+                await scheduler.start()
+                log.info(
+                    "sla started",
+                    policies=[policy.id for policy in policies.policies],
+                    group=settings.sla_consumer_group,
+                )
+                yield
+            finally:
+                # Stop reading first, then stop firing timers; the relay goes last so that
+                # what was committed is published while the broker is still connected.
+                await subscriber.stop()
+                await scheduler.stop()
+                await _drain_outbox(store, settings.sla_shutdown_drain_seconds)
+                await relay.stop()  # rows not yet relayed stay in the outbox for the next start
+                await stop_broker(broker, settings.shutdown_timeout_seconds)
+        finally:
+            await store.close()
+            log.info("sla stopped")
+
+    app = FastAPI(title="Casewire SLA", lifespan=lifespan)
+    app.state.sla = runtime
+    mount_operations(
+        app,
+        registry,
+        {"kafka": kafka_check(broker), "postgres": postgres_check(lambda: store.pool)},
+    )
+    return app

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from casewire_common.settings import ServiceSettings
+from pydantic import Field
+
+
+class SlaSettings(ServiceSettings):
+    sla_policies: Path = Field(
+        default=Path("config/sla-policies.yaml"),
+        description="The SLA policy file (CASEWIRE_SLA_POLICIES); read once at start.",
+    )
+    sla_consumer_group: str = Field(
+        default="casewire-sla", description="Kafka consumer group reading case events."
+    )
+    sla_timer_max_sleep_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="Longest the timer scheduler sleeps, so timers of other replicas are seen.",
+    )
+    sla_timer_batch_size: int = Field(default=500, gt=0)
+    sla_pool_size: int = Field(default=10, gt=1)
+    sla_shutdown_drain_seconds: float = Field(
+        default=5.0, ge=0, description="How long shutdown waits for the outbox to be published."
+    )

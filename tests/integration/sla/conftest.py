@@ -1,0 +1,135 @@
+"""Helpers for SLA integration tests: a migrated database, the app in-process, topic readers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from casewire_common.events import DecodedEvent, EventRecord, decode_event
+from casewire_common.pg import migrate
+from casewire_sla.adapters.store import MIGRATIONS, SCHEMA
+from casewire_sla.main import SlaRuntime, create_app
+from casewire_sla.settings import SlaSettings
+
+
+def policy_text(first_response: str, warn_at: str = "[]") -> str:
+    return f"""
+version: 1
+calendars: [{{id: always, always_open: true}}]
+policies:
+  - {{id: test-fast, match: {{}}, calendar: always, first_response: {first_response},
+     warn_at: {warn_at}}}
+"""
+
+
+@pytest.fixture
+async def migrated_url(database_url: str) -> str:
+    await migrate(database_url, SCHEMA, MIGRATIONS)
+    return database_url
+
+
+def sla_settings(
+    tmp_path: Path, kafka_bootstrap: str, database_url: str, unique: str, policies: str
+) -> SlaSettings:
+    path = tmp_path / f"sla-policies-{unique}.yaml"
+    path.write_text(policies, encoding="utf-8")
+    return SlaSettings(
+        kafka_bootstrap_servers=kafka_bootstrap,
+        database_url=database_url,
+        sla_policies=path,
+        sla_consumer_group=f"sla-test-{unique}",
+        consumer_session_timeout_ms=6000,
+        log_level="WARNING",
+    )
+
+
+async def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+@asynccontextmanager
+async def running_sla(settings: SlaSettings) -> AsyncIterator[SlaRuntime]:
+    """The whole app, lifespan included, with its consumer joined to its group."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        runtime: SlaRuntime = app.state.sla
+        await wait_for(runtime.consumer_assigned, "the case-event consumer to be assigned")
+        yield runtime
+
+
+@asynccontextmanager
+async def topic_reader(bootstrap: str, topic: str) -> AsyncIterator[AIOKafkaConsumer]:
+    """Reads every partition of a topic from the start, without a group (no join delay)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        await consumer.topics()
+        partitions = consumer.partitions_for_topic(topic) or set()
+        assert partitions, f"topic {topic} has no partitions"
+        consumer.assign([TopicPartition(topic, partition) for partition in partitions])
+        await consumer.seek_to_beginning()
+        yield consumer
+    finally:
+        await consumer.stop()
+
+
+@asynccontextmanager
+async def producer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
+    client = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await client.start()
+    try:
+        yield client
+    finally:
+        await client.stop()
+
+
+async def publish(client: AIOKafkaProducer, topic: str, record: EventRecord) -> None:
+    await client.send_and_wait(
+        topic, record.value, key=record.key.encode(), headers=list(record.headers.items())
+    )
+
+
+class Alerts:
+    """The SLA alerts of one case read so far, with when each reached Kafka."""
+
+    def __init__(self, case_id: str) -> None:
+        self.case_id = case_id
+        self.events: list[tuple[DecodedEvent, datetime]] = []
+
+    def add(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        for record in records:
+            if record.key != self.case_id.encode():
+                continue
+            event = decode_event(record.headers, record.value or b"", record.key)
+            self.events.append((event, datetime.fromtimestamp(record.timestamp / 1000, UTC)))
+
+    def types(self) -> list[str]:
+        return [event.type for event, _ in self.events]
+
+    def of_type(self, event_type: str) -> list[tuple[DecodedEvent, datetime]]:
+        return [(event, at) for event, at in self.events if event.type == event_type]
+
+
+async def read_alerts(
+    reader: AIOKafkaConsumer,
+    alerts: Alerts,
+    until: Callable[[Alerts], bool],
+    timeout: float,
+) -> None:
+    """Read until `until(alerts)` holds or `timeout` passes (a timeout is not a failure here)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline and not until(alerts):
+        batch = await reader.getmany(timeout_ms=100)
+        for records in batch.values():
+            alerts.add(records)

@@ -1,0 +1,155 @@
+"""The SLA tables on the real PostgreSQL: idempotence, late alerts, and several replicas."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+from casewire_common.events import (
+    CASE_CREATED,
+    CASE_RESPONDED,
+    SLA_BREACHED,
+    SLA_CLOCK_FULFILLED,
+    SLA_CLOCK_STARTED,
+    SLA_WARNING,
+    CaseEventData,
+)
+from casewire_sla.adapters.store import CaseEvent, SlaStore
+from casewire_sla.domain.policies import PolicySet, parse_policy_set
+
+from tests.integration.sla.conftest import policy_text
+from tests.unit.sla.factories import snapshot
+
+pytestmark = pytest.mark.integration
+
+POLICIES: PolicySet = parse_policy_set(policy_text("10s", "[0.5, 0.8]"))
+
+
+@pytest.fixture
+async def store(migrated_url: str) -> AsyncIterator[SlaStore]:
+    opened = SlaStore(migrated_url)
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def created(case_id: str, opened_at: datetime) -> CaseEvent:
+    return CaseEvent(
+        str(uuid.uuid4()), CASE_CREATED, CaseEventData(case=snapshot(case_id, opened_at))
+    )
+
+
+def responded(case_id: str, opened_at: datetime, replied_at: datetime) -> CaseEvent:
+    case = snapshot(case_id, opened_at, first_response_at=replied_at)
+    return CaseEvent(
+        str(uuid.uuid4()), CASE_RESPONDED, CaseEventData(case=case, first_response=True)
+    )
+
+
+async def outbox_types(pg: asyncpg.Connection) -> list[str]:
+    rows = await pg.fetch("SELECT headers->>'ce_type' AS type FROM sla.outbox ORDER BY id")
+    return [row["type"] for row in rows]
+
+
+async def test_batch_applied_twice_changes_nothing_the_second_time(
+    store: SlaStore, pg: asyncpg.Connection
+) -> None:
+    now = datetime.now(UTC)
+    batch = [created("c-1", now), created("c-2", now)]
+    first = await store.apply_case_events(batch, POLICIES, now)
+    second = await store.apply_case_events(batch, POLICIES, now)
+    assert (first.applied, len(first.started)) == (2, 2)
+    assert (second.applied, second.duplicates, len(second.started)) == (0, 2, 0)
+    assert await pg.fetchval("SELECT count(*) FROM sla.clocks") == 2
+    assert await pg.fetchval("SELECT count(*) FROM sla.timers") == 6  # 2 warnings + breach each
+    assert await outbox_types(pg) == [SLA_CLOCK_STARTED, SLA_CLOCK_STARTED]
+
+
+async def test_created_and_replied_in_one_batch_start_and_fulfil_the_clock(
+    store: SlaStore, pg: asyncpg.Connection
+) -> None:
+    now = datetime.now(UTC)
+    outcome = await store.apply_case_events(
+        [created("c-1", now), responded("c-1", now, now + timedelta(seconds=2))], POLICIES, now
+    )
+    assert [clock.case_id for clock, _ in outcome.fulfilled] == ["c-1"]
+    assert outcome.fired == []
+    assert await outbox_types(pg) == [SLA_CLOCK_STARTED, SLA_CLOCK_FULFILLED]
+    assert await pg.fetchval("SELECT count(*) FROM sla.timers") == 0
+
+
+async def test_reply_after_due_read_before_the_timer_fired_still_raises_the_breach_late(
+    store: SlaStore, pg: asyncpg.Connection
+) -> None:
+    opened_at = datetime.now(UTC) - timedelta(seconds=30)
+    await store.apply_case_events([created("c-1", opened_at)], POLICIES, opened_at)
+    # The reply came 12 s after opening (due at 10 s) but is read before any timer fired.
+    now = datetime.now(UTC)
+    outcome = await store.apply_case_events(
+        [responded("c-1", opened_at, opened_at + timedelta(seconds=12))], POLICIES, now
+    )
+    assert [(alert.kind, alert.fraction, alert.late) for alert in outcome.fired] == [
+        ("warning", 0.5, True),
+        ("warning", 0.8, True),
+        ("breach", 1.0, True),
+    ]
+    assert await outbox_types(pg) == [
+        SLA_CLOCK_STARTED,
+        SLA_WARNING,
+        SLA_WARNING,
+        SLA_BREACHED,
+        SLA_CLOCK_FULFILLED,
+    ]
+    assert await pg.fetchval("SELECT breached_at IS NOT NULL FROM sla.clocks") is True
+
+
+async def test_timers_fire_once_even_with_several_replicas_firing_at_the_same_time(
+    store: SlaStore, migrated_url: str, pg: asyncpg.Connection
+) -> None:
+    opened_at = datetime.now(UTC) - timedelta(minutes=5)
+    cases = 150
+    await store.apply_case_events(
+        [created(f"c-{n}", opened_at) for n in range(cases)], POLICIES, opened_at
+    )
+    replicas = [SlaStore(migrated_url) for _ in range(3)]
+    for replica in replicas:
+        await replica.open()
+    try:
+
+        async def fire_until_none_left(replica: SlaStore) -> int:
+            fired = 0
+            while batch := await replica.fire_due_timers(POLICIES, datetime.now(UTC), 20):
+                fired += len(batch)
+            return fired
+
+        counts = await asyncio.gather(
+            *(fire_until_none_left(replica) for replica in replicas for _ in range(2))
+        )
+    finally:
+        for replica in replicas:
+            await replica.close()
+
+    assert sum(counts) == cases * 3
+    assert sum(1 for count in counts if count) > 1  # the work really was shared
+    rows = await pg.fetch(
+        "SELECT headers->>'ce_id' AS id, headers->>'ce_type' AS type FROM sla.outbox"
+        " WHERE headers->>'ce_type' IN ($1, $2)",
+        SLA_WARNING,
+        SLA_BREACHED,
+    )
+    assert len(rows) == cases * 3
+    assert len({row["id"] for row in rows}) == cases * 3
+    assert await pg.fetchval("SELECT count(*) FROM sla.timers WHERE fired_at IS NULL") == 0
+
+
+async def test_next_fire_at_is_the_earliest_pending_timer(store: SlaStore) -> None:
+    now = datetime.now(UTC)
+    assert await store.next_fire_at() is None
+    await store.apply_case_events([created("c-1", now)], POLICIES, now)
+    assert await store.next_fire_at() == now + timedelta(seconds=5)  # the 0.5 warning
