@@ -95,3 +95,32 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asy
     pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
     assert pool is not None
     return pool
+
+
+class Database:
+    """A pool opened inside the running event loop (the app's lifespan), shared by the parts
+    of one service that were wired before the loop existed."""
+
+    def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10) -> None:
+        self._dsn = dsn
+        self._min_size = min_size
+        self._max_size = max_size
+        self._pool: asyncpg.Pool | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._pool is not None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("the database pool is not open (the app has not started)")
+        return self._pool
+
+    async def open(self) -> None:
+        self._pool = await create_pool(self._dsn, min_size=self._min_size, max_size=self._max_size)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None

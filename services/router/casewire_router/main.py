@@ -6,14 +6,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import asyncpg
 import structlog
 from casewire_common.http import kafka_check, mount_operations, postgres_check
 from casewire_common.kafka import DeadLetters, build_broker, stop_broker
 from casewire_common.logging import configure_logging
 from casewire_common.metrics import new_registry
 from casewire_common.outbox import OutboxMetrics, OutboxRelay
-from casewire_common.pg import pending_migrations
+from casewire_common.pg import Database, pending_migrations
 from fastapi import FastAPI
 
 from casewire_router.adapters import repository
@@ -35,7 +34,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     registry = new_registry()
     broker = build_broker(settings.kafka_bootstrap_servers, registry, "router")
     router = Router(rules=load_rules(str(settings.router_rules)), urgency=default_model())
-    pool: asyncpg.Pool = asyncpg.create_pool(dsn, min_size=1, max_size=5)
+    database = Database(dsn, min_size=1, max_size=5)
 
     async def publish(topic: str, key: str, headers: dict[str, str], value: bytes) -> Any:
         return await broker.publish(
@@ -44,15 +43,15 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
 
     relay = OutboxRelay(dsn, repository.SCHEMA, publish, OutboxMetrics(registry, "router"))
     service = RoutingService(
-        pool, router, DeadLetters(broker, registry, "router"), relay, RouterMetrics(registry)
+        database, router, DeadLetters(broker, registry, "router"), relay, RouterMetrics(registry)
     )
-    broker.include_router(kafka_router(service, settings))
-    ready = {"pool": False}
+    messages_router, subscriber = kafka_router(service, settings)
+    broker.include_router(messages_router)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await pool
-        async with pool.acquire() as connection:
+        await database.open()
+        async with database.pool.acquire() as connection:
             pending = await pending_migrations(
                 connection, repository.SCHEMA, repository.MIGRATIONS_PACKAGE
             )
@@ -65,16 +64,16 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
                 await repository.sync_agents(
                     connection, [agent.model_dump() for agent in agents.agents]
                 )
-        ready["pool"] = True
         await broker.start()
         await relay.start()
         log.info("router started", rules_version=router.rules.version)
         try:
             yield
         finally:
+            await subscriber.stop()  # finish the batch in hand, take no more
             await relay.stop()  # rows not yet relayed stay in the outbox for the next start
             await stop_broker(broker, settings.shutdown_timeout_seconds)
-            await pool.close()
+            await database.close()
 
     app = FastAPI(title="Casewire router", lifespan=lifespan)
     mount_operations(
@@ -82,7 +81,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         registry,
         {
             "kafka": kafka_check(broker),
-            "postgres": postgres_check(lambda: pool if ready["pool"] else None),
+            "postgres": postgres_check(lambda: database.pool if database.is_open else None),
         },
     )
     return app

@@ -21,6 +21,7 @@ from casewire_common.events import encode_event
 from casewire_common.kafka import DeadLetters
 from casewire_common.messages import CanonicalMessage
 from casewire_common.outbox import OutboxRelay, add_to_outbox
+from casewire_common.pg import Database
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import ValidationError
 
@@ -79,13 +80,13 @@ class RouterMetrics:
 class RoutingService:
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        database: Database,
         router: Router,
         dead_letters: DeadLetters,
         relay: OutboxRelay,
         metrics: RouterMetrics,
     ) -> None:
-        self._pool = pool
+        self._database = database
         self.router = router
         self._dead_letters = dead_letters
         self._relay = relay
@@ -123,7 +124,7 @@ class RoutingService:
 
     async def _apply(self, messages: Sequence[CanonicalMessage]) -> None:
         now = datetime.now(UTC)
-        async with self._pool.acquire() as connection, connection.transaction():
+        async with self._database.pool.acquire() as connection, connection.transaction():
             fresh = await repository.claim_new(connection, messages)
             self._metrics.duplicates.inc(len(messages) - len(fresh))
             if not fresh:

@@ -10,6 +10,7 @@ from casewire_common.kafka import records_of
 from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.subscriber.usecase import BatchSubscriber
 
 from casewire_router.service import TRANSIENT_ERRORS, RoutingService
 from casewire_router.settings import RouterSettings
@@ -20,10 +21,11 @@ async def _raw_bodies(message: Any) -> Any:
     return [record.value for record in records_of(message.raw_message)]
 
 
-def kafka_router(service: RoutingService, settings: RouterSettings) -> KafkaRouter:
+def kafka_router(
+    service: RoutingService, settings: RouterSettings
+) -> tuple[KafkaRouter, BatchSubscriber]:
     router = KafkaRouter()
-
-    @router.subscriber(
+    subscriber = router.subscriber(
         topics.MESSAGES,
         group_id=settings.router_consumer_group,
         batch=True,
@@ -37,6 +39,8 @@ def kafka_router(service: RoutingService, settings: RouterSettings) -> KafkaRout
         title="router: canonical messages",
         description="Threads messages into cases, routes and assigns them.",
     )
+
+    @subscriber
     async def on_messages(message: KafkaMessage) -> None:
         try:
             await service.handle_records(records_of(message.raw_message))
@@ -44,4 +48,4 @@ def kafka_router(service: RoutingService, settings: RouterSettings) -> KafkaRout
             await asyncio.sleep(1.0)  # PostgreSQL is away: redeliver after a pause
             raise
 
-    return router
+    return router, subscriber
