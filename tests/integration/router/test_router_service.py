@@ -24,19 +24,21 @@ from tests.integration.helpers import (
     running,
 )
 
+# The topic is shared by every test of the session, and each test's router reads it from the
+# start: only this test's messages carry its own keyword, so only they reach `shipping`.
 RULES = """
 version: 1
 default_team: care
 teams: [care, shipping]
 rules:
   - id: shipping
-    when: {any: [shipping, "حالة الطلب"]}
-    then: {team: shipping, priority: P3, tags: [shipping]}
+    when: {{any: ["{keyword}"]}}
+    then: {{team: shipping, priority: P3, tags: [shipping]}}
 """
 AGENTS = """
 agents:
-  - {id: amal, teams: [shipping, care], languages: [ar, en], capacity: 1, online: true}
-  - {id: nikos, teams: [care], languages: [el, en], capacity: 5, online: true}
+  - {id: amal, teams: [shipping], languages: [ar, en], capacity: 1, online: true}
+  - {id: nikos, teams: [care], languages: [el, en], capacity: 1000, online: true}
 """
 
 
@@ -68,7 +70,7 @@ def canonical(
 
 def settings_for(tmp_path: Path, database_url: str, bootstrap: str, unique: str) -> RouterSettings:
     rules = tmp_path / "rules.yaml"
-    rules.write_text(RULES, encoding="utf-8")
+    rules.write_text(RULES.format(keyword=f"parcel{unique}"), encoding="utf-8")
     agents = tmp_path / "agents.yaml"
     agents.write_text(AGENTS, encoding="utf-8")
     return RouterSettings(
@@ -88,7 +90,7 @@ async def test_messages_become_cases_with_events_once_even_when_redelivered(
     app = create_app(settings_for(tmp_path, database_url, kafka_bootstrap, unique))
     conv_a = f"x:brand:{unique}a:cust"
     conv_b = f"x:brand:{unique}b:cust"
-    first = canonical(conv_a, f"{unique}-1", "ما هي حالة الطلب؟ shipping")
+    first = canonical(conv_a, f"{unique}-1", f"ما هي حالة الطلب؟ parcel{unique}")
     async with (
         running(app) as client,
         producer(kafka_bootstrap) as kafka,
@@ -114,7 +116,9 @@ async def test_messages_become_cases_with_events_once_even_when_redelivered(
         # Only after the first case is assigned (conversations on other partitions may be
         # applied in any order relative to each other).
         await kafka.send_and_wait(
-            topics.MESSAGES, canonical(conv_b, f"{unique}-4", "shipping too"), key=conv_b.encode()
+            topics.MESSAGES,
+            canonical(conv_b, f"{unique}-4", f"parcel{unique} too"),
+            key=conv_b.encode(),
         )
         await reader.read_until(
             lambda got: len(got) >= 5,
@@ -159,11 +163,19 @@ async def test_messages_become_cases_with_events_once_even_when_redelivered(
     connection = await asyncpg.connect(database_url)
     try:
         cases = await connection.fetch(
-            f"SELECT conversation_id, status, team, assignee, first_response_at"
-            f" FROM {SCHEMA}.cases ORDER BY conversation_id"
+            f"SELECT id::text, conversation_id, status, team, assignee, first_response_at"
+            f" FROM {SCHEMA}.cases WHERE conversation_id = ANY($1::text[])"
+            " ORDER BY conversation_id",
+            sorted(mine),
         )
-        messages = await connection.fetchval(f"SELECT count(*) FROM {SCHEMA}.messages")
-        outbox = await connection.fetchval(f"SELECT count(*) FROM {SCHEMA}.outbox")
+        messages = await connection.fetchval(
+            f"SELECT count(*) FROM {SCHEMA}.messages WHERE conversation_id = ANY($1::text[])",
+            sorted(mine),
+        )
+        outbox = await connection.fetchval(
+            f"SELECT count(*) FROM {SCHEMA}.outbox WHERE key = ANY($1::text[])",
+            [case["id"] for case in cases],
+        )
         load = await connection.fetchval(f"SELECT load FROM {SCHEMA}.agents WHERE id = 'amal'")
     finally:
         await connection.close()
