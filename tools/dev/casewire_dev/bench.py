@@ -131,9 +131,17 @@ def _positive_int(text: str) -> int:
 
 
 def parse_options(argv: Sequence[str]) -> Options:
-    parser = argparse.ArgumentParser(prog="casewire-dev bench", description=__doc__)
-    parser.add_argument("--messages", type=_positive_int, default=20_000)
-    parser.add_argument("--partitions", type=_positive_int, default=6)
+    parser = argparse.ArgumentParser(
+        prog="casewire-dev bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--messages", type=_positive_int, default=20_000, help="canonical messages per run"
+    )
+    parser.add_argument(
+        "--partitions", type=_positive_int, default=6, help="partitions of every topic"
+    )
     parser.add_argument(
         "--max-records",
         type=_positive_int,
