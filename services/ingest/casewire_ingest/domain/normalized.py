@@ -1,0 +1,136 @@
+"""What every platform normalizer produces, and the pieces they share."""
+
+from __future__ import annotations
+
+import html
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from casewire_common.messages import (
+    Attachment,
+    AttachmentType,
+    Author,
+    CanonicalMessage,
+    Channel,
+    Direction,
+    MessageEvent,
+    Platform,
+    message_id,
+)
+from pydantic import ValidationError
+
+
+class NormalizationError(ValueError):
+    """A body that cannot be turned into canonical messages; `reason` is a short code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass
+class Normalized:
+    """The canonical messages in one webhook body, and what was acknowledged but not a message
+    (reactions, receipts, typing, statuses...), counted by kind."""
+
+    messages: list[CanonicalMessage] = field(default_factory=list)
+    ignored: Counter[str] = field(default_factory=Counter)
+
+
+def build_message(
+    *,
+    platform: Platform,
+    channel: Channel,
+    direction: Direction,
+    account_id: str,
+    platform_message_id: str,
+    conversation_id: str,
+    author: Author,
+    sent_at: datetime,
+    received_at: datetime,
+    text: str = "",
+    event: MessageEvent = "message",
+    in_reply_to: str | None = None,
+    attachments: list[Attachment] | None = None,
+    language: str | None = None,
+) -> CanonicalMessage:
+    """A canonical message with its derived fields (id, visibility); invalid → NormalizationError."""
+    try:
+        return CanonicalMessage(
+            id=message_id(platform, platform_message_id),
+            platform=platform,
+            channel=channel,
+            visibility="private" if channel == "dm" else "public",
+            direction=direction,
+            event=event,
+            account_id=account_id,
+            platform_message_id=platform_message_id,
+            conversation_id=conversation_id,
+            in_reply_to=in_reply_to,
+            author=author,
+            text=text,
+            language=language,
+            attachments=attachments or [],
+            sent_at=sent_at,
+            received_at=received_at,
+        )
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in item['loc'])}: {item['msg']}" for item in error.errors()[:3]
+        )
+        raise NormalizationError("invalid_message", problems) from error
+
+
+def dm_conversation(platform: str, account_id: str, customer_id: str) -> str:
+    return f"{platform}:{account_id}:{customer_id}"
+
+
+def public_conversation(platform: str, account_id: str, root_id: str, customer_id: str) -> str:
+    return f"{platform}:{account_id}:{root_id}:{customer_id}"
+
+
+def plain_text(value: Any) -> str:
+    """Platform text with HTML entities unescaped (`&amp;` → `&`); missing text is ''."""
+    return html.unescape(value) if isinstance(value, str) else ""
+
+
+def require(mapping: Any, key: str, where: str) -> Any:
+    """`mapping[key]`, or a NormalizationError naming the missing field."""
+    if not isinstance(mapping, dict) or mapping.get(key) in (None, ""):
+        raise NormalizationError("missing_field", f"{where}.{key} is missing")
+    return mapping[key]
+
+
+def id_string(value: Any, where: str) -> str:
+    """An id as a string, exactly (ids above 2^53 must come from the raw JSON integer or a
+    string field, never through a float)."""
+    if isinstance(value, bool) or value is None:
+        raise NormalizationError("invalid_field", f"{where} is not an id")
+    if isinstance(value, int | str):
+        text = str(value).strip()
+        if text:
+            return text
+    raise NormalizationError("invalid_field", f"{where} is not an id")
+
+
+ATTACHMENT_TYPES: dict[str, AttachmentType] = {
+    "image": "image",
+    "photo": "image",
+    "animated_gif": "video",
+    "gif": "video",
+    "video": "video",
+    "audio": "audio",
+    "voice": "audio",
+    "file": "file",
+    "document": "file",
+    "sticker": "sticker",
+    "location": "location",
+}
+
+
+def attachment(kind: Any, url: Any = None) -> Attachment:
+    mapped = ATTACHMENT_TYPES.get(str(kind).lower(), "other")
+    return Attachment(type=mapped, url=url if isinstance(url, str) and url else None)
