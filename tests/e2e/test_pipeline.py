@@ -81,6 +81,7 @@ async def pipeline(
     }
     logs = tmp_path / "logs"
     logs.mkdir()
+    await services.migrate("ingest", env, logs)
     await services.migrate("router", env, logs)
     await services.migrate("sla", env, logs)
     specs = [

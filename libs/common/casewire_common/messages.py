@@ -87,6 +87,16 @@ class CanonicalMessage(BaseModel):
         return self
 
     @property
+    def delivery_key(self) -> str:
+        """What makes two deliveries 'the same' for deduplication: the message itself, one
+        particular edit of it, or its deletion."""
+        if self.event == "message":
+            return self.id
+        if self.event == "edit":
+            return f"{self.id}:edit:{self.sent_at.isoformat()}"
+        return f"{self.id}:delete"
+
+    @property
     def customer_id(self) -> str:
         """The customer's id: derived from the conversation key, the same for both directions."""
         parts = self.conversation_id.split(":")

@@ -1,19 +1,43 @@
-"""The ingest app: HTTP in, Kafka out."""
+"""The ingest app: platform webhooks in (verified, normalized, deduplicated), Kafka out."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
-from casewire_common.http import kafka_check, mount_operations
+import structlog
+from casewire_common.http import kafka_check, mount_operations, postgres_check
 from casewire_common.kafka import build_broker, stop_broker
 from casewire_common.logging import configure_logging
 from casewire_common.metrics import new_registry
+from casewire_common.pg import Database, pending_migrations
 from fastapi import FastAPI
 
+from casewire_ingest.adapters.dedup import MIGRATIONS_PACKAGE, SCHEMA, DedupStore
 from casewire_ingest.adapters.publisher import IngestMetrics, KafkaIngestPublisher
+from casewire_ingest.domain.language import LanguageDetector
 from casewire_ingest.entrypoints.http import http_router
+from casewire_ingest.service import WebhookIngest
 from casewire_ingest.settings import IngestSettings
+
+log = structlog.get_logger(__name__)
+
+FORGET_EVERY_SECONDS = 3600.0
+
+
+async def _forget_old_keys(dedup: DedupStore, retention: timedelta) -> None:
+    """Keep the dedup memory bounded: platforms redeliver for hours, not weeks."""
+    while True:
+        try:
+            forgotten = await dedup.forget_older_than(retention)
+            if forgotten:
+                log.info("dedup memory trimmed", forgotten=forgotten)
+        except Exception:
+            log.warning("could not trim the dedup memory; will retry")
+        await asyncio.sleep(FORGET_EVERY_SECONDS)
 
 
 def create_app(settings: IngestSettings | None = None) -> FastAPI:
@@ -22,23 +46,48 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     registry = new_registry()
     broker = build_broker(settings.kafka_bootstrap_servers, registry, "ingest")
     metrics = IngestMetrics(registry)
+    database = Database(settings.database_url.get_secret_value(), min_size=1, max_size=10)
+    dedup = DedupStore(database, timedelta(seconds=settings.dedup_claim_timeout_seconds))
+    detector = LanguageDetector(settings.languages.split(","))
+    ingest = WebhookIngest(
+        KafkaIngestPublisher(broker, metrics),
+        dedup,
+        detector.detect,
+        metrics,
+        timeout_seconds=settings.publish_timeout_seconds,
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await database.open()
+        async with database.pool.acquire() as connection:
+            pending = await pending_migrations(connection, SCHEMA, MIGRATIONS_PACKAGE)
+        if pending:
+            await database.close()
+            raise RuntimeError(
+                f"{pending} database migration(s) pending: run `casewire-ingest migrate`"
+            )
         await broker.start()
+        trimming = asyncio.create_task(
+            _forget_old_keys(dedup, timedelta(days=settings.dedup_retention_days))
+        )
         try:
             yield
         finally:
+            trimming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await trimming
             await stop_broker(broker, settings.shutdown_timeout_seconds)
+            await database.close()
 
     app = FastAPI(title="Casewire ingest", lifespan=lifespan)
-    app.include_router(
-        http_router(
-            KafkaIngestPublisher(broker, metrics),
-            metrics,
-            max_body_bytes=settings.max_body_bytes,
-            publish_timeout_seconds=settings.publish_timeout_seconds,
-        )
+    app.include_router(http_router(ingest, metrics, settings))
+    mount_operations(
+        app,
+        registry,
+        {
+            "kafka": kafka_check(broker),
+            "postgres": postgres_check(lambda: database.pool if database.is_open else None),
+        },
     )
-    mount_operations(app, registry, {"kafka": kafka_check(broker)})
     return app

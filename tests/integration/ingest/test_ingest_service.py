@@ -7,7 +7,9 @@ from pathlib import Path
 
 from casewire_common import topics
 from casewire_common.messages import CanonicalMessage
+from casewire_common.pg import migrate
 from casewire_dev import stack as local_stack
+from casewire_ingest.adapters.dedup import MIGRATIONS_PACKAGE, SCHEMA
 from casewire_ingest.main import create_app
 from casewire_ingest.settings import IngestSettings
 
@@ -30,9 +32,12 @@ def generic(pid: str, conversation: str) -> dict[str, object]:
 
 
 async def test_accepted_message_is_on_the_raw_and_messages_topics_keyed_by_conversation(
-    kafka_bootstrap: str, unique: str
+    kafka_bootstrap: str, database_url: str, unique: str
 ) -> None:
-    app = create_app(IngestSettings(kafka_bootstrap_servers=kafka_bootstrap))
+    await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
+    app = create_app(
+        IngestSettings(kafka_bootstrap_servers=kafka_bootstrap, database_url=database_url)
+    )
     conversation = f"whatsapp:106540352242922:{unique}"
     async with (
         running(app) as client,
@@ -41,6 +46,7 @@ async def test_accepted_message_is_on_the_raw_and_messages_topics_keyed_by_conve
     ):
         response = await client.post("/v1/messages", json=generic(f"wamid.{unique}", conversation))
         assert response.status_code == 202, response.text
+        [message_id] = response.json()["ids"]
         found: list[CanonicalMessage] = []
         raw_found: list[bytes] = []
 
@@ -49,17 +55,15 @@ async def test_accepted_message_is_on_the_raw_and_messages_topics_keyed_by_conve
                 batch = await source.getmany(timeout_ms=100)
                 for records in batch.values():
                     for record in records:
-                        if record.key != conversation.encode():
-                            continue
-                        if source is messages_in:
+                        if source is messages_in and record.key == conversation.encode():
                             found.append(CanonicalMessage.model_validate_json(record.value))
-                        else:
+                        elif source is raw_in and unique.encode() in (record.value or b""):
                             raw_found.append(record.value)
             return len(found) + len(raw_found)
 
         await eventually(read, lambda count: count >= 2)
         assert len(found) == 1
-        assert found[0].id == response.json()["id"]
+        assert found[0].id == message_id
         assert found[0].text == "مرحبا، طلبي لم يصل بعد"
         assert found[0].visibility == "private"
         assert len(raw_found) == 1
@@ -75,13 +79,21 @@ async def test_accepted_message_is_on_the_raw_and_messages_topics_keyed_by_conve
 
 
 async def test_kafka_down_answers_503_and_readyz_fails_but_healthz_stays_alive(
-    tmp_path: Path, unique: str
+    tmp_path: Path, database_url: str, unique: str
 ) -> None:
+    await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
     port = local_stack.free_port()
     local_stack.start_broker(tmp_path, port)
     bootstrap = f"127.0.0.1:{port}"
     await local_stack.create_topics(bootstrap, partitions=1)
-    app = create_app(IngestSettings(kafka_bootstrap_servers=bootstrap, publish_timeout_seconds=3))
+    app = create_app(
+        IngestSettings(
+            kafka_bootstrap_servers=bootstrap,
+            database_url=database_url,
+            publish_timeout_seconds=2,
+            shutdown_timeout_seconds=1,
+        )
+    )
     try:
         async with running(app) as client:
             accepted = await client.post("/v1/messages", json=generic(f"a{unique}", unique))
@@ -89,7 +101,7 @@ async def test_kafka_down_answers_503_and_readyz_fails_but_healthz_stays_alive(
             local_stack.stop_broker(tmp_path)
             refused = await client.post("/v1/messages", json=generic(f"b{unique}", unique))
             assert refused.status_code == 503
-            assert "retry" in refused.json()["error"]
+            assert refused.json()["error"] == "unavailable"
             assert (await client.get("/healthz")).status_code == 200
             assert (await client.get("/readyz")).status_code == 503
     finally:

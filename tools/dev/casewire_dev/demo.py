@@ -123,7 +123,7 @@ class Demo:
         env = await self._connections()
         if self.stop.is_set():
             return
-        for service in ("router", "sla"):
+        for service in ("ingest", "router", "sla"):
             _say(f"migrating: casewire-{service} migrate")
             await services.migrate(service, env, self.log_dir)
         if self.stop.is_set():

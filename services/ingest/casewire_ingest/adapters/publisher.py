@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from typing import Protocol
@@ -20,6 +21,18 @@ class IngestMetrics:
             ["platform", "channel", "direction", "event"],
             registry=registry,
         )
+        self.ignored = Counter(
+            "casewire_ingest_ignored_events_total",
+            "Webhook events acknowledged but not messages (reactions, receipts, typing...).",
+            ["platform", "kind"],
+            registry=registry,
+        )
+        self.duplicates = Counter(
+            "casewire_ingest_duplicates_total",
+            "Messages not published again because they were published before.",
+            ["platform"],
+            registry=registry,
+        )
         self.rejections = Counter(
             "casewire_ingest_rejections_total",
             "Request bodies rejected, by endpoint and reason.",
@@ -35,29 +48,32 @@ class IngestMetrics:
 
 
 class IngestPublisher(Protocol):
-    async def publish(
-        self, raw_body: bytes, raw_key: str, source: str, messages: Sequence[CanonicalMessage]
+    async def publish_raw(self, raw_body: bytes, key: str, headers: dict[str, str]) -> None:
+        """Return once Kafka acknowledged the body on `casewire.raw.v1`."""
+
+    async def publish_messages(self, messages: Sequence[CanonicalMessage]) -> None:
+        """Return once Kafka acknowledged every message on `casewire.messages.v1`."""
+
+    async def dead_letter_raw(
+        self, raw_body: bytes, key: str, headers: dict[str, str], reason: str, error: str
     ) -> None:
-        """Return only once the body and its messages are acknowledged by Kafka."""
+        """Keep a verified body that could not be normalized on `casewire.raw.v1.dlq`."""
 
 
 class KafkaIngestPublisher:
-    """Raw body first (so normalisation can be replayed), then its messages; both acknowledged."""
-
     def __init__(self, broker: KafkaBroker, metrics: IngestMetrics) -> None:
         self._broker = broker
         self._metrics = metrics
 
-    async def publish(
-        self, raw_body: bytes, raw_key: str, source: str, messages: Sequence[CanonicalMessage]
-    ) -> None:
+    async def publish_raw(self, raw_body: bytes, key: str, headers: dict[str, str]) -> None:
         started = time.perf_counter()
-        await self._broker.publish(
-            raw_body,
-            topic=topics.RAW,
-            key=raw_key.encode(),
-            headers={"content-type": "application/json", "casewire-source": source},
-        )
+        await self._broker.publish(raw_body, topic=topics.RAW, key=key.encode(), headers=headers)
+        self._metrics.publish_seconds.observe(time.perf_counter() - started)
+
+    async def publish_messages(self, messages: Sequence[CanonicalMessage]) -> None:
+        if not messages:
+            return
+        started = time.perf_counter()
         futures = [
             await self._broker.publish(
                 message.model_dump_json().encode(),
@@ -68,10 +84,24 @@ class KafkaIngestPublisher:
             )
             for message in messages
         ]
-        for future in futures:
-            await future
+        await asyncio.gather(*futures)
         self._metrics.publish_seconds.observe(time.perf_counter() - started)
         for message in messages:
             self._metrics.messages.labels(
                 message.platform, message.channel, message.direction, message.event
             ).inc()
+
+    async def dead_letter_raw(
+        self, raw_body: bytes, key: str, headers: dict[str, str], reason: str, error: str
+    ) -> None:
+        await self._broker.publish(
+            raw_body,
+            topic=topics.dlq(topics.RAW),
+            key=key.encode(),
+            headers={
+                **headers,
+                topics.DLQ_REASON_HEADER: reason,
+                topics.DLQ_ERROR_HEADER: error[:1000],
+                topics.DLQ_SOURCE_HEADER: headers.get("casewire-source", "ingest"),
+            },
+        )

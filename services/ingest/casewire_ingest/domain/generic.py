@@ -15,7 +15,9 @@ from casewire_common.messages import (
     Visibility,
     message_id,
 )
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from casewire_ingest.domain.normalized import NormalizationError, Normalized
 
 
 class GenericMessage(BaseModel):
@@ -51,3 +53,19 @@ def to_canonical(body: GenericMessage, received_at: datetime) -> CanonicalMessag
     fields["visibility"] = body.visibility or ("private" if body.channel == "dm" else "public")
     fields["received_at"] = received_at
     return CanonicalMessage.model_validate(fields)
+
+
+def normalize_generic(document: object, received_at: datetime) -> Normalized:
+    """The generic channel's body: exactly one canonical-shaped message."""
+    if not isinstance(document, dict):
+        raise NormalizationError("not_an_object", "the body must be a JSON object (one message)")
+    try:
+        message = to_canonical(GenericMessage.model_validate(document), received_at)
+    except ValidationError as error:
+        # Field locations and messages only: never echo submitted values back.
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in item['loc']) or '(body)'}: {item['msg']}"
+            for item in error.errors()[:10]
+        )
+        raise NormalizationError("invalid_message", problems) from error
+    return Normalized(messages=[message])

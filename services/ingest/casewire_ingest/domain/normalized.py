@@ -57,7 +57,9 @@ def build_message(
     attachments: list[Attachment] | None = None,
     language: str | None = None,
 ) -> CanonicalMessage:
-    """A canonical message with its derived fields (id, visibility); invalid → NormalizationError."""
+    """A canonical message with its derived fields (id, visibility).
+
+    Raises NormalizationError when the fields do not make a valid message."""
     try:
         return CanonicalMessage(
             id=message_id(platform, platform_message_id),
@@ -131,6 +133,11 @@ ATTACHMENT_TYPES: dict[str, AttachmentType] = {
 }
 
 
+MAX_URL_LENGTH = 4096
+
+
 def attachment(kind: Any, url: Any = None) -> Attachment:
+    """An attachment of a known type (else `other`); a URL too long to keep is left out."""
     mapped = ATTACHMENT_TYPES.get(str(kind).lower(), "other")
-    return Attachment(type=mapped, url=url if isinstance(url, str) and url else None)
+    usable = isinstance(url, str) and 0 < len(url) <= MAX_URL_LENGTH
+    return Attachment(type=mapped, url=url if usable else None)

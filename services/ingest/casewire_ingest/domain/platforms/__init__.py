@@ -32,9 +32,7 @@ def detect_platform(body: Any) -> WebhookPlatform:
         if meta_object in _META_OBJECTS:
             return _META_OBJECTS[meta_object]
         raise NormalizationError("unknown_object", f"object {meta_object!r} is not supported")
-    if any(key in body for key in _X_EVENT_KEYS) or any(
-        key.endswith("_events") for key in body
-    ):
+    if any(key in body for key in _X_EVENT_KEYS) or any(key.endswith("_events") for key in body):
         return "x"
     raise NormalizationError("unknown_platform", "the body's shape matches no supported platform")
 

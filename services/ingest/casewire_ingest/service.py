@@ -1,0 +1,166 @@
+"""Ingest's use case: one verified request body in; the body on `casewire.raw.v1`, then each of
+its messages on `casewire.messages.v1` exactly once; an answer only once all is written."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import structlog
+
+from casewire_ingest.adapters.publisher import IngestMetrics, IngestPublisher
+from casewire_ingest.domain.normalized import NormalizationError, Normalized
+
+log = structlog.get_logger(__name__)
+
+Normalizer = Callable[[Any, datetime], Normalized]
+LanguageDetector = Callable[[str], str | None]
+
+
+class Dedup(Protocol):
+    """The memory of published messages (see adapters/dedup.py)."""
+
+    async def claim(self, keys: Sequence[str]) -> set[str]: ...
+    async def mark_published(self, keys: Sequence[str]) -> None: ...
+    async def release(self, keys: Sequence[str]) -> None: ...
+
+
+class Rejected(Exception):
+    """A body refused with a 4xx: `status`, a short `reason` code and a `detail` for the caller."""
+
+    def __init__(self, status: int, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.status = status
+        self.reason = reason
+        self.detail = detail
+
+
+class Unavailable(Exception):
+    """Kafka or PostgreSQL could not take the body: answer 503 so that the platform retries."""
+
+
+@dataclass(frozen=True)
+class Accepted:
+    published: list[str]
+    duplicates: int
+    ignored: dict[str, int]
+
+
+class WebhookIngest:
+    def __init__(
+        self,
+        publisher: IngestPublisher,
+        dedup: Dedup,
+        detect_language: LanguageDetector,
+        metrics: IngestMetrics,
+        *,
+        timeout_seconds: float,
+    ) -> None:
+        self._publisher = publisher
+        self._dedup = dedup
+        self._detect_language = detect_language
+        self._metrics = metrics
+        self._timeout = timeout_seconds
+
+    async def accept(
+        self,
+        *,
+        source: str,
+        raw: bytes,
+        received_at: datetime,
+        normalize: Normalizer,
+        accounts: Collection[str] | None = None,
+        dead_letter_invalid: bool = True,
+    ) -> Accepted:
+        """Normalize, check the accounts, then write raw body and new messages to Kafka.
+
+        `accounts`: the accounts the verifying secret may speak for (None: any).
+        `dead_letter_invalid`: keep a body that cannot be normalized on the raw DLQ (for
+        signed webhooks: they are genuine platform traffic that a fix should be able to replay).
+        """
+        headers = {
+            "content-type": "application/json",
+            "casewire-source": source,
+            "casewire-received-at": received_at.isoformat(),
+        }
+        try:
+            normalized = normalize(_parse_json(raw), received_at)
+        except NormalizationError as error:
+            self._metrics.rejections.labels(source, error.reason).inc()
+            if dead_letter_invalid:
+                await self._dead_letter(raw, source, headers, error)
+            status = 400 if error.reason in {"malformed_json"} else 422
+            raise Rejected(status, error.reason, error.detail) from error
+        foreign = sorted(
+            {m.account_id for m in normalized.messages if accounts and m.account_id not in accounts}
+        )
+        if foreign:
+            self._metrics.rejections.labels(source, "unknown_account").inc()
+            raise Rejected(403, "unknown_account", f"no configured account {', '.join(foreign)}")
+        messages = [
+            message
+            if message.language or not message.text
+            else message.model_copy(update={"language": self._detect_language(message.text)})
+            for message in normalized.messages
+        ]
+        for kind, count in normalized.ignored.items():
+            self._metrics.ignored.labels(source, kind).inc(count)
+        raw_key = f"{source}:{messages[0].account_id}" if messages else source
+        unique = {message.delivery_key: message for message in reversed(messages)}
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._publisher.publish_raw(raw, raw_key, headers)
+                claimed = await self._dedup.claim(list(unique))
+        except Exception as error:
+            log.warning("raw write failed", source=source, error=type(error).__name__)
+            raise Unavailable from error
+        fresh = [
+            m for m in messages if m.delivery_key in claimed and unique.get(m.delivery_key) is m
+        ]
+        duplicates = len(messages) - len(fresh)
+        if duplicates:
+            self._metrics.duplicates.labels(source).inc(duplicates)
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._publisher.publish_messages(fresh)
+                await self._dedup.mark_published([m.delivery_key for m in fresh])
+        except Exception as error:
+            log.warning("message write failed", source=source, error=type(error).__name__)
+            try:
+                await self._dedup.release([m.delivery_key for m in fresh])
+            except Exception:
+                log.warning("could not release claims; they expire", source=source)
+            raise Unavailable from error
+        log.info(
+            "body accepted",
+            source=source,
+            published=len(fresh),
+            duplicates=duplicates,
+            ignored=sum(normalized.ignored.values()),
+        )
+        return Accepted([m.id for m in fresh], duplicates, dict(normalized.ignored))
+
+    async def _dead_letter(
+        self, raw: bytes, source: str, headers: dict[str, str], error: NormalizationError
+    ) -> None:
+        try:
+            await self._publisher.dead_letter_raw(raw, source, headers, error.reason, error.detail)
+        except Exception as publish_error:
+            # The caller still gets its 4xx; the platform keeps the body and we logged why.
+            log.error(
+                "could not dead-letter a rejected body",
+                source=source,
+                reason=error.reason,
+                error=type(publish_error).__name__,
+            )
+
+
+def _parse_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise NormalizationError("malformed_json", str(error)) from error

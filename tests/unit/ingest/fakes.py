@@ -1,0 +1,45 @@
+"""In-memory stand-ins for Kafka and the dedup store, for HTTP-contract unit tests only
+(the real ones are exercised in tests/integration/ingest)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from casewire_common.messages import CanonicalMessage
+
+
+class RecordingPublisher:
+    def __init__(self, fail: bool = False) -> None:
+        self.raw: list[tuple[bytes, str, dict[str, str]]] = []
+        self.messages: list[CanonicalMessage] = []
+        self.dead: list[tuple[bytes, str]] = []
+        self.fail = fail
+
+    async def publish_raw(self, raw_body: bytes, key: str, headers: dict[str, str]) -> None:
+        if self.fail:
+            raise ConnectionError("broker down")
+        self.raw.append((raw_body, key, headers))
+
+    async def publish_messages(self, messages: Sequence[CanonicalMessage]) -> None:
+        if self.fail:
+            raise ConnectionError("broker down")
+        self.messages.extend(messages)
+
+    async def dead_letter_raw(
+        self, raw_body: bytes, key: str, headers: dict[str, str], reason: str, error: str
+    ) -> None:
+        self.dead.append((raw_body, reason))
+
+
+class MemoryDedup:
+    def __init__(self) -> None:
+        self.published: set[str] = set()
+
+    async def claim(self, keys: Sequence[str]) -> set[str]:
+        return {key for key in keys if key not in self.published}
+
+    async def mark_published(self, keys: Sequence[str]) -> None:
+        self.published.update(keys)
+
+    async def release(self, keys: Sequence[str]) -> None:
+        self.published.difference_update(keys)

@@ -1,0 +1,254 @@
+"""Ingest's HTTP contract: what is accepted, what is refused and with which status and reason.
+Kafka and PostgreSQL are replaced by in-memory stand-ins here; tests/integration/ingest runs
+the same paths on the real broker and database."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from typing import Any
+
+import httpx
+import pytest
+from casewire_common.messages import message_id
+from casewire_common.metrics import new_registry
+from casewire_ingest.adapters.publisher import IngestMetrics
+from casewire_ingest.entrypoints.http import http_router
+from casewire_ingest.service import WebhookIngest
+from casewire_ingest.settings import IngestSettings
+from fastapi import FastAPI
+
+from tests.unit.ingest.fakes import MemoryDedup, RecordingPublisher
+
+APP_SECRET = "meta-app-secret"
+VERIFY_TOKEN = "verify-me"
+
+
+def settings(**overrides: Any) -> IngestSettings:
+    values: dict[str, Any] = {
+        "max_body_bytes": 4096,
+        "meta_apps": [{"app_secret": APP_SECRET, "verify_token": VERIFY_TOKEN}],
+        "x_apps": [{"name": "brand", "consumer_secret": "x-secret"}],
+    }
+    values.update(overrides)
+    return IngestSettings(**values)
+
+
+def client_for(
+    publisher: RecordingPublisher, dedup: MemoryDedup | None = None, **overrides: Any
+) -> httpx.AsyncClient:
+    metrics = IngestMetrics(new_registry())
+    ingest = WebhookIngest(
+        publisher, dedup or MemoryDedup(), lambda text: None, metrics, timeout_seconds=1
+    )
+    app = FastAPI()
+    app.include_router(http_router(ingest, metrics, settings(**overrides)))
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest")
+
+
+def generic(**overrides: Any) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "platform": "x",
+        "channel": "mention",
+        "direction": "inbound",
+        "account_id": "brand",
+        "platform_message_id": "1234567890123456789",
+        "conversation_id": "x:brand:1234567890123456789:cust",
+        "author": {"id": "cust", "handle": "cust", "followers": 12},
+        "text": "Ο λογαριασμός μου δεν λειτουργεί",
+        "sent_at": "2026-11-28T10:00:00+02:00",
+    }
+    document.update(overrides)
+    return document
+
+
+def meta_signature(body: bytes, secret: str = APP_SECRET) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+MESSENGER_BODY = json.dumps(
+    {
+        "object": "page",
+        "entry": [
+            {
+                "id": "1234567890",
+                "time": 1459991487970,
+                "messaging": [
+                    {
+                        "sender": {"id": "5678"},
+                        "recipient": {"id": "1234567890"},
+                        "timestamp": 1459991487970,
+                        "message": {"mid": "mid.1", "text": "Hello World"},
+                    }
+                ],
+            }
+        ],
+    }
+).encode()
+
+
+async def test_generic_message_is_published_with_derived_id_visibility_and_utc_times() -> None:
+    publisher = RecordingPublisher()
+    async with client_for(publisher) as client:
+        response = await client.post("/v1/messages", json=generic())
+    assert response.status_code == 202
+    [message] = publisher.messages
+    assert response.json()["ids"] == [message.id]
+    assert message.id == message_id("x", "1234567890123456789")
+    assert message.visibility == "public"
+    assert message.sent_at.isoformat() == "2026-11-28T08:00:00+00:00"
+    assert len(publisher.raw) == 1
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "reason"),
+    [
+        (b"{not json", 400, "malformed_json"),
+        (b"\xff\xfe", 400, "malformed_json"),
+        (b"[1, 2]", 422, "not_an_object"),
+        (json.dumps(generic(channel="fax")).encode(), 422, "invalid_message"),
+        (json.dumps(generic(sent_at="yesterday")).encode(), 422, "invalid_message"),
+        (json.dumps(generic(sent_at="2026-11-28T10:00:00")).encode(), 422, "invalid_message"),
+        (json.dumps(generic(channel="dm", visibility="public")).encode(), 422, "invalid_message"),
+        (json.dumps(generic(id="not-the-uuid5")).encode(), 422, "invalid_message"),
+        (json.dumps({"text": "hello"}).encode(), 422, "invalid_message"),
+        (json.dumps(generic(unexpected=1)).encode(), 422, "invalid_message"),
+        (b"x" * 5000, 413, "too_large"),
+    ],
+)
+async def test_bad_generic_bodies_get_a_4xx_with_a_reason_and_nothing_is_published(
+    payload: bytes, status: int, reason: str
+) -> None:
+    publisher = RecordingPublisher()
+    async with client_for(publisher) as client:
+        response = await client.post(
+            "/v1/messages", content=payload, headers={"content-type": "application/json"}
+        )
+    assert response.status_code == status
+    assert response.json()["error"] == reason
+    assert response.json()["detail"]
+    assert publisher.messages == []
+    assert publisher.raw == []
+
+
+async def test_validation_errors_name_the_field_without_echoing_values() -> None:
+    async with client_for(RecordingPublisher()) as client:
+        response = await client.post("/v1/messages", json=generic(sent_at="secret-value"))
+    assert "sent_at" in response.json()["detail"]
+    assert "secret-value" not in response.text
+
+
+async def test_broker_failure_answers_503_so_the_sender_retries() -> None:
+    async with client_for(RecordingPublisher(fail=True)) as client:
+        response = await client.post("/v1/messages", json=generic())
+    assert response.status_code == 503
+    assert response.json()["error"] == "unavailable"
+
+
+async def test_meta_webhook_with_valid_signature_is_accepted() -> None:
+    publisher = RecordingPublisher()
+    async with client_for(publisher) as client:
+        response = await client.post(
+            "/v1/webhooks/meta",
+            content=MESSENGER_BODY,
+            headers={"x-hub-signature-256": meta_signature(MESSENGER_BODY)},
+        )
+    assert response.status_code == 200, response.text
+    assert [m.platform_message_id for m in publisher.messages] == ["mid.1"]
+    assert publisher.raw[0][0] == MESSENGER_BODY
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "reason"),
+    [
+        ({}, 401, "missing_signature"),
+        ({"x-hub-signature-256": meta_signature(MESSENGER_BODY, "wrong")}, 403, "bad_signature"),
+        ({"x-hub-signature-256": meta_signature(MESSENGER_BODY + b" ")}, 403, "bad_signature"),
+    ],
+)
+async def test_meta_webhook_without_a_valid_signature_is_refused(
+    headers: dict[str, str], status: int, reason: str
+) -> None:
+    publisher = RecordingPublisher()
+    async with client_for(publisher) as client:
+        response = await client.post("/v1/webhooks/meta", content=MESSENGER_BODY, headers=headers)
+    assert response.status_code == status
+    assert response.json()["error"] == reason
+    assert publisher.raw == []
+    assert publisher.messages == []
+    assert publisher.dead == []
+
+
+async def test_verified_body_that_cannot_be_normalized_goes_to_the_raw_dead_letter_topic() -> None:
+    publisher = RecordingPublisher()
+    body = json.dumps({"object": "notpage", "entry": [{}]}).encode()
+    async with client_for(publisher) as client:
+        response = await client.post(
+            "/v1/webhooks/meta", content=body, headers={"x-hub-signature-256": meta_signature(body)}
+        )
+    assert response.status_code == 422
+    assert response.json()["error"] == "unknown_object"
+    assert publisher.dead == [(body, "unknown_object")]
+    assert publisher.raw == []
+
+
+async def test_message_for_an_account_the_app_does_not_own_is_refused() -> None:
+    publisher = RecordingPublisher()
+    apps = [{"app_secret": APP_SECRET, "verify_token": VERIFY_TOKEN, "accounts": ["999"]}]
+    async with client_for(publisher, meta_apps=apps) as client:
+        response = await client.post(
+            "/v1/webhooks/meta",
+            content=MESSENGER_BODY,
+            headers={"x-hub-signature-256": meta_signature(MESSENGER_BODY)},
+        )
+    assert response.status_code == 403
+    assert response.json()["error"] == "unknown_account"
+    assert publisher.messages == []
+
+
+async def test_redelivered_body_and_duplicates_inside_one_body_publish_once() -> None:
+    publisher = RecordingPublisher()
+    document = json.loads(MESSENGER_BODY)
+    document["entry"].append(document["entry"][0])  # the same mid twice in one body
+    body = json.dumps(document).encode()
+    headers = {"x-hub-signature-256": meta_signature(body)}
+    async with client_for(publisher) as client:
+        first = await client.post("/v1/webhooks/meta", content=body, headers=headers)
+        again = await client.post("/v1/webhooks/meta", content=body, headers=headers)
+    assert (first.json()["accepted"], first.json()["duplicates"]) == (1, 1)
+    assert (again.json()["accepted"], again.json()["duplicates"]) == (0, 2)
+    assert len(publisher.messages) == 1
+    assert len(publisher.raw) == 2  # every accepted body is kept as received
+
+
+async def test_meta_handshake_echoes_the_challenge_only_for_our_verify_token() -> None:
+    async with client_for(RecordingPublisher()) as client:
+        ok = await client.get(
+            "/v1/webhooks/meta",
+            params={
+                "hub.mode": "subscribe",
+                "hub.verify_token": VERIFY_TOKEN,
+                "hub.challenge": "42",
+            },
+        )
+        bad = await client.get(
+            "/v1/webhooks/whatsapp",
+            params={"hub.mode": "subscribe", "hub.verify_token": "nope", "hub.challenge": "42"},
+        )
+    assert (ok.status_code, ok.text) == (200, "42")
+    assert ok.headers["content-type"].startswith("text/plain")
+    assert bad.status_code == 403
+
+
+async def test_x_crc_check_answers_with_the_app_secret_and_unknown_apps_get_404() -> None:
+    async with client_for(RecordingPublisher()) as client:
+        answer = await client.get("/v1/webhooks/x/brand", params={"crc_token": "test token"})
+        single = await client.get("/v1/webhooks/x", params={"crc_token": "test token"})
+        unknown = await client.get("/v1/webhooks/x/other", params={"crc_token": "t"})
+    digest = hmac.new(b"x-secret", b"test token", hashlib.sha256).digest()
+    expected = "sha256=" + base64.b64encode(digest).decode()
+    assert answer.json() == {"response_token": expected}
+    assert single.json() == {"response_token": expected}
+    assert unknown.status_code == 404
