@@ -55,6 +55,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         detector.detect,
         metrics,
         timeout_seconds=settings.publish_timeout_seconds,
+        log_content=settings.debug_content,
     )
 
     @asynccontextmanager

@@ -59,12 +59,14 @@ class WebhookIngest:
         metrics: IngestMetrics,
         *,
         timeout_seconds: float,
+        log_content: bool = False,
     ) -> None:
         self._publisher = publisher
         self._dedup = dedup
         self._detect_language = detect_language
         self._metrics = metrics
         self._timeout = timeout_seconds
+        self._log_content = log_content
 
     async def accept(
         self,
@@ -135,12 +137,17 @@ class WebhookIngest:
             except Exception:
                 log.warning("could not release claims; they expire", source=source)
             raise Unavailable from error
+        # Message text and names are personal data: logged only when debugging is switched on.
+        content = (
+            {"messages": [m.model_dump(mode="json") for m in fresh]} if self._log_content else {}
+        )
         log.info(
             "body accepted",
             source=source,
             published=len(fresh),
             duplicates=duplicates,
             ignored=sum(normalized.ignored.values()),
+            **content,
         )
         return Accepted([m.id for m in fresh], duplicates, dict(normalized.ignored))
 

@@ -252,3 +252,31 @@ async def test_x_crc_check_answers_with_the_app_secret_and_unknown_apps_get_404(
     assert answer.json() == {"response_token": expected}
     assert single.json() == {"response_token": expected}
     assert unknown.status_code == 404
+
+
+async def test_message_text_is_not_logged_unless_debugging_is_switched_on(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from casewire_common.logging import configure_logging
+
+    configure_logging("INFO")
+    secret_text = "my card number is 4111 1111 1111 1111"
+    for log_content in (False, True):
+        metrics = IngestMetrics(new_registry())
+        ingest = WebhookIngest(
+            RecordingPublisher(),
+            MemoryDedup(),
+            lambda text: None,
+            metrics,
+            timeout_seconds=1,
+            log_content=log_content,
+        )
+        app = FastAPI()
+        app.include_router(http_router(ingest, metrics, settings()))
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
+            body = generic(text=secret_text, platform_message_id=f"p{log_content}")
+            assert (await client.post("/v1/messages", json=body)).status_code == 202
+        logged = capsys.readouterr().out
+        assert "body accepted" in logged
+        assert (secret_text in logged) is log_content
