@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from cloudevents.core.bindings.kafka import KafkaMessage, from_binary_event, to_binary_event
+from cloudevents.core.bindings.kafka import KafkaMessage, from_binary_event, to_binary
+from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -145,6 +146,9 @@ class EventRecord(BaseModel):
     value: bytes
 
 
+_JSON_FORMAT = JSONFormat()
+
+
 def encode_event(
     *,
     event_id: str,
@@ -164,10 +168,11 @@ def encode_event(
             "time": time,
             "datacontenttype": "application/json",
         },
-        data=data.model_dump(mode="json"),
+        # Serialized by pydantic in one step; the SDK passes bytes through as the value.
+        data=data.__pydantic_serializer__.to_json(data),
     )
-    message = to_binary_event(event, key_mapper=lambda _: subject)
-    return EventRecord(key=subject, headers=dict(message.headers), value=message.value)
+    message = to_binary(event, _JSON_FORMAT, key_mapper=lambda _: subject)
+    return EventRecord(key=subject, headers=message.headers, value=message.value)
 
 
 class DecodedEvent(BaseModel):

@@ -15,19 +15,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
 import asyncpg
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from casewire_common.events import EventRecord
+from casewire_common.kafka import KafkaRecord
 from casewire_common.pg import Connection
 
 log = structlog.get_logger(__name__)
 
-PublishFn = Callable[[str, str, dict[str, str], bytes], Awaitable["asyncio.Future[Any]"]]
+# Publishes records, keeping their order per key, and returns once the broker acknowledged
+# them all (`casewire_common.kafka.OrderedPublisher` does that).
+PublishFn = Callable[[Sequence[KafkaRecord]], Awaitable[None]]
 
 
 def notify_channel(schema: str) -> str:
@@ -40,9 +43,12 @@ async def add_to_outbox(
     """Queue (topic, event) pairs inside the caller's transaction; the relay wakes on commit."""
     if not records:
         return
-    await connection.executemany(
-        f'INSERT INTO "{schema}".outbox (topic, key, headers, value) VALUES ($1, $2, $3, $4)',
-        [
+    # COPY keeps the given order: ids (and so the relay's order) follow it.
+    await connection.copy_records_to_table(
+        "outbox",
+        schema_name=schema,
+        columns=("topic", "key", "headers", "value"),
+        records=[
             (
                 topic,
                 record.key,
@@ -65,7 +71,8 @@ class OutboxMetrics:
         ).labels(service)
         self.backlog = Gauge(
             "casewire_outbox_backlog",
-            "Events waiting in the outbox at the last relay pass.",
+            "Events waiting in the outbox: 0 once the relay caught up, counted at most once"
+            " per idle poll interval while it is behind.",
             ["service"],
             registry=registry,
         ).labels(service)
@@ -92,6 +99,7 @@ class OutboxRelay:
         self._idle_poll_seconds = idle_poll_seconds
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._next_backlog_count = 0.0
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -147,17 +155,33 @@ class OutboxRelay:
         if not rows:
             self._metrics.backlog.set(0)
             return 0
-        futures = [
-            await self._publish(row["topic"], row["key"], json.loads(row["headers"]), row["value"])
-            for row in rows
-        ]
-        await asyncio.gather(*futures)
+        await self._publish(
+            [
+                KafkaRecord(
+                    topic,
+                    key.encode(),
+                    [(name, value.encode()) for name, value in json.loads(headers).items()],
+                    value,
+                )
+                for _, topic, key, headers, value in rows
+            ]
+        )
         # By id, not by range: a row that committed after the SELECT may have a lower id.
         await connection.execute(
             f'DELETE FROM "{self._schema}".outbox WHERE id = ANY($1::bigint[])',
-            [row["id"] for row in rows],
+            [row[0] for row in rows],
         )
         self._metrics.published.inc(len(rows))
-        backlog = await connection.fetchval(f'SELECT count(*) FROM "{self._schema}".outbox')
-        self._metrics.backlog.set(backlog)
+        await self._update_backlog(connection, len(rows))
         return len(rows)
+
+    async def _update_backlog(self, connection: Connection, relayed: int) -> None:
+        if relayed < self._batch_size:
+            self._metrics.backlog.set(0)  # caught up with what had committed
+            return
+        # Behind: count now and then, not on every pass (a count scans the table).
+        now = time.monotonic()
+        if now >= self._next_backlog_count:
+            self._next_backlog_count = now + self._idle_poll_seconds
+            backlog = await connection.fetchval(f'SELECT count(*) FROM "{self._schema}".outbox')
+            self._metrics.backlog.set(backlog)

@@ -91,8 +91,14 @@ async def pending_migrations(connection: Connection, schema: str, package: str) 
     return len(known - done)
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Pool connections are returned as they are: the services keep no session state (no SET,
+    LISTEN or advisory locks on pooled connections; transactions always end), so asyncpg's
+    default reset would only cost a round trip per use."""
+
+
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, reset=_keep_session)
     assert pool is not None
     return pool
 

@@ -141,7 +141,7 @@ class WebhookIngest:
         content = (
             {"messages": [m.model_dump(mode="json") for m in fresh]} if self._log_content else {}
         )
-        log.info(
+        log.debug(
             "body accepted",
             source=source,
             published=len(fresh),

@@ -7,6 +7,7 @@ markers, so a redelivered batch changes nothing and a crash loses nothing.
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 import uuid
 from collections.abc import Sequence
@@ -31,6 +32,7 @@ from casewire_router.domain.routing import BatchOutcome, Router
 log = structlog.get_logger(__name__)
 
 EVENT_SOURCE = "casewire/router"
+_EVENTS_BETWEEN_YIELDS = 32  # about half a millisecond of encoding
 
 # Errors that mean "PostgreSQL is not reachable right now": retry the batch, never dead-letter.
 TRANSIENT_ERRORS = (
@@ -142,37 +144,60 @@ class RoutingService:
             outcome = self.router.route_batch(
                 fresh, open_cases, agents, new_id=lambda: str(uuid.uuid4()), now=now
             )
-            await repository.save_outcome(connection, outcome)
-            await add_to_outbox(connection, repository.SCHEMA, _event_records(outcome, now))
+            # The events are encoded while PostgreSQL applies the case and message writes
+            # (the event loop otherwise sat idle a third of the time, waiting for it).
+            saving = asyncio.create_task(repository.save_outcome(connection, outcome))
+            try:
+                records = await _event_records(outcome, now)
+            except BaseException:
+                saving.cancel()
+                await asyncio.wait([saving])  # never leave the writes running on the connection
+                raise
+            await saving
+            await add_to_outbox(connection, repository.SCHEMA, records)
         self._relay.wake()
         self._count(fresh, outcome)
 
     def _count(self, fresh: Sequence[CanonicalMessage], outcome: BatchOutcome) -> None:
-        for message in fresh:
-            self._metrics.messages.labels(message.direction).inc()
-        for event in outcome.events:
-            case = event.data.case
-            if event.type == ev.CASE_CREATED:
-                self._metrics.cases_created.labels(case.team, case.priority).inc()
-            elif event.type == ev.CASE_ASSIGNED:
-                self._metrics.assignments.labels(case.team).inc()
-
-
-def _event_records(outcome: BatchOutcome, now: datetime) -> list[tuple[str, ev.EventRecord]]:
-    return [
-        (
-            topics.CASE_EVENTS,
-            encode_event(
-                event_id=str(uuid.uuid4()),
-                event_type=event.type,
-                source=EVENT_SOURCE,
-                subject=event.case_id,
-                time=now,
-                data=event.data,
-            ),
+        # Counted per batch, one increment per label set: the per-message cost adds up.
+        directions = collections.Counter(message.direction for message in fresh)
+        created = collections.Counter(
+            (event.data.case.team, event.data.case.priority)
+            for event in outcome.events
+            if event.type == ev.CASE_CREATED
         )
-        for event in outcome.events
-    ]
+        assigned = collections.Counter(
+            event.data.case.team for event in outcome.events if event.type == ev.CASE_ASSIGNED
+        )
+        for direction, count in directions.items():
+            self._metrics.messages.labels(direction).inc(count)
+        for (team, priority), count in created.items():
+            self._metrics.cases_created.labels(team, priority).inc(count)
+        for team, count in assigned.items():
+            self._metrics.assignments.labels(team).inc(count)
+
+
+async def _event_records(outcome: BatchOutcome, now: datetime) -> list[tuple[str, ev.EventRecord]]:
+    """The batch's events as outbox records, yielding to the event loop every few events so
+    that the batch's writes (another task on the same connection) go on meanwhile."""
+    records = []
+    for index, event in enumerate(outcome.events):
+        if index % _EVENTS_BETWEEN_YIELDS == 0:
+            await asyncio.sleep(0)
+        records.append(
+            (
+                topics.CASE_EVENTS,
+                encode_event(
+                    event_id=str(uuid.uuid4()),
+                    event_type=event.type,
+                    source=EVENT_SOURCE,
+                    subject=event.case_id,
+                    time=now,
+                    data=event.data,
+                ),
+            )
+        )
+    return records
 
 
 def _summary(error: ValidationError) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 import structlog
 from casewire_common.http import kafka_check, mount_operations, postgres_check
-from casewire_common.kafka import DeadLetters, build_broker, stop_broker
+from casewire_common.kafka import DeadLetters, OrderedPublisher, build_broker, stop_broker
 from casewire_common.logging import configure_logging
 from casewire_common.metrics import new_registry
 from casewire_common.outbox import OutboxMetrics, OutboxRelay
@@ -83,12 +83,8 @@ def create_app(settings: SlaSettings | None = None) -> FastAPI:
         batch_size=settings.sla_timer_batch_size,
     )
 
-    async def publish(topic: str, key: str, headers: dict[str, str], value: bytes) -> Any:
-        return await broker.publish(
-            value, topic=topic, key=key.encode(), headers=headers, no_confirm=True
-        )
-
-    relay = OutboxRelay(dsn, SCHEMA, publish, OutboxMetrics(registry, "sla"))
+    publisher = OrderedPublisher(settings.kafka_bootstrap_servers, "sla")
+    relay = OutboxRelay(dsn, SCHEMA, publisher, OutboxMetrics(registry, "sla"))
     router, subscriber = case_event_router(
         settings, store, policies, scheduler, DeadLetters(broker, registry, "sla"), metrics
     )
@@ -110,6 +106,7 @@ def create_app(settings: SlaSettings | None = None) -> FastAPI:
                     " run `casewire-sla migrate` (same CASEWIRE_DATABASE_URL) before serving"
                 )
             await broker.start()
+            await publisher.start()
             try:
                 await relay.start()
                 await scheduler.start()
@@ -126,6 +123,7 @@ def create_app(settings: SlaSettings | None = None) -> FastAPI:
                 await scheduler.stop()
                 await _drain_outbox(store, settings.sla_shutdown_drain_seconds)
                 await relay.stop()  # rows not yet relayed stay in the outbox for the next start
+                await publisher.stop(settings.shutdown_timeout_seconds)
                 await stop_broker(broker, settings.shutdown_timeout_seconds)
         finally:
             await store.close()

@@ -9,6 +9,7 @@ from pathlib import Path
 import asyncpg
 from casewire_common import events as ev
 from casewire_common import topics
+from casewire_common.events import decode_event
 from casewire_common.messages import message_id
 from casewire_common.pg import migrate
 from casewire_router.adapters.repository import MIGRATIONS_PACKAGE, SCHEMA
@@ -140,11 +141,30 @@ async def test_messages_become_cases_with_events_once_even_when_redelivered(
         # amal is full (capacity 1) and nikos is not in shipping: the case waits in the queue.
         assert [e.type for e in case_b] == [ev.CASE_CREATED]
         assert case_b[0].data["case"]["status"] == "queued"
+        # Every event is a CloudEvent in Kafka binary mode: all of its attributes in headers.
         record = reader.records[0]
-        headers = dict(record.headers)
-        assert headers["ce_specversion"] == b"1.0"
-        assert headers["ce_type"] == ev.CASE_CREATED.encode()
-        assert record.key == reader.events[0].data["case"]["id"].encode()
+        created = decode_event(record.headers, record.value or b"", record.key)
+        case_id = created.data["case"]["id"]
+        assert record.key == case_id.encode()
+        assert set(dict(record.headers)) == {
+            "ce_id",
+            "ce_type",
+            "ce_source",
+            "ce_subject",
+            "ce_time",
+            "ce_specversion",
+            "content-type",
+        }
+        assert dict(record.headers)["ce_specversion"] == b"1.0"
+        assert dict(record.headers)["content-type"] == b"application/json"
+        assert (created.type, created.source, created.subject) == (
+            ev.CASE_CREATED,
+            "casewire/router",
+            case_id,
+        )
+        assert created.time is not None
+        assert created.data["decision"]["matched_rules"] == ["shipping"]
+        assert len({event.id for event in reader.events}) == len(reader.events)
 
         # Redelivery of the first message: nothing new in PostgreSQL nor on Kafka.
         await kafka.send_and_wait(topics.MESSAGES, first, key=conv_a.encode())
@@ -163,8 +183,9 @@ async def test_messages_become_cases_with_events_once_even_when_redelivered(
     connection = await asyncpg.connect(database_url)
     try:
         cases = await connection.fetch(
-            f"SELECT id::text, conversation_id, status, team, assignee, first_response_at"
-            f" FROM {SCHEMA}.cases WHERE conversation_id = ANY($1::text[])"
+            f"SELECT id::text, conversation_id, status, team, assignee, first_response_at,"
+            f" decision->>'assignee' AS decided_for FROM {SCHEMA}.cases"
+            " WHERE conversation_id = ANY($1::text[])"
             " ORDER BY conversation_id",
             sorted(mine),
         )
@@ -184,6 +205,7 @@ async def test_messages_become_cases_with_events_once_even_when_redelivered(
         (conv_b, "queued", "shipping", None),
     ]
     assert cases[0]["first_response_at"] is not None
+    assert [c["decided_for"] for c in cases] == ["amal", None]  # the decision that opened it
     assert messages == 4
     assert outbox == 0
     assert load == 1

@@ -259,7 +259,7 @@ async def test_message_text_is_not_logged_unless_debugging_is_switched_on(
 ) -> None:
     from casewire_common.logging import configure_logging
 
-    configure_logging("INFO")
+    configure_logging("DEBUG")  # "body accepted" is a debug line
     secret_text = "my card number is 4111 1111 1111 1111"
     for log_content in (False, True):
         metrics = IngestMetrics(new_registry())
@@ -280,3 +280,4 @@ async def test_message_text_is_not_logged_unless_debugging_is_switched_on(
         logged = capsys.readouterr().out
         assert "body accepted" in logged
         assert (secret_text in logged) is log_content
+    configure_logging("INFO")

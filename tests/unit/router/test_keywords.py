@@ -39,3 +39,20 @@ def test_arabic_keyword_matches_with_diacritics_and_bidi_marks_in_text() -> None
 def test_emoji_text_does_not_break_matching() -> None:
     matcher = KeywordMatcher(["refund"])
     assert matcher.find("refund 👍🏻 please") == {"refund"}
+
+
+def test_matchers_sharing_one_folding_find_what_each_finds_alone() -> None:
+    rules = KeywordMatcher(["refund", "αποστολή"])
+    crisis = KeywordMatcher(["hacked", "การจัดส่ง"])
+    for text in ("REFUND now, I was Hacked", "Η ΑΠΟΣΤΟΛΗ; สอบถามเรื่องการจัดส่งสินค้า"):
+        folded = fold(text)
+        assert rules.find_folded(folded) == rules.find(text)
+        assert crisis.find_folded(folded) == crisis.find(text)
+    assert rules.find_folded(fold("REFUND now")) == {"refund"}
+
+
+def test_fold_ignores_bidi_marks_wherever_they_sit_and_keeps_ascii_as_lowercase() -> None:
+    assert fold("\u202bCafe\u0301\u202c") == "cafe"
+    assert fold("e\u200f\u0301") == "e"  # a bidi mark between a letter and its accent
+    assert fold("Order #123 STATUS") == "order #123 status"
+    assert fold("ﬁle Ⅻ") == "file xii"  # NFKC compatibility forms

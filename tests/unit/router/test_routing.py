@@ -142,3 +142,47 @@ def test_calm_private_question_is_low_priority() -> None:
     urgency = score(default_model(), message("what are your opening hours?", channel="dm"))
     assert urgency.score == 0
     assert priority_for(urgency.score) == "P4"
+
+
+def test_only_cases_the_batch_opened_or_changed_are_written_back() -> None:
+    open_cases: dict[str, CaseState] = {}
+    opening = route([message("shipping?", pid="1")], open_cases, agents())
+    assert opening.opened == {"case-1"}
+    assert list(opening.cases) == ["case-1"]
+
+    follow_up = route([message("any news?", pid="2", minutes=1)], open_cases, agents())
+    assert [e.type for e in follow_up.events] == [ev.CASE_MESSAGE_ADDED]
+    assert (follow_up.opened, follow_up.cases) == (set(), {})  # nothing about the case changed
+
+    replies = [
+        message("On it", pid=str(n), direction="outbound", author="brand", minutes=n)
+        for n in (3, 4)
+    ]
+    first_reply = route(replies[:1], open_cases, agents())
+    assert list(first_reply.cases) == ["case-1"]  # first_response_at set
+    second_reply = route(replies[1:], open_cases, agents())
+    assert second_reply.cases == {}
+    assert [e.data.first_response for e in second_reply.events] == [False]
+
+
+def test_new_tag_or_first_known_language_changes_an_open_case() -> None:
+    open_cases: dict[str, CaseState] = {}
+    route([message("hello", pid="1")], open_cases, agents())
+    tagged = route([message("about my shipping", pid="2", minutes=1)], open_cases, agents())
+    assert tagged.cases["case-1"].tags == ["shipping"]
+    with_language = route([message("hi", pid="3", language="en", minutes=2)], open_cases, agents())
+    assert with_language.cases["case-1"].language == "en"
+
+
+def test_shouting_counts_capitals_among_letters_that_have_a_case_in_any_script() -> None:
+    model = default_model()
+
+    def signals(text: str) -> set[str]:
+        return {signal.name for signal in score(model, message(text, channel="dm")).signals}
+
+    assert "shouting" in signals("WHERE IS MY PARCEL")
+    assert "shouting" in signals("ΠΟΥ ΕΙΝΑΙ Η ΠΑΡΑΓΓΕΛΙΑ ΜΟΥ")
+    assert "shouting" in signals("شكرا جزيلا لكم على المساعدة THANK YOUUU")  # Arabic has no case
+    assert "shouting" in signals("hello!!!")
+    assert "shouting" not in signals("Where Is My Parcel")
+    assert "shouting" not in signals("OK 👍 FINE")  # fewer than ten letters with a case

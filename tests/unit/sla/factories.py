@@ -6,7 +6,14 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from casewire_common.events import CaseEventData, CaseSnapshot, EventRecord, encode_event
+from casewire_common.events import (
+    CaseEventData,
+    CaseSnapshot,
+    CaseStatus,
+    EventRecord,
+    Priority,
+    encode_event,
+)
 
 
 def snapshot(case_id: str, opened_at: datetime, **changes: Any) -> CaseSnapshot:
@@ -32,13 +39,26 @@ def snapshot(case_id: str, opened_at: datetime, **changes: Any) -> CaseSnapshot:
 
 
 def case_event(
-    event_type: str, case: CaseSnapshot, *, first_response: bool | None = None, event_id: str = ""
+    event_type: str,
+    case: CaseSnapshot,
+    *,
+    first_response: bool | None = None,
+    event_id: str = "",
+    time: datetime | None = None,
+    previous_status: CaseStatus | None = None,
+    previous_priority: Priority | None = None,
 ) -> EventRecord:
+    data = CaseEventData(
+        case=case,
+        first_response=first_response,
+        previous_status=previous_status,
+        previous_priority=previous_priority,
+    )
     return encode_event(
         event_id=event_id or str(uuid.uuid4()),
         event_type=event_type,
         source="casewire/router",
         subject=case.id,
-        time=datetime.now(UTC),
-        data=CaseEventData(case=case, first_response=first_response),
+        time=time or datetime.now(UTC),
+        data=data,
     )

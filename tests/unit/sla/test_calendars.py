@@ -8,7 +8,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from casewire_sla.domain.calendars import (
     Calendar,
+    Pause,
     due_at,
+    due_with_pauses,
+    elapsed_with_pauses,
     open_time_between,
     warning_instants,
 )
@@ -177,3 +180,43 @@ def test_due_at_is_inverse_of_open_time_between() -> None:
     for minutes in (1, 40, 100, 600, 3000):
         target = timedelta(minutes=minutes)
         assert open_time_between(OFFICE, start, due_at(OFFICE, start, target)) == target
+
+
+def test_pause_moves_due_at_by_the_open_time_it_covered_not_its_wall_time() -> None:
+    # Monday 10:00 + 2 h, paused 10:30 to 15:00: 3.5 h of open time paused (lunch excluded).
+    start = athens(2026, 1, 12, 10, 0)
+    pause = Pause(athens(2026, 1, 12, 10, 30), athens(2026, 1, 12, 15, 0))
+    assert due_with_pauses(OFFICE, start, timedelta(hours=2), [pause]) == athens(
+        2026, 1, 12, 16, 30
+    )
+
+
+def test_pause_over_closed_hours_moves_nothing() -> None:
+    start = athens(2026, 1, 16, 17, 0)  # Friday 17:00, 1 h open, then 4 h on Saturday
+    pause = Pause(athens(2026, 1, 16, 18, 30), athens(2026, 1, 17, 9, 0))
+    target = timedelta(hours=3)
+    assert due_with_pauses(OFFICE, start, target, [pause]) == due_at(OFFICE, start, target)
+
+
+def test_clock_paused_now_has_no_due_instant() -> None:
+    start = athens(2026, 1, 12, 10, 0)
+    pause = Pause(athens(2026, 1, 12, 10, 30))
+    assert due_with_pauses(OFFICE, start, timedelta(hours=2), [pause]) is None
+
+
+def test_due_instant_passed_before_a_pause_stays_where_it_was() -> None:
+    start = athens(2026, 1, 12, 10, 0)
+    pause = Pause(athens(2026, 1, 12, 12, 0), athens(2026, 1, 12, 16, 0))
+    assert due_with_pauses(OFFICE, start, timedelta(hours=1), [pause]) == athens(2026, 1, 12, 11, 0)
+
+
+def test_elapsed_time_leaves_out_every_pause_including_one_still_lasting() -> None:
+    start = athens(2026, 1, 12, 9, 0)
+    pauses = [
+        Pause(athens(2026, 1, 12, 10, 0), athens(2026, 1, 12, 11, 0)),
+        Pause(athens(2026, 1, 12, 15, 0)),
+    ]
+    # 09:00-10:00, 11:00-13:00 and 14:00-15:00 counted: 4 h.
+    assert elapsed_with_pauses(OFFICE, start, pauses, athens(2026, 1, 12, 17, 0)) == timedelta(
+        hours=4
+    )

@@ -10,6 +10,9 @@ This benchmark (same run, same broker, same partitions, same messages):
 - `router_msgs_per_s`: the real router app (in this process) from canonical messages to
   committed cases and relayed case events;
 - `router_vs_passthrough`: their ratio (the goal is at least 0.5).
+
+And on the same stack, `ingest_requests_per_s` and `ingest_vs_bare_asgi`: see bench_ingest.py.
+`--only router|ingest` runs one of the two.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ Metric = dict[str, float | int | str]
 Results = dict[str, Metric]
 
 # How values print: the unit decides the precision.
-_DECIMALS = {"ratio": 3, "msgs/s": 0, "count": 0, "bytes": 0, "s": 2}
+_DECIMALS = {"ratio": 3, "msgs/s": 0, "req/s": 0, "count": 0, "bytes": 0, "s": 2, "ms": 1}
 
 
 def metric(value: float, unit: str) -> Metric:
@@ -121,6 +124,7 @@ class Options:
     output: Path
     profile: Path | None
     timeout: float
+    only: str | None = None  # "router" or "ingest"; None: both
 
 
 def _positive_int(text: str) -> int:
@@ -158,6 +162,7 @@ def parse_options(argv: Sequence[str]) -> Options:
         "figures are then distorted and not written",
     )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per measurement")
+    parser.add_argument("--only", choices=("router", "ingest"), help="default: both benchmarks")
     args = parser.parse_args(list(argv))
     output = args.output if args.output is not None else repo_root() / RESULTS
     return Options(
@@ -168,6 +173,7 @@ def parse_options(argv: Sequence[str]) -> Options:
         output=output,
         profile=args.profile,
         timeout=args.timeout,
+        only=args.only,
     )
 
 
@@ -295,9 +301,17 @@ def main(argv: list[str] | None = None) -> int:
             database_url=external_database,
             partitions=options.partitions,
         )
-        measured = asyncio.run(
-            _measure(options, running.kafka_bootstrap_servers, running.database_url, state_dir)
-        )
+        measured: Results = {}
+        if options.only in (None, "router"):
+            measured |= asyncio.run(
+                _measure(options, running.kafka_bootstrap_servers, running.database_url, state_dir)
+            )
+        if options.only in (None, "ingest"):
+            from casewire_dev import bench_ingest  # it imports this module
+
+            measured |= bench_ingest.run(
+                running, state_dir, bench_ingest.IngestOptions(seed=options.seed)
+            )
     except bench_runs.BenchError as error:
         print(f"bench failed: {error}", file=sys.stderr)
         return 1

@@ -1,6 +1,6 @@
 """The router's PostgreSQL state: cases, messages, agents and processed-message markers.
 
-Every read and write here works on a whole batch at once (arrays and pipelined
+Every read and write here works on a whole batch at once (arrays, COPY and pipelined
 `executemany`), so that a batch costs a handful of round trips, not a few per message.
 """
 
@@ -10,7 +10,6 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import asyncpg
-from casewire_common.events import RoutingDecision
 from casewire_common.messages import CanonicalMessage
 from casewire_common.pg import Connection
 
@@ -21,9 +20,37 @@ SCHEMA = "router"
 MIGRATIONS_PACKAGE = "casewire_router.adapters.migrations"
 
 _CASE_COLUMNS = (
-    "id, conversation_id, customer_id, account_id, platform, channel, visibility, status,"
-    " priority, urgency_score, team, assignee, tags, language, opened_at, first_response_at,"
-    " resolved_at, decision"
+    "id",
+    "conversation_id",
+    "customer_id",
+    "account_id",
+    "platform",
+    "channel",
+    "visibility",
+    "status",
+    "priority",
+    "urgency_score",
+    "team",
+    "assignee",
+    "tags",
+    "language",
+    "opened_at",
+    "first_response_at",
+    "resolved_at",
+)
+_MESSAGE_COLUMNS = (
+    "id",
+    "case_id",
+    "conversation_id",
+    "platform",
+    "platform_message_id",
+    "direction",
+    "author_id",
+    "text",
+    "language",
+    "sent_at",
+    "received_at",
+    "body",
 )
 
 
@@ -58,7 +85,7 @@ async def lock_open_cases(
     connection: Connection, conversation_ids: Iterable[str]
 ) -> dict[str, CaseState]:
     rows = await connection.fetch(
-        f"SELECT {_CASE_COLUMNS} FROM {SCHEMA}.cases"
+        f"SELECT {', '.join(_CASE_COLUMNS)} FROM {SCHEMA}.cases"
         " WHERE conversation_id = ANY($1::text[]) AND status NOT IN ('resolved', 'no_action')"
         " ORDER BY id FOR UPDATE",
         list(set(conversation_ids)),
@@ -87,26 +114,48 @@ async def lock_agents(connection: Connection) -> dict[str, AgentState]:
 
 
 async def save_outcome(connection: Connection, outcome: BatchOutcome) -> None:
-    if outcome.cases:
+    opened = [case for case_id, case in outcome.cases.items() if case_id in outcome.opened]
+    changed = [case for case_id, case in outcome.cases.items() if case_id not in outcome.opened]
+    if opened:
+        await connection.copy_records_to_table(
+            "cases",
+            schema_name=SCHEMA,
+            columns=(*_CASE_COLUMNS, "decision"),
+            records=[
+                (*_case_row(case), case.decision.model_dump_json() if case.decision else None)
+                for case in opened
+            ],
+        )
+    if changed:
+        # What routing may change on a case it did not open.
         await connection.executemany(
-            f"INSERT INTO {SCHEMA}.cases ({_CASE_COLUMNS}, updated_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,"
-            " $17, $18::jsonb, now())"
-            " ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status,"
-            " priority = EXCLUDED.priority, urgency_score = EXCLUDED.urgency_score,"
-            " team = EXCLUDED.team, assignee = EXCLUDED.assignee, tags = EXCLUDED.tags,"
-            " language = EXCLUDED.language, first_response_at = EXCLUDED.first_response_at,"
-            " resolved_at = EXCLUDED.resolved_at, decision = EXCLUDED.decision,"
-            " updated_at = now()",
-            [_case_row(case) for case in outcome.cases.values()],
+            f"UPDATE {SCHEMA}.cases SET status = $2, priority = $3, urgency_score = $4,"
+            " team = $5, assignee = $6, tags = $7, language = $8, first_response_at = $9,"
+            " resolved_at = $10, updated_at = now() WHERE id = $1",
+            [
+                (
+                    case.id,
+                    case.status,
+                    case.priority,
+                    case.urgency_score,
+                    case.team,
+                    case.assignee,
+                    case.tags,
+                    case.language,
+                    case.first_response_at,
+                    case.resolved_at,
+                )
+                for case in changed
+            ],
         )
     if outcome.stored_messages:
-        await connection.executemany(
-            f"INSERT INTO {SCHEMA}.messages (id, case_id, conversation_id, platform,"
-            " platform_message_id, direction, author_id, text, language, sent_at, received_at,"
-            " body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb)"
-            " ON CONFLICT (id) DO NOTHING",
-            [
+        # No ON CONFLICT needed: a message is stored only by the transaction that claimed it
+        # in processed_messages (`claim_new`), and its id is that claim's key.
+        await connection.copy_records_to_table(
+            "messages",
+            schema_name=SCHEMA,
+            columns=_MESSAGE_COLUMNS,
+            records=[
                 (
                     message.id,
                     case_id,
@@ -164,7 +213,6 @@ async def sync_agents(connection: Connection, agents: Sequence[dict[str, Any]]) 
 
 
 def _case(row: asyncpg.Record) -> CaseState:
-    decision = row["decision"]
     return CaseState(
         id=str(row["id"]),
         conversation_id=row["conversation_id"],
@@ -183,7 +231,6 @@ def _case(row: asyncpg.Record) -> CaseState:
         opened_at=row["opened_at"],
         first_response_at=row["first_response_at"],
         resolved_at=row["resolved_at"],
-        decision=RoutingDecision.model_validate_json(decision) if decision else None,
     )
 
 
@@ -206,5 +253,4 @@ def _case_row(case: CaseState) -> tuple[Any, ...]:
         case.opened_at,
         case.first_response_at,
         case.resolved_at,
-        case.decision.model_dump_json() if case.decision else None,
     )

@@ -14,9 +14,7 @@ from collections.abc import Iterable
 import ahocorasick
 
 _TATWEEL = "\u0640"
-_BIDI_CONTROLS = dict.fromkeys(
-    map(ord, "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-)
+_BIDI_CONTROLS = "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 
 
 def _keeps_marks(char: str) -> bool:
@@ -25,16 +23,37 @@ def _keeps_marks(char: str) -> bool:
     return 0x0900 <= code <= 0x0DFF or 0x0E00 <= code <= 0x0EFF or 0x1000 <= code <= 0x109F
 
 
+class _Ignored(dict[int, int | None]):
+    """A `str.translate` table that drops what folding ignores (bidi controls, tatweel,
+    accents), filled as characters are first seen: one C-speed pass per text. Its size is
+    bounded: text made of every character there is must not grow it without end."""
+
+    _LIMIT = 65_536
+
+    def __missing__(self, code: int) -> int | None:
+        char = chr(code)
+        ignored = (
+            char == _TATWEEL
+            or char in _BIDI_CONTROLS
+            or (unicodedata.category(char) == "Mn" and not _keeps_marks(char))
+        )
+        value = None if ignored else code
+        if len(self) < self._LIMIT:
+            self[code] = value
+        return value
+
+
+_IGNORED = _Ignored()
+
+
 def fold(text: str) -> str:
     """The form in which keywords are compared: NFKC, case-folded, without accents."""
-    text = unicodedata.normalize("NFKC", text).translate(_BIDI_CONTROLS).casefold()
-    decomposed = unicodedata.normalize("NFD", text)
-    kept = [
-        char
-        for char in decomposed
-        if char != _TATWEEL and (unicodedata.category(char) != "Mn" or _keeps_marks(char))
-    ]
-    return unicodedata.normalize("NFC", "".join(kept))
+    if text.isascii():
+        return text.lower()  # NFKC and NFD leave ASCII as it is; its case folding is lower()
+    # Bidi controls are dropped with the accents: neither case folding nor decomposition
+    # touches them, and NFC reorders the marks they separated as if they were never there.
+    decomposed = unicodedata.normalize("NFD", unicodedata.normalize("NFKC", text).casefold())
+    return unicodedata.normalize("NFC", decomposed.translate(_IGNORED))
 
 
 def _unspaced(char: str) -> bool:
@@ -71,9 +90,13 @@ class KeywordMatcher:
 
     def find(self, text: str) -> set[str]:
         """The folded keywords that occur in `text`."""
+        return self.find_folded(fold(text))
+
+    def find_folded(self, folded: str) -> set[str]:
+        """The keywords that occur in a text already folded with `fold`: several matchers
+        can share one folding of the same text."""
         if not self.keywords:
             return set()
-        folded = fold(text)
         found: set[str] = set()
         for end, (keyword, whole_word) in self._automaton.iter(folded):
             if keyword in found:

@@ -22,6 +22,7 @@ from casewire_common.events import (
 from casewire_common.messages import CanonicalMessage, Channel, Platform, Visibility
 
 from casewire_router.domain.assignment import AgentState, choose_agent
+from casewire_router.domain.keywords import fold
 from casewire_router.domain.rules import PRIORITY_ORDER, RuleSet, most_urgent
 from casewire_router.domain.urgency import UrgencyModel, priority_for, score
 
@@ -47,6 +48,7 @@ class CaseState:
     opened_at: datetime
     first_response_at: datetime | None = None
     resolved_at: datetime | None = None
+    # The decision that opened the case: set and stored when the case opens, never read back.
     decision: RoutingDecision | None = None
 
     def snapshot(self) -> CaseSnapshot:
@@ -78,7 +80,8 @@ class CaseEvent:
 
 @dataclass
 class BatchOutcome:
-    cases: dict[str, CaseState] = field(default_factory=dict)
+    cases: dict[str, CaseState] = field(default_factory=dict)  # opened or changed, by id
+    opened: set[str] = field(default_factory=set)  # ids of the cases the batch opened
     stored_messages: list[tuple[CanonicalMessage, str | None]] = field(default_factory=list)
     edits: list[CanonicalMessage] = field(default_factory=list)
     events: list[CaseEvent] = field(default_factory=list)
@@ -94,8 +97,9 @@ class Router:
 
     def decide(self, message: CanonicalMessage) -> tuple[RoutingDecision, str | None]:
         """The routing decision for a message, and the agent a rule asks for (`assign_to`)."""
-        outcome = self.rules.evaluate(message)
-        urgency = score(self.urgency, message)
+        folded = fold(message.text)  # once for the rules and every urgency signal
+        outcome = self.rules.evaluate(message, folded)
+        urgency = score(self.urgency, message, folded)
         priority = most_urgent(outcome.priority, priority_for(urgency.score))
         assert priority is not None
         return (
@@ -147,10 +151,15 @@ class Router:
             self._open_case(message, decision, requested, open_cases, agents, result, new_id, now)
             return
         result.stored_messages.append((message, case.id))
-        case.tags.extend(tag for tag in decision.tags if tag not in case.tags)
-        if case.language is None:
+        # Only a case that changed is written back.
+        new_tags = [tag for tag in decision.tags if tag not in case.tags]
+        case.tags.extend(new_tags)
+        changed = bool(new_tags)
+        if case.language is None and message.language is not None:
             case.language = message.language
-        result.cases[case.id] = case
+            changed = True
+        if changed:
+            result.cases[case.id] = case
         result.events.append(
             CaseEvent(
                 ev.CASE_MESSAGE_ADDED,
@@ -162,6 +171,7 @@ class Router:
             previous = case.priority
             case.priority = decision.priority
             case.urgency_score = max(case.urgency_score, decision.urgency.score)
+            result.cases[case.id] = case
             result.events.append(
                 CaseEvent(
                     ev.CASE_PRIORITY_CHANGED,
@@ -205,6 +215,7 @@ class Router:
             decision=decision,
         )
         result.cases[case.id] = case
+        result.opened.add(case.id)
         result.stored_messages.append((message, case.id))
         if decision.skip:
             # Needs no reply: recorded and counted, closed at once.
@@ -268,7 +279,7 @@ class Router:
         first = case.first_response_at is None
         if first:
             case.first_response_at = message.sent_at
-        result.cases[case.id] = case
+            result.cases[case.id] = case
         result.events.append(
             CaseEvent(
                 ev.CASE_RESPONDED,

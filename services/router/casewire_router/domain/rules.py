@@ -172,8 +172,10 @@ class RuleSet:
         ]
         self._has_regex = any(compiled.regex is not None for compiled in self._rules)
 
-    def evaluate(self, message: CanonicalMessage) -> RuleOutcome:
-        found = self._matcher.find(message.text)
+    def evaluate(self, message: CanonicalMessage, folded: str | None = None) -> RuleOutcome:
+        """What the rules decide for `message`; `folded` is its text already folded (see
+        `keywords.fold`), if the caller has it."""
+        found = self._matcher.find_folded(fold(message.text) if folded is None else folded)
         # Regexes search the NFKC text, not case-folded: a rule writes (?i) when it wants that.
         nfkc_text = unicodedata.normalize("NFKC", message.text) if self._has_regex else ""
         team: str | None = None

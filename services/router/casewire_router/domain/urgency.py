@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+import string
 from dataclasses import dataclass
 
 from casewire_common.events import Priority, Urgency, UrgencySignal
 from casewire_common.messages import CanonicalMessage
 
-from casewire_router.domain.keywords import KeywordMatcher
+from casewire_router.domain.keywords import KeywordMatcher, fold
 
 # Outage, safety, fraud and legal vocabulary, in every language Casewire supports.
 CRISIS_WORDS = (
@@ -62,21 +64,38 @@ def default_model(extra_crisis_words: tuple[str, ...] = ()) -> UrgencyModel:
     )
 
 
+_ASCII_LETTERS = string.ascii_letters.encode()
+_ASCII_CAPITALS = string.ascii_uppercase.encode()
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
 def _shouting(text: str) -> bool:
-    letters = [char for char in text if char.isalpha() and char.lower() != char.upper()]
-    capitals = sum(1 for char in letters if char.isupper())
-    return (len(letters) >= 10 and capitals / len(letters) >= 0.6) or "!!!" in text
+    """Mostly capitals (among letters that have a case), or "!!!"."""
+    if "!!!" in text:
+        return True
+    # ASCII letters are counted by deleting them (C speed); only the rest is looked at in turn.
+    ascii_text = text.encode("ascii", "ignore")
+    letters = len(ascii_text) - len(ascii_text.translate(None, _ASCII_LETTERS))
+    capitals = len(ascii_text) - len(ascii_text.translate(None, _ASCII_CAPITALS))
+    for char in _NON_ASCII.findall(text):
+        if char.isalpha() and char.lower() != char.upper():
+            letters += 1
+            capitals += char.isupper()
+    return letters >= 10 and capitals / letters >= 0.6
 
 
-def score(model: UrgencyModel, message: CanonicalMessage) -> Urgency:
-    """Every signal that fired, with its weight; the score is their sum, capped at 100."""
+def score(model: UrgencyModel, message: CanonicalMessage, folded: str | None = None) -> Urgency:
+    """Every signal that fired, with its weight; the score is their sum, capped at 100.
+    `folded` is the message text already folded (see `keywords.fold`), if the caller has it."""
+    if folded is None:
+        folded = fold(message.text)
     signals: list[UrgencySignal] = []
-    crisis = model.crisis.find(message.text)
+    crisis = model.crisis.find_folded(folded)
     if crisis:
         signals.append(
             UrgencySignal(name="crisis", weight=W_CRISIS, detail=", ".join(sorted(crisis)))
         )
-    negative = model.negative.find(message.text)
+    negative = model.negative.find_folded(folded)
     if negative:
         signals.append(
             UrgencySignal(

@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from casewire_common import topics
 from casewire_common.events import ClockName, EventRecord, Priority, SlaAlertData, encode_event
 
+from casewire_sla.domain.calendars import Pause
+
 SOURCE = "casewire/sla"
 # An alert that leaves more than this after its instant is marked `late`.
 LATE_AFTER = timedelta(seconds=1)
@@ -29,11 +31,17 @@ class ClockRecord:
     due_at: datetime
     team: str
     priority: Priority
+    pauses: tuple[Pause, ...] = ()
 
 
-def alert_event_id(clock: ClockRecord, event_type: str, fraction: float | None) -> str:
-    """Derived from what the alert is about, so the same alert always has the same id."""
+def alert_event_id(
+    clock: ClockRecord, event_type: str, fraction: float | None, at: datetime | None = None
+) -> str:
+    """Derived from what the alert is about, so the same alert always has the same id; `at`
+    tells apart the pauses and resumes of one clock."""
     name = f"{clock.case_id}|{clock.clock}|{clock.started_at.isoformat()}|{event_type}|{fraction}"
+    if at is not None:
+        name += f"|{at.astimezone(UTC).isoformat()}"
     return str(uuid.uuid5(_ID_NAMESPACE, name))
 
 
@@ -45,6 +53,7 @@ def alert_record(
     fraction: float | None = None,
     late: bool = False,
     elapsed: timedelta | None = None,
+    at: datetime | None = None,
 ) -> tuple[str, EventRecord]:
     """One (topic, record) pair for the outbox."""
     data = SlaAlertData(
@@ -61,7 +70,7 @@ def alert_record(
         priority=clock.priority,
     )
     record = encode_event(
-        event_id=alert_event_id(clock, event_type, fraction),
+        event_id=alert_event_id(clock, event_type, fraction, at),
         event_type=event_type,
         source=SOURCE,
         subject=clock.case_id,

@@ -43,7 +43,7 @@ class SlaMetrics:
         )
         self.open_clocks = Gauge(
             "casewire_sla_open_clocks",
-            "Clocks running now (breached ones included until fulfilled), by clock.",
+            "Clocks open now, running or paused (breached ones included until they end), by clock.",
             ["clock"],
             registry=registry,
         )

@@ -15,6 +15,8 @@ from asyncpg.pool import PoolConnectionProxy
 from casewire_common.events import (
     SLA_BREACHED,
     SLA_CLOCK_FULFILLED,
+    SLA_CLOCK_PAUSED,
+    SLA_CLOCK_RESUMED,
     SLA_CLOCK_STARTED,
     SLA_WARNING,
     CaseEventData,
@@ -24,8 +26,20 @@ from casewire_common.outbox import add_to_outbox
 from casewire_common.pg import create_pool
 
 from casewire_sla.adapters.alerts import LATE_AFTER, ClockRecord, alert_record
-from casewire_sla.domain.clocks import ClockFulfilment, ClockStart, clock_changes
-from casewire_sla.domain.policies import PolicySet, open_time_between
+from casewire_sla.domain.calendars import Pause, elapsed_with_pauses
+from casewire_sla.domain.clocks import (
+    BREACH,
+    ClockChange,
+    ClockFulfilment,
+    ClockPause,
+    ClockReselection,
+    ClockResume,
+    ClockStart,
+    OpenClock,
+    calendar_of,
+    clock_changes,
+)
+from casewire_sla.domain.policies import PolicySet
 
 SCHEMA = "sla"
 # What a pool hands out: a proxy to a connection, used like one.
@@ -34,17 +48,19 @@ MIGRATIONS = "casewire_sla.adapters.migrations"
 
 _CLOCK_COLUMNS = (
     "c.id, c.case_id, c.clock, c.policy_id, c.calendar_id, c.target_seconds,"
-    " c.started_at, c.due_at, c.team, c.priority"
+    " c.started_at, c.due_at, c.team, c.priority, c.pause_starts, c.pause_ends"
 )
 
 
 @dataclass(frozen=True)
 class CaseEvent:
-    """A decoded case event: its CloudEvent id and type, and its data when this service uses it."""
+    """A decoded case event: its CloudEvent id and type, its data when this service uses it,
+    and its `time` (when it happened; the instant a clock starts or stops on it)."""
 
     id: str
     type: str
     data: CaseEventData | None
+    time: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +78,7 @@ class BatchOutcome:
     applied: int = 0
     duplicates: int = 0
     started: list[ClockRecord] = field(default_factory=list)
+    # Clocks ended by what they waited for (not response clocks ended by a resolution).
     fulfilled: list[tuple[ClockRecord, datetime]] = field(default_factory=list)
     fired: list[FiredAlert] = field(default_factory=list)
     earliest_timer: datetime | None = None
@@ -79,6 +96,9 @@ def _clock(row: asyncpg.Record) -> ClockRecord:
         due_at=row["due_at"],
         team=row["team"],
         priority=row["priority"],
+        pauses=tuple(
+            Pause(b, e) for b, e in zip(row["pause_starts"], row["pause_ends"], strict=True)
+        ),
     )
 
 
@@ -108,15 +128,17 @@ class SlaStore:
         return self._pool
 
     def _elapsed(self, policies: PolicySet, clock: ClockRecord, until: datetime) -> timedelta:
-        calendar = policies.find_calendar(clock.calendar_id)
-        if calendar is None:  # the calendar left the policy file: count wall-clock time
-            return max(until - clock.started_at, timedelta(0))
-        return open_time_between(calendar, clock.started_at, until)
+        calendar = calendar_of(policies, clock.calendar_id)
+        return elapsed_with_pauses(calendar, clock.started_at, clock.pauses, until)
 
     async def apply_case_events(
         self, events: Sequence[CaseEvent], policies: PolicySet, now: datetime
     ) -> BatchOutcome:
-        """Apply a batch of case events in one transaction; already processed ids are skipped."""
+        """Apply a batch of case events in one transaction; already processed ids are skipped.
+
+        Events are applied in order, each to the clocks its predecessors left: a batch may
+        start, pause and end the same clock.
+        """
         outcome = BatchOutcome()
         if not events:
             return outcome
@@ -127,8 +149,7 @@ class SlaStore:
                 [event.id for event in events],
             )
             fresh = {row["event_id"] for row in fresh_rows}
-            starts: list[ClockStart] = []
-            fulfilments: dict[tuple[str, str], ClockFulfilment] = {}
+            records: list[tuple[str, EventRecord]] = []
             for event in events:
                 if event.id not in fresh:
                     outcome.duplicates += 1
@@ -137,123 +158,259 @@ class SlaStore:
                 outcome.applied += 1
                 if event.data is None:
                     continue
-                for change in clock_changes(policies, event.type, event.data):
-                    if isinstance(change, ClockStart):
-                        starts.append(change)
-                    else:
-                        fulfilments.setdefault((change.case_id, change.clock), change)
-            records: list[tuple[str, EventRecord]] = []
-            if starts:
-                await self._start_clocks(connection, starts, now, outcome, records)
-            if fulfilments:
-                await self._fulfil_clocks(
-                    connection, list(fulfilments.values()), policies, now, outcome, records
-                )
+                open_clocks = await self._open_clocks(connection, event.data.case.id)
+                at = event.time or now
+                for change in clock_changes(policies, event.type, event.data, open_clocks, at):
+                    await self._apply(connection, change, policies, now, outcome, records)
             await add_to_outbox(connection, SCHEMA, records)
         return outcome
 
-    async def _start_clocks(
-        self,
-        connection: Connection,
-        starts: Sequence[ClockStart],
-        now: datetime,
-        outcome: BatchOutcome,
-        records: list[tuple[str, EventRecord]],
-    ) -> None:
+    async def _open_clocks(self, connection: Connection, case_id: str) -> list[OpenClock]:
         rows = await connection.fetch(
-            f"INSERT INTO {SCHEMA}.clocks AS c (case_id, clock, policy_id, calendar_id,"
-            " target_seconds, started_at, due_at, team, priority)"
-            " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[],"
-            " $6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[])"
-            f" ON CONFLICT (case_id, clock) DO NOTHING RETURNING {_CLOCK_COLUMNS}",
-            [start.case_id for start in starts],
-            [start.clock for start in starts],
-            [start.policy_id for start in starts],
-            [start.calendar_id for start in starts],
-            [max(1, round(start.target.total_seconds())) for start in starts],
-            [start.started_at for start in starts],
-            [start.due_at for start in starts],
-            [start.team for start in starts],
-            [start.priority for start in starts],
+            f"SELECT {_CLOCK_COLUMNS}, coalesce(array_agg(t.fraction)"
+            " FILTER (WHERE t.fired_at IS NOT NULL), '{}') AS fired"
+            f" FROM {SCHEMA}.clocks AS c LEFT JOIN {SCHEMA}.timers AS t ON t.clock_id = c.id"
+            f" WHERE c.case_id = $1 AND c.status IN ('running', 'paused') GROUP BY c.id",
+            case_id,
         )
-        by_key = {(start.case_id, start.clock): start for start in starts}
-        timers: list[tuple[int, str, float, datetime]] = []
-        for row in rows:
-            clock = _clock(row)
-            start = by_key[(clock.case_id, clock.clock)]
-            timers.extend((clock.id, "warning", fraction, at) for fraction, at in start.warnings)
-            timers.append((clock.id, "breach", 1.0, start.due_at))
-            outcome.started.append(clock)
-            records.append(alert_record(clock, SLA_CLOCK_STARTED, time=now))
-        if timers:
-            await connection.execute(
-                f"INSERT INTO {SCHEMA}.timers (clock_id, kind, fraction, fire_at)"
-                " SELECT * FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::timestamptz[])",
-                [timer[0] for timer in timers],
-                [timer[1] for timer in timers],
-                [timer[2] for timer in timers],
-                [timer[3] for timer in timers],
+        return [
+            OpenClock(
+                clock=clock.clock,
+                policy_id=clock.policy_id,
+                calendar_id=clock.calendar_id,
+                target=timedelta(seconds=clock.target_seconds),
+                started_at=clock.started_at,
+                team=clock.team,
+                priority=clock.priority,
+                pauses=clock.pauses,
+                fired=frozenset(row["fired"]),
             )
-            outcome.earliest_timer = min(timer[3] for timer in timers)
+            for row in rows
+            for clock in [_clock(row)]
+        ]
 
-    async def _fulfil_clocks(
+    async def _apply(
         self,
         connection: Connection,
-        fulfilments: Sequence[ClockFulfilment],
+        change: ClockChange,
         policies: PolicySet,
         now: datetime,
         outcome: BatchOutcome,
         records: list[tuple[str, EventRecord]],
     ) -> None:
-        rows = await connection.fetch(
-            f"UPDATE {SCHEMA}.clocks AS c SET status = 'fulfilled', fulfilled_at = f.at"
-            " FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS f(case_id, clock, at)"
-            " WHERE c.case_id = f.case_id AND c.clock = f.clock AND c.status = 'running'"
-            f" RETURNING {_CLOCK_COLUMNS}, c.fulfilled_at",
-            [fulfilment.case_id for fulfilment in fulfilments],
-            [fulfilment.clock for fulfilment in fulfilments],
-            [fulfilment.fulfilled_at for fulfilment in fulfilments],
+        if isinstance(change, ClockStart):
+            await self._start(connection, change, now, outcome, records)
+        elif isinstance(change, ClockFulfilment):
+            await self._fulfil(connection, change, policies, now, outcome, records)
+        elif isinstance(change, ClockPause):
+            await self._pause(connection, change, policies, now, outcome, records)
+        elif isinstance(change, ClockResume):
+            await self._resume(connection, change, policies, now, outcome, records)
+        else:
+            await self._reselect(connection, change, outcome)
+
+    async def _start(
+        self,
+        connection: Connection,
+        start: ClockStart,
+        now: datetime,
+        outcome: BatchOutcome,
+        records: list[tuple[str, EventRecord]],
+    ) -> None:
+        row = await connection.fetchrow(
+            f"INSERT INTO {SCHEMA}.clocks AS c (case_id, clock, policy_id, calendar_id,"
+            " target_seconds, started_at, due_at, team, priority)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            f" ON CONFLICT DO NOTHING RETURNING {_CLOCK_COLUMNS}",
+            start.case_id,
+            start.clock,
+            start.policy_id,
+            start.calendar_id,
+            max(1, round(start.target.total_seconds())),
+            start.started_at,
+            start.due_at,
+            start.team,
+            start.priority,
         )
-        if not rows:
+        if row is None:  # this cycle of the clock exists already
             return
-        clocks = {row["id"]: (_clock(row), row["fulfilled_at"]) for row in rows}
-        # A reply that came after a warning or the breach instant, but was read before the
-        # timer fired (consumer lag), does not erase it: those alerts fire now, late.
+        clock = _clock(row)
+        await self._add_timers(connection, clock.id, start.warnings, start.due_at, outcome)
+        outcome.started.append(clock)
+        records.append(alert_record(clock, SLA_CLOCK_STARTED, time=now))
+
+    async def _add_timers(
+        self,
+        connection: Connection,
+        clock_id: int,
+        warnings: Sequence[tuple[float, datetime]],
+        breach_at: datetime | None,
+        outcome: BatchOutcome,
+    ) -> None:
+        timers = [("warning", fraction, at) for fraction, at in warnings]
+        if breach_at is not None:
+            timers.append(("breach", BREACH, breach_at))
+        if not timers:
+            return
+        await connection.execute(
+            f"INSERT INTO {SCHEMA}.timers (clock_id, kind, fraction, fire_at)"
+            " SELECT $1, * FROM unnest($2::text[], $3::float8[], $4::timestamptz[])",
+            clock_id,
+            [timer[0] for timer in timers],
+            [timer[1] for timer in timers],
+            [timer[2] for timer in timers],
+        )
+        earliest = min(timer[2] for timer in timers)
+        if outcome.earliest_timer is None or earliest < outcome.earliest_timer:
+            outcome.earliest_timer = earliest
+
+    async def _fire_overdue(
+        self,
+        connection: Connection,
+        clock: ClockRecord,
+        until: datetime,
+        policies: PolicySet,
+        now: datetime,
+        outcome: BatchOutcome,
+        records: list[tuple[str, EventRecord]],
+    ) -> None:
+        """Fire, late, the timers due by `until` that had not fired when the clock stopped.
+
+        A reply or pause that came after a warning or the breach instant, but was read before
+        the timer fired (consumer lag), does not erase it.
+        """
         overdue = await connection.fetch(
-            f"UPDATE {SCHEMA}.timers AS t SET fired_at = $2 FROM {SCHEMA}.clocks AS c"
-            " WHERE t.clock_id = c.id AND c.id = ANY($1::bigint[])"
-            " AND t.fired_at IS NULL AND t.fire_at <= c.fulfilled_at"
-            " RETURNING t.clock_id, t.kind, t.fraction, t.fire_at",
-            list(clocks),
+            f"UPDATE {SCHEMA}.timers SET fired_at = $3"
+            " WHERE clock_id = $1 AND fired_at IS NULL AND fire_at <= $2"
+            " RETURNING kind, fraction, fire_at",
+            clock.id,
+            until,
             now,
         )
         for timer in sorted(overdue, key=lambda row: row["fire_at"]):
-            clock, fulfilled_at = clocks[timer["clock_id"]]
             fired = FiredAlert(
                 clock, timer["kind"], timer["fraction"], now - timer["fire_at"] > LATE_AFTER
             )
             outcome.fired.append(fired)
-            records.append(self._alert(policies, fired, now, until=fulfilled_at))
-        breached = [row["clock_id"] for row in overdue if row["kind"] == "breach"]
-        if breached:
+            records.append(self._alert(policies, fired, now, until=until))
+        if any(timer["kind"] == "breach" for timer in overdue):
             await connection.execute(
-                f"UPDATE {SCHEMA}.clocks SET breached_at = due_at WHERE id = ANY($1::bigint[])",
-                breached,
+                f"UPDATE {SCHEMA}.clocks SET breached_at = due_at WHERE id = $1", clock.id
             )
         await connection.execute(
-            f"DELETE FROM {SCHEMA}.timers WHERE clock_id = ANY($1::bigint[]) AND fired_at IS NULL",
-            list(clocks),
+            f"DELETE FROM {SCHEMA}.timers WHERE clock_id = $1 AND fired_at IS NULL", clock.id
         )
-        for clock, fulfilled_at in clocks.values():
-            outcome.fulfilled.append((clock, fulfilled_at))
-            records.append(
-                alert_record(
-                    clock,
-                    SLA_CLOCK_FULFILLED,
-                    time=now,
-                    elapsed=self._elapsed(policies, clock, fulfilled_at),
-                )
-            )
+
+    async def _fulfil(
+        self,
+        connection: Connection,
+        fulfilment: ClockFulfilment,
+        policies: PolicySet,
+        now: datetime,
+        outcome: BatchOutcome,
+        records: list[tuple[str, EventRecord]],
+    ) -> None:
+        at = fulfilment.fulfilled_at
+        row = await connection.fetchrow(
+            f"UPDATE {SCHEMA}.clocks AS c SET status = 'fulfilled', fulfilled_at = $3,"
+            " pause_ends = CASE WHEN status = 'paused'"
+            " THEN pause_ends[1:cardinality(pause_ends) - 1] || $3::timestamptz"
+            " ELSE pause_ends END"
+            " WHERE case_id = $1 AND clock = $2 AND status IN ('running', 'paused')"
+            f" RETURNING {_CLOCK_COLUMNS}",
+            fulfilment.case_id,
+            fulfilment.clock,
+            at,
+        )
+        if row is None:
+            return
+        clock = _clock(row)
+        await self._fire_overdue(connection, clock, at, policies, now, outcome, records)
+        if fulfilment.by_reply:
+            outcome.fulfilled.append((clock, at))
+        elapsed = self._elapsed(policies, clock, at)
+        records.append(alert_record(clock, SLA_CLOCK_FULFILLED, time=now, elapsed=elapsed))
+
+    async def _pause(
+        self,
+        connection: Connection,
+        pause: ClockPause,
+        policies: PolicySet,
+        now: datetime,
+        outcome: BatchOutcome,
+        records: list[tuple[str, EventRecord]],
+    ) -> None:
+        at = pause.paused_at
+        row = await connection.fetchrow(
+            f"UPDATE {SCHEMA}.clocks AS c SET status = 'paused',"
+            " pause_starts = array_append(pause_starts, $3::timestamptz),"
+            " pause_ends = array_append(pause_ends, NULL::timestamptz)"
+            " WHERE case_id = $1 AND clock = $2 AND status = 'running'"
+            f" RETURNING {_CLOCK_COLUMNS}",
+            pause.case_id,
+            pause.clock,
+            at,
+        )
+        if row is None:
+            return
+        clock = _clock(row)
+        await self._fire_overdue(connection, clock, at, policies, now, outcome, records)
+        elapsed = self._elapsed(policies, clock, at)
+        records.append(alert_record(clock, SLA_CLOCK_PAUSED, time=now, elapsed=elapsed, at=at))
+
+    async def _resume(
+        self,
+        connection: Connection,
+        resume: ClockResume,
+        policies: PolicySet,
+        now: datetime,
+        outcome: BatchOutcome,
+        records: list[tuple[str, EventRecord]],
+    ) -> None:
+        at, timers = resume.resumed_at, resume.schedule
+        row = await connection.fetchrow(
+            f"UPDATE {SCHEMA}.clocks AS c SET status = 'running', due_at = $4,"
+            " pause_ends[cardinality(pause_ends)] = $3"
+            " WHERE case_id = $1 AND clock = $2 AND status = 'paused'"
+            f" RETURNING {_CLOCK_COLUMNS}",
+            resume.case_id,
+            resume.clock,
+            at,
+            timers.due_at,
+        )
+        if row is None:
+            return
+        clock = _clock(row)
+        breach_at = timers.due_at if timers.breach else None
+        await self._add_timers(connection, clock.id, timers.warnings, breach_at, outcome)
+        elapsed = self._elapsed(policies, clock, at)
+        records.append(alert_record(clock, SLA_CLOCK_RESUMED, time=now, elapsed=elapsed, at=at))
+
+    async def _reselect(
+        self, connection: Connection, reselection: ClockReselection, outcome: BatchOutcome
+    ) -> None:
+        timers = reselection.schedule
+        clock_id = await connection.fetchval(
+            f"UPDATE {SCHEMA}.clocks SET policy_id = $3, calendar_id = $4, target_seconds = $5,"
+            " team = $6, priority = $7, due_at = coalesce($8, due_at)"
+            " WHERE case_id = $1 AND clock = $2 AND status IN ('running', 'paused')"
+            " RETURNING id",
+            reselection.case_id,
+            reselection.clock,
+            reselection.policy_id,
+            reselection.calendar_id,
+            max(1, round(reselection.target.total_seconds())),
+            reselection.team,
+            reselection.priority,
+            None if timers is None else timers.due_at,
+        )
+        if clock_id is None or timers is None:
+            return
+        await connection.execute(
+            f"DELETE FROM {SCHEMA}.timers WHERE clock_id = $1 AND fired_at IS NULL", clock_id
+        )
+        breach_at = timers.due_at if timers.breach else None
+        await self._add_timers(connection, clock_id, timers.warnings, breach_at, outcome)
 
     def _alert(
         self, policies: PolicySet, fired: FiredAlert, now: datetime, *, until: datetime
@@ -317,9 +474,10 @@ class SlaStore:
         return value
 
     async def open_clocks(self) -> dict[str, int]:
-        """Running clocks by clock name (a breached clock runs until the reply comes)."""
+        """Open (running or paused) clocks by clock name; a breached clock runs until it ends."""
         rows = await self._require_pool().fetch(
-            f"SELECT clock, count(*) AS n FROM {SCHEMA}.clocks WHERE status = 'running'"
+            f"SELECT clock, count(*) AS n FROM {SCHEMA}.clocks"
+            " WHERE status IN ('running', 'paused')"
             " GROUP BY clock"
         )
         return {row["clock"]: row["n"] for row in rows}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -219,4 +220,43 @@ def open_time_between(calendar: Calendar, start: datetime, end: datetime) -> tim
         if begin >= end:
             break
         elapsed += min(close, end) - begin
+    return elapsed
+
+
+@dataclass(frozen=True)
+class Pause:
+    """A stretch during which a clock does not count; `end` is None while it lasts."""
+
+    begin: datetime
+    end: datetime | None = None
+
+
+def due_with_pauses(
+    calendar: Calendar, start: datetime, target: timedelta, pauses: Sequence[Pause]
+) -> datetime | None:
+    """The earliest instant at which `target` of unpaused open time has elapsed since `start`.
+
+    None while a pause that began before that instant still lasts. Pauses are in time order.
+    """
+    remaining = target
+    cursor = start
+    for pause in pauses:
+        available = open_time_between(calendar, cursor, pause.begin)
+        if available >= remaining:
+            return due_at(calendar, cursor, remaining)
+        remaining -= available
+        if pause.end is None:
+            return None
+        cursor = max(cursor, pause.end)
+    return due_at(calendar, cursor, remaining)
+
+
+def elapsed_with_pauses(
+    calendar: Calendar, start: datetime, pauses: Sequence[Pause], until: datetime
+) -> timedelta:
+    """Open time counted from `start` to `until`, leaving out the pauses."""
+    elapsed = open_time_between(calendar, start, until)
+    for pause in pauses:
+        end = until if pause.end is None else min(pause.end, until)
+        elapsed -= open_time_between(calendar, max(pause.begin, start), end)
     return elapsed

@@ -41,7 +41,7 @@ def decode_case_event(record: ConsumerRecord[bytes, bytes]) -> CaseEvent | Rejec
         data = CaseEventData.model_validate(event.data)
     except ValidationError as error:
         return record, "invalid_case_event", str(error)
-    return CaseEvent(event.id, event.type, data)
+    return CaseEvent(event.id, event.type, data, event.time)
 
 
 def case_event_router(

@@ -1,0 +1,170 @@
+"""The pure parts of the ingest benchmark: webhook bodies, signing, requests, answers, ratio."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from casewire_dev import bench, bench_ingest
+from casewire_dev.bench_runs import BenchError
+from casewire_dev.paths import repo_root, shared_data
+from casewire_ingest.domain.platforms import normalize
+from casewire_ingest.domain.signatures import meta_signature_valid
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+def _templates() -> bench_ingest.Templates:
+    try:
+        data = shared_data(repo_root())
+    except RuntimeError:
+        pytest.skip("the shared data folder is not here")
+    return bench_ingest.read_templates(data)
+
+
+def test_every_webhook_is_a_new_customer_message_that_ingest_normalizes() -> None:
+    texts = ["My order never arrived @AmazonHelp", "Καλησπέρα, δεν λειτουργεί", "ok"]
+
+    webhooks = bench_ingest.build_webhooks(_templates(), texts, 300, seed=3, now=NOW)
+
+    assert len({webhook.message_id for webhook in webhooks}) == 300
+    assert {webhook.kind for webhook in webhooks} == {"messenger", "instagram", "whatsapp"}
+    for webhook in webhooks:
+        normalized = normalize(json.loads(webhook.body), NOW)
+        assert len(normalized.messages) == 1
+        message = normalized.messages[0]
+        assert message.platform == bench_ingest.PLATFORM_OF[webhook.kind]
+        assert message.platform_message_id == webhook.message_id
+        assert (message.channel, message.direction, message.event) == ("dm", "inbound", "message")
+        assert message.text in texts
+        assert message.account_id in {
+            bench_ingest.PAGE_ID,
+            bench_ingest.INSTAGRAM_ID,
+            bench_ingest.PHONE_NUMBER_ID,
+        }
+
+
+def test_the_same_seed_gives_the_same_bytes() -> None:
+    first = bench_ingest.build_webhooks(_templates(), ["a", "b"], 20, seed=5, now=NOW)
+    again = bench_ingest.build_webhooks(_templates(), ["a", "b"], 20, seed=5, now=NOW)
+    other = bench_ingest.build_webhooks(_templates(), ["a", "b"], 20, seed=6, now=NOW)
+
+    assert first == again
+    assert first != other
+
+
+def test_bodies_are_compact_ascii_json_as_meta_sends_them() -> None:
+    body = bench_ingest.encode_body({"object": "page", "text": "ขอบคุณ é"})
+
+    assert body == b'{"object":"page","text":"\\u0e02\\u0e2d\\u0e1a\\u0e04\\u0e38\\u0e13 \\u00e9"}'
+
+
+def test_a_signed_request_is_a_complete_post_that_ingest_verifies() -> None:
+    body = b'{"object":"page","entry":[]}'
+
+    request = bench_ingest.signed_request(body, secret="s3cret")
+
+    head, _, sent = request.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    assert lines[0] == "POST /v1/webhooks/meta HTTP/1.1"
+    assert sent == body
+    assert headers["Content-Length"] == str(len(body))
+    expected = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    assert headers["X-Hub-Signature-256"] == f"sha256={expected}"
+    assert meta_signature_valid(["s3cret"], body, headers["X-Hub-Signature-256"])
+    assert not meta_signature_valid(["other"], body, headers["X-Hub-Signature-256"])
+    assert not meta_signature_valid(["s3cret"], body + b" ", headers["X-Hub-Signature-256"])
+
+
+OK = b"HTTP/1.1 200 OK\r\ncontent-length: 15\r\ncontent-type: application/json\r\n\r\n"
+
+
+def test_answers_are_split_from_a_keep_alive_stream_whatever_the_packets() -> None:
+    problem = b'{"error":"unavailable"}'
+    stream = (
+        OK
+        + b'{"status":"ok"}'
+        + b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: %d\r\n\r\n" % len(problem)
+        + problem
+        + OK
+        + b'{"status":"ok"}'
+    )
+    expected = [
+        bench_ingest.Answer(200, b""),
+        bench_ingest.Answer(503, problem),
+        bench_ingest.Answer(200, b""),
+    ]
+    whole = bench_ingest.ResponseParser()
+    assert whole.feed(stream) == expected
+    assert not whole.pending
+
+    for size in (1, 2, 7, 40):
+        parser = bench_ingest.ResponseParser()
+        answers = []
+        for start in range(0, len(stream), size):
+            answers += parser.feed(stream[start : start + size])
+        assert answers == expected
+        assert not parser.pending
+
+
+def test_an_incomplete_answer_is_pending() -> None:
+    parser = bench_ingest.ResponseParser()
+
+    assert parser.feed(OK + b'{"status"') == []
+    assert parser.pending
+    assert parser.feed(b':"ok"}') == [bench_ingest.Answer(200, b"")]
+
+
+@pytest.mark.parametrize(
+    ("head", "problem"),
+    [
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked", "chunked"),
+        (b"HTTP/1.1 204 No Content\r\nServer: x", "without Content-Length"),
+        (b"SSH-2.0-OpenSSH_9.6", "status line"),
+        (b"HTTP/1.1 2x0 OK\r\nContent-Length: 0", "status line"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: many", "Content-Length"),
+    ],
+)
+def test_unreadable_answers_fail_loudly(head: bytes, problem: str) -> None:
+    with pytest.raises(bench_ingest.ProtocolError, match=problem):
+        bench_ingest.ResponseParser().feed(head + b"\r\n\r\n")
+
+
+def test_head_parsing_reads_status_and_length() -> None:
+    assert bench_ingest.parse_head(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 7") == (
+        413,
+        7,
+    )
+    assert bench_ingest.parse_head(b"HTTP/1.0 200\r\nCONTENT-LENGTH:12\r\nx: y") == (200, 12)
+
+
+def test_ratio_percentile_and_units() -> None:
+    assert bench.ratio(1200, 4000) == pytest.approx(0.3)
+    assert bench.ratio(5, 0) == 0.0
+    assert bench_ingest.percentile([], 0.99) == 0.0
+    assert bench_ingest.percentile([float(v) for v in range(1, 101)], 0.5) == 50.0
+    assert bench_ingest.percentile([float(v) for v in range(1, 101)], 0.99) == 99.0
+    assert bench.metric(1234.56, "req/s") == {"value": 1235, "unit": "req/s"}
+    assert bench.metric(12.345, "ms") == {"value": 12.3, "unit": "ms"}
+
+
+def test_only_selects_one_benchmark(tmp_path: Path) -> None:
+    assert bench.parse_options(["--output", str(tmp_path / "r.json")]).only is None
+    assert bench.parse_options(["--only", "ingest"]).only == "ingest"
+    with pytest.raises(SystemExit):
+        bench.parse_options(["--only", "sla"])
+
+
+def test_each_record_of_the_run_must_be_written_once_and_be_of_a_sent_request() -> None:
+    index = {"a": 0, "b": 1, "c": 2}
+
+    assert bench_ingest.check_written_once("t", ["b", "a"], index, sent=2) == 2
+    with pytest.raises(BenchError, match="twice"):
+        bench_ingest.check_written_once("t", ["a", "b", "a"], index, sent=2)
+    with pytest.raises(BenchError, match="never sent"):
+        bench_ingest.check_written_once("t", ["a", "c"], index, sent=2)
