@@ -11,25 +11,23 @@ from pathlib import Path
 import pytest
 from casewire_dev import bench, bench_ingest
 from casewire_dev.bench_runs import BenchError
-from casewire_dev.paths import repo_root, shared_data
 from casewire_ingest.domain.platforms import normalize
 from casewire_ingest.domain.signatures import meta_signature_valid
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
-def _templates() -> bench_ingest.Templates:
-    try:
-        data = shared_data(repo_root())
-    except RuntimeError:
-        pytest.skip("the shared data folder is not here")
-    return bench_ingest.read_templates(data)
+@pytest.fixture
+def templates(shared_data: Path) -> bench_ingest.Templates:
+    return bench_ingest.read_templates(shared_data)
 
 
-def test_every_webhook_is_a_new_customer_message_that_ingest_normalizes() -> None:
+def test_every_webhook_is_a_new_customer_message_that_ingest_normalizes(
+    templates: bench_ingest.Templates,
+) -> None:
     texts = ["My order never arrived @AmazonHelp", "Καλησπέρα, δεν λειτουργεί", "ok"]
 
-    webhooks = bench_ingest.build_webhooks(_templates(), texts, 300, seed=3, now=NOW)
+    webhooks = bench_ingest.build_webhooks(templates, texts, 300, seed=3, now=NOW)
 
     assert len({webhook.message_id for webhook in webhooks}) == 300
     assert {webhook.kind for webhook in webhooks} == {"messenger", "instagram", "whatsapp"}
@@ -48,10 +46,10 @@ def test_every_webhook_is_a_new_customer_message_that_ingest_normalizes() -> Non
         }
 
 
-def test_the_same_seed_gives_the_same_bytes() -> None:
-    first = bench_ingest.build_webhooks(_templates(), ["a", "b"], 20, seed=5, now=NOW)
-    again = bench_ingest.build_webhooks(_templates(), ["a", "b"], 20, seed=5, now=NOW)
-    other = bench_ingest.build_webhooks(_templates(), ["a", "b"], 20, seed=6, now=NOW)
+def test_the_same_seed_gives_the_same_bytes(templates: bench_ingest.Templates) -> None:
+    first = bench_ingest.build_webhooks(templates, ["a", "b"], 20, seed=5, now=NOW)
+    again = bench_ingest.build_webhooks(templates, ["a", "b"], 20, seed=5, now=NOW)
+    other = bench_ingest.build_webhooks(templates, ["a", "b"], 20, seed=6, now=NOW)
 
     assert first == again
     assert first != other

@@ -141,3 +141,32 @@ def attachment(kind: Any, url: Any = None) -> Attachment:
     mapped = ATTACHMENT_TYPES.get(str(kind).lower(), "other")
     usable = isinstance(url, str) and 0 < len(url) <= MAX_URL_LENGTH
     return Attachment(type=mapped, url=url if usable else None)
+
+
+def require_object(value: Any, where: str) -> dict[str, Any]:
+    """`value` when it is a JSON object, else a NormalizationError naming `where`."""
+    if not isinstance(value, dict):
+        raise NormalizationError("invalid_field", f"{where} is not an object")
+    return value
+
+
+def require_list(value: Any, where: str) -> list[Any]:
+    """`value` when it is a JSON array, else a NormalizationError naming `where`."""
+    if not isinstance(value, list):
+        raise NormalizationError("invalid_field", f"{where} is not a list")
+    return value
+
+
+def as_object(value: Any) -> dict[str, Any]:
+    """An optional JSON object: anything else reads as empty."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    """An optional JSON array: anything else reads as empty."""
+    return value if isinstance(value, list) else []
+
+
+def as_text(value: Any) -> str:
+    """An optional string: anything else reads as ''."""
+    return value if isinstance(value, str) else ""

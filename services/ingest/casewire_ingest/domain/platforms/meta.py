@@ -77,6 +77,8 @@ from pydantic import ValidationError
 from casewire_ingest.domain.normalized import (
     NormalizationError,
     Normalized,
+    as_list,
+    as_object,
     attachment,
     build_message,
     dm_conversation,
@@ -84,6 +86,8 @@ from casewire_ingest.domain.normalized import (
     plain_text,
     public_conversation,
     require,
+    require_list,
+    require_object,
 )
 from casewire_ingest.domain.timestamps import to_utc
 
@@ -166,7 +170,7 @@ def _normalize(
     if not entries:
         raise NormalizationError("no_entries", "the body has no entry")
     result = Normalized()
-    for index, fields in enumerate(_list(entries, "entry")):
+    for index, fields in enumerate(require_list(entries, "entry")):
         entry = _read_entry(platform, fields, f"entry[{index}]", received_at)
         readers = (
             ("messaging", _messaging_event),
@@ -177,9 +181,11 @@ def _normalize(
         if not present:
             result.ignored["empty_entry"] += 1
         for key, reader in present:
-            for position, item in enumerate(_list(entry.fields[key], f"{entry.where}.{key}")):
+            for position, item in enumerate(
+                require_list(entry.fields[key], f"{entry.where}.{key}")
+            ):
                 where = f"{entry.where}.{key}[{position}]"
-                outcome = _guarded(reader, entry, _object(item, where), where)
+                outcome = _guarded(reader, entry, require_object(item, where), where)
                 if isinstance(outcome, str):
                     result.ignored[outcome] += 1
                 else:
@@ -188,7 +194,7 @@ def _normalize(
 
 
 def _read_entry(platform: MetaPlatform, fields: Any, where: str, received_at: datetime) -> _Entry:
-    fields = _object(fields, where)
+    fields = require_object(fields, where)
     account_id = _meta_id(require(fields, "id", where), f"{where}.id")
     return _Entry(platform, account_id, fields, where, received_at)
 
@@ -223,14 +229,14 @@ def _messaging_event(entry: _Entry, event: dict[str, Any], where: str) -> Outcom
 
 
 def _message(entry: _Entry, event: dict[str, Any], where: str) -> CanonicalMessage:
-    message = _object(event["message"], f"{where}.message")
+    message = require_object(event["message"], f"{where}.message")
     mid = id_string(require(message, "mid", f"{where}.message"), f"{where}.message.mid")
     customer_id, direction = _dm_parties(
         entry, event, where, is_echo=message.get("is_echo") is True
     )
     if message.get("is_deleted") is True:
         return _dm(entry, event, where, mid, customer_id, direction, event_kind="delete")
-    attachments = [_dm_attachment(item) for item in _optional_list(message.get("attachments"))]
+    attachments = [_dm_attachment(item) for item in as_list(message.get("attachments"))]
     if message.get("is_unsupported") is True:
         attachments.append(Attachment(type="other"))
     return _dm(
@@ -247,7 +253,7 @@ def _message(entry: _Entry, event: dict[str, Any], where: str) -> CanonicalMessa
 
 
 def _message_edit(entry: _Entry, event: dict[str, Any], where: str) -> CanonicalMessage:
-    edit = _object(event["message_edit"], f"{where}.message_edit")
+    edit = require_object(event["message_edit"], f"{where}.message_edit")
     mid = id_string(require(edit, "mid", f"{where}.message_edit"), f"{where}.message_edit.mid")
     customer_id, direction = _dm_parties(entry, event, where, is_echo=False)
     return _dm(
@@ -263,7 +269,7 @@ def _message_edit(entry: _Entry, event: dict[str, Any], where: str) -> Canonical
 
 
 def _postback(entry: _Entry, event: dict[str, Any], where: str) -> Outcome:
-    postback = _object(event["postback"], f"{where}.postback")
+    postback = require_object(event["postback"], f"{where}.postback")
     text = plain_text(postback.get("title")) or plain_text(postback.get("payload"))
     if not text:
         return "empty_postback"
@@ -328,7 +334,7 @@ def _dm(
 def _dm_attachment(item: Any) -> Attachment:
     if not isinstance(item, dict):
         return attachment(None)
-    payload = _optional_object(item.get("payload"))
+    payload = as_object(item.get("payload"))
     kind = item.get("type")
     url = payload.get("url") or item.get("url")
     if kind == "location" and not url:
@@ -367,7 +373,7 @@ def _page_change(entry: _Entry, change: dict[str, Any], where: str) -> Outcome:
     field = change.get("field")
     if field not in ("feed", "mention", "ratings"):
         return "leadgen" if field == "leadgen" else "unknown"
-    value = _object(require(change, "value", where), f"{where}.value")
+    value = require_object(require(change, "value", where), f"{where}.value")
     where = f"{where}.value"
     item, verb = value.get("item"), value.get("verb")
     if item in _REACTION_ITEMS:
@@ -417,7 +423,7 @@ def _page_post(entry: _Entry, value: dict[str, Any], where: str, event: MessageE
     if author is None:
         return "mention_without_author"
     post_id = _meta_id(require(value, "post_id", where), f"{where}.post_id")
-    attachments = [attachment("photo", url) for url in _optional_list(value.get("photos"))]
+    attachments = [attachment("photo", url) for url in as_list(value.get("photos"))]
     if value.get("link"):
         attachments.append(attachment(value["item"], value["link"]))
     return _public(
@@ -462,7 +468,7 @@ def _review(entry: _Entry, value: dict[str, Any], where: str, event: MessageEven
 
 def _page_author(value: dict[str, Any], where: str) -> Author | None:
     """`from {id, name}` in newer payloads, `sender_id` / `sender_name` in older ones."""
-    sender = _optional_object(value.get("from"))
+    sender = as_object(value.get("from"))
     if "id" in sender:
         return _author(sender["id"], f"{where}.from.id", name=sender.get("name"))
     return _author(value.get("sender_id"), f"{where}.sender_id", name=value.get("sender_name"))
@@ -474,7 +480,7 @@ def _page_author(value: dict[str, Any], where: str) -> Author | None:
 def _instagram_change(entry: _Entry, change: dict[str, Any], where: str) -> Outcome:
     field = change.get("field")
     if field in ("comments", "live_comments"):
-        value = _object(require(change, "value", where), f"{where}.value")
+        value = require_object(require(change, "value", where), f"{where}.value")
         return _instagram_comment(entry, value, f"{where}.value")
     if field == "mentions":
         # Meta sends only comment_id / media_id: the author needs a Graph API lookup.
@@ -487,7 +493,7 @@ def _instagram_change(entry: _Entry, change: dict[str, Any], where: str) -> Outc
 def _instagram_comment(entry: _Entry, value: dict[str, Any], where: str) -> Outcome:
     parent = value.get("parent_id")
     channel: Channel = "comment" if parent is None else "reply"
-    sender = _optional_object(value.get("from"))
+    sender = as_object(value.get("from"))
     author = _author(sender.get("id"), f"{where}.from.id", handle=sender.get("username"))
     if author is None:
         return f"{channel}_without_author"
@@ -569,26 +575,6 @@ def _meta_id(value: Any, where: str) -> str:
     if not _META_ID.fullmatch(text):
         raise NormalizationError("invalid_id", f"{where} = {text!r} is not a Meta id")
     return text
-
-
-def _object(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise NormalizationError("invalid_field", f"{where} is not an object")
-    return value
-
-
-def _list(value: Any, where: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise NormalizationError("invalid_field", f"{where} is not a list")
-    return value
-
-
-def _optional_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _optional_object(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def _is_number(value: Any) -> bool:

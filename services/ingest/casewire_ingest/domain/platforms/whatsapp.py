@@ -32,11 +32,16 @@ from casewire_common.messages import Attachment, Author, MessageEvent
 from casewire_ingest.domain.normalized import (
     NormalizationError,
     Normalized,
+    as_list,
+    as_object,
+    as_text,
     attachment,
     build_message,
     dm_conversation,
     id_string,
     require,
+    require_list,
+    require_object,
 )
 from casewire_ingest.domain.timestamps import to_utc
 
@@ -68,7 +73,7 @@ def normalize(body: dict[str, Any], received_at: datetime) -> Normalized:
     for entry_index, entry in enumerate(entries):
         where = f"entry[{entry_index}]"
         for change_index, change in enumerate(
-            _list(require(entry, "changes", where), f"{where}.changes")
+            require_list(require(entry, "changes", where), f"{where}.changes")
         ):
             _normalize_change(change, f"{where}.changes[{change_index}]", received_at, result)
     return result
@@ -79,16 +84,16 @@ def _normalize_change(change: Any, where: str, received_at: datetime, result: No
     if field not in ("messages", "smb_message_echoes"):
         result.ignored[field] += 1
         return
-    value = _object(require(change, "value", where), f"{where}.value")
+    value = require_object(require(change, "value", where), f"{where}.value")
     # Statuses refer to the business's own outbound messages and value-level errors report
     # Meta-side failures: neither needs a human. Their content is not read at all, so an
     # unknown status (courier's `in_orbit`) or a placeholder timestamp cannot reject a body.
     for kind, key in (("status", "statuses"), ("error", "errors")):
-        if count := len(_list(value.get(key, []), f"{where}.value.{key}")):
+        if count := len(require_list(value.get(key, []), f"{where}.value.{key}")):
             result.ignored[kind] += count
     outbound = field == "smb_message_echoes"
     key = "message_echoes" if outbound else "messages"
-    messages = _list(value.get(key, []), f"{where}.value.{key}")
+    messages = require_list(value.get(key, []), f"{where}.value.{key}")
     if not messages:
         return
     metadata = require(value, "metadata", f"{where}.value")
@@ -100,14 +105,14 @@ def _normalize_change(change: Any, where: str, received_at: datetime, result: No
         business_number=_digits(metadata.get("display_phone_number")),
         contacts=[
             c
-            for c in _list(value.get("contacts", []), f"{where}.value.contacts")
+            for c in require_list(value.get("contacts", []), f"{where}.value.contacts")
             if isinstance(c, dict)
         ],
         received_at=received_at,
     )
     for index, message in enumerate(messages):
         _add_message(
-            _object(message, f"{where}.value.{key}[{index}]"),
+            require_object(message, f"{where}.value.{key}[{index}]"),
             f"{where}.value.{key}[{index}]",
             batch,
             outbound,
@@ -118,7 +123,7 @@ def _normalize_change(change: Any, where: str, received_at: datetime, result: No
 def _add_message(
     message: dict[str, Any], where: str, batch: _Batch, outbound: bool, result: Normalized
 ) -> None:
-    kind = _string(message.get("type"))
+    kind = as_text(message.get("type"))
     if kind in _IGNORED_MESSAGE_TYPES:
         result.ignored[kind] += 1
         return
@@ -165,7 +170,7 @@ def _event(message: dict[str, Any], where: str) -> tuple[MessageEvent, str, dict
         return (
             "edit",
             id_string(original, f"{where}.edit.original_message_id"),
-            _dict(edit.get("message")),
+            as_object(edit.get("message")),
         )
     if kind == "revoke":
         revoke = require(message, "revoke", where)
@@ -216,14 +221,14 @@ def _thread(message: dict[str, Any], customer: str) -> str:
 
 def _customer_author(customer: str, message: dict[str, Any], batch: _Batch) -> Author:
     """The customer, named from the `contacts[]` entry whose wa_id or user_id matches."""
-    ids = {customer, _string(message.get("from")), _string(message.get("from_user_id"))} - {""}
+    ids = {customer, as_text(message.get("from")), as_text(message.get("from_user_id"))} - {""}
     for contact in batch.contacts:
-        if {_string(contact.get("wa_id")), _string(contact.get("user_id"))} & ids:
-            profile = _dict(contact.get("profile"))
+        if {as_text(contact.get("wa_id")), as_text(contact.get("user_id"))} & ids:
+            profile = as_object(contact.get("profile"))
             return Author(
                 id=customer,
-                handle=_string(profile.get("username")).lstrip("@") or None,
-                name=_string(profile.get("name")) or None,
+                handle=as_text(profile.get("username")).lstrip("@") or None,
+                name=as_text(profile.get("name")) or None,
             )
     return Author(id=customer)
 
@@ -239,7 +244,7 @@ def _contact_id(contact: dict[str, Any]) -> str:
 def _reply_target(content: dict[str, Any]) -> str | None:
     """`context.id`: the message this one answers. A context that only says the message was
     forwarded has no id; forwarding itself has no place in the canonical message."""
-    target = _dict(content.get("context")).get("id")
+    target = as_object(content.get("context")).get("id")
     return target if isinstance(target, str) and target else None
 
 
@@ -248,12 +253,12 @@ def _content(message: dict[str, Any]) -> tuple[str, list[Attachment]]:
 
     A type this code does not know (`unsupported`, `unknown`, or one Meta added later) still
     came from a customer: it becomes a message with an `other` attachment so a human looks."""
-    kind = _string(message.get("type"))
-    payload = _dict(message.get(kind))
+    kind = as_text(message.get("type"))
+    payload = as_object(message.get(kind))
     if kind == "text":
-        return _string(payload.get("body")), []
+        return as_text(payload.get("body")), []
     if kind in _MEDIA_TYPES:
-        return _string(payload.get("caption")), [attachment(kind, payload.get("url"))]
+        return as_text(payload.get("caption")), [attachment(kind, payload.get("url"))]
     if kind == "location":
         return _location(payload)
     if kind == "contacts":
@@ -261,18 +266,18 @@ def _content(message: dict[str, Any]) -> tuple[str, list[Attachment]]:
     if kind == "order":
         return _order(payload), []
     if kind == "button":  # the legacy quick-reply button of a template
-        return _string(payload.get("text")), []
+        return as_text(payload.get("text")), []
     if kind == "interactive":
         return _interactive(payload)
-    return _string(_dict(message.get("text")).get("body")), [attachment("other")]
+    return as_text(as_object(message.get("text")).get("body")), [attachment("other")]
 
 
 def _interactive(interactive: dict[str, Any]) -> tuple[str, list[Attachment]]:
     """A button or list choice is the title the customer tapped; a Flow reply is its answers."""
     reply_kind = interactive.get("type")
-    reply = _dict(interactive.get(reply_kind)) if isinstance(reply_kind, str) else {}
+    reply = as_object(interactive.get(reply_kind)) if isinstance(reply_kind, str) else {}
     if reply_kind in ("button_reply", "list_reply"):
-        return _string(reply.get("title")), []
+        return as_text(reply.get("title")), []
     if reply_kind == "nfm_reply":
         return _flow_answers(reply), []
     return "", [attachment("other")]
@@ -295,7 +300,7 @@ def _flow_answers(reply: dict[str, Any]) -> str:
         ]
         if lines:
             return "\n".join(lines)
-    return _string(reply.get("body"))
+    return as_text(reply.get("body"))
 
 
 def _location(location: dict[str, Any]) -> tuple[str, list[Attachment]]:
@@ -305,7 +310,7 @@ def _location(location: dict[str, Any]) -> tuple[str, list[Attachment]]:
         isinstance(c, int | float) and not isinstance(c, bool) for c in (latitude, longitude)
     )
     text = "\n".join(
-        part for part in (_string(location.get("name")), _string(location.get("address"))) if part
+        part for part in (as_text(location.get("name")), as_text(location.get("address"))) if part
     )
     return text, [
         attachment("location", f"geo:{latitude},{longitude}" if has_coordinates else None)
@@ -315,11 +320,9 @@ def _location(location: dict[str, Any]) -> tuple[str, list[Attachment]]:
 def _shared_contacts(cards: Any) -> str:
     """Shared contact cards as `name: phones` lines, so an agent can read them."""
     lines = []
-    for card in map(_dict, _list_or_empty(cards)):
-        name = _string(_dict(card.get("name")).get("formatted_name"))
-        numbers = (
-            _string(_dict(phone).get("phone")) for phone in _list_or_empty(card.get("phones"))
-        )
+    for card in map(as_object, as_list(cards)):
+        name = as_text(as_object(card.get("name")).get("formatted_name"))
+        numbers = (as_text(as_object(phone).get("phone")) for phone in as_list(card.get("phones")))
         phones = ", ".join(number for number in numbers if number)
         lines.append(f"{name}: {phones}" if name and phones else name or phones)
     return "\n".join(line for line in lines if line)
@@ -327,8 +330,8 @@ def _shared_contacts(cards: Any) -> str:
 
 def _order(order: dict[str, Any]) -> str:
     """The order's note and one `quantity × product @ price currency` line per item."""
-    lines = [_string(order.get("text"))]
-    for item in map(_dict, _list_or_empty(order.get("product_items"))):
+    lines = [as_text(order.get("text"))]
+    for item in map(as_object, as_list(order.get("product_items"))):
         lines.append(
             f"{item.get('quantity')} × {item.get('product_retailer_id')}"
             f" @ {item.get('item_price')} {item.get('currency')}"
@@ -338,27 +341,3 @@ def _order(order: dict[str, Any]) -> str:
 
 def _digits(value: Any) -> str:
     return "".join(ch for ch in value if ch.isdigit()) if isinstance(value, str) else ""
-
-
-def _string(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list_or_empty(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _object(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise NormalizationError("invalid_field", f"{where} is not an object")
-    return value
-
-
-def _list(value: Any, where: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise NormalizationError("invalid_field", f"{where} is not a list")
-    return value

@@ -29,6 +29,9 @@ from casewire_common.messages import Attachment, Author
 from casewire_ingest.domain.normalized import (
     NormalizationError,
     Normalized,
+    as_list,
+    as_object,
+    as_text,
     attachment,
     build_message,
     dm_conversation,
@@ -36,6 +39,8 @@ from casewire_ingest.domain.normalized import (
     plain_text,
     public_conversation,
     require,
+    require_list,
+    require_object,
 )
 from casewire_ingest.domain.timestamps import to_utc
 
@@ -65,7 +70,7 @@ def normalize(body: dict[str, Any], received_at: datetime) -> Normalized:
             "missing_field", "for_user_id is missing: the brand's account cannot be known"
         )
     brand = _snowflake(body["for_user_id"], "for_user_id")
-    users = _dict(body.get("users"))
+    users = as_object(body.get("users"))
     event_keys = [key for key in body if key not in _ENVELOPE_KEYS]
     if not event_keys:
         raise NormalizationError("missing_field", "the body has no event array")
@@ -73,14 +78,20 @@ def normalize(body: dict[str, Any], received_at: datetime) -> Normalized:
     for key in event_keys:
         events = body[key]
         if key == "tweet_create_events":
-            for index, tweet in enumerate(_list(events, key)):
+            for index, tweet in enumerate(require_list(events, key)):
                 _add_tweet(
-                    _object(tweet, f"{key}[{index}]"), f"{key}[{index}]", brand, received_at, result
+                    require_object(tweet, f"{key}[{index}]"),
+                    f"{key}[{index}]",
+                    brand,
+                    received_at,
+                    result,
                 )
         elif key == "direct_message_events":
-            for index, event in enumerate(_list(events, key)):
+            for index, event in enumerate(require_list(events, key)):
                 where = f"{key}[{index}]"
-                _add_direct_message(_object(event, where), where, brand, users, received_at, result)
+                _add_direct_message(
+                    require_object(event, where), where, brand, users, received_at, result
+                )
         else:
             result.ignored[_IGNORED_EVENTS.get(key, "unknown")] += (
                 len(events) if isinstance(events, list) else 1
@@ -95,7 +106,7 @@ def _add_tweet(
         result.ignored["retweet"] += 1
         return
     tweet_id = _snowflake(require(tweet, "id_str", where), f"{where}.id_str")
-    user = _object(require(tweet, "user", where), f"{where}.user")
+    user = require_object(require(tweet, "user", where), f"{where}.user")
     author = _author(
         _snowflake(require(user, "id_str", f"{where}.user"), f"{where}.user.id_str"), user
     )
@@ -135,7 +146,7 @@ def _add_direct_message(
         result.ignored["unknown"] += 1
         return
     message_id = _snowflake(require(event, "id", where), f"{where}.id")
-    create = _object(require(event, "message_create", where), f"{where}.message_create")
+    create = require_object(require(event, "message_create", where), f"{where}.message_create")
     sender = _snowflake(
         require(create, "sender_id", f"{where}.message_create"), f"{where}.message_create.sender_id"
     )
@@ -145,8 +156,8 @@ def _add_direct_message(
         f"{where}.message_create.target.recipient_id",
     )
     outbound = sender == brand
-    data = _dict(create.get("message_data"))
-    media = _dict(_dict(data.get("attachment")).get("media"))
+    data = as_object(create.get("message_data"))
+    media = as_object(as_object(data.get("attachment")).get("media"))
     result.messages.append(
         build_message(
             platform="x",
@@ -155,7 +166,7 @@ def _add_direct_message(
             account_id=brand,
             platform_message_id=message_id,
             conversation_id=dm_conversation("x", brand, recipient if outbound else sender),
-            author=_author(sender, _dict(users.get(sender))),
+            author=_author(sender, as_object(users.get(sender))),
             # The text keeps the t.co link of an attached medium: it is what the customer sent.
             text=plain_text(data.get("text")),
             attachments=[_media_attachment(media)] if media else [],
@@ -187,7 +198,7 @@ def _addressee(tweet: dict[str, Any], brand: str, where: str) -> str:
 
 def _user_mentions(tweet: dict[str, Any]) -> list[dict[str, Any]]:
     source = _extended(tweet) or tweet
-    mentions = _dict(source.get("entities")).get("user_mentions")
+    mentions = as_object(source.get("entities")).get("user_mentions")
     return [m for m in mentions if isinstance(m, dict)] if isinstance(mentions, list) else []
 
 
@@ -206,7 +217,7 @@ def _tweet_media(tweet: dict[str, Any]) -> list[Attachment]:
     first only), in the extended tweet first when the tweet is truncated."""
     for holder in (_extended(tweet), tweet):
         for entities in ("extended_entities", "entities"):
-            media = _dict(holder.get(entities)).get("media")
+            media = as_object(holder.get(entities)).get("media")
             if isinstance(media, list) and media:
                 return [_media_attachment(item) for item in media if isinstance(item, dict)]
     return []
@@ -220,7 +231,7 @@ def _media_attachment(media: dict[str, Any]) -> Attachment:
     if kind in ("video", "animated_gif"):
         variants = [
             variant
-            for variant in _list_or_empty(_dict(media.get("video_info")).get("variants"))
+            for variant in as_list(as_object(media.get("video_info")).get("variants"))
             if isinstance(variant, dict) and variant.get("content_type") == "video/mp4"
         ]
         if variants:
@@ -250,8 +261,8 @@ def _author(user_id: str, profile: dict[str, Any]) -> Author:
     """An X user: from a tweet's `user` or a DM's `users{}` entry (either may be sparse)."""
     return Author(
         id=user_id,
-        handle=_string(profile.get("screen_name")) or None,
-        name=_string(profile.get("name")) or None,
+        handle=as_text(profile.get("screen_name")) or None,
+        name=as_text(profile.get("name")) or None,
         followers=_int(profile.get("followers_count")),
         verified=profile.get("verified") if isinstance(profile.get("verified"), bool) else None,
     )
@@ -259,7 +270,7 @@ def _author(user_id: str, profile: dict[str, Any]) -> Author:
 
 def _extended(tweet: dict[str, Any]) -> dict[str, Any]:
     """The `extended_tweet` of a truncated tweet, else {}."""
-    return _dict(tweet.get("extended_tweet")) if tweet.get("truncated") is True else {}
+    return as_object(tweet.get("extended_tweet")) if tweet.get("truncated") is True else {}
 
 
 def _snowflake(value: Any, where: str) -> str:
@@ -275,27 +286,3 @@ def _optional_snowflake(value: Any, where: str) -> str | None:
 
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
-
-
-def _string(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list_or_empty(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _object(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise NormalizationError("invalid_field", f"{where} is not an object")
-    return value
-
-
-def _list(value: Any, where: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise NormalizationError("invalid_field", f"{where} is not a list")
-    return value
