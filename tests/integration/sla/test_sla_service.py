@@ -134,17 +134,27 @@ async def test_first_brand_reply_before_due_fulfils_the_clock_and_no_breach_foll
             )
         finally:
             await connection.close()
-        labels = {"team": team, "priority": "P2"}
-        responses = sla.registry.get_sample_value(
-            "casewire_sla_first_response_seconds_count", labels
-        )
+        labels = {
+            "clock": "first_response",
+            "time": "business",
+            "team": team,
+            "priority": "P2",
+            "platform": "x",
+            "channel": "mention",
+        }
+        responses = sla.registry.get_sample_value("casewire_sla_response_seconds_count", labels)
         response_seconds = sla.registry.get_sample_value(
-            "casewire_sla_first_response_seconds_sum", labels
+            "casewire_sla_response_seconds_sum", labels
+        )
+        within_target = sla.registry.get_sample_value(
+            "casewire_sla_clocks_fulfilled_total",
+            {"clock": "first_response", "team": team, "priority": "P2", "within_target": "true"},
         )
 
     assert alerts.types() == [SLA_CLOCK_STARTED, SLA_CLOCK_FULFILLED]
     assert responses == 1.0
     assert response_seconds == pytest.approx(0.5)
+    assert within_target == 1.0
     fulfilled, _ = alerts.of_type(SLA_CLOCK_FULFILLED)[0]
     assert fulfilled.data["elapsed_seconds"] == pytest.approx(0.5)
     assert clock is not None

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 from casewire_common.events import (
+    CASE_ASSIGNED,
     CASE_CREATED,
     CASE_RESPONDED,
     SLA_BREACHED,
@@ -78,7 +79,10 @@ async def test_created_and_replied_in_one_batch_start_and_fulfil_the_clock(
     outcome = await store.apply_case_events(
         [created("c-1", now), responded("c-1", now, now + timedelta(seconds=2))], POLICIES, now
     )
-    assert [clock.case_id for clock, _ in outcome.fulfilled] == ["c-1"]
+    assert [fulfilment.clock.case_id for fulfilment in outcome.fulfilled] == ["c-1"]
+    ((fulfilment,),) = [outcome.fulfilled]
+    assert (fulfilment.clock.platform, fulfilment.clock.channel) == ("x", "mention")
+    assert fulfilment.calendar == timedelta(seconds=2)
     assert outcome.fired == []
     assert await outbox_types(pg) == [SLA_CLOCK_STARTED, SLA_CLOCK_FULFILLED]
     assert await pg.fetchval("SELECT count(*) FROM sla.timers") == 0
@@ -153,3 +157,19 @@ async def test_next_fire_at_is_the_earliest_pending_timer(store: SlaStore) -> No
     assert await store.next_fire_at() is None
     await store.apply_case_events([created("c-1", now)], POLICIES, now)
     assert await store.next_fire_at() == now + timedelta(seconds=5)  # the 0.5 warning
+
+
+async def test_clocks_keep_the_case_fields_as_last_seen_and_report_the_next_due(
+    store: SlaStore, pg: asyncpg.Connection
+) -> None:
+    now = datetime.now(UTC)
+    await store.apply_case_events([created("c-1", now)], POLICIES, now)
+    moved = snapshot("c-1", now, channel="dm", tags=["vip"], status="assigned")
+    await store.apply_case_events(
+        [CaseEvent(str(uuid.uuid4()), CASE_ASSIGNED, CaseEventData(case=moved))], POLICIES, now
+    )
+    rows = await pg.fetch("SELECT platform, channel, visibility, tags FROM sla.clocks")
+    assert [tuple(row) for row in rows] == [("x", "dm", "public", ["vip"])] * len(rows)
+    stats = await store.clock_stats()
+    assert stats.open == {"first_response": 1}
+    assert stats.earliest_due["first_response"] == now + timedelta(seconds=10)

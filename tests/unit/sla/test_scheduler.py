@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from casewire_sla.adapters.metrics import SlaMetrics
 from casewire_sla.adapters.scheduler import TimerScheduler
-from casewire_sla.adapters.store import FiredAlert, SlaStore
+from casewire_sla.adapters.store import ClockStats, FiredAlert, SlaStore
 from casewire_sla.domain.policies import PolicySet, parse_policy_set
 from prometheus_client import CollectorRegistry
 
@@ -36,8 +36,8 @@ class FakeTimers(SlaStore):
     async def next_fire_at(self) -> datetime | None:
         return min(self.pending, default=None)
 
-    async def open_clocks(self) -> dict[str, int]:
-        return {}
+    async def clock_stats(self) -> ClockStats:
+        return ClockStats(open={}, earliest_due={})
 
 
 async def test_scheduler_wakes_early_for_a_timer_sooner_than_its_planned_wake() -> None:

@@ -32,6 +32,11 @@ class ClockRecord:
     team: str
     priority: Priority
     pauses: tuple[Pause, ...] = ()
+    # The case's other fields as last seen (None on clocks stored before they were kept).
+    platform: str | None = None
+    channel: str | None = None
+    visibility: str | None = None
+    tags: tuple[str, ...] | None = None
 
 
 def alert_event_id(

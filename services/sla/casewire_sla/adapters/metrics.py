@@ -4,15 +4,74 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import get_args
 
+from casewire_common.events import Priority
+from casewire_common.messages import Channel, Platform
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from casewire_sla.adapters.alerts import ClockRecord
-from casewire_sla.adapters.store import BatchOutcome, FiredAlert
+from casewire_sla.adapters.store import BatchOutcome, FiredAlert, Fulfilment
 from casewire_sla.domain.policies import CLOCKS
 
-# First responses on social range from seconds to days.
-_RESPONSE_BUCKETS = (30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800)
+# Responses on social range from seconds to days; resolutions to weeks.
+_RESPONSE_BUCKETS = (
+    30,
+    60,
+    120,
+    300,
+    600,
+    900,
+    1800,
+    3600,
+    7200,
+    14400,
+    28800,
+    86400,
+    172800,
+    604800,
+)
+# Label values outside the contract's enums (or not stored, on older clocks) count here, so
+# that a label never takes more values than the contract has.
+UNKNOWN = "unknown"
+_PLATFORMS = frozenset(get_args(Platform))
+_CHANNELS = frozenset(get_args(Channel))
+_PRIORITIES = frozenset(get_args(Priority))
+
+
+def _bounded(value: str | None, allowed: frozenset[str]) -> str:
+    return value if value is not None and value in allowed else UNKNOWN
+
+
+def clock_labels(clock: ClockRecord) -> dict[str, str]:
+    """clock, team and priority: the labels of every per-clock series."""
+    return {
+        "clock": clock.clock,
+        "team": clock.team or UNKNOWN,
+        "priority": _bounded(clock.priority, _PRIORITIES),
+    }
+
+
+def response_labels(clock: ClockRecord) -> dict[str, str]:
+    """The labels of a response-time observation, besides `time`."""
+    return {
+        **clock_labels(clock),
+        "platform": _bounded(clock.platform, _PLATFORMS),
+        "channel": _bounded(clock.channel, _CHANNELS),
+    }
+
+
+def response_times(fulfilment: Fulfilment) -> dict[str, float]:
+    """Seconds the clock ran, by `time` label: open calendar time (pauses out) and wall time."""
+    return {
+        "business": max(0.0, fulfilment.business.total_seconds()),
+        "calendar": fulfilment.calendar.total_seconds(),
+    }
+
+
+def within_target(fulfilment: Fulfilment) -> bool:
+    """Whether the clock ended no later than its target, in the time the target counts."""
+    return fulfilment.business.total_seconds() <= fulfilment.clock.target_seconds
 
 
 class SlaMetrics:
@@ -47,13 +106,29 @@ class SlaMetrics:
             ["clock"],
             registry=registry,
         )
-        self.first_response_seconds = Histogram(
-            "casewire_sla_first_response_seconds",
-            "Wall-clock time from a case's opening to the first brand reply, by team and priority.",
-            ["team", "priority"],
+        self.time_to_breach = Gauge(
+            "casewire_sla_time_to_breach_seconds",
+            "Seconds until the earliest due_at of running clocks not breached yet (negative"
+            " when overdue and not fired yet), by clock; absent when none runs.",
+            ["clock"],
+            registry=registry,
+        )
+        self.response_seconds = Histogram(
+            "casewire_sla_response_seconds",
+            "How long clocks ran until fulfilled (first/next reply, resolution), in business"
+            " time (open calendar time, pauses out) and calendar (wall) time.",
+            ["clock", "time", "team", "priority", "platform", "channel"],
             buckets=_RESPONSE_BUCKETS,
             registry=registry,
         )
+        self.clocks_fulfilled = Counter(
+            "casewire_sla_clocks_fulfilled_total",
+            "Clocks fulfilled, by clock, team, priority and whether within their target;"
+            ' attainment = within_target="true" / all.',
+            ["clock", "team", "priority", "within_target"],
+            registry=registry,
+        )
+        self._timed_clocks: set[str] = set()
         self.case_events = Counter(
             "casewire_sla_case_events_total",
             "Case events read, by outcome (applied, duplicate, dead_lettered).",
@@ -64,7 +139,7 @@ class SlaMetrics:
     def record_alerts(self, fired: Iterable[FiredAlert]) -> None:
         for alert in fired:
             counter = self.breaches if alert.kind == "breach" else self.warnings
-            counter.labels(alert.clock.clock, alert.clock.team, alert.clock.priority).inc()
+            counter.labels(**clock_labels(alert.clock)).inc()
             if alert.late:
                 self.late_alerts.labels(alert.clock.clock).inc()
 
@@ -72,16 +147,29 @@ class SlaMetrics:
         self.case_events.labels("applied").inc(outcome.applied)
         self.case_events.labels("duplicate").inc(outcome.duplicates)
         for clock in outcome.started:
-            self.clocks_started.labels(clock.clock, clock.team, clock.priority).inc()
-        for clock, fulfilled_at in outcome.fulfilled:
-            self._observe_fulfilment(clock, fulfilled_at)
+            self.clocks_started.labels(**clock_labels(clock)).inc()
+        for fulfilment in outcome.fulfilled:
+            self.record_fulfilment(fulfilment)
         self.record_alerts(outcome.fired)
 
-    def _observe_fulfilment(self, clock: ClockRecord, fulfilled_at: datetime) -> None:
-        if clock.clock == "first_response":
-            seconds = max(0.0, (fulfilled_at - clock.started_at).total_seconds())
-            self.first_response_seconds.labels(clock.team, clock.priority).observe(seconds)
+    def record_fulfilment(self, fulfilment: Fulfilment) -> None:
+        labels = response_labels(fulfilment.clock)
+        for time, seconds in response_times(fulfilment).items():
+            self.response_seconds.labels(time=time, **labels).observe(seconds)
+        met = "true" if within_target(fulfilment) else "false"
+        self.clocks_fulfilled.labels(**clock_labels(fulfilment.clock), within_target=met).inc()
 
     def set_open_clocks(self, counts: Mapping[str, int]) -> None:
         for clock in CLOCKS:
             self.open_clocks.labels(clock).set(counts.get(clock, 0))
+
+    def set_time_to_breach(self, earliest_due: Mapping[str, datetime], now: datetime) -> None:
+        """Seconds from `now` to each clock name's earliest due_at; removed when none runs."""
+        for clock in CLOCKS:
+            due = earliest_due.get(clock)
+            if due is not None:
+                self.time_to_breach.labels(clock).set((due - now).total_seconds())
+                self._timed_clocks.add(clock)
+            elif clock in self._timed_clocks:
+                self.time_to_breach.remove(clock)
+                self._timed_clocks.discard(clock)

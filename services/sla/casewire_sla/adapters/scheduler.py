@@ -25,6 +25,7 @@ log = structlog.get_logger(__name__)
 # When the earliest timer is already due but was claimed by another replica, look again soon
 # rather than spin.
 _RETRY_CLAIMED_SECONDS = 0.05
+# Open clocks and time to breach: one aggregate over the open clocks, not on every pass.
 _OPEN_CLOCKS_EVERY_SECONDS = 5.0
 
 
@@ -107,5 +108,7 @@ class TimerScheduler:
     async def _refresh_open_clocks(self) -> None:
         if time.monotonic() - self._open_clocks_at < _OPEN_CLOCKS_EVERY_SECONDS:
             return
-        self._metrics.set_open_clocks(await self._store.open_clocks())
+        stats = await self._store.clock_stats()
+        self._metrics.set_open_clocks(stats.open)
+        self._metrics.set_time_to_breach(stats.earliest_due, self._now())
         self._open_clocks_at = time.monotonic()

@@ -20,6 +20,7 @@ from casewire_common.events import (
     SLA_CLOCK_STARTED,
     SLA_WARNING,
     CaseEventData,
+    CaseSnapshot,
     EventRecord,
 )
 from casewire_common.outbox import add_to_outbox
@@ -36,8 +37,10 @@ from casewire_sla.domain.clocks import (
     ClockResume,
     ClockStart,
     OpenClock,
+    Schedule,
     calendar_of,
     clock_changes,
+    rederive,
 )
 from casewire_sla.domain.policies import PolicySet
 
@@ -48,7 +51,8 @@ MIGRATIONS = "casewire_sla.adapters.migrations"
 
 _CLOCK_COLUMNS = (
     "c.id, c.case_id, c.clock, c.policy_id, c.calendar_id, c.target_seconds,"
-    " c.started_at, c.due_at, c.team, c.priority, c.pause_starts, c.pause_ends"
+    " c.started_at, c.due_at, c.team, c.priority, c.pause_starts, c.pause_ends,"
+    " c.platform, c.channel, c.visibility, c.tags"
 )
 
 
@@ -71,6 +75,63 @@ class FiredAlert:
     late: bool
 
 
+@dataclass(frozen=True)
+class Fulfilment:
+    """A clock ended by what it waited for, with the open time it had counted (pauses out)."""
+
+    clock: ClockRecord
+    at: datetime
+    business: timedelta
+
+    @property
+    def calendar(self) -> timedelta:
+        """Wall-clock time from the clock's start to its end, pauses and closed hours in."""
+        return max(timedelta(0), self.at - self.clock.started_at)
+
+
+@dataclass(frozen=True)
+class ClockStats:
+    """Open clocks by clock name, and the earliest due_at among those running unbreached."""
+
+    open: dict[str, int]
+    earliest_due: dict[str, datetime]
+
+
+@dataclass(frozen=True)
+class StoredCase:
+    """The case fields a clock row keeps: enough to select its policy again."""
+
+    priority: str
+    team: str
+    platform: str
+    channel: str
+    visibility: str
+    tags: Sequence[str]
+
+
+@dataclass(frozen=True)
+class Recomputed:
+    """An open clock re-derived under a policy file: before and after."""
+
+    clock: ClockRecord
+    policy_id: str
+    calendar_id: str
+    target_seconds: int
+    due_at: datetime | None  # None while paused: it is derived again when it resumes
+    case_known: bool  # False on clocks stored without the case fields: policy kept
+
+    @property
+    def changed(self) -> bool:
+        old = self.clock
+        new_due = old.due_at if self.due_at is None else self.due_at
+        return (old.policy_id, old.calendar_id, old.target_seconds, old.due_at) != (
+            self.policy_id,
+            self.calendar_id,
+            self.target_seconds,
+            new_due,
+        )
+
+
 @dataclass
 class BatchOutcome:
     """What a committed batch changed: for metrics and to wake the timer scheduler."""
@@ -79,7 +140,7 @@ class BatchOutcome:
     duplicates: int = 0
     started: list[ClockRecord] = field(default_factory=list)
     # Clocks ended by what they waited for (not response clocks ended by a resolution).
-    fulfilled: list[tuple[ClockRecord, datetime]] = field(default_factory=list)
+    fulfilled: list[Fulfilment] = field(default_factory=list)
     fired: list[FiredAlert] = field(default_factory=list)
     earliest_timer: datetime | None = None
 
@@ -99,7 +160,19 @@ def _clock(row: asyncpg.Record) -> ClockRecord:
         pauses=tuple(
             Pause(b, e) for b, e in zip(row["pause_starts"], row["pause_ends"], strict=True)
         ),
+        platform=row["platform"],
+        channel=row["channel"],
+        visibility=row["visibility"],
+        tags=None if row["tags"] is None else tuple(row["tags"]),
     )
+
+
+def _snapshot_of(case: CaseSnapshot) -> tuple[str, str, str, tuple[str, ...]]:
+    return case.platform, case.channel, case.visibility, tuple(case.tags)
+
+
+def _has_snapshot(clock: ClockRecord, case: CaseSnapshot) -> bool:
+    return (clock.platform, clock.channel, clock.visibility, clock.tags) == _snapshot_of(case)
 
 
 class SlaStore:
@@ -158,21 +231,34 @@ class SlaStore:
                 outcome.applied += 1
                 if event.data is None:
                     continue
-                open_clocks = await self._open_clocks(connection, event.data.case.id)
+                case = event.data.case
+                open_clocks = await self._open_clocks(connection, case)
                 at = event.time or now
                 for change in clock_changes(policies, event.type, event.data, open_clocks, at):
-                    await self._apply(connection, change, policies, now, outcome, records)
+                    await self._apply(connection, change, case, policies, now, outcome, records)
             await add_to_outbox(connection, SCHEMA, records)
         return outcome
 
-    async def _open_clocks(self, connection: Connection, case_id: str) -> list[OpenClock]:
+    async def _open_clocks(self, connection: Connection, case: CaseSnapshot) -> list[OpenClock]:
+        """The case's open clocks; their copy of the case's fields is brought up to date."""
         rows = await connection.fetch(
             f"SELECT {_CLOCK_COLUMNS}, coalesce(array_agg(t.fraction)"
             " FILTER (WHERE t.fired_at IS NOT NULL), '{}') AS fired"
             f" FROM {SCHEMA}.clocks AS c LEFT JOIN {SCHEMA}.timers AS t ON t.clock_id = c.id"
             f" WHERE c.case_id = $1 AND c.status IN ('running', 'paused') GROUP BY c.id",
-            case_id,
+            case.id,
         )
+        if any(not _has_snapshot(_clock(row), case) for row in rows):
+            platform, channel, visibility, tags = _snapshot_of(case)
+            await connection.execute(
+                f"UPDATE {SCHEMA}.clocks SET platform = $2, channel = $3, visibility = $4,"
+                " tags = $5 WHERE case_id = $1 AND status IN ('running', 'paused')",
+                case.id,
+                platform,
+                channel,
+                visibility,
+                list(tags),
+            )
         return [
             OpenClock(
                 clock=clock.clock,
@@ -193,13 +279,14 @@ class SlaStore:
         self,
         connection: Connection,
         change: ClockChange,
+        case: CaseSnapshot,
         policies: PolicySet,
         now: datetime,
         outcome: BatchOutcome,
         records: list[tuple[str, EventRecord]],
     ) -> None:
         if isinstance(change, ClockStart):
-            await self._start(connection, change, now, outcome, records)
+            await self._start(connection, change, case, now, outcome, records)
         elif isinstance(change, ClockFulfilment):
             await self._fulfil(connection, change, policies, now, outcome, records)
         elif isinstance(change, ClockPause):
@@ -213,14 +300,16 @@ class SlaStore:
         self,
         connection: Connection,
         start: ClockStart,
+        case: CaseSnapshot,
         now: datetime,
         outcome: BatchOutcome,
         records: list[tuple[str, EventRecord]],
     ) -> None:
         row = await connection.fetchrow(
             f"INSERT INTO {SCHEMA}.clocks AS c (case_id, clock, policy_id, calendar_id,"
-            " target_seconds, started_at, due_at, team, priority)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            " target_seconds, started_at, due_at, team, priority,"
+            " platform, channel, visibility, tags)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
             f" ON CONFLICT DO NOTHING RETURNING {_CLOCK_COLUMNS}",
             start.case_id,
             start.clock,
@@ -231,6 +320,10 @@ class SlaStore:
             start.due_at,
             start.team,
             start.priority,
+            case.platform,
+            case.channel,
+            case.visibility,
+            list(case.tags),
         )
         if row is None:  # this cycle of the clock exists already
             return
@@ -326,9 +419,9 @@ class SlaStore:
             return
         clock = _clock(row)
         await self._fire_overdue(connection, clock, at, policies, now, outcome, records)
-        if fulfilment.by_reply:
-            outcome.fulfilled.append((clock, at))
         elapsed = self._elapsed(policies, clock, at)
+        if fulfilment.by_reply:
+            outcome.fulfilled.append(Fulfilment(clock, at, elapsed))
         records.append(alert_record(clock, SLA_CLOCK_FULFILLED, time=now, elapsed=elapsed))
 
     async def _pause(
@@ -465,6 +558,83 @@ class SlaStore:
             )
         return fired
 
+    async def recompute(self, policies: PolicySet, *, apply: bool) -> list[Recomputed]:
+        """Every open clock re-derived under `policies`; with `apply`, written back with its
+        unfired timers rewritten, all in one transaction (the rows stay locked meanwhile)."""
+        async with self._require_pool().acquire() as connection, connection.transaction():
+            rows = await connection.fetch(
+                f"SELECT {_CLOCK_COLUMNS}, coalesce(array(SELECT t.fraction FROM {SCHEMA}.timers"
+                " AS t WHERE t.clock_id = c.id AND t.fired_at IS NOT NULL), '{}') AS fired"
+                f" FROM {SCHEMA}.clocks AS c WHERE c.status IN ('running', 'paused')"
+                " ORDER BY c.id FOR UPDATE OF c"
+            )
+            results: list[Recomputed] = []
+            for row in rows:
+                result, timers = self._rederive(policies, _clock(row), frozenset(row["fired"]))
+                results.append(result)
+                if apply:  # unchanged ones too: a warn_at change moves only warnings
+                    await self._write_recomputed(connection, result, timers)
+        return results
+
+    @staticmethod
+    def _rederive(
+        policies: PolicySet, clock: ClockRecord, fired: frozenset[float]
+    ) -> tuple[Recomputed, Schedule | None]:
+        case = None
+        if clock.platform and clock.channel and clock.visibility and clock.tags is not None:
+            case = StoredCase(
+                clock.priority,
+                clock.team,
+                clock.platform,
+                clock.channel,
+                clock.visibility,
+                clock.tags,
+            )
+        current = OpenClock(
+            clock=clock.clock,
+            policy_id=clock.policy_id,
+            calendar_id=clock.calendar_id,
+            target=timedelta(seconds=clock.target_seconds),
+            started_at=clock.started_at,
+            team=clock.team,
+            priority=clock.priority,
+            pauses=clock.pauses,
+            fired=fired,
+        )
+        moved, timers = rederive(policies, case, current)
+        result = Recomputed(
+            clock=clock,
+            policy_id=moved.policy_id,
+            calendar_id=moved.calendar_id,
+            target_seconds=max(1, round(moved.target.total_seconds())),
+            due_at=None if timers is None else timers.due_at,
+            case_known=case is not None,
+        )
+        return result, timers
+
+    async def _write_recomputed(
+        self, connection: Connection, result: Recomputed, timers: Schedule | None
+    ) -> None:
+        await connection.execute(
+            f"UPDATE {SCHEMA}.clocks SET policy_id = $2, calendar_id = $3, target_seconds = $4,"
+            " due_at = coalesce($5, due_at) WHERE id = $1",
+            result.clock.id,
+            result.policy_id,
+            result.calendar_id,
+            result.target_seconds,
+            result.due_at,
+        )
+        if timers is None:  # paused: no pending timers until it resumes
+            return
+        await connection.execute(
+            f"DELETE FROM {SCHEMA}.timers WHERE clock_id = $1 AND fired_at IS NULL",
+            result.clock.id,
+        )
+        breach_at = timers.due_at if timers.breach else None
+        await self._add_timers(
+            connection, result.clock.id, timers.warnings, breach_at, BatchOutcome()
+        )
+
     async def next_fire_at(self) -> datetime | None:
         """The instant of the earliest timer not fired yet, written by any replica."""
         pool = self._require_pool()
@@ -475,12 +645,21 @@ class SlaStore:
 
     async def open_clocks(self) -> dict[str, int]:
         """Open (running or paused) clocks by clock name; a breached clock runs until it ends."""
+        return (await self.clock_stats()).open
+
+    async def clock_stats(self) -> ClockStats:
+        """Open clocks by name, and the next due_at of running clocks not breached yet."""
         rows = await self._require_pool().fetch(
-            f"SELECT clock, count(*) AS n FROM {SCHEMA}.clocks"
-            " WHERE status IN ('running', 'paused')"
-            " GROUP BY clock"
+            f"SELECT clock, count(*) AS n, min(due_at) FILTER"
+            " (WHERE status = 'running' AND breached_at IS NULL) AS earliest_due"
+            f" FROM {SCHEMA}.clocks WHERE status IN ('running', 'paused') GROUP BY clock"
         )
-        return {row["clock"]: row["n"] for row in rows}
+        return ClockStats(
+            open={row["clock"]: row["n"] for row in rows},
+            earliest_due={
+                row["clock"]: row["earliest_due"] for row in rows if row["earliest_due"] is not None
+            },
+        )
 
     async def outbox_backlog(self) -> int:
         """Alerts committed but not yet published by the relay."""

@@ -337,3 +337,27 @@ def _pause_or_resume(
         assert timers is not None  # no pause lasts any more
         return [ClockResume(case.id, clock.clock, at, timers)]
     return []
+
+
+def rederive(
+    policies: PolicySet, case: CaseFields | None, clock: OpenClock
+) -> tuple[OpenClock, Schedule | None]:
+    """An open clock under (another version of) the policy file: the policy its case selects
+    now, same start and pauses. With no case fields known, or no target for this clock in the
+    selected policy, the clock keeps its policy. The schedule is None while it is paused."""
+    policy = None if case is None else select_policy(policies.policies, case)
+    target = None if policy is None else policy.target(clock.clock)
+    moved = clock
+    if policy is not None and target is not None:
+        moved = replace(clock, policy_id=policy.id, calendar_id=policy.calendar, target=target)
+    if moved.paused:
+        return moved, None
+    timers = schedule(
+        calendar_of(policies, moved.calendar_id),
+        moved.started_at,
+        moved.target,
+        moved.pauses,
+        _warn_at(policies, moved.policy_id),
+        moved.fired,
+    )
+    return moved, timers

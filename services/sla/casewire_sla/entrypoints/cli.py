@@ -1,4 +1,5 @@
-"""`casewire-sla`: serve, migrate, and offline tools `check` and `due` (no Kafka, no database)."""
+"""`casewire-sla`: serve, migrate, offline tools `check` and `due` (no Kafka, no database),
+and `recompute` (open clocks in PostgreSQL under a policy file, no Kafka)."""
 
 from __future__ import annotations
 
@@ -134,6 +135,44 @@ def _migrate() -> int:
     return EXIT_OK
 
 
+def _recompute(policies_path: Path, apply: bool) -> int:
+    """One JSON line per open clock, old and new due_at; `--apply` writes them back."""
+    from casewire_sla.adapters.store import SlaStore
+    from casewire_sla.settings import SlaSettings
+
+    policies = _load_or_report(policies_path)
+    if policies is None:
+        return EXIT_BAD_POLICIES
+    settings = SlaSettings()
+
+    async def run() -> None:
+        store = SlaStore(settings.database_url.get_secret_value(), pool_size=2)
+        await store.open()
+        try:
+            results = await store.recompute(policies, apply=apply)
+        finally:
+            await store.close()
+        for result in results:
+            old = result.clock
+            row = {
+                "case_id": old.case_id,
+                "clock": old.clock,
+                "started_at": _instant(old.started_at),
+                "paused": result.due_at is None,
+                "old_policy": old.policy_id,
+                "new_policy": result.policy_id,
+                "old_due_at": _instant(old.due_at),
+                "new_due_at": None if result.due_at is None else _instant(result.due_at),
+                "changed": result.changed,
+                "case_fields_known": result.case_known,
+                "applied": apply,
+            }
+            print(json.dumps(row, ensure_ascii=False))
+
+    asyncio.run(run())
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="casewire-sla", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -146,11 +185,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     due.add_argument("--policies", type=Path, required=True, help="SLA policy file")
     due.add_argument("input", nargs="?", default="-", help="JSON lines file, or - for stdin")
+    recompute = commands.add_parser(
+        "recompute",
+        help="re-derive every open clock (CASEWIRE_DATABASE_URL) under a policy file;"
+        " one JSON line per clock with old and new due_at",
+    )
+    recompute.add_argument("--policies", type=Path, required=True, help="SLA policy file")
+    recompute.add_argument(
+        "--apply", action="store_true", help="write the new due_at and timers (one transaction)"
+    )
     args = parser.parse_args(argv)
     if args.command == "check":
         return _check(args.file)
     if args.command == "due":
         return _due(args.policies, args.input)
+    if args.command == "recompute":
+        return _recompute(args.policies, args.apply)
     if args.command == "migrate":
         return _migrate()
     from casewire_common.http import serve

@@ -1,0 +1,117 @@
+"""Response-time metrics: bounded labels, business vs calendar time, attainment, time to breach."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from casewire_sla.adapters.alerts import ClockRecord
+from casewire_sla.adapters.metrics import (
+    SlaMetrics,
+    response_labels,
+    response_times,
+    within_target,
+)
+from casewire_sla.adapters.store import BatchOutcome, Fulfilment
+from casewire_sla.domain.calendars import Pause, elapsed_with_pauses
+from casewire_sla.domain.policies import parse_policy_set
+from prometheus_client import CollectorRegistry
+
+# Monday 2026-03-02 17:00 in Athens (15:00 UTC): one hour before closing.
+STARTED = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+OFFICE = parse_policy_set(
+    "version: 1\n"
+    "calendars: [{id: office, timezone: Europe/Athens, hours: {mon-fri: ['09:00-18:00']}}]\n"
+    "policies: [{id: p, calendar: office, first_response: 2h}]\n"
+).calendar("office")
+
+
+def record(**changes: object) -> ClockRecord:
+    fields: dict[str, object] = {
+        "id": 1,
+        "case_id": "c1",
+        "clock": "first_response",
+        "policy_id": "p",
+        "calendar_id": "office",
+        "target_seconds": 7200,
+        "started_at": STARTED,
+        "due_at": STARTED + timedelta(hours=17),
+        "team": "care",
+        "priority": "P2",
+        "platform": "instagram",
+        "channel": "dm",
+    }
+    fields.update(changes)
+    return ClockRecord(**fields)  # type: ignore[arg-type]
+
+
+def fulfilment(clock: ClockRecord, at: datetime) -> Fulfilment:
+    return Fulfilment(clock, at, elapsed_with_pauses(OFFICE, clock.started_at, clock.pauses, at))
+
+
+def test_labels_come_from_the_stored_case_and_stay_within_the_contract_enums() -> None:
+    assert response_labels(record()) == {
+        "clock": "first_response",
+        "team": "care",
+        "priority": "P2",
+        "platform": "instagram",
+        "channel": "dm",
+    }
+    # Not stored (clocks from before migration 0003) or outside the contract: "unknown".
+    odd = record(platform=None, channel="carrier-pigeon", priority="P9", team="")
+    assert response_labels(odd) == {
+        "clock": "first_response",
+        "team": "unknown",
+        "priority": "unknown",
+        "platform": "unknown",
+        "channel": "unknown",
+    }
+
+
+def test_overnight_reply_counts_open_hours_as_business_time_and_all_hours_as_calendar() -> None:
+    # Reply Tuesday 10:00 Athens: 1 h on Monday + 1 h on Tuesday open, 17 h on the wall.
+    done = fulfilment(record(), datetime(2026, 3, 3, 8, 0, tzinfo=UTC))
+    assert response_times(done) == {"business": 7200.0, "calendar": 17 * 3600.0}
+    assert within_target(done)  # exactly at the target counts as met
+    later = fulfilment(record(), datetime(2026, 3, 3, 8, 0, 1, tzinfo=UTC))
+    assert not within_target(later)
+
+
+def test_pauses_leave_business_time_but_not_calendar_time() -> None:
+    paused = record(
+        clock="resolution",
+        pauses=(Pause(STARTED + timedelta(minutes=10), STARTED + timedelta(minutes=40)),),
+    )
+    done = fulfilment(paused, STARTED + timedelta(minutes=50))
+    assert response_times(done) == {"business": 1200.0, "calendar": 3000.0}
+
+
+def test_fulfilments_feed_both_histograms_and_the_attainment_counter() -> None:
+    registry = CollectorRegistry()
+    metrics = SlaMetrics(registry)
+    met = fulfilment(record(), STARTED + timedelta(minutes=30))
+    missed = fulfilment(
+        record(clock="next_response", target_seconds=60), STARTED + timedelta(hours=1)
+    )
+    metrics.record_batch(BatchOutcome(fulfilled=[met, missed]))
+    labels = response_labels(record())
+    sample = registry.get_sample_value
+    assert sample("casewire_sla_response_seconds_sum", {**labels, "time": "business"}) == 1800
+    assert sample("casewire_sla_response_seconds_sum", {**labels, "time": "calendar"}) == 1800
+    base = {"team": "care", "priority": "P2"}
+    counter = "casewire_sla_clocks_fulfilled_total"
+    assert sample(counter, {**base, "clock": "first_response", "within_target": "true"}) == 1
+    assert sample(counter, {**base, "clock": "next_response", "within_target": "false"}) == 1
+
+
+def test_time_to_breach_is_set_per_clock_and_removed_when_none_runs() -> None:
+    registry = CollectorRegistry()
+    metrics = SlaMetrics(registry)
+    now = STARTED
+    metrics.set_time_to_breach({"resolution": now + timedelta(seconds=90)}, now)
+    gauge = "casewire_sla_time_to_breach_seconds"
+    assert registry.get_sample_value(gauge, {"clock": "resolution"}) == 90
+    assert registry.get_sample_value(gauge, {"clock": "first_response"}) is None
+    metrics.set_time_to_breach({"resolution": now - timedelta(seconds=2)}, now)
+    assert registry.get_sample_value(gauge, {"clock": "resolution"}) == -2
+    metrics.set_time_to_breach({}, now)
+    assert registry.get_sample_value(gauge, {"clock": "resolution"}) is None
