@@ -155,7 +155,7 @@ def test_only_selects_one_benchmark(tmp_path: Path) -> None:
     assert bench.parse_options(["--output", str(tmp_path / "r.json")]).only is None
     assert bench.parse_options(["--only", "ingest"]).only == "ingest"
     with pytest.raises(SystemExit):
-        bench.parse_options(["--only", "sla"])
+        bench.parse_options(["--only", "nope"])
 
 
 def test_each_record_of_the_run_must_be_written_once_and_be_of_a_sent_request() -> None:

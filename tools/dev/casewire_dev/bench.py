@@ -12,7 +12,8 @@ This benchmark (same run, same broker, same partitions, same messages):
 - `router_vs_passthrough`: their ratio (the goal is at least 0.5).
 
 And on the same stack, `ingest_requests_per_s` and `ingest_vs_bare_asgi`: see bench_ingest.py.
-`--only router|ingest` runs one of the two.
+And `sla_breach_lateness_p99_s`: see bench_sla.py; `e2e_latency_p99_ms`: see bench_e2e.py.
+`--only router|ingest|sla|e2e` runs one of them.
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ class Options:
     output: Path
     profile: Path | None
     timeout: float
-    only: str | None = None  # "router" or "ingest"; None: both
+    only: str | None = None  # "router", "ingest", "sla" or "e2e"; None: all
 
 
 def _positive_int(text: str) -> int:
@@ -162,7 +163,9 @@ def parse_options(argv: Sequence[str]) -> Options:
         "figures are then distorted and not written",
     )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per measurement")
-    parser.add_argument("--only", choices=("router", "ingest"), help="default: both benchmarks")
+    parser.add_argument(
+        "--only", choices=("router", "ingest", "sla", "e2e"), help="default: every benchmark"
+    )
     args = parser.parse_args(list(argv))
     output = args.output if args.output is not None else repo_root() / RESULTS
     return Options(
@@ -312,6 +315,14 @@ def main(argv: list[str] | None = None) -> int:
             measured |= bench_ingest.run(
                 running, state_dir, bench_ingest.IngestOptions(seed=options.seed)
             )
+        if options.only in (None, "sla"):
+            from casewire_dev import bench_sla  # it imports this module
+
+            measured |= bench_sla.run(running, state_dir)
+        if options.only in (None, "e2e"):
+            from casewire_dev import bench_e2e  # it imports this module
+
+            measured |= bench_e2e.run(running, state_dir)
     except bench_runs.BenchError as error:
         print(f"bench failed: {error}", file=sys.stderr)
         return 1

@@ -1,0 +1,431 @@
+"""`make bench`, SLA part: how late breach alerts leave, with many open clocks and live traffic.
+
+- `sla_breach_lateness_p99_s` (and p50, max): ONE real `casewire-sla serve` process on a
+  fresh database holding `SEEDED_CLOCKS` open clocks (written with COPY into the `sla`
+  schema, each with its breach timer), while a producer sends a steady stream of case events
+  (`casewire.case.created`, then `casewire.case.responded` a moment later, for new cases) to
+  `casewire.case-events.v1`. `WINDOW_CLOCKS` of the seeded clocks fall due, evenly spread,
+  during a `WINDOW_SECONDS` window; the others are due days later. For each breach alert of
+  a window clock on `casewire.sla-alerts.v1`: its Kafka record timestamp − the clock's due_at.
+
+The window clocks are written (COPY, as another replica would) once the service is up and
+the consumer idle, a moment before the first falls due; the far-future ones before it starts.
+A run counts only if every window clock produced exactly one `casewire.sla.breached`, and no
+other seeded clock produced one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from casewire_common import topics
+from casewire_common.events import (
+    CASE_CREATED,
+    CASE_RESPONDED,
+    SLA_BREACHED,
+    CaseEventData,
+    CaseSnapshot,
+    decode_event,
+    encode_event,
+)
+
+from casewire_dev import services, stack
+from casewire_dev.bench import Results, metric
+from casewire_dev.bench_ingest import percentile
+from casewire_dev.bench_runs import BenchError
+
+SEEDED_CLOCKS = 100_000
+WINDOW_CLOCKS = 3_000
+WINDOW_SECONDS = 30.0
+WINDOW_FIRST_ID = 10_000_001
+LEAD_SECONDS = 3.0  # from writing the window clocks to the first falling due
+WARMUP_SECONDS = 3.0  # case events flowing before the window clocks are written
+CASES_PER_SECOND = 50  # each case: created, then responded → 100 case events/s
+RESPONSE_DELAY_SECONDS = 1.0
+DRAIN_SECONDS = 20.0  # after the window: how long the last breaches may take to arrive
+QUIET_SECONDS = 2.0  # the consumer is idle when processed_events has not grown for this long
+
+POLICY_ID = "bench"
+CALENDAR_ID = "always"
+TARGET_SECONDS = 3600
+SEED_PREFIX = "bench-sla-seeded-"
+POLICY_YAML = f"""\
+version: 1
+calendars:
+  - id: {CALENDAR_ID}
+    always_open: true
+policies:
+  - id: {POLICY_ID}
+    match: {{}}
+    calendar: {CALENDAR_ID}
+    first_response: 1h
+    next_response: 1h
+    resolution: 1d
+"""
+
+CLOCK_COLUMNS = (
+    "id",
+    "case_id",
+    "clock",
+    "policy_id",
+    "calendar_id",
+    "target_seconds",
+    "started_at",
+    "due_at",
+    "team",
+    "priority",
+    "platform",
+    "channel",
+    "visibility",
+    "tags",
+)
+TIMER_COLUMNS = ("clock_id", "kind", "fraction", "fire_at")
+
+ClockRow = tuple[
+    int, str, str, str, str, int, datetime, datetime, str, str, str, str, str, list[str]
+]
+TimerRow = tuple[int, str, float, datetime]
+
+
+# --- Pure parts ---------------------------------------------------------------------------
+
+
+def seeded_case_id(index: int) -> str:
+    return f"{SEED_PREFIX}{index:06d}"
+
+
+def spread(start: datetime, seconds: float, count: int) -> list[datetime]:
+    """`count` instants evenly spread over [start, start + seconds)."""
+    step = seconds / count if count else 0.0
+    return [start + timedelta(seconds=index * step) for index in range(count)]
+
+
+def seed_rows(first_id: int, due: Sequence[datetime]) -> tuple[list[ClockRow], list[TimerRow]]:
+    """One running first-response clock (ids from `first_id`) per due instant, and its breach
+    timer."""
+    clocks: list[ClockRow] = []
+    timers: list[TimerRow] = []
+    for offset, due_at in enumerate(due):
+        clock_id = first_id + offset
+        clocks.append(
+            (
+                clock_id,
+                seeded_case_id(clock_id),
+                "first_response",
+                POLICY_ID,
+                CALENDAR_ID,
+                TARGET_SECONDS,
+                due_at - timedelta(seconds=TARGET_SECONDS),
+                due_at,
+                "care",
+                "P3",
+                "whatsapp",
+                "dm",
+                "private",
+                [],
+            )
+        )
+        timers.append((clock_id, "breach", 1.0, due_at))
+    return clocks, timers
+
+
+@dataclass(frozen=True)
+class Lateness:
+    seconds: list[float]  # one per window clock, in no particular order
+
+    def quantile(self, q: float) -> float:
+        return percentile(self.seconds, q)
+
+    @property
+    def worst(self) -> float:
+        return max(self.seconds) if self.seconds else 0.0
+
+
+def check_breaches(
+    expected: Mapping[str, datetime], breaches: Sequence[tuple[str, int]]
+) -> Lateness:
+    """`breaches`: (case id, record timestamp in ms) of every breach alert of a seeded clock.
+    Fails unless each expected case has exactly one and no other seeded case has any."""
+    counts = Counter(case_id for case_id, _ in breaches)
+    unexpected = sorted(case_id for case_id in counts if case_id not in expected)
+    if unexpected:
+        raise BenchError(
+            f"{len(unexpected)} seeded clocks not due in the window breached, e.g. {unexpected[0]}"
+        )
+    twice = sorted(case_id for case_id, count in counts.items() if count > 1)
+    if twice:
+        raise BenchError(f"{len(twice)} clocks breached more than once, e.g. {twice[0]}")
+    missing = sorted(case_id for case_id in expected if case_id not in counts)
+    if missing:
+        raise BenchError(
+            f"{len(missing)} of {len(expected)} clocks due in the window never breached,"
+            f" e.g. {missing[0]} (due {expected[missing[0]].isoformat()})"
+        )
+    return Lateness(
+        [timestamp_ms / 1000 - expected[case_id].timestamp() for case_id, timestamp_ms in breaches]
+    )
+
+
+def case_event(
+    event_type: str, case_id: str, opened_at: datetime, responded_at: datetime | None
+) -> tuple[str, dict[str, bytes], bytes]:
+    """(key, headers, value) of a real-shaped case event of a new WhatsApp DM case."""
+    case = CaseSnapshot(
+        id=case_id,
+        conversation_id=f"conv-{case_id}",
+        platform="whatsapp",
+        channel="dm",
+        visibility="private",
+        status="assigned",
+        priority="P3",
+        urgency_score=20,
+        team="care",
+        assignee="agent-1",
+        tags=[],
+        language="en",
+        opened_at=opened_at,
+        first_response_at=responded_at,
+        resolved_at=None,
+    )
+    data = CaseEventData(
+        case=case, first_response=True if responded_at is not None else None, agent_id="agent-1"
+    )
+    record = encode_event(
+        event_id=str(uuid.uuid4()),
+        event_type=event_type,
+        source="casewire/router",
+        subject=case_id,
+        time=responded_at or opened_at,
+        data=data,
+    )
+    return record.key, dict(record.headers), record.value
+
+
+# --- The run ------------------------------------------------------------------------------
+
+
+async def _copy(
+    connection: asyncpg.Connection, clocks: list[ClockRow], timers: list[TimerRow]
+) -> None:
+    async with connection.transaction():
+        await connection.copy_records_to_table(
+            "clocks", schema_name="sla", records=clocks, columns=list(CLOCK_COLUMNS)
+        )
+        await connection.copy_records_to_table(
+            "timers", schema_name="sla", records=timers, columns=list(TIMER_COLUMNS)
+        )
+        await connection.execute(
+            "SELECT setval('sla.clocks_id_seq', (SELECT max(id) FROM sla.clocks))"
+        )
+
+
+async def _wait_quiet(connection: asyncpg.Connection, timeout: float = 60.0) -> None:
+    """Until the service has applied what was on the case-event topic before the run."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    last, since = -1, loop.time()
+    while loop.time() < deadline:
+        count = await connection.fetchval("SELECT count(*) FROM sla.processed_events")
+        if count != last:
+            last, since = count, loop.time()
+        elif loop.time() - since >= QUIET_SECONDS:
+            return
+        await asyncio.sleep(0.25)
+    raise BenchError("the SLA service kept applying old case events: never idle")
+
+
+class _Producer:
+    """Case events at a steady rate, scheduled by time: created now, responded a moment later."""
+
+    def __init__(self, bootstrap: str, tag: str) -> None:
+        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
+        self._tag = tag
+        self.sent = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._producer.start()
+        self._task = asyncio.create_task(self._run())
+
+    async def _send(
+        self, event_type: str, case_id: str, opened: datetime, responded: datetime | None
+    ) -> None:
+        key, headers, value = case_event(event_type, case_id, opened, responded)
+        await self._producer.send(
+            topics.CASE_EVENTS, value, key=key.encode(), headers=list(headers.items())
+        )
+        self.sent += 1
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        pending: list[tuple[float, str, datetime]] = []
+        index = 0
+        while True:
+            now = loop.time()
+            while start + index / CASES_PER_SECOND <= now:
+                case_id = f"bench-sla-live-{self._tag}-{index}"
+                opened = datetime.now(UTC)
+                await self._send(CASE_CREATED, case_id, opened, None)
+                pending.append((now + RESPONSE_DELAY_SECONDS, case_id, opened))
+                index += 1
+            while pending and pending[0][0] <= now:
+                _, case_id, opened = pending.pop(0)
+                await self._send(CASE_RESPONDED, case_id, opened, datetime.now(UTC))
+            await asyncio.sleep(0.005)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+            await self._producer.stop()
+
+
+async def _read_breaches(
+    consumer: AIOKafkaConsumer, expected: Mapping[str, datetime], deadline: float
+) -> list[tuple[str, int]]:
+    """Breach alerts of seeded clocks, until every expected one came (and a moment more, to
+    see duplicates) or the deadline."""
+    loop = asyncio.get_running_loop()
+    found: list[tuple[str, int]] = []
+    seen: set[str] = set()
+    complete_at: float | None = None
+    while loop.time() < deadline and (complete_at is None or loop.time() < complete_at + 1.0):
+        batches = await consumer.getmany(timeout_ms=200, max_records=5_000)
+        for batch in batches.values():
+            for record in batch:
+                event = decode_event(record.headers, record.value or b"", record.key)
+                case_id = str(event.data.get("case_id", ""))
+                if event.type == SLA_BREACHED and case_id.startswith(SEED_PREFIX):
+                    found.append((case_id, int(record.timestamp)))
+                    seen.add(case_id)
+        if complete_at is None and len(seen) >= len(expected) and seen >= set(expected):
+            complete_at = loop.time()
+    return found
+
+
+async def _assigned(consumer: AIOKafkaConsumer, timeout: float = 30.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not consumer.assignment():
+        if loop.time() > deadline:
+            raise BenchError("the alert consumer got no partitions")
+        await consumer.getmany(timeout_ms=200)
+
+
+async def measure(running: stack.Stack, work: Path) -> Results:
+    tag = uuid.uuid4().hex[:10]
+    log_dir = work / f"sla-bench-{tag}"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    policies = log_dir / "sla-policies.yaml"
+    policies.write_text(POLICY_YAML, "utf-8")
+    bootstrap = running.kafka_bootstrap_servers
+    database = await stack.ensure_database(running.database_url, f"casewire_bench_sla_{tag}")
+    env = {
+        **os.environ,
+        **running.env(),
+        "CASEWIRE_DATABASE_URL": database,
+        "CASEWIRE_SLA_POLICIES": str(policies),
+        "CASEWIRE_SLA_CONSUMER_GROUP": f"bench-sla-{tag}",
+        "CASEWIRE_LOG_LEVEL": "WARNING",
+    }
+    far = SEEDED_CLOCKS - WINDOW_CLOCKS
+    started: list[services.RunningService] = []
+    producer = _Producer(bootstrap, tag)
+    consumer = AIOKafkaConsumer(
+        topics.SLA_ALERTS,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-sla-alerts-{tag}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    connection = await asyncpg.connect(database)
+    try:
+        await services.migrate("sla", env, log_dir)
+        print(f"seeding {far:,} open clocks due in 1-2 days (COPY) ...", flush=True)
+        tomorrow = datetime.now(UTC) + timedelta(days=1)
+        began = time.monotonic()
+        await _copy(connection, *seed_rows(1, spread(tomorrow, 86_400, far)))
+        print(f"  seeded in {time.monotonic() - began:.1f}s; starting casewire-sla serve ...")
+        sla = services.start(services.ServiceSpec("sla", stack.free_port()), env, log_dir)
+        started.append(sla)
+        await services.wait_ready(sla, asyncio.Event())
+        await _wait_quiet(connection)
+        await consumer.start()
+        await _assigned(consumer)
+        await producer.start()
+        await asyncio.sleep(WARMUP_SECONDS)
+        window_start = datetime.now(UTC) + timedelta(seconds=LEAD_SECONDS)
+        due = spread(window_start, WINDOW_SECONDS, WINDOW_CLOCKS)
+        # Ids far above the sequence: the service numbers the live cases' clocks meanwhile.
+        clocks, timers = seed_rows(WINDOW_FIRST_ID, due)
+        await _copy(connection, clocks, timers)
+        expected = {row[1]: row[7] for row in clocks}
+        print(
+            f"  {WINDOW_CLOCKS:,} more clocks fall due over {WINDOW_SECONDS:.0f}s"
+            f" ({SEEDED_CLOCKS:,} open), {2 * CASES_PER_SECOND} case events/s ...",
+            flush=True,
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LEAD_SECONDS + WINDOW_SECONDS + DRAIN_SECONDS
+        breaches = await _read_breaches(consumer, expected, deadline)
+        await producer.stop()
+        applied = await connection.fetchval("SELECT count(*) FROM sla.processed_events")
+        open_clocks = await connection.fetchval(
+            "SELECT count(*) FROM sla.clocks WHERE status IN ('running', 'paused')"
+        )
+    except services.ServiceError as error:
+        raise BenchError(str(error)) from error
+    finally:
+        await producer.stop()
+        with contextlib.suppress(Exception):
+            await consumer.stop()
+        await connection.close()
+        killed = await services.stop_all(started)
+        with contextlib.suppress(OSError, asyncpg.PostgresError):
+            await _drop_database(running.database_url, database)
+    if killed:
+        print(f"warning: {', '.join(killed)} had to be killed", file=sys.stderr)
+    lateness = check_breaches(expected, breaches)
+    print(
+        f"  {len(lateness.seconds):,} breaches, each once; lateness p50"
+        f" {lateness.quantile(0.5):.3f}s, p99 {lateness.quantile(0.99):.3f}s,"
+        f" max {lateness.worst:.3f}s; {producer.sent:,} case events sent,"
+        f" {applied:,} applied in all; {open_clocks:,} clocks open at the end"
+    )
+    return {
+        "sla_breach_lateness_p50_s": metric(lateness.quantile(0.5), "s"),
+        "sla_breach_lateness_p99_s": metric(lateness.quantile(0.99), "s"),
+        "sla_breach_lateness_max_s": metric(lateness.worst, "s"),
+        "sla_bench_breaches": metric(len(lateness.seconds), "count"),
+        "sla_bench_open_clocks": metric(SEEDED_CLOCKS, "count"),
+        "sla_bench_case_events": metric(producer.sent, "count"),
+    }
+
+
+async def _drop_database(server_url: str, database_url: str) -> None:
+    name = database_url.rsplit("/", 1)[1]
+    connection = await asyncpg.connect(server_url)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+def run(running: stack.Stack, work: Path) -> Results:
+    """The SLA figures, measured on a running local stack (`stack.up`)."""
+    return asyncio.run(measure(running, work))
