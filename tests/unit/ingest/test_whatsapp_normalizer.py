@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +19,8 @@ import pytest
 from casewire_common.messages import CanonicalMessage, message_id
 from casewire_ingest.domain.normalized import NormalizationError
 from casewire_ingest.domain.platforms import whatsapp
+
+from tests.unit.ingest.body_sweep import assert_every_odd_field_is_tolerated_or_rejected
 
 RECEIVED_AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 RESTFB_WAMID = "wamid.HBgNNDkxNTIwOTgzMzM5OBUCABIYHGDEHJVFHJEVCFHJEVBCMTkyODk1OEIyAA=="
@@ -730,41 +731,11 @@ def test_a_timestamp_from_the_future_is_rejected(folder: Path) -> None:
 
 # --- robustness -------------------------------------------------------------------------------
 
-ODD_VALUES: tuple[Any, ...] = (None, 0, -1, 1.5, True, "", "x", [], {}, [1], {"a": 1}, 2**70)
-
-
-def field_paths(node: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[str | int, ...]]:
-    """The path of every value inside a body (not the body itself)."""
-    if isinstance(node, dict):
-        children: list[tuple[Any, Any]] = list(node.items())
-    elif isinstance(node, list):
-        children = list(enumerate(node))
-    else:
-        return
-    for key, child in children:
-        yield (*path, key)
-        yield from field_paths(child, (*path, key))
-
-
-def replaced(body: dict[str, Any], path: tuple[str | int, ...], value: Any) -> dict[str, Any]:
-    changed = copy.deepcopy(body)
-    parent: Any = changed
-    for key in path[:-1]:
-        parent = parent[key]
-    parent[path[-1]] = copy.deepcopy(value)
-    return changed
-
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_any_field_made_odd_is_tolerated_or_rejected_with_a_reason(folder: Path, name: str) -> None:
     """Whatever one field holds, the result is messages or a NormalizationError (a 4xx with a
     reason), never another exception (a 5xx)."""
-    body = load(folder, name)
-    for path in field_paths(body):
-        for value in ODD_VALUES:
-            try:
-                whatsapp.normalize(replaced(body, path, value), RECEIVED_AT)
-            except NormalizationError:
-                pass
-            except Exception as error:
-                pytest.fail(f"{path} = {value!r}: {error!r}")
+    assert_every_odd_field_is_tolerated_or_rejected(
+        whatsapp.normalize, load(folder, name), RECEIVED_AT
+    )
