@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from casewire_common import events as ev
 from casewire_common.events import (
@@ -87,6 +88,13 @@ class BatchOutcome:
     events: list[CaseEvent] = field(default_factory=list)
     agents: dict[str, AgentState] = field(default_factory=dict)
 
+    def emit(
+        self, event_type: str, case: CaseState, message: CanonicalMessage, **details: Any
+    ) -> None:
+        """Record an event carrying the case as it is now (the snapshot is taken here)."""
+        data = CaseEventData(case=case.snapshot(), message_id=message.id, **details)
+        self.events.append(CaseEvent(event_type, case.id, data))
+
 
 @dataclass(frozen=True)
 class Router:
@@ -160,29 +168,18 @@ class Router:
             changed = True
         if changed:
             result.cases[case.id] = case
-        result.events.append(
-            CaseEvent(
-                ev.CASE_MESSAGE_ADDED,
-                case.id,
-                CaseEventData(case=case.snapshot(), message_id=message.id),
-            )
-        )
+        result.emit(ev.CASE_MESSAGE_ADDED, case, message)
         if PRIORITY_ORDER[decision.priority] < PRIORITY_ORDER[case.priority]:
             previous = case.priority
             case.priority = decision.priority
             case.urgency_score = max(case.urgency_score, decision.urgency.score)
             result.cases[case.id] = case
-            result.events.append(
-                CaseEvent(
-                    ev.CASE_PRIORITY_CHANGED,
-                    case.id,
-                    CaseEventData(
-                        case=case.snapshot(),
-                        message_id=message.id,
-                        decision=decision,
-                        previous_priority=previous,
-                    ),
-                )
+            result.emit(
+                ev.CASE_PRIORITY_CHANGED,
+                case,
+                message,
+                decision=decision,
+                previous_priority=previous,
             )
 
     def _open_case(
@@ -221,26 +218,13 @@ class Router:
             # Needs no reply: recorded and counted, closed at once.
             case.status = "no_action"
             case.resolved_at = message.sent_at
-            result.events.append(
-                CaseEvent(
-                    ev.CASE_CREATED,
-                    case.id,
-                    CaseEventData(case=case.snapshot(), message_id=message.id, decision=decision),
-                )
-            )
+            result.emit(ev.CASE_CREATED, case, message, decision=decision)
             return
         open_cases[case.conversation_id] = case
         choice = choose_agent(case.team, case.language, list(agents.values()), requested=requested)
         decision = replace_decision(decision, choice.candidates, choice.agent_id, choice.reason)
         case.decision = decision
-        created_snapshot = case.snapshot()
-        result.events.append(
-            CaseEvent(
-                ev.CASE_CREATED,
-                case.id,
-                CaseEventData(case=created_snapshot, message_id=message.id, decision=decision),
-            )
-        )
+        result.emit(ev.CASE_CREATED, case, message, decision=decision)
         if choice.agent_id is None:
             return
         agent = agents[choice.agent_id]
@@ -249,18 +233,13 @@ class Router:
         result.agents[agent.id] = agent
         case.assignee = agent.id
         case.status = "assigned"
-        result.events.append(
-            CaseEvent(
-                ev.CASE_ASSIGNED,
-                case.id,
-                CaseEventData(
-                    case=case.snapshot(),
-                    message_id=message.id,
-                    decision=decision,
-                    agent_id=agent.id,
-                    previous_status="queued",
-                ),
-            )
+        result.emit(
+            ev.CASE_ASSIGNED,
+            case,
+            message,
+            decision=decision,
+            agent_id=agent.id,
+            previous_status="queued",
         )
 
     def _on_brand_message(
@@ -280,17 +259,8 @@ class Router:
         if first:
             case.first_response_at = message.sent_at
             result.cases[case.id] = case
-        result.events.append(
-            CaseEvent(
-                ev.CASE_RESPONDED,
-                case.id,
-                CaseEventData(
-                    case=case.snapshot(),
-                    message_id=message.id,
-                    first_response=first,
-                    agent_id=message.author.id,
-                ),
-            )
+        result.emit(
+            ev.CASE_RESPONDED, case, message, first_response=first, agent_id=message.author.id
         )
 
 
