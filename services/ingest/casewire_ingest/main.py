@@ -82,6 +82,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             await database.close()
 
     app = FastAPI(title="Casewire ingest", lifespan=lifespan)
+    app.state.broker = broker  # its channels are the published contract (casewire-dev contracts)
     app.include_router(http_router(ingest, metrics, settings))
     mount_operations(
         app,

@@ -16,10 +16,12 @@ from casewire_common.pg import Database, pending_migrations
 from fastapi import FastAPI
 
 from casewire_router.adapters import repository
+from casewire_router.adapters.rules_source import RulesMetrics, RulesWatcher
+from casewire_router.case_service import CaseService
 from casewire_router.domain.agents_file import parse_agents
-from casewire_router.domain.routing import Router
-from casewire_router.domain.rules import load_rules
-from casewire_router.domain.urgency import default_model
+from casewire_router.domain.routing import CaseWindows, router_for
+from casewire_router.domain.rules import RuleSet, load_rules
+from casewire_router.entrypoints.http import case_api
 from casewire_router.entrypoints.kafka import kafka_router
 from casewire_router.service import RouterMetrics, RoutingService
 from casewire_router.settings import RouterSettings
@@ -33,15 +35,28 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     dsn = settings.database_url.get_secret_value()
     registry = new_registry()
     broker = build_broker(settings.kafka_bootstrap_servers, registry, "router")
-    router = Router(rules=load_rules(str(settings.router_rules)), urgency=default_model())
+    windows = CaseWindows(
+        reopen=settings.router_reopen_window,
+        merge=settings.router_merge_window,
+        incident=settings.router_incident_window,
+        incident_threshold=settings.router_incident_threshold,
+    )
+    router = router_for(load_rules(str(settings.router_rules)), windows)
     database = Database(dsn, min_size=1, max_size=5)
 
     publisher = OrderedPublisher(settings.kafka_bootstrap_servers, "router")
     relay = OutboxRelay(dsn, repository.SCHEMA, publisher, OutboxMetrics(registry, "router"))
+    metrics = RouterMetrics(registry)
+    cases = CaseService(database, relay, metrics)
     service = RoutingService(
-        database, router, DeadLetters(broker, registry, "router"), relay, RouterMetrics(registry)
+        database,
+        router,
+        DeadLetters(broker, registry, "router"),
+        relay,
+        metrics,
+        settings.router_repeat_contact_window,
     )
-    messages_router, subscriber = kafka_router(service, settings)
+    messages_router, subscribers = kafka_router(service, settings)
     broker.include_router(messages_router)
 
     @asynccontextmanager
@@ -63,6 +78,19 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         await broker.start()
         await publisher.start()
         await relay.start()
+        await cases.drain_all()  # the agents file may have freed capacity while we were away
+
+        def use_rules(rules: RuleSet) -> None:
+            service.router = router_for(rules, windows)  # from the next batch on
+
+        rules_watcher = RulesWatcher(
+            settings.router_rules,
+            router.rules,
+            use_rules,
+            RulesMetrics(registry),
+            settings.router_rules_reload_seconds,
+        )
+        rules_watcher.start()
         # What is alive once started (modules, app, clients) lives as long as the process:
         # frozen, it is no longer scanned by every full garbage collection, which otherwise
         # costs about a tenth of the router's time. Garbage is collected first, not frozen.
@@ -72,13 +100,17 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await subscriber.stop()  # finish the batch in hand, take no more
+            await rules_watcher.stop()
+            for subscriber in subscribers:
+                await subscriber.stop()  # finish the batch in hand, take no more
             await relay.stop()  # rows not yet relayed stay in the outbox for the next start
             await publisher.stop(settings.shutdown_timeout_seconds)
             await stop_broker(broker, settings.shutdown_timeout_seconds)
             await database.close()
 
     app = FastAPI(title="Casewire router", lifespan=lifespan)
+    app.state.broker = broker  # its channels are the published contract (casewire-dev contracts)
+    app.include_router(case_api(cases, settings.router_api_token))
     mount_operations(
         app,
         registry,

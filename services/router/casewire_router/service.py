@@ -11,14 +11,14 @@ import collections
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import structlog
 from aiokafka import ConsumerRecord
 from casewire_common import events as ev
 from casewire_common import topics
-from casewire_common.events import encode_event
+from casewire_common.events import decode_event, encode_event
 from casewire_common.kafka import DeadLetters
 from casewire_common.messages import CanonicalMessage
 from casewire_common.outbox import OutboxRelay, add_to_outbox
@@ -27,6 +27,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import ValidationError
 
 from casewire_router.adapters import repository
+from casewire_router.adapters.case_store import drain_teams
+from casewire_router.adapters.escalations import ALERT_KINDS, Alert, apply_alerts
 from casewire_router.domain.routing import BatchOutcome, Router
 
 log = structlog.get_logger(__name__)
@@ -71,6 +73,11 @@ class RouterMetrics:
             ["team"],
             registry=registry,
         )
+        self.escalations = Counter(
+            "casewire_router_escalations_total",
+            "Cases escalated on an SLA alert by the rules file's escalation section.",
+            registry=registry,
+        )
         self.batch_seconds = Histogram(
             "casewire_router_batch_seconds",
             "Time to apply one batch of messages (one transaction).",
@@ -87,7 +94,9 @@ class RoutingService:
         dead_letters: DeadLetters,
         relay: OutboxRelay,
         metrics: RouterMetrics,
+        repeat_contact_window: timedelta = timedelta(hours=24),
     ) -> None:
+        self._repeat_contact_window = repeat_contact_window
         self._database = database
         self.router = router
         self._dead_letters = dead_letters
@@ -131,22 +140,20 @@ class RoutingService:
             self._metrics.duplicates.inc(len(messages) - len(fresh))
             if not fresh:
                 return
-            open_cases = await repository.lock_open_cases(
-                connection, (message.conversation_id for message in fresh)
+            state = await repository.load_batch_state(
+                connection,
+                fresh,
+                self.router,
+                self.router.windows,
+                self._repeat_contact_window,
+                now,
             )
-            may_open_case = any(
-                message.direction == "inbound"
-                and message.event == "message"
-                and message.conversation_id not in open_cases
-                for message in fresh
-            )
-            agents = await repository.lock_agents(connection) if may_open_case else {}
             outcome = self.router.route_batch(
-                fresh, open_cases, agents, new_id=lambda: str(uuid.uuid4()), now=now
+                fresh, state, new_id=lambda: str(uuid.uuid4()), now=now
             )
             # The events are encoded while PostgreSQL applies the case and message writes
             # (the event loop otherwise sat idle a third of the time, waiting for it).
-            saving = asyncio.create_task(repository.save_outcome(connection, outcome))
+            saving = asyncio.create_task(repository.save_outcome(connection, outcome, now))
             try:
                 records = await _event_records(outcome, now)
             except BaseException:
@@ -157,6 +164,39 @@ class RoutingService:
             await add_to_outbox(connection, repository.SCHEMA, records)
         self._relay.wake()
         self._count(fresh, outcome)
+
+    async def handle_alerts(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        """Escalate cases on SLA warnings and breaches (the rules file's `escalation`); the
+        other SLA events (the clock audit trail) are not the router's concern."""
+        alerts: list[Alert] = []
+        rejected: list[tuple[ConsumerRecord[bytes, bytes], str, str]] = []
+        for record in records:
+            try:
+                event = decode_event(record.headers, record.value or b"", record.key)
+                if event.type in ALERT_KINDS:
+                    data = ev.SlaAlertData.model_validate(event.data)
+                    alerts.append(Alert(event.id, ALERT_KINDS[event.type], data))
+            except ValidationError as error:
+                rejected.append((record, "invalid_sla_alert", _summary(error)))
+            except ValueError as error:
+                rejected.append((record, "not_a_cloudevent", str(error)))
+        if rejected:
+            await self._dead_letters.send_many(rejected)
+        if not alerts:
+            return
+        now = datetime.now(UTC)
+        async with self._database.pool.acquire() as connection, connection.transaction():
+            escalations = await apply_alerts(connection, alerts, self.router, now)
+            await repository.save_outcome(connection, escalations.outcome, now)
+            records = await _event_records(escalations.outcome, now)
+            if escalations.teams_to_drain:
+                # Read after the escalations are written: the queues as they now are.
+                drained = await drain_teams(connection, escalations.teams_to_drain, now)
+                await repository.save_outcome(connection, drained, now)
+                records += await _event_records(drained, now)
+            await add_to_outbox(connection, repository.SCHEMA, records)
+        self._relay.wake()
+        self._metrics.escalations.inc(escalations.escalated)
 
     def _count(self, fresh: Sequence[CanonicalMessage], outcome: BatchOutcome) -> None:
         # Counted per batch, one increment per label set: the per-message cost adds up.
@@ -194,6 +234,20 @@ async def _event_records(outcome: BatchOutcome, now: datetime) -> list[tuple[str
                     subject=event.case_id,
                     time=now,
                     data=event.data,
+                ),
+            )
+        )
+    for change in outcome.incidents:
+        records.append(
+            (
+                topics.CASE_EVENTS,
+                encode_event(
+                    event_id=str(uuid.uuid4()),
+                    event_type=change.event_type,
+                    source=EVENT_SOURCE,
+                    subject=change.data.incident_id,
+                    time=now,
+                    data=change.data,
                 ),
             )
         )

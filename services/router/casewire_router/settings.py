@@ -1,11 +1,39 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from casewire_common.settings import ServiceSettings
+from pydantic import Field, SecretStr
 
 
 class RouterSettings(ServiceSettings):
     router_rules: Path = Path("config/rules.yaml")
     router_agents: Path | None = Path("config/agents.yaml")
     router_consumer_group: str = "casewire-router"
+    router_rules_reload_seconds: float = Field(
+        default=5.0, gt=0, description="How often the rules file is checked for changes."
+    )
+    router_api_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token for the case and agent API (a secret); unset: the API is off.",
+    )
+    router_reopen_window: timedelta = Field(
+        default=timedelta(days=7),
+        description="A customer message this soon after resolution reopens the case.",
+    )
+    router_merge_window: timedelta = Field(
+        default=timedelta(hours=24),
+        description="A customer's public post and DM on one platform this close are one case.",
+    )
+    router_repeat_contact_window: timedelta = Field(
+        default=timedelta(hours=24),
+        description="Earlier cases this recent count as repeat contact.",
+    )
+    router_incident_window: timedelta = Field(
+        default=timedelta(minutes=15),
+        description="Urgent messages on one crisis topic this close together form an incident.",
+    )
+    router_incident_threshold: int = Field(
+        default=5, ge=2, description="How many cases on one crisis topic open an incident."
+    )

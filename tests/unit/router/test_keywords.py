@@ -56,3 +56,21 @@ def test_fold_ignores_bidi_marks_wherever_they_sit_and_keeps_ascii_as_lowercase(
     assert fold("e\u200f\u0301") == "e"  # a bidi mark between a letter and its accent
     assert fold("Order #123 STATUS") == "order #123 status"
     assert fold("ﬁle Ⅻ") == "file xii"  # NFKC compatibility forms
+
+
+def test_fold_maps_final_sigma_full_width_letters_and_tonos() -> None:
+    assert fold("λογαριασμός") == fold("ΛΟΓΑΡΙΑΣΜΟΣ") == "λογαριασμοσ"
+    assert fold("Ｒｅｆｕｎｄ　ＮＯＷ") == "refund now"  # full-width letters and space
+    assert fold("ΆΈΉΊΌΎΏ") == "αεηιουω"
+
+
+def test_whole_word_matching_is_per_occurrence() -> None:
+    matcher = KeywordMatcher(["sue"])
+    assert matcher.find("an issue") == set()
+    assert matcher.find("an issue, so I will sue") == {"sue"}
+    assert matcher.find("sue!") == {"sue"}
+
+
+def test_keywords_that_fold_to_nothing_are_not_added() -> None:
+    matcher = KeywordMatcher(["ـــ", "  ", "ok"])
+    assert matcher.keywords == {"ok"}

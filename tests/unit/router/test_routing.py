@@ -3,7 +3,7 @@ import itertools
 from casewire_common import events as ev
 from casewire_common.messages import CanonicalMessage
 from casewire_router.domain.assignment import AgentState, choose_agent
-from casewire_router.domain.routing import BatchOutcome, CaseState, Router
+from casewire_router.domain.routing import BatchOutcome, BatchState, CaseState, Router
 from casewire_router.domain.rules import parse_rules
 from casewire_router.domain.urgency import default_model, priority_for, score
 
@@ -40,8 +40,9 @@ def route(
     team_agents: dict[str, AgentState],
 ) -> BatchOutcome:
     counter = itertools.count(1)
+    state = BatchState(open_cases=open_cases, agents=team_agents)
     return Router(RULES, default_model()).route_batch(
-        messages, open_cases, team_agents, new_id=lambda: f"case-{next(counter)}", now=T0
+        messages, state, new_id=lambda: f"case-{next(counter)}", now=T0
     )
 
 

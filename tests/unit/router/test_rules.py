@@ -1,5 +1,7 @@
 import pytest
-from casewire_router.domain.rules import RulesError, parse_rules
+from casewire_common.events import Priority
+from casewire_common.messages import Author, CanonicalMessage
+from casewire_router.domain.rules import RulesError, RuleSet, RulesFile, parse_rules
 
 from tests.unit.router.factories import message
 
@@ -102,3 +104,235 @@ def test_unknown_team_and_yaml_syntax_errors_are_reported_with_location() -> Non
         )
     with pytest.raises(RulesError, match=r"rules.yaml:3: not valid YAML"):
         parse_rules("version: 1\nteams: [care\n", "rules.yaml")
+
+
+def rules_with(body: str, teams: str = "[care, shipping, billing, incidents]") -> RuleSet:
+    return parse_rules(f"version: 1\ndefault_team: care\nteams: {teams}\nrules:\n{body}")
+
+
+def matched(rules: RuleSet, msg: CanonicalMessage) -> list[str]:
+    return rules.evaluate(msg).matched_rules
+
+
+@pytest.mark.parametrize(
+    ("keyword", "text"),
+    [
+        ("réclamation", "UNE RECLAMATION urgente"),  # accents and case, both ways
+        ("reclamacion", "Quiero hacer una Reclamación"),
+        ("ταχυδρομείος", "ΤΑΧΥΔΡΟΜΕΊΟΣ ακόμα τίποτα"),  # tonos and capital sigma
+        ("λογαριασμός", "ο λογαριασμοσ μου"),  # final sigma ς written as σ
+        ("λογαριασμοσ", "κλειδώθηκε ο λογαριασμός"),  # and the other way round
+        ("تأخير", "لدي تأخيـــرٌ في الطلب"),  # tatweel and harakat in the text
+        ("شُكْرًا", "شكرا جزيلا"),  # harakat in the keyword
+        ("refund", "ｒｅｆｕｎｄ please"),  # full-width Latin letters
+        ("ＶＩＰ", "vip customer"),
+        ("ส่งของ", "ยังไม่ได้รับส่งของเลยค่ะ"),  # Thai: inside unspaced text
+        ("sue", "I will sue you"),
+    ],
+)
+def test_keywords_match_across_scripts(keyword: str, text: str) -> None:
+    rules = rules_with(
+        f'  - id: k\n    when: {{any: ["{keyword}"]}}\n    then: {{team: billing}}\n'
+    )
+    assert rules.evaluate(message(text)).team == "billing"
+
+
+@pytest.mark.parametrize(
+    ("keyword", "text"),
+    [
+        ("sue", "I have an issue with my order"),  # whole words in spaced scripts
+        ("sue", "the suede is torn"),
+        ("ship", "shipping is late"),
+        ("λογαριασμός", "λογαριασμούς"),
+        ("الطلب", "الطلبات"),
+        ("refund", "refunded"),
+    ],
+)
+def test_keywords_in_spaced_scripts_do_not_match_inside_words(keyword: str, text: str) -> None:
+    rules = rules_with(
+        f'  - id: k\n    when: {{any: ["{keyword}"]}}\n    then: {{team: billing}}\n'
+    )
+    assert matched(rules, message(text)) == []
+
+
+def test_any_all_and_none_conditions() -> None:
+    rules = rules_with(
+        "  - id: k\n"
+        "    when: {any: [refund, money back], all: [order, late], none: [thanks, كلا]}\n"
+        "    then: {tags: [k]}\n"
+    )
+    assert matched(rules, message("my order is late, refund it")) == ["k"]
+    assert matched(rules, message("my ORDER is LATE, I want my money back")) == ["k"]
+    assert matched(rules, message("my order is late")) == []  # no `any` keyword
+    assert matched(rules, message("refund my order")) == []  # `all` incomplete
+    assert matched(rules, message("order late, refund, thanks")) == []  # a `none` keyword
+    assert matched(rules, message("order late, refund. كلا")) == []
+
+
+def test_regex_searches_the_nfkc_text_case_sensitively_unless_asked() -> None:
+    rules = rules_with(
+        '  - id: exact\n    when: {regex: "ORDER-\\\\d+"}\n    then: {tags: [exact]}\n'
+        '  - id: folded\n    when: {regex: "(?i)order-\\\\d+"}\n    then: {tags: [folded]}\n'
+    )
+    assert matched(rules, message("ＯＲＤＥＲ-１２３")) == ["exact", "folded"]  # NFKC: ASCII
+    assert matched(rules, message("order-123")) == ["folded"]
+    assert matched(rules, message("order 123")) == []
+
+
+def test_platform_channel_visibility_and_language_conditions() -> None:
+    rules = rules_with(
+        "  - id: platform\n    when: {platforms: [whatsapp]}\n    then: {tags: [a]}\n"
+        "  - id: channel\n    when: {channels: [dm, reply]}\n    then: {tags: [b]}\n"
+        "  - id: public\n    when: {visibility: public}\n    then: {tags: [c]}\n"
+        "  - id: private\n    when: {visibility: [private]}\n    then: {tags: [d]}\n"
+        "  - id: language\n    when: {languages: [el, ar]}\n    then: {tags: [e]}\n"
+    )
+    assert matched(rules, message("x", platform="whatsapp", channel="dm")) == [
+        "platform",
+        "channel",
+        "private",
+    ]
+    assert matched(rules, message("x", channel="mention", language="el")) == [
+        "public",
+        "language",
+    ]
+    assert matched(rules, message("x", channel="reply", language="en")) == ["channel", "public"]
+
+
+def test_author_conditions_followers_verified_and_named_authors() -> None:
+    rules = rules_with(
+        "  - id: reach\n    when: {min_followers: 1000}\n    then: {tags: [reach]}\n"
+        "  - id: verified\n    when: {verified: true}\n    then: {tags: [verified]}\n"
+        "  - id: unverified\n    when: {verified: false}\n    then: {tags: [unverified]}\n"
+        '  - id: vip\n    when: {authors: ["@BigCustomer", "u-42"]}\n    then: {tags: [vip]}\n'
+    )
+    assert matched(rules, message("x", followers=1000, verified=True)) == ["reach", "verified"]
+    assert matched(rules, message("x", followers=999)) == ["unverified"]  # unknown: not verified
+    assert matched(rules, message("x", author="u-42")) == ["unverified", "vip"]
+    with_handle = message("x").model_copy(
+        update={"author": Author(id="123", handle="@bigcustomer")}
+    )
+    assert matched(rules, with_handle) == ["unverified", "vip"]
+
+
+def test_actions_and_precedence_in_file_order() -> None:
+    rules = rules_with(
+        "  - id: tagger\n    when: {any: [late]}\n    then: {tags: [late], priority: P4}\n"
+        "  - id: first-team\n    when: {any: [order]}\n"
+        "    then: {team: shipping, priority: P3, tags: [order, late],"
+        " reply_template: shipping-policy, assign_to: amal}\n"
+        "  - id: second-team\n    when: {any: [refund]}\n"
+        "    then: {team: billing, priority: P2, tags: [billing],"
+        " reply_template: billing-policy, assign_to: nikos}\n"
+        "  - id: quiet\n    when: {any: [late]}\n    then: {priority: P4}\n"
+    )
+    outcome = rules.evaluate(message("late order, refund please"))
+    assert outcome.matched_rules == ["tagger", "first-team", "second-team", "quiet"]
+    assert outcome.team == "shipping"  # the first rule naming a team
+    assert outcome.priority == "P2"  # the most urgent, wherever it comes
+    assert outcome.tags == ["late", "order", "billing"]  # accumulated, each once
+    assert outcome.reply_template == "shipping-policy"
+    assert outcome.assign_to == "amal"
+    assert outcome.skip is False
+    nothing = rules.evaluate(message("hello"))
+    assert (nothing.team, nothing.priority, nothing.tags, nothing.matched_rules) == (
+        "care",
+        None,
+        [],
+        [],
+    )
+
+
+def test_stop_ends_evaluation_but_keeps_what_came_before() -> None:
+    rules = rules_with(
+        "  - id: before\n    when: {any: [hello]}\n    then: {tags: [before], priority: P3}\n"
+        "  - id: stopper\n    when: {any: [thanks]}\n    then: {skip: true}\n    stop: true\n"
+        "  - id: after\n    when: {any: [hello]}\n    then: {team: billing, priority: P1}\n"
+    )
+    stopped = rules.evaluate(message("hello and thanks"))
+    assert stopped.matched_rules == ["before", "stopper"]
+    assert (stopped.team, stopped.priority, stopped.skip) == ("care", "P3", True)
+    # A stop rule that does not match stops nothing.
+    assert rules.evaluate(message("hello")).matched_rules == ["before", "after"]
+
+
+def test_rules_without_keywords_are_evaluated_in_file_order_among_keyword_rules() -> None:
+    rules = rules_with(
+        "  - id: k1\n    when: {any: [refund]}\n    then: {team: billing}\n"
+        "  - id: everyone\n    then: {tags: [seen]}\n"
+        "  - id: k2\n    when: {all: [refund, now]}\n    then: {team: shipping}\n"
+        "  - id: dm\n    when: {channels: [dm]}\n    then: {team: incidents}\n"
+    )
+    assert matched(rules, message("refund now", channel="dm")) == ["k1", "everyone", "k2", "dm"]
+    assert matched(rules, message("now then", channel="dm")) == ["everyone", "dm"]
+
+
+EXTRAS = """
+version: 2
+default_team: care
+teams: [care, incidents]
+rules: []
+urgency:
+  crisis:
+    outage: ["servers on fire"]
+    safety: ["smoke"]
+  negative: ["meh"]
+escalation:
+  - id: p1-breach
+    when: {clocks: [first_response], priorities: [P1, P2], teams: [care]}
+    then: {priority: P1, team: incidents, assign_to: lead-amal, tags: [escalated]}
+  - id: any-warning
+    when: {alerts: [warning]}
+    then: {tags: [warned]}
+  - id: any-breach
+    then: {priority: P2}
+"""
+
+
+def test_urgency_vocabulary_extensions_are_exposed() -> None:
+    rules = parse_rules(EXTRAS)
+    assert rules.extra_crisis_words == {"outage": ["servers on fire"], "safety": ["smoke"]}
+    assert rules.extra_negative_words == ["meh"]
+    shipped = rules_with("  - id: a\n    then: {}\n")
+    assert (shipped.extra_crisis_words, shipped.extra_negative_words) == ({}, [])
+
+
+def test_escalation_for_is_the_first_match_and_alerts_default_to_breached() -> None:
+    rules = parse_rules(EXTRAS)
+
+    def chosen(alert: str, clock: str, team: str, priority: Priority) -> str | None:
+        found = rules.escalation_for(alert, clock, team, priority)
+        return None if found is None else found.id
+
+    assert chosen("breached", "first_response", "care", "P2") == "p1-breach"
+    p1 = rules.escalation_for("breached", "first_response", "care", "P1")
+    assert p1 is not None
+    assert (p1.then.priority, p1.then.team, p1.then.assign_to, p1.then.tags) == (
+        "P1",
+        "incidents",
+        "lead-amal",
+        ["escalated"],
+    )
+    assert chosen("breached", "resolution", "care", "P1") == "any-breach"  # other clock
+    assert chosen("breached", "first_response", "care", "P3") == "any-breach"  # priority
+    assert chosen("breached", "first_response", "incidents", "P1") == "any-breach"  # team
+    assert chosen("warning", "first_response", "care", "P1") == "any-warning"
+    assert (
+        rules_with("  - id: a\n    then: {}\n").escalation_for(
+            "breached", "resolution", "care", "P1"
+        )
+        is None
+    )
+
+
+def test_a_rule_set_built_from_an_inconsistent_spec_is_refused() -> None:
+    spec = RulesFile.model_validate(
+        {
+            "version": 1,
+            "default_team": "care",
+            "teams": ["care"],
+            "rules": [{"id": "a", "then": {"team": "nowhere"}}],
+        }
+    )
+    with pytest.raises(RulesError, match="team 'nowhere' is not in teams"):
+        RuleSet(spec)

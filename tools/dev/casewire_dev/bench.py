@@ -13,7 +13,8 @@ This benchmark (same run, same broker, same partitions, same messages):
 
 And on the same stack, `ingest_requests_per_s` and `ingest_vs_bare_asgi`: see bench_ingest.py.
 And `sla_breach_lateness_p99_s`: see bench_sla.py; `e2e_latency_p99_ms`: see bench_e2e.py.
-`--only router|ingest|sla|e2e` runs one of them.
+And `rules_10k_vs_10`, `naive_regex_10k_vs_10`: see bench_rules.py (no stack needed).
+`--only router|ingest|sla|e2e|rules` runs one of them.
 """
 
 from __future__ import annotations
@@ -125,7 +126,7 @@ class Options:
     output: Path
     profile: Path | None
     timeout: float
-    only: str | None = None  # "router", "ingest", "sla" or "e2e"; None: all
+    only: str | None = None  # "router", "ingest", "sla", "e2e" or "rules"; None: all
 
 
 def _positive_int(text: str) -> int:
@@ -164,7 +165,9 @@ def parse_options(argv: Sequence[str]) -> Options:
     )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per measurement")
     parser.add_argument(
-        "--only", choices=("router", "ingest", "sla", "e2e"), help="default: every benchmark"
+        "--only",
+        choices=("router", "ingest", "sla", "e2e", "rules"),
+        help="default: every benchmark",
     )
     args = parser.parse_args(list(argv))
     output = args.output if args.output is not None else repo_root() / RESULTS
@@ -293,6 +296,18 @@ def main(argv: list[str] | None = None) -> int:
     options = parse_options(sys.argv[1:] if argv is None else argv)
     configure_logging("WARNING")
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    if options.only == "rules":  # the rules engine alone: no stack to start
+        from casewire_dev import bench_rules  # it imports this module
+
+        try:
+            measured = bench_rules.run(shared_data(repo_root()), options.seed)
+        except bench_runs.BenchError as error:
+            print(f"bench failed: {error}", file=sys.stderr)
+            return 1
+        write_results(options.output, measured)
+        print(f"\n{options.output}:")
+        print(format_table(measured))
+        return 0
     state_dir = Path(tempfile.mkdtemp(prefix="casewire-bench-"))
     external_database = os.environ.get("CASEWIRE_DATABASE_URL")
     print(f"starting a local stack in {state_dir} ({options.partitions} partitions) ...")
@@ -323,6 +338,10 @@ def main(argv: list[str] | None = None) -> int:
             from casewire_dev import bench_e2e  # it imports this module
 
             measured |= bench_e2e.run(running, state_dir)
+        if options.only is None:
+            from casewire_dev import bench_rules  # it imports this module
+
+            measured |= bench_rules.run(shared_data(repo_root()), options.seed)
     except bench_runs.BenchError as error:
         print(f"bench failed: {error}", file=sys.stderr)
         return 1

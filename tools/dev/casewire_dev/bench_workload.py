@@ -283,11 +283,10 @@ def expected_outcome(records: list[Record], rules_path: Path, agents_path: Path)
     """
     from casewire_router.domain.agents_file import parse_agents
     from casewire_router.domain.assignment import AgentState
-    from casewire_router.domain.routing import Router
+    from casewire_router.domain.routing import BatchState, router_for
     from casewire_router.domain.rules import load_rules
-    from casewire_router.domain.urgency import default_model
 
-    router = Router(rules=load_rules(str(rules_path)), urgency=default_model())
+    router = router_for(load_rules(str(rules_path)))
     agents = {
         spec.id: AgentState(
             id=spec.id,
@@ -302,7 +301,7 @@ def expected_outcome(records: list[Record], rules_path: Path, agents_path: Path)
     }
     messages = [CanonicalMessage.model_validate_json(record.value) for record in records]
     outcome = router.route_batch(
-        messages, {}, agents, new_id=lambda: str(uuid.uuid4()), now=datetime.now(UTC)
+        messages, BatchState(agents=agents), new_id=lambda: str(uuid.uuid4()), now=datetime.now(UTC)
     )
     counts = Counter(event.type for event in outcome.events)
     return Expectation(cases=counts[ev.CASE_CREATED], events=counts)

@@ -84,6 +84,12 @@ def demo_command(args: argparse.Namespace) -> int:
     )
 
 
+def contracts_command(args: argparse.Namespace) -> int:
+    from casewire_dev.contracts import run
+
+    return run(repo_root(), check=args.check, accept_into_baseline=args.update_baseline)
+
+
 def _positive(text: str) -> float:
     value = float(text)
     if value <= 0:
@@ -143,7 +149,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo_parser.set_defaults(handler=demo_command)
 
+    contracts_parser = commands.add_parser(
+        "contracts", help="AsyncAPI documents and payload schemas in contracts/, from the code"
+    )
+    contracts_mode = contracts_parser.add_mutually_exclusive_group()
+    contracts_mode.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; fail when contracts/ differs from the code or breaks the baseline",
+    )
+    contracts_mode.add_argument(
+        "--update-baseline",
+        action="store_true",
+        help="also fold compatible payload changes into the baseline (when they are released)",
+    )
+    contracts_parser.set_defaults(handler=contracts_command)
+
     commands.add_parser("bench", help="the benchmarks; writes bench/results.json", add_help=False)
+    commands.add_parser(
+        "urgency-eval",
+        help="precision and recall of P1/P2 urgency on labelled data",
+        add_help=False,
+    )
     return parser
 
 
@@ -159,6 +186,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from casewire_dev.bench import main as bench_main
 
         return bench_main(rest)
+    if known.command == "urgency-eval":
+        # The evaluation parses its own options.
+        from casewire_dev.urgency_eval import main as urgency_eval_main
+
+        return urgency_eval_main(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     return int(known.handler(known))

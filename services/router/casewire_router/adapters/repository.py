@@ -6,15 +6,25 @@ Every read and write here works on a whole batch at once (arrays, COPY and pipel
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
+from casewire_common import events as ev
 from casewire_common.messages import CanonicalMessage
 from casewire_common.pg import Connection
 
 from casewire_router.domain.assignment import AgentState
-from casewire_router.domain.routing import BatchOutcome, CaseState
+from casewire_router.domain.routing import (
+    BatchOutcome,
+    BatchState,
+    CaseState,
+    CaseWindows,
+    Router,
+    TopicState,
+    customer_key,
+)
 
 SCHEMA = "router"
 MIGRATIONS_PACKAGE = "casewire_router.adapters.migrations"
@@ -81,16 +91,178 @@ async def claim_new(
     return [message for key, message in first_by_key.items() if key in fresh]
 
 
-async def lock_open_cases(
-    connection: Connection, conversation_ids: Iterable[str]
-) -> dict[str, CaseState]:
-    rows = await connection.fetch(
-        f"SELECT {', '.join(_CASE_COLUMNS)} FROM {SCHEMA}.cases"
-        " WHERE conversation_id = ANY($1::text[]) AND status NOT IN ('resolved', 'no_action')"
-        " ORDER BY id FOR UPDATE",
-        list(set(conversation_ids)),
+_OPEN = "status NOT IN ('resolved', 'no_action')"
+
+
+async def load_batch_state(
+    connection: Connection,
+    messages: Sequence[CanonicalMessage],
+    router: Router,
+    windows: CaseWindows,
+    repeat_contact_window: timedelta,
+    now: datetime,
+) -> BatchState:
+    """Lock and load what routing `messages` may read or change, always in the same order
+    (customers, cases, crisis topics, cases on them, agents) so replicas never deadlock in
+    the common case and serialize where they must: one customer's conversations, one topic."""
+    loaded: dict[str, CaseState] = {}  # one object per case row, however it was reached
+
+    def known(row: asyncpg.Record) -> CaseState:
+        case_id = str(row["id"])
+        if case_id not in loaded:
+            loaded[case_id] = read_case(row)
+        return loaded[case_id]
+
+    state = BatchState()
+    customer_messages = [m for m in messages if m.event == "message" and m.direction == "inbound"]
+    customers = sorted({customer_key(m) for m in customer_messages})
+    if customers:
+        await connection.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(k, 1)) FROM unnest($1::text[]) k",
+            ["\x1f".join(key) for key in customers],
+        )
+    conversations = sorted({m.conversation_id for m in messages})
+    for row in await connection.fetch(
+        f"SELECT l.conversation_id AS via, {_CASE_SELECT} FROM {SCHEMA}.case_conversations l"
+        f" JOIN {SCHEMA}.cases c ON c.id = l.case_id"
+        f" WHERE l.conversation_id = ANY($1::text[]) AND c.{_OPEN} ORDER BY c.id FOR UPDATE OF c",
+        conversations,
+    ):
+        state.open_cases[row["via"]] = known(row)
+    newcomers = [m for m in customer_messages if m.conversation_id not in state.open_cases]
+    if newcomers:
+        earliest = min(m.sent_at for m in newcomers)
+        keys = sorted({customer_key(m) for m in newcomers})
+        for row in await connection.fetch(
+            f"SELECT {_CASE_SELECT} FROM {SCHEMA}.cases c"
+            " JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(platform, account, customer)"
+            " ON c.platform = k.platform AND c.account_id = k.account"
+            f" AND c.customer_id = k.customer WHERE c.{_OPEN} AND c.opened_at >= $4"
+            " ORDER BY c.id FOR UPDATE OF c",
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [k[2] for k in keys],
+            earliest - windows.merge,
+        ):
+            case = known(row)
+            state.open_by_customer.setdefault(
+                (case.platform, case.account_id, case.customer_id), []
+            ).append(case)
+        for cases in state.open_by_customer.values():
+            cases.sort(key=lambda case: case.opened_at)
+        for row in await connection.fetch(
+            f"SELECT l.conversation_id AS via, {_CASE_SELECT} FROM {SCHEMA}.cases c"
+            f" JOIN {SCHEMA}.case_conversations l ON l.case_id = c.id"
+            " WHERE c.id IN ("
+            f"   SELECT DISTINCT ON (l2.conversation_id) r.id FROM {SCHEMA}.case_conversations l2"
+            f"   JOIN {SCHEMA}.cases r ON r.id = l2.case_id"
+            "   WHERE l2.conversation_id = ANY($1::text[]) AND r.status = 'resolved'"
+            "   AND r.resolved_at >= $2"
+            f"   AND NOT EXISTS (SELECT 1 FROM {SCHEMA}.cases o"
+            f"     WHERE o.conversation_id = r.conversation_id AND o.{_OPEN})"
+            "   ORDER BY l2.conversation_id, r.resolved_at DESC)"
+            " AND l.conversation_id = ANY($1::text[]) ORDER BY c.id FOR UPDATE OF c",
+            sorted({m.conversation_id for m in newcomers}),
+            earliest - windows.reopen,
+        ):
+            state.resolved[row["via"]] = known(row)
+    if customer_messages:
+        earliest = min(m.sent_at for m in customer_messages)
+        for row in await connection.fetch(
+            f"SELECT c.platform, c.account_id, c.customer_id, count(*) AS contacts"
+            f" FROM {SCHEMA}.cases c JOIN {SCHEMA}.messages m ON m.case_id = c.id"
+            " JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(platform, account, customer)"
+            " ON c.platform = k.platform AND c.account_id = k.account"
+            " AND c.customer_id = k.customer"
+            " WHERE m.direction = 'inbound' AND m.sent_at >= $4"
+            " GROUP BY c.platform, c.account_id, c.customer_id",
+            [k[0] for k in customers],
+            [k[1] for k in customers],
+            [k[2] for k in customers],
+            earliest - repeat_contact_window,
+        ):
+            state.recent_contacts[(row["platform"], row["account_id"], row["customer_id"])] = row[
+                "contacts"
+            ]
+    topic_counts: dict[str, int] = {}
+    for message in customer_messages:
+        for topic in router.crisis_topics(message):
+            topic_counts[topic] = topic_counts.get(topic, 0) + 1
+    if topic_counts:
+        await _load_topics(connection, state, topic_counts, windows, now, known)
+    if any(m.conversation_id not in state.open_cases for m in customer_messages):
+        # A case may open or reopen: it may be given to an agent.
+        state.agents = await lock_agents(connection)
+    return state
+
+
+async def _load_topics(
+    connection: Connection,
+    state: BatchState,
+    batch_counts: dict[str, int],
+    windows: CaseWindows,
+    now: datetime,
+    known: Callable[[asyncpg.Record], CaseState],
+) -> None:
+    """The recent past of the batch's crisis topics; one transaction at a time per topic."""
+    topics = sorted(batch_counts)
+    await connection.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('topic:' || t, 1))"
+        " FROM unnest($1::text[]) t",
+        topics,
     )
-    return {row["conversation_id"]: _case(row) for row in rows}
+    since = now - windows.incident
+    # An incident quiet for a whole window is over: the next burst opens a new one.
+    await connection.execute(
+        f"UPDATE {SCHEMA}.incidents SET status = 'closed' WHERE topic = ANY($1::text[])"
+        " AND status = 'open' AND last_seen_at < $2",
+        topics,
+        since,
+    )
+    for topic in topics:
+        state.topics[topic] = TopicState()
+    for row in await connection.fetch(
+        f"SELECT topic, array_agg(DISTINCT case_id ORDER BY case_id) AS case_ids"
+        f" FROM {SCHEMA}.topic_hits WHERE topic = ANY($1::text[]) AND at >= $2 GROUP BY topic",
+        topics,
+        since,
+    ):
+        state.topics[row["topic"]].recent_case_ids = [str(c) for c in row["case_ids"]]
+    for row in await connection.fetch(
+        f"SELECT i.id, i.topic, i.opened_at, array_remove(array_agg(ic.case_id), NULL) AS cases"
+        f" FROM {SCHEMA}.incidents i LEFT JOIN {SCHEMA}.incident_cases ic"
+        " ON ic.incident_id = i.id WHERE i.topic = ANY($1::text[]) AND i.status = 'open'"
+        " GROUP BY i.id",
+        topics,
+    ):
+        topic_state = state.topics[row["topic"]]
+        topic_state.incident_id = str(row["id"])
+        topic_state.opened_at = row["opened_at"]
+        topic_state.incident_case_ids = {str(c) for c in row["cases"]}
+    # Cases an incident may link (and raise): only where the burst can reach the threshold.
+    linkable = sorted(
+        {
+            case_id
+            for topic, topic_state in state.topics.items()
+            if topic_state.incident_id is not None
+            or len(topic_state.recent_case_ids) + batch_counts[topic] >= windows.incident_threshold
+            for case_id in topic_state.recent_case_ids
+            if case_id not in topic_state.incident_case_ids
+        }
+    )
+    if linkable:
+        rows = await connection.fetch(
+            f"SELECT {_CASE_SELECT} FROM {SCHEMA}.cases c WHERE c.id = ANY($1::uuid[])"
+            f" AND c.{_OPEN} ORDER BY c.id FOR UPDATE OF c",
+            linkable,
+        )
+        by_id = {str(row["id"]): known(row) for row in rows}
+        for topic_state in state.topics.values():
+            topic_state.open_cases = {
+                case_id: by_id[case_id]
+                for case_id in topic_state.recent_case_ids
+                if case_id in by_id
+            }
 
 
 async def lock_agents(connection: Connection) -> dict[str, AgentState]:
@@ -113,7 +285,7 @@ async def lock_agents(connection: Connection) -> dict[str, AgentState]:
     }
 
 
-async def save_outcome(connection: Connection, outcome: BatchOutcome) -> None:
+async def save_outcome(connection: Connection, outcome: BatchOutcome, now: datetime) -> None:
     opened = [case for case_id, case in outcome.cases.items() if case_id in outcome.opened]
     changed = [case for case_id, case in outcome.cases.items() if case_id not in outcome.opened]
     if opened:
@@ -185,11 +357,53 @@ async def save_outcome(connection: Connection, outcome: BatchOutcome) -> None:
             f"UPDATE {SCHEMA}.messages SET deleted_at = $2 WHERE id = $1",
             [(message.id, message.sent_at) for message in deletes],
         )
+    if outcome.links:
+        await connection.execute(
+            f"INSERT INTO {SCHEMA}.case_conversations (conversation_id, case_id)"
+            " SELECT * FROM unnest($1::text[], $2::uuid[]) ON CONFLICT DO NOTHING",
+            [conversation for conversation, _ in outcome.links],
+            [case_id for _, case_id in outcome.links],
+        )
+    if outcome.topic_hits:
+        await _save_topic_hits(connection, outcome, now)
     if outcome.agents:
         await connection.executemany(
             f"UPDATE {SCHEMA}.agents SET load = $2, last_assigned_at = $3 WHERE id = $1",
             [(agent.id, agent.load, agent.last_assigned_at) for agent in outcome.agents.values()],
         )
+
+
+async def _save_topic_hits(connection: Connection, outcome: BatchOutcome, now: datetime) -> None:
+    await connection.execute(
+        f"INSERT INTO {SCHEMA}.topic_hits (topic, case_id, at)"
+        " SELECT t, c, $3 FROM unnest($1::text[], $2::uuid[]) AS h(t, c)",
+        [topic for topic, _ in outcome.topic_hits],
+        [case_id for _, case_id in outcome.topic_hits],
+        now,
+    )
+    for change in outcome.incidents:
+        incident = change.data
+        if change.event_type == ev.INCIDENT_OPENED:
+            await connection.execute(
+                f"INSERT INTO {SCHEMA}.incidents (id, topic, opened_at, last_seen_at)"
+                " VALUES ($1, $2, $3, $4)",
+                incident.incident_id,
+                incident.topic,
+                incident.opened_at,
+                incident.last_seen_at,
+            )
+        await connection.execute(
+            f"INSERT INTO {SCHEMA}.incident_cases (incident_id, case_id)"
+            " SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING",
+            incident.incident_id,
+            incident.added_case_ids,
+        )
+    await connection.execute(
+        f"UPDATE {SCHEMA}.incidents SET last_seen_at = $2 WHERE status = 'open'"
+        " AND topic = ANY($1::text[])",
+        sorted({topic for topic, _ in outcome.topic_hits}),
+        now,
+    )
 
 
 async def sync_agents(connection: Connection, agents: Sequence[dict[str, Any]]) -> None:
@@ -212,7 +426,16 @@ async def sync_agents(connection: Connection, agents: Sequence[dict[str, Any]]) 
         )
 
 
-def _case(row: asyncpg.Record) -> CaseState:
+def case_columns(alias: str = "") -> str:
+    """The columns `read_case` needs, for a SELECT (optionally of a table alias)."""
+    prefix = f"{alias}." if alias else ""
+    return ", ".join(f"{prefix}{column}" for column in _CASE_COLUMNS)
+
+
+_CASE_SELECT = case_columns("c")
+
+
+def read_case(row: asyncpg.Record) -> CaseState:
     return CaseState(
         id=str(row["id"]),
         conversation_id=row["conversation_id"],

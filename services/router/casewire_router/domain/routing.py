@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from casewire_common import events as ev
@@ -25,7 +25,14 @@ from casewire_common.messages import CanonicalMessage, Channel, Platform, Visibi
 from casewire_router.domain.assignment import AgentState, choose_agent
 from casewire_router.domain.keywords import fold
 from casewire_router.domain.rules import PRIORITY_ORDER, RuleSet, most_urgent
-from casewire_router.domain.urgency import UrgencyModel, priority_for, score
+from casewire_router.domain.urgency import (
+    Assessment,
+    UrgencyContext,
+    UrgencyModel,
+    assess,
+    default_model,
+    priority_for,
+)
 
 CLOSED_STATUSES: frozenset[CaseStatus] = frozenset({"resolved", "no_action"})
 
@@ -49,6 +56,8 @@ class CaseState:
     opened_at: datetime
     first_response_at: datetime | None = None
     resolved_at: datetime | None = None
+    # When the case last went back to its team queue (reopened); None: waiting since opened_at.
+    queued_at: datetime | None = None
     # The decision that opened the case: set and stored when the case opens, never read back.
     decision: RoutingDecision | None = None
 
@@ -87,77 +96,241 @@ class BatchOutcome:
     edits: list[CanonicalMessage] = field(default_factory=list)
     events: list[CaseEvent] = field(default_factory=list)
     agents: dict[str, AgentState] = field(default_factory=dict)
+    links: list[tuple[str, str]] = field(default_factory=list)  # (conversation, case) to remember
+    topic_hits: list[tuple[str, str]] = field(default_factory=list)  # (crisis topic, case id)
+    incidents: list[IncidentChange] = field(default_factory=list)
+    decisions: dict[str, RoutingDecision] = field(default_factory=dict)  # by customer message id
 
     def emit(
-        self, event_type: str, case: CaseState, message: CanonicalMessage, **details: Any
+        self, event_type: str, case: CaseState, message_id: str | None = None, **details: Any
     ) -> None:
         """Record an event carrying the case as it is now (the snapshot is taken here)."""
-        data = CaseEventData(case=case.snapshot(), message_id=message.id, **details)
+        data = CaseEventData(case=case.snapshot(), message_id=message_id, **details)
         self.events.append(CaseEvent(event_type, case.id, data))
+
+    def assign(
+        self,
+        case: CaseState,
+        agent: AgentState,
+        now: datetime,
+        *,
+        message_id: str | None = None,
+        decision: RoutingDecision | None = None,
+    ) -> None:
+        """Give the case to `agent` (who must have room): one owner, the agent's load counted."""
+        previous = case.status
+        if case.assignee is not None and case.assignee != agent.id and case.assignee in self.agents:
+            self.release(self.agents[case.assignee])
+        agent.load += 1
+        agent.last_assigned_at = now
+        self.agents[agent.id] = agent
+        case.assignee = agent.id
+        case.status = "assigned"
+        self.cases[case.id] = case
+        self.emit(
+            ev.CASE_ASSIGNED,
+            case,
+            message_id,
+            decision=decision,
+            agent_id=agent.id,
+            previous_status=previous,
+        )
+
+    def release(self, agent: AgentState) -> None:
+        """The agent no longer owns one of their open cases."""
+        agent.load = max(0, agent.load - 1)
+        self.agents[agent.id] = agent
+
+    def change_status(
+        self,
+        case: CaseState,
+        status: CaseStatus,
+        *,
+        message_id: str | None = None,
+        agent_id: str | None = None,
+    ) -> None:
+        previous = case.status
+        case.status = status
+        self.cases[case.id] = case
+        self.emit(
+            ev.CASE_STATUS_CHANGED,
+            case,
+            message_id,
+            agent_id=agent_id,
+            previous_status=previous,
+        )
+
+
+CustomerKey = tuple[str, str, str]  # platform, brand account, customer
+
+
+def customer_key(message: CanonicalMessage) -> CustomerKey:
+    return (message.platform, message.account_id, message.customer_id)
+
+
+@dataclass(frozen=True)
+class CaseWindows:
+    """How close in time messages must be to join, reopen or burst together."""
+
+    reopen: timedelta = timedelta(days=7)
+    merge: timedelta = timedelta(hours=24)
+    incident: timedelta = timedelta(minutes=15)
+    incident_threshold: int = 5
+
+
+@dataclass
+class TopicState:
+    """One crisis topic's recent past, as the adapter found it."""
+
+    recent_case_ids: list[str] = field(default_factory=list)  # cases that hit it in the window
+    incident_id: str | None = None  # its open incident
+    opened_at: datetime | None = None
+    incident_case_ids: set[str] = field(default_factory=set)
+    open_cases: dict[str, CaseState] = field(default_factory=dict)  # locked, by id
+
+
+@dataclass
+class BatchState:
+    """What the adapter loaded (and locked) for one batch: updated in place as it is applied."""
+
+    open_cases: dict[str, CaseState] = field(default_factory=dict)  # by conversation (or merged)
+    open_by_customer: dict[CustomerKey, list[CaseState]] = field(default_factory=dict)
+    resolved: dict[str, CaseState] = field(default_factory=dict)  # last resolved, by conversation
+    agents: dict[str, AgentState] = field(default_factory=dict)
+    recent_contacts: dict[CustomerKey, int] = field(default_factory=dict)
+    topics: dict[str, TopicState] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Router:
-    """The routing policy in force: rules and urgency model."""
+    """The routing policy in force: rules, urgency model and case windows."""
 
     rules: RuleSet
     urgency: UrgencyModel
+    windows: CaseWindows = CaseWindows()
 
-    def decide(self, message: CanonicalMessage) -> tuple[RoutingDecision, str | None]:
-        """The routing decision for a message, and the agent a rule asks for (`assign_to`)."""
+    def crisis_topics(self, message: CanonicalMessage) -> frozenset[str]:
+        """The crisis topics an inbound message is about (what bursts and incidents group by)."""
+        folded = fold(message.text)
+        return frozenset(
+            topic
+            for word in self.urgency.crisis.find_folded(folded)
+            for topic in self.urgency.crisis_topics[word]
+        )
+
+    def decide(
+        self, message: CanonicalMessage, context: UrgencyContext | None = None
+    ) -> tuple[RoutingDecision, Assessment, str | None]:
+        """The routing decision for a message, its urgency assessment, and the agent a rule
+        asks for (`assign_to`)."""
         folded = fold(message.text)  # once for the rules and every urgency signal
         outcome = self.rules.evaluate(message, folded)
-        urgency = score(self.urgency, message, folded)
-        priority = most_urgent(outcome.priority, priority_for(urgency.score))
+        assessment = assess(self.urgency, message, folded, context)
+        priority = most_urgent(outcome.priority, priority_for(assessment.urgency.score))
         assert priority is not None
+        tags = list(outcome.tags)
+        if assessment.troll_likely and TROLL_TAG not in tags:
+            tags.append(TROLL_TAG)
         return (
             RoutingDecision(
                 rules_version=self.rules.version,
                 matched_rules=outcome.matched_rules,
-                urgency=urgency,
+                urgency=assessment.urgency,
                 team=outcome.team,
                 priority=priority,
-                tags=outcome.tags,
+                tags=tags,
                 skip=outcome.skip,
                 reply_template=outcome.reply_template,
             ),
+            assessment,
             outcome.assign_to,
         )
 
     def route_batch(
         self,
         messages: Sequence[CanonicalMessage],
-        open_cases: dict[str, CaseState],
-        agents: dict[str, AgentState],
+        state: BatchState,
         *,
         new_id: Callable[[], str],
         now: datetime,
     ) -> BatchOutcome:
-        """Apply messages in order; `open_cases` is keyed by conversation and updated in place."""
+        """Apply messages in order to the loaded state (updated in place), then incidents."""
         result = BatchOutcome()
+        batch = _Batch(state, result, new_id, now)
         for message in messages:
             if message.event != "message":
                 result.edits.append(message)
             elif message.direction == "outbound":
-                self._on_brand_message(message, open_cases, result, now)
+                self._on_brand_message(message, batch)
             else:
-                self._on_customer_message(message, open_cases, agents, result, new_id, now)
+                self._on_customer_message(message, batch)
+        self._incidents(batch)
+        for topic in batch.hits:  # the state stays current for the next batch
+            recent = batch.topic_cases(topic)
+            state.topics.setdefault(topic, TopicState()).recent_case_ids = recent
         return result
 
-    def _on_customer_message(
-        self,
-        message: CanonicalMessage,
-        open_cases: dict[str, CaseState],
-        agents: dict[str, AgentState],
-        result: BatchOutcome,
-        new_id: Callable[[], str],
-        now: datetime,
-    ) -> None:
-        decision, requested = self.decide(message)
-        case = open_cases.get(message.conversation_id)
+    def _on_customer_message(self, message: CanonicalMessage, batch: _Batch) -> None:
+        state, result = batch.state, batch.result
+        key = customer_key(message)
+        topics = self.crisis_topics(message)
+        context = UrgencyContext(
+            recent_contacts=state.recent_contacts.get(key, 0),
+            similar_recent=max((len(batch.topic_cases(topic)) for topic in topics), default=0),
+        )
+        state.recent_contacts[key] = state.recent_contacts.get(key, 0) + 1
+        decision, _, requested = self.decide(message, context)
+        result.decisions[message.id] = decision
+        case = state.open_cases.get(message.conversation_id)
         if case is None:
-            self._open_case(message, decision, requested, open_cases, agents, result, new_id, now)
-            return
+            case = self._merge_target(message, state)
+            if case is not None:
+                state.open_cases[message.conversation_id] = case
+                result.links.append((message.conversation_id, case.id))
+                result.emit(
+                    ev.CASE_MERGED,
+                    case,
+                    message.id,
+                    merged_conversation_id=message.conversation_id,
+                )
+        if case is None:
+            resolved = state.resolved.get(message.conversation_id)
+            if (
+                resolved is not None
+                and resolved.resolved_at is not None
+                and message.sent_at - resolved.resolved_at <= self.windows.reopen
+            ):
+                case = resolved
+                del state.resolved[message.conversation_id]
+                self._reopen(case, message, batch)
+        if case is None:
+            case = self._open_case(message, decision, requested, batch)
+        else:
+            self._follow_up(case, message, decision, batch)
+        if case.status not in CLOSED_STATUSES:
+            for topic in topics:
+                batch.hit(topic, case)
+
+    def _merge_target(self, message: CanonicalMessage, state: BatchState) -> CaseState | None:
+        """The customer's open case on the same platform, in the other visibility (their
+        public post and their DM), opened within the merge window."""
+        for case in reversed(state.open_by_customer.get(customer_key(message), [])):
+            if (
+                case.visibility != message.visibility
+                and case.status not in CLOSED_STATUSES
+                and abs(message.sent_at - case.opened_at) <= self.windows.merge
+            ):
+                return case
+        return None
+
+    def _follow_up(
+        self,
+        case: CaseState,
+        message: CanonicalMessage,
+        decision: RoutingDecision,
+        batch: _Batch,
+    ) -> None:
+        result = batch.result
         result.stored_messages.append((message, case.id))
         # Only a case that changed is written back.
         new_tags = [tag for tag in decision.tags if tag not in case.tags]
@@ -168,7 +341,12 @@ class Router:
             changed = True
         if changed:
             result.cases[case.id] = case
-        result.emit(ev.CASE_MESSAGE_ADDED, case, message)
+        result.emit(ev.CASE_MESSAGE_ADDED, case, message.id)
+        if case.status == "pending":
+            # The customer answered: the case is theirs to work on again.
+            result.change_status(
+                case, "assigned" if case.assignee is not None else "queued", message_id=message.id
+            )
         if PRIORITY_ORDER[decision.priority] < PRIORITY_ORDER[case.priority]:
             previous = case.priority
             case.priority = decision.priority
@@ -177,24 +355,38 @@ class Router:
             result.emit(
                 ev.CASE_PRIORITY_CHANGED,
                 case,
-                message,
+                message.id,
                 decision=decision,
                 previous_priority=previous,
             )
+
+    def _reopen(self, case: CaseState, message: CanonicalMessage, batch: _Batch) -> None:
+        """A customer wrote again soon after resolution: the same case, back to its owner
+        when they have room, else to the team's queue."""
+        state, result = batch.state, batch.result
+        case.resolved_at = None
+        result.change_status(case, "reopened", message_id=message.id)
+        state.open_cases[case.conversation_id] = case
+        state.open_cases[message.conversation_id] = case
+        state.open_by_customer.setdefault(customer_key(message), []).append(case)
+        previous_owner = case.assignee
+        case.assignee = None
+        choice = choose_agent(
+            case.team, case.language, list(state.agents.values()), requested=previous_owner
+        )
+        if choice.agent_id is not None:
+            result.assign(case, state.agents[choice.agent_id], batch.now, message_id=message.id)
 
     def _open_case(
         self,
         message: CanonicalMessage,
         decision: RoutingDecision,
         requested: str | None,
-        open_cases: dict[str, CaseState],
-        agents: dict[str, AgentState],
-        result: BatchOutcome,
-        new_id: Callable[[], str],
-        now: datetime,
-    ) -> None:
+        batch: _Batch,
+    ) -> CaseState:
+        state, result = batch.state, batch.result
         case = CaseState(
-            id=new_id(),
+            id=batch.new_id(),
             conversation_id=message.conversation_id,
             customer_id=message.customer_id,
             account_id=message.account_id,
@@ -213,43 +405,35 @@ class Router:
         )
         result.cases[case.id] = case
         result.opened.add(case.id)
+        result.links.append((message.conversation_id, case.id))
         result.stored_messages.append((message, case.id))
         if decision.skip:
             # Needs no reply: recorded and counted, closed at once.
             case.status = "no_action"
             case.resolved_at = message.sent_at
-            result.emit(ev.CASE_CREATED, case, message, decision=decision)
-            return
-        open_cases[case.conversation_id] = case
-        choice = choose_agent(case.team, case.language, list(agents.values()), requested=requested)
+            result.emit(ev.CASE_CREATED, case, message.id, decision=decision)
+            return case
+        state.open_cases[case.conversation_id] = case
+        state.open_by_customer.setdefault(customer_key(message), []).append(case)
+        choice = choose_agent(
+            case.team, case.language, list(state.agents.values()), requested=requested
+        )
         decision = replace_decision(decision, choice.candidates, choice.agent_id, choice.reason)
         case.decision = decision
-        result.emit(ev.CASE_CREATED, case, message, decision=decision)
-        if choice.agent_id is None:
-            return
-        agent = agents[choice.agent_id]
-        agent.load += 1
-        agent.last_assigned_at = now
-        result.agents[agent.id] = agent
-        case.assignee = agent.id
-        case.status = "assigned"
-        result.emit(
-            ev.CASE_ASSIGNED,
-            case,
-            message,
-            decision=decision,
-            agent_id=agent.id,
-            previous_status="queued",
-        )
+        result.emit(ev.CASE_CREATED, case, message.id, decision=decision)
+        if choice.agent_id is not None:
+            result.assign(
+                case,
+                state.agents[choice.agent_id],
+                batch.now,
+                message_id=message.id,
+                decision=decision,
+            )
+        return case
 
-    def _on_brand_message(
-        self,
-        message: CanonicalMessage,
-        open_cases: dict[str, CaseState],
-        result: BatchOutcome,
-        now: datetime,
-    ) -> None:
-        case = open_cases.get(message.conversation_id)
+    def _on_brand_message(self, message: CanonicalMessage, batch: _Batch) -> None:
+        result = batch.result
+        case = batch.state.open_cases.get(message.conversation_id)
         if case is None:
             # A brand message never opens a case; it is still kept with its conversation.
             result.stored_messages.append((message, None))
@@ -260,8 +444,110 @@ class Router:
             case.first_response_at = message.sent_at
             result.cases[case.id] = case
         result.emit(
-            ev.CASE_RESPONDED, case, message, first_response=first, agent_id=message.author.id
+            ev.CASE_RESPONDED, case, message.id, first_response=first, agent_id=message.author.id
         )
+
+    def _incidents(self, batch: _Batch) -> None:
+        """A burst of cases on one crisis topic opens one incident (or grows the open one),
+        links the cases and raises them to P1."""
+        for topic, hits in batch.hits.items():
+            topic_state = batch.state.topics.setdefault(topic, TopicState())
+            case_ids = batch.topic_cases(topic)
+            if topic_state.incident_id is None and len(case_ids) < self.windows.incident_threshold:
+                continue
+            added = [
+                case_id for case_id in case_ids if case_id not in topic_state.incident_case_ids
+            ]
+            if not added:
+                continue
+            opened = topic_state.incident_id is None
+            if opened:
+                topic_state.incident_id = batch.new_id()
+                topic_state.opened_at = min(hit.at for hit in hits.values())
+            assert topic_state.incident_id is not None
+            assert topic_state.opened_at is not None
+            topic_state.incident_case_ids.update(added)
+            last_seen = max(hit.at for hit in hits.values())
+            batch.result.incidents.append(
+                IncidentChange(
+                    event_type=ev.INCIDENT_OPENED if opened else ev.INCIDENT_UPDATED,
+                    data=ev.IncidentData(
+                        incident_id=topic_state.incident_id,
+                        topic=topic,
+                        status="open",
+                        opened_at=topic_state.opened_at,
+                        last_seen_at=last_seen,
+                        case_ids=sorted(topic_state.incident_case_ids),
+                        added_case_ids=added,
+                    ),
+                )
+            )
+            for case_id in added:
+                case = (
+                    hits[case_id].case if case_id in hits else topic_state.open_cases.get(case_id)
+                )
+                if case is None or case.status in CLOSED_STATUSES:
+                    continue
+                if INCIDENT_TAG not in case.tags:
+                    case.tags.append(INCIDENT_TAG)
+                    batch.result.cases[case.id] = case
+                if case.priority != "P1":
+                    previous = case.priority
+                    case.priority = "P1"
+                    batch.result.cases[case.id] = case
+                    batch.result.emit(
+                        ev.CASE_PRIORITY_CHANGED,
+                        case,
+                        previous_priority=previous,
+                        incident_id=topic_state.incident_id,
+                    )
+
+
+def router_for(rules: RuleSet, windows: CaseWindows | None = None) -> Router:
+    """The router for a rules file: its rules, and the shipped urgency vocabularies extended
+    by the file's `urgency` section."""
+    urgency = default_model(rules.extra_crisis_words, rules.extra_negative_words)
+    return Router(rules=rules, urgency=urgency, windows=windows or CaseWindows())
+
+
+TROLL_TAG = "likely-troll"
+INCIDENT_TAG = "incident"
+
+
+@dataclass(frozen=True)
+class IncidentChange:
+    event_type: str
+    data: ev.IncidentData
+
+
+@dataclass(frozen=True)
+class _Hit:
+    case: CaseState
+    at: datetime
+
+
+@dataclass
+class _Batch:
+    """One batch being applied: the loaded state, the outcome, and the batch's topic hits."""
+
+    state: BatchState
+    result: BatchOutcome
+    new_id: Callable[[], str]
+    now: datetime
+    hits: dict[str, dict[str, _Hit]] = field(default_factory=dict)  # topic -> case id -> hit
+
+    def hit(self, topic: str, case: CaseState) -> None:
+        topic_hits = self.hits.setdefault(topic, {})
+        if case.id not in topic_hits:
+            topic_hits[case.id] = _Hit(case, self.now)
+            self.result.topic_hits.append((topic, case.id))
+
+    def topic_cases(self, topic: str) -> list[str]:
+        """Distinct cases on the topic within the window: before the batch, then in it."""
+        earlier = self.state.topics[topic].recent_case_ids if topic in self.state.topics else []
+        seen = dict.fromkeys(earlier)
+        seen.update(dict.fromkeys(self.hits.get(topic, {})))
+        return list(seen)
 
 
 def replace_decision(

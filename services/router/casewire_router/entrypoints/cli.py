@@ -17,9 +17,8 @@ from pydantic import ValidationError
 
 from casewire_router.domain.agents_file import parse_agents
 from casewire_router.domain.assignment import AgentState
-from casewire_router.domain.routing import CaseState, Router
+from casewire_router.domain.routing import BatchState, router_for
 from casewire_router.domain.rules import RulesError, load_rules
-from casewire_router.domain.urgency import default_model
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,6 +32,13 @@ def main(argv: list[str] | None = None) -> int:
     route.add_argument("--rules", type=Path, required=True)
     route.add_argument("--agents", type=Path)
     route.add_argument("input", nargs="?", default="-", help="a file of JSON lines, or - (stdin)")
+    report = commands.add_parser(
+        "report", help="care-team figures per team and agent (reads CASEWIRE_DATABASE_URL)"
+    )
+    report.add_argument("--since", type=_instant, help="cases opened at or after (ISO 8601)")
+    report.add_argument("--until", type=_instant, help="cases opened before (ISO 8601)")
+    report.add_argument("--team", help="only this team's cases")
+    report.add_argument("--format", choices=("table", "json"), default="table")
     args = parser.parse_args(argv)
 
     if args.command == "serve":
@@ -48,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         return _migrate()
     if args.command == "check-rules":
         return _check_rules(args.file)
+    if args.command == "report":
+        return _report(args.since, args.until, args.team, args.format)
     return _route(args.rules, args.agents, args.input)
 
 
@@ -68,17 +76,65 @@ def _migrate() -> int:
     return 0
 
 
+def _instant(text: str) -> datetime:
+    """An ISO 8601 date or date-time; without a zone it is taken as UTC."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO 8601 date or date-time: {text!r} (e.g. 2026-11-01 or 2026-11-01T09:00Z)"
+        ) from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _report(since: datetime | None, until: datetime | None, team: str | None, form: str) -> int:
+    """Read-only figures over the router's database; exit 2 when it cannot be read."""
+    import asyncpg
+
+    from casewire_router.adapters.report import ReportError, build_report, render_table
+    from casewire_router.settings import RouterSettings
+
+    if since is not None and until is not None and since >= until:
+        print("--since must be before --until", file=sys.stderr)
+        return 2
+
+    async def run() -> str:
+        connection = await asyncpg.connect(RouterSettings().database_url.get_secret_value())
+        try:
+            report = await build_report(connection, since=since, until=until, team=team)
+        finally:
+            await connection.close()
+        if form == "json":
+            return json.dumps(report.as_dict(), ensure_ascii=False, indent=2) + "\n"
+        return render_table(report)
+
+    try:
+        sys.stdout.write(asyncio.run(run()))
+    except (ReportError, OSError, asyncpg.PostgresError) as error:
+        print(f"report: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _check_rules(path: Path) -> int:
+    """Every problem of a rules file on stderr (file:line, rule, field); exit 1 if any."""
     try:
         rules = load_rules(str(path))
     except RulesError as error:
         for problem in error.problems:
             print(problem, file=sys.stderr)
+        print(f"{path}: {len(error.problems)} problem(s)", file=sys.stderr)
+        return 1
+    except UnicodeDecodeError as error:
+        print(f"{path}: not UTF-8 text: {error.reason} at byte {error.start}", file=sys.stderr)
         return 1
     except OSError as error:
         print(f"{path}: {error.strerror}", file=sys.stderr)
         return 1
-    print(f"{path}: ok, version {rules.version}, {len(rules.spec.rules)} rules")
+    print(
+        f"{path}: ok, {len(rules.spec.rules)} rules, {rules.keywords} keywords,"
+        f" {len(rules.escalation)} escalations, version {rules.version}"
+    )
     return 0
 
 
@@ -97,7 +153,7 @@ def _route(rules_path: Path, agents_path: Path | None, source: str) -> int:
     Every agent in the agents file is taken as online with no cases at the start.
     """
     try:
-        router = Router(rules=load_rules(str(rules_path)), urgency=default_model())
+        router = router_for(load_rules(str(rules_path)))
     except RulesError as error:
         for problem in error.problems:
             print(problem, file=sys.stderr)
@@ -108,7 +164,7 @@ def _route(rules_path: Path, agents_path: Path | None, source: str) -> int:
             agents[spec.id] = AgentState(
                 spec.id, list(spec.teams), list(spec.languages), spec.capacity, True, 0, None
             )
-    open_cases: dict[str, CaseState] = {}
+    state = BatchState(agents=agents)
     rejected = 0
     for number, line in _lines(source):
         if not line.strip():
@@ -123,11 +179,13 @@ def _route(rules_path: Path, agents_path: Path | None, source: str) -> int:
             )
             print(f"line {number}: {reason}", file=sys.stderr)
             continue
-        decision, _ = router.decide(message)
         outcome = router.route_batch(
-            [message], open_cases, agents, new_id=lambda: str(uuid.uuid4()), now=datetime.now(UTC)
+            [message], state, new_id=lambda: str(uuid.uuid4()), now=message.sent_at
         )
-        case = open_cases.get(message.conversation_id) or next(iter(outcome.cases.values()), None)
+        decision = outcome.decisions.get(message.id) or router.decide(message)[0]
+        case = state.open_cases.get(message.conversation_id) or next(
+            iter(outcome.cases.values()), None
+        )
         print(
             json.dumps(
                 {

@@ -23,7 +23,7 @@ async def _raw_bodies(message: Any) -> Any:
 
 def kafka_router(
     service: RoutingService, settings: RouterSettings
-) -> tuple[KafkaRouter, BatchSubscriber]:
+) -> tuple[KafkaRouter, list[BatchSubscriber]]:
     router = KafkaRouter()
     subscriber = router.subscriber(
         topics.MESSAGES,
@@ -48,4 +48,26 @@ def kafka_router(
             await asyncio.sleep(1.0)  # PostgreSQL is away: redeliver after a pause
             raise
 
-    return router, subscriber
+    alerts = router.subscriber(
+        topics.SLA_ALERTS,
+        group_id=f"{settings.router_consumer_group}-escalation",
+        batch=True,
+        max_records=settings.consumer_max_records,
+        auto_offset_reset="earliest",
+        session_timeout_ms=settings.consumer_session_timeout_ms,
+        heartbeat_interval_ms=max(1000, settings.consumer_session_timeout_ms // 4),
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=_raw_bodies,
+        title="router: SLA alerts",
+        description="Escalates cases on SLA warnings and breaches, as the rules file says.",
+    )
+
+    @alerts
+    async def on_alerts(message: KafkaMessage) -> None:
+        try:
+            await service.handle_alerts(records_of(message.raw_message))
+        except TRANSIENT_ERRORS:
+            await asyncio.sleep(1.0)
+            raise
+
+    return router, [subscriber, alerts]

@@ -1,0 +1,218 @@
+"""PostgreSQL reads and writes of the case API: cases, their queue, messages and agents.
+
+Lock order, shared with the message path (which locks its open cases, then every agent):
+cases first, in id order and in one statement, then agents in id order. A transaction that
+needs a case and its team queue locks them together, so two transactions never wait on
+each other in a circle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+from casewire_common.events import RoutingDecision
+from casewire_common.pg import Connection
+
+from casewire_router.adapters import repository
+from casewire_router.adapters.repository import SCHEMA, case_columns, lock_agents
+from casewire_router.domain.assignment import AgentState
+from casewire_router.domain.queue import drain
+from casewire_router.domain.routing import BatchOutcome, CaseState
+
+_SELECT_CASES = f"SELECT {case_columns()}, queued_at, decision FROM {SCHEMA}.cases"
+_WAITING = "assignee IS NULL AND status NOT IN ('resolved', 'no_action')"
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    id: str
+    direction: str
+    author_id: str
+    platform_message_id: str
+    text: str
+    language: str | None
+    sent_at: datetime
+    received_at: datetime
+    edited_at: datetime | None
+    deleted_at: datetime | None
+
+
+async def lock_case(connection: Connection, case_id: str) -> CaseState | None:
+    row = await connection.fetchrow(f"{_SELECT_CASES} WHERE id = $1 FOR UPDATE", case_id)
+    return None if row is None else _full_case(row)
+
+
+async def lock_case_and_queue(
+    connection: Connection, case_id: str
+) -> tuple[CaseState, list[CaseState]] | None:
+    """A case and its team's waiting cases, locked together in id order; None: no such case."""
+    while True:
+        team = await connection.fetchval(f"SELECT team FROM {SCHEMA}.cases WHERE id = $1", case_id)
+        if team is None:
+            return None
+        rows = await connection.fetch(
+            f"{_SELECT_CASES} WHERE id = $1 OR (team = $2 AND {_WAITING}) ORDER BY id FOR UPDATE",
+            case_id,
+            team,
+        )
+        cases = [_full_case(row) for row in rows]
+        case = next(case for case in cases if case.id == case_id)
+        if case.team == team:  # else it moved to another team meanwhile: lock that queue
+            return case, [other for other in cases if other.id != case_id]
+
+
+async def lock_queues(connection: Connection, teams: Collection[str] | None) -> list[CaseState]:
+    """The waiting cases of these teams (None: of every team), locked in id order; the drain
+    order is the domain's (`queue_order`)."""
+    rows = await connection.fetch(
+        f"{_SELECT_CASES} WHERE ($1::text[] IS NULL OR team = ANY($1::text[])) AND {_WAITING}"
+        " ORDER BY id FOR UPDATE",
+        None if teams is None else list(teams),
+    )
+    return [_full_case(row) for row in rows]
+
+
+async def drain_teams(
+    connection: Connection, teams: Collection[str], now: datetime
+) -> BatchOutcome:
+    """Drain these teams' queues as they are stored now (for the message and alert paths,
+    e.g. after an escalation moved cases to another team): locks the queues, then every
+    agent, and returns the assignments for the caller to save and publish."""
+    waiting = await lock_queues(connection, teams)
+    agents = await lock_agents(connection)
+    outcome = BatchOutcome()
+    drain(waiting, agents, outcome, now)
+    return outcome
+
+
+async def team_queue(connection: Connection, team: str) -> list[CaseState]:
+    rows = await connection.fetch(f"{_SELECT_CASES} WHERE team = $1 AND {_WAITING}", team)
+    return [_full_case(row) for row in rows]
+
+
+async def find_case(connection: Connection, case_id: str) -> CaseState | None:
+    row = await connection.fetchrow(f"{_SELECT_CASES} WHERE id = $1", case_id)
+    return None if row is None else _full_case(row)
+
+
+async def case_messages(connection: Connection, case_id: str) -> list[StoredMessage]:
+    rows = await connection.fetch(
+        "SELECT id::text, direction, author_id, platform_message_id, text, language, sent_at,"
+        f" received_at, edited_at, deleted_at FROM {SCHEMA}.messages WHERE case_id = $1"
+        " ORDER BY sent_at, received_at, id",
+        case_id,
+    )
+    return [StoredMessage(**dict(row)) for row in rows]
+
+
+async def read_agents(connection: Connection) -> list[AgentState]:
+    rows = await connection.fetch(
+        "SELECT id, teams, languages, capacity, online, load, last_assigned_at"
+        f" FROM {SCHEMA}.agents ORDER BY id"
+    )
+    return [_agent(row) for row in rows]
+
+
+async def agent_teams(connection: Connection, agent_id: str) -> list[str] | None:
+    teams = await connection.fetchval(f"SELECT teams FROM {SCHEMA}.agents WHERE id = $1", agent_id)
+    return None if teams is None else list(teams)
+
+
+async def save(connection: Connection, outcome: BatchOutcome) -> None:
+    """Write what an action changed: cases, agents, and replies recorded as messages."""
+    if outcome.cases:
+        await connection.executemany(
+            f"UPDATE {SCHEMA}.cases SET status = $2, priority = $3, team = $4, assignee = $5,"
+            " first_response_at = $6, resolved_at = $7, queued_at = $8, updated_at = now()"
+            " WHERE id = $1",
+            [
+                (
+                    case.id,
+                    case.status,
+                    case.priority,
+                    case.team,
+                    case.assignee,
+                    case.first_response_at,
+                    case.resolved_at,
+                    case.queued_at,
+                )
+                for case in outcome.cases.values()
+            ],
+        )
+    if outcome.agents:
+        await connection.executemany(
+            f"UPDATE {SCHEMA}.agents SET teams = $2, languages = $3, capacity = $4, online = $5,"
+            " load = $6, last_assigned_at = $7 WHERE id = $1",
+            [
+                (
+                    agent.id,
+                    agent.teams,
+                    agent.languages,
+                    agent.capacity,
+                    agent.online,
+                    agent.load,
+                    agent.last_assigned_at,
+                )
+                for agent in outcome.agents.values()
+            ],
+        )
+    if outcome.stored_messages:
+        await connection.executemany(
+            f"INSERT INTO {SCHEMA}.messages (id, case_id, conversation_id, platform,"
+            " platform_message_id, direction, author_id, text, language, sent_at, received_at,"
+            " body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            [
+                (
+                    message.id,
+                    case_id,
+                    message.conversation_id,
+                    message.platform,
+                    message.platform_message_id,
+                    message.direction,
+                    message.author.id,
+                    message.text,
+                    message.language,
+                    message.sent_at,
+                    message.received_at,
+                    message.model_dump_json(),
+                )
+                for message, case_id in outcome.stored_messages
+            ],
+        )
+
+
+async def insert_agent(connection: Connection, agent: AgentState) -> bool:
+    """Add a new agent; False when another transaction added the same id first."""
+    inserted = await connection.fetchval(
+        f"INSERT INTO {SCHEMA}.agents (id, teams, languages, capacity, online)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING RETURNING id",
+        agent.id,
+        agent.teams,
+        agent.languages,
+        agent.capacity,
+        agent.online,
+    )
+    return inserted is not None
+
+
+def _full_case(row: asyncpg.Record) -> CaseState:
+    case = repository.read_case(row)
+    case.queued_at = row["queued_at"]
+    if row["decision"] is not None:
+        case.decision = RoutingDecision.model_validate_json(row["decision"])
+    return case
+
+
+def _agent(row: asyncpg.Record) -> AgentState:
+    return AgentState(
+        id=row["id"],
+        teams=list(row["teams"]),
+        languages=list(row["languages"]),
+        capacity=row["capacity"],
+        online=row["online"],
+        load=row["load"],
+        last_assigned_at=row["last_assigned_at"],
+    )

@@ -1,0 +1,317 @@
+"""The router's HTTP API (`/v1`): team queues, cases and what agents do to them, agents.
+
+Every endpoint needs `Authorization: Bearer <CASEWIRE_ROUTER_API_TOKEN>`; without a
+configured token the API answers 503 (it is never open). docs/api.md describes it.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Awaitable
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, TypeVar
+
+from casewire_common.events import CaseSnapshot, RoutingDecision
+from fastapi import APIRouter, Depends, HTTPException, Path, Response, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from casewire_router.adapters.case_store import StoredMessage
+from casewire_router.case_service import ActionResult, AgentResult, CaseNotFound, CaseService
+from casewire_router.domain.assignment import AgentState
+from casewire_router.domain.case_actions import (
+    InvalidInput,
+    TransitionError,
+    UnknownAgent,
+    in_queue,
+    waiting_since,
+)
+from casewire_router.domain.routing import CaseState
+
+T = TypeVar("T")
+
+# A reply's `sent_at` may run ahead of the router's clock by this much (clock skew).
+REPLY_CLOCK_SKEW = timedelta(minutes=2)
+
+AgentId = Annotated[str, Path(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9._@-]+$")]
+Team = Annotated[str, Path(min_length=1, max_length=256)]
+Language = Annotated[str, Field(pattern=r"^[a-z]{2}$")]
+Credentials = Annotated[
+    HTTPAuthorizationCredentials | None,
+    Depends(HTTPBearer(auto_error=False, description="CASEWIRE_ROUTER_API_TOKEN")),
+]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AssignBody(_Body):
+    agent_id: str = Field(min_length=1, max_length=256)
+    force: bool = Field(
+        default=False, description="Assign even over the agent's capacity or while offline."
+    )
+
+
+class ReplyBody(_Body):
+    agent_id: str = Field(min_length=1, max_length=256)
+    text: str = Field(max_length=65536)
+    sent_at: AwareDatetime | None = Field(default=None, description="Default: now.")
+
+
+class AgentBody(_Body):
+    teams: list[str] = Field(min_length=1, max_length=100)
+    languages: list[Language] = Field(default_factory=list, max_length=100)
+    capacity: int = Field(ge=0, le=10_000)
+    online: bool = False
+
+
+class AgentPatch(_Body):
+    online: bool | None = None
+    capacity: int | None = Field(default=None, ge=0, le=10_000)
+
+    @model_validator(mode="after")
+    def _something(self) -> AgentPatch:
+        if self.online is None and self.capacity is None:
+            raise ValueError("give online, capacity or both")
+        return self
+
+
+class QueuedCase(CaseSnapshot):
+    waiting_since: datetime
+
+
+class Assignment(BaseModel):
+    case_id: str
+    agent_id: str
+
+
+class CaseActionView(BaseModel):
+    case: CaseSnapshot
+    assigned_from_queue: list[Assignment] = Field(
+        description="Waiting cases the freed capacity went to, in the same transaction."
+    )
+
+
+class ReplyView(CaseActionView):
+    first_response: bool
+
+
+class MessageView(BaseModel):
+    id: str
+    direction: str
+    author_id: str
+    platform_message_id: str
+    text: str | None = Field(description="null once the author deleted the message")
+    language: str | None
+    sent_at: datetime
+    received_at: datetime
+    edited: bool
+    edited_at: datetime | None
+    deleted: bool
+    deleted_at: datetime | None
+
+
+class CaseDetail(BaseModel):
+    case: CaseSnapshot
+    waiting_since: datetime | None = Field(description="Set while the case waits in the queue.")
+    decision: RoutingDecision | None
+    messages: list[MessageView]
+
+
+class AgentView(BaseModel):
+    id: str
+    teams: list[str]
+    languages: list[str]
+    capacity: int
+    online: bool
+    load: int = Field(description="Open cases the agent owns.")
+    last_assigned_at: datetime | None
+
+
+class AgentChangeView(BaseModel):
+    agent: AgentView
+    created: bool
+    assigned_from_queue: list[Assignment]
+
+
+def case_api(service: CaseService, token: SecretStr | None) -> APIRouter:
+    """The `/v1` routes, all behind the bearer token."""
+
+    async def authorized(credentials: Credentials) -> None:
+        if token is None:
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                "the case API is off: no CASEWIRE_ROUTER_API_TOKEN is configured",
+            )
+        given = credentials.credentials.encode() if credentials is not None else b""
+        if not secrets.compare_digest(given, token.get_secret_value().encode()):
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "a valid bearer token is required",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    api = APIRouter(prefix="/v1", tags=["cases"], dependencies=[Depends(authorized)])
+
+    @api.get("/teams/{team}/queue")
+    async def team_queue(team: Team) -> list[QueuedCase]:
+        """The team's waiting cases in drain order: most urgent first, then longest waiting."""
+        return [
+            QueuedCase(**case.snapshot().model_dump(), waiting_since=waiting_since(case))
+            for case in await service.team_queue(team)
+        ]
+
+    @api.get("/cases/{case_id}")
+    async def get_case(case_id: str) -> CaseDetail:
+        case, messages = await _answer(service.case_detail(_case_id(case_id)))
+        waiting = waiting_since(case) if in_queue(case) else None
+        return CaseDetail(
+            case=case.snapshot(),
+            waiting_since=waiting,
+            decision=case.decision,
+            messages=[_message_view(message) for message in messages],
+        )
+
+    @api.post("/cases/{case_id}/claim")
+    async def claim(case_id: str, body: AssignBody) -> CaseActionView:
+        """An agent takes a waiting case."""
+        return _action_view(
+            await _answer(service.claim(_case_id(case_id), body.agent_id, force=body.force))
+        )
+
+    @api.post("/cases/{case_id}/reassign")
+    async def reassign(case_id: str, body: AssignBody) -> CaseActionView:
+        """Give the case to another agent; the previous owner's freed place drains the queue."""
+        return _action_view(
+            await _answer(service.reassign(_case_id(case_id), body.agent_id, force=body.force))
+        )
+
+    @api.post("/cases/{case_id}/pending")
+    async def pending(case_id: str) -> CaseActionView:
+        """Waiting on the customer; their next message hands it back to the owner."""
+        return _action_view(await _answer(service.set_pending(_case_id(case_id))))
+
+    @api.post("/cases/{case_id}/resolve")
+    async def resolve(case_id: str) -> CaseActionView:
+        return _action_view(await _answer(service.close(_case_id(case_id), "resolved")))
+
+    @api.post("/cases/{case_id}/no-action")
+    async def no_action(case_id: str) -> CaseActionView:
+        """Close a case that needs no reply (spam, praise, a troll)."""
+        return _action_view(await _answer(service.close(_case_id(case_id), "no_action")))
+
+    @api.post("/cases/{case_id}/reopen")
+    async def reopen(case_id: str) -> CaseActionView:
+        return _action_view(await _answer(service.reopen(_case_id(case_id))))
+
+    @api.post("/cases/{case_id}/replies", status_code=status.HTTP_201_CREATED)
+    async def reply(case_id: str, body: ReplyBody) -> ReplyView:
+        """Record a reply made outside the platforms (it counts for response times)."""
+        if body.sent_at is not None and body.sent_at > datetime.now(UTC) + REPLY_CLOCK_SKEW:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "sent_at is in the future")
+        result, first = await _answer(
+            service.reply(_case_id(case_id), body.agent_id, body.text, body.sent_at)
+        )
+        return ReplyView(**_action_view(result).model_dump(), first_response=first)
+
+    @api.get("/agents", tags=["agents"])
+    async def list_agents() -> list[AgentView]:
+        return [_agent_view(agent) for agent in await service.agents()]
+
+    @api.put("/agents/{agent_id}", tags=["agents"])
+    async def put_agent(agent_id: AgentId, body: AgentBody, response: Response) -> AgentChangeView:
+        """Create an agent (201) or replace their teams, languages, capacity and presence."""
+        result = await _answer(
+            service.put_agent(
+                agent_id,
+                list(dict.fromkeys(body.teams)),
+                list(dict.fromkeys(body.languages)),
+                body.capacity,
+                body.online,
+            )
+        )
+        if result.created:
+            response.status_code = status.HTTP_201_CREATED
+        return _agent_change_view(result)
+
+    @api.patch("/agents/{agent_id}", tags=["agents"])
+    async def patch_agent(agent_id: AgentId, body: AgentPatch) -> AgentChangeView:
+        """Presence and capacity: going online or raising capacity takes waiting cases at
+        once; going offline keeps the agent's open cases."""
+        result = await _answer(
+            service.patch_agent(agent_id, online=body.online, capacity=body.capacity)
+        )
+        return _agent_change_view(result)
+
+    return api
+
+
+async def _answer(call: Awaitable[T]) -> T:
+    """Domain refusals as HTTP answers: unknown case or agent 404, invalid transition 409,
+    input that contradicts the case 422."""
+    try:
+        return await call
+    except (CaseNotFound, UnknownAgent) as error:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from error
+    except TransitionError as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
+    except InvalidInput as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(error)) from error
+
+
+def _case_id(raw: str) -> str:
+    """Case ids are UUIDs: anything else names no case."""
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no case {raw}") from None
+
+
+def _assignments(cases: list[CaseState]) -> list[Assignment]:
+    return [Assignment(case_id=case.id, agent_id=case.assignee or "") for case in cases]
+
+
+def _action_view(result: ActionResult) -> CaseActionView:
+    return CaseActionView(
+        case=result.case.snapshot(), assigned_from_queue=_assignments(result.assigned_from_queue)
+    )
+
+
+def _agent_view(agent: AgentState) -> AgentView:
+    return AgentView(
+        id=agent.id,
+        teams=agent.teams,
+        languages=agent.languages,
+        capacity=agent.capacity,
+        online=agent.online,
+        load=agent.load,
+        last_assigned_at=agent.last_assigned_at,
+    )
+
+
+def _agent_change_view(result: AgentResult) -> AgentChangeView:
+    return AgentChangeView(
+        agent=_agent_view(result.agent),
+        created=result.created,
+        assigned_from_queue=_assignments(result.assigned_from_queue),
+    )
+
+
+def _message_view(message: StoredMessage) -> MessageView:
+    deleted = message.deleted_at is not None
+    return MessageView(
+        id=message.id,
+        direction=message.direction,
+        author_id=message.author_id,
+        platform_message_id=message.platform_message_id,
+        text=None if deleted else message.text,
+        language=message.language,
+        sent_at=message.sent_at,
+        received_at=message.received_at,
+        edited=message.edited_at is not None,
+        edited_at=message.edited_at,
+        deleted=deleted,
+        deleted_at=message.deleted_at,
+    )

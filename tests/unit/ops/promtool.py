@@ -1,0 +1,53 @@
+"""Where the alert-rule tests find promtool, and the rule file it checks."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.unit.ops.catalog import REPO
+
+PROMETHEUS_RULE = REPO / "deploy" / "components" / "monitoring" / "prometheus-rule.yaml"
+# `make tools` unpacks Debian's prometheus package here when promtool is not on PATH.
+LOCAL_PROMTOOL = REPO / ".tools" / "usr" / "bin" / "promtool"
+
+
+def promtool() -> str:
+    """The promtool binary; a missing one is a failure, never a skip (CI must run these)."""
+    found = shutil.which("promtool") or (str(LOCAL_PROMTOOL) if LOCAL_PROMTOOL.is_file() else None)
+    if found is None:
+        raise AssertionError(
+            "promtool not found on PATH nor in .tools/: run `make tools` (or `make setup`)"
+        )
+    return found
+
+
+def run_promtool(*arguments: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [promtool(), *arguments], cwd=cwd, capture_output=True, text=True, check=False, timeout=120
+    )
+
+
+def prometheus_rule() -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load(PROMETHEUS_RULE.read_text("utf-8"))
+    return document
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    return [
+        rule
+        for group in prometheus_rule()["spec"]["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    ]
+
+
+def write_rule_file(directory: Path, name: str = "casewire-rules.yaml") -> Path:
+    """The PrometheusRule's groups as a plain Prometheus rule file, for promtool."""
+    path = directory / name
+    path.write_text(yaml.safe_dump(prometheus_rule()["spec"], sort_keys=False), "utf-8")
+    return path

@@ -1,0 +1,267 @@
+"""Threading across conversations, reopening, bursts and incidents, escalation: pure domain."""
+
+import itertools
+from datetime import timedelta
+
+from casewire_common import events as ev
+from casewire_common.messages import CanonicalMessage
+from casewire_router.domain.assignment import AgentState
+from casewire_router.domain.escalation import escalate
+from casewire_router.domain.routing import (
+    INCIDENT_TAG,
+    BatchOutcome,
+    BatchState,
+    CaseState,
+    CaseWindows,
+    Router,
+    TopicState,
+    router_for,
+)
+from casewire_router.domain.rules import parse_rules
+
+from tests.unit.router.factories import T0, message
+
+RULES = parse_rules(
+    """
+version: 1
+default_team: care
+teams: [care, incidents, leads]
+rules:
+  - id: outage
+    when: {any: [outage]}
+    then: {team: incidents, priority: P2}
+escalation:
+  - id: breach-to-leads
+    when: {alerts: [breached], clocks: [first_response], priorities: [P2, P3, P4]}
+    then: {priority: P1, team: leads, assign_to: lena, tags: [escalated]}
+"""
+)
+WINDOWS = CaseWindows(
+    reopen=timedelta(days=2),
+    merge=timedelta(hours=1),
+    incident=timedelta(minutes=15),
+    incident_threshold=3,
+)
+
+
+def team() -> dict[str, AgentState]:
+    return {
+        "amal": AgentState("amal", ["care", "incidents"], ["ar", "en"], 5, True, 0, None),
+        "lena": AgentState("lena", ["leads"], ["en"], 2, True, 0, None),
+    }
+
+
+class Desk:
+    """One router and the state it keeps between batches, as the database would."""
+
+    def __init__(self, agents: dict[str, AgentState] | None = None) -> None:
+        self.router: Router = router_for(RULES, WINDOWS)
+        self.state = BatchState(agents=team() if agents is None else agents)
+        self.counter = itertools.count(1)
+        self.cases: dict[str, CaseState] = {}
+
+    def route(self, *messages: CanonicalMessage) -> BatchOutcome:
+        outcome = self.router.route_batch(
+            list(messages), self.state, new_id=lambda: f"id-{next(self.counter)}", now=T0
+        )
+        self.cases.update(outcome.cases)
+        return outcome
+
+    def resolve(self, case_id: str, minutes: float) -> None:
+        """What the case API does on resolve, as far as threading needs to know."""
+        case = self.cases[case_id]
+        case.status = "resolved"
+        case.resolved_at = T0 + timedelta(minutes=minutes)
+        self.state.open_cases = {
+            conversation: open_case
+            for conversation, open_case in self.state.open_cases.items()
+            if open_case.id != case_id
+        }
+        self.state.resolved[case.conversation_id] = case
+        if case.assignee is not None:
+            self.state.agents[case.assignee].load -= 1
+
+
+def types(outcome: BatchOutcome) -> list[str]:
+    return [event.type for event in outcome.events]
+
+
+def test_public_post_and_dm_of_one_customer_within_the_window_are_one_case() -> None:
+    desk = Desk()
+    desk.route(message("my order never came", pid="p1", conversation="x:brand:t1:cust1"))
+    dm = desk.route(
+        message("sent you the order number", pid="d1", channel="dm", conversation="x:brand:cust1")
+    )
+    assert types(dm) == [ev.CASE_MERGED, ev.CASE_MESSAGE_ADDED]
+    merged = dm.events[0].data
+    assert merged.case.id == "id-1"
+    assert merged.merged_conversation_id == "x:brand:cust1"
+    assert dm.links == [("x:brand:cust1", "id-1")]
+    assert dm.stored_messages[0][1] == "id-1"
+    # Follow-ups in the DM now attach to that case too.
+    follow_up = desk.route(
+        message("any news?", pid="d2", channel="dm", conversation="x:brand:cust1", minutes=5)
+    )
+    assert types(follow_up) == [ev.CASE_MESSAGE_ADDED]
+
+
+def test_dm_outside_the_merge_window_or_from_another_customer_opens_its_own_case() -> None:
+    desk = Desk()
+    desk.route(message("my order never came", pid="p1", conversation="x:brand:t1:cust1"))
+    late = desk.route(
+        message("hello", pid="d1", channel="dm", conversation="x:brand:cust1", minutes=61)
+    )
+    assert types(late)[0] == ev.CASE_CREATED
+    other = desk.route(
+        message("hello", pid="d2", channel="dm", conversation="x:brand:cust2", author="cust2")
+    )
+    assert types(other)[0] == ev.CASE_CREATED
+
+
+def test_same_visibility_is_never_merged() -> None:
+    desk = Desk()
+    desk.route(message("order late", pid="p1", conversation="x:brand:t1:cust1"))
+    second_thread = desk.route(message("still late", pid="p2", conversation="x:brand:t2:cust1"))
+    assert types(second_thread)[0] == ev.CASE_CREATED
+
+
+def test_message_after_resolution_reopens_within_the_window_back_to_its_owner() -> None:
+    desk = Desk()
+    desk.route(message("where is my refund", pid="1"))
+    assert desk.cases["id-1"].assignee == "amal"
+    desk.resolve("id-1", minutes=10)
+    again = desk.route(message("it did not arrive", pid="2", minutes=60))
+    assert types(again) == [ev.CASE_STATUS_CHANGED, ev.CASE_ASSIGNED, ev.CASE_MESSAGE_ADDED]
+    reopened = again.events[0].data
+    assert (reopened.previous_status, reopened.case.status) == ("resolved", "reopened")
+    assert reopened.case.resolved_at is None
+    assert again.events[1].data.agent_id == "amal"
+    assert desk.state.agents["amal"].load == 1
+
+
+def test_message_after_the_reopen_window_opens_a_new_case() -> None:
+    desk = Desk()
+    desk.route(message("where is my refund", pid="1"))
+    desk.resolve("id-1", minutes=10)
+    later = desk.route(message("new problem", pid="2", minutes=10 + 2 * 24 * 60 + 1))
+    assert types(later)[0] == ev.CASE_CREATED
+    assert later.events[0].data.case.id != "id-1"
+
+
+def test_reopened_case_waits_in_the_queue_when_its_owner_has_no_room() -> None:
+    agents = team()
+    desk = Desk(agents)
+    desk.route(message("where is my refund", pid="1"))
+    desk.resolve("id-1", minutes=10)
+    agents["amal"].online = False
+    again = desk.route(message("still nothing", pid="2", minutes=30))
+    assert types(again) == [ev.CASE_STATUS_CHANGED, ev.CASE_MESSAGE_ADDED]
+    assert again.events[-1].data.case.assignee is None
+
+
+def test_customer_answer_takes_a_pending_case_back_to_its_owner() -> None:
+    desk = Desk()
+    desk.route(message("refund please", pid="1"))
+    desk.cases["id-1"].status = "pending"
+    answer = desk.route(message("here is the receipt", pid="2", minutes=3))
+    status = [e.data for e in answer.events if e.type == ev.CASE_STATUS_CHANGED]
+    assert [(d.previous_status, d.case.status) for d in status] == [("pending", "assigned")]
+
+
+def test_repeat_contact_counts_the_customers_earlier_messages() -> None:
+    desk = Desk()
+    desk.state.recent_contacts[("x", "brand", "cust1")] = 2
+    outcome = desk.route(message("hello?", pid="1"))
+    [decision] = outcome.decisions.values()
+    assert "repeated_contact" in {signal.name for signal in decision.urgency.signals}
+    assert desk.state.recent_contacts[("x", "brand", "cust1")] == 3
+
+
+def outage(n: int, minutes: float = 0) -> CanonicalMessage:
+    return message(
+        "your app has an outage, nothing loads",
+        pid=f"o{n}",
+        author=f"c{n}",
+        conversation=f"x:brand:t{n}:c{n}",
+        minutes=minutes,
+    )
+
+
+def test_burst_on_one_crisis_topic_opens_one_incident_and_raises_its_cases() -> None:
+    desk = Desk()
+    below = desk.route(outage(1), outage(2))
+    assert below.incidents == []
+    assert {topic for topic, _ in below.topic_hits} == {"outage"}
+    burst = desk.route(outage(3))
+    [change] = burst.incidents
+    assert change.event_type == ev.INCIDENT_OPENED
+    assert change.data.topic == "outage"
+    assert sorted(change.data.case_ids) == sorted(desk.state.topics["outage"].recent_case_ids)
+    assert len(change.data.case_ids) == 3
+    # The third case is in the batch; the two earlier ones are raised when the adapter
+    # loaded them (TopicState.open_cases); here only the batch's own is at hand.
+    raised = [e.data for e in burst.events if e.type == ev.CASE_PRIORITY_CHANGED]
+    assert [(d.case.priority, d.incident_id) for d in raised] == [("P1", change.data.incident_id)]
+    assert INCIDENT_TAG in raised[0].case.tags
+
+
+def test_later_cases_on_the_topic_join_the_open_incident() -> None:
+    desk = Desk()
+    desk.route(outage(1), outage(2), outage(3))
+    incident_id = desk.state.topics["outage"].incident_id
+    assert incident_id is not None
+    update = desk.route(outage(4, minutes=1))
+    [decision] = update.decisions.values()
+    assert "burst" in {signal.name for signal in decision.urgency.signals}  # 3 others before
+    [change] = update.incidents
+    assert change.event_type == ev.INCIDENT_UPDATED
+    assert change.data.incident_id == incident_id
+    assert len(change.data.added_case_ids) == 1
+    assert len(change.data.case_ids) == 4
+
+
+def test_incident_links_and_raises_earlier_cases_the_adapter_loaded() -> None:
+    desk = Desk()
+    earlier = desk.route(outage(1), outage(2))
+    loaded = {case_id: desk.cases[case_id] for case_id in earlier.opened}
+    desk.state.topics["outage"] = TopicState(recent_case_ids=sorted(loaded), open_cases=loaded)
+    burst = desk.route(outage(3))
+    raised = {e.data.case.id for e in burst.events if e.type == ev.CASE_PRIORITY_CHANGED}
+    assert raised == set(loaded) | {next(iter(burst.opened))}
+
+
+def test_escalation_raises_priority_moves_team_and_gives_the_case_to_the_lead() -> None:
+    desk = Desk()
+    desk.route(message("where is my parcel", pid="1"))
+    case = desk.cases["id-1"]
+    assert (case.team, case.priority, case.assignee) == ("care", case.priority, "amal")
+    rule = RULES.escalation_for("breached", "first_response", case.team, case.priority)
+    assert rule is not None
+    outcome = BatchOutcome()
+    drain = escalate(case, rule, "alert-1", desk.state.agents, outcome, T0)
+    assert types(outcome) == [ev.CASE_ESCALATED, ev.CASE_ASSIGNED]
+    escalated = outcome.events[0].data
+    assert (escalated.escalation_rule, escalated.sla_alert_id) == ("breach-to-leads", "alert-1")
+    assert (escalated.case.priority, escalated.case.team) == ("P1", "leads")
+    assert "escalated" in escalated.case.tags
+    assert case.assignee == "lena"
+    assert desk.state.agents["amal"].load == 0
+    assert desk.state.agents["lena"].load == 1
+    assert "care" in drain  # amal has room again
+
+
+def test_escalation_leaves_closed_cases_and_never_overfills_the_lead() -> None:
+    desk = Desk()
+    desk.route(message("a", pid="1", author="a", conversation="x:brand:t1:a"))
+    desk.state.agents["lena"].load = 2  # full
+    case = desk.cases["id-1"]
+    rule = RULES.escalation_for("breached", "first_response", case.team, case.priority)
+    assert rule is not None
+    outcome = BatchOutcome()
+    escalate(case, rule, "alert-2", desk.state.agents, outcome, T0)
+    assert types(outcome) == [ev.CASE_ESCALATED]
+    assert (case.team, case.assignee, case.status) == ("leads", None, "queued")
+    closed = BatchOutcome()
+    case.status = "resolved"
+    assert escalate(case, rule, "alert-3", desk.state.agents, closed, T0) == set()
+    assert closed.events == []
