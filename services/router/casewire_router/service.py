@@ -73,6 +73,12 @@ class RouterMetrics:
             ["team"],
             registry=registry,
         )
+        self.incidents = Counter(
+            "casewire_router_incidents_total",
+            "Incident events: an incident opened on a crisis-topic burst, or cases added to it.",
+            ["kind"],
+            registry=registry,
+        )
         self.escalations = Counter(
             "casewire_router_escalations_total",
             "Cases escalated on an SLA alert by the rules file's escalation section.",
@@ -209,6 +215,8 @@ class RoutingService:
         assigned = collections.Counter(
             event.data.case.team for event in outcome.events if event.type == ev.CASE_ASSIGNED
         )
+        for change in outcome.incidents:
+            self._metrics.incidents.labels(change.event_type.rsplit(".", 1)[-1]).inc()
         for direction, count in directions.items():
             self._metrics.messages.labels(direction).inc(count)
         for (team, priority), count in created.items():

@@ -34,6 +34,9 @@ class RouterSettings(ServiceSettings):
         default=timedelta(minutes=15),
         description="Urgent messages on one crisis topic this close together form an incident.",
     )
+    router_queue_metrics_seconds: float = Field(
+        default=15.0, gt=0, description="How often queue depth and agent load are read."
+    )
     router_incident_threshold: int = Field(
         default=5, ge=2, description="How many cases on one crisis topic open an incident."
     )

@@ -1,10 +1,11 @@
-"""The metrics catalog against the running services: one message goes through ingest, router and
-sla (and an unreadable one to the dead-letter path), then each service's /metrics must export
-exactly what docs/operations/metrics-catalog.yaml lists for it, with its types and labels."""
+"""The metrics catalog against the running services: messages go through ingest, router and sla
+(one case breaches, one is answered, one record is dead-lettered), then each service's /metrics
+must export exactly what docs/operations/metrics-catalog.yaml lists for it, with its types,
+labels and label values."""
 
 from __future__ import annotations
 
-
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -31,19 +32,45 @@ pytestmark = pytest.mark.integration
 RULES = """
 version: 1
 default_team: care
-teams: [care]
-rules: []
+teams: [care, fastlane]
+rules:
+  - id: fastlane
+    when: {{any: ["hurry{unique}"]}}
+    then: {{team: fastlane}}
 """
 AGENTS = """
 agents:
-  - {id: nikos, teams: [care], languages: [en], capacity: 1000, online: true}
+  - {id: nikos, teams: [care, fastlane], languages: [en], capacity: 1000, online: true}
 """
+# fastlane's first response is due in a second (it warns and breaches); care's is answered.
 POLICIES = """
 version: 1
 calendars: [{id: always, always_open: true}]
 policies:
-  - {id: standard, match: {}, calendar: always, first_response: 1h, warn_at: [0.5]}
+  - {id: fast, match: {team: [fastlane]}, calendar: always, first_response: 1s, warn_at: [0.5]}
+  - {id: standard, match: {}, calendar: always, first_response: 1h, resolution: 1h}
 """
+
+
+def generic(
+    conversation: str, message: str, text: str, direction: str = "inbound"
+) -> dict[str, object]:
+    sent = datetime.now(UTC) + timedelta(seconds=1 if direction == "outbound" else 0)
+    return {
+        "platform": "x",
+        "channel": "dm",
+        "direction": direction,
+        "account_id": "brand",
+        "platform_message_id": message,
+        "conversation_id": f"x:brand:{conversation}",
+        "author": {"id": "brand" if direction == "outbound" else "customer"},
+        "text": text,
+        "sent_at": sent.isoformat(),
+    }
+
+
+def sampled(text: str, *names: str) -> bool:
+    return all(metric_value(text, name) > 0 for name in names)
 
 
 async def test_every_service_exports_exactly_the_catalogued_metrics(
@@ -55,42 +82,39 @@ async def test_every_service_exports_exactly_the_catalogued_metrics(
         (SLA_SCHEMA, SLA_MIGRATIONS),
     ):
         await migrate(database_url, schema, migrations)
-    for name, text in (("rules", RULES), ("agents", AGENTS), ("policies", POLICIES)):
+    for name, text in (
+        ("rules", RULES.format(unique=unique)),
+        ("agents", AGENTS),
+        ("policies", POLICIES),
+    ):
         (tmp_path / f"{name}.yaml").write_text(text, encoding="utf-8")
-    common = {
+    connection = {
         "kafka_bootstrap_servers": kafka_bootstrap,
         "database_url": database_url,
         "consumer_session_timeout_ms": 6000,
         "log_level": "WARNING",
     }
     apps = {
-        "ingest": create_ingest(IngestSettings(**common)),
+        "ingest": create_ingest(IngestSettings.model_validate(connection)),
         "router": create_router(
-            RouterSettings(
-                **common,
-                router_rules=tmp_path / "rules.yaml",
-                router_agents=tmp_path / "agents.yaml",
-                router_consumer_group=f"router-ops-{unique}",
+            RouterSettings.model_validate(
+                {
+                    **connection,
+                    "router_rules": tmp_path / "rules.yaml",
+                    "router_agents": tmp_path / "agents.yaml",
+                    "router_consumer_group": f"router-ops-{unique}",
+                }
             )
         ),
         "sla": create_sla(
-            SlaSettings(
-                **common,
-                sla_policies=tmp_path / "policies.yaml",
-                sla_consumer_group=f"sla-ops-{unique}",
+            SlaSettings.model_validate(
+                {
+                    **connection,
+                    "sla_policies": tmp_path / "policies.yaml",
+                    "sla_consumer_group": f"sla-ops-{unique}",
+                }
             )
         ),
-    }
-    message = {
-        "platform": "x",
-        "channel": "dm",
-        "direction": "inbound",
-        "account_id": "brand",
-        "platform_message_id": f"ops-{unique}",
-        "conversation_id": f"x:brand:ops-{unique}",
-        "author": {"id": "customer"},
-        "text": "where is my order?",
-        "sent_at": "2026-11-28T08:00:00Z",
     }
     async with (
         running(apps["ingest"]) as ingest,
@@ -98,8 +122,15 @@ async def test_every_service_exports_exactly_the_catalogued_metrics(
         running(apps["sla"]) as sla,
         producer(kafka_bootstrap) as kafka,
     ):
-        accepted = await ingest.post("/v1/messages", json=message)
-        assert accepted.status_code == 202, accepted.text
+        answered = generic(f"answered-{unique}", f"{unique}-1", "where is my order?")
+        for body in (
+            generic(f"late-{unique}", f"{unique}-0", f"hurry{unique} please"),
+            answered,
+            answered,  # a platform redelivery: counted as a duplicate
+            generic(f"answered-{unique}", f"{unique}-2", "on its way!", direction="outbound"),
+        ):
+            accepted = await ingest.post("/v1/messages", json=body)
+            assert accepted.status_code == 202, accepted.text
         refused = await ingest.post("/v1/messages", content=b"{not json")
         assert refused.status_code == 400
         await kafka.send_and_wait(topics.MESSAGES, b"not a message", key=unique.encode())
@@ -107,10 +138,15 @@ async def test_every_service_exports_exactly_the_catalogued_metrics(
         async def scrape_sla() -> str:
             return (await sla.get("/metrics")).text
 
-        # The session's earlier messages are read too: any case started a clock once ours did.
+        # One clock breached and one fulfilled, so that their series carry labels to check.
         sla_text = await eventually(
             scrape_sla,
-            lambda text: metric_value(text, "casewire_sla_clocks_started_total") > 0,
+            lambda text: sampled(
+                text,
+                "casewire_sla_warnings_total",
+                "casewire_sla_breaches_total",
+                "casewire_sla_clocks_fulfilled_total",
+            ),
             timeout=60,
         )
         scrapes = {
@@ -118,7 +154,11 @@ async def test_every_service_exports_exactly_the_catalogued_metrics(
             "router": (await router.get("/metrics")).text,
             "sla": sla_text,
         }
-    assert metric_value(scrapes["router"], "casewire_dead_letters_total") >= 1
+    assert sampled(
+        scrapes["sla"], "casewire_sla_breaches_total", "casewire_sla_response_seconds_count"
+    )
+    assert sampled(scrapes["router"], "casewire_dead_letters_total")
+    assert sampled(scrapes["ingest"], "casewire_ingest_duplicates_total")
 
     catalog = load_catalog()
     problems = [
@@ -130,4 +170,3 @@ async def test_every_service_exports_exactly_the_catalogued_metrics(
         "docs/operations/metrics-catalog.yaml disagrees with the running services;"
         " update the catalog (and docs/operations/metrics.md):\n  " + "\n  ".join(problems)
     )
-

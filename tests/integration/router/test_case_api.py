@@ -32,7 +32,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 RULES = """
 version: 1
 default_team: care
-teams: [care, shipping]
+teams: [care, shipping, billing]
 rules:
   - id: urgent
     when: {{any: ["outage{unique}"]}}
@@ -40,6 +40,9 @@ rules:
   - id: shipping
     when: {{any: ["parcel{unique}"]}}
     then: {{team: shipping, priority: P3, tags: [shipping]}}
+  - id: billing
+    when: {{any: ["invoice{unique}"]}}
+    then: {{team: billing, priority: P3, tags: [billing]}}
 """
 SNAPSHOT_FIELDS = set(ev.CaseSnapshot.model_fields)
 
@@ -164,16 +167,18 @@ async def test_case_api_drives_cases_drains_queues_and_publishes_every_change(
         sara = {"teams": ["shipping"], "languages": ["el"], "capacity": 0, "online": False}
         await ok(await client.put("/v1/agents/sara", json=sara, headers=AUTH), 201)
 
-        # Case A takes amal's only place; B (older, P3) and C (newer, P1) wait.
+        # Case A takes amal's only place; B (older, P3 by rule) and C (newer, P1) wait.
         await send("a", f"where is my parcel{unique}?", minutes_ago=30)
         (case_a,) = await cases.opened("a")
         assert summary(await cases.events_of("a", 2))[-1] == (ev.CASE_ASSIGNED, "assigned", "amal")
-        await send("b", f"parcel{unique} still missing", minutes_ago=20)
+        await send("b", f"a question about my parcel{unique}", minutes_ago=20)
         await send("c", f"outage{unique} nothing works", minutes_ago=5)
         case_b, case_c = await cases.opened("b", "c")
         queue = await ok(await client.get("/v1/teams/shipping/queue", headers=AUTH))
         assert [item["id"] for item in queue] == [case_c, case_b]  # P1 before the older P3
-        assert [item["priority"] for item in queue] == ["P1", "P3"]
+        assert queue[0]["priority"] == "P1"
+        assert queue[1]["priority"] != "P1"
+        assert queue[1]["opened_at"] < queue[0]["opened_at"]  # B has waited longer
         assert queue[1]["waiting_since"] == queue[1]["opened_at"]
 
         # Resolving A frees amal's place: C, the P1, gets it at once.
@@ -410,16 +415,55 @@ async def test_concurrent_resolves_drain_the_queue_once_and_never_over_fill(
     ]
 
 
+async def test_a_place_freed_in_one_team_goes_to_the_queue_of_the_agents_other_team(
+    tmp_path: Path,
+    database_url: str,
+    kafka_bootstrap: str,
+    unique: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CASEWIRE_ROUTER_API_TOKEN", TOKEN)
+    await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
+    app = create_app(settings_for(tmp_path, database_url, kafka_bootstrap, unique))
+    now = datetime.now(UTC)
+    async with (
+        running(app) as client,
+        producer(kafka_bootstrap) as kafka,
+        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"api-teams-{unique}") as events_in,
+    ):
+        cases = Cases(EventReader(events_in), unique)
+        amal = {
+            "teams": ["shipping", "billing"],
+            "languages": ["en"],
+            "capacity": 1,
+            "online": True,
+        }
+        await ok(await client.put("/v1/agents/amal", json=amal, headers=AUTH), 201)
+        for name, text in (("s", f"my parcel{unique}"), ("i", f"my invoice{unique}")):
+            conversation = cases.conversation(name)
+            body = customer_message(conversation, f"{unique}-{name}", text, now)
+            await kafka.send_and_wait(topics.MESSAGES, body, key=conversation.encode())
+            await cases.opened(name)  # one after the other: the first one takes amal's place
+        shipping, billing = cases.ids["s"], cases.ids["i"]
+        queue = await ok(await client.get("/v1/teams/billing/queue", headers=AUTH))
+        assert [item["id"] for item in queue] == [billing]
+
+        resolved = await ok(await client.post(f"/v1/cases/{shipping}/resolve", headers=AUTH))
+        assert resolved["assigned_from_queue"] == [{"case_id": billing, "agent_id": "amal"}]
+        assert await ok(await client.get("/v1/teams/billing/queue", headers=AUTH)) == []
+
+
 async def test_the_api_needs_the_configured_bearer_token(
     tmp_path: Path, database_url: str, kafka_bootstrap: str, unique: str
 ) -> None:
     await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
     settings = settings_for(tmp_path, database_url, kafka_bootstrap, unique)
-    closed = create_app(settings)
-    async with asgi_client(closed) as client:
-        off = await client.get("/v1/agents", headers=AUTH)
-        assert off.status_code == 503
-        assert "CASEWIRE_ROUTER_API_TOKEN" in off.json()["detail"]
+    for token in (None, SecretStr("")):  # an empty token must not open the API either
+        closed = create_app(settings.model_copy(update={"router_api_token": token}))
+        async with asgi_client(closed) as client:
+            off = await client.get("/v1/agents", headers={"Authorization": "Bearer "})
+            assert off.status_code == 503
+            assert "CASEWIRE_ROUTER_API_TOKEN" in off.json()["detail"]
 
     app = create_app(settings.model_copy(update={"router_api_token": SecretStr(TOKEN)}))
     async with running(app) as client:

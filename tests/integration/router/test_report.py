@@ -271,3 +271,10 @@ async def test_report_refuses_a_bad_period(database_url: str) -> None:
     code, _, err = await report_cli(database_url, "--since", "2026-11-03", "--until", "2026-11-02")
     assert code == 2
     assert "--since must be before --until" in err
+
+
+async def test_report_on_an_unreachable_database_fails_with_a_clear_message() -> None:
+    code, out, err = await report_cli("postgresql://postgres@127.0.0.1:1/casewire")
+    assert (code, out) == (2, "")
+    assert err.startswith("report: ")
+    assert "Traceback" not in err

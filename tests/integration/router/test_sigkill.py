@@ -53,7 +53,7 @@ async def test_router_killed_mid_work_and_restarted_stores_and_publishes_everyth
         **os.environ,
         "CASEWIRE_KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap_servers,
         "CASEWIRE_DATABASE_URL": database_url,
-        "CASEWIRE_CONSUMER_SESSION_TIMEOUT_MS": "6000",
+        "CASEWIRE_CONSUMER_SESSION_TIMEOUT_MS": "3000",
         "CASEWIRE_CONSUMER_MAX_RECORDS": "10",  # many small transactions: kills land mid-stream
         "CASEWIRE_ROUTER_RULES": str(tmp_path / "rules.yaml"),
         "CASEWIRE_ROUTER_AGENTS": str(tmp_path / "agents.yaml"),
@@ -94,16 +94,17 @@ async def test_router_killed_mid_work_and_restarted_stores_and_publishes_everyth
             )
         )
 
-    # Each kill comes as soon as the router has stored a random share of the messages: while
-    # it works, whatever it was doing (a batch's transaction, the relay publishing).
-    targets = sorted(chance.sample(range(len(sent_ids) // 10, len(sent_ids) * 8 // 10), KILLS))
+    # Each kill comes as soon as the router has stored a random number of further messages:
+    # while it works, whatever it was doing (a batch's transaction, the relay publishing).
+    steps = [chance.randint(len(sent_ids) // 10, len(sent_ids) // 4) for _ in range(KILLS)]
     stored_at_kill: list[int] = []
     killed: list[int | None] = []
     router = start(0)
     feeding = asyncio.create_task(feed())
     connection = await asyncpg.connect(database_url)
     try:
-        for run, target in enumerate(targets, start=1):
+        for run, step in enumerate(steps, start=1):
+            target = (stored_at_kill[-1] if stored_at_kill else 0) + step
             while await stored(connection) < target:
                 assert router.process.poll() is None, router.describe_exit()
                 await asyncio.sleep(0.01)
@@ -134,9 +135,7 @@ async def test_router_killed_mid_work_and_restarted_stores_and_publishes_everyth
         await connection.close()
         await services.stop_all([router])
     assert killed == [-signal.SIGKILL] * KILLS
-    # Every kill left work undone (and the kills came in order of progress).
-    assert stored_at_kill == sorted(stored_at_kill)
-    assert stored_at_kill[-1] < len(sent_ids), (seed, stored_at_kill)
+    assert stored_at_kill[-1] < len(sent_ids), (seed, stored_at_kill)  # every kill left work
     assert sorted(row["id"] for row in stored_ids) == sorted(sent_ids)  # each exactly once
     assert sorted(case["conversation_id"] for case in cases) == sorted(conversations)
     case_ids = {case["id"] for case in cases}

@@ -189,30 +189,34 @@ async def test_ingest_writes_raw_bodies_messages_and_dead_letters_as_documented(
     assert dead.value == b'{"channel": "fax"}'
 
 
-async def test_router_case_events_are_cloudevents_of_the_documented_types_and_schema() -> None:
+async def test_router_case_and_incident_events_are_cloudevents_as_documented() -> None:
     router = Router(
         parse_rules("version: 1\ndefault_team: care\nteams: [care]\nrules: []\n"), default_model()
     )
-    ids = iter(f"case-{n}" for n in range(100))
-    conversation = "x:brand:root1:cust1"
-    outcome = router.route_batch(
-        [
-            message("my parcel never arrived", pid="in-1", conversation=conversation),
-            message(
-                "so sorry, checking now",
-                pid="out-1",
-                direction="outbound",
-                author="brand",
-                conversation=conversation,
-                minutes=2,
-            ),
-        ],
-        BatchState(),
-        new_id=lambda: next(ids),
-        now=T0,
+    ids = iter(f"id-{n}" for n in range(100))
+    # A burst of outage reports opens an incident; a brand reply answers the first case.
+    burst = [
+        message(
+            "your app is down, outage everywhere!",
+            pid=f"in-{n}",
+            conversation=f"x:brand:root{n}:cust{n}",
+            author=f"cust{n}",
+            minutes=n,
+        )
+        for n in range(6)
+    ]
+    reply = message(
+        "so sorry, we are on it",
+        pid="out-1",
+        direction="outbound",
+        author="brand",
+        conversation="x:brand:root0:cust0",
+        minutes=7,
     )
+    outcome = router.route_batch([*burst, reply], BatchState(), new_id=lambda: next(ids), now=T0)
     records = await _event_records(outcome, T0)
-    assert {topic for topic, _ in records} == {topics.CASE_EVENTS} <= sent_topics("router")
+    assert {topic for topic, _ in records} == {topics.CASE_EVENTS}
+    assert topics.CASE_EVENTS in sent_topics("router")
     seen_types = set()
     for _, record in records:
         event = decode_event(record.headers, record.value, record.key.encode())
@@ -221,8 +225,9 @@ async def test_router_case_events_are_cloudevents_of_the_documented_types_and_sc
         assert_valid(event.data, payload_schema(name))
         contract = message_contract("router", message_name(name))
         assert_valid({k: v.decode() for k, v in record.headers.items()}, contract["headers"])
-        assert record.key == event.subject == event.data["case"]["id"]
-    assert {ev.CASE_CREATED, ev.CASE_RESPONDED} <= seen_types
+        subject = event.data["case"]["id"] if "case" in event.data else event.data["incident_id"]
+        assert record.key == event.subject == subject
+    assert {ev.CASE_CREATED, ev.CASE_RESPONDED, ev.INCIDENT_OPENED} <= seen_types
 
 
 async def test_sla_alerts_of_every_documented_type_match_the_schema_and_headers() -> None:

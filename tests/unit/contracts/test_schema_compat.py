@@ -138,10 +138,10 @@ def test_an_enum_value_added_is_a_break_for_strict_consumers() -> None:
     assert kinds(changed(add)) == [("case.status", "enum_value_added")]
 
 
-def test_additional_properties_tightened_is_caught() -> None:
-    assert kinds(changed(lambda s: s.update(additionalProperties=False))) == [
-        ("(root)", "additional_properties_tightened")
-    ]
+def test_additional_properties_tightened_or_loosened_is_caught() -> None:
+    closed = changed(lambda s: s.update(additionalProperties=False))
+    assert kinds(closed) == [("(root)", "additional_properties_tightened")]
+    assert kinds(BASELINE, closed) == [("(root)", "additional_properties_loosened")]
 
 
 def test_a_field_added_to_a_closed_object_is_caught() -> None:
@@ -187,6 +187,28 @@ def test_every_break_of_one_change_is_reported() -> None:
         ("case.status", "enum_value_removed"),
         ("note", "newly_required"),
         ("tags", "property_removed"),
+    ]
+
+
+def test_the_values_of_a_mapping_and_the_items_of_a_tuple_keep_their_contract() -> None:
+    def with_collections(values: str, second: str) -> dict[str, Any]:
+        def add(schema: dict[str, Any]) -> None:
+            schema["properties"]["counts"] = {
+                "type": "object",
+                "additionalProperties": {"type": values},
+            }
+            schema["properties"]["pair"] = {
+                "type": "array",
+                "prefixItems": [{"type": "string"}, {"type": second}],
+            }
+
+        return changed(add)
+
+    baseline = with_collections("integer", "integer")
+    assert kinds(with_collections("integer", "integer"), baseline) == []
+    assert kinds(with_collections("string", "number"), baseline) == [
+        ("counts.*", "type_changed"),
+        ("pair[1]", "type_changed"),
     ]
 
 

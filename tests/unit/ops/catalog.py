@@ -88,7 +88,10 @@ def _metric(entry: dict[str, object], where: str) -> Metric:
 def load_catalog(path: Path = CATALOG_FILE) -> Catalog:
     document = yaml.safe_load(path.read_text("utf-8"))
     metrics = [_metric(e, f"{path.name} metrics[{i}]") for i, e in enumerate(document["metrics"])]
-    scrape = [_metric(e, f"{path.name} scrape_metrics[{i}]") for i, e in enumerate(document["scrape_metrics"])]
+    scrape = [
+        _metric(e, f"{path.name} scrape_metrics[{i}]")
+        for i, e in enumerate(document["scrape_metrics"])
+    ]
     names = [m.name for m in (*metrics, *scrape)]
     if duplicated := {n for n in names if names.count(n) > 1}:
         raise CatalogError(f"{path.name}: listed twice: {sorted(duplicated)}")
@@ -149,5 +152,7 @@ def scrape_differences(catalog: Catalog, service: str, exposition: str) -> list[
         for label, seen in sorted(family.labels.items()):
             allowed = metric.labels.get(label)
             if allowed is not None and (unknown := seen - allowed):
-                problems.append(f"{metric.name}{{{label}}}: values {sorted(unknown)} not catalogued")
+                problems.append(
+                    f"{metric.name}{{{label}}}: values {sorted(unknown)} not catalogued"
+                )
     return problems

@@ -56,7 +56,9 @@ def test_every_alert_is_tested_both_firing_and_not_firing() -> None:
 def runbook_anchors() -> set[str]:
     """GitHub's anchors for the runbook's headings: lower case, punctuation out, spaces to -."""
     headings = re.findall(r"^#{2,3} (.+)$", RUNBOOKS.read_text("utf-8"), flags=re.MULTILINE)
-    return {re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-") for heading in headings}
+    return {
+        re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-") for heading in headings
+    }
 
 
 def test_every_alert_has_a_severity_a_summary_and_its_own_runbook_section() -> None:
@@ -70,6 +72,8 @@ def test_every_alert_has_a_severity_a_summary_and_its_own_runbook_section() -> N
         url = RUNBOOK_URL.match(rule["annotations"]["runbook_url"])
         assert url is not None, f"{name}: runbook_url must point into runbooks.md"
         assert url["anchor"] == name.lower(), f"{name}: runbook_url must point at its own section"
-        assert url["anchor"] in anchors, f"{name}: docs/operations/runbooks.md has no section {name}"
+        assert url["anchor"] in anchors, (
+            f"{name}: docs/operations/runbooks.md has no section {name}"
+        )
         seen.add(url["anchor"])
     assert len(seen) == len(alert_rules())

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from casewire_sla.domain.policies import CLOCKS, load_policy_file
 
 from tests.unit.ops.catalog import REPO, load_catalog
 from tests.unit.ops.promql import catalog_problems
@@ -37,7 +38,11 @@ def panels(dashboard: Dashboard) -> Iterator[dict[str, Any]]:
 def test_there_are_dashboards_with_distinct_uids_and_titles() -> None:
     assert len(DASHBOARDS) >= 3
     dashboards = [load(path) for path in DASHBOARDS]
-    assert len({d["uid"] for d in dashboards}) == len({d["title"] for d in dashboards}) == len(DASHBOARDS)
+    assert (
+        len({d["uid"] for d in dashboards})
+        == len({d["title"] for d in dashboards})
+        == len(DASHBOARDS)
+    )
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda path: path.name)
@@ -78,9 +83,14 @@ def test_dashboard_queries_use_only_catalogued_metrics(path: Path) -> None:
     catalog = load_catalog()
     dashboard = load(path)
     expressions = [
-        (panel["title"], target["expr"]) for panel in panels(dashboard) for target in panel["targets"]
+        (panel["title"], target["expr"])
+        for panel in panels(dashboard)
+        for target in panel["targets"]
     ] + [
-        (f"variable {variable['name']}", variable["definition"].removeprefix("label_values(").split(",")[0])
+        (
+            f"variable {variable['name']}",
+            variable["definition"].removeprefix("label_values(").split(",")[0],
+        )
         for variable in dashboard["templating"]["list"]
         if variable["type"] == "query"
     ]
@@ -106,8 +116,8 @@ def test_alert_rules_use_only_catalogued_metrics() -> None:
     ("expression", "problem"),
     [
         (
-            "sum(rate(casewire_router_queue_depth[$__rate_interval]))",
-            "casewire_router_queue_depth is not in the metrics catalog",
+            "sum(rate(casewire_router_queue_length[$__rate_interval]))",
+            "casewire_router_queue_length is not in the metrics catalog",
         ),
         (
             'sum by (team) (casewire_router_assignments_total{agent="amal"})',
@@ -116,6 +126,14 @@ def test_alert_rules_use_only_catalogued_metrics() -> None:
         ("rate(casewire_sla_breaches_total[5m]", "not valid PromQL"),
         ('{__name__=~"casewire_.+"}', "a selector without a metric name"),
         ("casewire_ingest_publish_seconds_total", "is not in the metrics catalog"),
+        (
+            "sum by (teams) (rate(casewire_router_assignments_total[5m]))",
+            "grouping by teams, a label none of ['casewire_router_assignments_total'] has",
+        ),
+        (
+            "casewire_sla_open_clocks / on (team) casewire_router_agents_online",
+            "grouping by team, a label none of",
+        ),
     ],
 )
 def test_the_query_check_reports_what_the_catalog_does_not_have(
@@ -132,3 +150,33 @@ def test_histogram_series_and_grafana_variables_are_accepted() -> None:
         " / sum(increase(casewire_sla_response_seconds_count[$__range]))"
     )
     assert catalog_problems(load_catalog(), expression) == []
+
+
+def test_sla_target_lines_are_the_targets_of_the_policy_file() -> None:
+    """The SLA dashboard draws each clock's targets as threshold lines: they must follow
+    config/sla-policies.yaml (a target changed there and not here would mislead)."""
+    policies = load_policy_file(REPO / "config" / "sla-policies.yaml").policies
+    dashboard = load(
+        REPO / "deploy" / "components" / "monitoring" / "dashboards" / "casewire-sla.json"
+    )
+    drawn = 0
+    for clock in CLOCKS:
+        targets = sorted(
+            {
+                target.total_seconds()
+                for policy in policies
+                if (target := getattr(policy, clock)) is not None
+            }
+        )
+        for panel in panels(dashboard):
+            if (
+                f'clock="{clock}"' in panel["targets"][0]["expr"]
+                and "histogram_quantile" in panel["targets"][0]["expr"]
+            ):
+                steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+                lines = [step["value"] for step in steps if step["value"] is not None]
+                assert lines == targets, (
+                    f"{panel['title']}: lines {lines}, policy targets {targets}"
+                )
+                drawn += 1
+    assert drawn == 2 * len(CLOCKS)

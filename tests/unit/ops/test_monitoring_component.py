@@ -59,13 +59,14 @@ def selects(selector: Manifest, labels: dict[str, str]) -> bool:
     if any(labels.get(key) != value for key, value in selector.get("matchLabels", {}).items()):
         return False
     for expression in selector.get("matchExpressions", []):
-        key, operator = expression["key"], expression["operator"]
-        holds = {
-            "In": lambda: labels.get(key) in expression["values"],
-            "NotIn": lambda: labels.get(key) not in expression["values"],
-            "Exists": lambda: key in labels,
-            "DoesNotExist": lambda: key not in labels,
-        }[operator]()
+        present, value = expression["key"] in labels, labels.get(expression["key"])
+        operator = expression["operator"]
+        if operator == "In":
+            holds = value in expression["values"]
+        elif operator == "NotIn":
+            holds = value not in expression["values"]
+        else:
+            holds = present if operator == "Exists" else not present
         if not holds:
             return False
     return True

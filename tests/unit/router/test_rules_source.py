@@ -65,7 +65,11 @@ async def test_a_changed_file_is_put_in_force_and_a_broken_one_is_counted(tmp_pa
 
     path.unlink()
     assert await watched.watcher.check() is None
+    assert await watched.watcher.check() is None
     assert watched.metric("casewire_router_rules_reload_failures_total") == 2
+    path.write_text(RULES.format(version=2, team="billing"), "utf-8")  # back as it was
+    assert await watched.watcher.check() is not None
+    assert watched.in_force.version == new.version
 
 
 async def test_a_configmap_symlink_swap_is_seen(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from casewire_common.metrics import new_registry
 from casewire_router import service as service_module
 from casewire_router.adapters import repository
 from casewire_router.domain.assignment import AgentState
-from casewire_router.domain.routing import BatchOutcome, Router
+from casewire_router.domain.routing import BatchOutcome, BatchState, Router
 from casewire_router.domain.urgency import default_model
 from casewire_router.service import RouterMetrics, RoutingService
 
@@ -91,13 +91,12 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
         recorder.log.append("claim")
         return list(messages)
 
-    async def lock_open_cases(*_: object) -> dict[str, Any]:
-        return {}
+    async def load_batch_state(*_: object) -> BatchState:
+        return BatchState(
+            agents={"amal": AgentState("amal", ["shipping", "care"], ["en"], 5, True, 0, None)}
+        )
 
-    async def lock_agents(_: object) -> dict[str, AgentState]:
-        return {"amal": AgentState("amal", ["shipping", "care"], ["en"], 5, True, 0, None)}
-
-    async def save_outcome(_: object, outcome: BatchOutcome) -> None:
+    async def save_outcome(_: object, outcome: BatchOutcome, now: object) -> None:
         recorder.log.append("save:start")
         await asyncio.sleep(0.01)  # PostgreSQL at work
         recorder.log.append("save:end")
@@ -107,8 +106,7 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
         recorder.outbox.extend(records)
 
     monkeypatch.setattr(repository, "claim_new", claim_new)
-    monkeypatch.setattr(repository, "lock_open_cases", lock_open_cases)
-    monkeypatch.setattr(repository, "lock_agents", lock_agents)
+    monkeypatch.setattr(repository, "load_batch_state", load_batch_state)
     monkeypatch.setattr(repository, "save_outcome", save_outcome)
     monkeypatch.setattr(service_module, "add_to_outbox", add_to_outbox)
     return recorder

@@ -4,6 +4,7 @@ P1–P4. Examples are written the way customers write on social media."""
 from __future__ import annotations
 
 import pytest
+from casewire_router.domain.keywords import fold
 from casewire_router.domain.urgency import (
     P1_MIN,
     P2_MIN,
@@ -18,7 +19,6 @@ from casewire_router.domain.urgency import (
     priority_for,
     score,
 )
-from casewire_router.domain.keywords import fold
 
 from tests.unit.router.factories import message
 

@@ -300,13 +300,13 @@ def main(argv: list[str] | None = None) -> int:
         from casewire_dev import bench_rules  # it imports this module
 
         try:
-            measured = bench_rules.run(shared_data(repo_root()), options.seed)
+            rules_figures = bench_rules.run(shared_data(repo_root()), options.seed)
         except bench_runs.BenchError as error:
             print(f"bench failed: {error}", file=sys.stderr)
             return 1
-        write_results(options.output, measured)
+        write_results(options.output, rules_figures)
         print(f"\n{options.output}:")
-        print(format_table(measured))
+        print(format_table(rules_figures))
         return 0
     state_dir = Path(tempfile.mkdtemp(prefix="casewire-bench-"))
     external_database = os.environ.get("CASEWIRE_DATABASE_URL")

@@ -378,7 +378,10 @@ def asyncapi_document(service: Service, root: Path) -> dict[str, Any]:
 def _with_topic_contracts(document: dict[str, Any]) -> dict[str, Any]:
     """Replace FastStream's guesses (payloads from handler signatures, a `development` server)
     with what each topic carries."""
-    channels: dict[str, Any] = document["channels"]
+    # FastStream keeps publishers in no stable order: sorted, the documents do not churn.
+    channels: dict[str, Any] = dict(sorted(document["channels"].items()))
+    document["channels"] = channels
+    document["operations"] = dict(sorted(document["operations"].items()))
     messages: dict[str, Any] = {}
     models: list[type[BaseModel]] = []
     purposes: dict[str, str] = {}

@@ -128,6 +128,20 @@ class _Comparison:
         if json_type == "object":
             yield from self._compare_object(baseline, current, path)
         elif json_type == "array":
+            yield from self._compare_array(baseline, current, path)
+
+    def _compare_array(self, baseline: Schema, current: Schema, path: str) -> Iterator[Break]:
+        old_prefix = baseline.get("prefixItems", [])
+        new_prefix = current.get("prefixItems", [])
+        if len(old_prefix) != len(new_prefix):
+            yield Break(
+                _shown(path),
+                "constraint_changed",
+                f"tuple of {len(old_prefix)} items -> tuple of {len(new_prefix)} items",
+            )
+        for index, (old_item, new_item) in enumerate(zip(old_prefix, new_prefix, strict=False)):
+            yield from self.compare(old_item, new_item, f"{path}[{index}]")
+        if "items" in baseline or "items" in current:
             yield from self.compare(
                 baseline.get("items", {}), current.get("items", {}), f"{path}[]"
             )
@@ -151,6 +165,11 @@ class _Comparison:
                 "additional_properties_loosened",
                 "consumers of the baseline reject the unknown properties now allowed",
             )
+        old_values = baseline.get("additionalProperties")
+        new_values = current.get("additionalProperties")
+        if isinstance(old_values, Mapping) and isinstance(new_values, Mapping):
+            # A mapping (`dict[str, X]`): its values keep their contract like fields do.
+            yield from self.compare(old_values, new_values, f"{path}.*" if path else "*")
         for name, old_schema in old_properties.items():
             field_path = f"{path}.{name}" if path else name
             if name not in new_properties:

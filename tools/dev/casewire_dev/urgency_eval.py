@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from casewire_router.domain.urgency import UrgencyModel
 
 PRIORITIES = ("P1", "P2", "P3", "P4")
+SWEEP = (30, 35, 40, 45, 50, 55, 60, 70)  # P2 thresholds shown for comparison
 URGENT_AIRLINE_REASONS = frozenset(
     {
         "Cancelled Flight",
@@ -83,41 +84,46 @@ class LabelledItem:
 
 @dataclass
 class Tally:
-    """Truth (urgent or not) by predicted priority."""
+    """How many items of each truth (urgent or not) got each score."""
 
-    counts: Counter[tuple[bool, str]] = field(default_factory=Counter)
+    scores: Counter[tuple[bool, int]] = field(default_factory=Counter)
 
-    def add(self, urgent: bool, priority: str) -> None:
-        self.counts[(urgent, priority)] += 1
+    def add(self, urgent: bool, score: int) -> None:
+        self.scores[(urgent, score)] += 1
 
     def merge(self, other: Tally) -> None:
-        self.counts.update(other.counts)
+        self.scores.update(other.scores)
 
-    def _predicted_urgent(self, urgent: bool) -> int:
-        return self.counts[(urgent, "P1")] + self.counts[(urgent, "P2")]
+    def count(self, urgent: bool, priority: str) -> int:
+        from casewire_router.domain.urgency import priority_for
 
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
+        return sum(
+            n
+            for (truth, score), n in self.scores.items()
+            if truth == urgent and priority_for(score) == priority
+        )
 
-    @property
-    def true_positives(self) -> int:
-        return self._predicted_urgent(True)
+    def total(self, urgent: bool | None = None) -> int:
+        return sum(n for (truth, _), n in self.scores.items() if urgent in (None, truth))
 
-    @property
-    def precision(self) -> float:
-        predicted = self._predicted_urgent(True) + self._predicted_urgent(False)
-        return self.true_positives / predicted if predicted else 0.0
+    def _flagged(self, urgent: bool, threshold: int) -> int:
+        return sum(
+            n for (truth, score), n in self.scores.items() if truth == urgent and score >= threshold
+        )
 
-    @property
-    def recall(self) -> float:
-        actual = sum(n for (urgent, _), n in self.counts.items() if urgent)
-        return self.true_positives / actual if actual else 0.0
+    def precision(self, threshold: int) -> float:
+        """Of the items scored at least `threshold` (P2_MIN: given P1 or P2), the urgent share."""
+        flagged = self._flagged(True, threshold) + self._flagged(False, threshold)
+        return self._flagged(True, threshold) / flagged if flagged else 0.0
 
-    @property
-    def f1(self) -> float:
-        both = self.precision + self.recall
-        return 2 * self.precision * self.recall / both if both else 0.0
+    def recall(self, threshold: int) -> float:
+        """Of the urgent items, the share scored at least `threshold`."""
+        urgent = self.total(True)
+        return self._flagged(True, threshold) / urgent if urgent else 0.0
+
+    def f1(self, threshold: int) -> float:
+        precision, recall = self.precision(threshold), self.recall(threshold)
+        return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
 
 
 def _rows(path: Path) -> Iterator[dict[str, str]]:
@@ -205,12 +211,12 @@ def to_message(item: LabelledItem) -> CanonicalMessage:
 
 def evaluate(items: Iterator[LabelledItem], model: UrgencyModel) -> dict[str, Tally]:
     """Tallies per dataset, plus "overall"."""
-    from casewire_router.domain.urgency import assess, priority_for
+    from casewire_router.domain.urgency import assess
 
     tallies: dict[str, Tally] = {}
     for item in items:
-        priority = priority_for(assess(model, to_message(item)).urgency.score)
-        tallies.setdefault(item.dataset, Tally()).add(item.urgent, priority)
+        score = assess(model, to_message(item)).urgency.score
+        tallies.setdefault(item.dataset, Tally()).add(item.urgent, score)
     overall = Tally()
     for tally in tallies.values():
         overall.merge(tally)
@@ -225,22 +231,29 @@ def run(intents: Path) -> dict[str, Tally]:
 
 
 def report(tallies: dict[str, Tally]) -> str:
+    from casewire_router.domain.urgency import P2_MIN
+
     lines = [
-        "P1/P2 detection (truth: see `python -m casewire_dev.urgency_eval --help`)",
+        "P1/P2 detection (truth: see `casewire-dev urgency-eval --help`)",
         f"{'dataset':<10} {'items':>7} {'urgent':>7} {'precision':>9} {'recall':>7} {'F1':>6}",
     ]
     for name, tally in tallies.items():
-        urgent = sum(n for (is_urgent, _), n in tally.counts.items() if is_urgent)
         lines.append(
-            f"{name:<10} {tally.total:>7} {urgent:>7} {tally.precision:>9.3f}"
-            f" {tally.recall:>7.3f} {tally.f1:>6.3f}"
+            f"{name:<10} {tally.total():>7} {tally.total(True):>7}"
+            f" {tally.precision(P2_MIN):>9.3f} {tally.recall(P2_MIN):>7.3f}"
+            f" {tally.f1(P2_MIN):>6.3f}"
         )
     lines += ["", "confusion (rows: truth; columns: priority given)"]
     lines.append(f"{'dataset':<10} {'truth':<10} " + " ".join(f"{p:>6}" for p in PRIORITIES))
     for name, tally in tallies.items():
         for urgent in (True, False):
-            cells = " ".join(f"{tally.counts[(urgent, p)]:>6}" for p in PRIORITIES)
+            cells = " ".join(f"{tally.count(urgent, p):>6}" for p in PRIORITIES)
             lines.append(f"{name:<10} {'P1/P2' if urgent else 'P3/P4':<10} {cells}")
+    lines += ["", f"if P2 started at another score (now {P2_MIN}): precision / recall"]
+    lines.append(f"{'dataset':<10} " + " ".join(f"{t:>11}" for t in SWEEP))
+    for name, tally in tallies.items():
+        cells = " ".join(f"{tally.precision(t):>5.2f}/{tally.recall(t):<5.2f}" for t in SWEEP)
+        lines.append(f"{name:<10} {cells}".rstrip())
     return "\n".join(lines)
 
 

@@ -2,8 +2,8 @@
 
 Lock order, shared with the message path (which locks its open cases, then every agent):
 cases first, in id order and in one statement, then agents in id order. A transaction that
-needs a case and its team queue locks them together, so two transactions never wait on
-each other in a circle.
+needs a case and the queues it may drain locks them together, so two transactions never
+wait on each other in a circle.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from casewire_router.domain.assignment import AgentState
 from casewire_router.domain.queue import drain
 from casewire_router.domain.routing import BatchOutcome, CaseState
 
-_SELECT_CASES = f"SELECT {case_columns()}, queued_at, decision FROM {SCHEMA}.cases"
-_WAITING = "assignee IS NULL AND status NOT IN ('resolved', 'no_action')"
+_SELECT_CASES = f"SELECT {case_columns()}, decision FROM {SCHEMA}.cases"
+WAITING = "assignee IS NULL AND status NOT IN ('resolved', 'no_action')"
 
 
 @dataclass(frozen=True)
@@ -45,30 +45,40 @@ async def lock_case(connection: Connection, case_id: str) -> CaseState | None:
     return None if row is None else _full_case(row)
 
 
-async def lock_case_and_queue(
+async def lock_case_and_queues(
     connection: Connection, case_id: str
 ) -> tuple[CaseState, list[CaseState]] | None:
-    """A case and its team's waiting cases, locked together in id order; None: no such case."""
+    """A case and the waiting cases its owner's place could go to (its team's queue and those
+    of its owner's other teams), locked together in id order; None: no such case."""
     while True:
-        team = await connection.fetchval(f"SELECT team FROM {SCHEMA}.cases WHERE id = $1", case_id)
-        if team is None:
-            return None
-        rows = await connection.fetch(
-            f"{_SELECT_CASES} WHERE id = $1 OR (team = $2 AND {_WAITING}) ORDER BY id FOR UPDATE",
+        seen = await connection.fetchrow(
+            f"SELECT c.team, c.assignee, a.teams FROM {SCHEMA}.cases c"
+            f" LEFT JOIN {SCHEMA}.agents a ON a.id = c.assignee WHERE c.id = $1",
             case_id,
-            team,
         )
-        cases = [_full_case(row) for row in rows]
-        case = next(case for case in cases if case.id == case_id)
-        if case.team == team:  # else it moved to another team meanwhile: lock that queue
-            return case, [other for other in cases if other.id != case_id]
+        if seen is None:
+            return None
+        teams = [seen["team"], *(seen["teams"] or [])]
+        rows = await connection.fetch(
+            f"{_SELECT_CASES} WHERE id = $1 OR (team = ANY($2::text[]) AND {WAITING})"
+            " ORDER BY id FOR UPDATE",
+            case_id,
+            teams,
+        )
+        cases = {str(row["id"]): _full_case(row) for row in rows}
+        case = cases.pop(case_id, None)
+        if case is None:
+            return None
+        if (case.team, case.assignee) == (seen["team"], seen["assignee"]):
+            return case, list(cases.values())
+        # It changed team or owner meanwhile: lock the queues that now matter.
 
 
 async def lock_queues(connection: Connection, teams: Collection[str] | None) -> list[CaseState]:
     """The waiting cases of these teams (None: of every team), locked in id order; the drain
     order is the domain's (`queue_order`)."""
     rows = await connection.fetch(
-        f"{_SELECT_CASES} WHERE ($1::text[] IS NULL OR team = ANY($1::text[])) AND {_WAITING}"
+        f"{_SELECT_CASES} WHERE ($1::text[] IS NULL OR team = ANY($1::text[])) AND {WAITING}"
         " ORDER BY id FOR UPDATE",
         None if teams is None else list(teams),
     )
@@ -89,7 +99,7 @@ async def drain_teams(
 
 
 async def team_queue(connection: Connection, team: str) -> list[CaseState]:
-    rows = await connection.fetch(f"{_SELECT_CASES} WHERE team = $1 AND {_WAITING}", team)
+    rows = await connection.fetch(f"{_SELECT_CASES} WHERE team = $1 AND {WAITING}", team)
     return [_full_case(row) for row in rows]
 
 
@@ -200,7 +210,6 @@ async def insert_agent(connection: Connection, agent: AgentState) -> bool:
 
 def _full_case(row: asyncpg.Record) -> CaseState:
     case = repository.read_case(row)
-    case.queued_at = row["queued_at"]
     if row["decision"] is not None:
         case.decision = RoutingDecision.model_validate_json(row["decision"])
     return case

@@ -47,6 +47,7 @@ _CASE_COLUMNS = (
     "opened_at",
     "first_response_at",
     "resolved_at",
+    "queued_at",
 )
 _MESSAGE_COLUMNS = (
     "id",
@@ -303,7 +304,7 @@ async def save_outcome(connection: Connection, outcome: BatchOutcome, now: datet
         await connection.executemany(
             f"UPDATE {SCHEMA}.cases SET status = $2, priority = $3, urgency_score = $4,"
             " team = $5, assignee = $6, tags = $7, language = $8, first_response_at = $9,"
-            " resolved_at = $10, updated_at = now() WHERE id = $1",
+            " resolved_at = $10, queued_at = $11, updated_at = now() WHERE id = $1",
             [
                 (
                     case.id,
@@ -316,6 +317,7 @@ async def save_outcome(connection: Connection, outcome: BatchOutcome, now: datet
                     case.language,
                     case.first_response_at,
                     case.resolved_at,
+                    case.queued_at,
                 )
                 for case in changed
             ],
@@ -454,6 +456,7 @@ def read_case(row: asyncpg.Record) -> CaseState:
         opened_at=row["opened_at"],
         first_response_at=row["first_response_at"],
         resolved_at=row["resolved_at"],
+        queued_at=row["queued_at"],
     )
 
 
@@ -476,4 +479,5 @@ def _case_row(case: CaseState) -> tuple[Any, ...]:
         case.opened_at,
         case.first_response_at,
         case.resolved_at,
+        case.queued_at,
     )

@@ -21,6 +21,8 @@ from casewire_router.domain.rules import RulesError, RuleSet, parse_rules
 
 log = structlog.get_logger(__name__)
 
+_UNREADABLE = "unreadable"  # in place of a content hash: the file could not be read
+
 
 class RulesMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -93,9 +95,14 @@ class RulesWatcher:
         try:
             digest, text = await asyncio.to_thread(_read, self._path)
         except (OSError, UnicodeDecodeError) as error:
-            # Counted at every check while it lasts; the rules in force stay.
-            log.warning("rules file unreadable", path=str(self._path), error=type(error).__name__)
-            self._metrics.reload_failures.inc()
+            if self._seen_digest != _UNREADABLE:  # reported once, not at every check
+                self._seen_digest = _UNREADABLE
+                log.error(
+                    "rules file unreadable, the rules in force stay",
+                    path=str(self._path),
+                    error=type(error).__name__,
+                )
+                self._metrics.reload_failures.inc()
             return None
         if digest == self._seen_digest:
             return None

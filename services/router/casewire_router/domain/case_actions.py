@@ -17,8 +17,13 @@ from casewire_common import messages
 from casewire_common.events import CaseStatus
 from casewire_common.messages import Author, CanonicalMessage
 
-from casewire_router.domain.assignment import AgentState, choose_agent
-from casewire_router.domain.routing import CLOSED_STATUSES, BatchOutcome, CaseState
+from casewire_router.domain.assignment import AgentState
+from casewire_router.domain.routing import (
+    CLOSED_STATUSES,
+    BatchOutcome,
+    CaseState,
+    reopen_case,
+)
 
 # The platform message ids of replies recorded through the API (they never came from a platform).
 REPLY_ID_PREFIX = "casewire-api:"
@@ -47,10 +52,6 @@ def in_queue(case: CaseState) -> bool:
 
 def waiting_since(case: CaseState) -> datetime:
     return case.queued_at or case.opened_at
-
-
-def has_room(agent: AgentState) -> bool:
-    return agent.online and agent.load < agent.capacity
 
 
 def claim(
@@ -107,19 +108,14 @@ def reassign(
 
 def set_pending(case: CaseState, outcome: BatchOutcome) -> None:
     """Waiting on the customer: the owner keeps the case (and its load), the SLA resolution
-    clock pauses where the policy says so."""
+    clock pauses where the policy says so; the customer's next message (message path) hands
+    it back to the owner."""
     _require_open(case, "set pending")
     if case.status == "pending":
         raise TransitionError(f"case {case.id} is already pending")
     if case.assignee is None:
         raise TransitionError(f"case {case.id} has no owner: claim it before setting it pending")
     outcome.change_status(case, "pending", agent_id=case.assignee)
-
-
-def customer_returned(case: CaseState, outcome: BatchOutcome, message_id: str) -> None:
-    """A customer message on a pending case hands it back to its owner (status assigned)."""
-    if case.status == "pending":
-        outcome.change_status(case, "assigned", message_id=message_id, agent_id=case.assignee)
 
 
 def close(
@@ -148,23 +144,11 @@ def reopen(
     now: datetime,
     message_id: str | None = None,
 ) -> None:
-    """A closed case opens again (`status_changed` to reopened, resolved_at cleared, back in
-    the team queue), then goes to its previous owner if they are online with room, else to
-    the best agent of the team with room (`choose_agent`), else it waits as `reopened`."""
+    """A closed case opens again: see `routing.reopen_case` (the message path reopens the
+    same way)."""
     if is_open(case):
         raise TransitionError(f"case {case.id} is {case.status}, not closed: nothing to reopen")
-    previous_owner = agents.get(case.assignee) if case.assignee is not None else None
-    case.assignee = None
-    case.resolved_at = None
-    case.queued_at = now
-    outcome.change_status(case, "reopened", message_id=message_id)
-    owner_takes_it = previous_owner is not None and case.team in previous_owner.teams
-    if previous_owner is not None and owner_takes_it and has_room(previous_owner):
-        outcome.assign(case, previous_owner, now, message_id=message_id)
-        return
-    choice = choose_agent(case.team, case.language, list(agents.values()))
-    if choice.agent_id is not None:
-        outcome.assign(case, agents[choice.agent_id], now, message_id=message_id)
+    reopen_case(case, agents, outcome, now, message_id)
 
 
 def reply_message(

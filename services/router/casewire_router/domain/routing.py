@@ -7,7 +7,7 @@ state and stores the outcome in one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +30,7 @@ from casewire_router.domain.urgency import (
     UrgencyContext,
     UrgencyModel,
     assess,
+    crisis_topics,
     default_model,
     priority_for,
 )
@@ -211,12 +212,7 @@ class Router:
 
     def crisis_topics(self, message: CanonicalMessage) -> frozenset[str]:
         """The crisis topics an inbound message is about (what bursts and incidents group by)."""
-        folded = fold(message.text)
-        return frozenset(
-            topic
-            for word in self.urgency.crisis.find_folded(folded)
-            for topic in self.urgency.crisis_topics[word]
-        )
+        return crisis_topics(self.urgency, fold(message.text))
 
     def decide(
         self, message: CanonicalMessage, context: UrgencyContext | None = None
@@ -361,21 +357,12 @@ class Router:
             )
 
     def _reopen(self, case: CaseState, message: CanonicalMessage, batch: _Batch) -> None:
-        """A customer wrote again soon after resolution: the same case, back to its owner
-        when they have room, else to the team's queue."""
-        state, result = batch.state, batch.result
-        case.resolved_at = None
-        result.change_status(case, "reopened", message_id=message.id)
+        """A customer wrote again soon after resolution: the same case, opened again."""
+        state = batch.state
         state.open_cases[case.conversation_id] = case
         state.open_cases[message.conversation_id] = case
         state.open_by_customer.setdefault(customer_key(message), []).append(case)
-        previous_owner = case.assignee
-        case.assignee = None
-        choice = choose_agent(
-            case.team, case.language, list(state.agents.values()), requested=previous_owner
-        )
-        if choice.agent_id is not None:
-            result.assign(case, state.agents[choice.agent_id], batch.now, message_id=message.id)
+        reopen_case(case, state.agents, batch.result, batch.now, message_id=message.id)
 
     def _open_case(
         self,
@@ -501,6 +488,26 @@ class Router:
                         previous_priority=previous,
                         incident_id=topic_state.incident_id,
                     )
+
+
+def reopen_case(
+    case: CaseState,
+    agents: Mapping[str, AgentState],
+    outcome: BatchOutcome,
+    now: datetime,
+    message_id: str | None = None,
+) -> None:
+    """A closed case opens again (`status_changed` to reopened, resolved_at cleared, back in
+    the team queue), then goes to its previous owner if they are online with room, else to
+    the best agent of the team with room (`choose_agent`), else it waits as `reopened`."""
+    previous_owner = case.assignee
+    case.assignee = None
+    case.resolved_at = None
+    case.queued_at = now
+    outcome.change_status(case, "reopened", message_id=message_id)
+    choice = choose_agent(case.team, case.language, list(agents.values()), requested=previous_owner)
+    if choice.agent_id is not None:
+        outcome.assign(case, agents[choice.agent_id], now, message_id=message_id)
 
 
 def router_for(rules: RuleSet, windows: CaseWindows | None = None) -> Router:

@@ -334,7 +334,7 @@ W_SPECIFICS_SEVERAL = 10  # two or more kinds of specifics
 TROLL_MAX_LETTERS = 80  # "little content": letters, mentions and links left out
 
 P1_MIN = 70
-P2_MIN = 45
+P2_MIN = 40
 P3_MIN = 25
 
 
@@ -366,6 +366,9 @@ class UrgencyContext:
 
 @dataclass(frozen=True)
 class Assessment:
+    """The urgency with its signals, what the caller needs to group incidents, and whether
+    the author looks like a troll (the router tags the case; it never drops it)."""
+
     urgency: Urgency
     crisis_topics: frozenset[str]  # for grouping messages into incidents
     troll_likely: bool
@@ -428,19 +431,25 @@ def _shouting(text: str) -> str | None:
     return None
 
 
+def _folded_pattern(pattern: str) -> re.Pattern[str]:
+    """A pattern searched in folded text, itself folded (accents and hamza go) so that it
+    is written naturally."""
+    return re.compile(fold(pattern))
+
+
 _MENTIONS_AND_LINKS = re.compile(r"@\w+|https?://\S+|www\.\S+")
-_REFERENCE = re.compile(
+_REFERENCE = _folded_pattern(
     r"#\s?\d{3,}"  # "#12345"
     r"|\b(?!5+\b)\d{5,}\b"  # order, tracking, phone numbers; not "55555" (Thai laughter)
     r"|\b\d{3,}(?:-\d{3,})+\b"  # "407-0490236-8049166"
     r"|\b(?=[a-z]*\d)(?=\d*[a-z])[a-z0-9]{6,}\b"  # booking codes "k7xq2p", "1z999aa1"
 )
-_FLIGHT = re.compile(
-    r"\b(?:flight|flt|vuelo|πτήση|πτήσης|رحلة|رحلتي)\s*(?:no\.?|#|nº)?\s*[a-z]{0,2}\s?\d{1,4}\b"
+_FLIGHT = _folded_pattern(
+    r"\b(?:flight|flt|vuelo|πτήση|πτήσης|رحلة|رحلتي)\s*(?:no\.?|#)?\s*[a-z0-9]{0,2}\s?\d{1,4}\b"
     r"|\b[a-z]{2}\d{2,4}\b"  # "ua514", "aa100"
-    r"|เที่ยวบิน\s*[a-z]{0,2}\s?\d{1,4}"
+    r"|เที่ยวบิน\s*[a-z0-9]{0,2}\s?\d{1,4}"
 )
-_TIME = re.compile(
+_TIME = _folded_pattern(
     r"\b\d{1,2}:\d{2}\s?(?:am|pm)?\b"
     r"|\b\d{1,2}\s?(?:am|pm)\b"
     r"|\b\d{1,2}/\d{1,2}(?:/\d{2,4})?\b"
@@ -448,15 +457,25 @@ _TIME = re.compile(
     r"|\d+\s?(?:" + _TIME_UNITS + r")(?!\w)"
     r"|\d+\s?(?:" + _THAI_TIME_UNITS + r")"  # Thai runs on without a space
 )
-_AMOUNT = re.compile(
+_AMOUNT = _folded_pattern(
     r"[$€£¥฿₺₹]\s?\d[\d.,]*"
     r"|\d[\d.,]*\s?[$€£฿]"
     r"|\b\d[\d.,]*\s?(?:" + _CURRENCY_NAMES + r")(?!\w)"
 )
-_PRODUCT = re.compile(
+_PRODUCT = _folded_pattern(
     r"\b(?:iphone|ipad|ios|macos|galaxy|pixel|kindle|echo|watch|series|model|version)"
     r"\s?\d[\w.]*"
     r"|\b(?=[a-z]*\d)(?=\d*[a-z])[a-z\d]{2,5}\b(?<!\d(?:st|nd|rd|th))(?<!\d(?:am|pm))"
+)
+
+
+_DIGIT = re.compile(r"\d")
+_NUMBERED_SPECIFICS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("reference", _REFERENCE),
+    ("flight", _FLIGHT),
+    ("time", _TIME),
+    ("amount", _AMOUNT),
+    ("product", _PRODUCT),
 )
 
 
@@ -464,13 +483,9 @@ def _specifics(model: UrgencyModel, folded: str) -> dict[str, list[str]]:
     """The concrete facts a message gives, by kind: an unhappy customer gives some, a troll
     rarely does. `folded` has its mentions and links removed."""
     found: dict[str, list[str]] = {}
-    for kind, pattern in (
-        ("reference", _REFERENCE),
-        ("flight", _FLIGHT),
-        ("time", _TIME),
-        ("amount", _AMOUNT),
-        ("product", _PRODUCT),
-    ):
+    # Every pattern needs a digit; most messages have none.
+    patterns = _NUMBERED_SPECIFICS if _DIGIT.search(folded) else ()
+    for kind, pattern in patterns:
         matches = [match.group().strip() for match in pattern.finditer(folded)]
         if matches:
             found[kind] = matches

@@ -110,7 +110,7 @@ def _report(since: datetime | None, until: datetime | None, team: str | None, fo
 
     try:
         sys.stdout.write(asyncio.run(run()))
-    except (ReportError, OSError, asyncpg.PostgresError) as error:
+    except (ReportError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
         print(f"report: {error}", file=sys.stderr)
         return 2
     return 0

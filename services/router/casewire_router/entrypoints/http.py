@@ -139,14 +139,16 @@ class AgentChangeView(BaseModel):
 def case_api(service: CaseService, token: SecretStr | None) -> APIRouter:
     """The `/v1` routes, all behind the bearer token."""
 
+    expected = token.get_secret_value().encode() if token is not None else b""
+
     async def authorized(credentials: Credentials) -> None:
-        if token is None:
+        if not expected:  # unset or empty: an empty token would let anyone in
             raise HTTPException(
                 status.HTTP_503_SERVICE_UNAVAILABLE,
                 "the case API is off: no CASEWIRE_ROUTER_API_TOKEN is configured",
             )
         given = credentials.credentials.encode() if credentials is not None else b""
-        if not secrets.compare_digest(given, token.get_secret_value().encode()):
+        if not secrets.compare_digest(given, expected):
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
                 "a valid bearer token is required",

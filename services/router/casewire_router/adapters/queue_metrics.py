@@ -1,0 +1,124 @@
+"""Queue depth and agent capacity as Prometheus gauges, read from PostgreSQL periodically.
+
+Every replica reports the same figures (they come from the shared database): aggregate them
+with `max by (team, ...)`, not `sum`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+from casewire_common.pg import Database
+from prometheus_client import CollectorRegistry, Gauge
+
+from casewire_router.adapters.case_store import WAITING
+from casewire_router.adapters.repository import SCHEMA
+
+log = structlog.get_logger(__name__)
+
+
+class QueueMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.queue_depth = Gauge(
+            "casewire_router_queue_depth",
+            "Open cases waiting in a team's queue for an agent, by team and priority.",
+            ["team", "priority"],
+            registry=registry,
+        )
+        self.oldest_waiting = Gauge(
+            "casewire_router_queue_oldest_seconds",
+            "How long the longest-waiting case of a team's queue has waited.",
+            ["team"],
+            registry=registry,
+        )
+        self.open_cases = Gauge(
+            "casewire_router_open_cases",
+            "Open cases by team and status (queued, assigned, pending, reopened).",
+            ["team", "status"],
+            registry=registry,
+        )
+        self.agents_online = Gauge(
+            "casewire_router_agents_online",
+            "Agents online, by team (an agent in two teams counts in both).",
+            ["team"],
+            registry=registry,
+        )
+        self.team_capacity = Gauge(
+            "casewire_router_team_capacity",
+            "Sum of the capacity of a team's online agents.",
+            ["team"],
+            registry=registry,
+        )
+        self.team_load = Gauge(
+            "casewire_router_team_load",
+            "Open cases owned by a team's online agents (their load).",
+            ["team"],
+            registry=registry,
+        )
+
+
+class QueueMetricsRefresher:
+    """Reads the queue and agent figures every `interval` seconds while the router runs."""
+
+    def __init__(self, database: Database, metrics: QueueMetrics, interval: float) -> None:
+        self._database = database
+        self._metrics = metrics
+        self._interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="queue-metrics")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except Exception:
+                log.warning("queue metrics not refreshed", exc_info=True)
+            await asyncio.sleep(self._interval)
+
+    async def refresh(self) -> None:
+        async with self._database.pool.acquire() as connection:
+            queues = await connection.fetch(
+                f"SELECT team, priority, count(*) AS cases,"
+                " extract(epoch FROM now() - min(COALESCE(queued_at, opened_at))) AS oldest"
+                f" FROM {SCHEMA}.cases WHERE {WAITING} GROUP BY team, priority"
+            )
+            statuses = await connection.fetch(
+                f"SELECT team, status, count(*) AS cases FROM {SCHEMA}.cases"
+                " WHERE status NOT IN ('resolved', 'no_action') GROUP BY team, status"
+            )
+            teams = await connection.fetch(
+                "SELECT team, count(*) AS online, sum(capacity) AS capacity, sum(load) AS load"
+                f" FROM {SCHEMA}.agents, unnest(teams) AS team WHERE online GROUP BY team"
+            )
+        metrics = self._metrics
+        for gauge in (
+            metrics.queue_depth,
+            metrics.oldest_waiting,
+            metrics.open_cases,
+            metrics.agents_online,
+            metrics.team_capacity,
+            metrics.team_load,
+        ):
+            gauge.clear()
+        oldest: dict[str, float] = {}
+        for row in queues:
+            metrics.queue_depth.labels(row["team"], row["priority"]).set(row["cases"])
+            oldest[row["team"]] = max(oldest.get(row["team"], 0.0), float(row["oldest"] or 0))
+        for team, seconds in oldest.items():
+            metrics.oldest_waiting.labels(team).set(seconds)
+        for row in statuses:
+            metrics.open_cases.labels(row["team"], row["status"]).set(row["cases"])
+        for row in teams:
+            metrics.agents_online.labels(row["team"]).set(row["online"])
+            metrics.team_capacity.labels(row["team"]).set(row["capacity"])
+            metrics.team_load.labels(row["team"]).set(row["load"])
