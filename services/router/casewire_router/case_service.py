@@ -24,7 +24,7 @@ from casewire_router.domain.assignment import AgentState
 from casewire_router.domain.case_actions import TransitionError, UnknownAgent
 from casewire_router.domain.queue import drain, queue_order
 from casewire_router.domain.routing import BatchOutcome, CaseState
-from casewire_router.service import RouterMetrics, _event_records
+from casewire_router.service import RouterMetrics, event_records
 
 T = TypeVar("T")
 
@@ -231,7 +231,7 @@ class CaseService:
                 async with self._database.pool.acquire() as connection, connection.transaction():
                     result = await action(connection, now, outcome)
                     await case_store.save(connection, outcome)
-                    await add_to_outbox(connection, SCHEMA, await _event_records(outcome, now))
+                    await add_to_outbox(connection, SCHEMA, await event_records(outcome, now))
             except (*RETRYABLE, _RaceLost):
                 if attempt == ATTEMPTS:
                     raise

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 import structlog
 from casewire_common.http import kafka_check, mount_operations, postgres_check
 from casewire_common.kafka import DeadLetters, OrderedPublisher, build_broker, stop_broker
+from casewire_common.lag import ConsumerLag
 from casewire_common.logging import configure_logging
 from casewire_common.metrics import new_registry
 from casewire_common.outbox import OutboxMetrics, OutboxRelay
@@ -62,6 +63,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     )
     messages_router, subscribers = kafka_router(service, settings)
     broker.include_router(messages_router)
+    lag = ConsumerLag(registry, list(subscribers.items()))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -96,6 +98,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         )
         rules_watcher.start()
         queue_metrics.start()
+        lag.start()
         # What is alive once started (modules, app, clients) lives as long as the process:
         # frozen, it is no longer scanned by every full garbage collection, which otherwise
         # costs about a tenth of the router's time. Garbage is collected first, not frozen.
@@ -107,7 +110,8 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         finally:
             await rules_watcher.stop()
             await queue_metrics.stop()
-            for subscriber in subscribers:
+            await lag.stop()
+            for subscriber in subscribers.values():
                 await subscriber.stop()  # finish the batch in hand, take no more
             await relay.stop()  # rows not yet relayed stay in the outbox for the next start
             await publisher.stop(settings.shutdown_timeout_seconds)

@@ -161,7 +161,7 @@ class RoutingService:
             # (the event loop otherwise sat idle a third of the time, waiting for it).
             saving = asyncio.create_task(repository.save_outcome(connection, outcome, now))
             try:
-                records = await _event_records(outcome, now)
+                records = await event_records(outcome, now)
             except BaseException:
                 saving.cancel()
                 await asyncio.wait([saving])  # never leave the writes running on the connection
@@ -194,12 +194,12 @@ class RoutingService:
         async with self._database.pool.acquire() as connection, connection.transaction():
             escalations = await apply_alerts(connection, alerts, self.router, now)
             await repository.save_outcome(connection, escalations.outcome, now)
-            records = await _event_records(escalations.outcome, now)
+            records = await event_records(escalations.outcome, now)
             if escalations.teams_to_drain:
                 # Read after the escalations are written: the queues as they now are.
                 drained = await drain_teams(connection, escalations.teams_to_drain, now)
                 await repository.save_outcome(connection, drained, now)
-                records += await _event_records(drained, now)
+                records += await event_records(drained, now)
             await add_to_outbox(connection, repository.SCHEMA, records)
         self._relay.wake()
         self._metrics.escalations.inc(escalations.escalated)
@@ -225,9 +225,14 @@ class RoutingService:
             self._metrics.assignments.labels(team).inc(count)
 
 
-async def _event_records(outcome: BatchOutcome, now: datetime) -> list[tuple[str, ev.EventRecord]]:
+async def event_records(outcome: BatchOutcome, now: datetime) -> list[tuple[str, ev.EventRecord]]:
     """The batch's events as outbox records, yielding to the event loop every few events so
-    that the batch's writes (another task on the same connection) go on meanwhile."""
+    that the batch's writes (another task on the same connection) go on meanwhile.
+
+    An event's `time` is when its change happened: the sending time of the message that
+    caused it (never later than `now`, whatever the platform's clock says), else `now`.
+    """
+    sent_at = {message.id: min(message.sent_at, now) for message, _ in outcome.stored_messages}
     records = []
     for index, event in enumerate(outcome.events):
         if index % _EVENTS_BETWEEN_YIELDS == 0:
@@ -240,7 +245,7 @@ async def _event_records(outcome: BatchOutcome, now: datetime) -> list[tuple[str
                     event_type=event.type,
                     source=EVENT_SOURCE,
                     subject=event.case_id,
-                    time=now,
+                    time=sent_at.get(event.data.message_id or "", now),
                     data=event.data,
                 ),
             )

@@ -27,7 +27,7 @@ from casewire_ingest.service import Rejected, WebhookIngest
 from casewire_router.domain.routing import BatchState, Router
 from casewire_router.domain.rules import parse_rules
 from casewire_router.domain.urgency import default_model
-from casewire_router.service import _event_records
+from casewire_router.service import event_records
 from casewire_sla.adapters.alerts import ClockRecord, alert_record
 from jsonschema import Draft202012Validator
 from prometheus_client import CollectorRegistry
@@ -214,7 +214,7 @@ async def test_router_case_and_incident_events_are_cloudevents_as_documented() -
         minutes=7,
     )
     outcome = router.route_batch([*burst, reply], BatchState(), new_id=lambda: next(ids), now=T0)
-    records = await _event_records(outcome, T0)
+    records = await event_records(outcome, T0)
     assert {topic for topic, _ in records} == {topics.CASE_EVENTS}
     assert topics.CASE_EVENTS in sent_topics("router")
     seen_types = set()

@@ -23,7 +23,8 @@ async def _raw_bodies(message: Any) -> Any:
 
 def kafka_router(
     service: RoutingService, settings: RouterSettings
-) -> tuple[KafkaRouter, list[BatchSubscriber]]:
+) -> tuple[KafkaRouter, dict[str, BatchSubscriber]]:
+    """The subscribers, by consumer group: canonical messages, and SLA alerts (escalation)."""
     router = KafkaRouter()
     subscriber = router.subscriber(
         topics.MESSAGES,
@@ -48,9 +49,10 @@ def kafka_router(
             await asyncio.sleep(1.0)  # PostgreSQL is away: redeliver after a pause
             raise
 
+    alerts_group = f"{settings.router_consumer_group}-escalation"
     alerts = router.subscriber(
         topics.SLA_ALERTS,
-        group_id=f"{settings.router_consumer_group}-escalation",
+        group_id=alerts_group,
         batch=True,
         max_records=settings.consumer_max_records,
         auto_offset_reset="earliest",
@@ -70,4 +72,4 @@ def kafka_router(
             await asyncio.sleep(1.0)
             raise
 
-    return router, [subscriber, alerts]
+    return router, {settings.router_consumer_group: subscriber, alerts_group: alerts}

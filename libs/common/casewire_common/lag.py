@@ -1,0 +1,76 @@
+"""Consumer lag as a Prometheus gauge: how far each partition a consumer owns is behind.
+
+Lag = the partition's high watermark (as last fetched) minus the group's committed offset,
+read every few seconds for the partitions assigned to this replica; summed over a
+deployment's pods it is the group's lag (each partition is owned by one replica).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import structlog
+from prometheus_client import CollectorRegistry, Gauge
+
+log = structlog.get_logger(__name__)
+
+
+class _Subscriber(Protocol):
+    @property
+    def consumer(self) -> Any: ...  # aiokafka.AIOKafkaConsumer while started, else None
+
+
+class ConsumerLag:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        subscribers: Sequence[tuple[str, _Subscriber]],
+        interval_seconds: float = 10.0,
+    ) -> None:
+        self._gauge = Gauge(
+            "casewire_consumer_lag",
+            "Records not yet processed and committed, by consumer group, topic and partition"
+            " (the partitions this replica owns).",
+            ["group", "topic", "partition"],
+            registry=registry,
+        )
+        self._subscribers = subscribers
+        self._interval = interval_seconds
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="consumer-lag")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except Exception:
+                log.warning("consumer lag not read", exc_info=True)
+            await asyncio.sleep(self._interval)
+
+    async def refresh(self) -> None:
+        readings: list[tuple[str, str, str, int]] = []
+        for group, subscriber in self._subscribers:
+            consumer = subscriber.consumer
+            if consumer is None:
+                continue
+            for partition in sorted(consumer.assignment()):
+                highwater = consumer.highwater(partition)
+                if highwater is None:
+                    continue  # nothing fetched from it yet
+                committed = await consumer.committed(partition)
+                lag = highwater - (committed if committed is not None else 0)
+                readings.append((group, partition.topic, str(partition.partition), max(0, lag)))
+        self._gauge.clear()  # partitions this replica no longer owns disappear
+        for group, topic, partition, lag in readings:
+            self._gauge.labels(group, topic, partition).set(lag)
