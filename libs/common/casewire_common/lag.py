@@ -7,15 +7,12 @@ deployment's pods it is the group's lag (each partition is owned by one replica)
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-import structlog
 from prometheus_client import CollectorRegistry, Gauge
 
-log = structlog.get_logger(__name__)
+from casewire_common.periodic import Periodic
 
 
 class _Subscriber(Protocol):
@@ -38,25 +35,7 @@ class ConsumerLag:
             registry=registry,
         )
         self._subscribers = subscribers
-        self._interval = interval_seconds
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="consumer-lag")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.refresh()
-            except Exception:
-                log.warning("consumer lag not read", exc_info=True)
-            await asyncio.sleep(self._interval)
+        self.task = Periodic("consumer-lag", interval_seconds, self.refresh)
 
     async def refresh(self) -> None:
         readings: list[tuple[str, str, str, int]] = []

@@ -97,8 +97,8 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
             settings.router_rules_reload_seconds,
         )
         rules_watcher.start()
-        queue_metrics.start()
-        lag.start()
+        queue_metrics.task.start()
+        lag.task.start()
         # What is alive once started (modules, app, clients) lives as long as the process:
         # frozen, it is no longer scanned by every full garbage collection, which otherwise
         # costs about a tenth of the router's time. Garbage is collected first, not frozen.
@@ -109,8 +109,8 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
             yield
         finally:
             await rules_watcher.stop()
-            await queue_metrics.stop()
-            await lag.stop()
+            await queue_metrics.task.stop()
+            await lag.task.stop()
             for subscriber in subscribers.values():
                 await subscriber.stop()  # finish the batch in hand, take no more
             await relay.stop()  # rows not yet relayed stay in the outbox for the next start

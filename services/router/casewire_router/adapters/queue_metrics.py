@@ -6,17 +6,12 @@ with `max by (team, ...)`, not `sum`.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
-import structlog
+from casewire_common.periodic import Periodic
 from casewire_common.pg import Database
 from prometheus_client import CollectorRegistry, Gauge
 
 from casewire_router.adapters.case_store import WAITING
 from casewire_router.adapters.repository import SCHEMA
-
-log = structlog.get_logger(__name__)
 
 
 class QueueMetrics:
@@ -65,25 +60,7 @@ class QueueMetricsRefresher:
     def __init__(self, database: Database, metrics: QueueMetrics, interval: float) -> None:
         self._database = database
         self._metrics = metrics
-        self._interval = interval
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="queue-metrics")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.refresh()
-            except Exception:
-                log.warning("queue metrics not refreshed", exc_info=True)
-            await asyncio.sleep(self._interval)
+        self.task = Periodic("queue-metrics", interval, self.refresh)
 
     async def refresh(self) -> None:
         async with self._database.pool.acquire() as connection:

@@ -9,12 +9,12 @@ does not parse is logged (where, not what) and counted; the rules in force stay.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
 import structlog
+from casewire_common.periodic import Periodic
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from casewire_router.domain.rules import RulesError, RuleSet, parse_rules
@@ -69,26 +69,16 @@ class RulesWatcher:
         self._path = path
         self._on_change = on_change
         self._metrics = metrics
-        self._interval = interval
         # What was last seen, good or bad: a broken file is reported once, not at every check.
         self._seen_digest = current.source_digest
-        self._task: asyncio.Task[None] | None = None
         metrics.in_force(current)
+        self._checks = Periodic("rules-watcher", interval, self.check, wait_first=True)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="rules-watcher")
+        self._checks.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            await self.check()
+        await self._checks.stop()
 
     async def check(self) -> RuleSet | None:
         """Read the file once; the new rules if it changed and is valid, else None."""

@@ -8,6 +8,13 @@
 Resolving (or closing as no_action) ends every clock; a reopen starts `resolution` again and
 the response clock the customer now waits on. When the case's fields select another policy,
 its open clocks move to that policy and keep their start.
+
+A case's clocks run in tracks: the contract's (the first matching policy that is not
+additive) and one per matching additive policy, each with its own targets, calendar and
+`pause_on`, and each started, paused and fulfilled by the same events. The contract's clocks
+move between policies on re-selection; an additive policy's clocks belong to it: they start
+when it starts matching (the clocks the case waits on, from that instant) and end, as not
+fulfilled by a reply, when it stops matching.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from casewire_sla.domain.policies import (
     Policy,
     PolicySet,
     due_at,
+    select_additive_policies,
     select_policy,
     warning_instants,
 )
@@ -74,10 +82,16 @@ class OpenClock:
     priority: str
     pauses: tuple[Pause, ...] = ()
     fired: frozenset[float] = frozenset()  # warning fractions and BREACH already alerted
+    additive: bool = False  # run for its (additive) policy rather than for the contract
 
     @property
     def paused(self) -> bool:
         return bool(self.pauses) and self.pauses[-1].end is None
+
+    @property
+    def additive_policy(self) -> str | None:
+        """Which track the clock is on: None for the contract, else its additive policy."""
+        return self.policy_id if self.additive else None
 
 
 @dataclass(frozen=True)
@@ -103,16 +117,27 @@ class ClockStart:
     warnings: tuple[tuple[float, datetime], ...]
     team: str
     priority: str
+    additive: bool = False
+
+    @property
+    def additive_policy(self) -> str | None:
+        return self.policy_id if self.additive else None
+
+
+# The changes below name the clock they change by case, clock name and track
+# (`additive_policy`: None for the contract's clock, else the additive policy's id).
 
 
 @dataclass(frozen=True)
 class ClockFulfilment:
-    """An open clock ended: by what it waited for, or by the case's resolution."""
+    """An open clock ended: by what it waited for, or by the case's resolution (or, for an
+    additive policy's clock, by the policy no longer applying)."""
 
     case_id: str
     clock: ClockName
     fulfilled_at: datetime
-    by_reply: bool = True  # False when resolving the case ended a response clock
+    by_reply: bool = True  # False when it ended without what it waited for
+    additive_policy: str | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +145,7 @@ class ClockPause:
     case_id: str
     clock: ClockName
     paused_at: datetime
+    additive_policy: str | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +154,7 @@ class ClockResume:
     clock: ClockName
     resumed_at: datetime
     schedule: Schedule
+    additive_policy: str | None = None
 
 
 @dataclass(frozen=True)
@@ -142,9 +169,24 @@ class ClockReselection:
     team: str
     priority: str
     schedule: Schedule | None  # None while the clock is paused: it has no timers
+    additive_policy: str | None = None
 
 
 ClockChange = ClockStart | ClockFulfilment | ClockPause | ClockResume | ClockReselection
+
+
+@dataclass
+class _Track:
+    """The policy a case's clocks of one track run under now, and those open in it."""
+
+    policy: Policy | None  # None: no contract matches the case
+    additive: bool
+    running: dict[ClockName, OpenClock]
+    was_open: bool  # whether it had open clocks before the event
+
+    @property
+    def additive_policy(self) -> str | None:
+        return self.policy.id if self.additive and self.policy is not None else None
 
 
 def schedule(
@@ -192,6 +234,7 @@ def _start(
         warnings=tuple(warning_instants(calendar, at, target, policy.warn_at)),
         team=case.team,
         priority=case.priority,
+        additive=policy.additive,
     )
 
 
@@ -202,11 +245,16 @@ def clocks_at_opening(
     opened_at: datetime,
     clocks: Sequence[ClockName] = OPENING_CLOCKS,
 ) -> list[ClockStart]:
-    """The clocks that start when a case opens, under the first policy that matches it."""
-    policy = select_policy(policies.policies, case)
-    if policy is None:
-        return []
-    starts = (_start(policies, policy, case_id, case, clock, opened_at) for clock in clocks)
+    """The clocks that start when a case opens: under its contract (the first policy that
+    matches it and is not additive), then under each additive policy that matches it."""
+    contract = select_policy(policies.policies, case)
+    applying = [contract] if contract is not None else []
+    applying += select_additive_policies(policies.policies, case)
+    starts = (
+        _start(policies, policy, case_id, case, clock, opened_at)
+        for policy in applying
+        for clock in clocks
+    )
     return [start for start in starts if start is not None]
 
 
@@ -222,7 +270,7 @@ def _warn_at(policies: PolicySet, policy_id: str) -> Sequence[float]:
 def _reselect(
     policies: PolicySet, policy: Policy | None, case: CaseSnapshot, clock: OpenClock
 ) -> tuple[OpenClock, ClockReselection | None]:
-    """The clock under the policy the case selects now; it keeps its policy when that one has
+    """The clock under the policy its track selects now; it keeps its policy when that one has
     no target for it (a running obligation is never dropped silently)."""
     target = None if policy is None else policy.target(clock.clock)
     if policy is not None and target is not None:
@@ -251,23 +299,65 @@ def _reselect(
         moved.team,
         moved.priority,
         timers,
+        moved.additive_policy,
     )
     return moved, change
 
 
+def _tracks(
+    policies: PolicySet, case: CaseSnapshot, open_clocks: Sequence[OpenClock], at: datetime
+) -> tuple[list[_Track], list[ClockChange]]:
+    """The case's tracks now (contract first, then additive policies in file order), with the
+    changes that bring the open clocks in line: re-selections, and the end of the clocks of
+    additive policies that no longer apply."""
+    contract = _Track(select_policy(policies.policies, case), False, {}, False)
+    additive = {
+        policy.id: _Track(policy, True, {}, False)
+        for policy in select_additive_policies(policies.policies, case)
+    }
+    changes: list[ClockChange] = []
+    for clock in open_clocks:
+        if not clock.additive:
+            track = contract
+        elif clock.policy_id in additive:
+            track = additive[clock.policy_id]
+        else:  # its policy stopped matching (or left the file): the expectation is gone
+            changes.append(
+                ClockFulfilment(case.id, clock.clock, at, by_reply=False, additive_policy=clock.policy_id)
+            )
+            continue
+        moved, reselection = _reselect(policies, track.policy, case, clock)
+        track.running[clock.clock] = moved
+        track.was_open = True
+        if reselection is not None:
+            changes.append(reselection)
+    return [contract, *additive.values()], changes
+
+
 def _starts(
     policies: PolicySet,
-    policy: Policy | None,
+    track: _Track,
     case: CaseSnapshot,
-    running: dict[ClockName, OpenClock],
     names: Sequence[ClockName],
     since: datetime,
 ) -> list[ClockChange]:
-    """Starts of the named clocks that are not open already (and that the policy sets)."""
-    if policy is None:
+    """Starts of the named clocks that are not open already in the track (and that its
+    policy sets)."""
+    if track.policy is None:
         return []
-    starts = (_start(policies, policy, case.id, case, name, since) for name in names)
-    return [start for start in starts if start is not None and start.clock not in running]
+    starts = (_start(policies, track.policy, case.id, case, name, since) for name in names)
+    return [start for start in starts if start is not None and start.clock not in track.running]
+
+
+def _waiting_on(case: CaseSnapshot, tracks: Sequence[_Track]) -> list[ClockName]:
+    """The clocks an open case waits on now: resolution; a first reply while there was none;
+    a next reply while any track counts one."""
+    waiting: list[ClockName] = ["resolution"]
+    if case.first_response_at is None:
+        waiting.append("first_response")
+    elif any("next_response" in track.running for track in tracks):
+        waiting.append("next_response")
+    return waiting
 
 
 def clock_changes(
@@ -279,31 +369,54 @@ def clock_changes(
 ) -> list[ClockChange]:
     """What one case event, which happened at `at`, does to the open clocks of its case."""
     case = data.case
-    policy = select_policy(policies.policies, case)
+    tracks, changes = _tracks(policies, case, open_clocks, at)
+    waiting = _waiting_on(case, tracks)
+    for track in tracks:
+        event_changes = _event_changes(policies, track, event_type, data, at)
+        changes += event_changes
+        if track.additive and not track.was_open and not event_changes:
+            changes += _additive_catch_up(policies, track, event_type, case, waiting, at)
+    return changes
+
+
+def _event_changes(
+    policies: PolicySet, track: _Track, event_type: str, data: CaseEventData, at: datetime
+) -> list[ClockChange]:
+    """What the event does to one track's clocks."""
+    case, clocks, additive_policy = data.case, track.running, track.additive_policy
     changes: list[ClockChange] = []
-    clocks: dict[ClockName, OpenClock] = {}
-    for clock in open_clocks:
-        clocks[clock.clock], reselection = _reselect(policies, policy, case, clock)
-        if reselection is not None:
-            changes.append(reselection)
     if event_type == CASE_CREATED and case.status not in CLOSED:
-        changes += _starts(policies, policy, case, clocks, OPENING_CLOCKS, case.opened_at)
-        if case.first_response_at is not None:  # opened already answered: stop at once
-            changes.append(ClockFulfilment(case.id, "first_response", case.first_response_at))
+        changes += _starts(policies, track, case, OPENING_CLOCKS, case.opened_at)
+        if case.first_response_at is not None and any(
+            isinstance(change, ClockStart) and change.clock == "first_response"
+            for change in changes
+        ) or (case.first_response_at is not None and "first_response" in clocks):
+            # Opened already answered: stop at once.
+            changes.append(
+                ClockFulfilment(
+                    case.id, "first_response", case.first_response_at, True, additive_policy
+                )
+            )
     elif event_type == CASE_MESSAGE_ADDED:
         # Only the first customer message after a brand reply starts it; later ones wait too.
         if case.status not in CLOSED and case.first_response_at is not None:
-            changes += _starts(policies, policy, case, clocks, ["next_response"], at)
+            changes += _starts(policies, track, case, ["next_response"], at)
     elif event_type == CASE_RESPONDED:
         if "first_response" in clocks and data.first_response and case.first_response_at:
-            changes.append(ClockFulfilment(case.id, "first_response", case.first_response_at))
+            changes.append(
+                ClockFulfilment(
+                    case.id, "first_response", case.first_response_at, True, additive_policy
+                )
+            )
         if "next_response" in clocks:
-            changes.append(ClockFulfilment(case.id, "next_response", at))
+            changes.append(ClockFulfilment(case.id, "next_response", at, True, additive_policy))
     elif event_type == CASE_STATUS_CHANGED:
         if case.status in CLOSED:
             resolved_at = case.resolved_at or at
             changes += [
-                ClockFulfilment(case.id, name, resolved_at, by_reply=name == "resolution")
+                ClockFulfilment(
+                    case.id, name, resolved_at, name == "resolution", additive_policy
+                )
                 for name in clocks
             ]
         elif case.status == "reopened" or data.previous_status in CLOSED:
@@ -311,9 +424,29 @@ def clock_changes(
             waiting: ClockName = (
                 "first_response" if case.first_response_at is None else "next_response"
             )
-            changes += _starts(policies, policy, case, clocks, ["resolution", waiting], at)
-        elif "resolution" in clocks and policy is not None:
-            changes += _pause_or_resume(policies, policy, case, clocks["resolution"], at)
+            changes += _starts(policies, track, case, ["resolution", waiting], at)
+        elif "resolution" in clocks and track.policy is not None:
+            changes += _pause_or_resume(policies, track.policy, case, clocks["resolution"], at)
+    return changes
+
+
+def _additive_catch_up(
+    policies: PolicySet,
+    track: _Track,
+    event_type: str,
+    case: CaseSnapshot,
+    waiting: Sequence[ClockName],
+    at: datetime,
+) -> list[ClockChange]:
+    """An additive policy that starts applying to an open case (its priority, team, channel
+    or tags changed) starts, from this event, the clocks the case waits on."""
+    if event_type == CASE_CREATED or case.status in CLOSED or track.policy is None:
+        return []
+    changes = _starts(policies, track, case, waiting, at)
+    if case.status in track.policy.pause_on and any(
+        isinstance(change, ClockStart) and change.clock == "resolution" for change in changes
+    ):
+        changes.append(ClockPause(case.id, "resolution", at, track.additive_policy))
     return changes
 
 
@@ -323,7 +456,7 @@ def _pause_or_resume(
     """A clock pauses on entering one of the policy's `pause_on` statuses, resumes on leaving."""
     pausing = case.status in policy.pause_on
     if pausing and not clock.paused:
-        return [ClockPause(case.id, clock.clock, at)]
+        return [ClockPause(case.id, clock.clock, at, clock.additive_policy)]
     if clock.paused and not pausing:
         pauses = (*clock.pauses[:-1], Pause(clock.pauses[-1].begin, at))
         timers = schedule(
@@ -335,17 +468,26 @@ def _pause_or_resume(
             clock.fired,
         )
         assert timers is not None  # no pause lasts any more
-        return [ClockResume(case.id, clock.clock, at, timers)]
+        return [ClockResume(case.id, clock.clock, at, timers, clock.additive_policy)]
     return []
+
+
+def _additive_policy(policies: PolicySet, policy_id: str) -> Policy | None:
+    return next((p for p in policies.policies if p.id == policy_id and p.additive), None)
 
 
 def rederive(
     policies: PolicySet, case: CaseFields | None, clock: OpenClock
 ) -> tuple[OpenClock, Schedule | None]:
-    """An open clock under (another version of) the policy file: the policy its case selects
-    now, same start and pauses. With no case fields known, or no target for this clock in the
-    selected policy, the clock keeps its policy. The schedule is None while it is paused."""
-    policy = None if case is None else select_policy(policies.policies, case)
+    """An open clock under (another version of) the policy file, same start and pauses: a
+    contract clock under the contract its case selects now, an additive policy's clock under
+    that policy's current targets. With no case fields known, or no target for this clock in
+    that policy, the clock keeps its policy and target. The schedule is None while it is
+    paused. Clocks are neither started nor ended here: the case's next event does that."""
+    if clock.additive:
+        policy = _additive_policy(policies, clock.policy_id)
+    else:
+        policy = None if case is None else select_policy(policies.policies, case)
     target = None if policy is None else policy.target(clock.clock)
     moved = clock
     if policy is not None and target is not None:

@@ -6,10 +6,17 @@ calendars:
   - {id: always, always_open: true}
   - {id: athens-office, timezone: Europe/Athens,
      hours: {mon-fri: ["09:00-13:00", "14:00-18:00"]}, holidays: {country: GR}}
-policies:                      # first match wins
+policies:                      # first match wins, except `additive` ones
+  - {id: public-x, match: {platform: [x], visibility: [public]}, calendar: always,
+     first_response: 1h, additive: true}
   - {id: urgent, match: {priority: [P1]}, calendar: always, first_response: 15m,
      warn_at: [0.5, 0.8]}
 ```
+
+The first matching policy that is not `additive` is the case's contract. Every matching
+`additive: true` policy applies beside it, wherever it stands in the file, and runs its own
+clocks (a channel expectation beside a contract): a P1 public post on X above has two
+first_response clocks, 15m under `urgent` and 1h under `public-x`.
 
 Durations are amounts of open calendar time: `30s`, `15m`, `2h`, `1d` (= 24h of open
 time), or combined like `1h30m`.
@@ -50,6 +57,7 @@ __all__ = [
     "open_time_between",
     "parse_duration",
     "parse_policy_set",
+    "select_additive_policies",
     "select_policy",
     "warning_instants",
 ]
@@ -117,6 +125,18 @@ class Policy(BaseModel):
     resolution: Duration | None = None
     warn_at: list[float] = Field(default_factory=list)
     pause_on: list[CaseStatus] = Field(default_factory=list)
+    # Applies beside the contract (the first matching policy that is not additive) instead
+    # of competing with it: its clocks run as well as the contract's.
+    additive: bool = False
+
+    @model_validator(mode="after")
+    def _check_additive_has_a_clock(self) -> Self:
+        if self.additive and all(self.target(clock) is None for clock in CLOCKS):
+            raise ValueError(
+                "an additive policy must set at least one of first_response, next_response,"
+                " resolution: without one it would change nothing"
+            )
+        return self
 
     @field_validator("warn_at")
     @classmethod
@@ -214,11 +234,17 @@ def _matches(match: PolicyMatch, case: CaseFields) -> bool:
 
 
 def select_policy(policies: Sequence[Policy], case: CaseFields) -> Policy | None:
-    """The first policy, in file order, whose every condition holds for the case."""
+    """The case's contract: the first policy, in file order, that is not additive and whose
+    every condition holds for the case."""
     for policy in policies:
-        if _matches(policy.match, case):
+        if not policy.additive and _matches(policy.match, case):
             return policy
     return None
+
+
+def select_additive_policies(policies: Sequence[Policy], case: CaseFields) -> list[Policy]:
+    """Every additive policy whose every condition holds for the case, in file order."""
+    return [policy for policy in policies if policy.additive and _matches(policy.match, case)]
 
 
 def _describe(document: Any, loc: tuple[int | str, ...]) -> str:
