@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import structlog
 from casewire_common.http import kafka_check, mount_operations, postgres_check
-from casewire_common.kafka import build_broker, stop_broker
+from casewire_common.kafka import OrderedPublisher, build_broker, stop_broker
 from casewire_common.logging import configure_logging
 from casewire_common.metrics import new_registry
 from casewire_common.pg import Database, pending_migrations
@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from casewire_ingest.adapters.dedup import MIGRATIONS_PACKAGE, SCHEMA, DedupStore
 from casewire_ingest.adapters.publisher import IngestMetrics, KafkaIngestPublisher
 from casewire_ingest.domain.language import LanguageDetector
-from casewire_ingest.entrypoints.http import http_router
+from casewire_ingest.entrypoints.http import mount_webhooks
 from casewire_ingest.service import WebhookIngest
 from casewire_ingest.settings import IngestSettings
 
@@ -45,12 +45,15 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     configure_logging(settings.log_level)
     registry = new_registry()
     broker = build_broker(settings.kafka_bootstrap_servers, registry, "ingest")
+    # Bodies and messages go out through a plain producer of their own, grouped across
+    # concurrent requests; the broker serves the readiness check and the contract.
+    records = OrderedPublisher(settings.kafka_bootstrap_servers, "ingest")
     metrics = IngestMetrics(registry)
     database = Database(settings.database_url.get_secret_value(), min_size=1, max_size=10)
     dedup = DedupStore(database, timedelta(seconds=settings.dedup_claim_timeout_seconds))
     detector = LanguageDetector(settings.languages.split(","))
     ingest = WebhookIngest(
-        KafkaIngestPublisher(broker, metrics),
+        KafkaIngestPublisher(records, metrics),
         dedup,
         detector.detect,
         metrics,
@@ -69,6 +72,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
                 f"{pending} database migration(s) pending: run `casewire-ingest migrate`"
             )
         await broker.start()
+        await records.start()
         trimming = asyncio.create_task(
             _forget_old_keys(dedup, timedelta(days=settings.dedup_retention_days))
         )
@@ -78,12 +82,13 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             trimming.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await trimming
+            await records.stop(settings.shutdown_timeout_seconds)
             await stop_broker(broker, settings.shutdown_timeout_seconds)
             await database.close()
 
     app = FastAPI(title="Casewire ingest", lifespan=lifespan)
     app.state.broker = broker  # its channels are the published contract (casewire-dev contracts)
-    app.include_router(http_router(ingest, metrics, settings))
+    mount_webhooks(app, ingest, metrics, settings)
     mount_operations(
         app,
         registry,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +17,9 @@ from casewire_ingest.adapters.publisher import IngestMetrics, IngestPublisher
 from casewire_ingest.domain.normalized import NormalizationError, Normalized
 
 log = structlog.get_logger(__name__)
+# structlog runs every processor before the standard library drops a debug line: this says
+# beforehand whether one would be written.
+_stdlib_log = logging.getLogger(__name__)
 
 Normalizer = Callable[[Any, datetime], Normalized]
 LanguageDetector = Callable[[str], str | None]
@@ -113,12 +117,16 @@ class WebhookIngest:
             self._metrics.ignored.labels(source, kind).inc(count)
         raw_key = f"{source}:{messages[0].account_id}" if messages else source
         unique = {message.delivery_key: message for message in reversed(messages)}
+        # The claim runs while the body is being written: the two round trips overlap. No
+        # message is published before both are done.
+        claiming = asyncio.ensure_future(self._dedup.claim(list(unique)))
         try:
             async with asyncio.timeout(self._timeout):
                 await self._publisher.publish_raw(raw, raw_key, headers)
-                claimed = await self._dedup.claim(list(unique))
+                claimed = await claiming
         except Exception as error:
             log.warning("raw write failed", source=source, error=type(error).__name__)
+            await self._give_up(claiming, source)
             raise Unavailable from error
         fresh = [
             m for m in messages if m.delivery_key in claimed and unique.get(m.delivery_key) is m
@@ -132,24 +140,40 @@ class WebhookIngest:
                 await self._dedup.mark_published([m.delivery_key for m in fresh])
         except Exception as error:
             log.warning("message write failed", source=source, error=type(error).__name__)
-            try:
-                await self._dedup.release([m.delivery_key for m in fresh])
-            except Exception:
-                log.warning("could not release claims; they expire", source=source)
+            await self._release([m.delivery_key for m in fresh], source)
             raise Unavailable from error
-        # Message text and names are personal data: logged only when debugging is switched on.
-        content = (
-            {"messages": [m.model_dump(mode="json") for m in fresh]} if self._log_content else {}
-        )
-        log.debug(
-            "body accepted",
-            source=source,
-            published=len(fresh),
-            duplicates=duplicates,
-            ignored=sum(normalized.ignored.values()),
-            **content,
-        )
+        if _stdlib_log.isEnabledFor(logging.DEBUG):
+            # Message text and names are personal data: logged only when debugging is on.
+            content = (
+                {"messages": [m.model_dump(mode="json") for m in fresh]}
+                if self._log_content
+                else {}
+            )
+            log.debug(
+                "body accepted",
+                source=source,
+                published=len(fresh),
+                duplicates=duplicates,
+                ignored=sum(normalized.ignored.values()),
+                **content,
+            )
         return Accepted([m.id for m in fresh], duplicates, dict(normalized.ignored))
+
+    async def _give_up(self, claiming: asyncio.Future[set[str]], source: str) -> None:
+        """Release what a claim took once it is done (the body was not written): cancelling
+        it could leave keys claimed that no request will publish until the claim expires."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                claimed = await asyncio.shield(claiming)
+        except Exception:
+            return  # the claim failed: nothing taken (or it expires)
+        await self._release(list(claimed), source)
+
+    async def _release(self, keys: list[str], source: str) -> None:
+        try:
+            await self._dedup.release(keys)
+        except Exception:
+            log.warning("could not release claims; they expire", source=source)
 
     async def _dead_letter(
         self, raw: bytes, source: str, headers: dict[str, str], error: NormalizationError

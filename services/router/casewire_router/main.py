@@ -105,6 +105,8 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         gc.collect()
         gc.freeze()
         log.info("router started", rules_version=router.rules.version)
+        if settings.router_api_token is None or not settings.router_api_token.get_secret_value():
+            log.warning("case and agent API off: set CASEWIRE_ROUTER_API_TOKEN to turn it on")
         try:
             yield
         finally:

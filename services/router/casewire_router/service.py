@@ -146,6 +146,7 @@ class RoutingService:
             self._metrics.duplicates.inc(len(messages) - len(fresh))
             if not fresh:
                 return
+            readings = self.router.read_customer_messages(fresh)  # once for locks and routing
             state = await repository.load_batch_state(
                 connection,
                 fresh,
@@ -153,9 +154,10 @@ class RoutingService:
                 self.router.windows,
                 self._repeat_contact_window,
                 now,
+                readings,
             )
             outcome = self.router.route_batch(
-                fresh, state, new_id=lambda: str(uuid.uuid4()), now=now
+                fresh, state, new_id=lambda: str(uuid.uuid4()), now=now, readings=readings
             )
             # The events are encoded while PostgreSQL applies the case and message writes
             # (the event loop otherwise sat idle a third of the time, waiting for it).

@@ -64,7 +64,7 @@ async def test_created_case_gets_clock_started_then_warning_and_breach_at_their_
             case_event(CASE_CREATED, snapshot(case_id, opened_at, team=team)),
         )
         await read_alerts(reader, alerts, lambda a: bool(a.of_type(SLA_BREACHED)), timeout=15)
-        labels = {"clock": "first_response", "team": team, "priority": "P2"}
+        labels = {"clock": "first_response", "policy": "test-fast", "team": team, "priority": "P2"}
         breaches = sla.registry.get_sample_value("casewire_sla_breaches_total", labels)
         warnings = sla.registry.get_sample_value("casewire_sla_warnings_total", labels)
 
@@ -137,6 +137,7 @@ async def test_first_brand_reply_before_due_fulfils_the_clock_and_no_breach_foll
         labels = {
             "clock": "first_response",
             "time": "business",
+            "policy": "test-fast",
             "team": team,
             "priority": "P2",
             "platform": "x",
@@ -148,7 +149,13 @@ async def test_first_brand_reply_before_due_fulfils_the_clock_and_no_breach_foll
         )
         within_target = sla.registry.get_sample_value(
             "casewire_sla_clocks_fulfilled_total",
-            {"clock": "first_response", "team": team, "priority": "P2", "within_target": "true"},
+            {
+                "clock": "first_response",
+                "policy": "test-fast",
+                "team": team,
+                "priority": "P2",
+                "within_target": "true",
+            },
         )
 
     assert alerts.types() == [SLA_CLOCK_STARTED, SLA_CLOCK_FULFILLED]

@@ -15,7 +15,7 @@ import pytest
 from casewire_common.messages import message_id
 from casewire_common.metrics import new_registry
 from casewire_ingest.adapters.publisher import IngestMetrics
-from casewire_ingest.entrypoints.http import http_router
+from casewire_ingest.entrypoints.http import mount_webhooks
 from casewire_ingest.service import WebhookIngest
 from casewire_ingest.settings import IngestSettings
 from fastapi import FastAPI
@@ -44,7 +44,7 @@ def client_for(
         publisher, dedup or MemoryDedup(), lambda text: None, metrics, timeout_seconds=1
     )
     app = FastAPI()
-    app.include_router(http_router(ingest, metrics, settings(**overrides)))
+    mount_webhooks(app, ingest, metrics, settings(**overrides))
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest")
 
 
@@ -272,7 +272,7 @@ async def test_message_text_is_not_logged_unless_debugging_is_switched_on(
             log_content=log_content,
         )
         app = FastAPI()
-        app.include_router(http_router(ingest, metrics, settings()))
+        mount_webhooks(app, ingest, metrics, settings())
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
             body = generic(text=secret_text, platform_message_id=f"p{log_content}")

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from casewire_common.metrics import new_registry
 from casewire_ingest.adapters.publisher import IngestMetrics
-from casewire_ingest.entrypoints.http import http_router
+from casewire_ingest.entrypoints.http import mount_webhooks
 from casewire_ingest.service import WebhookIngest
 from casewire_ingest.settings import IngestSettings
 from fastapi import FastAPI
@@ -74,15 +74,14 @@ def make_client() -> httpx.AsyncClient:
         RecordingPublisher(), MemoryDedup(), lambda text: None, metrics, timeout_seconds=1
     )
     app = FastAPI()
-    app.include_router(
-        http_router(
-            ingest,
-            metrics,
-            IngestSettings(
-                meta_apps=[{"app_secret": SECRET, "verify_token": "t"}],
-                x_apps=[{"consumer_secret": SECRET}],
-            ),
-        )
+    mount_webhooks(
+        app,
+        ingest,
+        metrics,
+        IngestSettings(
+            meta_apps=[{"app_secret": SECRET, "verify_token": "t"}],
+            x_apps=[{"consumer_secret": SECRET}],
+        ),
     )
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest")
 

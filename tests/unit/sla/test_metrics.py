@@ -11,7 +11,7 @@ from casewire_sla.adapters.metrics import (
     response_times,
     within_target,
 )
-from casewire_sla.adapters.store import BatchOutcome, Fulfilment
+from casewire_sla.adapters.store import BatchOutcome, FiredAlert, Fulfilment
 from casewire_sla.domain.calendars import Pause, elapsed_with_pauses
 from casewire_sla.domain.policies import parse_policy_set
 from prometheus_client import CollectorRegistry
@@ -51,6 +51,7 @@ def fulfilment(clock: ClockRecord, at: datetime) -> Fulfilment:
 def test_labels_come_from_the_stored_case_and_stay_within_the_contract_enums() -> None:
     assert response_labels(record()) == {
         "clock": "first_response",
+        "policy": "p",
         "team": "care",
         "priority": "P2",
         "platform": "instagram",
@@ -60,6 +61,7 @@ def test_labels_come_from_the_stored_case_and_stay_within_the_contract_enums() -
     odd = record(platform=None, channel="carrier-pigeon", priority="P9", team="")
     assert response_labels(odd) == {
         "clock": "first_response",
+        "policy": "p",
         "team": "unknown",
         "priority": "unknown",
         "platform": "unknown",
@@ -97,7 +99,7 @@ def test_fulfilments_feed_both_histograms_and_the_attainment_counter() -> None:
     sample = registry.get_sample_value
     assert sample("casewire_sla_response_seconds_sum", {**labels, "time": "business"}) == 1800
     assert sample("casewire_sla_response_seconds_sum", {**labels, "time": "calendar"}) == 1800
-    base = {"team": "care", "priority": "P2"}
+    base = {"policy": "p", "team": "care", "priority": "P2"}
     counter = "casewire_sla_clocks_fulfilled_total"
     assert sample(counter, {**base, "clock": "first_response", "within_target": "true"}) == 1
     assert sample(counter, {**base, "clock": "next_response", "within_target": "false"}) == 1
@@ -115,3 +117,22 @@ def test_time_to_breach_is_set_per_clock_and_removed_when_none_runs() -> None:
     assert registry.get_sample_value(gauge, {"clock": "resolution"}) == -2
     metrics.set_time_to_breach({}, now)
     assert registry.get_sample_value(gauge, {"clock": "resolution"}) is None
+
+
+def test_a_contract_and_an_additive_policy_breaching_the_same_case_count_apart() -> None:
+    registry = CollectorRegistry()
+    metrics = SlaMetrics(registry)
+    contract = record(policy_id="high")
+    additive = record(id=2, policy_id="public-x", additive=True)
+    metrics.record_batch(
+        BatchOutcome(
+            fired=[
+                FiredAlert(contract, "breach", 1.0, late=False),
+                FiredAlert(additive, "breach", 1.0, late=False),
+            ]
+        )
+    )
+    base = {"clock": "first_response", "team": "care", "priority": "P2"}
+    sample = registry.get_sample_value
+    assert sample("casewire_sla_breaches_total", {**base, "policy": "high"}) == 1
+    assert sample("casewire_sla_breaches_total", {**base, "policy": "public-x"}) == 1

@@ -99,7 +99,12 @@ def test_design_example_parses_with_targets_calendars_and_sorted_warnings() -> N
 
 def test_shipped_default_policy_file_is_valid() -> None:
     policies = load_policy_file(REPO / "config" / "sla-policies.yaml")
-    assert policies.policies[0].id == "urgent"
+    contracts = [policy.id for policy in policies.policies if not policy.additive]
+    assert contracts[0] == "urgent"
+    assert policies.policies[-1].match.model_dump(exclude_none=True) == {}  # a catch-all
+    assert [policy.id for policy in policies.policies if policy.additive] == [
+        "public-x-first-reply"
+    ]
     assert policies.calendar("athens-office").timezone == "Europe/Athens"
 
 

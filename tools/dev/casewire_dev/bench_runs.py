@@ -23,11 +23,12 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from casewire_common import events as ev
 from casewire_common import topics
-from casewire_common.events import decode_event
+from casewire_common.events import DecodedEvent, decode_event
 from casewire_common.messages import CanonicalMessage
 
-from casewire_dev.bench_workload import BATCHING_DEPENDENT_EVENTS, Expectation, Record
+from casewire_dev.bench_workload import Expectation, Record, predictable_counts
 
 SESSION_TIMEOUT_MS = 6000  # Tansu lets a member join after about half of it
 HEARTBEAT_MS = 1500
@@ -282,14 +283,21 @@ async def run_router(
     if state["cases"] != expectation.cases:
         raise BenchError(f"router committed {state['cases']} cases, expected {expectation.cases}")
     started = float(first) - offset
-    events = await read_events(bootstrap, expectation.total_events)
-    predictable = Counter(
-        {kind: count for kind, count in events.items() if kind not in BATCHING_DEPENDENT_EVENTS}
+    decoded = await read_events(bootstrap, expectation.total_events)
+    events = Counter(event.type for event in decoded)
+    incident_cases = {
+        str(case_id)
+        for event in decoded
+        if event.type in (ev.INCIDENT_OPENED, ev.INCIDENT_UPDATED)
+        for case_id in event.data["case_ids"]
+    }
+    predictable = predictable_counts(
+        [(event.type, event.subject) for event in decoded], incident_cases
     )
     if predictable != expectation.events:
         raise BenchError(
-            f"case events differ from what the messages imply: read {dict(events)},"
-            f" expected {dict(expectation.events)}"
+            f"case events differ from what the messages imply: read {dict(predictable)}"
+            f" (of {dict(events)}), expected {dict(expectation.events)}"
         )
     batch_seconds, batches = _histogram_total(metrics, "casewire_router_batch_seconds")
     return RouterRun(
@@ -323,15 +331,15 @@ async def _router_state(connection: asyncpg.Connection, schema: str) -> dict[str
     return {name: int(row[name]) for name in ("processed", "cases", "outbox")}
 
 
-async def read_events(bootstrap: str, expected: int) -> Counter[str]:
-    """Case events on the broker by type; each must be a CloudEvent with a unique id."""
+async def read_events(bootstrap: str, expected: int) -> list[DecodedEvent]:
+    """The case events on the broker; each must be a CloudEvent with a unique id."""
     records = await read_topic(bootstrap, topics.CASE_EVENTS, expected)
     ids: set[str] = set()
-    counts: Counter[str] = Counter()
+    events: list[DecodedEvent] = []
     for record in records:
         event = decode_event(record.headers, record.value or b"", record.key)
         if event.id in ids:
             raise BenchError(f"case event {event.id} was published twice")
         ids.add(event.id)
-        counts[event.type] += 1
-    return counts
+        events.append(event)
+    return events

@@ -4,6 +4,10 @@ the platform redelivers it to another replica or after a restart.
 A request first *claims* the keys of its messages, publishes the ones it claimed, then marks
 them published. A claim that was never marked published (the request failed or its replica
 died) expires, so the platform's retry can publish the message: nothing is lost.
+
+Claims and marks of concurrent requests share one statement (group commit): a request waits
+for the statement that holds its keys, and when two requests bring the same key, the first
+one claims it.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from datetime import timedelta
 
 from casewire_common.pg import Database
 
+from casewire_ingest.adapters.group_commit import GroupCommit
+
 SCHEMA = "ingest"
 MIGRATIONS_PACKAGE = "casewire_ingest.adapters.migrations"
 
@@ -21,11 +27,33 @@ class DedupStore:
     def __init__(self, database: Database, claim_timeout: timedelta) -> None:
         self._database = database
         self._claim_timeout = claim_timeout
+        self._claims: GroupCommit[Sequence[str], set[str]] = GroupCommit(self._claim_groups)
+        self._marks: GroupCommit[Sequence[str], None] = GroupCommit(self._mark_groups)
 
     async def claim(self, keys: Sequence[str]) -> set[str]:
         """The keys this request now owns: new ones, and stale claims of failed requests."""
         if not keys:
             return set()
+        return await self._claims.submit(keys)
+
+    async def mark_published(self, keys: Sequence[str]) -> None:
+        if keys:
+            await self._marks.submit(keys)
+
+    async def _claim_groups(self, requests: Sequence[Sequence[str]]) -> list[set[str]]:
+        # A key may come twice in one statement only once (ON CONFLICT updates a row once);
+        # sorted, so that replicas claiming the same keys lock them in one order.
+        owner: dict[str, int] = {}
+        for index, keys in enumerate(requests):
+            for key in keys:
+                owner.setdefault(key, index)
+        claimed = await self._claim(sorted(owner))
+        owned: list[set[str]] = [set() for _ in requests]
+        for key in claimed:
+            owned[owner[key]].add(key)
+        return owned
+
+    async def _claim(self, keys: list[str]) -> list[str]:
         rows = await self._database.pool.fetch(
             f"INSERT INTO {SCHEMA}.seen_messages (key, claimed_at)"
             " SELECT unnest($1::text[]), clock_timestamp()"
@@ -33,18 +61,18 @@ class DedupStore:
             f" WHERE {SCHEMA}.seen_messages.published_at IS NULL"
             f" AND {SCHEMA}.seen_messages.claimed_at < clock_timestamp() - $2::interval"
             " RETURNING key",
-            list(keys),
+            keys,
             self._claim_timeout,
         )
-        return {row["key"] for row in rows}
+        return [row["key"] for row in rows]
 
-    async def mark_published(self, keys: Sequence[str]) -> None:
-        if keys:
-            await self._database.pool.execute(
-                f"UPDATE {SCHEMA}.seen_messages SET published_at = clock_timestamp()"
-                " WHERE key = ANY($1::text[])",
-                list(keys),
-            )
+    async def _mark_groups(self, requests: Sequence[Sequence[str]]) -> list[None]:
+        await self._database.pool.execute(
+            f"UPDATE {SCHEMA}.seen_messages SET published_at = clock_timestamp()"
+            " WHERE key = ANY($1::text[])",
+            sorted({key for keys in requests for key in keys}),
+        )
+        return [None] * len(requests)
 
     async def release(self, keys: Sequence[str]) -> None:
         """Give up claims whose messages could not be published, so a retry publishes them."""

@@ -1,14 +1,24 @@
 """HTTP entrypoints of ingest: platform webhooks (verified over the raw bytes) and the generic
-channel. Every refusal is a 4xx with a reason code; no stack trace ever reaches a caller."""
+channel. Every refusal is a 4xx with a reason code; no stack trace ever reaches a caller.
+
+The POSTs that carry messages are served by `WebhookEndpoints`, a plain ASGI layer in front of
+FastAPI: they take only raw bytes and answer small JSON documents, and FastAPI's routing,
+request and response objects cost more than the rest of such a request. The handshakes stay
+FastAPI routes (`http_router`); `mount_webhooks` installs both on an app.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+import json
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from casewire_ingest.adapters.publisher import IngestMetrics
 from casewire_ingest.domain.generic import normalize_generic
@@ -28,7 +38,16 @@ from casewire_ingest.settings import IngestSettings, XApp
 Verifier = Callable[[bytes], Collection[str] | None]
 
 
-def _problem(status: int, reason: str, detail: str) -> JSONResponse:
+Answer = tuple[int, Mapping[str, Any]]
+
+X_WEBHOOK_PATH = "/v1/webhooks/x"
+
+
+def _problem(status: int, reason: str, detail: str) -> Answer:
+    return status, {"error": reason, "detail": detail}
+
+
+def _problem_response(status: int, reason: str, detail: str) -> JSONResponse:
     return JSONResponse({"error": reason, "detail": detail}, status_code=status)
 
 
@@ -47,79 +66,195 @@ def _webhook_normalizer(*platforms: WebhookPlatform) -> Normalizer:
     return run
 
 
-def http_router(
-    ingest: WebhookIngest, metrics: IngestMetrics, settings: IngestSettings
-) -> APIRouter:
-    router = APIRouter()
-    max_body = settings.max_body_bytes
+def mount_webhooks(
+    app: FastAPI, ingest: WebhookIngest, metrics: IngestMetrics, settings: IngestSettings
+) -> None:
+    """Serve ingest's endpoints on `app`: the webhook POSTs in front, the handshakes as routes."""
+    app.include_router(http_router(settings, metrics))
+    app.add_middleware(WebhookEndpoints, ingest=ingest, metrics=metrics, settings=settings)
 
-    async def read_body(request: Request) -> bytes | None:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > max_body:
-            return None
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_body:
-                return None
-            chunks.append(chunk)
-        return b"".join(chunks)
 
-    async def handle(
-        request: Request,
-        source: str,
-        verify: Verifier | None,
-        normalizer: Normalizer,
-    ) -> Response:
+def x_app(settings: IngestSettings, name: str | None) -> XApp | None:
+    """The X app a webhook path names; without a name, the only one configured."""
+    if name is None:
+        return settings.x_apps[0] if len(settings.x_apps) == 1 else None
+    return next((app for app in settings.x_apps if app.name == name), None)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A POST that carries messages: who signs it and which bodies it takes."""
+
+    source: str
+    # The request's headers and the X app named in the path, to the body's verifier.
+    verifier: Callable[[Headers, str | None], Verifier] | None
+    normalizer: Normalizer
+    status: int  # of an accepted body
+
+
+class WebhookEndpoints:
+    """ASGI middleware answering the message-carrying POSTs; everything else goes to `app`."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        ingest: WebhookIngest,
+        metrics: IngestMetrics,
+        settings: IngestSettings,
+    ) -> None:
+        self._app = app
+        self._ingest = ingest
+        self._metrics = metrics
+        self._settings = settings
+        meta = Endpoint(
+            "meta",
+            self._meta_verifier,
+            _webhook_normalizer("facebook", "instagram", "whatsapp"),
+            200,
+        )
+        whatsapp = Endpoint("whatsapp", self._meta_verifier, _webhook_normalizer("whatsapp"), 200)
+        self._x = Endpoint("x", self._x_verifier, _webhook_normalizer("x"), 200)
+        self._endpoints = {
+            "/v1/webhooks/meta": meta,
+            "/v1/webhooks/whatsapp": whatsapp,
+            X_WEBHOOK_PATH: self._x,
+            "/v1/messages": Endpoint("generic", None, normalize_generic, 202),
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path: str = scope["path"]
+            endpoint = self._endpoints.get(path)
+            app_name = None
+            if endpoint is None and path.startswith(X_WEBHOOK_PATH + "/"):
+                app_name = path.removeprefix(X_WEBHOOK_PATH + "/")
+                endpoint = None if "/" in app_name else self._x
+            if endpoint is not None:
+                answer = await self._handle(endpoint, app_name, scope, receive)
+                if answer is not None:
+                    await _send_json(send, *answer)
+                return
+        await self._app(scope, receive, send)
+
+    async def _handle(
+        self, endpoint: Endpoint, app_name: str | None, scope: Scope, receive: Receive
+    ) -> Answer | None:
+        """The answer to one POST; None when the client went away before sending its body."""
         received_at = datetime.now(UTC)
-        raw = await read_body(request)
+        headers = Headers(scope=scope)
+        source = endpoint.source
+        max_body = self._settings.max_body_bytes
+        try:
+            raw = await _read_body(receive, headers, max_body)
+        except _Disconnected:
+            return None
         if raw is None:
-            metrics.rejections.labels(source, "too_large").inc()
+            self._metrics.rejections.labels(source, "too_large").inc()
             return _problem(413, "too_large", f"body larger than {max_body} bytes")
         accounts: Collection[str] | None = None
-        if verify is not None:
+        if endpoint.verifier is not None:
             try:
-                accounts = verify(raw)
+                accounts = endpoint.verifier(headers, app_name)(raw)
             except Rejected as refusal:
-                metrics.rejections.labels(source, refusal.reason).inc()
+                self._metrics.rejections.labels(source, refusal.reason).inc()
                 return _problem(refusal.status, refusal.reason, refusal.detail)
         try:
-            accepted = await ingest.accept(
+            accepted = await self._ingest.accept(
                 source=source,
                 raw=raw,
                 received_at=received_at,
-                normalize=normalizer,
+                normalize=endpoint.normalizer,
                 accounts=accounts,
-                dead_letter_invalid=verify is not None,
+                dead_letter_invalid=endpoint.verifier is not None,
             )
         except Rejected as refusal:
             return _problem(refusal.status, refusal.reason, refusal.detail)
         except Unavailable:
-            metrics.rejections.labels(source, "unavailable").inc()
+            self._metrics.rejections.labels(source, "unavailable").inc()
             return _problem(503, "unavailable", "message store unavailable, retry later")
-        return JSONResponse(
-            {
-                "accepted": len(accepted.published),
-                "ids": accepted.published,
-                "duplicates": accepted.duplicates,
-                "ignored": accepted.ignored,
-            },
-            status_code=200 if verify is not None else 202,
-        )
+        return endpoint.status, {
+            "accepted": len(accepted.published),
+            "ids": accepted.published,
+            "duplicates": accepted.duplicates,
+            "ignored": accepted.ignored,
+        }
 
-    def meta_verifier(header: str | None) -> Verifier:
+    def _meta_verifier(self, headers: Headers, _: str | None) -> Verifier:
+        """Meta and WhatsApp: `X-Hub-Signature-256`, by any configured app's secret."""
+        header = headers.get("x-hub-signature-256")
+        apps = self._settings.meta_apps
+
         def verify(raw: bytes) -> Collection[str] | None:
             if not header:
                 raise Rejected(401, "missing_signature", "X-Hub-Signature-256 is required")
-            for app in settings.meta_apps:
+            for app in apps:
                 if meta_signature_valid([app.app_secret.get_secret_value()], raw, header):
                     return set(app.accounts) or None
             raise Rejected(403, "bad_signature", "X-Hub-Signature-256 does not match")
 
         return verify
 
-    # --- Meta: Messenger, Instagram, Page feed; WhatsApp Cloud API (same scheme) ---
+    def _x_verifier(self, headers: Headers, app_name: str | None) -> Verifier:
+        """X: `x-twitter-webhooks-signature`, by the secret of the app the path names."""
+        app = x_app(self._settings, app_name)
+        header = headers.get("x-twitter-webhooks-signature")
+
+        def verify(raw: bytes) -> Collection[str] | None:
+            if app is None:
+                raise Rejected(404, "unknown_app", "no such X app is configured")
+            if not header:
+                raise Rejected(401, "missing_signature", "x-twitter-webhooks-signature is required")
+            if not x_signature_valid([app.consumer_secret.get_secret_value()], raw, header):
+                raise Rejected(403, "bad_signature", "x-twitter-webhooks-signature does not match")
+            return set(app.accounts) or None
+
+        return verify
+
+
+class _Disconnected(Exception):
+    """The client closed the connection before its body was complete."""
+
+
+async def _read_body(receive: Receive, headers: Headers, max_body: int) -> bytes | None:
+    """The request body, or None when it is larger than `max_body` (said or seen)."""
+    declared = headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_body:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > max_body:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _send_json(send: Send, status: int, document: Mapping[str, Any]) -> None:
+    """`document` as FastAPI's JSONResponse would encode it."""
+    body = json.dumps(document, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-length", str(len(body)).encode()),
+                (b"content-type", b"application/json"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def http_router(settings: IngestSettings, metrics: IngestMetrics) -> APIRouter:
+    """The subscription handshakes (GET); the POSTs are `WebhookEndpoints`'."""
+    router = APIRouter()
 
     @router.get("/v1/webhooks/meta", response_class=PlainTextResponse)
     @router.get("/v1/webhooks/whatsapp", response_class=PlainTextResponse)
@@ -137,68 +272,18 @@ def http_router(
             return PlainTextResponse("verification failed", status_code=403)
         return PlainTextResponse(challenge)
 
-    @router.post("/v1/webhooks/meta")
-    async def meta_webhook(request: Request) -> Response:
-        """Messenger, Instagram and Page webhooks (and WhatsApp on a shared callback)."""
-        return await handle(
-            request,
-            "meta",
-            meta_verifier(request.headers.get("x-hub-signature-256")),
-            _webhook_normalizer("facebook", "instagram", "whatsapp"),
-        )
-
-    @router.post("/v1/webhooks/whatsapp")
-    async def whatsapp_webhook(request: Request) -> Response:
-        return await handle(
-            request,
-            "whatsapp",
-            meta_verifier(request.headers.get("x-hub-signature-256")),
-            _webhook_normalizer("whatsapp"),
-        )
-
-    # --- X Account Activity API ---
-
-    def x_app(name: str | None) -> XApp | None:
-        if name is None:
-            return settings.x_apps[0] if len(settings.x_apps) == 1 else None
-        return next((app for app in settings.x_apps if app.name == name), None)
-
-    @router.get("/v1/webhooks/x")
-    @router.get("/v1/webhooks/x/{app_name}")
+    @router.get(X_WEBHOOK_PATH)
+    @router.get(X_WEBHOOK_PATH + "/{app_name}")
     async def x_crc(request: Request, app_name: str | None = None) -> Response:
         """X's CRC check: prove we hold the consumer secret (token already URL-decoded)."""
-        app = x_app(app_name)
+        app = x_app(settings, app_name)
         token = request.query_params.get("crc_token")
         if app is None:
-            return _problem(404, "unknown_app", "no such X app is configured")
+            return _problem_response(404, "unknown_app", "no such X app is configured")
         if not token:
-            return _problem(400, "missing_crc_token", "crc_token is required")
+            return _problem_response(400, "missing_crc_token", "crc_token is required")
         return JSONResponse(
             {"response_token": x_crc_response(app.consumer_secret.get_secret_value(), token)}
         )
-
-    @router.post("/v1/webhooks/x")
-    @router.post("/v1/webhooks/x/{app_name}")
-    async def x_webhook(request: Request, app_name: str | None = None) -> Response:
-        app = x_app(app_name)
-        header = request.headers.get("x-twitter-webhooks-signature")
-
-        def verify(raw: bytes) -> Collection[str] | None:
-            if app is None:
-                raise Rejected(404, "unknown_app", "no such X app is configured")
-            if not header:
-                raise Rejected(401, "missing_signature", "x-twitter-webhooks-signature is required")
-            if not x_signature_valid([app.consumer_secret.get_secret_value()], raw, header):
-                raise Rejected(403, "bad_signature", "x-twitter-webhooks-signature does not match")
-            return set(app.accounts) or None
-
-        return await handle(request, "x", verify, _webhook_normalizer("x"))
-
-    # --- The generic channel: canonical-shaped JSON ---
-
-    @router.post("/v1/messages", status_code=202)
-    async def post_message(request: Request) -> Response:
-        """Accept one canonical-shaped message; 202 once it is written to Kafka."""
-        return await handle(request, "generic", None, normalize_generic)
 
     return router

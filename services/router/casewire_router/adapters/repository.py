@@ -6,7 +6,7 @@ Every read and write here works on a whole batch at once (arrays, COPY and pipel
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,6 +21,7 @@ from casewire_router.domain.routing import (
     BatchState,
     CaseState,
     CaseWindows,
+    MessageReading,
     Router,
     TopicState,
     customer_key,
@@ -102,10 +103,12 @@ async def load_batch_state(
     windows: CaseWindows,
     repeat_contact_window: timedelta,
     now: datetime,
+    readings: Mapping[str, MessageReading] | None = None,
 ) -> BatchState:
     """Lock and load what routing `messages` may read or change, always in the same order
     (customers, cases, crisis topics, cases on them, agents) so replicas never deadlock in
-    the common case and serialize where they must: one customer's conversations, one topic."""
+    the common case and serialize where they must: one customer's conversations, one topic.
+    `readings`: the customer messages' texts already read (`Router.read_customer_messages`)."""
     loaded: dict[str, CaseState] = {}  # one object per case row, however it was reached
 
     def known(row: asyncpg.Record) -> CaseState:
@@ -187,7 +190,7 @@ async def load_batch_state(
             ]
     topic_counts: dict[str, int] = {}
     for message in customer_messages:
-        for topic in router.crisis_topics(message):
+        for topic in router.crisis_topics(message, readings):
             topic_counts[topic] = topic_counts.get(topic, 0) + 1
     if topic_counts:
         await _load_topics(connection, state, topic_counts, windows, now, known)

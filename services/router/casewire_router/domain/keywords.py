@@ -3,13 +3,14 @@
 Text and keywords are folded the same way: NFKC, case-folded, accents and Arabic
 diacritics/tatweel removed. Keywords in scripts that separate words with spaces match
 whole words only; keywords in scripts that do not (Thai, Lao, Khmer, Myanmar, Chinese,
-Japanese) match anywhere. One Aho-Corasick automaton finds every keyword in one pass.
+Japanese) match anywhere. One Aho-Corasick automaton finds every keyword in one pass (of
+several tagged keyword lists too: `TaggedKeywordMatcher`).
 """
 
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import ahocorasick
 
@@ -83,8 +84,7 @@ class KeywordMatcher:
             if not folded or folded in self.keywords:
                 continue
             self.keywords.add(folded)
-            whole_word = not any(_unspaced(char) for char in folded)
-            self._automaton.add_word(folded, (folded, whole_word))
+            self._automaton.add_word(folded, (folded, _whole_word(folded)))
         if self.keywords:
             self._automaton.make_automaton()
 
@@ -99,15 +99,58 @@ class KeywordMatcher:
             return set()
         found: set[str] = set()
         for end, (keyword, whole_word) in self._automaton.iter(folded):
-            if keyword in found:
-                continue
-            if whole_word:
-                start = end - len(keyword) + 1
-                before = folded[start - 1] if start > 0 else " "
-                after = folded[end + 1] if end + 1 < len(folded) else " "
-                if (_is_word_char(before) and _is_word_char(keyword[0])) or (
-                    _is_word_char(after) and _is_word_char(keyword[-1])
-                ):
-                    continue
-            found.add(keyword)
+            if keyword not in found and (not whole_word or _stands_alone(folded, keyword, end)):
+                found.add(keyword)
         return found
+
+
+class TaggedKeywordMatcher:
+    """Several keyword lists, each under a tag, searched in one pass over the text: a keyword
+    in several lists is found for each of their tags. What it finds under a tag is exactly
+    what a `KeywordMatcher` of that tag's list would find."""
+
+    def __init__(self, keywords_by_tag: Mapping[str, Iterable[str]]) -> None:
+        tags_of: dict[str, set[str]] = {}
+        for tag, keywords in keywords_by_tag.items():
+            for keyword in keywords:
+                folded = fold(keyword).strip()
+                if folded:
+                    tags_of.setdefault(folded, set()).add(tag)
+        self.tags = frozenset(keywords_by_tag)
+        self._automaton = ahocorasick.Automaton()
+        for folded, tags in tags_of.items():
+            self._automaton.add_word(folded, (folded, _whole_word(folded), tuple(sorted(tags))))
+        if tags_of:
+            self._automaton.make_automaton()
+        self._empty = not tags_of
+
+    def find_folded(self, folded: str) -> dict[str, set[str]]:
+        """The keywords that occur in a text already folded with `fold`, by tag (a tag with
+        none found is absent)."""
+        found: dict[str, set[str]] = {}
+        if self._empty:
+            return found
+        seen: set[str] = set()
+        for end, (keyword, whole_word, tags) in self._automaton.iter(folded):
+            if keyword in seen or (whole_word and not _stands_alone(folded, keyword, end)):
+                continue
+            seen.add(keyword)
+            for tag in tags:
+                found.setdefault(tag, set()).add(keyword)
+        return found
+
+
+def _whole_word(folded_keyword: str) -> bool:
+    """Whether a keyword must match whole words: not if it has a script written unspaced."""
+    return not any(_unspaced(char) for char in folded_keyword)
+
+
+def _stands_alone(folded: str, keyword: str, end: int) -> bool:
+    """Whether the keyword found ending at `end` is not part of a longer word."""
+    start = end - len(keyword) + 1
+    before = folded[start - 1] if start > 0 else " "
+    after = folded[end + 1] if end + 1 < len(folded) else " "
+    return not (
+        (_is_word_char(before) and _is_word_char(keyword[0]))
+        or (_is_word_char(after) and _is_word_char(keyword[-1]))
+    )

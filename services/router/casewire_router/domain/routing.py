@@ -27,12 +27,13 @@ from casewire_router.domain.keywords import fold
 from casewire_router.domain.rules import PRIORITY_ORDER, RuleSet, most_urgent
 from casewire_router.domain.urgency import (
     Assessment,
+    TextReading,
     UrgencyContext,
     UrgencyModel,
     assess,
-    crisis_topics,
     default_model,
     priority_for,
+    read_text,
 )
 
 CLOSED_STATUSES: frozenset[CaseStatus] = frozenset({"resolved", "no_action"})
@@ -203,6 +204,16 @@ class BatchState:
 
 
 @dataclass(frozen=True)
+class MessageReading:
+    """A message's text as routing reads it: folded once for the rules and the urgency
+    signals, and what the urgency vocabularies found in it."""
+
+    text: str  # the text read (a reading is used only for the message with this text)
+    folded: str
+    vocabulary: TextReading
+
+
+@dataclass(frozen=True)
 class Router:
     """The routing policy in force: rules, urgency model and case windows."""
 
@@ -210,18 +221,46 @@ class Router:
     urgency: UrgencyModel
     windows: CaseWindows = CaseWindows()
 
-    def crisis_topics(self, message: CanonicalMessage) -> frozenset[str]:
+    def read(
+        self, message: CanonicalMessage, readings: Mapping[str, MessageReading] | None = None
+    ) -> MessageReading:
+        """The message's text folded and read by the urgency vocabularies: taken from
+        `readings` (by message id) if it holds this text's reading, else read now."""
+        known = readings.get(message.id) if readings is not None else None
+        if known is not None and known.text == message.text:
+            return known
+        folded = fold(message.text)
+        return MessageReading(message.text, folded, read_text(self.urgency, folded))
+
+    def read_customer_messages(
+        self, messages: Sequence[CanonicalMessage]
+    ) -> dict[str, MessageReading]:
+        """The readings of the batch's customer messages, by id: read once, then used to lock
+        their crisis topics and to route them (`route_batch(readings=...)`)."""
+        return {
+            message.id: self.read(message)
+            for message in messages
+            if message.event == "message" and message.direction == "inbound"
+        }
+
+    def crisis_topics(
+        self, message: CanonicalMessage, readings: Mapping[str, MessageReading] | None = None
+    ) -> frozenset[str]:
         """The crisis topics an inbound message is about (what bursts and incidents group by)."""
-        return crisis_topics(self.urgency, fold(message.text))
+        return self.read(message, readings).vocabulary.crisis_topics
 
     def decide(
-        self, message: CanonicalMessage, context: UrgencyContext | None = None
+        self,
+        message: CanonicalMessage,
+        context: UrgencyContext | None = None,
+        reading: MessageReading | None = None,
     ) -> tuple[RoutingDecision, Assessment, str | None]:
         """The routing decision for a message, its urgency assessment, and the agent a rule
-        asks for (`assign_to`)."""
-        folded = fold(message.text)  # once for the rules and every urgency signal
-        outcome = self.rules.evaluate(message, folded)
-        assessment = assess(self.urgency, message, folded, context)
+        asks for (`assign_to`); `reading` is the message's `read`, if the caller has it."""
+        if reading is None or reading.text != message.text:
+            reading = self.read(message)  # once for the rules and every urgency signal
+        outcome = self.rules.evaluate(message, reading.folded)
+        assessment = assess(self.urgency, message, reading.folded, context, reading.vocabulary)
         priority = most_urgent(outcome.priority, priority_for(assessment.urgency.score))
         assert priority is not None
         tags = list(outcome.tags)
@@ -249,10 +288,12 @@ class Router:
         *,
         new_id: Callable[[], str],
         now: datetime,
+        readings: Mapping[str, MessageReading] | None = None,
     ) -> BatchOutcome:
-        """Apply messages in order to the loaded state (updated in place), then incidents."""
+        """Apply messages in order to the loaded state (updated in place), then incidents.
+        `readings`: the customer messages' texts already read (`read_customer_messages`)."""
         result = BatchOutcome()
-        batch = _Batch(state, result, new_id, now)
+        batch = _Batch(state, result, new_id, now, readings or {})
         for message in messages:
             if message.event != "message":
                 result.edits.append(message)
@@ -269,13 +310,14 @@ class Router:
     def _on_customer_message(self, message: CanonicalMessage, batch: _Batch) -> None:
         state, result = batch.state, batch.result
         key = customer_key(message)
-        topics = self.crisis_topics(message)
+        reading = self.read(message, batch.readings)
+        topics = reading.vocabulary.crisis_topics
         context = UrgencyContext(
             recent_contacts=state.recent_contacts.get(key, 0),
             similar_recent=max((len(batch.topic_cases(topic)) for topic in topics), default=0),
         )
         state.recent_contacts[key] = state.recent_contacts.get(key, 0) + 1
-        decision, _, requested = self.decide(message, context)
+        decision, _, requested = self.decide(message, context, reading)
         result.decisions[message.id] = decision
         case = state.open_cases.get(message.conversation_id)
         if case is None:
@@ -541,6 +583,7 @@ class _Batch:
     result: BatchOutcome
     new_id: Callable[[], str]
     now: datetime
+    readings: Mapping[str, MessageReading]
     hits: dict[str, dict[str, _Hit]] = field(default_factory=dict)  # topic -> case id -> hit
 
     def hit(self, topic: str, case: CaseState) -> None:

@@ -19,7 +19,7 @@ from types import MappingProxyType
 from casewire_common.events import Priority, Urgency, UrgencySignal
 from casewire_common.messages import CanonicalMessage
 
-from casewire_router.domain.keywords import KeywordMatcher, fold
+from casewire_router.domain.keywords import TaggedKeywordMatcher, fold
 
 # Crisis vocabulary by topic, in English, Arabic (MSA and dialect), Greek, Thai and Spanish.
 # Thai keywords match inside words (Thai has no spaces), so short ones that occur inside
@@ -338,18 +338,36 @@ P2_MIN = 40
 P3_MIN = 25
 
 
+# The vocabularies, by their tag in `UrgencyModel.vocabularies`.
+CRISIS = "crisis"
+NEGATIVE = "negative"
+HOSTILE = "hostile"
+FAILURE = "failure"
+EVENT = "event"
+TIME = "time"
+
+
 @dataclass(frozen=True)
 class UrgencyModel:
-    """The vocabularies, built once: matching costs the same however many words they hold."""
+    """The vocabularies, built once into one automaton: one pass over a text finds the words
+    of all of them, and costs the same however many words they hold."""
 
-    crisis: KeywordMatcher
+    vocabularies: TaggedKeywordMatcher  # tagged CRISIS, NEGATIVE, HOSTILE, FAILURE, EVENT, TIME
     crisis_topics: Mapping[str, frozenset[str]]  # folded crisis keyword → its topics
     topic_weights: Mapping[str, int]
-    negative: KeywordMatcher
-    hostile: KeywordMatcher
-    failure: KeywordMatcher
-    events: KeywordMatcher
-    times: KeywordMatcher
+
+
+@dataclass(frozen=True)
+class TextReading:
+    """What the vocabularies found in a folded text, mentions and links left out: read once
+    per message, for its crisis topics (incidents) and its urgency alike."""
+
+    content: str  # the folded text without mentions and links
+    found: Mapping[str, set[str]]  # words found, by vocabulary tag
+    crisis_topics: frozenset[str]
+
+    def words(self, tag: str) -> set[str]:
+        return self.found.get(tag, set())
 
 
 @dataclass(frozen=True)
@@ -394,14 +412,18 @@ def default_model(
     if isinstance(extra_negative, str):
         raise TypeError("negative words must be a list, not a string")
     return UrgencyModel(
-        crisis=KeywordMatcher(topics_of),
+        vocabularies=TaggedKeywordMatcher(
+            {
+                CRISIS: topics_of,
+                NEGATIVE: (*NEGATIVE_WORDS, *extra_negative),
+                HOSTILE: HOSTILE_WORDS,
+                FAILURE: FAILURE_WORDS,
+                EVENT: EVENT_WORDS,
+                TIME: TIME_WORDS,
+            }
+        ),
         crisis_topics=MappingProxyType({word: frozenset(t) for word, t in topics_of.items()}),
         topic_weights=MappingProxyType(weights),
-        negative=KeywordMatcher((*NEGATIVE_WORDS, *extra_negative)),
-        hostile=KeywordMatcher(HOSTILE_WORDS),
-        failure=KeywordMatcher(FAILURE_WORDS),
-        events=KeywordMatcher(EVENT_WORDS),
-        times=KeywordMatcher(TIME_WORDS),
     )
 
 
@@ -479,9 +501,10 @@ _NUMBERED_SPECIFICS: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 
-def _specifics(model: UrgencyModel, folded: str) -> dict[str, list[str]]:
+def _specifics(reading: TextReading) -> dict[str, list[str]]:
     """The concrete facts a message gives, by kind: an unhappy customer gives some, a troll
-    rarely does. `folded` has its mentions and links removed."""
+    rarely does."""
+    folded = reading.content
     found: dict[str, list[str]] = {}
     # Every pattern needs a digit; most messages have none.
     patterns = _NUMBERED_SPECIFICS if _DIGIT.search(folded) else ()
@@ -489,10 +512,10 @@ def _specifics(model: UrgencyModel, folded: str) -> dict[str, list[str]]:
         matches = [match.group().strip() for match in pattern.finditer(folded)]
         if matches:
             found[kind] = matches
-    times = model.times.find_folded(folded)
+    times = reading.words(TIME)
     if times:
         found.setdefault("time", []).extend(sorted(times))
-    events = model.events.find_folded(folded)
+    events = reading.words(EVENT)
     if events:
         found["event"] = sorted(events)
     return found
@@ -502,14 +525,20 @@ def _letters(text: str) -> int:
     return sum(1 for char in text if char.isalpha() or unicodedata.category(char) in {"Mn", "Mc"})
 
 
+def read_text(model: UrgencyModel, folded: str) -> TextReading:
+    """What the model's vocabularies find in a folded text; mentions and links are not read."""
+    content = _MENTIONS_AND_LINKS.sub(" ", folded)
+    found = model.vocabularies.find_folded(content)
+    topics = frozenset(
+        topic for word in found.get(CRISIS, ()) for topic in model.crisis_topics[word]
+    )
+    return TextReading(content=content, found=found, crisis_topics=topics)
+
+
 def crisis_topics(model: UrgencyModel, folded: str) -> frozenset[str]:
     """The crisis topics a folded text is about (what bursts and incidents group by);
     mentions and links are not read."""
-    return frozenset(
-        topic
-        for word in model.crisis.find_folded(_MENTIONS_AND_LINKS.sub(" ", folded))
-        for topic in model.crisis_topics[word]
-    )
+    return read_text(model, folded).crisis_topics
 
 
 def _crisis_weight(model: UrgencyModel, topics: frozenset[str]) -> int:
@@ -522,18 +551,20 @@ def assess(
     message: CanonicalMessage,
     folded: str | None = None,
     context: UrgencyContext | None = None,
+    reading: TextReading | None = None,
 ) -> Assessment:
     """Every signal that fired, with its weight; the score is their sum, kept within 0–100.
-    `folded` is the message text already folded (see `keywords.fold`), if the caller has it;
-    `context` what the caller knows about the customer's and others' recent messages."""
-    if folded is None:
-        folded = fold(message.text)
+    `folded` is the message text already folded (see `keywords.fold`), if the caller has it,
+    and `reading` that text read (`read_text`), if the caller has that too; `context` what
+    the caller knows about the customer's and others' recent messages."""
+    if reading is None:
+        reading = read_text(model, fold(message.text) if folded is None else folded)
     context = context or UrgencyContext()
-    content = _MENTIONS_AND_LINKS.sub(" ", folded)
+    content = reading.content
     signals: list[UrgencySignal] = []
 
-    crisis_words = model.crisis.find_folded(content)
-    topics = frozenset(topic for word in crisis_words for topic in model.crisis_topics[word])
+    crisis_words = reading.words(CRISIS)
+    topics = reading.crisis_topics
     if topics:
         words_of = {
             topic: sorted(w for w in crisis_words if topic in model.crisis_topics[w])
@@ -545,14 +576,14 @@ def assess(
         )
 
     # A crisis already says what went wrong: its failure words are not counted twice.
-    failure = set() if topics else model.failure.find_folded(content)
+    failure = set() if topics else reading.words(FAILURE)
     if failure:
         signals.append(
             UrgencySignal(name="failure", weight=W_FAILURE, detail=", ".join(sorted(failure)))
         )
 
-    negative = model.negative.find_folded(content)
-    hostile = model.hostile.find_folded(content)
+    negative = reading.words(NEGATIVE)
+    hostile = reading.words(HOSTILE)
     hostility = 0
     if negative or hostile:
         weight = W_NEGATIVE_STRONG if len(negative) + len(hostile) >= 2 else W_NEGATIVE
@@ -599,7 +630,7 @@ def assess(
             )
         )
 
-    specifics = _specifics(model, content)
+    specifics = _specifics(reading)
     if specifics:
         signals.append(
             UrgencySignal(

@@ -37,14 +37,18 @@ class ClockRecord:
     channel: str | None = None
     visibility: str | None = None
     tags: tuple[str, ...] | None = None
+    additive: bool = False  # an additive policy's clock, beside the contract's
 
 
 def alert_event_id(
     clock: ClockRecord, event_type: str, fraction: float | None, at: datetime | None = None
 ) -> str:
     """Derived from what the alert is about, so the same alert always has the same id; `at`
-    tells apart the pauses and resumes of one clock."""
+    tells apart the pauses and resumes of one clock, the policy an additive policy's clock
+    from the contract's clock of the same name (whose id does not change with its policy)."""
     name = f"{clock.case_id}|{clock.clock}|{clock.started_at.isoformat()}|{event_type}|{fraction}"
+    if clock.additive:
+        name += f"|additive:{clock.policy_id}"
     if at is not None:
         name += f"|{at.astimezone(UTC).isoformat()}"
     return str(uuid.uuid5(_ID_NAMESPACE, name))

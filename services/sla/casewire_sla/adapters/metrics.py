@@ -44,9 +44,11 @@ def _bounded(value: str | None, allowed: frozenset[str]) -> str:
 
 
 def clock_labels(clock: ClockRecord) -> dict[str, str]:
-    """clock, team and priority: the labels of every per-clock series."""
+    """clock, policy, team and priority: the labels of every per-clock series. `policy` (ids
+    of the policy file) tells a contract's clock from an additive policy's of the same case."""
     return {
         "clock": clock.clock,
+        "policy": clock.policy_id,
         "team": clock.team or UNKNOWN,
         "priority": _bounded(clock.priority, _PRIORITIES),
     }
@@ -78,14 +80,14 @@ class SlaMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.breaches = Counter(
             "casewire_sla_breaches_total",
-            "SLA breaches fired, by clock, team and priority.",
-            ["clock", "team", "priority"],
+            "SLA breaches fired, by clock, policy, team and priority.",
+            ["clock", "policy", "team", "priority"],
             registry=registry,
         )
         self.warnings = Counter(
             "casewire_sla_warnings_total",
-            "SLA warnings fired, by clock, team and priority.",
-            ["clock", "team", "priority"],
+            "SLA warnings fired, by clock, policy, team and priority.",
+            ["clock", "policy", "team", "priority"],
             registry=registry,
         )
         self.late_alerts = Counter(
@@ -96,8 +98,8 @@ class SlaMetrics:
         )
         self.clocks_started = Counter(
             "casewire_sla_clocks_started_total",
-            "Clocks started, by clock, team and priority.",
-            ["clock", "team", "priority"],
+            "Clocks started, by clock, policy, team and priority.",
+            ["clock", "policy", "team", "priority"],
             registry=registry,
         )
         self.open_clocks = Gauge(
@@ -117,15 +119,15 @@ class SlaMetrics:
             "casewire_sla_response_seconds",
             "How long clocks ran until fulfilled (first/next reply, resolution), in business"
             " time (open calendar time, pauses out) and calendar (wall) time.",
-            ["clock", "time", "team", "priority", "platform", "channel"],
+            ["clock", "time", "policy", "team", "priority", "platform", "channel"],
             buckets=_RESPONSE_BUCKETS,
             registry=registry,
         )
         self.clocks_fulfilled = Counter(
             "casewire_sla_clocks_fulfilled_total",
-            "Clocks fulfilled, by clock, team, priority and whether within their target;"
-            ' attainment = within_target="true" / all.',
-            ["clock", "team", "priority", "within_target"],
+            "Clocks fulfilled, by clock, policy, team, priority and whether within their"
+            ' target; attainment = within_target="true" / all.',
+            ["clock", "policy", "team", "priority", "within_target"],
             registry=registry,
         )
         self._timed_clocks: set[str] = set()

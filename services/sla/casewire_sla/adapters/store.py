@@ -52,7 +52,7 @@ MIGRATIONS = "casewire_sla.adapters.migrations"
 _CLOCK_COLUMNS = (
     "c.id, c.case_id, c.clock, c.policy_id, c.calendar_id, c.target_seconds,"
     " c.started_at, c.due_at, c.team, c.priority, c.pause_starts, c.pause_ends,"
-    " c.platform, c.channel, c.visibility, c.tags"
+    " c.platform, c.channel, c.visibility, c.tags, c.additive"
 )
 
 
@@ -164,7 +164,13 @@ def _clock(row: asyncpg.Record) -> ClockRecord:
         channel=row["channel"],
         visibility=row["visibility"],
         tags=None if row["tags"] is None else tuple(row["tags"]),
+        additive=row["additive"],
     )
+
+
+def _slot(additive_policy: str | None) -> str:
+    """The `slot` column of a clock on this track: '' for the contract's."""
+    return additive_policy or ""
 
 
 def _snapshot_of(case: CaseSnapshot) -> tuple[str, str, str, tuple[str, ...]]:
@@ -270,6 +276,7 @@ class SlaStore:
                 priority=clock.priority,
                 pauses=clock.pauses,
                 fired=frozenset(row["fired"]),
+                additive=clock.additive,
             )
             for row in rows
             for clock in [_clock(row)]
@@ -308,8 +315,8 @@ class SlaStore:
         row = await connection.fetchrow(
             f"INSERT INTO {SCHEMA}.clocks AS c (case_id, clock, policy_id, calendar_id,"
             " target_seconds, started_at, due_at, team, priority,"
-            " platform, channel, visibility, tags)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            " platform, channel, visibility, tags, additive)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
             f" ON CONFLICT DO NOTHING RETURNING {_CLOCK_COLUMNS}",
             start.case_id,
             start.clock,
@@ -324,6 +331,7 @@ class SlaStore:
             case.channel,
             case.visibility,
             list(case.tags),
+            start.additive,
         )
         if row is None:  # this cycle of the clock exists already
             return
@@ -409,11 +417,12 @@ class SlaStore:
             " pause_ends = CASE WHEN status = 'paused'"
             " THEN pause_ends[1:cardinality(pause_ends) - 1] || $3::timestamptz"
             " ELSE pause_ends END"
-            " WHERE case_id = $1 AND clock = $2 AND status IN ('running', 'paused')"
+            " WHERE case_id = $1 AND clock = $2 AND slot = $4 AND status IN ('running', 'paused')"
             f" RETURNING {_CLOCK_COLUMNS}",
             fulfilment.case_id,
             fulfilment.clock,
             at,
+            _slot(fulfilment.additive_policy),
         )
         if row is None:
             return
@@ -438,11 +447,12 @@ class SlaStore:
             f"UPDATE {SCHEMA}.clocks AS c SET status = 'paused',"
             " pause_starts = array_append(pause_starts, $3::timestamptz),"
             " pause_ends = array_append(pause_ends, NULL::timestamptz)"
-            " WHERE case_id = $1 AND clock = $2 AND status = 'running'"
+            " WHERE case_id = $1 AND clock = $2 AND slot = $4 AND status = 'running'"
             f" RETURNING {_CLOCK_COLUMNS}",
             pause.case_id,
             pause.clock,
             at,
+            _slot(pause.additive_policy),
         )
         if row is None:
             return
@@ -464,12 +474,13 @@ class SlaStore:
         row = await connection.fetchrow(
             f"UPDATE {SCHEMA}.clocks AS c SET status = 'running', due_at = $4,"
             " pause_ends[cardinality(pause_ends)] = $3"
-            " WHERE case_id = $1 AND clock = $2 AND status = 'paused'"
+            " WHERE case_id = $1 AND clock = $2 AND slot = $5 AND status = 'paused'"
             f" RETURNING {_CLOCK_COLUMNS}",
             resume.case_id,
             resume.clock,
             at,
             timers.due_at,
+            _slot(resume.additive_policy),
         )
         if row is None:
             return
@@ -486,7 +497,7 @@ class SlaStore:
         clock_id = await connection.fetchval(
             f"UPDATE {SCHEMA}.clocks SET policy_id = $3, calendar_id = $4, target_seconds = $5,"
             " team = $6, priority = $7, due_at = coalesce($8, due_at)"
-            " WHERE case_id = $1 AND clock = $2 AND status IN ('running', 'paused')"
+            " WHERE case_id = $1 AND clock = $2 AND slot = $9 AND status IN ('running', 'paused')"
             " RETURNING id",
             reselection.case_id,
             reselection.clock,
@@ -496,6 +507,7 @@ class SlaStore:
             reselection.team,
             reselection.priority,
             None if timers is None else timers.due_at,
+            _slot(reselection.additive_policy),
         )
         if clock_id is None or timers is None:
             return
@@ -600,6 +612,7 @@ class SlaStore:
             priority=clock.priority,
             pauses=clock.pauses,
             fired=fired,
+            additive=clock.additive,
         )
         moved, timers = rederive(policies, case, current)
         result = Recomputed(

@@ -323,7 +323,9 @@ def _tracks(
             track = additive[clock.policy_id]
         else:  # its policy stopped matching (or left the file): the expectation is gone
             changes.append(
-                ClockFulfilment(case.id, clock.clock, at, by_reply=False, additive_policy=clock.policy_id)
+                ClockFulfilment(
+                    case.id, clock.clock, at, by_reply=False, additive_policy=clock.policy_id
+                )
             )
             continue
         moved, reselection = _reselect(policies, track.policy, case, clock)
@@ -374,8 +376,10 @@ def clock_changes(
     for track in tracks:
         event_changes = _event_changes(policies, track, event_type, data, at)
         changes += event_changes
-        if track.additive and not track.was_open and not event_changes:
-            changes += _additive_catch_up(policies, track, event_type, case, waiting, at)
+        if track.additive and not track.was_open:
+            started = {c.clock for c in event_changes if isinstance(c, ClockStart)}
+            missing = [name for name in waiting if name not in started]
+            changes += _additive_catch_up(policies, track, case, missing, at)
     return changes
 
 
@@ -387,11 +391,8 @@ def _event_changes(
     changes: list[ClockChange] = []
     if event_type == CASE_CREATED and case.status not in CLOSED:
         changes += _starts(policies, track, case, OPENING_CLOCKS, case.opened_at)
-        if case.first_response_at is not None and any(
-            isinstance(change, ClockStart) and change.clock == "first_response"
-            for change in changes
-        ) or (case.first_response_at is not None and "first_response" in clocks):
-            # Opened already answered: stop at once.
+        counting = "first_response" in clocks or any(c.clock == "first_response" for c in changes)
+        if case.first_response_at is not None and counting:  # opened already answered
             changes.append(
                 ClockFulfilment(
                     case.id, "first_response", case.first_response_at, True, additive_policy
@@ -414,9 +415,7 @@ def _event_changes(
         if case.status in CLOSED:
             resolved_at = case.resolved_at or at
             changes += [
-                ClockFulfilment(
-                    case.id, name, resolved_at, name == "resolution", additive_policy
-                )
+                ClockFulfilment(case.id, name, resolved_at, name == "resolution", additive_policy)
                 for name in clocks
             ]
         elif case.status == "reopened" or data.previous_status in CLOSED:
@@ -433,14 +432,14 @@ def _event_changes(
 def _additive_catch_up(
     policies: PolicySet,
     track: _Track,
-    event_type: str,
     case: CaseSnapshot,
     waiting: Sequence[ClockName],
     at: datetime,
 ) -> list[ClockChange]:
-    """An additive policy that starts applying to an open case (its priority, team, channel
-    or tags changed) starts, from this event, the clocks the case waits on."""
-    if event_type == CASE_CREATED or case.status in CLOSED or track.policy is None:
+    """An additive policy with no open clock on an open case (it starts applying: the case's
+    priority, team, channel or tags changed) starts, from this event, the clocks the case
+    waits on. Clocks it ended before are not waited on any more, so they do not start again."""
+    if case.status in CLOSED or track.policy is None:
         return []
     changes = _starts(policies, track, case, waiting, at)
     if case.status in track.policy.pause_on and any(

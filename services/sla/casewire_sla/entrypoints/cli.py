@@ -52,7 +52,8 @@ def _validation_summary(error: ValidationError) -> str:
 
 
 def due_lines(policies: PolicySet, lines: Iterable[str], out: TextIO, err: TextIO) -> int:
-    """Write one JSON line per clock that starts at each case opening; returns lines rejected."""
+    """Write one JSON line per clock that starts at each case opening, per policy that applies
+    (its contract, then additive policies in file order); returns lines rejected."""
     rejected = 0
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -94,10 +95,12 @@ def _check(path: Path) -> int:
     policies = _load_or_report(path)
     if policies is None:
         return EXIT_BAD_POLICIES
-    print(
-        f"{path}: ok ({len(policies.calendars)} calendars,"
-        f" {len(policies.policies)} policies: {', '.join(p.id for p in policies.policies)})"
-    )
+    contracts = [p.id for p in policies.policies if not p.additive]
+    additive = [p.id for p in policies.policies if p.additive]
+    summary = f"{len(policies.policies)} policies: {', '.join(contracts)}"
+    if additive:
+        summary += f"; additive: {', '.join(additive)}"
+    print(f"{path}: ok ({len(policies.calendars)} calendars, {summary})")
     return EXIT_OK
 
 
@@ -157,6 +160,7 @@ def _recompute(policies_path: Path, apply: bool) -> int:
             row = {
                 "case_id": old.case_id,
                 "clock": old.clock,
+                "additive": old.additive,
                 "started_at": _instant(old.started_at),
                 "paused": result.due_at is None,
                 "old_policy": old.policy_id,
