@@ -79,10 +79,11 @@ class EventReader:
         keep: Callable[[DecodedEvent], bool],
         timeout: float = 30.0,
         *,
-        types: str = "casewire.case.",
+        types: tuple[str, ...] = ("casewire.case.", "casewire.sla."),
     ) -> list[DecodedEvent]:
-        """Read until `done`; only events whose type starts with `types` reach `keep` (case
-        events by default: incident events share the topic and carry no `case`)."""
+        """Read until `done`; only events whose type starts with one of `types` reach `keep`
+        (case and SLA events by default: incident events share the case-events topic and
+        carry no `case`)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while not done(self.events) and loop.time() < deadline:

@@ -11,6 +11,7 @@ from typing import Any
 import structlog
 from casewire_common.http import kafka_check, mount_operations, postgres_check
 from casewire_common.kafka import DeadLetters, OrderedPublisher, build_broker, stop_broker
+from casewire_common.lag import ConsumerLag
 from casewire_common.logging import configure_logging
 from casewire_common.metrics import new_registry
 from casewire_common.outbox import OutboxMetrics, OutboxRelay
@@ -89,6 +90,7 @@ def create_app(settings: SlaSettings | None = None) -> FastAPI:
         settings, store, policies, scheduler, DeadLetters(broker, registry, "sla"), metrics
     )
     broker.include_router(router)
+    lag = ConsumerLag(registry, [(settings.sla_consumer_group, subscriber)])
     runtime = SlaRuntime(
         settings, policies, broker, subscriber, store, scheduler, relay, metrics, registry
     )
@@ -110,6 +112,7 @@ def create_app(settings: SlaSettings | None = None) -> FastAPI:
             try:
                 await relay.start()
                 await scheduler.start()
+                lag.task.start()
                 log.info(
                     "sla started",
                     policies=[policy.id for policy in policies.policies],
@@ -119,6 +122,7 @@ def create_app(settings: SlaSettings | None = None) -> FastAPI:
             finally:
                 # Stop reading first, then stop firing timers; the relay goes last so that
                 # what was committed is published while the broker is still connected.
+                await lag.task.stop()
                 await subscriber.stop()
                 await scheduler.stop()
                 await _drain_outbox(store, settings.sla_shutdown_drain_seconds)
