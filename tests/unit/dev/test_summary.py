@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 from casewire_common import events, topics
+from casewire_dev.care_desk import DeskProgress
 from casewire_dev.replay import ReplayProgress
-from casewire_dev.summary import DemoSummary, duration, one_line, percentile
+from casewire_dev.summary import DemoSummary, duration, one_line, percentile, render
 from pydantic import BaseModel
+from rich.console import Console
 
 OPENED = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 
@@ -168,8 +170,87 @@ def test_one_line_shows_the_headline_figures() -> None:
     summary = DemoSummary()
     case_event(summary, events.CASE_CREATED, "a/1", team="billing", status="assigned")
     sla_alert(summary, events.SLA_BREACHED, "a/2", "P3")
-    line = one_line(summary, ReplayProgress(planned=10, posted=4), elapsed=65)
+    desk = DeskProgress(resolved=3, already_closed=1, failed=2)
+    line = one_line(summary, ReplayProgress(planned=10, posted=4), desk, elapsed=65)
     assert line.startswith("[1m05s] posted 4/10 rejected 0")
-    assert "cases 1 assigned 1 queued 0" in line
+    assert "cases 1 assigned 1 queued 0 resolved 0 reopened 0" in line
+    assert "desk resolved 3 already closed 1 failed 2" in line
     assert "teams billing 1" in line
     assert "sla warnings 0 breaches 1" in line
+
+
+def test_resolving_frees_a_place_and_the_drained_case_moves_from_queued_to_assigned() -> None:
+    summary = DemoSummary()
+    case_event(summary, events.CASE_CREATED, "a/1", status="assigned", assignee="sam")
+    case_event(summary, events.CASE_CREATED, "b/1", status="queued")
+    assert summary.cases_by_status == {"assigned": 1, "queued": 1}
+
+    resolved_at = OPENED + timedelta(minutes=5)
+    case_event(
+        summary, events.CASE_STATUS_CHANGED, "a/2", status="resolved", resolved_at=resolved_at
+    )
+    case_event(summary, events.CASE_ASSIGNED, "b/2", status="assigned", assignee="sam")
+    assert summary.cases_by_status == {"resolved": 1, "assigned": 1}
+
+    # The customer writes again: reopened, waiting in the queue, then taken again.
+    case_event(summary, events.CASE_STATUS_CHANGED, "a/3", status="reopened")
+    assert summary.cases_by_status == {"reopened": 1, "assigned": 1}
+    case_event(summary, events.CASE_ASSIGNED, "a/4", status="assigned", assignee="sam")
+    case_event(summary, events.CASE_STATUS_CHANGED, "b/3", status="no_action")
+    assert summary.cases_by_status == {"assigned": 1, "no_action": 1}
+    line = one_line(summary, ReplayProgress(planned=1), DeskProgress(), elapsed=1)
+    assert "cases 2 assigned 1 queued 0 resolved 0 reopened 0" in line
+
+
+def test_the_care_desk_finds_a_conversations_case_and_its_latest_status() -> None:
+    summary = DemoSummary()
+    assert summary.case_of("x:AcmeCare:a:42") is None
+    case_event(summary, events.CASE_CREATED, "a/1")
+    assert summary.case_of("x:AcmeCare:a:42") == ("a", "queued")
+    case_event(summary, events.CASE_STATUS_CHANGED, "a/2", status="resolved")
+    assert summary.case_of("x:AcmeCare:a:42") == ("a", "resolved")
+
+
+def test_a_merged_conversation_leads_to_the_case_it_joined() -> None:
+    summary = DemoSummary()
+    data = events.CaseEventData(case=snapshot("a"), merged_conversation_id="x:AcmeCare:dm:42")
+    feed(summary, topics.CASE_EVENTS, record(events.CASE_MERGED, data, "a/2"))
+    assert summary.case_of("x:AcmeCare:dm:42") == ("a", "queued")
+
+
+def test_incidents_on_the_case_topic_are_counted_not_taken_for_unreadable_cases() -> None:
+    summary = DemoSummary()
+    for event_type, event_id in (
+        (events.INCIDENT_OPENED, "i1/1"),
+        (events.INCIDENT_UPDATED, "i1/2"),
+        (events.INCIDENT_OPENED, "i2/1"),
+    ):
+        incident = event_id.split("/")[0]
+        data = events.IncidentData(
+            incident_id=incident,
+            topic="outage",
+            status="open",
+            opened_at=OPENED,
+            last_seen_at=OPENED,
+            case_ids=["a", "b"],
+            added_case_ids=["b"],
+        )
+        feed(summary, topics.CASE_EVENTS, record(event_type, data, event_id))
+    assert summary.incidents == {"i1", "i2"}
+    assert summary.unreadable == 0
+    assert not summary.cases
+
+
+def test_the_live_view_shows_resolved_cases_and_the_care_desk() -> None:
+    summary = DemoSummary()
+    case_event(summary, events.CASE_CREATED, "a/1", status="assigned")
+    case_event(summary, events.CASE_CREATED, "b/1", status="queued")
+    case_event(summary, events.CASE_CREATED, "c/1", status="resolved")
+    case_event(summary, events.CASE_CREATED, "d/1", status="pending")
+    desk = DeskProgress(resolved=1, already_closed=2, failed=1, last_failure="resolve c: 404")
+    console = Console(record=True, width=200)
+    console.print(render(summary, ReplayProgress(planned=4), desk, speed=60, elapsed=3))
+    text = console.export_text()
+    assert "4: assigned 1, queued 1, resolved 1, other 1" in text
+    assert "resolved 1, already closed 2, failed 1" in text
+    assert "resolve c: 404" in text

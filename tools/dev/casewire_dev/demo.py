@@ -1,4 +1,5 @@
-"""`make run`: the local stack, the three services, a corpus replay and a live summary.
+"""`make run`: the local stack, the three services, a corpus replay, a care desk resolving
+the replayed conversations' cases through the router's API, and a live summary.
 
 One command, and Ctrl-C (or SIGTERM) stops all of it: the replay, the summary, the services
 (SIGTERM, then SIGKILL after a timeout) and the stack, unless the stack was already running.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -21,6 +23,7 @@ from typing import Any
 import asyncpg
 
 from casewire_dev import corpus, services, stack
+from casewire_dev.care_desk import DeskProgress, plan_resolutions, router_client, run_care_desk
 from casewire_dev.paths import repo_root, shared_data
 from casewire_dev.replay import ReplayProgress, ScheduledMessage, replay, schedule
 from casewire_dev.summary import DemoSummary, follow, show
@@ -93,6 +96,8 @@ class Demo:
         self.started_stack = False
         self.running: list[services.RunningService] = []
         self.tasks: list[asyncio.Task[None]] = []
+        # The care desk's key to the router's case API, new for every run.
+        self.router_api_token = secrets.token_urlsafe(32)
 
     async def main(self) -> int:
         loop = asyncio.get_running_loop()
@@ -137,6 +142,7 @@ class Demo:
                 {
                     "CASEWIRE_ROUTER_RULES": str(config["rules"]),
                     "CASEWIRE_ROUTER_AGENTS": str(config["agents"]),
+                    "CASEWIRE_ROUTER_API_TOKEN": self.router_api_token,
                 },
             ),
             services.ServiceSpec("sla", SLA_PORT, {"CASEWIRE_SLA_POLICIES": str(config["sla"])}),
@@ -194,15 +200,18 @@ class Demo:
         options = self.options
         progress = ReplayProgress(planned=len(plan))
         summary = DemoSummary()
+        desk = DeskProgress()
         since_ms = int(time.time() * 1000)
         self._spawn("replay", replay(plan, f"http://127.0.0.1:{INGEST_PORT}", progress))
+        self._spawn("care desk", self._care_desk(plan, summary, progress, desk))
         self._spawn(
             "summary consumer",
             follow(bootstrap, summary, since_ms=since_ms, group_id=f"casewire-demo-{since_ms}"),
         )
         interactive = sys.stdout.isatty()
         self._spawn(
-            "summary display", show(summary, progress, speed=options.speed, interactive=interactive)
+            "summary display",
+            show(summary, progress, desk, speed=options.speed, interactive=interactive),
         )
         loop = asyncio.get_running_loop()
         deadline = None if options.duration is None else loop.time() + options.duration
@@ -217,6 +226,18 @@ class Demo:
                     raise DemoError(f"{task.get_name()} failed: {task.exception()!r}")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), timeout=0.5)
+
+    async def _care_desk(
+        self,
+        plan: list[ScheduledMessage],
+        summary: DemoSummary,
+        progress: ReplayProgress,
+        desk: DeskProgress,
+    ) -> None:
+        planned = plan_resolutions(plan, speed=self.options.speed)
+        router_url = f"http://127.0.0.1:{ROUTER_PORT}"
+        async with router_client(router_url, self.router_api_token) as client:
+            await run_care_desk(planned, summary, progress, client, desk)
 
     def _spawn(self, name: str, work: Coroutine[Any, Any, None]) -> None:
         self.tasks.append(asyncio.create_task(work, name=name))

@@ -24,6 +24,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from casewire_dev.care_desk import DeskProgress
 from casewire_dev.replay import ReplayProgress
 
 PRIORITIES = ("P1", "P2", "P3", "P4")
@@ -55,6 +56,8 @@ class DemoSummary:
     messages_inbound: int = 0
     messages_outbound: int = 0
     cases: dict[str, CaseView] = field(default_factory=dict)
+    case_ids_by_conversation: dict[str, str] = field(default_factory=dict)
+    incidents: set[str] = field(default_factory=set)
     first_response_seconds: list[float] = field(default_factory=list)
     sla_warnings: int = 0
     sla_breaches: int = 0
@@ -106,15 +109,28 @@ class DemoSummary:
         try:
             if event.type.startswith("casewire.sla."):
                 self._add_sla_alert(event.type, events.SlaAlertData.model_validate(event.data))
-            elif event.type.startswith(("casewire.case.", "casewire.incident.")):
+            elif event.type.startswith("casewire.case."):
                 self._add_case_event(event.type, events.CaseEventData.model_validate(event.data))
+            elif event.type.startswith("casewire.incident."):
+                # Incidents share the case-events topic but carry no case snapshot.
+                self.incidents.add(events.IncidentData.model_validate(event.data).incident_id)
         except ValidationError:
             self.unreadable += 1
+
+    def case_of(self, conversation_id: str) -> tuple[str, str] | None:
+        """(case id, latest status) of the conversation's case, for the care desk."""
+        case_id = self.case_ids_by_conversation.get(conversation_id)
+        return None if case_id is None else (case_id, self.cases[case_id].status)
 
     def _add_case_event(self, event_type: str, data: events.CaseEventData) -> None:
         case = data.case
         # One case's events share a partition (key = case id): the last one seen is the latest.
+        # Every event carries the whole snapshot, so status changes, reopenings and drained
+        # queues (assigned events) all move the counts.
         self.cases[case.id] = CaseView(case.team, case.priority, case.status)
+        self.case_ids_by_conversation[case.conversation_id] = case.id
+        if data.merged_conversation_id is not None:
+            self.case_ids_by_conversation[data.merged_conversation_id] = case.id
         first = event_type == events.CASE_RESPONDED and data.first_response
         if first and case.first_response_at is not None:
             waited = (case.first_response_at - case.opened_at).total_seconds()
@@ -175,8 +191,17 @@ def _response_times(summary: DemoSummary, scale: float = 1.0) -> str:
     return f"median {duration(median * scale)}, p90 {duration(p90 * scale)}"
 
 
+def _desk(desk: DeskProgress) -> str:
+    return f"resolved {desk.resolved}, already closed {desk.already_closed}, failed {desk.failed}"
+
+
 def render(
-    summary: DemoSummary, progress: ReplayProgress, *, speed: float, elapsed: float
+    summary: DemoSummary,
+    progress: ReplayProgress,
+    desk: DeskProgress,
+    *,
+    speed: float,
+    elapsed: float,
 ) -> RenderableType:
     """The live terminal view."""
     status = summary.cases_by_status
@@ -195,7 +220,8 @@ def render(
     table.add_row(
         "cases",
         f"{len(summary.cases)}: assigned {status['assigned']}, queued {status['queued']}, "
-        f"other {len(summary.cases) - status['assigned'] - status['queued']}",
+        f"resolved {status['resolved']}, "
+        f"other {len(summary.cases) - status['assigned'] - status['queued'] - status['resolved']}",
     )
     table.add_row("  by status", _counts(status))
     table.add_row("  by team", _counts(summary.cases_by_team))
@@ -211,6 +237,11 @@ def render(
             style="bold red" if summary.sla_breaches else "",
         ),
     )
+    table.add_row("care desk", _desk(desk))
+    if desk.last_failure:
+        table.add_row("  last failure", desk.last_failure)
+    if summary.incidents:
+        table.add_row("incidents", str(len(summary.incidents)))
     table.add_row("dead letters", _counts(summary.dead_letters) if summary.dead_letters else "0")
     if summary.unreadable:
         table.add_row("unreadable records", str(summary.unreadable))
@@ -222,14 +253,19 @@ def render(
     )
 
 
-def one_line(summary: DemoSummary, progress: ReplayProgress, *, elapsed: float) -> str:
+def one_line(
+    summary: DemoSummary, progress: ReplayProgress, desk: DeskProgress, *, elapsed: float
+) -> str:
     """The same figures on one line, for logs and pipes."""
     status = summary.cases_by_status
     return (
         f"[{duration(elapsed)}] posted {progress.posted}/{progress.planned} "
         f"rejected {progress.rejected} | kafka in {summary.messages_inbound} "
         f"out {summary.messages_outbound} | cases {len(summary.cases)} "
-        f"assigned {status['assigned']} queued {status['queued']} | "
+        f"assigned {status['assigned']} queued {status['queued']} "
+        f"resolved {status['resolved']} reopened {status['reopened']} | "
+        f"desk resolved {desk.resolved} already closed {desk.already_closed} "
+        f"failed {desk.failed} | "
         f"teams {_counts(summary.cases_by_team)} | "
         f"priorities {_counts(summary.cases_by_priority, PRIORITIES)} | "
         f"first responses {len(summary.first_response_seconds)} "
@@ -273,6 +309,7 @@ async def follow(
 async def show(
     summary: DemoSummary,
     progress: ReplayProgress,
+    desk: DeskProgress,
     *,
     speed: float,
     interactive: bool,
@@ -285,13 +322,13 @@ async def show(
     if interactive:
         with Live(console=Console(), auto_refresh=False) as live:
             while True:
-                view = render(summary, progress, speed=speed, elapsed=loop.time() - started)
+                view = render(summary, progress, desk, speed=speed, elapsed=loop.time() - started)
                 live.update(view, refresh=True)
                 await asyncio.sleep(1.0)
     else:
         try:
             while True:
                 await asyncio.sleep(plain_every_seconds)
-                print(one_line(summary, progress, elapsed=loop.time() - started), flush=True)
+                print(one_line(summary, progress, desk, elapsed=loop.time() - started), flush=True)
         finally:
-            print(one_line(summary, progress, elapsed=loop.time() - started), flush=True)
+            print(one_line(summary, progress, desk, elapsed=loop.time() - started), flush=True)
