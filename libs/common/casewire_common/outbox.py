@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from pydantic import TypeAdapter
 
 from casewire_common.events import EventRecord
 from casewire_common.kafka import KafkaRecord
@@ -31,6 +31,11 @@ log = structlog.get_logger(__name__)
 # Publishes records, keeping their order per key, and returns once the broker acknowledged
 # them all (`casewire_common.kafka.OrderedPublisher` does that).
 PublishFn = Callable[[Sequence[KafkaRecord]], Awaitable[None]]
+
+
+# An event's headers in the outbox's `headers` column: a JSON object of strings (CloudEvents
+# attributes are UTF-8 text), read and written by pydantic's compiled JSON codec.
+_HEADERS = TypeAdapter(dict[str, bytes])
 
 
 def notify_channel(schema: str) -> str:
@@ -49,12 +54,7 @@ async def add_to_outbox(
         schema_name=schema,
         columns=("topic", "key", "headers", "value"),
         records=[
-            (
-                topic,
-                record.key,
-                json.dumps({name: raw.decode() for name, raw in record.headers.items()}),
-                record.value,
-            )
+            (topic, record.key, _HEADERS.dump_json(record.headers).decode(), record.value)
             for topic, record in records
         ],
     )
@@ -155,17 +155,19 @@ class OutboxRelay:
         if not rows:
             self._metrics.backlog.set(0)
             return 0
-        await self._publish(
-            [
-                KafkaRecord(
-                    topic,
-                    key.encode(),
-                    [(name, value.encode()) for name, value in json.loads(headers).items()],
-                    value,
+        records = [
+            KafkaRecord(topic, key.encode(), list(_HEADERS.validate_json(headers).items()), value)
+            for _, topic, key, headers, value in rows
+        ]
+        try:
+            await self._publish(records)
+        except Exception:
+            # Kafka is away and the rows stay: the backlog must say so, not keep its last value.
+            with contextlib.suppress(Exception):
+                self._metrics.backlog.set(
+                    await connection.fetchval(f'SELECT count(*) FROM "{self._schema}".outbox')
                 )
-                for _, topic, key, headers, value in rows
-            ]
-        )
+            raise
         # By id, not by range: a row that committed after the SELECT may have a lower id.
         await connection.execute(
             f'DELETE FROM "{self._schema}".outbox WHERE id = ANY($1::bigint[])',

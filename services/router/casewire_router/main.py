@@ -104,6 +104,9 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         # costs about a tenth of the router's time. Garbage is collected first, not frozen.
         gc.collect()
         gc.freeze()
+        # A batch allocates hundreds of thousands of short-lived objects that reference counting
+        # frees; collecting the youngest generation every 700 allocations only re-scans them.
+        gc.set_threshold(50_000, 20, 100)
         log.info("router started", rules_version=router.rules.version)
         if settings.router_api_token is None or not settings.router_api_token.get_secret_value():
             log.warning("case and agent API off: set CASEWIRE_ROUTER_API_TOKEN to turn it on")

@@ -6,6 +6,7 @@ Every read and write here works on a whole batch at once (arrays, COPY and pipel
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -303,27 +304,30 @@ async def save_outcome(connection: Connection, outcome: BatchOutcome, now: datet
             ],
         )
     if changed:
-        # What routing may change on a case it did not open.
-        await connection.executemany(
-            f"UPDATE {SCHEMA}.cases SET status = $2, priority = $3, urgency_score = $4,"
-            " team = $5, assignee = $6, tags = $7, language = $8, first_response_at = $9,"
-            " resolved_at = $10, queued_at = $11, updated_at = now() WHERE id = $1",
-            [
-                (
-                    case.id,
-                    case.status,
-                    case.priority,
-                    case.urgency_score,
-                    case.team,
-                    case.assignee,
-                    case.tags,
-                    case.language,
-                    case.first_response_at,
-                    case.resolved_at,
-                    case.queued_at,
-                )
-                for case in changed
-            ],
+        # What routing may change on a case it did not open: one statement for all of them
+        # (a row per case costs PostgreSQL a statement each). Tags go as JSON, one text per
+        # case: an array of arrays cannot be unnested by rows.
+        await connection.execute(
+            f"UPDATE {SCHEMA}.cases c SET status = u.status, priority = u.priority,"
+            " urgency_score = u.urgency_score, team = u.team, assignee = u.assignee,"
+            " tags = ARRAY(SELECT jsonb_array_elements_text(u.tags::jsonb)),"
+            " language = u.language, first_response_at = u.first_response_at,"
+            " resolved_at = u.resolved_at, queued_at = u.queued_at, updated_at = now()"
+            " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[],"
+            " $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[],"
+            " $11::timestamptz[]) AS u(id, status, priority, urgency_score, team, assignee,"
+            " tags, language, first_response_at, resolved_at, queued_at) WHERE c.id = u.id",
+            [case.id for case in changed],
+            [case.status for case in changed],
+            [case.priority for case in changed],
+            [case.urgency_score for case in changed],
+            [case.team for case in changed],
+            [case.assignee for case in changed],
+            [json.dumps(case.tags) for case in changed],
+            [case.language for case in changed],
+            [case.first_response_at for case in changed],
+            [case.resolved_at for case in changed],
+            [case.queued_at for case in changed],
         )
     if outcome.stored_messages:
         # No ON CONFLICT needed: a message is stored only by the transaction that claimed it
