@@ -48,6 +48,8 @@ def canonical(
     customer: str,
     channel: str = "mention",
     at: datetime | None = None,
+    direction: str = "inbound",
+    in_reply_to: str | None = None,
 ) -> bytes:
     sent = at or datetime.now(UTC)
     return json.dumps(
@@ -56,11 +58,12 @@ def canonical(
             "platform": "x",
             "channel": channel,
             "visibility": "private" if channel == "dm" else "public",
-            "direction": "inbound",
+            "direction": direction,
             "event": "message",
             "account_id": "brand",
             "platform_message_id": pid,
             "conversation_id": conversation,
+            "in_reply_to": in_reply_to,
             "author": {"id": customer},
             "text": text,
             "language": "en",
@@ -286,3 +289,55 @@ async def test_burst_opens_one_incident_raises_its_cases_and_breach_escalates(
         )
         assert row is not None
         assert (row["team"], row["assignee"]) == ("leads", f"lena{unique}")
+
+
+async def test_brand_reply_naming_no_customer_finds_its_case_through_in_reply_to(
+    tmp_path: Path,
+    database_url: str,
+    kafka_bootstrap: str,
+    unique: str,
+    pg: asyncpg.Connection,
+) -> None:
+    await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
+    app = create_app(settings_for(tmp_path, database_url, kafka_bootstrap, unique))
+    customer = f"cust{unique}"
+    thread = f"x:brand:post{unique}:{customer}"
+    brand_thread = f"x:brand:post{unique}:brand"  # as ingest keys a reply Meta gives no target
+    async with (
+        running(app),
+        producer(kafka_bootstrap) as kafka,
+        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"reader-{unique}") as events_in,
+    ):
+        reader = EventReader(events_in)
+        keep = about(unique)
+        await kafka.send_and_wait(
+            topics.MESSAGES,
+            canonical(thread, f"{unique}-c", "my order is late", customer=customer),
+            key=thread.encode(),
+        )
+        events = await reader.read_until(lambda got: len(got) >= 2, keep=keep)
+        case_id = events[0].data["case"]["id"]
+        await kafka.send_and_wait(
+            topics.MESSAGES,
+            canonical(
+                brand_thread,
+                f"{unique}-r",
+                "Sorry! We are on it",
+                customer="brand",
+                direction="outbound",
+                in_reply_to=f"{unique}-c",
+                at=datetime.now(UTC) + timedelta(seconds=5),
+            ),
+            key=brand_thread.encode(),
+        )
+        events = await reader.read_until(
+            lambda got: any(e.type == ev.CASE_RESPONDED for e in got),
+            keep=lambda event: event.data["case"]["id"] == case_id,
+        )
+        responded = next(e for e in events if e.type == ev.CASE_RESPONDED)
+        assert responded.data["first_response"] is True
+        stored = await pg.fetchval(
+            f"SELECT case_id FROM {SCHEMA}.messages WHERE platform_message_id = $1",
+            f"{unique}-r",
+        )
+        assert str(stored) == case_id

@@ -265,3 +265,45 @@ def test_escalation_leaves_closed_cases_and_never_overfills_the_lead() -> None:
     case.status = "resolved"
     assert escalate(case, rule, "alert-3", desk.state.agents, closed, T0) == set()
     assert closed.events == []
+
+
+def test_public_brand_reply_without_customer_finds_its_case_by_the_message_it_answers() -> None:
+    """Meta does not say whom the Page answered: the reply's conversation names the Page."""
+    desk = Desk()
+    desk.route(
+        message(
+            "my order is late",
+            pid="c1",
+            platform="facebook",
+            channel="comment",
+            conversation="facebook:brand:post1:cust1",
+        )
+    )
+    reply = message(
+        "Sorry! Sending a DM",
+        pid="r1",
+        platform="facebook",
+        channel="reply",
+        direction="outbound",
+        author="brand",
+        conversation="facebook:brand:post1:brand",
+        minutes=2,
+    )
+    reply = reply.model_copy(update={"in_reply_to": "c1"})
+    outcome = desk.route(reply)
+    assert types(outcome) == [ev.CASE_RESPONDED]
+    responded = outcome.events[0].data
+    assert (responded.case.id, responded.first_response) == ("id-1", True)
+    assert outcome.stored_messages[0][1] == "id-1"
+    unrelated = message(
+        "Hello all",
+        pid="r2",
+        platform="facebook",
+        channel="reply",
+        direction="outbound",
+        author="brand",
+        conversation="facebook:brand:post1:brand",
+        minutes=3,
+    )
+    unrelated = unrelated.model_copy(update={"in_reply_to": "someone-else"})
+    assert types(desk.route(unrelated)) == []

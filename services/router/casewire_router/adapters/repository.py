@@ -189,6 +189,29 @@ async def load_batch_state(
             state.recent_contacts[(row["platform"], row["account_id"], row["customer_id"])] = row[
                 "contacts"
             ]
+    replies = sorted(
+        {
+            (m.platform, m.in_reply_to)
+            for m in messages
+            if m.event == "message"
+            and m.direction == "outbound"
+            and m.in_reply_to is not None
+            and m.conversation_id not in state.open_cases
+        }
+    )
+    if replies:
+        for row in await connection.fetch(
+            f"SELECT m.platform AS replied_platform, m.platform_message_id AS replied_id,"
+            f" {_CASE_SELECT}"
+            f" FROM {SCHEMA}.messages m JOIN {SCHEMA}.cases c ON c.id = m.case_id"
+            " JOIN unnest($1::text[], $2::text[]) AS r(platform, id)"
+            " ON m.platform = r.platform AND m.platform_message_id = r.id"
+            f" WHERE c.{_OPEN} ORDER BY c.id FOR UPDATE OF c",
+            [platform for platform, _ in replies],
+            [replied for _, replied in replies],
+        ):
+            key = (row["replied_platform"], row["replied_id"])
+            state.cases_by_message[key] = known(row)
     topic_counts: dict[str, int] = {}
     for message in customer_messages:
         for topic in router.crisis_topics(message, readings):

@@ -201,6 +201,10 @@ class BatchState:
     agents: dict[str, AgentState] = field(default_factory=dict)
     recent_contacts: dict[CustomerKey, int] = field(default_factory=dict)
     topics: dict[str, TopicState] = field(default_factory=dict)
+    # Open cases by (platform, platform message id) of the customer messages they hold: a
+    # brand reply whose conversation names no customer (Meta public replies) finds its case
+    # through the message it answers.
+    cases_by_message: dict[tuple[str, str], CaseState] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -345,6 +349,7 @@ class Router:
             case = self._open_case(message, decision, requested, batch)
         else:
             self._follow_up(case, message, decision, batch)
+        state.cases_by_message[(message.platform, message.platform_message_id)] = case
         if case.status not in CLOSED_STATUSES:
             for topic in topics:
                 batch.hit(topic, case)
@@ -463,6 +468,10 @@ class Router:
     def _on_brand_message(self, message: CanonicalMessage, batch: _Batch) -> None:
         result = batch.result
         case = batch.state.open_cases.get(message.conversation_id)
+        if case is None and message.in_reply_to is not None:
+            case = batch.state.cases_by_message.get((message.platform, message.in_reply_to))
+            if case is not None and case.status in CLOSED_STATUSES:
+                case = None
         if case is None:
             # A brand message never opens a case; it is still kept with its conversation.
             result.stored_messages.append((message, None))
