@@ -136,18 +136,23 @@ def records_of(raw_message: Any) -> tuple[ConsumerRecord[bytes, bytes], ...]:
     return (raw_message,)
 
 
+def dead_letter_counter(registry: CollectorRegistry) -> Counter:
+    """`casewire_dead_letters_total`, the same family in every service that dead-letters."""
+    return Counter(
+        "casewire_dead_letters_total",
+        "Records sent to a dead-letter topic, by source topic and reason.",
+        ["service", "topic", "reason"],
+        registry=registry,
+    )
+
+
 class DeadLetters:
     """Sends records that cannot be processed to `<topic>.dlq`, with the reason in headers."""
 
     def __init__(self, broker: KafkaBroker, registry: CollectorRegistry, service: str) -> None:
         self._broker = broker
         self._service = service
-        self._counter = Counter(
-            "casewire_dead_letters_total",
-            "Records sent to a dead-letter topic, by source topic and reason.",
-            ["service", "topic", "reason"],
-            registry=registry,
-        )
+        self._counter = dead_letter_counter(registry)
 
     async def send(self, record: ConsumerRecord[bytes, bytes], reason: str, error: str) -> None:
         await self.send_many([(record, reason, error)])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -19,7 +20,7 @@ from fastapi import FastAPI
 from casewire_ingest.adapters.dedup import MIGRATIONS_PACKAGE, SCHEMA, DedupStore
 from casewire_ingest.adapters.publisher import IngestMetrics, KafkaIngestPublisher
 from casewire_ingest.domain.language import LanguageDetector
-from casewire_ingest.entrypoints.http import mount_webhooks
+from casewire_ingest.entrypoints.http import IngestApp
 from casewire_ingest.service import WebhookIngest
 from casewire_ingest.settings import IngestSettings
 
@@ -73,6 +74,13 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             )
         await broker.start()
         await records.start()
+        # What start-up built lives as long as the process: frozen, full collections no longer
+        # scan it. A request allocates many short-lived objects that reference
+        # counting frees; collecting the youngest generation every 700 allocations only
+        # re-scans them (measured: 2 % of ingest's instructions per request).
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 100)
         trimming = asyncio.create_task(
             _forget_old_keys(dedup, timedelta(days=settings.dedup_retention_days))
         )
@@ -86,9 +94,8 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             await stop_broker(broker, settings.shutdown_timeout_seconds)
             await database.close()
 
-    app = FastAPI(title="Casewire ingest", lifespan=lifespan)
+    app = IngestApp(ingest, metrics, settings, title="Casewire ingest", lifespan=lifespan)
     app.state.broker = broker  # its channels are the published contract (casewire-dev contracts)
-    mount_webhooks(app, ingest, metrics, settings)
     mount_operations(
         app,
         registry,

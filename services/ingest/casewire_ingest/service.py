@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Collection, Sequence
+import time
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 import structlog
+from casewire_common.messages import CanonicalMessage
 
 from casewire_ingest.adapters.publisher import IngestMetrics, IngestPublisher
 from casewire_ingest.domain.normalized import NormalizationError, Normalized
@@ -28,7 +30,10 @@ LanguageDetector = Callable[[str], str | None]
 class Dedup(Protocol):
     """The memory of published messages (see adapters/dedup.py)."""
 
-    async def claim(self, keys: Sequence[str]) -> set[str]: ...
+    def claim(self, keys: Sequence[str]) -> Awaitable[set[str]]:
+        """The keys the caller now owns; may start before it is awaited."""
+        ...
+
     async def mark_published(self, keys: Sequence[str]) -> None: ...
     async def release(self, keys: Sequence[str]) -> None: ...
 
@@ -117,31 +122,37 @@ class WebhookIngest:
             self._metrics.ignored.labels(source, kind).inc(count)
         raw_key = f"{source}:{messages[0].account_id}" if messages else source
         unique = {message.delivery_key: message for message in reversed(messages)}
-        # The claim runs while the body is being written: the two round trips overlap. No
-        # message is published before both are done.
-        claiming = asyncio.ensure_future(self._dedup.claim(list(unique)))
+        # The claim goes out while the body is being written: the two round trips overlap.
+        # No message is published before both are done.
+        claiming = asyncio.ensure_future(self._dedup.claim(list(unique)))  # a task if need be
+        fresh: list[CanonicalMessage] = []
+        body_written = False
+        started = time.perf_counter()
         try:
             async with asyncio.timeout(self._timeout):
                 await self._publisher.publish_raw(raw, raw_key, headers)
-                claimed = await claiming
+                # Shielded: a timeout must not cancel a claim that may already hold keys.
+                claimed = await asyncio.shield(claiming)
+                body_written = True
+                fresh = [
+                    m
+                    for m in messages
+                    if m.delivery_key in claimed and unique.get(m.delivery_key) is m
+                ]
+                await self._publisher.publish_messages(fresh)
+                self._metrics.publish_seconds.observe(time.perf_counter() - started)
+                await self._dedup.mark_published([m.delivery_key for m in fresh])
         except Exception as error:
-            log.warning("raw write failed", source=source, error=type(error).__name__)
-            await self._give_up(claiming, source)
+            if body_written:
+                log.warning("message write failed", source=source, error=type(error).__name__)
+                await self._release([m.delivery_key for m in fresh], source)
+            else:
+                log.warning("raw write failed", source=source, error=type(error).__name__)
+                await self._give_up(claiming, source)
             raise Unavailable from error
-        fresh = [
-            m for m in messages if m.delivery_key in claimed and unique.get(m.delivery_key) is m
-        ]
         duplicates = len(messages) - len(fresh)
         if duplicates:
             self._metrics.duplicates.labels(source).inc(duplicates)
-        try:
-            async with asyncio.timeout(self._timeout):
-                await self._publisher.publish_messages(fresh)
-                await self._dedup.mark_published([m.delivery_key for m in fresh])
-        except Exception as error:
-            log.warning("message write failed", source=source, error=type(error).__name__)
-            await self._release([m.delivery_key for m in fresh], source)
-            raise Unavailable from error
         if _stdlib_log.isEnabledFor(logging.DEBUG):
             # Message text and names are personal data: logged only when debugging is on.
             content = (

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -18,7 +19,7 @@ from aiokafka import ConsumerRecord
 from casewire_common import events as ev
 from casewire_common import topics
 from casewire_common.events import decode_event
-from casewire_common.kafka import DeadLetters
+from casewire_common.kafka import DeadLetters, KafkaRecord
 from casewire_dev.contracts import PAYLOADS, SERVICES
 from casewire_dev.paths import repo_root
 from casewire_ingest.adapters.publisher import IngestMetrics, KafkaIngestPublisher
@@ -117,6 +118,12 @@ class RecordingBroker:
         written.set_result(None)
         return written
 
+    async def send_records(self, records: Sequence[KafkaRecord]) -> None:
+        """Stands in for `OrderedPublisher`: what ingest writes goes through it."""
+        for record in records:
+            headers = {name: value.decode() for name, value in record.headers}
+            self.records.append(Published(record.topic, record.key, headers, record.value))
+
 
 def received_topics(service: str) -> set[str]:
     document = asyncapi(service)
@@ -139,9 +146,10 @@ def test_each_document_sends_to_the_declared_topics_and_the_dead_letters_of_what
 
 async def test_ingest_writes_raw_bodies_messages_and_dead_letters_as_documented() -> None:
     broker = RecordingBroker()
-    metrics = IngestMetrics(CollectorRegistry())
+    registry = CollectorRegistry()
+    metrics = IngestMetrics(registry)
     ingest = WebhookIngest(
-        KafkaIngestPublisher(broker, metrics),  # type: ignore[arg-type]
+        KafkaIngestPublisher(broker.send_records, metrics),
         MemoryDedup(),
         lambda text: "en",
         metrics,
@@ -187,6 +195,9 @@ async def test_ingest_writes_raw_bodies_messages_and_dead_letters_as_documented(
     dead = by_topic[topics.dlq(topics.RAW)]
     assert_valid(dead.headers, message_contract("ingest", f"DeadLetter.{topics.RAW}")["headers"])
     assert dead.value == b'{"channel": "fax"}'
+    reason = dead.headers[topics.DLQ_REASON_HEADER]
+    labels = {"service": "ingest", "topic": topics.RAW, "reason": reason}
+    assert registry.get_sample_value("casewire_dead_letters_total", labels) == 1
 
 
 async def test_router_case_and_incident_events_are_cloudevents_as_documented() -> None:

@@ -15,10 +15,9 @@ import pytest
 from casewire_common.messages import message_id
 from casewire_common.metrics import new_registry
 from casewire_ingest.adapters.publisher import IngestMetrics
-from casewire_ingest.entrypoints.http import mount_webhooks
+from casewire_ingest.entrypoints.http import IngestApp
 from casewire_ingest.service import WebhookIngest
 from casewire_ingest.settings import IngestSettings
-from fastapi import FastAPI
 
 from tests.unit.ingest.fakes import MemoryDedup, RecordingPublisher
 
@@ -43,8 +42,7 @@ def client_for(
     ingest = WebhookIngest(
         publisher, dedup or MemoryDedup(), lambda text: None, metrics, timeout_seconds=1
     )
-    app = FastAPI()
-    mount_webhooks(app, ingest, metrics, settings(**overrides))
+    app = IngestApp(ingest, metrics, settings(**overrides))
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest")
 
 
@@ -271,8 +269,7 @@ async def test_message_text_is_not_logged_unless_debugging_is_switched_on(
             timeout_seconds=1,
             log_content=log_content,
         )
-        app = FastAPI()
-        mount_webhooks(app, ingest, metrics, settings())
+        app = IngestApp(ingest, metrics, settings())
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
             body = generic(text=secret_text, platform_message_id=f"p{log_content}")

@@ -13,10 +13,9 @@ from typing import Any
 import httpx
 from casewire_common.metrics import new_registry
 from casewire_ingest.adapters.publisher import IngestMetrics
-from casewire_ingest.entrypoints.http import mount_webhooks
+from casewire_ingest.entrypoints.http import IngestApp
 from casewire_ingest.service import WebhookIngest
 from casewire_ingest.settings import IngestSettings
-from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -73,9 +72,7 @@ def make_client() -> httpx.AsyncClient:
     ingest = WebhookIngest(
         RecordingPublisher(), MemoryDedup(), lambda text: None, metrics, timeout_seconds=1
     )
-    app = FastAPI()
-    mount_webhooks(
-        app,
+    app = IngestApp(
         ingest,
         metrics,
         IngestSettings(

@@ -12,7 +12,8 @@ one claims it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Sequence
 from datetime import timedelta
 
 from casewire_common.pg import Database
@@ -30,11 +31,14 @@ class DedupStore:
         self._claims: GroupCommit[Sequence[str], set[str]] = GroupCommit(self._claim_groups)
         self._marks: GroupCommit[Sequence[str], None] = GroupCommit(self._mark_groups)
 
-    async def claim(self, keys: Sequence[str]) -> set[str]:
-        """The keys this request now owns: new ones, and stale claims of failed requests."""
+    def claim(self, keys: Sequence[str]) -> Awaitable[set[str]]:
+        """The keys this request now owns: new ones, and stale claims of failed requests.
+        Queued at once: the claim goes out while the caller does other work."""
         if not keys:
-            return set()
-        return await self._claims.submit(keys)
+            claimed: asyncio.Future[set[str]] = asyncio.get_running_loop().create_future()
+            claimed.set_result(set())
+            return claimed
+        return self._claims.enqueue(keys)
 
     async def mark_published(self, keys: Sequence[str]) -> None:
         if keys:

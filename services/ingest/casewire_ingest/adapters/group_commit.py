@@ -1,9 +1,9 @@
 """Group commit: what concurrent requests write goes out together, in one Kafka produce (one
 record batch per partition) or one SQL statement, instead of one round trip per request.
 
-Callers `submit` their item and wait; while one write is in the air the next group gathers,
-so under load a group holds what arrived during one round trip, and an idle service writes
-at once (no timer, no added latency). Each caller is answered only once the write holding
+Callers `submit` their item and wait; while the allowed writes are in the air the next group
+gathers, so under load a group holds what arrived during a round trip, and an idle service
+writes at once (no timer, no added latency). Each caller is answered only once the write holding
 its item succeeded, and sees that write's error otherwise.
 """
 
@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 # Bounds one write (a produce request, an SQL statement): a burst is cut into several.
 DEFAULT_MAX_ITEMS = 512
+# Writes in the air at once. With one, every request waits for the write before its own, and
+# under load all requests end up moving in step (each stage holds them all, the CPU idles
+# during the round trips); a second write lets the work of some overlap the I/O of others.
+DEFAULT_MAX_WRITES = 2
 
 
 class GroupCommit(Generic[Item, Result]):
@@ -31,31 +35,45 @@ class GroupCommit(Generic[Item, Result]):
         write: Callable[[Sequence[Item]], Awaitable[Sequence[Result]]],
         *,
         max_items: int = DEFAULT_MAX_ITEMS,
+        max_writes: int = DEFAULT_MAX_WRITES,
     ) -> None:
         if max_items < 1:
             raise ValueError("a group holds at least one item")
+        if max_writes < 1:
+            raise ValueError("at least one write must be allowed at a time")
         self._write = write
         self._max_items = max_items
+        self._max_writes = max_writes
         self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._writers: set[asyncio.Task[None]] = set()
+        self._starting = False  # a writer was started and has not taken its group yet
+
+    def enqueue(self, item: Item) -> asyncio.Future[Result]:
+        """Queue `item` for the next group; the future holds its result once written (no task
+        needed to wait for it next to other work)."""
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        if not self._starting and len(self._writers) < self._max_writes:
+            # Starts on the next loop turn: requests handled in this turn join its group.
+            self._starting = True
+            self._writers.add(asyncio.create_task(self._write_groups()))
+        return future
 
     async def submit(self, item: Item) -> Result:
         """Write `item` with whatever else is waiting; its result once written."""
-        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        self._waiting.append((item, future))
-        if self._writer is None:
-            # Starts on the next loop turn: requests handled in this turn join the group.
-            self._writer = asyncio.create_task(self._write_groups())
-        return await future
+        return await self.enqueue(item)
 
     async def _write_groups(self) -> None:
+        self._starting = False
         try:
             while self._waiting:
                 group = self._waiting[: self._max_items]
                 del self._waiting[: self._max_items]
                 await self._write_group(group)
         finally:
-            self._writer = None
+            # At once, not in a done callback: an item queued before that callback ran
+            # would find every writer slot taken and wait for the next caller.
+            self._writers.discard(cast("asyncio.Task[None]", asyncio.current_task()))
 
     async def _write_group(self, group: list[tuple[Item, asyncio.Future[Result]]]) -> None:
         try:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from casewire_common import topics
-from casewire_common.kafka import KafkaRecord
+from casewire_common.kafka import KafkaRecord, dead_letter_counter
 from casewire_common.messages import CanonicalMessage
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
@@ -46,6 +45,7 @@ class IngestMetrics:
             ["endpoint", "reason"],
             registry=registry,
         )
+        self.dead_letters = dead_letter_counter(registry)
         self.publish_seconds = Histogram(
             "casewire_ingest_publish_seconds",
             "Time to write one accepted body and its messages to Kafka (acknowledged).",
@@ -82,16 +82,13 @@ class KafkaIngestPublisher:
         return [None] * len(requests)
 
     async def publish_raw(self, raw_body: bytes, key: str, headers: dict[str, str]) -> None:
-        started = time.perf_counter()
         await self._writes.submit(
             [KafkaRecord(topics.RAW, key.encode(), _encode(headers), raw_body)]
         )
-        self._metrics.publish_seconds.observe(time.perf_counter() - started)
 
     async def publish_messages(self, messages: Sequence[CanonicalMessage]) -> None:
         if not messages:
             return
-        started = time.perf_counter()
         await self._writes.submit(
             [
                 KafkaRecord(
@@ -103,7 +100,6 @@ class KafkaIngestPublisher:
                 for message in messages
             ]
         )
-        self._metrics.publish_seconds.observe(time.perf_counter() - started)
         for message in messages:
             self._metrics.messages.labels(
                 message.platform, message.channel, message.direction, message.event
@@ -125,6 +121,7 @@ class KafkaIngestPublisher:
                 )
             ]
         )
+        self._metrics.dead_letters.labels("ingest", topics.RAW, reason).inc()
 
 
 def _encode(headers: dict[str, str]) -> list[tuple[str, bytes]]:

@@ -46,10 +46,27 @@ SCRIPT_MIN_LETTERS = 3
 
 _URL = re.compile(r"(?:https?://|www\.)\S+|\b[\w-]+(?:\.[\w-]+)*\.(?:com|net|org|co|ly)/\S*", re.I)
 _MENTION = re.compile(r"(?<![\w@])@\w+")
-_SPACE = re.compile(r"\s+")
-_ASCII_SYMBOLS = str.maketrans(dict.fromkeys("#_$+<=>^`|~", " "))
-_ASCII_LETTER = re.compile(r"[A-Za-z]")
+_ASCII_SYMBOLS = "#_$+<=>^`|~"  # read as spaces
 _KEPT_CATEGORIES = frozenset("LMNPZ")
+_MAX_CACHED_CHARACTERS = 50_000
+_ASCII_NON_LETTERS = {code: None for code in range(128) if not chr(code).isalpha()}
+
+
+class _WordCharacters(dict[int, int | None]):
+    """A `str.translate` table that keeps the characters of words: ASCII symbols become
+    spaces, and characters that are not a letter, mark, digit, punctuation or space go.
+    Each code point's category is looked up once, then cached, up to a bound that the
+    alphabets of real messages stay far below."""
+
+    def __missing__(self, code: int) -> int | None:
+        kept = code < 0x80 or unicodedata.category(chr(code))[0] in _KEPT_CATEGORIES
+        value = code if kept else None
+        if len(self) < _MAX_CACHED_CHARACTERS:
+            self[code] = value
+        return value
+
+
+_WORD_CHARACTERS = _WordCharacters({ord(symbol): ord(" ") for symbol in _ASCII_SYMBOLS})
 _LETTER = re.compile(r"[^\W\d_]")
 _HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]")
 # Letters of scripts that identify one language; base letters only, so that the Thai
@@ -80,14 +97,7 @@ def clean_text(text: str) -> str:
         text = _URL.sub(" ", text)
     if "@" in text:
         text = _MENTION.sub(" ", text)
-    text = text.translate(_ASCII_SYMBOLS)
-    if not text.isascii():
-        text = "".join(
-            char
-            for char in text
-            if char < "\x80" or unicodedata.category(char)[0] in _KEPT_CATEGORIES
-        )
-    return _SPACE.sub(" ", text).strip()
+    return " ".join(text.translate(_WORD_CHARACTERS).split())
 
 
 def _letters_and_script(
@@ -99,7 +109,7 @@ def _letters_and_script(
     it. With several such scripts, the one with the most letters decides.
     """
     if text.isascii():
-        return len(_ASCII_LETTER.findall(text)), None
+        return len(text.translate(_ASCII_NON_LETTERS)), None
     letters = len(_LETTER.findall(text))
     if share is None or not letters:
         return letters, None

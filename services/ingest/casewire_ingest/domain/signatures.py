@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 
 def _hmac_sha256(secret: str, message: bytes) -> bytes:
-    return hmac.new(secret.encode(), message, hashlib.sha256).digest()
+    return hmac.digest(secret.encode(), message, hashlib.sha256)
 
 
 def meta_signature_valid(secrets: Iterable[str], raw_body: bytes, header: str | None) -> bool:

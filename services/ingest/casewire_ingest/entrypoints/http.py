@@ -4,7 +4,7 @@ channel. Every refusal is a 4xx with a reason code; no stack trace ever reaches 
 The POSTs that carry messages are served by `WebhookEndpoints`, a plain ASGI layer in front of
 FastAPI: they take only raw bytes and answer small JSON documents, and FastAPI's routing,
 request and response objects cost more than the rest of such a request. The handshakes stay
-FastAPI routes (`http_router`); `mount_webhooks` installs both on an app.
+FastAPI routes (`http_router`); `IngestApp` is the FastAPI app with both.
 """
 
 from __future__ import annotations
@@ -66,12 +66,26 @@ def _webhook_normalizer(*platforms: WebhookPlatform) -> Normalizer:
     return run
 
 
-def mount_webhooks(
-    app: FastAPI, ingest: WebhookIngest, metrics: IngestMetrics, settings: IngestSettings
-) -> None:
-    """Serve ingest's endpoints on `app`: the webhook POSTs in front, the handshakes as routes."""
-    app.include_router(http_router(settings, metrics))
-    app.add_middleware(WebhookEndpoints, ingest=ingest, metrics=metrics, settings=settings)
+class IngestApp(FastAPI):
+    """FastAPI with ingest's endpoints: the handshakes as routes, the webhook POSTs answered
+    in front of FastAPI's middleware (each layer is a frame that every await of a request
+    passes through again; a webhook waits for four writes)."""
+
+    def __init__(
+        self,
+        ingest: WebhookIngest,
+        metrics: IngestMetrics,
+        settings: IngestSettings,
+        **fastapi_options: Any,
+    ) -> None:
+        super().__init__(**fastapi_options)
+        self.include_router(http_router(settings, metrics))
+        self.message_endpoints = WebhookEndpoints(
+            super().__call__, ingest=ingest, metrics=metrics, settings=settings
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.message_endpoints(scope, receive, send)
 
 
 def x_app(settings: IngestSettings, name: str | None) -> XApp | None:
@@ -93,7 +107,9 @@ class Endpoint:
 
 
 class WebhookEndpoints:
-    """ASGI middleware answering the message-carrying POSTs; everything else goes to `app`."""
+    """ASGI layer answering the message-carrying POSTs; everything else goes to `app`.
+
+    An unexpected error propagates: the server answers 500 without details and logs it."""
 
     def __init__(
         self,
@@ -236,9 +252,12 @@ async def _read_body(receive: Receive, headers: Headers, max_body: int) -> bytes
             return b"".join(chunks)
 
 
+# Encodes as FastAPI's JSONResponse does; built once (json.dumps with options builds one per call).
+_JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
 async def _send_json(send: Send, status: int, document: Mapping[str, Any]) -> None:
-    """`document` as FastAPI's JSONResponse would encode it."""
-    body = json.dumps(document, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    body = _JSON_ENCODER.encode(document).encode()
     await send(
         {
             "type": "http.response.start",
