@@ -140,8 +140,11 @@ class IncidentData(BaseModel):
     status: Literal["open", "closed"]
     opened_at: AwareDatetime
     last_seen_at: AwareDatetime
-    case_ids: list[str]
-    added_case_ids: list[str] = Field(description="The cases this event linked.")
+    case_count: int = Field(ge=1, description="How many cases the incident links so far.")
+    added_case_ids: list[str] = Field(
+        description="The cases this event linked (all of them for `opened`); a consumer that"
+        " wants the whole list accumulates them."
+    )
 
 
 class SlaAlertData(BaseModel):

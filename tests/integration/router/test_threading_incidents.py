@@ -231,8 +231,9 @@ async def test_burst_opens_one_incident_raises_its_cases_and_breach_escalates(
         assert [e.type for e in incidents] == [ev.INCIDENT_OPENED, ev.INCIDENT_UPDATED]
         opened, updated = incidents
         created = [e.data["case"]["id"] for e in events if e.type == ev.CASE_CREATED]
-        assert sorted(opened.data["case_ids"]) == sorted(created[:3])
-        assert sorted(updated.data["case_ids"]) == sorted(created)
+        assert sorted(opened.data["added_case_ids"]) == sorted(created[:3])
+        assert updated.data["added_case_ids"] == [created[3]]
+        assert (opened.data["case_count"], updated.data["case_count"]) == (3, 4)
         assert opened.subject == updated.subject == opened.data["incident_id"]
         priorities = await pg.fetch(
             f"SELECT priority, tags FROM {SCHEMA}.cases WHERE id = ANY($1::uuid[])", created

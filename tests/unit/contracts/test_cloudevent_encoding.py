@@ -72,7 +72,7 @@ def with_sdk(
                 status="open",
                 opened_at=datetime(2026, 3, 1, tzinfo=UTC),
                 last_seen_at=datetime(2026, 3, 1, tzinfo=UTC),
-                case_ids=[SNAPSHOT.id],
+                case_count=1,
                 added_case_ids=[SNAPSHOT.id],
             ),
         ),

@@ -232,7 +232,7 @@ def test_incidents_on_the_case_topic_are_counted_not_taken_for_unreadable_cases(
             status="open",
             opened_at=OPENED,
             last_seen_at=OPENED,
-            case_ids=["a", "b"],
+            case_count=2,
             added_case_ids=["b"],
         )
         feed(summary, topics.CASE_EVENTS, record(event_type, data, event_id))

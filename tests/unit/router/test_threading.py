@@ -196,8 +196,10 @@ def test_burst_on_one_crisis_topic_opens_one_incident_and_raises_its_cases() -> 
     [change] = burst.incidents
     assert change.event_type == ev.INCIDENT_OPENED
     assert change.data.topic == "outage"
-    assert sorted(change.data.case_ids) == sorted(desk.state.topics["outage"].recent_case_ids)
-    assert len(change.data.case_ids) == 3
+    assert change.data.case_count == 3
+    assert len(change.data.added_case_ids) == 3
+    assert desk.state.topics["outage"].incident_id == change.data.incident_id
+    assert desk.state.topics["outage"].recent_case_ids == []  # counted from now on, not listed
     # The third case is in the batch; the two earlier ones are raised when the adapter
     # loaded them (TopicState.open_cases); here only the batch's own is at hand.
     raised = [e.data for e in burst.events if e.type == ev.CASE_PRIORITY_CHANGED]
@@ -217,14 +219,16 @@ def test_later_cases_on_the_topic_join_the_open_incident() -> None:
     assert change.event_type == ev.INCIDENT_UPDATED
     assert change.data.incident_id == incident_id
     assert len(change.data.added_case_ids) == 1
-    assert len(change.data.case_ids) == 4
+    assert change.data.case_count == 4
 
 
 def test_incident_links_and_raises_earlier_cases_the_adapter_loaded() -> None:
     desk = Desk()
     earlier = desk.route(outage(1), outage(2))
     loaded = {case_id: desk.cases[case_id] for case_id in earlier.opened}
-    desk.state.topics["outage"] = TopicState(recent_case_ids=sorted(loaded), open_cases=loaded)
+    desk.state.topics["outage"] = TopicState(
+        recent_count=len(loaded), recent_case_ids=sorted(loaded), open_cases=loaded
+    )
     burst = desk.route(outage(3))
     raised = {e.data.case.id for e in burst.events if e.type == ev.CASE_PRIORITY_CHANGED}
     assert raised == set(loaded) | {next(iter(burst.opened))}

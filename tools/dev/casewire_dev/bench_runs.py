@@ -289,7 +289,7 @@ async def run_router(
         str(case_id)
         for event in decoded
         if event.type in (ev.INCIDENT_OPENED, ev.INCIDENT_UPDATED)
-        for case_id in event.data["case_ids"]
+        for case_id in event.data["added_case_ids"]
     }
     predictable = predictable_counts(
         [(event.type, event.subject) for event in decoded], incident_cases

@@ -320,7 +320,9 @@ def expected_outcome(records: list[Record], rules_path: Path, agents_path: Path)
     outcome = router.route_batch(
         messages, BatchState(agents=agents), new_id=lambda: str(uuid.uuid4()), now=datetime.now(UTC)
     )
-    incident_cases = {case_id for change in outcome.incidents for case_id in change.data.case_ids}
+    incident_cases = {
+        case_id for change in outcome.incidents for case_id in change.data.added_case_ids
+    }
     counts = predictable_counts(
         [(event.type, event.case_id) for event in outcome.events]
         + [(change.event_type, change.data.incident_id) for change in outcome.incidents],

@@ -217,7 +217,7 @@ async def load_batch_state(
         for topic in router.crisis_topics(message, readings):
             topic_counts[topic] = topic_counts.get(topic, 0) + 1
     if topic_counts:
-        await _load_topics(connection, state, topic_counts, windows, now, known)
+        await _load_topics(connection, state, topic_counts, windows, now, known, list(loaded))
     if any(m.conversation_id not in state.open_cases for m in customer_messages):
         # A case may open or reopen: it may be given to an agent.
         state.agents = await lock_agents(connection)
@@ -231,6 +231,7 @@ async def _load_topics(
     windows: CaseWindows,
     now: datetime,
     known: Callable[[asyncpg.Record], CaseState],
+    loaded_case_ids: list[str],
 ) -> None:
     """The recent past of the batch's crisis topics; one transaction at a time per topic."""
     topics = sorted(batch_counts)
@@ -250,32 +251,55 @@ async def _load_topics(
     for topic in topics:
         state.topics[topic] = TopicState()
     for row in await connection.fetch(
-        f"SELECT topic, array_agg(DISTINCT case_id ORDER BY case_id) AS case_ids"
-        f" FROM {SCHEMA}.topic_hits WHERE topic = ANY($1::text[]) AND at >= $2 GROUP BY topic",
-        topics,
-        since,
-    ):
-        state.topics[row["topic"]].recent_case_ids = [str(c) for c in row["case_ids"]]
-    for row in await connection.fetch(
-        f"SELECT i.id, i.topic, i.opened_at, array_remove(array_agg(ic.case_id), NULL) AS cases"
-        f" FROM {SCHEMA}.incidents i LEFT JOIN {SCHEMA}.incident_cases ic"
-        " ON ic.incident_id = i.id WHERE i.topic = ANY($1::text[]) AND i.status = 'open'"
-        " GROUP BY i.id",
+        f"SELECT i.id, i.topic, i.opened_at, (SELECT count(*) FROM {SCHEMA}.incident_cases ic"
+        " WHERE ic.incident_id = i.id) AS cases"
+        f" FROM {SCHEMA}.incidents i WHERE i.topic = ANY($1::text[]) AND i.status = 'open'",
         topics,
     ):
         topic_state = state.topics[row["topic"]]
         topic_state.incident_id = str(row["id"])
         topic_state.opened_at = row["opened_at"]
-        topic_state.incident_case_ids = {str(c) for c in row["cases"]}
-    # Cases an incident may link (and raise): only where the burst can reach the threshold.
+        topic_state.incident_case_count = row["cases"]
+    for row in await connection.fetch(
+        f"SELECT topic, count(DISTINCT case_id) AS cases FROM {SCHEMA}.topic_hits"
+        " WHERE topic = ANY($1::text[]) AND at >= $2 GROUP BY topic",
+        topics,
+        since,
+    ):
+        state.topics[row["topic"]].recent_count = row["cases"]
+    # Case ids only where no incident is open: fewer than the threshold, or one would be.
+    quiet = [topic for topic in topics if state.topics[topic].incident_id is None]
+    if quiet:
+        for row in await connection.fetch(
+            f"SELECT topic, array_agg(DISTINCT case_id ORDER BY case_id) AS case_ids"
+            f" FROM {SCHEMA}.topic_hits WHERE topic = ANY($1::text[]) AND at >= $2"
+            " GROUP BY topic",
+            quiet,
+            since,
+        ):
+            state.topics[row["topic"]].recent_case_ids = [str(c) for c in row["case_ids"]]
+    incidents = {
+        topic_state.incident_id: topic_state
+        for topic_state in state.topics.values()
+        if topic_state.incident_id is not None
+    }
+    if incidents and loaded_case_ids:
+        # Which of the cases this batch can touch an open incident already links.
+        for row in await connection.fetch(
+            f"SELECT incident_id, case_id FROM {SCHEMA}.incident_cases"
+            " WHERE incident_id = ANY($1::uuid[]) AND case_id = ANY($2::uuid[])",
+            list(incidents),
+            loaded_case_ids,
+        ):
+            incidents[str(row["incident_id"])].incident_case_ids.add(str(row["case_id"]))
+    # Cases a new incident would link (and raise): where the burst can reach the threshold.
     linkable = sorted(
         {
             case_id
-            for topic, topic_state in state.topics.items()
-            if topic_state.incident_id is not None
-            or len(topic_state.recent_case_ids) + batch_counts[topic] >= windows.incident_threshold
-            for case_id in topic_state.recent_case_ids
-            if case_id not in topic_state.incident_case_ids
+            for topic in quiet
+            if len(state.topics[topic].recent_case_ids) + batch_counts[topic]
+            >= windows.incident_threshold
+            for case_id in state.topics[topic].recent_case_ids
         }
     )
     if linkable:
@@ -285,7 +309,8 @@ async def _load_topics(
             linkable,
         )
         by_id = {str(row["id"]): known(row) for row in rows}
-        for topic_state in state.topics.values():
+        for topic in quiet:
+            topic_state = state.topics[topic]
             topic_state.open_cases = {
                 case_id: by_id[case_id]
                 for case_id in topic_state.recent_case_ids

@@ -182,13 +182,17 @@ class CaseWindows:
 
 @dataclass
 class TopicState:
-    """One crisis topic's recent past, as the adapter found it."""
+    """One crisis topic's recent past, as the adapter found it. Bounded whatever the burst:
+    case ids are kept only below the incident threshold; once an incident is open, counts."""
 
-    recent_case_ids: list[str] = field(default_factory=list)  # cases that hit it in the window
+    recent_count: int = 0  # distinct cases that hit the topic in the window, before the batch
+    recent_case_ids: list[str] = field(default_factory=list)  # them, while no incident is open
     incident_id: str | None = None  # its open incident
     opened_at: datetime | None = None
+    incident_case_count: int = 0
+    # The incident's cases among those this batch can touch (every case the adapter loaded).
     incident_case_ids: set[str] = field(default_factory=set)
-    open_cases: dict[str, CaseState] = field(default_factory=dict)  # locked, by id
+    open_cases: dict[str, CaseState] = field(default_factory=dict)  # linkable, locked, by id
 
 
 @dataclass
@@ -307,8 +311,12 @@ class Router:
                 self._on_customer_message(message, batch)
         self._incidents(batch)
         for topic in batch.hits:  # the state stays current for the next batch
-            recent = batch.topic_cases(topic)
-            state.topics.setdefault(topic, TopicState()).recent_case_ids = recent
+            topic_state = state.topics.setdefault(topic, TopicState())
+            count = batch.topic_count(topic)
+            topic_state.recent_case_ids = (
+                batch.topic_cases(topic) if topic_state.incident_id is None else []
+            )
+            topic_state.recent_count = count
         return result
 
     def _on_customer_message(self, message: CanonicalMessage, batch: _Batch) -> None:
@@ -318,7 +326,7 @@ class Router:
         topics = reading.vocabulary.crisis_topics
         context = UrgencyContext(
             recent_contacts=state.recent_contacts.get(key, 0),
-            similar_recent=max((len(batch.topic_cases(topic)) for topic in topics), default=0),
+            similar_recent=max((batch.topic_count(topic) for topic in topics), default=0),
         )
         state.recent_contacts[key] = state.recent_contacts.get(key, 0) + 1
         decision, _, requested = self.decide(message, context, reading)
@@ -490,22 +498,23 @@ class Router:
         links the cases and raises them to P1."""
         for topic, hits in batch.hits.items():
             topic_state = batch.state.topics.setdefault(topic, TopicState())
-            case_ids = batch.topic_cases(topic)
-            if topic_state.incident_id is None and len(case_ids) < self.windows.incident_threshold:
-                continue
-            added = [
-                case_id for case_id in case_ids if case_id not in topic_state.incident_case_ids
-            ]
-            if not added:
-                continue
             opened = topic_state.incident_id is None
             if opened:
+                added = batch.topic_cases(topic)
+                if len(added) < self.windows.incident_threshold:
+                    continue
                 topic_state.incident_id = batch.new_id()
-                topic_state.opened_at = min(hit.at for hit in hits.values())
+                topic_state.opened_at = batch.now
+            else:
+                added = [
+                    case_id for case_id in hits if case_id not in topic_state.incident_case_ids
+                ]
+                if not added:
+                    continue
             assert topic_state.incident_id is not None
             assert topic_state.opened_at is not None
             topic_state.incident_case_ids.update(added)
-            last_seen = max(hit.at for hit in hits.values())
+            topic_state.incident_case_count += len(added)
             batch.result.incidents.append(
                 IncidentChange(
                     event_type=ev.INCIDENT_OPENED if opened else ev.INCIDENT_UPDATED,
@@ -514,8 +523,8 @@ class Router:
                         topic=topic,
                         status="open",
                         opened_at=topic_state.opened_at,
-                        last_seen_at=last_seen,
-                        case_ids=sorted(topic_state.incident_case_ids),
+                        last_seen_at=batch.now,
+                        case_count=topic_state.incident_case_count,
                         added_case_ids=added,
                     ),
                 )
@@ -602,11 +611,22 @@ class _Batch:
             self.result.topic_hits.append((topic, case.id))
 
     def topic_cases(self, topic: str) -> list[str]:
-        """Distinct cases on the topic within the window: before the batch, then in it."""
+        """The cases on the topic within the window while no incident is open (fewer than the
+        threshold before the batch): before the batch, then in it."""
         earlier = self.state.topics[topic].recent_case_ids if topic in self.state.topics else []
         seen = dict.fromkeys(earlier)
         seen.update(dict.fromkeys(self.hits.get(topic, {})))
         return list(seen)
+
+    def topic_count(self, topic: str) -> int:
+        """How many cases hit the topic within the window, before the batch and in it (a case
+        of the batch already counted before is counted once while its id is known)."""
+        topic_state = self.state.topics.get(topic)
+        if topic_state is None:
+            return len(self.hits.get(topic, {}))
+        known = set(topic_state.recent_case_ids)
+        fresh = [case_id for case_id in self.hits.get(topic, {}) if case_id not in known]
+        return topic_state.recent_count + len(fresh)
 
 
 def replace_decision(
