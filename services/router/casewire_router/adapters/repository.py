@@ -95,6 +95,7 @@ async def claim_new(
 
 
 _OPEN = "status NOT IN ('resolved', 'no_action')"
+RECENT_HITS_COUNTED = 100  # beyond this a burst is a burst: see `_load_topics`
 
 
 async def load_batch_state(
@@ -260,13 +261,23 @@ async def _load_topics(
         topic_state.incident_id = str(row["id"])
         topic_state.opened_at = row["opened_at"]
         topic_state.incident_case_count = row["cases"]
-    for row in await connection.fetch(
-        f"SELECT topic, count(DISTINCT case_id) AS cases FROM {SCHEMA}.topic_hits"
-        " WHERE topic = ANY($1::text[]) AND at >= $2 GROUP BY topic",
+    # Hits older than the window count for nothing: the table holds one window at most.
+    await connection.execute(
+        f"DELETE FROM {SCHEMA}.topic_hits WHERE topic = ANY($1::text[]) AND at < $2",
         topics,
         since,
+    )
+    # How many recent messages hit the topic (the burst signal), counted up to a cap: the
+    # signal is saturated long before, and a sustained burst must not cost more each batch.
+    for row in await connection.fetch(
+        "SELECT t.topic, (SELECT count(*) FROM (SELECT 1"
+        f" FROM {SCHEMA}.topic_hits h WHERE h.topic = t.topic AND h.at >= $2 LIMIT $3) AS x)"
+        " AS hits FROM unnest($1::text[]) AS t(topic)",
+        topics,
+        since,
+        RECENT_HITS_COUNTED,
     ):
-        state.topics[row["topic"]].recent_count = row["cases"]
+        state.topics[row["topic"]].recent_count = row["hits"]
     # Case ids only where no incident is open: fewer than the threshold, or one would be.
     quiet = [topic for topic in topics if state.topics[topic].incident_id is None]
     if quiet:

@@ -185,7 +185,7 @@ class TopicState:
     """One crisis topic's recent past, as the adapter found it. Bounded whatever the burst:
     case ids are kept only below the incident threshold; once an incident is open, counts."""
 
-    recent_count: int = 0  # distinct cases that hit the topic in the window, before the batch
+    recent_count: int = 0  # hits on the topic in the window before the batch (capped count)
     recent_case_ids: list[str] = field(default_factory=list)  # them, while no incident is open
     incident_id: str | None = None  # its open incident
     opened_at: datetime | None = None
