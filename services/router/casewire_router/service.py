@@ -24,7 +24,7 @@ from casewire_common.messages import CanonicalMessage
 from casewire_common.outbox import OutboxRelay, add_to_outbox
 from casewire_common.pg import Database
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from casewire_router.adapters import repository
 from casewire_router.adapters.case_store import drain_teams
@@ -235,37 +235,27 @@ async def event_records(outcome: BatchOutcome, now: datetime) -> list[tuple[str,
     caused it (never later than `now`, whatever the platform's clock says), else `now`.
     """
     sent_at = {message.id: min(message.sent_at, now) for message, _ in outcome.stored_messages}
+    happened: list[tuple[str, str, datetime, BaseModel]] = [
+        (event.type, event.case_id, sent_at.get(event.data.message_id or "", now), event.data)
+        for event in outcome.events
+    ]
+    happened += [
+        (change.event_type, change.data.incident_id, now, change.data)
+        for change in outcome.incidents
+    ]
     records = []
-    for index, event in enumerate(outcome.events):
+    for index, (event_type, subject, at, data) in enumerate(happened):
         if index % _EVENTS_BETWEEN_YIELDS == 0:
             await asyncio.sleep(0)
-        records.append(
-            (
-                topics.CASE_EVENTS,
-                encode_event(
-                    event_id=str(uuid.uuid4()),
-                    event_type=event.type,
-                    source=EVENT_SOURCE,
-                    subject=event.case_id,
-                    time=sent_at.get(event.data.message_id or "", now),
-                    data=event.data,
-                ),
-            )
+        record = encode_event(
+            event_id=str(uuid.uuid4()),
+            event_type=event_type,
+            source=EVENT_SOURCE,
+            subject=subject,
+            time=at,
+            data=data,
         )
-    for change in outcome.incidents:
-        records.append(
-            (
-                topics.CASE_EVENTS,
-                encode_event(
-                    event_id=str(uuid.uuid4()),
-                    event_type=change.event_type,
-                    source=EVENT_SOURCE,
-                    subject=change.data.incident_id,
-                    time=now,
-                    data=change.data,
-                ),
-            )
-        )
+        records.append((topics.CASE_EVENTS, record))
     return records
 
 
