@@ -170,28 +170,7 @@ async def save(connection: Connection, outcome: BatchOutcome) -> None:
             ],
         )
     if outcome.stored_messages:
-        await connection.executemany(
-            f"INSERT INTO {SCHEMA}.messages (id, case_id, conversation_id, platform,"
-            " platform_message_id, direction, author_id, text, language, sent_at, received_at,"
-            " body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            [
-                (
-                    message.id,
-                    case_id,
-                    message.conversation_id,
-                    message.platform,
-                    message.platform_message_id,
-                    message.direction,
-                    message.author.id,
-                    message.text,
-                    message.language,
-                    message.sent_at,
-                    message.received_at,
-                    message.model_dump_json(),
-                )
-                for message, case_id in outcome.stored_messages
-            ],
-        )
+        await repository.store_messages(connection, outcome.stored_messages)
 
 
 async def insert_agent(connection: Connection, agent: AgentState) -> bool:

@@ -389,30 +389,7 @@ async def save_outcome(connection: Connection, outcome: BatchOutcome, now: datet
             [case.queued_at for case in changed],
         )
     if outcome.stored_messages:
-        # No ON CONFLICT needed: a message is stored only by the transaction that claimed it
-        # in processed_messages (`claim_new`), and its id is that claim's key.
-        await connection.copy_records_to_table(
-            "messages",
-            schema_name=SCHEMA,
-            columns=_MESSAGE_COLUMNS,
-            records=[
-                (
-                    message.id,
-                    case_id,
-                    message.conversation_id,
-                    message.platform,
-                    message.platform_message_id,
-                    message.direction,
-                    message.author.id,
-                    message.text,
-                    message.language,
-                    message.sent_at,
-                    message.received_at,
-                    message.model_dump_json(),
-                )
-                for message, case_id in outcome.stored_messages
-            ],
-        )
+        await store_messages(connection, outcome.stored_messages)
     edits = [message for message in outcome.edits if message.event == "edit"]
     deletes = [message for message in outcome.edits if message.event == "delete"]
     if edits:
@@ -439,6 +416,37 @@ async def save_outcome(connection: Connection, outcome: BatchOutcome, now: datet
             f"UPDATE {SCHEMA}.agents SET load = $2, last_assigned_at = $3 WHERE id = $1",
             [(agent.id, agent.load, agent.last_assigned_at) for agent in outcome.agents.values()],
         )
+
+
+async def store_messages(
+    connection: Connection, stored: Sequence[tuple[CanonicalMessage, str | None]]
+) -> None:
+    """Messages with their case (None: a brand message with no open case), in one COPY.
+
+    No ON CONFLICT needed: a message is stored only by the transaction that claimed it in
+    processed_messages (`claim_new`), or made it (a reply recorded through the API)."""
+    await connection.copy_records_to_table(
+        "messages",
+        schema_name=SCHEMA,
+        columns=_MESSAGE_COLUMNS,
+        records=[
+            (
+                message.id,
+                case_id,
+                message.conversation_id,
+                message.platform,
+                message.platform_message_id,
+                message.direction,
+                message.author.id,
+                message.text,
+                message.language,
+                message.sent_at,
+                message.received_at,
+                message.model_dump_json(),
+            )
+            for message, case_id in stored
+        ],
+    )
 
 
 async def _save_topic_hits(connection: Connection, outcome: BatchOutcome, now: datetime) -> None:
