@@ -37,3 +37,10 @@ class ServiceSettings(BaseSettings):
     )
     consumer_session_timeout_ms: int = 10_000
     consumer_max_records: int = 500
+    consumer_fetch_max_wait_ms: int = Field(
+        default=100,
+        gt=0,
+        description="Longest a consumer's fetch waits at the broker for records to arrive;"
+        " some Kafka-protocol brokers (Tansu) answer a waiting fetch only at a fraction of"
+        " it, so it bounds how late a new record is seen.",
+    )

@@ -1,8 +1,9 @@
+from collections import deque
 from datetime import UTC, datetime
 
 import pytest
 from casewire_common.messages import CanonicalMessage
-from casewire_dev.bench_e2e import latencies_ms, message_body
+from casewire_dev.bench_e2e import _Sender, hop_ms, latencies_ms, message_body
 from casewire_dev.bench_runs import BenchError
 from casewire_ingest.domain.generic import normalize_generic
 
@@ -21,3 +22,41 @@ def test_latencies_cover_only_the_measured_window_and_a_missing_event_fails() ->
     assert latencies_ms(sent, read, measured_from=15.0) == pytest.approx([100.0, 250.0])
     with pytest.raises(BenchError, match="1 of 2"):
         latencies_ms(sent, {"a": 10.5, "b": 16.1}, measured_from=15.0)
+
+
+def test_a_hop_counts_only_conversations_seen_at_both_ends() -> None:
+    start = {"a": 1.0, "b": 2.0, "c": 3.0}
+    end = {"a": 1.02, "c": 3.5, "d": 9.0}
+    assert hop_ms(start, end, ["a", "b", "c", "d"]) == pytest.approx([20.0, 500.0])
+
+
+class _RecordingConnection:
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def write(self, request: bytes) -> None:
+        self.written.append(request)
+
+
+def test_the_open_loop_sender_queues_requests_when_every_connection_is_busy() -> None:
+    sender = _Sender(expected_status=202)
+    first, second = _RecordingConnection(), _RecordingConnection()
+    sender.idle.extend([first, second])  # type: ignore[list-item]
+    for request in (b"r1", b"r2", b"r3", b"r4"):
+        sender.send(request)
+    assert (first.written, second.written, list(sender.waiting)) == (
+        [b"r1"],
+        [b"r2"],
+        [b"r3", b"r4"],
+    )
+    sender.on_answer(second, 202, b"")  # type: ignore[arg-type]
+    sender.on_answer(first, 500, b"boom")  # type: ignore[arg-type]
+    assert (first.written, second.written, sender.waiting) == (
+        [b"r1", b"r4"],
+        [b"r2", b"r3"],
+        deque(),
+    )
+    sender.on_answer(first, 202, b"")  # type: ignore[arg-type]
+    assert list(sender.idle) == [first]  # type: ignore[comparison-overlap]
+    assert sender.answered == 3
+    assert sender.failures == ["500 boom"]

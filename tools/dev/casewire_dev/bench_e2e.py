@@ -1,37 +1,59 @@
 """`e2e_latency_p99_ms`: at a steady 200 messages/s into ingest over HTTP, how long from the
 request to the `casewire.case.assigned` event being readable by a consumer.
 
-Real `casewire-ingest serve` and `casewire-router serve` processes on the local stack; the
-sender is open-loop (requests leave on a fixed schedule, whatever the answers do), each
-message opens a new conversation, and the latency is taken when a consumer reads the event.
+Real `casewire-ingest serve` and `casewire-router serve` processes on the local stack. The
+sender is open-loop: every request has its instant on a fixed schedule, whatever the answers
+do, and its latency counts from that instant (a request that waits for a free connection
+waits on the clock). It is lean on purpose, like the ingest benchmark's client (requests built
+and encoded before the clock starts, raw asyncio sockets, a pool of keep-alive connections),
+so that the harness sharing the two cores with the services does not become what it
+measures. Each message opens a new conversation; the latency ends when a consumer reads its
+assigned event.
+
+The hops are reported too, from the Kafka record timestamps (CreateTime, set by each
+producer): request → message record (ingest), message record → assigned event record (router
+and outbox relay), event record → read (broker and consumer).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import time
 import uuid
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from aiokafka import AIOKafkaConsumer
 from casewire_common import events as ev
 from casewire_common import topics
-from casewire_common.events import decode_event
 
 from casewire_dev import services, stack
 from casewire_dev.bench import Results, metric
-from casewire_dev.bench_ingest import percentile
+from casewire_dev.bench_ingest import (
+    HOST,
+    CpuSnapshot,
+    CpuUse,
+    ProtocolError,
+    ResponseParser,
+    encode_request,
+    percentile,
+    postgres_pids,
+)
 from casewire_dev.bench_runs import BenchError
 
 RATE_PER_SECOND = 200
 WARM_UP_SECONDS = 5.0
 MEASURED_SECONDS = 20.0
+CONNECTIONS = 64
+GENERIC_PATH = "/v1/messages"
 RULES = """version: 1
 default_team: care
 teams: [care, shipping]
@@ -80,6 +102,147 @@ def latencies_ms(
     return [(read[conversation] - at) * 1000 for conversation, at in measured.items()]
 
 
+def hop_ms(
+    start: Mapping[str, float], end: Mapping[str, float], conversations: Sequence[str]
+) -> list[float]:
+    """One hop's durations, for the conversations seen at both of its ends."""
+    return [(end[c] - start[c]) * 1000 for c in conversations if c in start and c in end]
+
+
+# --- Open-loop sender -----------------------------------------------------------------------
+
+
+@dataclass
+class _Sender:
+    """A pool of keep-alive connections; a request goes out on an idle one at its instant, or
+    waits (on the clock) for the first one to become idle."""
+
+    expected_status: int
+    idle: deque[_Connection] = field(default_factory=deque)
+    waiting: deque[bytes] = field(default_factory=deque)
+    answered: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    def send(self, request: bytes) -> None:
+        if self.idle:
+            self.idle.popleft().write(request)
+        else:
+            self.waiting.append(request)
+
+    def on_answer(self, connection: _Connection, status: int, body: bytes) -> None:
+        self.answered += 1
+        if status != self.expected_status:
+            self.failures.append(f"{status} {body[:200].decode('utf-8', 'replace')}")
+        if self.waiting:
+            connection.write(self.waiting.popleft())
+        else:
+            self.idle.append(connection)
+
+    def on_lost(self, connection: _Connection, error: str) -> None:
+        self.failures.append(error)
+        with contextlib.suppress(ValueError):
+            self.idle.remove(connection)
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self, sender: _Sender) -> None:
+        self._sender = sender
+        self._parser = ResponseParser()
+        self._transport: asyncio.Transport | None = None
+        self._in_flight = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+
+    def write(self, request: bytes) -> None:
+        assert self._transport is not None
+        self._in_flight = True
+        self._transport.write(request)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            answers = self._parser.feed(data)
+        except ProtocolError as error:
+            self._sender.on_lost(self, str(error))
+            if self._transport is not None:
+                self._transport.close()
+            return
+        for answer in answers:
+            self._in_flight = False
+            self._sender.on_answer(self, answer.status, answer.body)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._in_flight:
+            self._sender.on_lost(
+                self, f"the server closed a connection with a request in flight: {exc}"
+            )
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+
+async def _send_schedule(
+    port: int, requests: Sequence[bytes], begin: float, rate: float
+) -> _Sender:
+    """Send request i at `begin + i / rate` (wall clock); returns once every one is answered."""
+    loop = asyncio.get_running_loop()
+    sender = _Sender(expected_status=202)
+    connections = []
+    for _ in range(CONNECTIONS):
+        _, protocol = await loop.create_connection(lambda: _Connection(sender), HOST, port)
+        connections.append(protocol)
+        sender.idle.append(protocol)
+    try:
+        for index, request in enumerate(requests):
+            delay = begin + index / rate - time.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            sender.send(request)
+        deadline = loop.time() + 30
+        while sender.answered + len(sender.failures) < len(requests) and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+    finally:
+        for connection in connections:
+            connection.close()
+    if sender.answered < len(requests) and not sender.failures:
+        sender.failures.append(f"only {sender.answered} of {len(requests)} requests answered")
+    return sender
+
+
+# --- Reader ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Seen:
+    """Per conversation: when its message record and its assigned event record were produced
+    (broker timestamps, seconds), and when the assigned event was read."""
+
+    message_produced: dict[str, float] = field(default_factory=dict)
+    event_produced: dict[str, float] = field(default_factory=dict)
+    read: dict[str, float] = field(default_factory=dict)
+
+
+async def _read(consumer: AIOKafkaConsumer, token: str, seen: _Seen, stop: asyncio.Event) -> None:
+    assigned = ev.CASE_ASSIGNED.encode()
+    while not stop.is_set():
+        batch = await consumer.getmany(timeout_ms=50)
+        now = time.time()
+        for partition, records in batch.items():
+            for record in records:
+                if partition.topic == topics.MESSAGES:
+                    conversation = (record.key or b"").decode("utf-8", "replace")
+                    if token in conversation:
+                        seen.message_produced.setdefault(conversation, record.timestamp / 1000)
+                    continue
+                if dict(record.headers).get("ce_type") != assigned:
+                    continue
+                conversation = json.loads(record.value or b"{}")["case"]["conversation_id"]
+                if token in conversation and conversation not in seen.read:
+                    seen.read[conversation] = now
+                    seen.event_produced[conversation] = record.timestamp / 1000
+
+
 async def _router_idle(url: str, timeout: float = 120.0) -> None:
     """The router first applies what earlier benchmarks left on the topic: wait it out."""
     loop = asyncio.get_running_loop()
@@ -100,21 +263,29 @@ async def _router_idle(url: str, timeout: float = 120.0) -> None:
     raise BenchError("the router did not settle before the e2e benchmark")
 
 
-async def _read_assigned(
-    consumer: AIOKafkaConsumer, token: str, read: dict[str, float], stop: asyncio.Event
-) -> None:
-    while not stop.is_set():
-        batch = await consumer.getmany(timeout_ms=50)
-        now = time.time()
-        for records in batch.values():
-            for record in records:
-                headers = dict(record.headers)
-                if headers.get("ce_type") != ev.CASE_ASSIGNED.encode():
-                    continue
-                event = decode_event(record.headers, record.value or b"", record.key)
-                conversation = event.data["case"]["conversation_id"]
-                if token in conversation:
-                    read.setdefault(conversation, now)
+async def _cpu_over_window(
+    watch: Callable[[], Mapping[str, Sequence[int]]], start: float
+) -> CpuUse:
+    """The CPU each process used over the measured window (the harness is the client)."""
+    await asyncio.sleep(max(0.0, start - time.time()))
+    before = CpuSnapshot.take(watch)
+    await asyncio.sleep(MEASURED_SECONDS)
+    return CpuUse.between(before, CpuSnapshot.take(watch), MEASURED_SECONDS)
+
+
+def _requests(token: str, begin: float, count: int) -> tuple[list[bytes], dict[str, float]]:
+    """Every request, encoded, and the instant each conversation's request is due."""
+    requests: list[bytes] = []
+    due: dict[str, float] = {}
+    for index in range(count):
+        at = begin + index / RATE_PER_SECOND
+        body = message_body(token, index, datetime.fromtimestamp(at, UTC))
+        encoded = json.dumps(body).encode()
+        requests.append(
+            encode_request(GENERIC_PATH, encoded, [("Content-Type", "application/json")])
+        )
+        due[body["conversation_id"]] = at
+    return requests, due
 
 
 async def measure(running: stack.Stack, work: Path) -> Results:
@@ -150,64 +321,78 @@ async def measure(running: stack.Stack, work: Path) -> Results:
     ]
     consumer = AIOKafkaConsumer(
         topics.CASE_EVENTS,
+        topics.MESSAGES,
         bootstrap_servers=running.kafka_bootstrap_servers,
         group_id=f"bench-e2e-reader-{token}",
-        auto_offset_reset="earliest",
+        auto_offset_reset="latest",
         session_timeout_ms=6000,
         fetch_max_wait_ms=10,  # the reader must not add its own wait to what it measures
     )
-    sent: dict[str, float] = {}
-    read: dict[str, float] = {}
+    seen = _Seen()
     stop_reading = asyncio.Event()
+    reader: asyncio.Task[None] | None = None
     try:
         never = asyncio.Event()
         for service in started:
             await services.wait_ready(service, never)
         await _router_idle(f"http://127.0.0.1:{router_port}")
         await consumer.start()
-        reader = asyncio.create_task(_read_assigned(consumer, token, read, stop_reading))
-        seconds = WARM_UP_SECONDS + MEASURED_SECONDS
-        print(f"e2e: {RATE_PER_SECOND} messages/s into ingest for {seconds:.0f}s ...")
-        failures: list[str] = []
-        limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
-        async with httpx.AsyncClient(timeout=10, limits=limits) as client:
-            url = f"http://127.0.0.1:{ingest_port}/v1/messages"
+        await consumer.getmany(timeout_ms=1000)  # joined, positioned at the topics' ends
+        reader = asyncio.create_task(_read(consumer, token, seen, stop_reading))
+        total = int(RATE_PER_SECOND * (WARM_UP_SECONDS + MEASURED_SECONDS))
+        requests, due = _requests(token, time.time() + 1.0, total)
+        begin = min(due.values())
+        print(
+            f"e2e: {RATE_PER_SECOND} messages/s into ingest for {total / RATE_PER_SECOND:.0f}s ..."
+        )
 
-            async def post(index: int) -> None:
-                body = message_body(token, index, datetime.now(UTC))
-                sent[body["conversation_id"]] = time.time()
-                response = await client.post(url, json=body)
-                if response.status_code != 202:
-                    failures.append(f"{response.status_code} {response.text[:200]}")
+        def watch() -> dict[str, list[int]]:
+            return {
+                "ingest": [started[0].process.pid],
+                "router": [started[1].process.pid],
+                "broker": [running.broker_pid] if running.broker_pid else [],
+                "postgres": postgres_pids(running.postgres_data),
+            }
 
-            loop = asyncio.get_running_loop()
-            begin = loop.time()
-            total = int(RATE_PER_SECOND * (WARM_UP_SECONDS + MEASURED_SECONDS))
-            requests = []
-            for index in range(total):
-                await asyncio.sleep(max(0.0, begin + index / RATE_PER_SECOND - loop.time()))
-                requests.append(asyncio.create_task(post(index)))
-            await asyncio.gather(*requests)
-        measured_from = min(sent.values()) + WARM_UP_SECONDS
-        if failures:
-            raise BenchError(f"{len(failures)} requests failed, e.g. {failures[0]}")
+        cpu = asyncio.create_task(_cpu_over_window(watch, begin + WARM_UP_SECONDS))
+        sender = await _send_schedule(ingest_port, requests, begin, RATE_PER_SECOND)
+        if sender.failures:
+            raise BenchError(f"{len(sender.failures)} requests failed, e.g. {sender.failures[0]}")
+        loop = asyncio.get_running_loop()
         deadline = loop.time() + 30
-        while loop.time() < deadline and any(c not in read for c in sent):
+        while loop.time() < deadline and any(c not in seen.read for c in due):
             await asyncio.sleep(0.2)
-        values = latencies_ms(sent, read, measured_from)
+        values = latencies_ms(due, seen.read, begin + WARM_UP_SECONDS)
     finally:
         stop_reading.set()
+        if reader is not None:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
         with contextlib.suppress(Exception):
             await consumer.stop()
         await services.stop_all(started)
+    measured = [c for c, at in due.items() if at >= begin + WARM_UP_SECONDS]
+    hops = {
+        "ingest": hop_ms(due, seen.message_produced, measured),
+        "router": hop_ms(seen.message_produced, seen.event_produced, measured),
+        "delivery": hop_ms(seen.event_produced, seen.read, measured),
+    }
     p50, p99 = percentile(values, 0.50), percentile(values, 0.99)
     print(f"e2e: {len(values)} measured messages, p50 {p50:.0f} ms, p99 {p99:.0f} ms")
-    reader.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await reader
+    print(f"  CPU in cores over the measured window: {(await cpu).describe()}")
+    for name, durations in hops.items():
+        print(
+            f"  {name:9s} p50 {percentile(durations, 0.5):6.1f} ms"
+            f"  p99 {percentile(durations, 0.99):6.1f} ms  ({len(durations)} seen)"
+        )
     return {
         "e2e_latency_p50_ms": metric(round(p50, 1), "ms"),
         "e2e_latency_p99_ms": metric(round(p99, 1), "ms"),
+        **{
+            f"e2e_{name}_hop_p99_ms": metric(round(percentile(durations, 0.99), 1), "ms")
+            for name, durations in hops.items()
+        },
         "e2e_bench_messages_per_s": metric(RATE_PER_SECOND, "msgs/s"),
         "e2e_bench_messages": metric(len(values), "count"),
     }

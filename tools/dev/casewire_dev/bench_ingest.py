@@ -484,18 +484,18 @@ Watch = Callable[[], Mapping[str, Sequence[int]]]
 
 
 @dataclass(frozen=True)
-class _CpuSnapshot:
+class CpuSnapshot:
     client: float
     processes: dict[str, dict[int, float]]
     machine: tuple[int, int]
 
     @staticmethod
-    def take(watch: Watch) -> _CpuSnapshot:
+    def take(watch: Watch) -> CpuSnapshot:
         processes: dict[str, dict[int, float]] = {}
         for name, pids in watch().items():
             seconds = {pid: process_cpu_seconds(pid) for pid in pids}
             processes[name] = {pid: value for pid, value in seconds.items() if value is not None}
-        return _CpuSnapshot(time.process_time(), processes, _machine_jiffies())
+        return CpuSnapshot(time.process_time(), processes, _machine_jiffies())
 
 
 @dataclass(frozen=True)
@@ -507,7 +507,7 @@ class CpuUse:
     machine: float  # every process on the machine, this client included
 
     @staticmethod
-    def between(before: _CpuSnapshot, after: _CpuSnapshot, seconds: float) -> CpuUse:
+    def between(before: CpuSnapshot, after: CpuSnapshot, seconds: float) -> CpuUse:
         def cores(value: float) -> float:
             return value / seconds if seconds > 0 else 0.0
 
@@ -598,7 +598,7 @@ async def generate_load(
     await asyncio.wait([load.closed], timeout=warmup)
     if load.closed.done() and load.error is None:
         load.fail(BenchError(f"the {len(requests)} requests ran out during the warm-up"))
-    before = _CpuSnapshot.take(watch)
+    before = CpuSnapshot.take(watch)
     load.measuring = True
     first = load.answered
     started = time.perf_counter()
@@ -606,7 +606,7 @@ async def generate_load(
         await asyncio.wait([load.closed], timeout=seconds)
     finished = time.perf_counter()
     load.measuring = False
-    after = _CpuSnapshot.take(watch)
+    after = CpuSnapshot.take(watch)
     measured = load.answered - first
     load.stopping = True
     try:
@@ -705,7 +705,7 @@ def _ports(count: int) -> list[int]:
     return ports
 
 
-def _postgres_pids(data: str | None) -> list[int]:
+def postgres_pids(data: str | None) -> list[int]:
     if data is None:
         return []
     try:
@@ -856,7 +856,7 @@ async def measure(running: stack.Stack, work: Path, options: IngestOptions) -> R
             return {
                 "ingest": [ingest.process.pid],
                 "broker": [running.broker_pid] if running.broker_pid else [],
-                "postgres": _postgres_pids(running.postgres_data),
+                "postgres": postgres_pids(running.postgres_data),
             }
 
         async def run_bare(round_: int) -> LoadRun:

@@ -60,6 +60,7 @@ def case_event_router(
         group_id=settings.sla_consumer_group,
         batch=True,
         max_records=settings.consumer_max_records,
+        fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
         auto_offset_reset="earliest",
         session_timeout_ms=settings.consumer_session_timeout_ms,
         heartbeat_interval_ms=max(100, settings.consumer_session_timeout_ms // 3),
