@@ -4,12 +4,13 @@ outbox), ordered batch publishing, and the dead-letter path for what cannot be p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import structlog
-from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 from faststream.kafka import KafkaBroker
@@ -127,6 +128,32 @@ async def _send(
     batch.close()  # once queued, nothing else may join it
     acknowledgement: Awaitable[Any] = await producer.send_batch(batch, topic, partition=partition)
     return acknowledgement
+
+
+# How long a batch poll waits for records; FastStream then sleeps as long after an empty poll,
+# so it is also the most a record arriving at an idle consumer waits before it is polled.
+POLL_TIMEOUT_MS = 10
+
+
+@contextlib.contextmanager
+def fetching_paused(
+    consumer: AIOKafkaConsumer | None, batch_size: int, max_records: int
+) -> Iterator[None]:
+    """No fetch while a partial batch is processed, so the next one starts when it is done.
+
+    aiokafka fetches the next batch as soon as one is taken. Under a steady load that fetch
+    comes back within a few milliseconds, and what arrives after it waits for the batch after
+    next: 1.5 batch durations on average instead of 0.5 (measured in the e2e benchmark). A
+    full batch says more is waiting: then the early fetch is worth having.
+    """
+    if consumer is None or batch_size >= max_records:
+        yield
+        return
+    consumer.pause(*consumer.assignment())
+    try:
+        yield
+    finally:
+        consumer.resume(*consumer.paused())  # a rebalance may have taken some meanwhile
 
 
 def records_of(raw_message: Any) -> tuple[ConsumerRecord[bytes, bytes], ...]:

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from casewire_common import topics
-from casewire_common.kafka import records_of
+from casewire_common.kafka import POLL_TIMEOUT_MS, fetching_paused, records_of
 from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
@@ -32,7 +32,7 @@ def kafka_router(
         batch=True,
         max_records=settings.consumer_max_records,
         fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
-        batch_timeout_ms=50,
+        batch_timeout_ms=POLL_TIMEOUT_MS,
         auto_offset_reset="earliest",
         session_timeout_ms=settings.consumer_session_timeout_ms,
         heartbeat_interval_ms=max(1000, settings.consumer_session_timeout_ms // 4),
@@ -44,8 +44,10 @@ def kafka_router(
 
     @subscriber
     async def on_messages(message: KafkaMessage) -> None:
+        records = records_of(message.raw_message)
         try:
-            await service.handle_records(records_of(message.raw_message))
+            with fetching_paused(subscriber.consumer, len(records), settings.consumer_max_records):
+                await service.handle_records(records)
         except TRANSIENT_ERRORS:
             await asyncio.sleep(1.0)  # PostgreSQL is away: redeliver after a pause
             raise

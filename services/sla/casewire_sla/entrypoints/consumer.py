@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import asyncpg
@@ -10,7 +10,7 @@ import structlog
 from aiokafka import ConsumerRecord
 from casewire_common import topics
 from casewire_common.events import CaseEventData, decode_event
-from casewire_common.kafka import DeadLetters, records_of
+from casewire_common.kafka import POLL_TIMEOUT_MS, DeadLetters, fetching_paused, records_of
 from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
@@ -59,6 +59,7 @@ def case_event_router(
         topics.CASE_EVENTS,
         group_id=settings.sla_consumer_group,
         batch=True,
+        batch_timeout_ms=POLL_TIMEOUT_MS,
         max_records=settings.consumer_max_records,
         fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
         auto_offset_reset="earliest",
@@ -88,9 +89,14 @@ def case_event_router(
 
     @subscriber
     async def on_case_events(message: KafkaMessage) -> None:
+        records = records_of(message.raw_message)
+        with fetching_paused(subscriber.consumer, len(records), settings.consumer_max_records):
+            await apply_batch(records)
+
+    async def apply_batch(records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         accepted: list[tuple[ConsumerRecord[bytes, bytes], CaseEvent]] = []
         rejected: list[Rejected] = []
-        for record in records_of(message.raw_message):
+        for record in records:
             decoded = decode_case_event(record)
             if isinstance(decoded, CaseEvent):
                 accepted.append((record, decoded))
