@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -97,8 +98,21 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     default reset would only cost a round trip per use."""
 
 
-async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, reset=_keep_session)
+async def create_pool(
+    dsn: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    server_settings: Mapping[str, str] | None = None,
+) -> asyncpg.Pool:
+    """`server_settings`: PostgreSQL settings for every session of the pool."""
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        reset=_keep_session,
+        server_settings=dict(server_settings or {}),
+    )
     assert pool is not None
     return pool
 
@@ -107,10 +121,18 @@ class Database:
     """A pool opened inside the running event loop (the app's lifespan), shared by the parts
     of one service that were wired before the loop existed."""
 
-    def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        server_settings: Mapping[str, str] | None = None,
+    ) -> None:
         self._dsn = dsn
         self._min_size = min_size
         self._max_size = max_size
+        self._server_settings = server_settings
         self._pool: asyncpg.Pool | None = None
 
     @property
@@ -124,7 +146,12 @@ class Database:
         return self._pool
 
     async def open(self) -> None:
-        self._pool = await create_pool(self._dsn, min_size=self._min_size, max_size=self._max_size)
+        self._pool = await create_pool(
+            self._dsn,
+            min_size=self._min_size,
+            max_size=self._max_size,
+            server_settings=self._server_settings,
+        )
 
     async def close(self) -> None:
         if self._pool is not None:
