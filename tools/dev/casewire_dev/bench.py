@@ -37,6 +37,7 @@ from typing import Any
 
 import asyncpg
 from casewire_common import topics
+from casewire_common.kafka import POLL_TIMEOUT_MS
 from casewire_common.logging import configure_logging
 from casewire_common.pg import migrate
 
@@ -44,7 +45,6 @@ from casewire_dev import bench_runs, bench_workload, stack
 from casewire_dev.paths import repo_root, shared_data
 
 RESULTS = Path("bench") / "results.json"
-ROUTER_BATCH_TIMEOUT_MS = 50  # what the router's subscriber waits to fill a batch
 
 Metric = dict[str, float | int | str]
 Results = dict[str, Metric]
@@ -226,7 +226,7 @@ async def _measure(options: Options, bootstrap: str, server_url: str, work: Path
                 len(records),
                 group=f"bench-passthrough-{tag}-{round_}",
                 max_records=options.max_records,
-                batch_timeout_ms=ROUTER_BATCH_TIMEOUT_MS,
+                batch_timeout_ms=POLL_TIMEOUT_MS,  # as the router polls
                 timeout=options.timeout,
             )
             copied = await bench_runs.read_topic(bootstrap, targets[round_ - 1], len(records))
