@@ -32,31 +32,24 @@ def test_a_hop_counts_only_conversations_seen_at_both_ends() -> None:
 
 class _RecordingConnection:
     def __init__(self) -> None:
-        self.written: list[bytes] = []
+        self.written: list[str] = []
 
-    def write(self, request: bytes) -> None:
-        self.written.append(request)
+    def write(self, name: str, request: bytes) -> None:
+        self.written.append(name)
 
 
 def test_the_open_loop_sender_queues_requests_when_every_connection_is_busy() -> None:
     sender = _Sender(expected_status=202)
     first, second = _RecordingConnection(), _RecordingConnection()
     sender.idle.extend([first, second])  # type: ignore[list-item]
-    for request in (b"r1", b"r2", b"r3", b"r4"):
-        sender.send(request)
-    assert (first.written, second.written, list(sender.waiting)) == (
-        [b"r1"],
-        [b"r2"],
-        [b"r3", b"r4"],
-    )
-    sender.on_answer(second, 202, b"")  # type: ignore[arg-type]
-    sender.on_answer(first, 500, b"boom")  # type: ignore[arg-type]
-    assert (first.written, second.written, sender.waiting) == (
-        [b"r1", b"r4"],
-        [b"r2", b"r3"],
-        deque(),
-    )
-    sender.on_answer(first, 202, b"")  # type: ignore[arg-type]
+    for name in ("r1", "r2", "r3", "r4"):
+        sender.send(name, name.encode())
+    assert (first.written, second.written) == (["r1"], ["r2"])
+    assert [name for name, _ in sender.waiting] == ["r3", "r4"]
+    sender.on_answer(second, "r2", 202, b"")  # type: ignore[arg-type]
+    sender.on_answer(first, "r1", 500, b"boom")  # type: ignore[arg-type]
+    assert (first.written, second.written, sender.waiting) == (["r1", "r4"], ["r2", "r3"], deque())
+    sender.on_answer(first, "r4", 202, b"")  # type: ignore[arg-type]
     assert list(sender.idle) == [first]  # type: ignore[comparison-overlap]
-    assert sender.answered == 3
+    assert sorted(sender.answered) == ["r1", "r2", "r4"]
     assert sender.failures == ["500 boom"]
