@@ -90,6 +90,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             trimming.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await trimming
+            await dedup.flush()  # the requests answered last: their marks must not be lost
             await records.stop(settings.shutdown_timeout_seconds)
             await stop_broker(broker, settings.shutdown_timeout_seconds)
             await database.close()

@@ -34,7 +34,10 @@ class Dedup(Protocol):
         """The keys the caller now owns; may start before it is awaited."""
         ...
 
-    async def mark_published(self, keys: Sequence[str]) -> None: ...
+    def mark_published(self, keys: Sequence[str]) -> None:
+        """Queue the keys' mark; it is written in the background."""
+        ...
+
     async def release(self, keys: Sequence[str]) -> None: ...
 
 
@@ -141,7 +144,7 @@ class WebhookIngest:
                 ]
                 await self._publisher.publish_messages(fresh)
                 self._metrics.publish_seconds.observe(time.perf_counter() - started)
-                await self._dedup.mark_published([m.delivery_key for m in fresh])
+                self._dedup.mark_published([m.delivery_key for m in fresh])
         except Exception as error:
             if body_written:
                 log.warning("message write failed", source=source, error=type(error).__name__)

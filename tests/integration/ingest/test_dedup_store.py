@@ -41,7 +41,9 @@ async def test_published_keys_are_never_claimed_again_and_released_ones_are(
     published, failed = f"{unique}:published", f"{unique}:failed"
     assert await store.claim([published]) == {published}
     assert await store.claim([failed]) == {failed}
-    await asyncio.gather(store.mark_published([published]), store.release([failed]))
+    store.mark_published([published])  # written in the background
+    await store.release([failed])
+    await store.flush()
     # A new store: the memory is in PostgreSQL, not in the process (a restart, a replica).
     again = DedupStore(database, timedelta(seconds=60))
     assert await again.claim([published, failed]) == {failed}
@@ -56,3 +58,15 @@ async def test_a_claim_of_a_request_that_never_finished_expires(
     assert await store.claim([key]) == set()  # still held by the first request
     await asyncio.sleep(0.1)
     assert await store.claim([key]) == {key}
+
+
+async def test_marks_land_in_the_background_without_anyone_waiting(
+    database: Database, unique: str
+) -> None:
+    store = DedupStore(database, timedelta(milliseconds=50))
+    keys = [f"{unique}:answered-{n}" for n in range(5)]
+    assert await store.claim(keys) == set(keys)
+    for key in keys:  # five requests answered one after the other
+        store.mark_published([key])
+    await asyncio.sleep(0.3)  # longer than the claims live: only the marks keep the keys out
+    assert await DedupStore(database, timedelta(milliseconds=50)).claim(keys) == set()

@@ -38,7 +38,7 @@ class MemoryDedup:
     async def claim(self, keys: Sequence[str]) -> set[str]:
         return {key for key in keys if key not in self.published}
 
-    async def mark_published(self, keys: Sequence[str]) -> None:
+    def mark_published(self, keys: Sequence[str]) -> None:
         self.published.update(keys)
 
     async def release(self, keys: Sequence[str]) -> None:

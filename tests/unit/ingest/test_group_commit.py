@@ -121,3 +121,31 @@ def test_a_group_holds_at_least_one_item() -> None:
 
     with pytest.raises(ValueError, match="at least one item"):
         GroupCommit(write, max_items=0)
+
+
+async def test_a_lingering_write_gathers_what_comes_meanwhile() -> None:
+    write = SlowDoubler()
+    write.release.set()
+    group = GroupCommit(write, max_writes=1, linger_seconds=0.05)
+    first = group.enqueue(1)
+    await asyncio.sleep(0.01)  # well inside the linger: no write yet
+    assert write.groups == []
+    second = group.enqueue(2)
+    assert list(await asyncio.gather(first, second)) == [2, 4]
+    assert write.groups == [[1, 2]]
+
+
+async def test_drain_returns_once_everything_queued_is_written_or_failed() -> None:
+    write = SlowDoubler(fail_first=1)
+    group = GroupCommit(write, max_writes=1, linger_seconds=0.01)
+    failed = group.enqueue(1)
+    await asyncio.sleep(0.02)  # the first write is in the air
+    written = group.enqueue(2)
+    draining = asyncio.ensure_future(group.drain())
+    await asyncio.sleep(0.05)
+    assert not draining.done()  # the write in the air holds it
+    write.release.set()
+    await asyncio.wait_for(draining, 1)
+    assert isinstance(failed.exception(), ConnectionError)
+    assert written.result() == 4
+    assert write.groups == [[1], [2]]

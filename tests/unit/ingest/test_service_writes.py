@@ -69,7 +69,7 @@ class JournalDedup:
         self.journal.events.append("claim answered")
         return set(keys)
 
-    async def mark_published(self, keys: Sequence[str]) -> None:
+    def mark_published(self, keys: Sequence[str]) -> None:
         self.journal.events.append("marked")
 
     async def release(self, keys: Sequence[str]) -> None:

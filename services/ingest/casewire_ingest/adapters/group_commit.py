@@ -4,7 +4,8 @@ record batch per partition) or one SQL statement, instead of one round trip per 
 Callers `submit` their item and wait; while the allowed writes are in the air the next group
 gathers, so under load a group holds what arrived during a round trip, and an idle service
 writes at once (no timer, no added latency). Each caller is answered only once the write holding
-its item succeeded, and sees that write's error otherwise.
+its item succeeded, and sees that write's error otherwise. Writes nobody waits for may linger,
+so that more items share them.
 """
 
 from __future__ import annotations
@@ -36,12 +37,14 @@ class GroupCommit(Generic[Item, Result]):
         *,
         max_items: int = DEFAULT_MAX_ITEMS,
         max_writes: int = DEFAULT_MAX_WRITES,
+        linger_seconds: float = 0.0,
     ) -> None:
         if max_items < 1:
             raise ValueError("a group holds at least one item")
         if max_writes < 1:
             raise ValueError("at least one write must be allowed at a time")
         self._write = write
+        self._linger_seconds = linger_seconds
         self._max_items = max_items
         self._max_writes = max_writes
         self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
@@ -63,9 +66,16 @@ class GroupCommit(Generic[Item, Result]):
         """Write `item` with whatever else is waiting; its result once written."""
         return await self.enqueue(item)
 
+    async def drain(self) -> None:
+        """Return once every item queued so far was written (or failed): before shutdown."""
+        while self._writers:
+            await asyncio.gather(*self._writers, return_exceptions=True)
+
     async def _write_groups(self) -> None:
         self._starting = False
         try:
+            if self._linger_seconds:
+                await asyncio.sleep(self._linger_seconds)  # items queued meanwhile join
             while self._waiting:
                 group = self._waiting[: self._max_items]
                 del self._waiting[: self._max_items]
