@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from casewire_common import topics
 from casewire_common.events import DecodedEvent, EventRecord, decode_event
 from casewire_common.pg import migrate
+from casewire_dev.stack import start_group_at_topic_end
 from casewire_sla.adapters.store import MIGRATIONS, SCHEMA
 from casewire_sla.main import SlaRuntime, create_app
 from casewire_sla.settings import SlaSettings
@@ -58,36 +59,11 @@ async def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20
         await asyncio.sleep(0.05)
 
 
-async def start_new_group_at_topic_end(bootstrap: str, group: str) -> None:
-    """A group that never committed starts where the shared case-events topic ends now, so a
-    test's service does not first replay every case event the session's other tests wrote
-    (the services read from the earliest offset when a group has none). A group that has
-    committed (a restarted service) resumes where it was."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        await consumer.topics()
-        partitions = [
-            TopicPartition(topics.CASE_EVENTS, partition)
-            for partition in consumer.partitions_for_topic(topics.CASE_EVENTS) or set()
-        ]
-        consumer.assign(partitions)
-        committed = [await consumer.committed(partition) for partition in partitions]
-        if any(offset is not None for offset in committed):
-            return
-        ends = await consumer.end_offsets(partitions)
-        await consumer.commit(dict(ends))
-    finally:
-        await consumer.stop()
-
-
 @asynccontextmanager
 async def running_sla(settings: SlaSettings) -> AsyncIterator[SlaRuntime]:
     """The whole app, lifespan included, with its consumer joined to its group."""
-    await start_new_group_at_topic_end(
-        settings.kafka_bootstrap_servers, settings.sla_consumer_group
+    await start_group_at_topic_end(
+        settings.kafka_bootstrap_servers, settings.sla_consumer_group, topics.CASE_EVENTS
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):

@@ -48,7 +48,7 @@ from casewire_dev.bench_ingest import (
     percentile,
     postgres_pids,
 )
-from casewire_dev.bench_runs import BenchError, start_group_at_topic_end
+from casewire_dev.bench_runs import BenchError
 
 RATE_PER_SECOND = 200
 WARM_UP_SECONDS = 5.0
@@ -310,8 +310,8 @@ async def measure(running: stack.Stack, work: Path) -> Results:
     # The router reads only this benchmark's traffic, not what earlier ones left on the stack
     # (the SLA benchmark's thousands of alerts would otherwise be escalated meanwhile).
     group = f"bench-e2e-router-{token}"
-    await start_group_at_topic_end(running.kafka_bootstrap_servers, group, topics.MESSAGES)
-    await start_group_at_topic_end(
+    await stack.start_group_at_topic_end(running.kafka_bootstrap_servers, group, topics.MESSAGES)
+    await stack.start_group_at_topic_end(
         running.kafka_bootstrap_servers, f"{group}-escalation", topics.SLA_ALERTS
     )
     ingest_port, router_port = stack.free_port(), stack.free_port()

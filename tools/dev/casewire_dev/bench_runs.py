@@ -343,25 +343,3 @@ async def read_events(bootstrap: str, expected: int) -> list[DecodedEvent]:
         ids.add(event.id)
         events.append(event)
     return events
-
-
-async def start_group_at_topic_end(bootstrap: str, group: str, topic: str) -> None:
-    """Commit `topic`'s current end offsets for a new consumer group: a service that joins it
-    reads only what is written from now on, not what earlier benchmarks left on the shared
-    stack (the services read from the earliest offset when their group has none)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        await consumer.topics()
-        partitions = [
-            TopicPartition(topic, partition)
-            for partition in consumer.partitions_for_topic(topic) or set()
-        ]
-        if not partitions:
-            raise BenchError(f"topic {topic} has no partitions")
-        consumer.assign(partitions)
-        await consumer.commit(dict(await consumer.end_offsets(partitions)))
-    finally:
-        await consumer.stop()

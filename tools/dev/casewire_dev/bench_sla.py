@@ -41,7 +41,7 @@ from casewire_common.events import (
     encode_event,
 )
 
-from casewire_dev import bench_runs, services, stack
+from casewire_dev import services, stack
 from casewire_dev.bench import Results, metric
 from casewire_dev.bench_ingest import percentile
 from casewire_dev.bench_runs import BenchError
@@ -357,7 +357,7 @@ async def measure(running: stack.Stack, work: Path) -> Results:
     try:
         await services.migrate("sla", env, log_dir)
         # Only this benchmark's case events: not the router benchmark's, left on the topic.
-        await bench_runs.start_group_at_topic_end(bootstrap, f"bench-sla-{tag}", topics.CASE_EVENTS)
+        await stack.start_group_at_topic_end(bootstrap, f"bench-sla-{tag}", topics.CASE_EVENTS)
         print(f"seeding {far:,} open clocks due in 1-2 days (COPY) ...", flush=True)
         tomorrow = datetime.now(UTC) + timedelta(days=1)
         began = time.monotonic()

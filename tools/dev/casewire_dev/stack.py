@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from casewire_common import topics
 
@@ -238,6 +239,31 @@ async def create_topics(bootstrap: str, partitions: int = DEFAULT_PARTITIONS) ->
             await admin.create_topics(new)
     finally:
         await admin.close()
+
+
+async def start_group_at_topic_end(bootstrap: str, group: str, topic: str) -> None:
+    """A group that never committed starts where `topic` ends now, so that a service joining
+    it reads only what is written from then on, not what earlier benchmarks or tests left on
+    the shared stack (the services read from the earliest offset when their group has none).
+    A group that has committed (a restarted service) resumes where it was."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        await consumer.topics()
+        partitions = [
+            TopicPartition(topic, partition)
+            for partition in consumer.partitions_for_topic(topic) or set()
+        ]
+        if not partitions:
+            raise RuntimeError(f"topic {topic} has no partitions")
+        consumer.assign(partitions)
+        if any([await consumer.committed(partition) is not None for partition in partitions]):
+            return
+        await consumer.commit(dict(await consumer.end_offsets(partitions)))
+    finally:
+        await consumer.stop()
 
 
 async def ensure_database(server_url: str, database: str) -> str:
