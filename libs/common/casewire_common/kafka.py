@@ -7,17 +7,19 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import Awaitable, Iterable, Iterator, Sequence
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, TypedDict
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
+from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CollectorRegistry, Counter
 
 from casewire_common import topics
+from casewire_common.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
 
@@ -133,6 +135,31 @@ async def _send(
 # How long a batch poll waits for records; FastStream then sleeps as long after an empty poll,
 # so it is also the most a record arriving at an idle consumer waits before it is polled.
 POLL_TIMEOUT_MS = 10
+
+
+class BatchConsumerOptions(TypedDict):
+    batch_timeout_ms: int
+    max_records: int
+    fetch_max_wait_ms: int
+    auto_offset_reset: Literal["earliest"]
+    session_timeout_ms: int
+    heartbeat_interval_ms: int
+    ack_policy: AckPolicy
+
+
+def batch_consumer_options(settings: ServiceSettings) -> BatchConsumerOptions:
+    """What every batch subscriber (`batch=True`) of the services shares: how it polls and
+    fetches, when its group forgets it, and that a failed batch is not acknowledged (it is
+    read again)."""
+    return {
+        "batch_timeout_ms": POLL_TIMEOUT_MS,
+        "max_records": settings.consumer_max_records,
+        "fetch_max_wait_ms": settings.consumer_fetch_max_wait_ms,
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": settings.consumer_session_timeout_ms,
+        "heartbeat_interval_ms": max(100, settings.consumer_session_timeout_ms // 3),
+        "ack_policy": AckPolicy.NACK_ON_ERROR,
+    }
 
 
 @contextlib.contextmanager

@@ -6,8 +6,7 @@ import asyncio
 from typing import Any
 
 from casewire_common import topics
-from casewire_common.kafka import POLL_TIMEOUT_MS, fetching_paused, records_of
-from faststream import AckPolicy
+from casewire_common.kafka import batch_consumer_options, fetching_paused, records_of
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.subscriber.usecase import BatchSubscriber
@@ -29,17 +28,11 @@ def kafka_router(
     subscriber = router.subscriber(
         topics.MESSAGES,
         group_id=settings.router_consumer_group,
-        batch=True,
-        max_records=settings.consumer_max_records,
-        fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
-        batch_timeout_ms=POLL_TIMEOUT_MS,
-        auto_offset_reset="earliest",
-        session_timeout_ms=settings.consumer_session_timeout_ms,
-        heartbeat_interval_ms=max(1000, settings.consumer_session_timeout_ms // 4),
-        ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=_raw_bodies,
         title="router: canonical messages",
         description="Threads messages into cases, routes and assigns them.",
+        batch=True,
+        **batch_consumer_options(settings),
     )
 
     @subscriber
@@ -56,22 +49,19 @@ def kafka_router(
     alerts = router.subscriber(
         topics.SLA_ALERTS,
         group_id=alerts_group,
-        batch=True,
-        max_records=settings.consumer_max_records,
-        fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
-        auto_offset_reset="earliest",
-        session_timeout_ms=settings.consumer_session_timeout_ms,
-        heartbeat_interval_ms=max(1000, settings.consumer_session_timeout_ms // 4),
-        ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=_raw_bodies,
         title="router: SLA alerts",
         description="Escalates cases on SLA warnings and breaches, as the rules file says.",
+        batch=True,
+        **batch_consumer_options(settings),
     )
 
     @alerts
     async def on_alerts(message: KafkaMessage) -> None:
+        records = records_of(message.raw_message)
         try:
-            await service.handle_alerts(records_of(message.raw_message))
+            with fetching_paused(alerts.consumer, len(records), settings.consumer_max_records):
+                await service.handle_alerts(records)
         except TRANSIENT_ERRORS:
             await asyncio.sleep(1.0)
             raise

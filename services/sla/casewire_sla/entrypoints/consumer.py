@@ -10,8 +10,12 @@ import structlog
 from aiokafka import ConsumerRecord
 from casewire_common import topics
 from casewire_common.events import CaseEventData, decode_event
-from casewire_common.kafka import POLL_TIMEOUT_MS, DeadLetters, fetching_paused, records_of
-from faststream import AckPolicy
+from casewire_common.kafka import (
+    DeadLetters,
+    batch_consumer_options,
+    fetching_paused,
+    records_of,
+)
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.subscriber.usecase import BatchSubscriber
@@ -59,13 +63,7 @@ def case_event_router(
         topics.CASE_EVENTS,
         group_id=settings.sla_consumer_group,
         batch=True,
-        batch_timeout_ms=POLL_TIMEOUT_MS,
-        max_records=settings.consumer_max_records,
-        fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
-        auto_offset_reset="earliest",
-        session_timeout_ms=settings.consumer_session_timeout_ms,
-        heartbeat_interval_ms=max(100, settings.consumer_session_timeout_ms // 3),
-        ack_policy=AckPolicy.NACK_ON_ERROR,
+        **batch_consumer_options(settings),
     )
 
     async def apply_each(
