@@ -422,6 +422,25 @@ def test_a_truncated_tweet_gets_its_full_text_and_media_from_extended_tweet(fold
     ]
 
 
+@pytest.mark.parametrize(
+    ("sent", "typed"),
+    [
+        ("AT&amp;T &lt;3 &gt;:(", "AT&T <3 >:("),
+        ("I typed &amp;lt; literally", "I typed &lt; literally"),  # X escaped the `&`
+        ("?id=5&amp;region=eu &copy; &quot;", "?id=5&region=eu &copy; &quot;"),  # X escapes no more
+    ],
+)
+def test_text_is_unescaped_exactly_as_x_escapes_it(folder: Path, sent: str, typed: str) -> None:
+    body, tweet = mention(folder)
+    tweet |= {"text": sent, "truncated": False}
+    tweet.pop("extended_tweet", None)
+    tweet.pop("full_text", None)
+
+    [msg] = x.normalize(body, RECEIVED_AT).messages
+
+    assert msg.text == typed
+
+
 def test_full_text_is_preferred_to_the_short_text_of_an_untruncated_tweet(folder: Path) -> None:
     body, tweet = mention(folder)
     tweet["full_text"] = tweet["text"] + " (full)"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -95,8 +94,17 @@ def public_conversation(platform: str, account_id: str, root_id: str, customer_i
 
 
 def plain_text(value: Any) -> str:
-    """Platform text with HTML entities unescaped (`&amp;` → `&`); missing text is ''."""
-    return html.unescape(value) if isinstance(value, str) else ""
+    """Platform text as the platform sent it (Meta and WhatsApp send what was typed: a pasted
+    `?order=981&section=2` must stay byte-exact); missing text is ''."""
+    return value if isinstance(value, str) else ""
+
+
+def x_text(value: Any) -> str:
+    """X text unescaped: X HTML-escapes exactly `&`, `<` and `>` and nothing else, so only
+    those three entities are undone (`&amp;lt;` was a literal `&lt;`: `&amp;` goes last)."""
+    if not isinstance(value, str):
+        return ""
+    return value.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def require(mapping: Any, key: str, where: str) -> Any:

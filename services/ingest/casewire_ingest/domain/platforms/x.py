@@ -36,11 +36,11 @@ from casewire_ingest.domain.normalized import (
     build_message,
     dm_conversation,
     id_string,
-    plain_text,
     public_conversation,
     require,
     require_list,
     require_object,
+    x_text,
 )
 from casewire_ingest.domain.timestamps import to_utc
 
@@ -168,7 +168,7 @@ def _add_direct_message(
             conversation_id=dm_conversation("x", brand, recipient if outbound else sender),
             author=_author(sender, as_object(users.get(sender))),
             # The text keeps the t.co link of an attached medium: it is what the customer sent.
-            text=plain_text(data.get("text")),
+            text=x_text(data.get("text")),
             attachments=[_media_attachment(media)] if media else [],
             sent_at=to_utc(
                 require(event, "created_timestamp", where),
@@ -207,9 +207,9 @@ def _tweet_text(tweet: dict[str, Any]) -> str:
     `text`, with X's HTML entities (`&amp;`, `&lt;`, `&gt;`) unescaped."""
     extended = _extended(tweet)
     if extended and isinstance(extended.get("full_text"), str):
-        return plain_text(extended["full_text"])
+        return x_text(extended["full_text"])
     full_text = tweet.get("full_text")
-    return plain_text(full_text if isinstance(full_text, str) else tweet.get("text"))
+    return x_text(full_text if isinstance(full_text, str) else tweet.get("text"))
 
 
 def _tweet_media(tweet: dict[str, Any]) -> list[Attachment]:
