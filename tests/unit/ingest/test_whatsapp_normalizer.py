@@ -670,12 +670,23 @@ def test_an_echo_without_a_phone_number_falls_back_to_the_business_scoped_id(
 def test_a_message_of_an_unknown_type_is_flagged_for_a_human(folder: Path) -> None:
     body = load(folder, "pywa_message__text.json")
     new_kind = body["entry"][0]["changes"][0]["value"]["messages"][0]
-    new_kind["type"] = "request_welcome"
+    new_kind["type"] = "a_type_from_next_year"
     del new_kind["text"]
 
     [msg] = whatsapp.normalize(body, RECEIVED_AT).messages
 
     assert (msg.text, [a.type for a in msg.attachments]) == ("", ["other"])
+
+
+def test_a_customer_opening_the_chat_is_acknowledged_not_a_message(folder: Path) -> None:
+    body = load(folder, "pywa_message__text.json")
+    opened = body["entry"][0]["changes"][0]["value"]["messages"][0]
+    opened["type"] = "request_welcome"
+    del opened["text"]
+
+    result = whatsapp.normalize(body, RECEIVED_AT)
+
+    assert (result.messages, dict(result.ignored)) == ([], {"request_welcome": 1})
 
 
 @pytest.mark.parametrize(

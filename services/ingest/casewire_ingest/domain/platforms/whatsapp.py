@@ -47,9 +47,10 @@ from casewire_ingest.domain.timestamps import to_utc
 
 WHATSAPP_OBJECT = "whatsapp_business_account"
 _MEDIA_TYPES = frozenset({"image", "video", "audio", "voice", "document", "sticker"})
-# Acknowledged but not messages: a reaction is not something to answer, and a system message
-# (number or identity change) is written by WhatsApp, not by the customer.
-_IGNORED_MESSAGE_TYPES = frozenset({"reaction", "system"})
+# Acknowledged but not messages: a reaction is not something to answer, a system message
+# (number or identity change) is written by WhatsApp, not by the customer, and
+# `request_welcome` says a customer opened the chat for the first time, before writing anything.
+_IGNORED_MESSAGE_TYPES = frozenset({"reaction", "system", "request_welcome"})
 
 
 @dataclass(frozen=True)
