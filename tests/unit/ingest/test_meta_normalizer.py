@@ -255,6 +255,53 @@ def test_a_postback_with_a_mid_is_identified_by_it() -> None:
     assert (message.platform_message_id, message.text) == ("m_postback", "Talk to an agent")
 
 
+@pytest.mark.parametrize("instagram", [False, True], ids=["page", "instagram"])
+def test_messaging_events_in_the_field_value_form_are_read_like_messaging_ones(
+    instagram: bool,
+) -> None:
+    """Meta's App Dashboard test button (and some subscriptions) send messaging events as
+    `changes[]` with `field: messages|messaging_postbacks|...`, the timestamp in seconds as
+    a string."""
+    seconds = str(SENT_MS // 1000)
+    message = customer_says("hello via changes", mid="m_fv1") | {"timestamp": seconds}
+    postback = {
+        "sender": {"id": CUSTOMER},
+        "recipient": {"id": PAGE},
+        "timestamp": seconds,
+        "postback": {"mid": "m_fv2", "title": "Get Started", "payload": "GS"},
+    }
+    reaction = {
+        "sender": {"id": CUSTOMER},
+        "recipient": {"id": PAGE},
+        "timestamp": seconds,
+        "reaction": {"mid": "m_fv1", "action": "react", "reaction": "love"},
+    }
+    entry = {
+        "id": PAGE,
+        "time": SENT_MS // 1000,
+        "changes": [
+            {"field": "messages", "value": message},
+            {"field": "messaging_postbacks", "value": postback},
+            {"field": "message_reactions", "value": reaction},
+        ],
+    }
+    body = {"object": "instagram" if instagram else "page", "entry": [entry]}
+    normalize = meta.normalize_instagram if instagram else meta.normalize_page
+
+    result = normalize(body, RECEIVED_AT)
+
+    platform = "instagram" if instagram else "facebook"
+    sent_at = datetime(2026, 1, 1, tzinfo=UTC)
+    assert [
+        (m.platform_message_id, m.channel, m.direction, m.text, m.conversation_id, m.sent_at)
+        for m in result.messages
+    ] == [
+        ("m_fv1", "dm", "inbound", "hello via changes", f"{platform}:{PAGE}:{CUSTOMER}", sent_at),
+        ("m_fv2", "dm", "inbound", "Get Started", f"{platform}:{PAGE}:{CUSTOMER}", sent_at),
+    ]
+    assert dict(result.ignored) == {"reaction": 1}
+
+
 def test_a_star_only_rating_is_acknowledged_not_published() -> None:
     value = {"item": "rating", "verb": "add", "open_graph_story_id": "77", "reviewer_id": "88"}
 

@@ -113,6 +113,26 @@ _ACKNOWLEDGED_MESSAGING_KEYS = (
     "payment",
     "checkout_update",
 )
+# The same messaging events in Meta's "field/value" form (`changes[]` with one of these fields,
+# the event in `value`, its timestamp often a string of seconds), as the App Dashboard's test
+# button and some subscriptions send them.
+_MESSAGING_FIELDS = frozenset(
+    {
+        "messages",
+        "messaging_postbacks",
+        "message_echoes",
+        "message_edits",
+        "message_reactions",
+        "message_reads",
+        "message_deliveries",
+        "messaging_seen",
+        "messaging_optins",
+        "messaging_referrals",
+        "messaging_handovers",
+        "messaging_account_linking",
+        "standby",
+    }
+)
 _EVENT_BY_VERB: dict[str, MessageEvent] = {
     "add": "message",
     "edited": "edit",
@@ -369,8 +389,16 @@ def _replied_to(reply_to: Any, where: str) -> str | None:
 # --- Page feed, mentions and ratings ---------------------------------------------------------
 
 
+def _messaging_change(entry: _Entry, change: dict[str, Any], where: str) -> Outcome:
+    """A messaging event in the field/value form: read as if it came in `messaging[]`."""
+    value = require_object(require(change, "value", where), f"{where}.value")
+    return _messaging_event(entry, value, f"{where}.value")
+
+
 def _page_change(entry: _Entry, change: dict[str, Any], where: str) -> Outcome:
     field = change.get("field")
+    if field in _MESSAGING_FIELDS:
+        return _messaging_change(entry, change, where)
     if field not in ("feed", "mention", "ratings"):
         return "leadgen" if field == "leadgen" else "unknown"
     value = require_object(require(change, "value", where), f"{where}.value")
@@ -479,6 +507,8 @@ def _page_author(value: dict[str, Any], where: str) -> Author | None:
 
 def _instagram_change(entry: _Entry, change: dict[str, Any], where: str) -> Outcome:
     field = change.get("field")
+    if field in _MESSAGING_FIELDS:
+        return _messaging_change(entry, change, where)
     if field in ("comments", "live_comments"):
         value = require_object(require(change, "value", where), f"{where}.value")
         return _instagram_comment(entry, value, f"{where}.value")
