@@ -142,6 +142,33 @@ def test_closing_time_in_the_repeated_autumn_hour_takes_its_last_pass() -> None:
     ]
 
 
+def test_a_shift_closing_at_00_00_closes_at_midnight_like_24_00() -> None:
+    def evening(close: str) -> Calendar:
+        return Calendar.model_validate(
+            {"id": "evening", "timezone": "Europe/Athens", "hours": {"mon-fri": [f"18:00-{close}"]}}
+        )
+
+    monday = date(2026, 3, 2)
+    assert evening("00:00").open_intervals(monday) == evening("24:00").open_intervals(monday)
+    assert evening("00:00").open_intervals(monday) == [
+        (utc(2026, 3, 2, 16, 0), utc(2026, 3, 2, 22, 0))
+    ]
+
+
+def test_a_split_shift_meeting_in_the_repeated_autumn_hour_counts_that_hour_once_per_pass() -> None:
+    split = Calendar.model_validate(
+        {
+            "id": "split",
+            "timezone": "Europe/Athens",
+            "hours": {"sun": ["00:00-03:30", "03:30-08:00"]},
+        }
+    )
+    # 25 October 2026: 03:00-04:00 is lived twice; open from local midnight to 08:00 is 9 h.
+    assert split.open_intervals(date(2026, 10, 25)) == [
+        (utc(2026, 10, 24, 21, 0), utc(2026, 10, 25, 6, 0))
+    ]
+
+
 def test_opening_time_skipped_by_the_spring_jump_opens_at_the_jump() -> None:
     calendar = Calendar.model_validate(
         {"id": "night", "timezone": "Europe/Athens", "hours": {"sun": ["03:30-05:00"]}}

@@ -44,6 +44,16 @@ CALENDARS: dict[str, dict[str, object]] = {
         "hours": {"mon-fri": ["08:00-12:00", "13:00-17:30"], "sun": ["00:00-06:00"]},
         "holidays": {"country": "US", "subdiv": "NY"},
     },
+    # Boundaries inside the hour that is lived twice when the clocks go back (03:00-04:00 in
+    # Athens, 01:00-02:00 in New York): open whenever the wall clock reads inside a shift.
+    "athens-boundaries-in-the-repeated-hour": {
+        "timezone": "Europe/Athens",
+        "hours": {"sun": ["00:00-03:30", "03:30-03:45", "03:50-05:00"], "wed": ["09:00-17:00"]},
+    },
+    "new-york-boundaries-in-the-repeated-hour": {
+        "timezone": "America/New_York",
+        "hours": {"mon-sun": ["00:00-01:30", "01:30-01:40", "01:45-02:30", "22:00-24:00"]},
+    },
     "bangkok": {
         "timezone": "Asia/Bangkok",
         "hours": {"mon-sat": ["08:30-17:30"]},

@@ -167,6 +167,8 @@ def test_unknown_time_zone_is_refused_naming_the_calendar() -> None:
         ('{mon-fri: ["09:00-25:00"]}', "not a valid time of day"),
         ('{mon-fri: ["09:00-13:00", "12:00-18:00"]}', "intervals overlap"),
         ('{funday: ["09:00-13:00"]}', "not a day or day range"),
+        ('{"mon-": ["09:00-13:00"]}', "not a day or day range"),
+        ('{mon-fri: ["22:00-06:00"]}', "a shift past midnight is two intervals"),
         ('{mon-fri: ["09:00-13:00"], fri: ["14:00-15:00"]}', "fri is given more than once"),
         ("{mon-fri: []}", "never open"),
     ],

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -95,11 +96,25 @@ class Calendar(BaseModel):
             return [(start, start + timedelta(days=1))]
         if self.is_holiday(day):
             return []
-        intervals = []
+        fall_back = _fall_back_instant(day, zone)
+        pieces: list[tuple[datetime, datetime]] = []
         for opens, closes in self._week[day.weekday()]:
             begin = _wall_to_utc(day, opens, zone, last=False)
             end = _wall_to_utc(day, closes, zone, last=True)
-            if end > begin:  # an interval inside a daylight-saving gap has no open time
+            if fall_back is None:
+                pieces.append((begin, end))
+                continue
+            # The clocks go back today: an interval is open whenever the wall clock reads
+            # inside it, on the repeated hour's first pass and on its second.
+            pieces.append((begin, min(_wall_to_utc(day, closes, zone, last=False), fall_back)))
+            pieces.append((max(_wall_to_utc(day, opens, zone, last=True), fall_back), end))
+        intervals: list[tuple[datetime, datetime]] = []
+        for begin, end in sorted(pieces):
+            if end <= begin:  # inside a daylight-saving gap, or not on this pass
+                continue
+            if intervals and begin <= intervals[-1][1]:  # "00:00-03:00" then "03:00-08:00"
+                intervals[-1] = (intervals[-1][0], max(intervals[-1][1], end))
+            else:
                 intervals.append((begin, end))
         return intervals
 
@@ -129,8 +144,8 @@ def _parse_days(spec: str) -> list[int]:
     days: list[int] = []
     for part in spec.split(","):
         part = part.strip().lower()
-        first, _, last = part.partition("-")
-        if first not in DAY_NAMES or (last and last not in DAY_NAMES):
+        first, dash, last = part.partition("-")
+        if first not in DAY_NAMES or (dash and last not in DAY_NAMES):
             raise ValueError(
                 f"hours: {spec!r} is not a day or day range (use mon..sun, e.g. mon-fri or sat,sun)"
             )
@@ -147,11 +162,36 @@ def _parse_interval(days_spec: str, span: str) -> Interval:
         raise ValueError(f"hours {days_spec!r}: {span!r} is not HH:MM-HH:MM")
     h1, m1, h2, m2 = (int(group) for group in match.groups())
     opens, closes = h1 * 60 + m1, h2 * 60 + m2
+    if closes == 0:  # "18:00-00:00": closing at midnight, as "18:00-24:00" says too
+        closes = _MINUTES_PER_DAY
     if h1 > 23 or m1 > 59 or m2 > 59 or closes > _MINUTES_PER_DAY:
         raise ValueError(f"hours {days_spec!r}: {span!r} is not a valid time of day")
     if closes <= opens:
-        raise ValueError(f"hours {days_spec!r}: {span!r} closes before it opens")
+        raise ValueError(
+            f"hours {days_spec!r}: {span!r} closes before it opens (a shift past midnight"
+            " is two intervals: until 24:00, and from 00:00 on the next day)"
+        )
     return opens, closes
+
+
+@lru_cache(maxsize=256)
+def _fall_back_instant(day: date, zone: ZoneInfo) -> datetime | None:
+    """When the clocks go back during the local `day` (the wall clock then repeats what it
+    just read), or None on the other days of the year."""
+    low = datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
+    next_day = day + timedelta(days=1)
+    high = datetime(next_day.year, next_day.month, next_day.day, tzinfo=zone).astimezone(UTC)
+    offset_after = high.astimezone(zone).utcoffset()
+    if low.astimezone(zone).utcoffset() <= offset_after:  # type: ignore[operator]
+        return None
+    low_second, high_second = int(low.timestamp()), int(high.timestamp())
+    while high_second - low_second > 1:
+        middle = (low_second + high_second) // 2
+        if datetime.fromtimestamp(middle, zone).utcoffset() == offset_after:
+            high_second = middle
+        else:
+            low_second = middle
+    return datetime.fromtimestamp(high_second, UTC)
 
 
 def _wall_to_utc(day: date, minutes: int, zone: ZoneInfo, *, last: bool) -> datetime:
