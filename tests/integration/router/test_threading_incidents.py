@@ -342,3 +342,32 @@ async def test_brand_reply_naming_no_customer_finds_its_case_through_in_reply_to
             f"{unique}-r",
         )
         assert str(stored) == case_id
+        # The customer answers the brand's reply: X names that reply as the thread's root, a
+        # new conversation key, which the case takes over rather than opening another.
+        next_hop = f"x:brand:{unique}-r:{customer}"
+        await kafka.send_and_wait(
+            topics.MESSAGES,
+            canonical(
+                next_hop,
+                f"{unique}-f",
+                "still nothing arrived",
+                customer=customer,
+                channel="reply",
+                in_reply_to=f"{unique}-r",
+                at=datetime.now(UTC) + timedelta(seconds=10),
+            ),
+            key=next_hop.encode(),
+        )
+        events = await reader.read_until(
+            lambda got: any(e.type == ev.CASE_MESSAGE_ADDED for e in got),
+            keep=keep,
+        )
+        # (the reader keeps every event so far: the one case created is the first one)
+        assert [e.data["case"]["id"] for e in events if e.type == ev.CASE_CREATED] == [case_id]
+        added = next(e for e in events if e.type == ev.CASE_MESSAGE_ADDED)
+        assert added.data["case"]["id"] == case_id
+        linked = await pg.fetchval(
+            f"SELECT case_id FROM {SCHEMA}.case_conversations WHERE conversation_id = $1",
+            next_hop,
+        )
+        assert str(linked) == case_id

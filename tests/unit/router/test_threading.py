@@ -311,3 +311,81 @@ def test_public_brand_reply_without_customer_finds_its_case_by_the_message_it_an
     )
     unrelated = unrelated.model_copy(update={"in_reply_to": "someone-else"})
     assert types(desk.route(unrelated)) == []
+
+
+def x_tweet(
+    text: str,
+    pid: str,
+    *,
+    root: str,
+    replying_to: str | None,
+    minutes: float,
+    customer: str = "cust1",
+    direction: str = "inbound",
+) -> CanonicalMessage:
+    """A tweet as ingest gives it: X names only the tweet it answers, taken as the root."""
+    tweet = message(
+        text,
+        pid=pid,
+        channel="reply" if replying_to else "mention",
+        conversation=f"x:brand:{root}:{customer}",
+        minutes=minutes,
+        direction=direction,
+        author="brand" if direction == "outbound" else customer,
+    )
+    return tweet.model_copy(update={"in_reply_to": replying_to})
+
+
+def test_a_back_and_forth_on_x_stays_one_case_although_each_hop_has_a_new_root() -> None:
+    desk = Desk()
+    complaint = x_tweet("@brand my order never came", "t1", root="t1", replying_to=None, minutes=0)
+    answer = x_tweet(
+        "@cust1 sorry, which order?",
+        "t2",
+        root="t1",
+        replying_to="t1",
+        minutes=2,
+        direction="outbound",
+    )
+    follow_up = x_tweet("@brand #4521, still nothing", "t3", root="t2", replying_to="t2", minutes=5)
+    assert types(desk.route(complaint)) == [ev.CASE_CREATED, ev.CASE_ASSIGNED]
+    assert types(desk.route(answer)) == [ev.CASE_RESPONDED]
+
+    outcome = desk.route(follow_up)
+
+    assert types(outcome) == [ev.CASE_MESSAGE_ADDED]
+    assert outcome.events[0].data.case.id == "id-1"
+    assert outcome.stored_messages == [(follow_up, "id-1")]
+    assert outcome.links == [("x:brand:t2:cust1", "id-1")]
+    # The next hop is found through the new key, and in one batch through the message itself.
+    again = x_tweet("@brand hello?", "t4", root="t2", replying_to="t2", minutes=9)
+    hop = x_tweet("@brand anyone?", "t5", root="t4", replying_to="t4", minutes=10)
+    assert [e.data.case.id for e in desk.route(again, hop).events] == ["id-1", "id-1"]
+
+
+def test_another_customer_answering_the_brands_reply_opens_their_own_case() -> None:
+    desk = Desk()
+    desk.route(x_tweet("@brand my order never came", "t1", root="t1", replying_to=None, minutes=0))
+    desk.route(
+        x_tweet(
+            "@cust1 sorry!",
+            "t2",
+            root="t1",
+            replying_to="t1",
+            minutes=2,
+            direction="outbound",
+        )
+    )
+    stranger = x_tweet(
+        "@brand same here",
+        "t3",
+        root="t2",
+        replying_to="t2",
+        minutes=5,
+        customer="cust2",
+    )
+
+    outcome = desk.route(stranger)
+
+    assert types(outcome) == [ev.CASE_CREATED, ev.CASE_ASSIGNED]
+    assert outcome.events[0].data.case.id == "id-2"

@@ -195,7 +195,6 @@ async def load_batch_state(
             (m.platform, m.in_reply_to)
             for m in messages
             if m.event == "message"
-            and m.direction == "outbound"
             and m.in_reply_to is not None
             and m.conversation_id not in state.open_cases
         }

@@ -333,6 +333,11 @@ class Router:
         result.decisions[message.id] = decision
         case = state.open_cases.get(message.conversation_id)
         if case is None:
+            case = self._answered_case(message, state)
+            if case is not None:
+                state.open_cases[message.conversation_id] = case
+                result.links.append((message.conversation_id, case.id))
+        if case is None:
             case = self._merge_target(message, state)
             if case is not None:
                 state.open_cases[message.conversation_id] = case
@@ -361,6 +366,22 @@ class Router:
         if case.status not in CLOSED_STATUSES:
             for topic in topics:
                 batch.hit(topic, case)
+
+    def _answered_case(self, message: CanonicalMessage, state: BatchState) -> CaseState | None:
+        """The customer's open case holding the message this one answers. A tweet names only
+        the tweet it answers, which ingest takes as its thread's root, so a back-and-forth on
+        X gets a new conversation key at every reply: this keeps it one case."""
+        if message.in_reply_to is None:
+            return None
+        case = state.cases_by_message.get((message.platform, message.in_reply_to))
+        if (
+            case is None
+            or case.status in CLOSED_STATUSES
+            or case.account_id != message.account_id
+            or case.customer_id != message.customer_id
+        ):
+            return None
+        return case
 
     def _merge_target(self, message: CanonicalMessage, state: BatchState) -> CaseState | None:
         """The customer's open case on the same platform, in the other visibility (their
@@ -485,6 +506,7 @@ class Router:
             result.stored_messages.append((message, None))
             return
         result.stored_messages.append((message, case.id))
+        batch.state.cases_by_message[(message.platform, message.platform_message_id)] = case
         first = case.first_response_at is None
         if first:
             case.first_response_at = message.sent_at
