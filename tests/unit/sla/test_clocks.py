@@ -46,8 +46,22 @@ policies:
   - {id: urgent, match: {priority: [P1]}, calendar: always, first_response: 15m,
      next_response: 30m, resolution: 4h, warn_at: [0.5, 0.8]}
   - {id: resolution-only, match: {priority: [P4]}, calendar: always, resolution: 1d}
+  - {id: private, match: {visibility: [private]}, calendar: always, resolution: 1d,
+     pause_on: [pending]}
   - {id: standard, match: {}, calendar: office, first_response: 1h, next_response: 2h,
      resolution: 8h, warn_at: [0.5], pause_on: [pending]}
+"""
+)
+# No catch-all: a case has no contract until it is P1.
+P1_ONLY = parse_policy_set(
+    """
+version: 1
+calendars:
+  - {id: always, always_open: true}
+policies:
+  - {id: public-x, additive: true, match: {platform: [x]}, calendar: always, next_response: 1h}
+  - {id: urgent, match: {priority: [P1]}, calendar: always, first_response: 15m,
+     next_response: 30m, resolution: 4h, pause_on: [pending]}
 """
 )
 OPENED = datetime(2026, 2, 2, 9, 0, tzinfo=UTC)  # a Monday, 11:00 in Athens
@@ -149,7 +163,8 @@ def test_case_created_already_answered_starts_and_fulfils_its_clock() -> None:
 def test_customer_message_after_a_brand_reply_starts_next_response_at_the_message() -> None:
     written = OPENED + timedelta(hours=1)
     answered = data(first_response_at=OPENED + timedelta(minutes=5))
-    changes = clock_changes(POLICIES, CASE_MESSAGE_ADDED, answered, [], written)
+    running = [open_clock("resolution")]
+    changes = clock_changes(POLICIES, CASE_MESSAGE_ADDED, answered, running, written)
     assert [(c.clock, c.started_at) for c in changes if isinstance(c, ClockStart)] == [
         ("next_response", written)
     ]
@@ -293,12 +308,74 @@ def test_team_change_under_the_same_policy_relabels_the_clock_without_moving_it(
     assert reselection.schedule.due_at == OPENED + timedelta(hours=1)
 
 
-def test_paused_clock_moved_to_another_policy_gets_no_timers_until_it_resumes() -> None:
+def test_paused_clock_moved_to_another_policy_pausing_on_the_status_gets_no_timers() -> None:
     clock = open_clock("resolution", pauses=(Pause(OPENED + timedelta(hours=1)),))
-    event = data(priority="P1", status="pending")
-    (reselection,) = clock_changes(POLICIES, CASE_PRIORITY_CHANGED, event, [clock], OPENED)
+    event = data(status="pending", visibility="private")
+    at = OPENED + timedelta(hours=2)
+    (reselection,) = clock_changes(POLICIES, CASE_ASSIGNED, event, [clock], at)
     assert isinstance(reselection, ClockReselection)
-    assert (reselection.policy_id, reselection.schedule) == ("urgent", None)
+    assert (reselection.policy_id, reselection.schedule) == ("private", None)
+
+
+def test_paused_clock_moved_to_a_policy_not_pausing_on_the_status_resumes_at_the_move() -> None:
+    # Paused 10:00-11:00 UTC under standard; urgent runs on pending: 4 h from 09:00 plus the
+    # hour paused.
+    clock = open_clock("resolution", pauses=(Pause(OPENED + timedelta(hours=1)),))
+    event = data(priority="P1", status="pending", previous_priority="P2")
+    at = OPENED + timedelta(hours=2)
+    changes = clock_changes(POLICIES, CASE_PRIORITY_CHANGED, event, [clock], at)
+    assert changes == [
+        ClockReselection(
+            "c1", "resolution", "urgent", "always", timedelta(hours=4), "care", "P1", None
+        ),
+        ClockResume(
+            "c1",
+            "resolution",
+            at,
+            Schedule(
+                due_at=OPENED + timedelta(hours=5),
+                warnings=(
+                    (0.5, OPENED + timedelta(hours=3)),
+                    (0.8, OPENED + timedelta(hours=4, minutes=12)),
+                ),
+                breach=True,
+            ),
+        ),
+    ]
+
+
+def test_running_clock_moved_to_a_policy_pausing_on_the_status_pauses_at_the_move() -> None:
+    clock = open_clock("resolution", "urgent", priority="P1")
+    event = data(priority="P2", status="pending", previous_priority="P1")
+    at = OPENED + timedelta(hours=1)
+    changes = clock_changes(POLICIES, CASE_PRIORITY_CHANGED, event, [clock], at)
+    # Timers under standard from the kept start (8 open hours from Monday 11:00 Athens),
+    # then the pause takes them away.
+    assert changes == [
+        ClockReselection(
+            "c1",
+            "resolution",
+            "standard",
+            "office",
+            timedelta(hours=8),
+            "care",
+            "P2",
+            Schedule(
+                due_at=OPENED + timedelta(days=1),
+                warnings=((0.5, OPENED + timedelta(hours=4)),),
+                breach=True,
+            ),
+        ),
+        ClockPause("c1", "resolution", at),
+    ]
+
+
+def test_status_change_that_also_moves_the_clock_resumes_it_once() -> None:
+    clock = open_clock("resolution", pauses=(Pause(OPENED + timedelta(hours=1)),))
+    event = data(priority="P1", status="assigned", previous_status="pending")
+    at = OPENED + timedelta(hours=2)
+    changes = clock_changes(POLICIES, CASE_STATUS_CHANGED, event, [clock], at)
+    assert [type(change) for change in changes] == [ClockReselection, ClockResume]
 
 
 def test_clock_keeps_its_policy_when_the_new_one_has_no_target_for_it() -> None:
@@ -309,6 +386,62 @@ def test_clock_keeps_its_policy_when_the_new_one_has_no_target_for_it() -> None:
     assert (relabelled.policy_id, relabelled.priority) == ("standard", "P4")
     assert relabelled.schedule is not None
     assert relabelled.schedule.due_at == OPENED + timedelta(hours=1)
+
+
+def test_contract_that_starts_matching_starts_the_clocks_the_case_waits_on_from_then() -> None:
+    assert clock_changes(P1_ONLY, CASE_CREATED, data(priority="P3"), [], OPENED) == []
+    at = OPENED + timedelta(minutes=5)
+    raised = data(priority="P1", previous_priority="P3")
+    changes = clock_changes(P1_ONLY, CASE_PRIORITY_CHANGED, raised, [], at)
+    assert changes == [
+        ClockStart(
+            case_id="c1",
+            clock="resolution",
+            policy_id="urgent",
+            calendar_id="always",
+            target=timedelta(hours=4),
+            started_at=at,
+            due_at=at + timedelta(hours=4),
+            warnings=(),
+            team="care",
+            priority="P1",
+        ),
+        ClockStart(
+            case_id="c1",
+            clock="first_response",
+            policy_id="urgent",
+            calendar_id="always",
+            target=timedelta(minutes=15),
+            started_at=at,
+            due_at=at + timedelta(minutes=15),
+            warnings=(),
+            team="care",
+            priority="P1",
+        ),
+    ]
+
+
+def test_contract_that_starts_matching_on_a_pending_answered_case_waits_on_a_reply() -> None:
+    # The customer wrote after the brand's reply: public-x counts a next reply already.
+    waiting = OpenClock(
+        "next_response",
+        "public-x",
+        "always",
+        timedelta(hours=1),
+        OPENED + timedelta(hours=1),
+        "care",
+        "P3",
+        additive=True,
+    )
+    raised = data(priority="P1", status="pending", first_response_at=OPENED + timedelta(minutes=5))
+    at = OPENED + timedelta(hours=2)
+    changes = clock_changes(P1_ONLY, CASE_PRIORITY_CHANGED, raised, [waiting], at)
+    contract = [change for change in changes if change.additive_policy is None]
+    assert [(c.clock, c.started_at, c.due_at) for c in contract if isinstance(c, ClockStart)] == [
+        ("resolution", at, at + timedelta(hours=4)),
+        ("next_response", at, at + timedelta(minutes=30)),
+    ]
+    assert contract[-1] == ClockPause("c1", "resolution", at)
 
 
 def test_event_types_without_a_clock_effect_change_nothing() -> None:

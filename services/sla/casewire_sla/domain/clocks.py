@@ -7,14 +7,16 @@
 
 Resolving (or closing as no_action) ends every clock; a reopen starts `resolution` again and
 the response clock the customer now waits on. When the case's fields select another policy,
-its open clocks move to that policy and keep their start.
+its open clocks move to that policy and keep their start; `resolution` then pauses or resumes
+as the new policy's `pause_on` says of the case's status.
 
 A case's clocks run in tracks: the contract's (the first matching policy that is not
 additive) and one per matching additive policy, each with its own targets, calendar and
 `pause_on`, and each started, paused and fulfilled by the same events. The contract's clocks
-move between policies on re-selection; an additive policy's clocks belong to it: they start
-when it starts matching (the clocks the case waits on, from that instant) and end, as not
-fulfilled by a reply, when it stops matching.
+move between policies on re-selection; an additive policy's clocks belong to it and end, as
+not fulfilled by a reply, when it stops matching. A track with no open clock whose policy
+starts matching (a contract, or an additive policy) starts the clocks the case waits on, from
+that instant.
 """
 
 from __future__ import annotations
@@ -268,10 +270,16 @@ def _warn_at(policies: PolicySet, policy_id: str) -> Sequence[float]:
 
 
 def _reselect(
-    policies: PolicySet, policy: Policy | None, case: CaseSnapshot, clock: OpenClock
-) -> tuple[OpenClock, ClockReselection | None]:
+    policies: PolicySet,
+    policy: Policy | None,
+    case: CaseSnapshot,
+    clock: OpenClock,
+    at: datetime,
+) -> tuple[OpenClock, list[ClockChange]]:
     """The clock under the policy its track selects now; it keeps its policy when that one has
-    no target for it (a running obligation is never dropped silently)."""
+    no target for it (a running obligation is never dropped silently). Moved to another policy
+    on an open case, it pauses or resumes at once as that policy's `pause_on` says: the old
+    policy's pause state says nothing about the new one."""
     target = None if policy is None else policy.target(clock.clock)
     if policy is not None and target is not None:
         moved = replace(clock, policy_id=policy.id, calendar_id=policy.calendar, target=target)
@@ -279,7 +287,7 @@ def _reselect(
         moved = clock
     moved = replace(moved, team=case.team, priority=case.priority)
     if moved == clock:
-        return clock, None
+        return clock, []
     timers = None
     if not moved.paused:
         timers = schedule(
@@ -301,15 +309,23 @@ def _reselect(
         timers,
         moved.additive_policy,
     )
-    return moved, change
+    if (
+        policy is None
+        or moved.policy_id == clock.policy_id
+        or moved.clock != "resolution"
+        or case.status in CLOSED
+    ):
+        return moved, [change]
+    moved, pause_or_resume = _pause_or_resume(policies, policy, case, moved, at)
+    return moved, [change, *pause_or_resume]
 
 
 def _tracks(
     policies: PolicySet, case: CaseSnapshot, open_clocks: Sequence[OpenClock], at: datetime
 ) -> tuple[list[_Track], list[ClockChange]]:
     """The case's tracks now (contract first, then additive policies in file order), with the
-    changes that bring the open clocks in line: re-selections, and the end of the clocks of
-    additive policies that no longer apply."""
+    changes that bring the open clocks in line: re-selections (with the pauses and resumes
+    they bring), and the end of the clocks of additive policies that no longer apply."""
     contract = _Track(select_policy(policies.policies, case), False, {}, False)
     additive = {
         policy.id: _Track(policy, True, {}, False)
@@ -328,11 +344,10 @@ def _tracks(
                 )
             )
             continue
-        moved, reselection = _reselect(policies, track.policy, case, clock)
+        moved, reselection_changes = _reselect(policies, track.policy, case, clock, at)
         track.running[clock.clock] = moved
         track.was_open = True
-        if reselection is not None:
-            changes.append(reselection)
+        changes += reselection_changes
     return [contract, *additive.values()], changes
 
 
@@ -376,10 +391,10 @@ def clock_changes(
     for track in tracks:
         event_changes = _event_changes(policies, track, event_type, data, at)
         changes += event_changes
-        if track.additive and not track.was_open:
+        if not track.was_open:
             started = {c.clock for c in event_changes if isinstance(c, ClockStart)}
             missing = [name for name in waiting if name not in started]
-            changes += _additive_catch_up(policies, track, case, missing, at)
+            changes += _catch_up(policies, track, case, missing, at)
     return changes
 
 
@@ -425,20 +440,24 @@ def _event_changes(
             )
             changes += _starts(policies, track, case, ["resolution", waiting], at)
         elif "resolution" in clocks and track.policy is not None:
-            changes += _pause_or_resume(policies, track.policy, case, clocks["resolution"], at)
+            _, pause_or_resume = _pause_or_resume(
+                policies, track.policy, case, clocks["resolution"], at
+            )
+            changes += pause_or_resume
     return changes
 
 
-def _additive_catch_up(
+def _catch_up(
     policies: PolicySet,
     track: _Track,
     case: CaseSnapshot,
     waiting: Sequence[ClockName],
     at: datetime,
 ) -> list[ClockChange]:
-    """An additive policy with no open clock on an open case (it starts applying: the case's
-    priority, team, channel or tags changed) starts, from this event, the clocks the case
-    waits on. Clocks it ended before are not waited on any more, so they do not start again."""
+    """A track with no open clock on an open case (its policy starts applying: the case's
+    priority, team, channel or tags changed, or a contract matches where none did) starts,
+    from this event, the clocks the case waits on. Clocks it ended before are not waited on any
+    more, so they do not start again."""
     if case.status in CLOSED or track.policy is None:
         return []
     changes = _starts(policies, track, case, waiting, at)
@@ -451,24 +470,26 @@ def _additive_catch_up(
 
 def _pause_or_resume(
     policies: PolicySet, policy: Policy, case: CaseSnapshot, clock: OpenClock, at: datetime
-) -> list[ClockChange]:
-    """A clock pauses on entering one of the policy's `pause_on` statuses, resumes on leaving."""
+) -> tuple[OpenClock, list[ClockChange]]:
+    """A clock pauses on entering one of the policy's `pause_on` statuses, resumes on leaving;
+    with the clock as it is afterwards, for decisions later in the same event."""
     pausing = case.status in policy.pause_on
     if pausing and not clock.paused:
-        return [ClockPause(case.id, clock.clock, at, clock.additive_policy)]
+        paused = replace(clock, pauses=(*clock.pauses, Pause(at)))
+        return paused, [ClockPause(case.id, clock.clock, at, clock.additive_policy)]
     if clock.paused and not pausing:
-        pauses = (*clock.pauses[:-1], Pause(clock.pauses[-1].begin, at))
+        resumed = replace(clock, pauses=(*clock.pauses[:-1], Pause(clock.pauses[-1].begin, at)))
         timers = schedule(
-            calendar_of(policies, clock.calendar_id),
-            clock.started_at,
-            clock.target,
-            pauses,
-            _warn_at(policies, clock.policy_id),
-            clock.fired,
+            calendar_of(policies, resumed.calendar_id),
+            resumed.started_at,
+            resumed.target,
+            resumed.pauses,
+            _warn_at(policies, resumed.policy_id),
+            resumed.fired,
         )
         assert timers is not None  # no pause lasts any more
-        return [ClockResume(case.id, clock.clock, at, timers, clock.additive_policy)]
-    return []
+        return resumed, [ClockResume(case.id, clock.clock, at, timers, clock.additive_policy)]
+    return clock, []
 
 
 def _additive_policy(policies: PolicySet, policy_id: str) -> Policy | None:
