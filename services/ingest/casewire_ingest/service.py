@@ -1,5 +1,6 @@
-"""Ingest's use case: one verified request body in; the body on `casewire.raw.v1`, then each of
-its messages on `casewire.messages.v1` exactly once; an answer only once all is written."""
+"""Ingest's use case: one verified request body in; the body on `casewire.raw.v1` (and on its
+dead-letter topic when some of its items could not be read), then each of its messages on
+`casewire.messages.v1` exactly once; an answer only once all is written."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import structlog
 from casewire_common.messages import CanonicalMessage
 
 from casewire_ingest.adapters.publisher import IngestMetrics, IngestPublisher
-from casewire_ingest.domain.normalized import NormalizationError, Normalized
+from casewire_ingest.domain.normalized import ItemRejection, NormalizationError, Normalized
 
 log = structlog.get_logger(__name__)
 # structlog runs every processor before the standard library drops a debug line: this says
@@ -25,6 +26,12 @@ _stdlib_log = logging.getLogger(__name__)
 
 Normalizer = Callable[[Any, datetime], Normalized]
 LanguageDetector = Callable[[str], str | None]
+
+# The dead-letter reason of a body published in part: some of its items could not be read.
+INVALID_ITEM = "invalid_item"
+# The bad items a dead-letter detail names: the place of the first few is enough to find the
+# fault, and the detail stays short whatever the body holds.
+_LISTED_ITEMS = 20
 
 
 class Dedup(Protocol):
@@ -60,6 +67,7 @@ class Accepted:
     published: list[str]
     duplicates: int
     ignored: dict[str, int]
+    rejected: list[ItemRejection]
 
 
 class WebhookIngest:
@@ -92,6 +100,10 @@ class WebhookIngest:
     ) -> Accepted:
         """Normalize, check the accounts, then write raw body and new messages to Kafka.
 
+        Items of the body that cannot be read do not cost the others: the body is accepted,
+        and also kept on the raw DLQ (reason `invalid_item`) so that a fix can replay it (dedup
+        drops what was already published). Only a body with nothing usable is refused.
+
         `accounts`: the accounts the verifying secret may speak for (None: any).
         `dead_letter_invalid`: keep a body that cannot be normalized on the raw DLQ (for
         signed webhooks: they are genuine platform traffic that a fix should be able to replay).
@@ -102,7 +114,7 @@ class WebhookIngest:
             "casewire-received-at": received_at.isoformat(),
         }
         try:
-            normalized = normalize(_parse_json(raw), received_at)
+            normalized = _usable(normalize(_parse_json(raw), received_at))
         except NormalizationError as error:
             self._metrics.rejections.labels(source, error.reason).inc()
             if dead_letter_invalid:
@@ -134,6 +146,14 @@ class WebhookIngest:
         try:
             async with asyncio.timeout(self._timeout):
                 await self._publisher.publish_raw(raw, raw_key, headers)
+                if normalized.rejected:
+                    await self._publisher.dead_letter_raw(
+                        raw,
+                        source,
+                        headers,
+                        INVALID_ITEM,
+                        _invalid_item_detail(normalized.rejected),
+                    )
                 # Shielded: a timeout must not cancel a claim that may already hold keys.
                 claimed = await asyncio.shield(claiming)
                 body_written = True
@@ -156,6 +176,8 @@ class WebhookIngest:
         duplicates = len(messages) - len(fresh)
         if duplicates:
             self._metrics.duplicates.labels(source).inc(duplicates)
+        if normalized.rejected:
+            self._metrics.rejections.labels(source, INVALID_ITEM).inc()
         if _stdlib_log.isEnabledFor(logging.DEBUG):
             # Message text and names are personal data: logged only when debugging is on.
             content = (
@@ -169,9 +191,12 @@ class WebhookIngest:
                 published=len(fresh),
                 duplicates=duplicates,
                 ignored=sum(normalized.ignored.values()),
+                rejected=len(normalized.rejected),
                 **content,
             )
-        return Accepted([m.id for m in fresh], duplicates, dict(normalized.ignored))
+        return Accepted(
+            [m.id for m in fresh], duplicates, dict(normalized.ignored), normalized.rejected
+        )
 
     async def _give_up(self, claiming: asyncio.Future[set[str]], source: str) -> None:
         """Release what a claim took once it is done (the body was not written): cancelling
@@ -202,6 +227,23 @@ class WebhookIngest:
                 reason=error.reason,
                 error=type(publish_error).__name__,
             )
+
+
+def _usable(normalized: Normalized) -> Normalized:
+    """The body's outcome, unless its items were all rejected and nothing else was in it: then
+    the body is refused, by its first item's reason, as a body that cannot be normalized."""
+    if normalized.rejected and not normalized.messages and not normalized.ignored:
+        first = normalized.rejected[0]
+        raise NormalizationError(first.reason, first.detail)
+    return normalized
+
+
+def _invalid_item_detail(rejected: Sequence[ItemRejection]) -> str:
+    """The dead-letter detail of a body published in part: how many items were rejected, and
+    the place and reason of each (the first `_LISTED_ITEMS` of them)."""
+    listed = "; ".join(f"{item.where}: {item.reason}" for item in rejected[:_LISTED_ITEMS])
+    more = len(rejected) - _LISTED_ITEMS
+    return f"{len(rejected)} item(s) rejected: {listed}" + (f"; {more} more" if more > 0 else "")
 
 
 def _parse_json(raw: bytes) -> Any:

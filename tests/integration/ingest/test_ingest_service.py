@@ -1,8 +1,12 @@
-"""Ingest against the real broker: raw body and canonical message written before the 202."""
+"""Ingest against the real broker: raw body and canonical message written before the 202; a
+body with a bad item has its good message published and is kept on the raw DLQ as well."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import time
 from pathlib import Path
 
 from casewire_common import topics
@@ -76,6 +80,68 @@ async def test_accepted_message_is_on_the_raw_and_messages_topics_keyed_by_conve
             == 1
         )
         assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_a_bad_item_is_dead_lettered_and_the_good_message_beside_it_published(
+    kafka_bootstrap: str, database_url: str, unique: str
+) -> None:
+    await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
+    secret = "meta-app-secret"
+    app = create_app(
+        IngestSettings(
+            kafka_bootstrap_servers=kafka_bootstrap,
+            database_url=database_url,
+            meta_apps=[{"app_secret": secret, "verify_token": "unused"}],
+        )
+    )
+    page, customer, sent_ms = "1000000000001", str(int(unique, 16)), int(time.time() * 1000)
+    good = {
+        "sender": {"id": customer},
+        "recipient": {"id": page},
+        "timestamp": sent_ms,
+        "message": {"mid": f"m_{unique}", "text": "my order is late"},
+    }
+    guest = good | {"sender": {"user_ref": unique}, "message": {"mid": f"m_guest_{unique}"}}
+    entry = {"id": page, "time": sent_ms, "messaging": [good, guest]}
+    raw = json.dumps({"object": "page", "entry": [entry]}).encode()
+    signature = "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+    conversation = f"facebook:{page}:{customer}".encode()
+    async with (
+        running(app) as client,
+        consumer(kafka_bootstrap, topics.MESSAGES, f"m-{unique}") as messages_in,
+        consumer(kafka_bootstrap, topics.dlq(topics.RAW), f"d-{unique}") as dead_in,
+    ):
+        response = await client.post(
+            "/v1/webhooks/meta", content=raw, headers={"x-hub-signature-256": signature}
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["rejected"] == [
+            {"where": "entry[0].messaging[1]", "reason": "missing_field"}
+        ]
+        found: list[CanonicalMessage] = []
+        dead: list[dict[str, bytes]] = []
+
+        async def read() -> int:
+            for source in (messages_in, dead_in):
+                batch = await source.getmany(timeout_ms=100)
+                for records in batch.values():
+                    for record in records:
+                        if source is messages_in and record.key == conversation:
+                            found.append(CanonicalMessage.model_validate_json(record.value))
+                        elif source is dead_in and record.value == raw:
+                            dead.append(dict(record.headers))
+            return len(found) + len(dead)
+
+        await eventually(read, lambda count: count >= 2)
+        assert [message.platform_message_id for message in found] == [f"m_{unique}"]
+        [headers] = dead
+        assert headers[topics.DLQ_REASON_HEADER] == b"invalid_item"
+        assert headers[topics.DLQ_ERROR_HEADER] == (
+            b"1 item(s) rejected: entry[0].messaging[1]: missing_field"
+        )
+        metrics = (await client.get("/metrics")).text
+        labels = {"endpoint": "meta", "reason": "invalid_item"}
+        assert metric_value(metrics, "casewire_ingest_rejections_total", labels) == 1
 
 
 async def test_kafka_down_answers_503_and_readyz_fails_but_healthz_stays_alive(

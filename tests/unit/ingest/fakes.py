@@ -13,6 +13,7 @@ class RecordingPublisher:
         self.raw: list[tuple[bytes, str, dict[str, str]]] = []
         self.messages: list[CanonicalMessage] = []
         self.dead: list[tuple[bytes, str]] = []
+        self.dead_errors: list[str] = []
         self.fail = fail
 
     async def publish_raw(self, raw_body: bytes, key: str, headers: dict[str, str]) -> None:
@@ -29,6 +30,7 @@ class RecordingPublisher:
         self, raw_body: bytes, key: str, headers: dict[str, str], reason: str, error: str
     ) -> None:
         self.dead.append((raw_body, reason))
+        self.dead_errors.append(error)
 
 
 class MemoryDedup:

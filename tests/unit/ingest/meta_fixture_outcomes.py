@@ -1,7 +1,8 @@
 """What each shared Meta fixture (`payloads/{messenger,instagram,facebook_page}/`) must become.
 
 One entry per file: the canonical messages it publishes (every field), the events it
-acknowledges without publishing (by kind), or the reason it is rejected.
+acknowledges without publishing (by kind), the items it rejects (place and reason), or the
+reason the whole body is rejected.
 test_meta_normalizer.py checks that this table and the folders list the same files.
 """
 
@@ -34,6 +35,7 @@ class Outcome:
     messages: tuple[dict[str, Any], ...] = ()
     ignored: dict[str, int] = field(default_factory=dict)
     rejected: str | None = None
+    rejected_items: tuple[tuple[str, str], ...] = ()
 
 
 def published(*messages: dict[str, Any], **ignored: int) -> Outcome:
@@ -46,6 +48,11 @@ def acknowledged(**ignored: int) -> Outcome:
 
 def rejected(reason: str) -> Outcome:
     return Outcome(rejected=reason)
+
+
+def rejected_item(where: str, reason: str) -> Outcome:
+    """The body's only item cannot be read (ingest refuses such a body: nothing else is in it)."""
+    return Outcome(rejected_items=((where, reason),))
 
 
 def canonical(
@@ -271,7 +278,7 @@ MESSENGER: dict[str, Outcome] = {
         courier_dm("facebook", attachments=(("other", "My Documents/foo.doc"),))
     ),
     "courier_hello_msg.json": published(courier_dm("facebook", **COURIER_HELLO)),
-    "courier_invalid_urn.json": rejected("invalid_id"),  # sender "abc5678"
+    "courier_invalid_urn.json": rejected_item("entry[0].messaging[0]", "invalid_id"),  # "abc5678"
     "courier_location_attachment.json": published(
         courier_dm("facebook", attachments=(("location", "geo:1.2,-1.3"),))
     ),
@@ -475,7 +482,9 @@ MESSENGER: dict[str, Outcome] = {
     ),
     # Documentation placeholders instead of Meta ids.
     "restfb_messaging-message-product-template-2.json": rejected("invalid_id"),  # "page id"
-    "restfb_messaging-message-product-template.json": rejected("invalid_id"),  # "<PSID>"
+    "restfb_messaging-message-product-template.json": rejected_item(  # sender "<PSID>"
+        "entry[0].messaging[0]", "invalid_id"
+    ),
     "restfb_messaging-message-quickreply.json": published(
         dm(
             "facebook",
@@ -524,7 +533,7 @@ MESSENGER: dict[str, Outcome] = {
     "restfb_messaging-policy-callback-unblock.json": acknowledged(policy_enforcement=1),
     "restfb_messaging-postback-basic.json": published(messenger(**RESTFB_POSTBACK)),
     # A chat-plugin guest has only sender.user_ref: no customer id to key the DM on.
-    "restfb_messaging-postback-chat.json": rejected("missing_field"),
+    "restfb_messaging-postback-chat.json": rejected_item("entry[0].messaging[0]", "missing_field"),
     "restfb_messaging-postback-referral.json": published(messenger(**RESTFB_POSTBACK)),
     "restfb_messaging-reaction-1.json": acknowledged(reaction=1),
     "restfb_messaging-reaction-2.json": acknowledged(reaction=1),
@@ -553,7 +562,7 @@ INSTAGRAM: dict[str, Outcome] = {
     "courier_icebreaker_get_started.json": published(
         courier_dm("instagram", **POSTBACK | {"text": "icebreaker question"})
     ),
-    "courier_invalid_urn.json": rejected("invalid_id"),
+    "courier_invalid_urn.json": rejected_item("entry[0].messaging[0]", "invalid_id"),
     "courier_like_heart.json": published(courier_dm("instagram", attachments=(("sticker", None),))),
     "courier_no_entries.json": rejected("no_entries"),
     "courier_no_messaging_entries.json": acknowledged(empty_entry=1),

@@ -192,6 +192,26 @@ async def test_verified_body_that_cannot_be_normalized_goes_to_the_raw_dead_lett
     assert publisher.raw == []
 
 
+async def test_a_bad_item_beside_a_good_message_is_listed_in_a_200_and_dead_lettered() -> None:
+    """A 4xx would make Meta resend the body for ever and lose the good message."""
+    publisher = RecordingPublisher()
+    document = json.loads(MESSENGER_BODY)
+    guest = document["entry"][0]["messaging"][0] | {"sender": {"user_ref": "guest-1"}}
+    document["entry"][0]["messaging"].append(guest)
+    body = json.dumps(document).encode()
+    async with client_for(publisher) as client:
+        response = await client.post(
+            "/v1/webhooks/meta", content=body, headers={"x-hub-signature-256": meta_signature(body)}
+        )
+    assert response.status_code == 200, response.text
+    assert (response.json()["accepted"], response.json()["rejected"]) == (
+        1,
+        [{"where": "entry[0].messaging[1]", "reason": "missing_field"}],
+    )
+    assert [m.platform_message_id for m in publisher.messages] == ["mid.1"]
+    assert publisher.dead == [(body, "invalid_item")]
+
+
 async def test_message_for_an_account_the_app_does_not_own_is_refused() -> None:
     publisher = RecordingPublisher()
     apps = [{"app_secret": APP_SECRET, "verify_token": VERIFY_TOKEN, "accounts": ["999"]}]

@@ -2,9 +2,10 @@
 
 Every payload in the shared `payloads/{messenger,instagram,facebook_page}/` folders has its
 expected outcome in meta_fixture_outcomes.OUTCOMES (every field of each published message,
-what was acknowledged and not published, or why the body is rejected); a test keeps that
-table in step with the folders. Hand-written bodies below cover what the fixtures do not:
-batching order, big ids, scripts, entities, replies, bad envelopes.
+what was acknowledged and not published, which items are rejected, or why the body is
+rejected); a test keeps that table in step with the folders. Hand-written bodies below cover
+what the fixtures do not: batching order, bad items beside good ones, big ids, scripts,
+entities, replies, bad envelopes.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def test_meta_fixture(shared_data: Path, name: str) -> None:
     result = normalize(body, RECEIVED_AT)
     assert [message.model_dump() for message in result.messages] == list(expected.messages)
     assert dict(result.ignored) == expected.ignored
+    assert [(item.where, item.reason) for item in result.rejected] == list(expected.rejected_items)
 
 
 # --- Hand-written bodies ----------------------------------------------------------------------
@@ -342,25 +344,6 @@ HELLO = customer_says("hello")
         (page_body(without(messaging_entry(HELLO), "id")), "missing_field"),
         (page_body(messaging_entry(HELLO, page="PAGE_ID")), "invalid_id"),
         (page_body({"id": PAGE, "messaging": {"message": {}}}), "invalid_field"),
-        (page_body(messaging_entry(without(HELLO, "sender"))), "missing_field"),
-        (page_body(messaging_entry(HELLO | {"recipient": {"user_ref": "x"}})), "missing_field"),
-        (page_body(messaging_entry(HELLO | {"message": {"text": "no mid"}})), "missing_field"),
-        (page_body(messaging_entry(HELLO | {"message": "hello"})), "invalid_field"),
-        (page_body(messaging_entry(without(HELLO, "timestamp"))), "missing_field"),
-        (page_body(messaging_entry(HELLO | {"timestamp": "asdf"})), "invalid_timestamp"),
-        (page_body(messaging_entry(HELLO | {"timestamp": 12341})), "impossible_timestamp"),
-        (
-            page_body(messaging_entry(HELLO | {"timestamp": 4_102_444_800_000})),
-            "impossible_timestamp",
-        ),
-        (page_body(feed_entry(visitor_comment(created_time="asdf"))), "invalid_timestamp"),
-        (page_body(feed_entry(without(visitor_comment(), "post_id"))), "missing_field"),
-        (page_body(feed_entry(visitor_comment(post_id="1:2"))), "invalid_id"),
-        (page_body(feed_entry(visitor_comment(**{"from": {"id": "me:you"}}))), "invalid_id"),
-        (
-            page_body(feed_entry(visitor_comment(**{"from": {"id": CUSTOMER, "name": "n" * 600}}))),
-            "invalid_message",
-        ),
     ],
     ids=[
         "instagram-body-to-page",
@@ -370,7 +353,50 @@ HELLO = customer_says("hello")
         "entry-without-id",
         "placeholder-page-id",
         "messaging-not-a-list",
+    ],
+)
+def test_a_broken_envelope_is_rejected_with_a_reason(body: dict[str, Any], reason: str) -> None:
+    with pytest.raises(NormalizationError) as caught:
+        meta.normalize_page(body, RECEIVED_AT)
+    assert caught.value.reason == reason
+
+
+def comment_change(**value: Any) -> dict[str, Any]:
+    return {"field": "feed", "value": visitor_comment(**value)}
+
+
+@pytest.mark.parametrize(
+    ("key", "item", "reason"),
+    [
+        ("messaging", "not an event", "invalid_field"),
+        ("messaging", without(HELLO, "sender"), "missing_field"),
+        ("messaging", HELLO | {"sender": {"user_ref": "abc123"}}, "missing_field"),
+        ("messaging", HELLO | {"recipient": {"user_ref": "x"}}, "missing_field"),
+        ("messaging", HELLO | {"message": {"text": "no mid"}}, "missing_field"),
+        ("messaging", HELLO | {"message": "hello"}, "invalid_field"),
+        ("messaging", without(HELLO, "timestamp"), "missing_field"),
+        ("messaging", HELLO | {"timestamp": "asdf"}, "invalid_timestamp"),
+        ("messaging", HELLO | {"timestamp": 12341}, "impossible_timestamp"),
+        ("messaging", HELLO | {"timestamp": 4_102_444_800_000}, "impossible_timestamp"),
+        ("standby", HELLO | {"sender": {"id": "me:you"}}, "invalid_id"),
+        ("changes", comment_change(created_time="asdf"), "invalid_timestamp"),
+        (
+            "changes",
+            {"field": "feed", "value": without(visitor_comment(), "post_id")},
+            "missing_field",
+        ),
+        ("changes", comment_change(post_id="1:2"), "invalid_id"),
+        ("changes", comment_change(**{"from": {"id": "me:you"}}), "invalid_id"),
+        (
+            "changes",
+            comment_change(**{"from": {"id": CUSTOMER, "name": "n" * 600}}),
+            "invalid_message",
+        ),
+    ],
+    ids=[
+        "event-not-an-object",
         "message-without-sender",
+        "chat-plugin-guest",
         "message-without-recipient-id",
         "message-without-mid",
         "message-not-an-object",
@@ -378,6 +404,7 @@ HELLO = customer_says("hello")
         "unreadable-timestamp",
         "timestamp-in-1970",
         "timestamp-in-2100",
+        "colon-in-standby-sender-id",
         "unreadable-created-time",
         "comment-without-post",
         "colon-in-post-id",
@@ -385,12 +412,39 @@ HELLO = customer_says("hello")
         "over-long-author-name",
     ],
 )
-def test_a_body_that_cannot_be_normalized_is_rejected_with_a_reason(
-    body: dict[str, Any], reason: str
+def test_an_item_that_cannot_be_read_is_rejected_alone_with_its_place(
+    key: str, item: Any, reason: str
 ) -> None:
-    with pytest.raises(NormalizationError) as caught:
-        meta.normalize_page(body, RECEIVED_AT)
-    assert caught.value.reason == reason
+    """Meta batches the events of many customers: a bad one must not cost the good one."""
+    entry = messaging_entry(customer_says("my order is late", mid="m_good"))
+    entry[key] = [*entry.get(key, []), item]
+    where = f"entry[0].{key}[{len(entry[key]) - 1}]"
+
+    result = meta.normalize_page(page_body(entry), RECEIVED_AT)
+
+    assert [message.platform_message_id for message in result.messages] == ["m_good"]
+    [rejection] = result.rejected
+    assert (rejection.where, rejection.reason) == (where, reason)
+    assert rejection.detail.startswith(where)
+
+
+def test_a_chat_plugin_guest_beside_a_customer_costs_only_the_guests_message() -> None:
+    """The reviewer's `m_guest_batch.json`: a guest has only `sender.user_ref`."""
+    guest = customer_says("guest hi", mid="m_6") | {"sender": {"user_ref": "abc123"}}
+    body = page_body(messaging_entry(customer_says("my order is late", mid="m_5"), guest))
+
+    result = meta.normalize_page(body, RECEIVED_AT)
+
+    assert [(m.platform_message_id, m.text) for m in result.messages] == [
+        ("m_5", "my order is late")
+    ]
+    assert [(r.where, r.reason, r.detail) for r in result.rejected] == [
+        (
+            "entry[0].messaging[1]",
+            "missing_field",
+            "entry[0].messaging[1].sender.id is missing",
+        )
+    ]
 
 
 def test_an_attachment_url_too_long_to_keep_is_dropped_and_the_message_kept() -> None:
@@ -415,22 +469,31 @@ def test_a_page_body_is_not_an_instagram_body() -> None:
     assert caught.value.reason == "wrong_object"
 
 
-def test_an_instagram_comment_without_its_media_is_rejected() -> None:
+def test_an_instagram_comment_without_its_media_costs_only_itself() -> None:
+    """The reviewer's `ig_batch_reject.json`: two comments, the second without `media`."""
+
+    def comment(comment_id: str, author: str, text: str) -> dict[str, Any]:
+        value = {"id": comment_id, "text": text, "from": {"id": author, "username": "cust"}}
+        return {"field": "comments", "value": value}
+
+    good = comment("18000000000000991", "5555", "my package never arrived")
+    good["value"]["media"] = {"id": "18000000000000777"}
     body = {
         "object": "instagram",
         "entry": [
             {
                 "id": "17841400000000001",
                 "time": 1_767_225_600,
-                "changes": [
-                    {"field": "comments", "value": {"id": "1", "text": "hi", "from": {"id": "2"}}}
-                ],
+                "changes": [good, comment("18000000000000992", "5556", "same here")],
             }
         ],
     }
-    with pytest.raises(NormalizationError) as caught:
-        meta.normalize_instagram(body, RECEIVED_AT)
-    assert (caught.value.reason, caught.value.detail) == (
-        "missing_field",
-        "entry[0].changes[0].value.media is missing",
-    )
+
+    result = meta.normalize_instagram(body, RECEIVED_AT)
+
+    assert [(m.platform_message_id, m.text) for m in result.messages] == [
+        ("18000000000000991", "my package never arrived")
+    ]
+    assert [(r.where, r.reason, r.detail) for r in result.rejected] == [
+        ("entry[0].changes[1]", "missing_field", "entry[0].changes[1].value.media is missing")
+    ]

@@ -1,9 +1,10 @@
 """WhatsApp Cloud API normalization.
 
 Every payload in the shared `payloads/whatsapp/` folder has its expected outcome in EXPECTED
-(the published messages field by field, what was acknowledged and not published, or why the
-body is rejected); a test keeps that table in step with the folder. Hand-written cases
-below it cover what the fixtures do not: batching, scripts, bad envelopes.
+(the published messages field by field, what was acknowledged and not published, which
+messages are rejected, or why the body is rejected); a test keeps that table in step with the
+folder. Hand-written cases below it cover what the fixtures do not: batching, bad messages
+beside good ones, scripts, bad envelopes.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class Outcome:
     messages: tuple[dict[str, Any], ...] = ()
     ignored: dict[str, int] = field(default_factory=dict)
     rejected: str | None = None
+    rejected_items: tuple[tuple[str, str], ...] = ()
 
 
 def published(*messages: dict[str, Any], **ignored: int) -> Outcome:
@@ -45,6 +47,12 @@ def acknowledged(**ignored: int) -> Outcome:
 
 def rejected(reason: str) -> Outcome:
     return Outcome(rejected=reason)
+
+
+def rejected_message(reason: str) -> Outcome:
+    """The body's only message cannot be read (ingest refuses such a body: nothing else is
+    in it)."""
+    return Outcome(rejected_items=(("entry[0].changes[0].value.messages[0]", reason),))
 
 
 def at(instant: str) -> datetime:
@@ -196,7 +204,7 @@ EXPECTED: dict[str, Outcome] = {
     ),
     # Statuses are never read, so an unknown status value cannot make a body bad.
     "courier_invalid_status.json": acknowledged(status=1),
-    "courier_invalid_timestamp.json": rejected("invalid_timestamp"),
+    "courier_invalid_timestamp.json": rejected_message("invalid_timestamp"),
     "courier_list_reply.json": published(courier(text="Yes")),
     "courier_location.json": published(
         courier(
@@ -206,7 +214,7 @@ EXPECTED: dict[str, Outcome] = {
     ),
     "courier_nfm_reply.json": published(courier(text="first_name: Bob\nage: 32")),
     "courier_nfm_reply_non_object.json": published(courier(text="Sent")),
-    "courier_no_from.json": rejected("missing_field"),
+    "courier_no_from.json": rejected_message("missing_field"),
     "courier_valid_status.json": acknowledged(status=1),
     "courier_video.json": published(courier(text=PHONE_CAPTION, attachments=(("video", None),))),
     "courier_voice.json": published(courier(attachments=(("audio", None),))),
@@ -589,6 +597,7 @@ def test_whatsapp_fixture(folder: Path, name: str) -> None:
     result = whatsapp.normalize(body, RECEIVED_AT)
     assert [observed(msg) for msg in result.messages] == list(expected.messages)
     assert dict(result.ignored) == expected.ignored
+    assert [(item.where, item.reason) for item in result.rejected] == list(expected.rejected_items)
     for msg in result.messages:
         assert_well_formed(msg)
 
@@ -730,14 +739,47 @@ def test_a_message_without_phone_number_id_is_rejected(folder: Path) -> None:
     assert error.value.reason == "missing_field"
 
 
-def test_a_timestamp_from_the_future_is_rejected(folder: Path) -> None:
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"timestamp": "4102444800"}, "impossible_timestamp"),  # 2100
+        ({"from": None}, "missing_field"),  # and two contacts: whose is it?
+        ({"id": None}, "missing_field"),
+        ({"type": "edit", "edit": {}}, "missing_field"),
+    ],
+    ids=["timestamp-in-2100", "no-sender", "no-id", "edit-without-original"],
+)
+def test_a_message_that_cannot_be_read_is_rejected_alone_with_its_place(
+    folder: Path, change: dict[str, Any], reason: str
+) -> None:
     body = load(folder, "courier_hello.json")
-    body["entry"][0]["changes"][0]["value"]["messages"][0]["timestamp"] = "4102444800"  # 2100
+    value = body["entry"][0]["changes"][0]["value"]
+    good = value["messages"][0]
+    value["contacts"].append({"profile": {"name": "Someone Else"}, "wa_id": "9999"})
+    value["messages"] = [good | {"id": "wamid.bad"} | change, good]
 
-    with pytest.raises(NormalizationError) as error:
-        whatsapp.normalize(body, RECEIVED_AT)
+    result = whatsapp.normalize(body, RECEIVED_AT)
 
-    assert error.value.reason == "impossible_timestamp"
+    assert [(msg.platform_message_id, msg.text) for msg in result.messages] == [
+        ("external_id", "Hello World")
+    ]
+    where = "entry[0].changes[0].value.messages[0]"
+    [rejection] = result.rejected
+    assert (rejection.where, rejection.reason) == (where, reason)
+    assert rejection.detail.startswith(where)
+
+
+def test_a_bad_message_does_not_cost_the_messages_of_another_entry(folder: Path) -> None:
+    bad = load(folder, "courier_invalid_timestamp.json")["entry"][0]
+    body = load(folder, "courier_hello.json")
+    body["entry"].insert(0, bad)
+
+    result = whatsapp.normalize(body, RECEIVED_AT)
+
+    assert [msg.text for msg in result.messages] == ["Hello World"]
+    assert [(item.where, item.reason) for item in result.rejected] == [
+        ("entry[0].changes[0].value.messages[0]", "invalid_timestamp")
+    ]
 
 
 # --- robustness -------------------------------------------------------------------------------

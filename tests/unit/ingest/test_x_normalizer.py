@@ -2,7 +2,8 @@
 
 Every payload in the shared `payloads/twitter/` folder has its expected outcome in EXPECTED;
 a test keeps that table in step with the folder. Hand-written cases below it cover what the
-fixtures do not: replies and thread roots, ids above 2^53, long tweets, scripts, languages.
+fixtures do not: replies and thread roots, ids above 2^53, long tweets, scripts, languages,
+bad events beside good ones.
 """
 
 from __future__ import annotations
@@ -300,10 +301,16 @@ def test_dm_photo_without_a_media_type_is_an_image(folder: Path) -> None:
 
 
 def test_a_user_id_that_is_not_an_x_id_is_rejected(folder: Path) -> None:
-    with pytest.raises(NormalizationError) as error:
-        x.normalize(courier_dm(folder, "courier_invalidTwitterID.json"), RECEIVED_AT)
+    result = x.normalize(courier_dm(folder, "courier_invalidTwitterID.json"), RECEIVED_AT)
 
-    assert error.value.reason == "invalid_field"
+    assert result.messages == []
+    assert [(item.where, item.reason, item.detail) for item in result.rejected] == [
+        (
+            "direct_message_events[0]",
+            "invalid_field",
+            "direct_message_events[0].message_create.sender_id is not an X id",
+        )
+    ]
 
 
 # --- tweets: threads, ids, text ---------------------------------------------------------------
@@ -398,10 +405,12 @@ def test_the_numeric_id_is_never_used_in_place_of_id_str(folder: Path) -> None:
     body, tweet = mention(folder)
     del tweet["id_str"]
 
-    with pytest.raises(NormalizationError) as error:
-        x.normalize(body, RECEIVED_AT)
+    result = x.normalize(body, RECEIVED_AT)
 
-    assert error.value.reason == "missing_field"
+    assert result.messages == []
+    assert [(item.where, item.reason) for item in result.rejected] == [
+        ("tweet_create_events[0]", "missing_field")
+    ]
 
 
 def test_a_truncated_tweet_gets_its_full_text_and_media_from_extended_tweet(folder: Path) -> None:
@@ -533,7 +542,7 @@ def test_events_that_are_not_messages_are_counted_by_kind() -> None:
         ({"for_user_id": BRAND, "users": {}}, "missing_field"),
         ({"for_user_id": "@ScruffyMcG", "tweet_create_events": []}, "invalid_field"),
         ({"for_user_id": BRAND, "tweet_create_events": {}}, "invalid_field"),
-        ({"for_user_id": BRAND, "direct_message_events": ["not an event"]}, "invalid_field"),
+        ({"for_user_id": BRAND, "direct_message_events": {}}, "invalid_field"),
     ],
 )
 def test_a_broken_envelope_is_rejected_with_a_reason(body: dict[str, Any], reason: str) -> None:
@@ -541,6 +550,55 @@ def test_a_broken_envelope_is_rejected_with_a_reason(body: dict[str, Any], reaso
         x.normalize(body, RECEIVED_AT)
 
     assert error.value.reason == reason
+
+
+# --- a bad event beside good ones -------------------------------------------------------------
+
+
+def without_key(mapping: dict[str, Any], key: str) -> dict[str, Any]:
+    return {name: value for name, value in mapping.items() if name != key}
+
+
+def test_bad_events_are_rejected_alone_with_their_place(folder: Path) -> None:
+    """One body carries the events of many users: a bad one must not cost the good ones."""
+    body, tweet = mention(folder)
+    dm = courier_dm(folder, "courier_helloMsg.json")["direct_message_events"][0]
+    body["tweet_create_events"] = [without_key(tweet, "id_str"), tweet]
+    body["direct_message_events"] = [
+        "not an event",
+        dm,
+        dm | {"id": "958501034212564997", "created_timestamp": "asdf"},
+    ]
+
+    result = x.normalize(body, RECEIVED_AT)
+
+    assert [msg.platform_message_id for msg in result.messages] == [
+        "1205348660982083584",
+        "958501034212564996",
+    ]
+    assert [(item.where, item.reason) for item in result.rejected] == [
+        ("tweet_create_events[0]", "missing_field"),
+        ("direct_message_events[0]", "invalid_field"),
+        ("direct_message_events[2]", "invalid_timestamp"),
+    ]
+
+
+def test_a_name_too_long_for_the_canonical_model_rejects_its_event_only(folder: Path) -> None:
+    body = courier_dm(folder, "courier_helloMsg.json")
+    good = body["direct_message_events"][0]
+    long_name = {"id": "42", "name": "n" * 600, "screen_name": "long"}
+    body["users"]["42"] = long_name
+    create = good["message_create"] | {"sender_id": "42"}
+    body["direct_message_events"] = [good | {"id": "1", "message_create": create}, good]
+
+    result = x.normalize(body, RECEIVED_AT)
+
+    assert [msg.platform_message_id for msg in result.messages] == ["958501034212564996"]
+    [rejection] = result.rejected
+    assert (rejection.where, rejection.reason) == ("direct_message_events[0]", "invalid_message")
+    assert rejection.detail == (
+        "direct_message_events[0]: name String should have at most 512 characters"
+    )
 
 
 # --- robustness -------------------------------------------------------------------------------

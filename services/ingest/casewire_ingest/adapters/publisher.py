@@ -41,7 +41,8 @@ class IngestMetrics:
         )
         self.rejections = Counter(
             "casewire_ingest_rejections_total",
-            "Request bodies rejected, by endpoint and reason.",
+            "Request bodies rejected, by endpoint and reason (invalid_item: a body accepted"
+            " without the items it could not read).",
             ["endpoint", "reason"],
             registry=registry,
         )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -30,13 +32,42 @@ class NormalizationError(ValueError):
         self.detail = detail
 
 
+@dataclass(frozen=True)
+class ItemRejection:
+    """One item of a batched body that could not be read: its place in the body (`where`),
+    the reason code and the detail of its NormalizationError."""
+
+    where: str
+    reason: str
+    detail: str
+
+
 @dataclass
 class Normalized:
-    """The canonical messages in one webhook body, and what was acknowledged but not a message
-    (reactions, receipts, typing, statuses...), counted by kind."""
+    """The canonical messages in one webhook body, what was acknowledged but not a message
+    (reactions, receipts, typing, statuses...) counted by kind, and the items that could not
+    be read."""
 
     messages: list[CanonicalMessage] = field(default_factory=list)
     ignored: Counter[str] = field(default_factory=Counter)
+    rejected: list[ItemRejection] = field(default_factory=list)
+
+    @contextmanager
+    def item(self, where: str) -> Iterator[None]:
+        """Read one item of a batch (a Meta event or change, a WhatsApp message, an X event):
+        a problem with it rejects that item, recorded with its place, and not the messages
+        beside it. A field the canonical model refuses (an over-long name or URL) is such a
+        problem, not a crash."""
+        try:
+            yield
+        except ValidationError as error:
+            problem = error.errors()[0]
+            location = ".".join(str(part) for part in problem["loc"])
+            self.rejected.append(
+                ItemRejection(where, "invalid_message", f"{where}: {location} {problem['msg']}")
+            )
+        except NormalizationError as error:
+            self.rejected.append(ItemRejection(where, error.reason, error.detail))
 
 
 def build_message(

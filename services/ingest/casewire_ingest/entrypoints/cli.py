@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _normalize(files: list[Path], platform: WebhookPlatform | None) -> int:
-    """Print each body's canonical messages; report bad bodies on stderr and exit 1."""
+    """Print each body's canonical messages; report bad bodies and bad items on stderr and
+    exit 1."""
     from casewire_ingest.domain.language import LanguageDetector
     from casewire_ingest.settings import IngestSettings
 
@@ -83,4 +84,7 @@ def _normalize(files: list[Path], platform: WebhookPlatform | None) -> int:
                 f"{kind} ×{count}" for kind, count in sorted(normalized.ignored.items())
             )
             print(f"{name}: acknowledged, not messages: {kinds}", file=sys.stderr)
+        for item in normalized.rejected:
+            print(f"{name}: {item.where}: {item.reason}: {item.detail}", file=sys.stderr)
+        rejected += len(normalized.rejected)
     return 1 if rejected else 0

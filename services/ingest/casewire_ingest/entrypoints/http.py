@@ -194,6 +194,11 @@ class WebhookEndpoints:
             "ids": accepted.published,
             "duplicates": accepted.duplicates,
             "ignored": accepted.ignored,
+            # Items it could not read: answered 200 all the same, or the platform would resend
+            # the body for ever; they are on the raw DLQ.
+            "rejected": [
+                {"where": item.where, "reason": item.reason} for item in accepted.rejected
+            ],
         }
 
     def _meta_verifier(self, headers: Headers, _: str | None) -> Verifier:

@@ -1,7 +1,8 @@
 """Platform normalizers: one webhook body in, canonical messages out.
 
-Each platform module exposes `normalize(body, received_at) -> Normalized` and raises
-NormalizationError (with a reason code) for a body it cannot accept.
+Each platform module exposes `normalize(body, received_at) -> Normalized`. It raises
+NormalizationError (with a reason code) for a body whose envelope it cannot accept, and records
+each batched item it cannot read in `Normalized.rejected`, keeping the others.
 """
 
 from __future__ import annotations

@@ -50,7 +50,11 @@ Decisions, and why:
   keyed to a customer: counted as `<channel>_without_author`, never invented. The raw
   body stays on `casewire.raw.v1` for replay once an author lookup exists.
 - Empty or missing `entry` → `no_entries` (Meta never sends it); an entry with no events →
-  acknowledged as `empty_entry`; a wrong `object` → `wrong_object`.
+  acknowledged as `empty_entry`; a wrong `object` → `wrong_object`. These, and an entry
+  without a usable id, reject the whole body. A problem inside one `messaging[]`,
+  `standby[]` or `changes[]` item rejects that item only (`Normalized.rejected`, with its
+  place): Meta batches events of many customers, and a guest's event must not cost the
+  messages beside it.
 - Timestamps: messaging `timestamp` in ms; feed `created_time`, or else `entry.time`, in
   seconds (`to_utc` tells them apart by magnitude). Feed edits and deletes take
   `entry.time`: the moment of the change, which dedup needs to tell edits apart.
@@ -72,7 +76,6 @@ from casewire_common.messages import (
     Direction,
     MessageEvent,
 )
-from pydantic import ValidationError
 
 from casewire_ingest.domain.normalized import (
     NormalizationError,
@@ -205,11 +208,12 @@ def _normalize(
                 require_list(entry.fields[key], f"{entry.where}.{key}")
             ):
                 where = f"{entry.where}.{key}[{position}]"
-                outcome = _guarded(reader, entry, require_object(item, where), where)
-                if isinstance(outcome, str):
-                    result.ignored[outcome] += 1
-                else:
-                    result.messages.append(outcome)
+                with result.item(where):
+                    outcome = reader(entry, require_object(item, where), where)
+                    if isinstance(outcome, str):
+                        result.ignored[outcome] += 1
+                    else:
+                        result.messages.append(outcome)
     return result
 
 
@@ -217,19 +221,6 @@ def _read_entry(platform: MetaPlatform, fields: Any, where: str, received_at: da
     fields = require_object(fields, where)
     account_id = _meta_id(require(fields, "id", where), f"{where}.id")
     return _Entry(platform, account_id, fields, where, received_at)
-
-
-def _guarded(reader: ItemReader, entry: _Entry, item: dict[str, Any], where: str) -> Outcome:
-    """The reader's outcome; a field the canonical model refuses (an over-long name or URL)
-    is a rejection with its place, not a crash."""
-    try:
-        return reader(entry, item, where)
-    except ValidationError as error:
-        problem = error.errors()[0]
-        location = ".".join(str(part) for part in problem["loc"])
-        raise NormalizationError(
-            "invalid_message", f"{where}: {location} {problem['msg']}"
-        ) from error
 
 
 # --- Messenger and Instagram Direct -------------------------------------------------------

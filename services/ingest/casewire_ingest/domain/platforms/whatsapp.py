@@ -15,6 +15,10 @@ and Meta may change the format again. The cost: a customer who later hides their
 behind a username moves to a new conversation key; threading them together needs an
 identity map, which a stateless normalizer cannot keep.
 
+A problem inside one message of `value.messages[]` / `value.message_echoes[]` rejects that
+message only (`Normalized.rejected`, with its place); the body's other messages are kept. A
+broken envelope (object, entry, change, value, metadata) rejects the whole body.
+
 WhatsApp text is not HTML-escaped, so it is kept exactly as sent (no entity unescaping).
 Ad referrals and forwarding flags have no canonical field: the message still counts, the
 extra context is dropped.
@@ -64,7 +68,8 @@ class _Batch:
 
 
 def normalize(body: dict[str, Any], received_at: datetime) -> Normalized:
-    """All canonical messages in one WhatsApp webhook body; NormalizationError if it is bad."""
+    """All canonical messages in one WhatsApp webhook body; NormalizationError if its envelope
+    is bad."""
     if body.get("object") != WHATSAPP_OBJECT:
         raise NormalizationError("unknown_object", f"object is not {WHATSAPP_OBJECT!r}")
     entries = body.get("entry")
@@ -112,13 +117,11 @@ def _normalize_change(change: Any, where: str, received_at: datetime, result: No
         received_at=received_at,
     )
     for index, message in enumerate(messages):
-        _add_message(
-            require_object(message, f"{where}.value.{key}[{index}]"),
-            f"{where}.value.{key}[{index}]",
-            batch,
-            outbound,
-            result,
-        )
+        message_where = f"{where}.value.{key}[{index}]"
+        with result.item(message_where):
+            _add_message(
+                require_object(message, message_where), message_where, batch, outbound, result
+            )
 
 
 def _add_message(

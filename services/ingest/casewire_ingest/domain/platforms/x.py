@@ -6,9 +6,14 @@ keyed by id string. A body without `for_user_id` is rejected: the brand decides 
 the direction and the conversation key, and guessing it could file the brand's own DM as a
 customer's. (X always sends it; courier's fixtures strip it.)
 
+A problem inside one `tweet_create_events[]` or `direct_message_events[]` item rejects that
+item only (`Normalized.rejected`, with its place); the body's other events are kept. A broken
+envelope (no or bad `for_user_id`, no event array, an event array that is not a list) rejects
+the whole body.
+
 Ids always come from the string fields (`id_str`, DM `id`, `sender_id`...), never from the
 numeric `id`, which exceeds 2^53 and breaks in any JSON reader that uses doubles. X ids are
-decimal snowflakes; anything else is rejected as a corrupt body.
+decimal snowflakes; anything else is rejected as corrupt.
 
 Tweets: a reply (`in_reply_to_status_id_str`) is channel `reply`, anything else that reaches
 the brand (a mention, a quote of its tweet) is channel `mention`. The public conversation's
@@ -64,7 +69,8 @@ _ISO_639_1 = re.compile(r"[a-z]{2}")
 
 
 def normalize(body: dict[str, Any], received_at: datetime) -> Normalized:
-    """All canonical messages in one Account Activity body; NormalizationError if it is bad."""
+    """All canonical messages in one Account Activity body; NormalizationError if its envelope
+    is bad."""
     if body.get("for_user_id") in (None, ""):
         raise NormalizationError(
             "missing_field", "for_user_id is missing: the brand's account cannot be known"
@@ -79,19 +85,16 @@ def normalize(body: dict[str, Any], received_at: datetime) -> Normalized:
         events = body[key]
         if key == "tweet_create_events":
             for index, tweet in enumerate(require_list(events, key)):
-                _add_tweet(
-                    require_object(tweet, f"{key}[{index}]"),
-                    f"{key}[{index}]",
-                    brand,
-                    received_at,
-                    result,
-                )
+                where = f"{key}[{index}]"
+                with result.item(where):
+                    _add_tweet(require_object(tweet, where), where, brand, received_at, result)
         elif key == "direct_message_events":
             for index, event in enumerate(require_list(events, key)):
                 where = f"{key}[{index}]"
-                _add_direct_message(
-                    require_object(event, where), where, brand, users, received_at, result
-                )
+                with result.item(where):
+                    _add_direct_message(
+                        require_object(event, where), where, brand, users, received_at, result
+                    )
         else:
             result.ignored[_IGNORED_EVENTS.get(key, "unknown")] += (
                 len(events) if isinstance(events, list) else 1

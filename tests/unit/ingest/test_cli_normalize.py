@@ -1,0 +1,36 @@
+"""`casewire-ingest normalize`: good messages on stdout, each bad body or item on stderr with
+its place, and a non-zero exit when anything was rejected."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from casewire_ingest.entrypoints.cli import main
+
+
+def test_good_messages_are_printed_and_each_rejected_item_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sent_ms = 1_767_225_600_000
+    customer = {
+        "sender": {"id": "222"},
+        "recipient": {"id": "111"},
+        "timestamp": sent_ms,
+        "message": {"mid": "m_5", "text": "my order is late"},
+    }
+    guest = customer | {"sender": {"user_ref": "abc123"}, "message": {"mid": "m_6"}}
+    entry = {"id": "111", "time": sent_ms, "messaging": [customer, guest, "not an event"]}
+    path = tmp_path / "m_guest_batch.json"
+    path.write_text(json.dumps({"object": "page", "entry": [entry]}), encoding="utf-8")
+
+    exit_code = main(["normalize", str(path)])
+
+    out, err = capsys.readouterr()
+    assert exit_code == 1
+    assert [json.loads(line)["platform_message_id"] for line in out.splitlines()] == ["m_5"]
+    assert err.splitlines() == [
+        f"{path}: entry[0].messaging[1]: missing_field: entry[0].messaging[1].sender.id is missing",
+        f"{path}: entry[0].messaging[2]: invalid_field: entry[0].messaging[2] is not an object",
+    ]
