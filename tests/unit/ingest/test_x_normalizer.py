@@ -524,7 +524,6 @@ def test_events_that_are_not_messages_are_counted_by_kind() -> None:
         "for_user_id": BRAND,
         "follow_events": [{}, {}],
         "block_events": [{}],
-        "tweet_delete_events": [{}],
         "direct_message_events": [{"type": "message_reaction"}],
         "brand_new_events": [{}],
     }
@@ -532,7 +531,43 @@ def test_events_that_are_not_messages_are_counted_by_kind() -> None:
     result = x.normalize(body, RECEIVED_AT)
 
     assert result.messages == []
-    assert dict(result.ignored) == {"follow": 2, "block": 1, "tweet_delete": 1, "unknown": 2}
+    assert dict(result.ignored) == {"follow": 2, "block": 1, "unknown": 2}
+
+
+@pytest.mark.parametrize(
+    ("author", "direction"), [("1205290247124217856", "inbound"), (BRAND, "outbound")]
+)
+def test_a_deleted_tweet_is_a_delete_of_the_original_by_its_id(author: str, direction: str) -> None:
+    body = {
+        "for_user_id": BRAND,
+        "tweet_delete_events": [
+            {
+                "status": {"id": "1800000000000000001", "user_id": author},
+                "timestamp_ms": "1772366400000",
+            }
+        ],
+    }
+
+    [msg] = x.normalize(body, RECEIVED_AT).messages
+
+    assert (msg.event, msg.direction, msg.platform_message_id, msg.author.id, msg.text) == (
+        "delete",
+        direction,
+        "1800000000000000001",
+        author,
+        "",
+    )
+    assert msg.id == message_id("x", "1800000000000000001")  # the original's id
+    assert msg.delivery_key == f"{msg.id}:delete"
+    assert msg.sent_at == datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def test_a_tweet_delete_without_its_status_rejects_that_item_only() -> None:
+    body = {"for_user_id": BRAND, "tweet_delete_events": [{"timestamp_ms": "1772366400000"}]}
+
+    result = x.normalize(body, RECEIVED_AT)
+
+    assert (result.messages, [r.reason for r in result.rejected]) == ([], ["missing_field"])
 
 
 @pytest.mark.parametrize(

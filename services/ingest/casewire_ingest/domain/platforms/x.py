@@ -51,9 +51,7 @@ from casewire_ingest.domain.timestamps import to_utc
 
 # Keys of a body that describe the events rather than being events.
 _ENVELOPE_KEYS = frozenset({"for_user_id", "users", "apps", "user_has_blocked"})
-# Events that are acknowledged, not published, by the kind they are counted under. A
-# `tweet_delete_events` item names only the tweet and its author, not the thread root, so it
-# cannot be keyed onto its conversation.
+# Events that are acknowledged, not published, by the kind they are counted under.
 _IGNORED_EVENTS = {
     "favorite_events": "favorite",
     "direct_message_indicate_typing_events": "typing",
@@ -61,7 +59,6 @@ _IGNORED_EVENTS = {
     "follow_events": "follow",
     "block_events": "block",
     "mute_events": "mute",
-    "tweet_delete_events": "tweet_delete",
 }
 # X's retired codes for Indonesian, Hebrew and Yiddish, and the ISO 639-1 codes that replaced them.
 _LEGACY_LANGUAGE_CODES = {"in": "id", "iw": "he", "ji": "yi"}
@@ -94,6 +91,13 @@ def normalize(body: dict[str, Any], received_at: datetime) -> Normalized:
                 with result.item(where):
                     _add_direct_message(
                         require_object(event, where), where, brand, users, received_at, result
+                    )
+        elif key == "tweet_delete_events":
+            for index, event in enumerate(require_list(events, key)):
+                where = f"{key}[{index}]"
+                with result.item(where):
+                    _add_tweet_delete(
+                        require_object(event, where), where, brand, received_at, result
                     )
         else:
             result.ignored[_IGNORED_EVENTS.get(key, "unknown")] += (
@@ -132,6 +136,31 @@ def _add_tweet(
             language=_language(tweet.get("lang")),
             attachments=_tweet_media(tweet),
             sent_at=_tweet_time(tweet, where, received_at),
+            received_at=received_at,
+        )
+    )
+
+
+def _add_tweet_delete(
+    event: dict[str, Any], where: str, brand: str, received_at: datetime, result: Normalized
+) -> None:
+    """A deleted tweet, as `event: delete` on its id (the router finds the original by it). X
+    names only the tweet and its author, not the thread or whether it was a reply: the delete
+    is keyed on the tweet itself and counted as a mention."""
+    status = require_object(require(event, "status", where), f"{where}.status")
+    tweet_id = _snowflake(require(status, "id", f"{where}.status"), f"{where}.status.id")
+    author_id = _snowflake(require(status, "user_id", f"{where}.status"), f"{where}.status.user_id")
+    result.messages.append(
+        build_message(
+            platform="x",
+            channel="mention",
+            direction="outbound" if author_id == brand else "inbound",
+            event="delete",
+            account_id=brand,
+            platform_message_id=tweet_id,
+            conversation_id=public_conversation("x", brand, tweet_id, author_id),
+            author=Author(id=author_id),
+            sent_at=_tweet_time(event, where, received_at),
             received_at=received_at,
         )
     )
