@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import TracebackType
 from typing import Any
 
 from casewire_common.messages import (
@@ -52,22 +51,44 @@ class Normalized:
     ignored: Counter[str] = field(default_factory=Counter)
     rejected: list[ItemRejection] = field(default_factory=list)
 
-    @contextmanager
-    def item(self, where: str) -> Iterator[None]:
-        """Read one item of a batch (a Meta event or change, a WhatsApp message, an X event):
-        a problem with it rejects that item, recorded with its place, and not the messages
-        beside it. A field the canonical model refuses (an over-long name or URL) is such a
-        problem, not a crash."""
-        try:
-            yield
-        except ValidationError as error:
+    def item(self, where: str) -> _ItemGuard:
+        """Read one item of a batch (a Meta event or change, a WhatsApp message, an X event)
+        inside `with normalized.item(where):`: a problem with it rejects that item, recorded
+        with its place, and not the messages beside it. A field the canonical model refuses
+        (an over-long name or URL) is such a problem, not a crash."""
+        return _ItemGuard(self.rejected, where)
+
+
+class _ItemGuard:
+    """`Normalized.item`'s context manager (a class: it runs for every item of every body,
+    where a generator-based one costs several times as much)."""
+
+    __slots__ = ("_rejected", "_where")
+
+    def __init__(self, rejected: list[ItemRejection], where: str) -> None:
+        self._rejected = rejected
+        self._where = where
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        where = self._where
+        if isinstance(error, ValidationError):
             problem = error.errors()[0]
             location = ".".join(str(part) for part in problem["loc"])
-            self.rejected.append(
-                ItemRejection(where, "invalid_message", f"{where}: {location} {problem['msg']}")
-            )
-        except NormalizationError as error:
-            self.rejected.append(ItemRejection(where, error.reason, error.detail))
+            detail = f"{where}: {location} {problem['msg']}"
+            self._rejected.append(ItemRejection(where, "invalid_message", detail))
+            return True
+        if isinstance(error, NormalizationError):
+            self._rejected.append(ItemRejection(where, error.reason, error.detail))
+            return True
+        return False
 
 
 def build_message(
