@@ -74,3 +74,34 @@ def test_whole_word_matching_is_per_occurrence() -> None:
 def test_keywords_that_fold_to_nothing_are_not_added() -> None:
     matcher = KeywordMatcher(["ـــ", "  ", "ok"])
     assert matcher.keywords == {"ok"}
+
+
+def test_typographic_apostrophes_read_as_the_ascii_one() -> None:
+    matcher = KeywordMatcher(["isn't working", "can't log in"])
+    assert matcher.find("Uber eats isn’t working 😭") == {"isn't working"}
+    assert matcher.find("I can‘t log in") == {"can't log in"}
+    assert matcher.find("I canʼt log in") == {"can't log in"}
+
+
+def test_invisible_characters_do_not_split_a_keyword() -> None:
+    matcher = KeywordMatcher(["ระบบล่ม", "outage"])
+    assert matcher.find("ระบบ\u200bล่ม อีกแล้ว") == {"ระบบล่ม"}
+    assert matcher.find("out\u00adage at the depot") == {"outage"}
+    assert matcher.find("out\u200dage") == {"outage"}
+
+
+def test_thai_sara_e_typed_twice_reads_as_sara_ae() -> None:
+    # แย่ (awful) typed เเย่ with two เ, as many Thai keyboards users do
+    assert KeywordMatcher(["แย่มาก"]).find("บริการเเย่มาก") == {"แย่มาก"}
+
+
+def test_a_thai_keyword_is_not_found_after_a_leading_vowel() -> None:
+    matcher = KeywordMatcher(["ล่ม"])
+    assert matcher.find("ซื้อหนังสือเล่มนี้ได้ที่ไหนคะ") == set()  # เล่ม: a volume
+    assert matcher.find("แอปล่มอีกแล้ว") == {"ล่ม"}
+
+
+def test_a_latin_keyword_next_to_thai_letters_is_a_whole_word() -> None:
+    matcher = KeywordMatcher(["shopee"])
+    assert matcher.find("สั่งของในshopeeแล้วไม่ได้ของ") == {"shopee"}
+    assert matcher.find("shopeefood") == set()

@@ -389,3 +389,33 @@ def test_another_customer_answering_the_brands_reply_opens_their_own_case() -> N
 
     assert types(outcome) == [ev.CASE_CREATED, ev.CASE_ASSIGNED]
     assert outcome.events[0].data.case.id == "id-2"
+
+
+def test_a_thank_you_after_resolution_is_kept_with_the_case_which_stays_resolved() -> None:
+    rules = parse_rules(
+        """
+version: 1
+default_team: care
+teams: [care]
+rules:
+  - id: praise
+    when: {any: [thank you, thanks], none: [not, still]}
+    then: {skip: true, tags: [praise]}
+"""
+    )
+    desk = Desk()
+    desk.router = router_for(rules, WINDOWS)
+    desk.route(message("where is my refund", pid="1"))
+    desk.resolve("id-1", minutes=10)
+
+    thanks = desk.route(message("got it, thank you!", pid="2", minutes=60))
+
+    assert types(thanks) == [ev.CASE_MESSAGE_ADDED]
+    assert thanks.events[0].data.case.status == "resolved"
+    assert [(m.platform_message_id, case_id) for m, case_id in thanks.stored_messages] == [
+        ("2", "id-1")
+    ]
+    assert desk.state.agents["amal"].load == 0
+    # A real follow-up within the window still reopens it.
+    again = desk.route(message("it still did not arrive", pid="3", minutes=70))
+    assert types(again)[0] == ev.CASE_STATUS_CHANGED

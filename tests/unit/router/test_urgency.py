@@ -80,6 +80,22 @@ def test_a_public_crisis_is_at_least_p2(language: str, topic: str, text: str) ->
     assert priority_for(urgency.score) in {"P1", "P2"}, (language, urgency)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ซื้อหนังสือเล่มนี้ได้ที่ไหนคะ",  # where can I buy this book (เล่ม: a volume)
+        "โปรโมชั่นนี้แหล่มเลย",  # this promo is awesome
+        "พัสดุโผล่มาแล้วค่ะ",  # the parcel showed up
+    ],
+)
+def test_thai_words_that_hold_the_letters_of_down_are_no_crisis(text: str) -> None:
+    assert not private(text).crisis_topics, text
+
+
+def test_an_outage_typed_with_a_curly_apostrophe_is_an_outage() -> None:
+    assert "outage" in private("Uber eats isn’t working and the app doesn’t load").crisis_topics
+
+
 def test_several_crisis_topics_weigh_more_than_one_and_are_all_named() -> None:
     one = private("my account was hacked")
     two = private("my account was hacked and now the app is down")

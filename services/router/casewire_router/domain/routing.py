@@ -355,6 +355,15 @@ class Router:
                 and resolved.resolved_at is not None
                 and message.sent_at - resolved.resolved_at <= self.windows.reopen
             ):
+                if decision.skip:
+                    # "Thank you" for the answer: kept with the case, which stays resolved
+                    # (reopening it would put it back in an agent's queue for nothing).
+                    result.stored_messages.append((message, resolved.id))
+                    result.emit(ev.CASE_MESSAGE_ADDED, resolved, message.id)
+                    state.cases_by_message[(message.platform, message.platform_message_id)] = (
+                        resolved
+                    )
+                    return
                 case = resolved
                 del state.resolved[message.conversation_id]
                 self._reopen(case, message, batch)
