@@ -265,6 +265,18 @@ def calendar_of(policies: PolicySet, calendar_id: str) -> Calendar:
     return policies.find_calendar(calendar_id) or Calendar(id=calendar_id, always_open=True)
 
 
+def _schedule_of(policies: PolicySet, clock: OpenClock) -> Schedule | None:
+    """The timers of an open clock as it now stands (None while it is paused)."""
+    return schedule(
+        calendar_of(policies, clock.calendar_id),
+        clock.started_at,
+        clock.target,
+        clock.pauses,
+        _warn_at(policies, clock.policy_id),
+        clock.fired,
+    )
+
+
 def _warn_at(policies: PolicySet, policy_id: str) -> Sequence[float]:
     return next((p.warn_at for p in policies.policies if p.id == policy_id), [])
 
@@ -290,14 +302,7 @@ def _reselect(
         return clock, []
     timers = None
     if not moved.paused:
-        timers = schedule(
-            calendar_of(policies, moved.calendar_id),
-            moved.started_at,
-            moved.target,
-            moved.pauses,
-            _warn_at(policies, moved.policy_id),
-            moved.fired,
-        )
+        timers = _schedule_of(policies, moved)
     change = ClockReselection(
         case.id,
         moved.clock,
@@ -479,14 +484,7 @@ def _pause_or_resume(
         return paused, [ClockPause(case.id, clock.clock, at, clock.additive_policy)]
     if clock.paused and not pausing:
         resumed = replace(clock, pauses=(*clock.pauses[:-1], Pause(clock.pauses[-1].begin, at)))
-        timers = schedule(
-            calendar_of(policies, resumed.calendar_id),
-            resumed.started_at,
-            resumed.target,
-            resumed.pauses,
-            _warn_at(policies, resumed.policy_id),
-            resumed.fired,
-        )
+        timers = _schedule_of(policies, resumed)
         assert timers is not None  # no pause lasts any more
         return resumed, [ClockResume(case.id, clock.clock, at, timers, clock.additive_policy)]
     return clock, []
@@ -514,12 +512,5 @@ def rederive(
         moved = replace(clock, policy_id=policy.id, calendar_id=policy.calendar, target=target)
     if moved.paused:
         return moved, None
-    timers = schedule(
-        calendar_of(policies, moved.calendar_id),
-        moved.started_at,
-        moved.target,
-        moved.pauses,
-        _warn_at(policies, moved.policy_id),
-        moved.fired,
-    )
+    timers = _schedule_of(policies, moved)
     return moved, timers
