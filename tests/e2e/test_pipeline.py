@@ -84,6 +84,19 @@ async def pipeline(
     await services.migrate("ingest", env, logs)
     await services.migrate("router", env, logs)
     await services.migrate("sla", env, logs)
+    # The services read this test's traffic only: other tests' messages and case events on
+    # the same broker would otherwise fill the agents' capacity and the SLA clocks first.
+    groups = {
+        "router": f"e2e-router-{unique}",
+        "router-escalation": f"e2e-router-{unique}-escalation",
+        "sla": f"e2e-sla-{unique}",
+    }
+    for group, topic in (
+        (groups["router"], topics.MESSAGES),
+        (groups["router-escalation"], topics.SLA_ALERTS),
+        (groups["sla"], topics.CASE_EVENTS),
+    ):
+        await local_stack.start_group_at_topic_end(stack.kafka_bootstrap_servers, group, topic)
     specs = [
         services.ServiceSpec("ingest", local_stack.free_port()),
         services.ServiceSpec(
@@ -92,7 +105,7 @@ async def pipeline(
             {
                 "CASEWIRE_ROUTER_RULES": str(tmp_path / "rules.yaml"),
                 "CASEWIRE_ROUTER_AGENTS": str(tmp_path / "agents.yaml"),
-                "CASEWIRE_ROUTER_CONSUMER_GROUP": f"e2e-router-{unique}",
+                "CASEWIRE_ROUTER_CONSUMER_GROUP": groups["router"],
             },
         ),
         services.ServiceSpec(
@@ -100,7 +113,7 @@ async def pipeline(
             local_stack.free_port(),
             {
                 "CASEWIRE_SLA_POLICIES": str(tmp_path / "policies.yaml"),
-                "CASEWIRE_SLA_CONSUMER_GROUP": f"e2e-sla-{unique}",
+                "CASEWIRE_SLA_CONSUMER_GROUP": groups["sla"],
             },
         ),
     ]

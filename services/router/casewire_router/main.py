@@ -20,7 +20,7 @@ from casewire_router.adapters import repository
 from casewire_router.adapters.queue_metrics import QueueMetrics, QueueMetricsRefresher
 from casewire_router.adapters.rules_source import RulesMetrics, RulesWatcher
 from casewire_router.case_service import CaseService
-from casewire_router.domain.agents_file import parse_agents
+from casewire_router.domain.agents_file import load_agents
 from casewire_router.domain.routing import CaseWindows, router_for
 from casewire_router.domain.rules import RuleSet, load_rules
 from casewire_router.entrypoints.http import case_api
@@ -83,7 +83,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
                     f"{pending} database migration(s) pending: run `casewire-router migrate`"
                 )
             if settings.router_agents is not None:
-                agents = parse_agents(settings.router_agents.read_text("utf-8"))
+                agents = load_agents(settings.router_agents, teams=router.rules.teams)
                 await repository.sync_agents(
                     connection, [agent.model_dump() for agent in agents.agents]
                 )

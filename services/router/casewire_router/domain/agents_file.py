@@ -1,11 +1,46 @@
-"""The agents file (DESIGN.md "Agents")."""
+"""The agents file (DESIGN.md "Agents"): who works which team queues, in which languages,
+with how many open cases at most.
+
+`parse_agents` reports every problem with the file's line, the agent and the field, in the
+form `check-rules` uses for rules files. Given the teams of the rules file, it also rejects
+an agent naming a team the rules do not know: such an agent would never get a case.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Self
+import re
+from collections.abc import Collection
+from pathlib import Path
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+
+from casewire_router.domain.rules import compose_yaml, duplicate_keys, yaml_node_at
+
+_ISO_639_1 = re.compile(r"[a-z]{2}")
+
+
+def _language(value: str) -> str:
+    """Messages carry ISO 639-1 codes in lower case, as rules and the agent API require:
+    an agent who speaks "EN" would never be seen speaking an English case's "en"."""
+    if not _ISO_639_1.fullmatch(value):
+        hint = f": write {value.lower()!r}" if _ISO_639_1.fullmatch(value.lower()) else ""
+        raise ValueError(
+            f"language {value!r} is not a lower-case ISO 639-1 code such as 'en'{hint}"
+        )
+    return value
+
+
+Language = Annotated[str, AfterValidator(_language)]
 
 
 class AgentSpec(BaseModel):
@@ -13,9 +48,16 @@ class AgentSpec(BaseModel):
 
     id: str = Field(min_length=1)
     teams: list[str] = Field(min_length=1)
-    languages: list[str] = Field(default_factory=list)
+    languages: list[Language] = Field(default_factory=list)
     capacity: int = Field(ge=0)
     online: bool = False
+
+
+# Validation context: the rules file's teams; an agent naming another team is an error.
+KNOWN_TEAMS = "known teams"
+_CHECKED_BY_CALLER = "consistency checked by the caller"
+
+Location = tuple[str | int, ...]
 
 
 class AgentsFile(BaseModel):
@@ -23,15 +65,151 @@ class AgentsFile(BaseModel):
 
     agents: list[AgentSpec]
 
-    @model_validator(mode="after")
-    def _unique(self) -> Self:
-        ids = [agent.id for agent in self.agents]
-        duplicates = sorted({agent_id for agent_id in ids if ids.count(agent_id) > 1})
-        if duplicates:
-            raise ValueError(f"duplicate agent ids: {', '.join(duplicates)}")
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _consistent(cls, data: Any, info: ValidationInfo) -> Any:
+        # parse_agents runs the same checks itself, to give each problem its line.
+        context = info.context or {}
+        if not context.get(_CHECKED_BY_CALLER):
+            problems = consistency_problems(data, context.get(KNOWN_TEAMS))
+            if problems:
+                raise ValueError("; ".join(f"{_dotted(loc)}: {text}" for loc, text in problems))
+        return data
 
 
-def parse_agents(text: str) -> AgentsFile:
-    document: Any = yaml.safe_load(text)
-    return AgentsFile.model_validate(document)
+def consistency_problems(
+    document: Any, teams: Collection[str] | None = None
+) -> list[tuple[Location, str]]:
+    """What field types cannot say: an agent id used twice (reported at the repeat); a team
+    that the rules file (its `teams`, when given) does not know. Works on the raw document,
+    so that these problems are listed alongside type errors."""
+    agents = document.get("agents") if isinstance(document, dict) else None
+    if not isinstance(agents, list):
+        return []
+    known = None if teams is None else set(teams)
+    problems: list[tuple[Location, str]] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(agents):
+        if not isinstance(entry, dict):
+            continue
+        agent_id = entry.get("id")
+        if isinstance(agent_id, str):
+            if agent_id in seen:
+                problems.append((("agents", index, "id"), f"duplicate agent id {agent_id!r}"))
+            seen.add(agent_id)
+        agent_teams = entry.get("teams")
+        if known is None or not isinstance(agent_teams, list):
+            continue
+        for position, team in enumerate(agent_teams):
+            if isinstance(team, str) and team not in known:
+                problems.append(
+                    (
+                        ("agents", index, "teams", position),
+                        f"team {team!r} is not in the rules file's teams"
+                        f" ({', '.join(sorted(known))}): this agent would never get its cases",
+                    )
+                )
+    return problems
+
+
+class AgentsError(ValueError):
+    """An agents file that cannot be used, with every problem found in it."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def _dotted(location: Location) -> str:
+    return ".".join(str(part) for part in location)
+
+
+def _entry_label(document: Any, location: Location) -> str:
+    """`agent 'id'` (or `agent #n` when it has no usable id) for a location inside one."""
+    if len(location) < 2 or location[0] != "agents" or not isinstance(location[1], int):
+        return ""
+    agents = document.get("agents") if isinstance(document, dict) else None
+    index = location[1]
+    if not isinstance(agents, list) or not 0 <= index < len(agents):
+        return ""
+    entry = agents[index]
+    agent_id = entry.get("id") if isinstance(entry, dict) else None
+    return (
+        f"agent {agent_id!r}" if isinstance(agent_id, str) and agent_id else f"agent #{index + 1}"
+    )
+
+
+def _explained(node: yaml.Node | None, error_type: str, message: str) -> str:
+    message = message.removeprefix("Value error, ")
+    if (
+        error_type == "string_type"
+        and isinstance(node, yaml.ScalarNode)
+        and not node.style
+        and not node.tag.endswith(":str")
+    ):
+        # `id: off`, `id: no`, `id: 42`: YAML reads these unquoted words as booleans or numbers.
+        kind = node.tag.rsplit(":", 1)[-1]
+        return f"{message} (unquoted, YAML reads {node.value} as {kind}: write '{node.value}')"
+    return message
+
+
+def parse_agents(
+    text: str, source: str = "<agents>", teams: Collection[str] | None = None
+) -> AgentsFile:
+    """Parse and validate an agents file; `teams`, when given, are those of the rules file.
+
+    AgentsError lists every problem as `source:line: agent 'id': field: problem`.
+    """
+    try:
+        root, document = compose_yaml(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        raise AgentsError([f"{where}: not valid YAML: {error}"]) from error
+    if document is None:
+        raise AgentsError([f"{source}: the agents file is empty: expected `agents: [...]`"])
+    if not isinstance(document, dict):
+        raise AgentsError([f"{source}:1: the agents file must be a mapping: `agents: [...]`"])
+    problems: list[tuple[int, str]] = []
+
+    def add(location: Location, message: str, error_type: str = "") -> None:
+        node = yaml_node_at(root, location)
+        line = node.start_mark.line if node is not None else 0
+        label = _entry_label(document, location)
+        inner = location[2:] if label else location
+        where = "".join(f"{part}: " for part in (label, _dotted(inner)) if part)
+        problems.append(
+            (line, f"{source}:{line + 1}: {where}{_explained(node, error_type, message)}")
+        )
+
+    for key, message in duplicate_keys(root):
+        problems.append((key.start_mark.line, f"{source}:{key.start_mark.line + 1}: {message}"))
+    spec: AgentsFile | None = None
+    try:
+        spec = AgentsFile.model_validate(document, context={_CHECKED_BY_CALLER: True})
+    except ValidationError as error:
+        for item in error.errors():
+            add(tuple(item["loc"]), item["msg"], item["type"])
+    for location, message in consistency_problems(document, teams):
+        add(location, message)
+    if problems or spec is None:
+        raise AgentsError([problem for _, problem in sorted(problems, key=lambda p: p[0])])
+    return spec
+
+
+def not_utf8(source: str, error: UnicodeDecodeError) -> str:
+    """`source:line: not UTF-8 text: reason at byte n of the line`, for a file's bytes."""
+    data = bytes(error.object)
+    line = data.count(b"\n", 0, error.start) + 1
+    column = error.start - data.rfind(b"\n", 0, error.start)  # 1-based
+    return f"{source}:{line}: not UTF-8 text: {error.reason} at byte {column} of the line"
+
+
+def load_agents(path: Path | str, teams: Collection[str] | None = None) -> AgentsFile:
+    """The agents in a file (see `parse_agents`); a file that is not UTF-8 is an AgentsError
+    naming the line, one that cannot be read an OSError."""
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise AgentsError([not_utf8(str(path), error)]) from error
+    return parse_agents(text, str(path), teams)

@@ -427,7 +427,7 @@ def _dotted(location: Location) -> str:
     return ".".join(str(part) for part in location)
 
 
-def _compose(text: str) -> tuple[yaml.Node | None, Any]:
+def compose_yaml(text: str) -> tuple[yaml.Node | None, Any]:
     """The node tree (with line marks) and the document built from it, from one parse
     (with libyaml when PyYAML has it: ten times faster on a file of thousands of rules)."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
@@ -438,7 +438,7 @@ def _compose(text: str) -> tuple[yaml.Node | None, Any]:
         loader.dispose()
 
 
-def _node_at(root: yaml.Node | None, location: Location) -> yaml.Node | None:
+def yaml_node_at(root: yaml.Node | None, location: Location) -> yaml.Node | None:
     """The deepest node on `location`'s path; parts that name no node (pydantic's union
     branches, a missing field) are passed over, leaving the nearest enclosing node."""
     node = root
@@ -456,7 +456,7 @@ def _node_at(root: yaml.Node | None, location: Location) -> yaml.Node | None:
     return node
 
 
-def _duplicate_keys(node: yaml.Node | None) -> list[tuple[yaml.Node, str]]:
+def duplicate_keys(node: yaml.Node | None) -> list[tuple[yaml.Node, str]]:
     """Keys written twice in one mapping: YAML keeps the last silently, hiding the first."""
     found: list[tuple[yaml.Node, str]] = []
     if isinstance(node, yaml.MappingNode):
@@ -466,10 +466,10 @@ def _duplicate_keys(node: yaml.Node | None) -> list[tuple[yaml.Node, str]]:
             if name in seen:
                 found.append((key, f"key {name!r} is written twice (YAML keeps only the last)"))
             seen.add(name)
-            found.extend(_duplicate_keys(value))
+            found.extend(duplicate_keys(value))
     elif isinstance(node, yaml.SequenceNode):
         for item in node.value:
-            found.extend(_duplicate_keys(item))
+            found.extend(duplicate_keys(item))
     return found
 
 
@@ -490,7 +490,7 @@ def _entry_label(document: Any, location: Location) -> str:
 def _problem(
     source: str, root: yaml.Node | None, document: Any, location: Location, message: str
 ) -> str:
-    node = _node_at(root, location)
+    node = yaml_node_at(root, location)
     line = f":{node.start_mark.line + 1}" if node is not None else ""
     label = _entry_label(document, location)
     inner = location[2:] if label else location
@@ -502,7 +502,7 @@ def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
     """Parse and validate a rules file; RulesError lists every problem, each with its line
     and the rule it is in."""
     try:
-        root, document = _compose(text)
+        root, document = compose_yaml(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
@@ -512,11 +512,11 @@ def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
     problems: list[tuple[int, str]] = []
 
     def add(location: Location, message: str) -> None:
-        node = _node_at(root, location)
+        node = yaml_node_at(root, location)
         order = node.start_mark.line if node is not None else 0
         problems.append((order, _problem(source, root, document, location, message)))
 
-    for key, message in _duplicate_keys(root):
+    for key, message in duplicate_keys(root):
         problems.append((key.start_mark.line, f"{source}:{key.start_mark.line + 1}: {message}"))
     spec: RulesFile | None = None
     try:

@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import io
 import json
 import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, BinaryIO, TextIO
 
 from casewire_common.messages import CanonicalMessage
 from pydantic import ValidationError
 
-from casewire_router.domain.agents_file import parse_agents
+from casewire_router.domain.agents_file import AgentsError, AgentsFile, load_agents, not_utf8
 from casewire_router.domain.assignment import AgentState
-from casewire_router.domain.routing import BatchState, router_for
-from casewire_router.domain.rules import RulesError, load_rules
+from casewire_router.domain.routing import BatchState, Router, router_for
+from casewire_router.domain.rules import RulesError, RuleSet, load_rules
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,70 +140,136 @@ def _check_rules(path: Path) -> int:
     return 0
 
 
-def _lines(source: str) -> Iterator[tuple[int, str]]:
-    handle: TextIO = sys.stdin if source == "-" else open(source, encoding="utf-8")  # noqa: SIM115
+EXIT_OK = 0
+EXIT_REJECTED = 1  # some input lines were rejected (the others were routed)
+EXIT_BAD_SETUP = 2  # the rules or agents file cannot be used: nothing was routed
+
+
+def _validation_summary(error: ValidationError, most: int = 3) -> str:
+    problems = []
+    for item in error.errors()[:most]:
+        place = ".".join(str(part) for part in item["loc"])
+        problems.append(f"{place}: {item['msg']}" if place else item["msg"])
+    more = error.error_count() - most
+    return "; ".join(problems) + (f" (and {more} more)" if more > 0 else "")
+
+
+def _input(source: str) -> BinaryIO:
+    """The input as bytes, so that each line is decoded on its own (see `_lines`)."""
+    if source != "-":
+        return Path(source).open("rb")
+    buffer: BinaryIO | None = getattr(sys.stdin, "buffer", None)
+    if buffer is not None:
+        return buffer
+    # A text stream with no bytes under it (a test harness): its text, encoded back.
+    return io.BytesIO(sys.stdin.read().encode("utf-8", "surrogatepass"))
+
+
+def _lines(handle: BinaryIO, name: str, err: TextIO) -> Iterator[tuple[int, str | None]]:
+    """(line number, text) per input line. A line that is not UTF-8 costs only itself: it is
+    reported on `err` as `name:line: reason` and its text is None."""
+    for number, raw in enumerate(handle, start=1):
+        try:
+            yield number, raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as error:
+            print(
+                f"{name}:{number}: not UTF-8 text: {error.reason}"
+                f" at byte {error.start + 1} of the line",
+                file=err,
+            )
+            yield number, None
+
+
+def _load_setup(rules_path: Path, agents_path: Path | None) -> tuple[RuleSet, AgentsFile] | None:
+    """The rules and agents files, or None once every problem is reported on stderr."""
     try:
-        yield from enumerate(handle, start=1)
-    finally:
-        if handle is not sys.stdin:
-            handle.close()
+        rules = load_rules(str(rules_path))
+    except RulesError as error:
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        return None
+    except UnicodeDecodeError as error:
+        print(not_utf8(str(rules_path), error), file=sys.stderr)
+        return None
+    except OSError as error:
+        print(f"{rules_path}: cannot read: {error.strerror or error}", file=sys.stderr)
+        return None
+    if agents_path is None:
+        return rules, AgentsFile(agents=[])
+    try:
+        return rules, load_agents(agents_path, teams=rules.teams)
+    except AgentsError as error:
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+    except OSError as error:
+        print(f"{agents_path}: cannot read: {error.strerror or error}", file=sys.stderr)
+    return None
 
 
 def _route(rules_path: Path, agents_path: Path | None, source: str) -> int:
     """Route messages in order, threading them into cases as the service would.
 
-    Every agent in the agents file is taken as online with no cases at the start.
+    Agents start with no cases, online unless the agents file says `online: false` (offline
+    there is no API to bring them online). A rules or agents file that cannot be used: its
+    problems on stderr, exit 2. A bad input line: `FILE:LINE: reason` on stderr, the line
+    skipped, the others routed, exit 1.
     """
-    try:
-        router = router_for(load_rules(str(rules_path)))
-    except RulesError as error:
-        for problem in error.problems:
-            print(problem, file=sys.stderr)
-        return 2
+    # Reconfigured rather than wrapped: the tool writes UTF-8 whatever the locale.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(encoding="utf-8")
+    setup = _load_setup(rules_path, agents_path)
+    if setup is None:
+        return EXIT_BAD_SETUP
+    rules, agents_file = setup
+    router = router_for(rules)
     agents: dict[str, AgentState] = {}
-    if agents_path is not None:
-        for spec in parse_agents(agents_path.read_text("utf-8")).agents:
-            agents[spec.id] = AgentState(
-                spec.id, list(spec.teams), list(spec.languages), spec.capacity, True, 0, None
-            )
+    for spec in agents_file.agents:
+        online = spec.online if "online" in spec.model_fields_set else True
+        agents[spec.id] = AgentState(
+            spec.id, list(spec.teams), list(spec.languages), spec.capacity, online, 0, None
+        )
+    name = "<stdin>" if source == "-" else source
+    try:
+        handle = _input(source)
+    except OSError as error:
+        print(f"{name}: cannot read: {error.strerror or error}", file=sys.stderr)
+        return EXIT_REJECTED
     state = BatchState(agents=agents)
     rejected = 0
-    for number, line in _lines(source):
-        if not line.strip():
-            continue
-        try:
-            message = CanonicalMessage.model_validate_json(line)
-        except ValidationError as error:
-            rejected += 1
-            reason = "; ".join(
-                f"{'.'.join(map(str, item['loc'])) or '(line)'}: {item['msg']}"
-                for item in error.errors()[:3]
-            )
-            print(f"line {number}: {reason}", file=sys.stderr)
-            continue
-        outcome = router.route_batch(
-            [message], state, new_id=lambda: str(uuid.uuid4()), now=message.sent_at
-        )
-        decision = outcome.decisions.get(message.id) or router.decide(message)[0]
-        case = state.open_cases.get(message.conversation_id) or next(
-            iter(outcome.cases.values()), None
-        )
-        print(
-            json.dumps(
-                {
-                    "message_id": message.id,
-                    "case_key": message.conversation_id,
-                    "direction": message.direction,
-                    "team": decision.team,
-                    "priority": decision.priority,
-                    "urgency": decision.urgency.model_dump(),
-                    "tags": decision.tags,
-                    "matched_rules": decision.matched_rules,
-                    "skip": decision.skip,
-                    "reply_template": decision.reply_template,
-                    "assignee": case.assignee if case is not None else None,
-                },
-                ensure_ascii=False,
-            )
-        )
-    return 1 if rejected else 0
+    with handle if source != "-" else contextlib.nullcontext(handle):
+        for number, line in _lines(handle, name, sys.stderr):
+            if line is None:
+                rejected += 1
+                continue
+            if not line.strip():
+                continue
+            try:
+                message = CanonicalMessage.model_validate_json(line)
+            except ValidationError as error:
+                rejected += 1
+                print(f"{name}:{number}: {_validation_summary(error)}", file=sys.stderr)
+                continue
+            print(json.dumps(_decision_row(router, state, message), ensure_ascii=False))
+    return EXIT_REJECTED if rejected else EXIT_OK
+
+
+def _decision_row(router: Router, state: BatchState, message: CanonicalMessage) -> dict[str, Any]:
+    outcome = router.route_batch(
+        [message], state, new_id=lambda: str(uuid.uuid4()), now=message.sent_at
+    )
+    decision = outcome.decisions.get(message.id) or router.decide(message)[0]
+    case = state.open_cases.get(message.conversation_id) or next(iter(outcome.cases.values()), None)
+    return {
+        "message_id": message.id,
+        "case_key": message.conversation_id,
+        "direction": message.direction,
+        "team": decision.team,
+        "priority": decision.priority,
+        "urgency": decision.urgency.model_dump(),
+        "tags": decision.tags,
+        "matched_rules": decision.matched_rules,
+        "skip": decision.skip,
+        "reply_template": decision.reply_template,
+        "assignee": case.assignee if case is not None else None,
+    }
