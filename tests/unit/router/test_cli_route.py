@@ -206,3 +206,59 @@ def test_missing_or_broken_setup_files_stop_the_run_with_exit_2(
     code, out, err = route(capsys, "--rules", str(broken), str(source))
     assert (code, out) == (2, [])
     assert err == [f"{broken}:7: rule 'shipping': then.team: team 'nowhere' is not in teams"]
+
+
+def signals_of(row: dict[str, Any]) -> set[str]:
+    return {signal["name"] for signal in row["urgency"]["signals"]}
+
+
+@pytest.mark.parametrize(("minutes_apart", "bursts"), [(4 * 24 * 60, False), (1, True)])
+def test_a_burst_counts_only_messages_within_the_incident_window(
+    rules: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    minutes_apart: int,
+    bursts: bool,
+) -> None:
+    outage = [
+        message(
+            "the app is down, outage again",
+            pid=f"o{n}",
+            conversation=f"x:brand:o{n}:cust{n}",
+            author=f"cust{n}",
+            minutes=n * minutes_apart,
+        ).model_dump_json()
+        for n in range(6)
+    ]
+    source = write(tmp_path, "in.jsonl", "\n".join(outage) + "\n")
+
+    code, out, _ = route(capsys, "--rules", str(rules), str(source))
+
+    assert code == 0
+    assert ("burst" in signals_of(out[-1])) is bursts
+
+
+@pytest.mark.parametrize(("minutes_apart", "repeated"), [(30 * 24 * 60, False), (20, True)])
+def test_repeat_contact_counts_only_messages_within_its_window(
+    rules: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    minutes_apart: int,
+    repeated: bool,
+) -> None:
+    contacts = [
+        message(
+            f"hello again {n}",
+            pid=f"d{n}",
+            channel="dm",
+            conversation="x:brand:cust1",
+            minutes=n * minutes_apart,
+        ).model_dump_json()
+        for n in range(3)
+    ]
+    source = write(tmp_path, "in.jsonl", "\n".join(contacts) + "\n")
+
+    code, out, _ = route(capsys, "--rules", str(rules), str(source))
+
+    assert code == 0
+    assert ("repeated_contact" in signals_of(out[-1])) is repeated

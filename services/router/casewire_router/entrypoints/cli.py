@@ -10,7 +10,8 @@ import json
 import sys
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
@@ -19,7 +20,16 @@ from pydantic import ValidationError
 
 from casewire_router.domain.agents_file import AgentsError, AgentsFile, load_agents, not_utf8
 from casewire_router.domain.assignment import AgentState
-from casewire_router.domain.routing import BatchState, Router, router_for
+from casewire_router.domain.routing import (
+    BatchOutcome,
+    BatchState,
+    CaseWindows,
+    CustomerKey,
+    Router,
+    TopicState,
+    customer_key,
+    router_for,
+)
 from casewire_router.domain.rules import RulesError, RuleSet, load_rules
 
 
@@ -236,6 +246,7 @@ def _route(rules_path: Path, agents_path: Path | None, source: str) -> int:
         print(f"{name}: cannot read: {error.strerror or error}", file=sys.stderr)
         return EXIT_REJECTED
     state = BatchState(agents=agents)
+    history = _History(router.windows)
     rejected = 0
     with handle if source != "-" else contextlib.nullcontext(handle):
         for number, line in _lines(handle, name, sys.stderr):
@@ -250,14 +261,64 @@ def _route(rules_path: Path, agents_path: Path | None, source: str) -> int:
                 rejected += 1
                 print(f"{name}:{number}: {_validation_summary(error)}", file=sys.stderr)
                 continue
-            print(json.dumps(_decision_row(router, state, message), ensure_ascii=False))
+            history.bring_up_to(state, message)
+            print(json.dumps(_decision_row(router, state, history, message), ensure_ascii=False))
     return EXIT_REJECTED if rejected else EXIT_OK
 
 
-def _decision_row(router: Router, state: BatchState, message: CanonicalMessage) -> dict[str, Any]:
+# The service's default `CASEWIRE_ROUTER_REPEAT_CONTACT_WINDOW`.
+REPEAT_CONTACT_WINDOW = timedelta(hours=24)
+
+
+@dataclass
+class _History:
+    """What the service reads from its database within the time windows, kept in memory for
+    the offline tool: each customer's messages and each crisis topic's hits, with their time.
+    Without it, repeat contacts and bursts would add up over the whole input (messages a month
+    apart counted as "earlier contacts in 24 h", a burst opening an incident over weeks)."""
+
+    windows: CaseWindows
+    repeat_contact: timedelta = REPEAT_CONTACT_WINDOW
+    contacts: dict[CustomerKey, list[datetime]] = field(default_factory=dict)
+    hits: dict[str, list[tuple[datetime, str]]] = field(default_factory=dict)
+    incident_last_seen: dict[str, datetime] = field(default_factory=dict)
+
+    def bring_up_to(self, state: BatchState, message: CanonicalMessage) -> None:
+        """Set `state` to what the database would tell just before `message` (its `sent_at`
+        is the tool's clock)."""
+        now = message.sent_at
+        key = customer_key(message)
+        since_contact = now - self.repeat_contact
+        state.recent_contacts[key] = sum(
+            1 for at in self.contacts.get(key, ()) if at >= since_contact
+        )
+        since = now - self.windows.incident
+        for topic in list(state.topics):
+            recent = [(at, case_id) for at, case_id in self.hits.get(topic, ()) if at >= since]
+            self.hits[topic] = recent
+            topic_state = state.topics[topic]
+            last_seen = self.incident_last_seen.get(topic, now)
+            if topic_state.incident_id is not None and last_seen < since:
+                topic_state = state.topics[topic] = TopicState()  # quiet for a window: over
+            topic_state.recent_count = len(recent)
+            if topic_state.incident_id is None:
+                topic_state.recent_case_ids = sorted({case_id for _, case_id in recent})
+
+    def record(self, message: CanonicalMessage, outcome: BatchOutcome) -> None:
+        if message.event == "message" and message.direction == "inbound":
+            self.contacts.setdefault(customer_key(message), []).append(message.sent_at)
+        for topic, case_id in outcome.topic_hits:
+            self.hits.setdefault(topic, []).append((message.sent_at, case_id))
+            self.incident_last_seen[topic] = message.sent_at
+
+
+def _decision_row(
+    router: Router, state: BatchState, history: _History, message: CanonicalMessage
+) -> dict[str, Any]:
     outcome = router.route_batch(
         [message], state, new_id=lambda: str(uuid.uuid4()), now=message.sent_at
     )
+    history.record(message, outcome)
     decision = outcome.decisions.get(message.id) or router.decide(message)[0]
     case = state.open_cases.get(message.conversation_id) or next(iter(outcome.cases.values()), None)
     return {
