@@ -254,3 +254,13 @@ def test_first_match_wins_over_a_later_more_specific_policy() -> None:
     policies = parse_policy_set(DESIGN_EXAMPLE).policies
     assert select_policy(policies, Case(priority="P1")).id == "urgent"  # type: ignore[union-attr]
     assert select_policy(policies, Case(priority="P4")).id == "standard"  # type: ignore[union-attr]
+
+
+def test_an_undefined_calendar_is_reported_beside_the_files_other_problems() -> None:
+    errors = errors_of(
+        DESIGN_EXAMPLE.replace("calendar: always", "calendar: nights", 1).replace(
+            "first_response: 15m", "first_response: 15 minutes", 1
+        )
+    )
+    assert any("is not a duration" in error for error in errors), errors
+    assert any("calendar: 'nights' is not defined" in error for error in errors), errors

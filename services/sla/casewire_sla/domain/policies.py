@@ -164,19 +164,10 @@ class PolicySet(BaseModel):
 
     @model_validator(mode="after")
     def _check_references(self) -> Self:
-        problems = []
-        calendar_ids = [calendar.id for calendar in self.calendars]
-        for duplicate in sorted({cid for cid in calendar_ids if calendar_ids.count(cid) > 1}):
-            problems.append(f"calendar {duplicate!r} is defined more than once")
-        policy_ids = [policy.id for policy in self.policies]
-        for duplicate in sorted({pid for pid in policy_ids if policy_ids.count(pid) > 1}):
-            problems.append(f"policy {duplicate!r} is defined more than once")
-        for policy in self.policies:
-            if policy.calendar not in calendar_ids:
-                problems.append(
-                    f"policy {policy.id!r}: calendar: {policy.calendar!r} is not defined"
-                    f" (known: {', '.join(calendar_ids)})"
-                )
+        problems = _reference_problems(
+            [calendar.id for calendar in self.calendars],
+            [(policy.id, policy.calendar) for policy in self.policies],
+        )
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -192,6 +183,45 @@ class PolicySet(BaseModel):
             return self.calendar(calendar_id)
         except KeyError:
             return None
+
+
+def _reference_problems(
+    calendar_ids: Sequence[str], policies: Sequence[tuple[str, str]]
+) -> list[str]:
+    """Ids defined twice, and policies naming a calendar the file does not define."""
+    problems = []
+    for duplicate in sorted({cid for cid in calendar_ids if calendar_ids.count(cid) > 1}):
+        problems.append(f"calendar {duplicate!r} is defined more than once")
+    policy_ids = [policy_id for policy_id, _ in policies]
+    for duplicate in sorted({pid for pid in policy_ids if policy_ids.count(pid) > 1}):
+        problems.append(f"policy {duplicate!r} is defined more than once")
+    for policy_id, calendar in policies:
+        if calendar not in calendar_ids:
+            problems.append(
+                f"policy {policy_id!r}: calendar: {calendar!r} is not defined"
+                f" (known: {', '.join(calendar_ids)})"
+            )
+    return problems
+
+
+def _raw_reference_problems(document: dict[str, Any]) -> list[str]:
+    """`_reference_problems` of a file that failed validation elsewhere (pydantic then skips
+    the model's own check): read from the raw document, where ids are strings."""
+    calendars = document.get("calendars")
+    policies = document.get("policies")
+    if not isinstance(calendars, list) or not isinstance(policies, list):
+        return []
+    calendar_ids = [
+        c["id"] for c in calendars if isinstance(c, dict) and isinstance(c.get("id"), str)
+    ]
+    named = [
+        (p["id"], p["calendar"])
+        for p in policies
+        if isinstance(p, dict)
+        and isinstance(p.get("id"), str)
+        and isinstance(p.get("calendar"), str)
+    ]
+    return _reference_problems(calendar_ids, named)
 
 
 class PolicyError(ValueError):
@@ -272,10 +302,13 @@ def parse_policy_set(text: str, source: str = "<policies>") -> PolicySet:
         return PolicySet.model_validate(document)
     except ValidationError as error:
         messages = []
-        for item in error.errors():
+        errors = error.errors()
+        for item in errors:
             place = _describe(document, tuple(item["loc"]))
             message = item["msg"].removeprefix("Value error, ")
             messages.append(f"{place}: {message}" if place else message)
+        if all(item["loc"] for item in errors):  # field errors: the reference check never ran
+            messages += _raw_reference_problems(document)
         raise PolicyError(source, messages) from error
 
 
