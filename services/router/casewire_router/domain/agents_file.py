@@ -13,18 +13,22 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     ValidationInfo,
     model_validator,
 )
 
-from casewire_router.domain.rules import compose_yaml, duplicate_keys, yaml_node_at
+from casewire_router.domain.yaml_files import (
+    CHECKED_BY_CALLER,
+    Location,
+    YamlFileError,
+    dotted,
+    validated_file,
+)
 
 _ISO_639_1 = re.compile(r"[a-z]{2}")
 
@@ -55,9 +59,6 @@ class AgentSpec(BaseModel):
 
 # Validation context: the rules file's teams; an agent naming another team is an error.
 KNOWN_TEAMS = "known teams"
-_CHECKED_BY_CALLER = "consistency checked by the caller"
-
-Location = tuple[str | int, ...]
 
 
 class AgentsFile(BaseModel):
@@ -70,10 +71,10 @@ class AgentsFile(BaseModel):
     def _consistent(cls, data: Any, info: ValidationInfo) -> Any:
         # parse_agents runs the same checks itself, to give each problem its line.
         context = info.context or {}
-        if not context.get(_CHECKED_BY_CALLER):
+        if not context.get(CHECKED_BY_CALLER):
             problems = consistency_problems(data, context.get(KNOWN_TEAMS))
             if problems:
-                raise ValueError("; ".join(f"{_dotted(loc)}: {text}" for loc, text in problems))
+                raise ValueError("; ".join(f"{dotted(loc)}: {text}" for loc, text in problems))
         return data
 
 
@@ -112,45 +113,8 @@ def consistency_problems(
     return problems
 
 
-class AgentsError(ValueError):
+class AgentsError(YamlFileError):
     """An agents file that cannot be used, with every problem found in it."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
-
-
-def _dotted(location: Location) -> str:
-    return ".".join(str(part) for part in location)
-
-
-def _entry_label(document: Any, location: Location) -> str:
-    """`agent 'id'` (or `agent #n` when it has no usable id) for a location inside one."""
-    if len(location) < 2 or location[0] != "agents" or not isinstance(location[1], int):
-        return ""
-    agents = document.get("agents") if isinstance(document, dict) else None
-    index = location[1]
-    if not isinstance(agents, list) or not 0 <= index < len(agents):
-        return ""
-    entry = agents[index]
-    agent_id = entry.get("id") if isinstance(entry, dict) else None
-    return (
-        f"agent {agent_id!r}" if isinstance(agent_id, str) and agent_id else f"agent #{index + 1}"
-    )
-
-
-def _explained(node: yaml.Node | None, error_type: str, message: str) -> str:
-    message = message.removeprefix("Value error, ")
-    if (
-        error_type == "string_type"
-        and isinstance(node, yaml.ScalarNode)
-        and not node.style
-        and not node.tag.endswith(":str")
-    ):
-        # `id: off`, `id: no`, `id: 42`: YAML reads these unquoted words as booleans or numbers.
-        kind = node.tag.rsplit(":", 1)[-1]
-        return f"{message} (unquoted, YAML reads {node.value} as {kind}: write '{node.value}')"
-    return message
 
 
 def parse_agents(
@@ -160,41 +124,16 @@ def parse_agents(
 
     AgentsError lists every problem as `source:line: agent 'id': field: problem`.
     """
-    try:
-        root, document = compose_yaml(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        raise AgentsError([f"{where}: not valid YAML: {error}"]) from error
-    if document is None:
-        raise AgentsError([f"{source}: the agents file is empty: expected `agents: [...]`"])
-    if not isinstance(document, dict):
-        raise AgentsError([f"{source}:1: the agents file must be a mapping: `agents: [...]`"])
-    problems: list[tuple[int, str]] = []
-
-    def add(location: Location, message: str, error_type: str = "") -> None:
-        node = yaml_node_at(root, location)
-        line = node.start_mark.line if node is not None else 0
-        label = _entry_label(document, location)
-        inner = location[2:] if label else location
-        where = "".join(f"{part}: " for part in (label, _dotted(inner)) if part)
-        problems.append(
-            (line, f"{source}:{line + 1}: {where}{_explained(node, error_type, message)}")
-        )
-
-    for key, message in duplicate_keys(root):
-        problems.append((key.start_mark.line, f"{source}:{key.start_mark.line + 1}: {message}"))
-    spec: AgentsFile | None = None
-    try:
-        spec = AgentsFile.model_validate(document, context={_CHECKED_BY_CALLER: True})
-    except ValidationError as error:
-        for item in error.errors():
-            add(tuple(item["loc"]), item["msg"], item["type"])
-    for location, message in consistency_problems(document, teams):
-        add(location, message)
-    if problems or spec is None:
-        raise AgentsError([problem for _, problem in sorted(problems, key=lambda p: p[0])])
-    return spec
+    return validated_file(
+        text,
+        source,
+        AgentsFile,
+        consistency=lambda document: consistency_problems(document, teams),
+        entries={"agents": "agent"},
+        what="the agents file",
+        shape="`agents: [...]`",
+        error=AgentsError,
+    )
 
 
 def not_utf8(source: str, error: UnicodeDecodeError) -> str:
