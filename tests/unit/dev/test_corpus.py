@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from casewire_dev import corpus
+from casewire_ingest.domain.normalized import x_text
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +140,7 @@ def test_html_entities_are_unescaped(
 
 
 def test_unescape_decodes_each_entity_once() -> None:
-    assert corpus.unescape("a &amp;lt; b &gt; c &lt; d") == "a &lt; b > c < d"
+    assert x_text("a &amp;lt; b &gt; c &lt; d") == "a &lt; b > c < d"
 
 
 def test_load_corpus_interleaves_both_corpora_and_replays_duplicates_once(

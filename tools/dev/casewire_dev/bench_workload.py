@@ -22,6 +22,7 @@ from pathlib import Path
 
 from casewire_common import events as ev
 from casewire_common.messages import CanonicalMessage, message_id
+from casewire_ingest.domain.normalized import x_text
 
 TWCS_SAMPLE = Path("corpus") / "twcs" / "twcs_random5000_divya.csv"
 
@@ -100,11 +101,6 @@ class Corpus:
     brands: list[str]  # one entry per brand tweet: choosing from it follows the corpus mix
 
 
-def _unescape(text: str) -> str:
-    # X escapes only these three entities (see casewire_dev.corpus.unescape).
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-
-
 def read_twcs_sample(shared_data: Path) -> Corpus:
     """Customer and brand texts of the TWCS random sample, read in place."""
     path = shared_data / TWCS_SAMPLE
@@ -113,7 +109,7 @@ def read_twcs_sample(shared_data: Path) -> Corpus:
     brands: list[str] = []
     with path.open(newline="", encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
-            text = _unescape(row["text"]).strip()
+            text = x_text(row["text"]).strip()
             if not text:
                 continue
             if row["inbound"].strip().lower() == "true":

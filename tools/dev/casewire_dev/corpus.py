@@ -19,6 +19,8 @@ from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
+from casewire_ingest.domain.normalized import x_text
+
 TWCS_THREADS = Path("twcs_threads_ericsson")
 IBM_DIALOGS = Path("ibm_twitter_customer_care")
 IBM_SPLITS = ("dev.json", "test.json")
@@ -55,12 +57,6 @@ class Conversation:
     @property
     def conversation_id(self) -> str:
         return f"x:{self.brand}:{self.root_tweet_id}:{self.customer_id}"
-
-
-def unescape(text: str) -> str:
-    """Undo X's HTML escaping: only these three entities are escaped by the platform, so a
-    general HTML unescape would wrongly turn text like `&para` into a symbol."""
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def snowflake_time(tweet_id: str | int) -> datetime:
@@ -111,7 +107,7 @@ def parse_twcs_threads(rows: Iterable[Mapping[str, str]]) -> list[Conversation]:
                 author_id=row["author_id"],
                 author_handle=row["author_id"],  # TWCS replaced customer handles by ids
                 inbound=row["inbound"].lower() == "true",
-                text=unescape(row["text"]),
+                text=x_text(row["text"]),
                 sent_at=_twcs_time(row["created_at"]),
                 in_reply_to=row["in_response_to_tweet_id"] or None,
             )
@@ -167,7 +163,7 @@ def parse_ibm_dialog(dialog: Mapping[str, Any]) -> Conversation:
                     author_id=author,
                     author_handle=author,
                     inbound=author == customer,
-                    text=unescape(turn["message"]),
+                    text=x_text(turn["message"]),
                     sent_at=datetime.fromisoformat(turn["datetime"]).astimezone(UTC),
                     in_reply_to=previous,
                 )
@@ -179,7 +175,7 @@ def parse_ibm_dialog(dialog: Mapping[str, Any]) -> Conversation:
             author_id=brand,
             author_handle=brand,
             inbound=False,
-            text=unescape(final["url_utterance"]),
+            text=x_text(final["url_utterance"]),
             sent_at=snowflake_time(final["tweet_ID"]),
             in_reply_to=previous,
         )

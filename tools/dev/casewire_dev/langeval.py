@@ -60,7 +60,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from casewire_dev.corpus import unescape
+from casewire_ingest.domain.normalized import x_text
+
 from casewire_dev.paths import repo_root, shared_data
 
 Detect = Callable[[str], str | None]
@@ -262,7 +263,7 @@ def twcs_samples(data: Path) -> list[Sample]:
                 seen.add(tweet_id)
                 if tweet_id in TWCS_EXCLUDED:
                     continue
-                text = unescape(raw)
+                text = x_text(raw)
                 if not _has_letters(text):
                     label = ""
                 elif _kana(text) >= 2:
