@@ -24,8 +24,13 @@ CASE_RESPONDED = "casewire.case.responded"
 CASE_STATUS_CHANGED = "casewire.case.status_changed"
 CASE_MERGED = "casewire.case.merged"
 CASE_ESCALATED = "casewire.case.escalated"
+CASE_MESSAGE_UPDATED = "casewire.case.message_updated"
 INCIDENT_OPENED = "casewire.incident.opened"
 INCIDENT_UPDATED = "casewire.incident.updated"
+INCIDENT_CLOSED = "casewire.incident.closed"
+# The router's low watermark (DESIGN.md, "Event time and late data"): on every partition of
+# the case-events topic, after the events it vouches for.
+ROUTER_WATERMARK = "casewire.router.watermark"
 
 SLA_WARNING = "casewire.sla.warning"
 SLA_BREACHED = "casewire.sla.breached"
@@ -33,6 +38,7 @@ SLA_CLOCK_STARTED = "casewire.sla.clock_started"
 SLA_CLOCK_PAUSED = "casewire.sla.clock_paused"
 SLA_CLOCK_RESUMED = "casewire.sla.clock_resumed"
 SLA_CLOCK_FULFILLED = "casewire.sla.clock_fulfilled"
+SLA_BREACH_RETRACTED = "casewire.sla.breach_retracted"
 
 
 class CaseSnapshot(BaseModel):
@@ -163,6 +169,37 @@ class SlaAlertData(BaseModel):
     elapsed_seconds: float | None = None
     team: str
     priority: Priority
+    provisional: bool = Field(
+        default=False,
+        description="warning/breached: fired after `max_hold` without the router's watermark"
+        " having passed the instant (a reply sent in time may still retract it).",
+    )
+    retracted_alert_id: str | None = Field(
+        default=None,
+        description="casewire.sla.breach_retracted: the ce_id of the breach it withdraws.",
+    )
+
+
+class WatermarkData(BaseModel):
+    """The data of `casewire.router.watermark`: how far in time the router has processed each
+    partition of the messages topic that it owns. A copy goes to every partition of the
+    case-events topic, after the events it vouches for, so a consumer that has read it on a
+    partition has read every event that partition got from those messages."""
+
+    model_config = ConfigDict(frozen=True)
+
+    topic: str = Field(description="The input topic the watermarks are about.")
+    partitions: int = Field(ge=1, description="How many partitions that topic has.")
+    watermarks: dict[int, AwareDatetime] = Field(
+        description="Partition -> every record the broker received before this instant has"
+        " been processed and its events committed before this record."
+    )
+    caught_up: list[int] = Field(
+        default_factory=list,
+        description="Partitions that had nothing left to process when the mark was written:"
+        " their watermark is the instant of that check.",
+    )
+    replica: str = Field(description="The router replica (its consumer's member) that wrote it.")
 
 
 class EventRecord(BaseModel):
