@@ -58,6 +58,20 @@ def _partition_of(key: bytes, partitions: tuple[int, ...]) -> int:
     return int(_PARTITIONER(key, list(partitions), list(partitions)))
 
 
+@functools.lru_cache(maxsize=64)
+def keys_for_partitions(prefix: str, count: int) -> tuple[str, ...]:
+    """One key per partition `0..count-1` that Kafka's default partitioner sends there: a
+    record meant for every partition of a topic (a watermark) is written once with each."""
+    partitions = tuple(range(count))
+    keys: dict[int, str] = {}
+    index = 0
+    while len(keys) < count:
+        key = f"{prefix}{index}"
+        keys.setdefault(_partition_of(key.encode(), partitions), key)
+        index += 1
+    return tuple(keys[partition] for partition in partitions)
+
+
 class OrderedPublisher:
     """Publishes records in order per key on a plain aiokafka producer of its own (the outbox
     relay's): aiokafka's batch API costs half of faststream's `publish` or a `send` per record.
@@ -78,6 +92,12 @@ class OrderedPublisher:
         )
         await producer.start()
         self._producer = producer
+
+    async def partitions(self, topic: str) -> int:
+        """How many partitions `topic` has (from the producer's metadata)."""
+        if self._producer is None:
+            raise RuntimeError("the publisher is not started")
+        return len(await self._producer.partitions_for(topic))
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop with the same bound as `stop_broker`."""

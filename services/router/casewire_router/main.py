@@ -15,10 +15,12 @@ from casewire_common.metrics import new_registry
 from casewire_common.outbox import OutboxMetrics, OutboxRelay
 from casewire_common.pg import Database, pending_migrations
 from fastapi import FastAPI
+from faststream.kafka.subscriber.usecase import BatchSubscriber
 
 from casewire_router.adapters import repository
 from casewire_router.adapters.queue_metrics import QueueMetrics, QueueMetricsRefresher
 from casewire_router.adapters.rules_source import RulesMetrics, RulesWatcher
+from casewire_router.adapters.watermarks import WatermarkHeartbeat
 from casewire_router.case_service import CaseService
 from casewire_router.domain.agents_file import load_agents
 from casewire_router.domain.routing import CaseWindows, router_for
@@ -67,7 +69,18 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         metrics,
         settings.router_repeat_contact_window,
     )
-    messages_router, subscribers = kafka_router(service, settings)
+
+    def heartbeat(subscriber: BatchSubscriber) -> WatermarkHeartbeat:
+        return WatermarkHeartbeat(
+            database,
+            relay,
+            publisher,
+            subscriber,
+            repository.SCHEMA,
+            settings.router_watermark_interval_seconds,
+        )
+
+    messages_router, subscribers, watermarks = kafka_router(service, settings, heartbeat)
     broker.include_router(messages_router)
     lag = ConsumerLag(registry, list(subscribers.items()))
 
@@ -105,6 +118,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         rules_watcher.start()
         queue_metrics.task.start()
         lag.task.start()
+        watermarks.task.start()
         # What is alive once started (modules, app, clients) lives as long as the process:
         # frozen, it is no longer scanned by every full garbage collection, which otherwise
         # costs about a tenth of the router's time. Garbage is collected first, not frozen.
@@ -122,6 +136,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
             await rules_watcher.stop()
             await queue_metrics.task.stop()
             await lag.task.stop()
+            await watermarks.task.stop()
             for subscriber in subscribers.values():
                 await subscriber.stop()  # finish the batch in hand, take no more
             await relay.stop()  # rows not yet relayed stay in the outbox for the next start

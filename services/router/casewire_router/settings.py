@@ -37,6 +37,12 @@ class RouterSettings(ServiceSettings):
     router_queue_metrics_seconds: float = Field(
         default=15.0, gt=0, description="How often queue depth and agent load are read."
     )
+    router_watermark_interval_seconds: float = Field(
+        default=0.25,
+        gt=0,
+        description="How often the router publishes its low watermark (how far in time it has"
+        " processed each messages partition) for the SLA service to hold breaches on.",
+    )
     router_incident_threshold: int = Field(
         default=5, ge=2, description="How many cases on one crisis topic open an incident."
     )

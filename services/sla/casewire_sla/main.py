@@ -6,9 +6,11 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import structlog
+from casewire_common import topics
 from casewire_common.http import kafka_check, mount_operations, postgres_check
 from casewire_common.kafka import DeadLetters, OrderedPublisher, build_broker, stop_broker
 from casewire_common.lag import ConsumerLag
@@ -23,7 +25,7 @@ from prometheus_client import CollectorRegistry
 
 from casewire_sla.adapters.metrics import SlaMetrics
 from casewire_sla.adapters.scheduler import TimerScheduler
-from casewire_sla.adapters.store import MIGRATIONS, SCHEMA, SlaStore
+from casewire_sla.adapters.store import MIGRATIONS, SCHEMA, SlaStore, WatermarkHold
 from casewire_sla.domain.policies import PolicySet, load_policy_file
 from casewire_sla.entrypoints.consumer import case_event_router
 from casewire_sla.settings import SlaSettings
@@ -76,12 +78,29 @@ def create_app(settings: SlaSettings | None = None) -> FastAPI:
     metrics = SlaMetrics(registry)
     dsn = settings.database_url.get_secret_value()
     store = SlaStore(dsn, pool_size=settings.sla_pool_size)
+    subscriber_of: list[BatchSubscriber] = []
+
+    def watermark_hold() -> WatermarkHold | None:
+        """How alerts wait for the router's watermark; the case-events topic's partitions
+        come from the consumer's metadata (none yet: every alert waits)."""
+        if not settings.sla_wait_for_watermark:
+            return None
+        consumer: Any = subscriber_of[0].consumer if subscriber_of else None
+        partitions = consumer.partitions_for_topic(topics.CASE_EVENTS) if consumer else None
+        return WatermarkHold(
+            topic=topics.MESSAGES,
+            case_partitions=len(partitions or ()),
+            lease=timedelta(seconds=settings.sla_watermark_lease_seconds),
+            max_hold=timedelta(seconds=settings.sla_max_hold_seconds),
+        )
+
     scheduler = TimerScheduler(
         store,
         policies,
         metrics,
         max_sleep=settings.sla_timer_max_sleep_seconds,
         batch_size=settings.sla_timer_batch_size,
+        hold=watermark_hold,
     )
 
     publisher = OrderedPublisher(settings.kafka_bootstrap_servers, "sla")
@@ -89,6 +108,7 @@ def create_app(settings: SlaSettings | None = None) -> FastAPI:
     router, subscriber = case_event_router(
         settings, store, policies, scheduler, DeadLetters(broker, registry, "sla"), metrics
     )
+    subscriber_of.append(subscriber)
     broker.include_router(router)
     lag = ConsumerLag(registry, [(settings.sla_consumer_group, subscriber)])
     runtime = SlaRuntime(

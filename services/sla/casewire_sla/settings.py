@@ -20,6 +20,24 @@ class SlaSettings(ServiceSettings):
         description="Longest the timer scheduler sleeps, so timers of other replicas are seen.",
     )
     sla_timer_batch_size: int = Field(default=500, gt=0)
+    sla_wait_for_watermark: bool = Field(
+        default=True,
+        description="Hold warnings and breaches until the router's low watermark has passed"
+        " their instant (DESIGN.md, 'Event time and late data'); off: fire at the instant.",
+    )
+    sla_watermark_lease_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="How far past its last watermark a router is trusted to have processed:"
+        " more than its publishing interval plus the marks' way through Kafka, so alerts fire"
+        " at their instant while the router keeps up.",
+    )
+    sla_max_hold_seconds: float = Field(
+        default=120.0,
+        ge=0,
+        description="The longest an alert waits for the watermark; then it fires with"
+        " provisional: true (a reply sent in time retracts a breach later).",
+    )
     sla_pool_size: int = Field(default=10, gt=1)
     sla_shutdown_drain_seconds: float = Field(
         default=5.0, ge=0, description="How long shutdown waits for the outbox to be published."

@@ -36,8 +36,16 @@ async def migrated_url(database_url: str) -> str:
 
 
 def sla_settings(
-    tmp_path: Path, kafka_bootstrap: str, database_url: str, unique: str, policies: str
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    database_url: str,
+    unique: str,
+    policies: str,
+    *,
+    wait_for_watermark: bool = False,
 ) -> SlaSettings:
+    """Settings for an SLA app fed by the test itself. No router runs here, so alerts fire at
+    their instant unless a test asks for the watermark (and then publishes the marks)."""
     path = tmp_path / f"sla-policies-{unique}.yaml"
     path.write_text(policies, encoding="utf-8")
     return SlaSettings(
@@ -47,6 +55,7 @@ def sla_settings(
         sla_consumer_group=f"sla-test-{unique}",
         consumer_session_timeout_ms=6000,
         log_level="WARNING",
+        sla_wait_for_watermark=wait_for_watermark,
     )
 
 

@@ -9,7 +9,6 @@ from casewire_sla.adapters.metrics import (
     SlaMetrics,
     response_labels,
     response_times,
-    within_target,
 )
 from casewire_sla.adapters.store import BatchOutcome, FiredAlert, Fulfilment
 from casewire_sla.domain.calendars import Pause, elapsed_with_pauses
@@ -73,9 +72,10 @@ def test_overnight_reply_counts_open_hours_as_business_time_and_all_hours_as_cal
     # Reply Tuesday 10:00 Athens: 1 h on Monday + 1 h on Tuesday open, 17 h on the wall.
     done = fulfilment(record(), datetime(2026, 3, 3, 8, 0, tzinfo=UTC))
     assert response_times(done) == {"business": 7200.0, "calendar": 17 * 3600.0}
-    assert within_target(done)  # exactly at the target counts as met
+    assert done.within_target  # exactly at the target counts as met
     later = fulfilment(record(), datetime(2026, 3, 3, 8, 0, 1, tzinfo=UTC))
-    assert not within_target(later)
+    assert not later.within_target
+    assert (done.outcome, later.outcome) == ("met", "breached")
 
 
 def test_pauses_leave_business_time_but_not_calendar_time() -> None:

@@ -1,4 +1,5 @@
-"""The timer scheduler sleeps until the next timer, and wakes early for a sooner one."""
+"""The timer scheduler sleeps until the next timer, wakes early for a sooner one, and wakes for a
+new router watermark when timers wait for one."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from casewire_sla.adapters.metrics import SlaMetrics
 from casewire_sla.adapters.scheduler import TimerScheduler
-from casewire_sla.adapters.store import ClockStats, FiredAlert, SlaStore
+from casewire_sla.adapters.store import ClockStats, FiredAlert, SlaStore, WatermarkHold
 from casewire_sla.domain.policies import PolicySet, parse_policy_set
 from prometheus_client import CollectorRegistry
 
@@ -24,14 +25,25 @@ class FakeTimers(SlaStore):
         super().__init__("postgresql://unused")
         self.pending: list[datetime] = []
         self.fired_at: list[tuple[datetime, datetime]] = []
+        self.watermark: datetime | None = None  # the router's, as the store would compute it
 
     async def fire_due_timers(
-        self, policies: PolicySet, now: datetime, limit: int
+        self, policies: PolicySet, now: datetime, limit: int, hold: WatermarkHold | None = None
     ) -> list[FiredAlert]:
-        due = [at for at in self.pending if at <= now]
-        self.pending = [at for at in self.pending if at > now]
+        bound = now
+        if hold is not None:
+            confirmed = None if self.watermark is None else min(now, self.watermark)
+            bound = max(confirmed or now - hold.max_hold, now - hold.max_hold)
+        due = [at for at in self.pending if at <= bound]
+        self.pending = [at for at in self.pending if at > bound]
         self.fired_at.extend((at, now) for at in due)
         return []  # alerts themselves are the store's business; only timing matters here
+
+    async def attainment(self) -> dict[tuple[str, str, str], int]:
+        return {}
+
+    async def low_watermark(self, hold: WatermarkHold) -> datetime | None:
+        return self.watermark
 
     async def next_fire_at(self) -> datetime | None:
         return min(self.pending, default=None)
@@ -70,3 +82,50 @@ async def test_scheduler_sleeps_until_the_earliest_pending_timer_not_a_fixed_pol
     assert len(store.fired_at) == 1
     due, fired = store.fired_at[0]
     assert timedelta(0) <= fired - due < timedelta(milliseconds=100)
+
+
+HOLD = WatermarkHold(
+    topic="messages", case_partitions=1, lease=timedelta(0), max_hold=timedelta(seconds=30)
+)
+
+
+async def test_a_timer_held_for_the_watermark_fires_when_a_new_watermark_passes_it() -> None:
+    store = FakeTimers()
+    fire_at = datetime.now(UTC) + timedelta(milliseconds=100)
+    store.pending.append(fire_at)
+    store.watermark = fire_at - timedelta(seconds=1)  # the router is behind
+    scheduler = TimerScheduler(
+        store, POLICIES, SlaMetrics(CollectorRegistry()), max_sleep=30.0, hold=lambda: HOLD
+    )
+    await scheduler.start()
+    try:
+        await asyncio.sleep(0.4)
+        assert store.fired_at == []  # due, but held
+        store.watermark = datetime.now(UTC)
+        scheduler.watermark_advanced()
+        await asyncio.sleep(0.1)
+    finally:
+        await scheduler.stop()
+    assert [due for due, _ in store.fired_at] == [fire_at]
+
+
+async def test_a_held_timer_fires_at_the_latest_max_hold_after_its_instant() -> None:
+    store = FakeTimers()
+    fire_at = datetime.now(UTC)
+    store.pending.append(fire_at)
+    hold = WatermarkHold(
+        topic="messages",
+        case_partitions=1,
+        lease=timedelta(0),
+        max_hold=timedelta(milliseconds=300),
+    )
+    scheduler = TimerScheduler(
+        store, POLICIES, SlaMetrics(CollectorRegistry()), max_sleep=30.0, hold=lambda: hold
+    )
+    await scheduler.start()
+    try:
+        await asyncio.sleep(0.6)  # no watermark ever comes
+    finally:
+        await scheduler.stop()
+    ((due, fired),) = store.fired_at
+    assert timedelta(milliseconds=300) <= fired - due < timedelta(milliseconds=400)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from casewire_common import topics
@@ -11,6 +12,7 @@ from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 
+from casewire_router.adapters.watermarks import WatermarkHeartbeat
 from casewire_router.service import TRANSIENT_ERRORS, RoutingService
 from casewire_router.settings import RouterSettings
 
@@ -21,9 +23,12 @@ async def _raw_bodies(message: Any) -> Any:
 
 
 def kafka_router(
-    service: RoutingService, settings: RouterSettings
-) -> tuple[KafkaRouter, dict[str, BatchSubscriber]]:
-    """The subscribers, by consumer group: canonical messages, and SLA alerts (escalation)."""
+    service: RoutingService,
+    settings: RouterSettings,
+    watermarks: Callable[[BatchSubscriber], WatermarkHeartbeat],
+) -> tuple[KafkaRouter, dict[str, BatchSubscriber], WatermarkHeartbeat]:
+    """The subscribers, by consumer group: canonical messages, and SLA alerts (escalation);
+    and the watermark heartbeat that follows what the message subscriber processed."""
     router = KafkaRouter()
     subscriber = router.subscriber(
         topics.MESSAGES,
@@ -35,6 +40,8 @@ def kafka_router(
         **batch_consumer_options(settings),
     )
 
+    heartbeat = watermarks(subscriber)
+
     @subscriber
     async def on_messages(message: KafkaMessage) -> None:
         records = records_of(message.raw_message)
@@ -44,6 +51,7 @@ def kafka_router(
         except TRANSIENT_ERRORS:
             await asyncio.sleep(1.0)  # PostgreSQL is away: redeliver after a pause
             raise
+        heartbeat.processed(records)
 
     alerts_group = f"{settings.router_consumer_group}-escalation"
     alerts = router.subscriber(
@@ -66,4 +74,4 @@ def kafka_router(
             await asyncio.sleep(1.0)
             raise
 
-    return router, {settings.router_consumer_group: subscriber, alerts_group: alerts}
+    return router, {settings.router_consumer_group: subscriber, alerts_group: alerts}, heartbeat

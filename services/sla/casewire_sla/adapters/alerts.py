@@ -63,6 +63,8 @@ def alert_record(
     late: bool = False,
     elapsed: timedelta | None = None,
     at: datetime | None = None,
+    provisional: bool = False,
+    retracted_alert_id: str | None = None,
 ) -> tuple[str, EventRecord]:
     """One (topic, record) pair for the outbox."""
     data = SlaAlertData(
@@ -77,6 +79,8 @@ def alert_record(
         elapsed_seconds=None if elapsed is None else elapsed.total_seconds(),
         team=clock.team,
         priority=clock.priority,
+        provisional=provisional,
+        retracted_alert_id=retracted_alert_id,
     )
     record = encode_event(
         event_id=alert_event_id(clock, event_type, fraction, at),

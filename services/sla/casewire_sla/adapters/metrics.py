@@ -71,11 +71,6 @@ def response_times(fulfilment: Fulfilment) -> dict[str, float]:
     }
 
 
-def within_target(fulfilment: Fulfilment) -> bool:
-    """Whether the clock ended no later than its target, in the time the target counts."""
-    return fulfilment.business.total_seconds() <= fulfilment.clock.target_seconds
-
-
 class SlaMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.breaches = Counter(
@@ -130,6 +125,34 @@ class SlaMetrics:
             ["clock", "policy", "team", "priority", "within_target"],
             registry=registry,
         )
+        self.retracted = Counter(
+            "casewire_sla_breaches_retracted_total",
+            "Breaches withdrawn because a reply sent by due_at was processed after the breach"
+            " fired, by clock, policy, team and priority; breaches that stand ="
+            " casewire_sla_breaches_total - this.",
+            ["clock", "policy", "team", "priority"],
+            registry=registry,
+        )
+        self.provisional = Counter(
+            "casewire_sla_provisional_alerts_total",
+            "Warnings and breaches fired after max_hold before the router's watermark had passed"
+            " their instant (a lagging or stopped router), by clock and kind.",
+            ["clock", "kind"],
+            registry=registry,
+        )
+        self.attainment = Gauge(
+            "casewire_sla_attainment_clocks",
+            "Clocks ended by what they waited for, by clock, policy and final outcome (a"
+            " retracted breach counts as met), as stored: every replica reports the same total.",
+            ["clock", "policy", "outcome"],
+            registry=registry,
+        )
+        self.watermark_delay = Gauge(
+            "casewire_sla_watermark_delay_seconds",
+            "How far the router's low watermark is behind now (alerts due after it wait);"
+            " absent until every partition has one.",
+            registry=registry,
+        )
         self._timed_clocks: set[str] = set()
         self.case_events = Counter(
             "casewire_sla_case_events_total",
@@ -144,6 +167,8 @@ class SlaMetrics:
             counter.labels(**clock_labels(alert.clock)).inc()
             if alert.late:
                 self.late_alerts.labels(alert.clock.clock).inc()
+            if alert.provisional:
+                self.provisional.labels(alert.clock.clock, alert.kind).inc()
 
     def record_batch(self, outcome: BatchOutcome) -> None:
         self.case_events.labels("applied").inc(outcome.applied)
@@ -153,12 +178,24 @@ class SlaMetrics:
         for fulfilment in outcome.fulfilled:
             self.record_fulfilment(fulfilment)
         self.record_alerts(outcome.fired)
+        for clock in outcome.retracted:
+            self.retracted.labels(**clock_labels(clock)).inc()
+
+    def set_attainment(self, counts: Mapping[tuple[str, str, str], int]) -> None:
+        for (clock, policy, outcome), clocks in counts.items():
+            self.attainment.labels(clock, policy, outcome).set(clocks)
+
+    def set_watermark_delay(self, low: datetime | None, now: datetime) -> None:
+        if low is None:
+            self.watermark_delay.set(float("nan"))
+        else:
+            self.watermark_delay.set(max(0.0, (now - low).total_seconds()))
 
     def record_fulfilment(self, fulfilment: Fulfilment) -> None:
         labels = response_labels(fulfilment.clock)
         for time, seconds in response_times(fulfilment).items():
             self.response_seconds.labels(time=time, **labels).observe(seconds)
-        met = "true" if within_target(fulfilment) else "false"
+        met = "true" if fulfilment.within_target else "false"
         self.clocks_fulfilled.labels(**clock_labels(fulfilment.clock), within_target=met).inc()
 
     def set_open_clocks(self, counts: Mapping[str, int]) -> None:

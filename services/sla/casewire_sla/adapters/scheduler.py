@@ -4,6 +4,10 @@ The scheduler sleeps until the earliest pending timer (at most `max_sleep` secon
 timers written by other replicas are seen), and wakes early when this process writes a
 sooner one. Due timers are claimed with `FOR UPDATE SKIP LOCKED` and marked fired in the
 transaction that writes their alerts to the outbox: replicas never emit an alert twice.
+
+With a `WatermarkHold`, a due timer also waits for the router's low watermark to pass its
+instant (a reply sent in time may still be on its way); the scheduler then wakes when a new
+watermark is read, or when the longest hold is over.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from casewire_sla.adapters.metrics import SlaMetrics
-from casewire_sla.adapters.store import SlaStore
+from casewire_sla.adapters.store import SlaStore, WatermarkHold
 from casewire_sla.domain.policies import PolicySet
 
 log = structlog.get_logger(__name__)
@@ -42,6 +46,7 @@ class TimerScheduler:
         *,
         max_sleep: float = 1.0,
         batch_size: int = 500,
+        hold: Callable[[], WatermarkHold | None] = lambda: None,
         now: Callable[[], datetime] = _utc_now,
     ) -> None:
         self._store = store
@@ -50,6 +55,8 @@ class TimerScheduler:
         self._max_sleep = max_sleep
         self._batch_size = batch_size
         self._now = now
+        self._hold = hold
+        self._holding = False
         self._wakeup = asyncio.Event()
         self._planned: datetime | None = None
         self._task: asyncio.Task[None] | None = None
@@ -58,6 +65,11 @@ class TimerScheduler:
     def timer_added(self, fire_at: datetime) -> None:
         """A timer was committed by this process: wake up if it is due before the planned wake."""
         if self._planned is None or fire_at < self._planned:
+            self._wakeup.set()
+
+    def watermark_advanced(self) -> None:
+        """A new router watermark was recorded: look again if timers wait for one."""
+        if self._holding:
             self._wakeup.set()
 
     async def start(self) -> None:
@@ -73,8 +85,11 @@ class TimerScheduler:
     async def fire_due(self) -> int:
         """Fire every timer due now, in batches; returns how many fired."""
         total = 0
+        hold = self._hold()
         while True:
-            fired = await self._store.fire_due_timers(self._policies, self._now(), self._batch_size)
+            fired = await self._store.fire_due_timers(
+                self._policies, self._now(), self._batch_size, hold
+            )
             self._metrics.record_alerts(fired)
             total += len(fired)
             if len(fired) < self._batch_size:
@@ -95,10 +110,20 @@ class TimerScheduler:
                 log.exception("timer scheduler pass failed; retrying")
                 fired, next_at = 0, None
             now = self._now()
+            self._holding = False
+            hold = self._hold()
             if next_at is None:
                 delay = self._max_sleep
+            elif next_at <= now and fired:
+                delay = 0.0
+            elif next_at <= now and hold is not None:
+                # Held for the watermark (or claimed by another replica): a new watermark
+                # wakes us; else look again when the longest hold is over.
+                self._holding = True
+                released = (next_at + hold.max_hold - now).total_seconds()
+                delay = min(self._max_sleep, max(_RETRY_CLAIMED_SECONDS, released))
             elif next_at <= now:
-                delay = 0.0 if fired else _RETRY_CLAIMED_SECONDS
+                delay = _RETRY_CLAIMED_SECONDS
             else:
                 delay = min(self._max_sleep, (next_at - now).total_seconds())
             self._planned = now + timedelta(seconds=delay)
@@ -111,4 +136,9 @@ class TimerScheduler:
         stats = await self._store.clock_stats()
         self._metrics.set_open_clocks(stats.open)
         self._metrics.set_time_to_breach(stats.earliest_due, self._now())
+        self._metrics.set_attainment(await self._store.attainment())
+        hold = self._hold()
+        if hold is not None:
+            low = await self._store.low_watermark(hold)
+            self._metrics.set_watermark_delay(low, self._now())
         self._open_clocks_at = time.monotonic()

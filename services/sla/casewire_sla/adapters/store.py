@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from casewire_common.events import (
+    SLA_BREACH_RETRACTED,
     SLA_BREACHED,
     SLA_CLOCK_FULFILLED,
     SLA_CLOCK_PAUSED,
@@ -22,11 +23,12 @@ from casewire_common.events import (
     CaseEventData,
     CaseSnapshot,
     EventRecord,
+    WatermarkData,
 )
 from casewire_common.outbox import add_to_outbox
 from casewire_common.pg import create_pool
 
-from casewire_sla.adapters.alerts import LATE_AFTER, ClockRecord, alert_record
+from casewire_sla.adapters.alerts import LATE_AFTER, ClockRecord, alert_event_id, alert_record
 from casewire_sla.domain.calendars import Pause, elapsed_with_pauses
 from casewire_sla.domain.clocks import (
     BREACH,
@@ -65,6 +67,19 @@ class CaseEvent:
     type: str
     data: CaseEventData | None
     time: datetime | None = None
+    # A router watermark, and the case-events partition it was read on.
+    watermark: WatermarkData | None = None
+    partition: int | None = None
+
+
+@dataclass(frozen=True)
+class WatermarkHold:
+    """How alerts wait for the router's watermark (DESIGN.md, "Event time and late data")."""
+
+    topic: str  # the router's input topic, whose partitions the watermarks are about
+    case_partitions: int  # partitions of the case-events topic (each carries every mark)
+    lease: timedelta  # how far past its last mark a router is trusted to have processed
+    max_hold: timedelta  # the longest an alert waits; then it fires, provisional
 
 
 @dataclass(frozen=True)
@@ -73,6 +88,7 @@ class FiredAlert:
     kind: str  # "warning" or "breach"
     fraction: float
     late: bool
+    provisional: bool = False  # fired after max_hold, before the watermark passed its instant
 
 
 @dataclass(frozen=True)
@@ -87,6 +103,15 @@ class Fulfilment:
     def calendar(self) -> timedelta:
         """Wall-clock time from the clock's start to its end, pauses and closed hours in."""
         return max(timedelta(0), self.at - self.clock.started_at)
+
+    @property
+    def within_target(self) -> bool:
+        """Whether the clock ended no later than its target, in the time the target counts."""
+        return self.business.total_seconds() <= self.clock.target_seconds
+
+    @property
+    def outcome(self) -> str:
+        return "met" if self.within_target else "breached"
 
 
 @dataclass(frozen=True)
@@ -142,7 +167,9 @@ class BatchOutcome:
     # Clocks ended by what they waited for (not response clocks ended by a resolution).
     fulfilled: list[Fulfilment] = field(default_factory=list)
     fired: list[FiredAlert] = field(default_factory=list)
+    retracted: list[ClockRecord] = field(default_factory=list)  # breaches withdrawn
     earliest_timer: datetime | None = None
+    watermarks: int = 0  # router watermark records applied
 
 
 def _clock(row: asyncpg.Record) -> ClockRecord:
@@ -216,7 +243,8 @@ class SlaStore:
         """Apply a batch of case events in one transaction; already processed ids are skipped.
 
         Events are applied in order, each to the clocks its predecessors left: a batch may
-        start, pause and end the same clock.
+        start, pause and end the same clock. Router watermarks are recorded with them (they
+        need no processed marker: recording one twice changes nothing).
         """
         outcome = BatchOutcome()
         if not events:
@@ -225,11 +253,16 @@ class SlaStore:
             fresh_rows = await connection.fetch(
                 f"INSERT INTO {SCHEMA}.processed_events (event_id)"
                 " SELECT unnest($1::text[]) ON CONFLICT DO NOTHING RETURNING event_id",
-                [event.id for event in events],
+                [event.id for event in events if event.watermark is None],
             )
             fresh = {row["event_id"] for row in fresh_rows}
             records: list[tuple[str, EventRecord]] = []
+            marks: list[tuple[int, WatermarkData]] = []
             for event in events:
+                if event.watermark is not None:
+                    if event.partition is not None:
+                        marks.append((event.partition, event.watermark))
+                    continue
                 if event.id not in fresh:
                     outcome.duplicates += 1
                     continue
@@ -242,8 +275,65 @@ class SlaStore:
                 at = event.time or now
                 for change in clock_changes(policies, event.type, event.data, open_clocks, at):
                     await self._apply(connection, change, case, policies, now, outcome, records)
+            await self._record_watermarks(connection, marks)
+            outcome.watermarks = len(marks)
+            await self._count_attainment(connection, outcome.fulfilled)
             await add_to_outbox(connection, SCHEMA, records)
         return outcome
+
+    @staticmethod
+    async def _record_watermarks(
+        connection: Connection, marks: Sequence[tuple[int, WatermarkData]]
+    ) -> None:
+        """Each (case partition, input partition) keeps the highest watermark read on it."""
+        highest: dict[tuple[int, str, int], tuple[int, datetime]] = {}
+        for case_partition, mark in marks:
+            for source_partition, watermark in mark.watermarks.items():
+                key = (case_partition, mark.topic, source_partition)
+                known = highest.get(key)
+                if known is None or watermark > known[1]:
+                    highest[key] = (mark.partitions, watermark)
+        if not highest:
+            return
+        await connection.execute(
+            f"INSERT INTO {SCHEMA}.watermarks AS w"
+            " (case_partition, topic, source_partition, partitions, watermark)"
+            " SELECT * FROM unnest($1::int[], $2::text[], $3::int[], $4::int[], $5::timestamptz[])"
+            " ON CONFLICT (topic, case_partition, source_partition) DO UPDATE SET"
+            " watermark = greatest(w.watermark, excluded.watermark),"
+            " partitions = excluded.partitions, updated_at = now()",
+            [key[0] for key in highest],
+            [key[1] for key in highest],
+            [key[2] for key in highest],
+            [value[0] for value in highest.values()],
+            [value[1] for value in highest.values()],
+        )
+
+    @staticmethod
+    async def _count_attainment(connection: Connection, fulfilled: Sequence[Fulfilment]) -> None:
+        counts: dict[tuple[str, str, str], int] = {}
+        for fulfilment in fulfilled:
+            key = (fulfilment.clock.clock, fulfilment.clock.policy_id, fulfilment.outcome)
+            counts[key] = counts.get(key, 0) + 1
+        if not counts:
+            return
+        await connection.execute(
+            f"INSERT INTO {SCHEMA}.attainment AS a (clock, policy_id, outcome, clocks)"
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])"
+            " ON CONFLICT (clock, policy_id, outcome)"
+            " DO UPDATE SET clocks = a.clocks + excluded.clocks",
+            [key[0] for key in counts],
+            [key[1] for key in counts],
+            [key[2] for key in counts],
+            list(counts.values()),
+        )
+
+    async def attainment(self) -> dict[tuple[str, str, str], int]:
+        """Clocks ended by what they waited for, by (clock, policy, final outcome)."""
+        rows = await self._require_pool().fetch(
+            f"SELECT clock, policy_id, outcome, clocks FROM {SCHEMA}.attainment"
+        )
+        return {(row["clock"], row["policy_id"], row["outcome"]): row["clocks"] for row in rows}
 
     async def _open_clocks(self, connection: Connection, case: CaseSnapshot) -> list[OpenClock]:
         """The case's open clocks; their copy of the case's fields is brought up to date."""
@@ -418,7 +508,7 @@ class SlaStore:
             " THEN pause_ends[1:cardinality(pause_ends) - 1] || $3::timestamptz"
             " ELSE pause_ends END"
             " WHERE case_id = $1 AND clock = $2 AND slot = $4 AND status IN ('running', 'paused')"
-            f" RETURNING {_CLOCK_COLUMNS}",
+            f" RETURNING {_CLOCK_COLUMNS}, c.breached_at",
             fulfilment.case_id,
             fulfilment.clock,
             at,
@@ -431,7 +521,34 @@ class SlaStore:
         elapsed = self._elapsed(policies, clock, at)
         if fulfilment.by_reply:
             outcome.fulfilled.append(Fulfilment(clock, at, elapsed))
+            breached_at = row["breached_at"]
+            if breached_at is not None and at <= breached_at:
+                await self._retract_breach(connection, clock, now, outcome, records)
         records.append(alert_record(clock, SLA_CLOCK_FULFILLED, time=now, elapsed=elapsed))
+
+    @staticmethod
+    async def _retract_breach(
+        connection: Connection,
+        clock: ClockRecord,
+        now: datetime,
+        outcome: BatchOutcome,
+        records: list[tuple[str, EventRecord]],
+    ) -> None:
+        """The reply that ended the clock was sent by the instant its breach fired for (it was
+        processed late): the breach is withdrawn, and the clock counts as met."""
+        await connection.execute(
+            f"UPDATE {SCHEMA}.clocks SET breached_at = NULL WHERE id = $1", clock.id
+        )
+        outcome.retracted.append(clock)
+        records.append(
+            alert_record(
+                clock,
+                SLA_BREACH_RETRACTED,
+                time=now,
+                fraction=BREACH,
+                retracted_alert_id=alert_event_id(clock, SLA_BREACHED, BREACH),
+            )
+        )
 
     async def _pause(
         self,
@@ -527,21 +644,34 @@ class SlaStore:
             time=now,
             fraction=fired.fraction,
             late=fired.late,
+            provisional=fired.provisional,
             elapsed=self._elapsed(policies, fired.clock, until),
         )
 
     async def fire_due_timers(
-        self, policies: PolicySet, now: datetime, limit: int
+        self, policies: PolicySet, now: datetime, limit: int, hold: WatermarkHold | None = None
     ) -> list[FiredAlert]:
-        """Fire timers due by `now` of running clocks; replicas never fire the same timer twice."""
+        """Fire timers due by `now` of running clocks; replicas never fire the same timer twice.
+
+        With `hold`, a timer fires only once the router's low watermark has passed its instant
+        (every message received before it has been processed and its events read), or, at
+        the latest, `max_hold` after its instant, then marked provisional.
+        """
         async with self._require_pool().acquire() as connection, connection.transaction():
+            confirmed: datetime | None = now
+            bound = now
+            if hold is not None:
+                low = await self._low_watermark(connection, hold)
+                confirmed = None if low is None else min(now, low + hold.lease)
+                forced = now - hold.max_hold
+                bound = forced if confirmed is None else max(confirmed, forced)
             rows = await connection.fetch(
                 f"SELECT t.id AS timer_id, t.kind, t.fraction, t.fire_at, {_CLOCK_COLUMNS}"
                 f" FROM {SCHEMA}.timers AS t JOIN {SCHEMA}.clocks AS c ON c.id = t.clock_id"
                 " WHERE t.fired_at IS NULL AND t.fire_at <= $1 AND c.status = 'running'"
                 " ORDER BY t.fire_at LIMIT $2"
                 " FOR UPDATE OF t SKIP LOCKED",
-                now,
+                bound,
                 limit,
             )
             if not rows:
@@ -559,7 +689,11 @@ class SlaStore:
                 )
             fired = [
                 FiredAlert(
-                    _clock(row), row["kind"], row["fraction"], now - row["fire_at"] > LATE_AFTER
+                    _clock(row),
+                    row["kind"],
+                    row["fraction"],
+                    now - row["fire_at"] > LATE_AFTER,
+                    provisional=confirmed is None or row["fire_at"] > confirmed,
                 )
                 for row in rows
             ]
@@ -569,6 +703,27 @@ class SlaStore:
                 [self._alert(policies, alert, now, until=now) for alert in fired],
             )
         return fired
+
+    @staticmethod
+    async def _low_watermark(connection: Connection, hold: WatermarkHold) -> datetime | None:
+        """The lowest watermark over every (case-events partition, input partition) pair;
+        None until every pair has one (a partition nobody vouched for holds everything)."""
+        row = await connection.fetchrow(
+            f"SELECT count(*) AS pairs, max(partitions) AS partitions, min(watermark) AS low"
+            f" FROM {SCHEMA}.watermarks WHERE topic = $1 AND case_partition < $2",
+            hold.topic,
+            hold.case_partitions,
+        )
+        if row is None or row["partitions"] is None or hold.case_partitions <= 0:
+            return None
+        if row["pairs"] < hold.case_partitions * row["partitions"]:
+            return None
+        low: datetime = row["low"]
+        return low
+
+    async def low_watermark(self, hold: WatermarkHold) -> datetime | None:
+        async with self._require_pool().acquire() as connection:
+            return await self._low_watermark(connection, hold)
 
     async def recompute(self, policies: PolicySet, *, apply: bool) -> list[Recomputed]:
         """Every open clock re-derived under `policies`; with `apply`, written back with its

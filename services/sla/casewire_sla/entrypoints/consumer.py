@@ -9,7 +9,7 @@ import asyncpg
 import structlog
 from aiokafka import ConsumerRecord
 from casewire_common import topics
-from casewire_common.events import CaseEventData, decode_event
+from casewire_common.events import ROUTER_WATERMARK, CaseEventData, WatermarkData, decode_event
 from casewire_common.kafka import (
     DeadLetters,
     batch_consumer_options,
@@ -39,6 +39,12 @@ def decode_case_event(record: ConsumerRecord[bytes, bytes]) -> CaseEvent | Rejec
         event = decode_event(record.headers, record.value or b"", record.key)
     except ValueError as error:
         return record, "not_a_cloudevent", str(error)
+    if event.type == ROUTER_WATERMARK:
+        try:
+            mark = WatermarkData.model_validate(event.data)
+        except ValidationError as error:
+            return record, "invalid_watermark", str(error)
+        return CaseEvent(event.id, event.type, None, event.time, mark, record.partition)
     if event.type not in HANDLED_TYPES:
         return CaseEvent(event.id, event.type, None)
     try:
@@ -84,6 +90,8 @@ def case_event_router(
         metrics.record_batch(outcome)
         if outcome.earliest_timer is not None:
             scheduler.timer_added(outcome.earliest_timer)
+        if outcome.watermarks:
+            scheduler.watermark_advanced()
 
     @subscriber
     async def on_case_events(message: KafkaMessage) -> None:
