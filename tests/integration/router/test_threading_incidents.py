@@ -220,12 +220,12 @@ async def test_burst_opens_one_incident_raises_its_cases_and_breach_escalates(
             await reader.read_until(
                 lambda got, n=n: sum(e.type == ev.CASE_CREATED for e in got) > n,
                 keep=keep,
-                types=("casewire.",),
+                types=("casewire.case.", "casewire.incident.", "casewire.sla."),
             )
         events = await reader.read_until(
             lambda got: any(e.type == ev.INCIDENT_UPDATED for e in got),
             keep=keep,
-            types=("casewire.",),
+            types=("casewire.case.", "casewire.incident.", "casewire.sla."),
         )
         incidents = [e for e in events if e.type.startswith("casewire.incident.")]
         assert [e.type for e in incidents] == [ev.INCIDENT_OPENED, ev.INCIDENT_UPDATED]
@@ -279,7 +279,7 @@ async def test_burst_opens_one_incident_raises_its_cases_and_breach_escalates(
                 e.type == ev.CASE_ASSIGNED and e.data["agent_id"] == f"lena{unique}" for e in got
             ),
             keep=keep,
-            types=("casewire.",),
+            types=("casewire.case.", "casewire.incident.", "casewire.sla."),
         )
         escalated = [e for e in events if e.type == ev.CASE_ESCALATED]
         assert len(escalated) == 1

@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from casewire_common import events as ev
 from casewire_common import topics
-from casewire_common.events import DecodedEvent, decode_event
+from casewire_common.events import ROUTER_WATERMARK, DecodedEvent, decode_event
 from casewire_common.messages import CanonicalMessage
 
 from casewire_dev.bench_workload import Expectation, Record, predictable_counts
@@ -141,6 +141,9 @@ async def passthrough(
     return Timing(done, finished - started)
 
 
+_WATERMARK = ROUTER_WATERMARK.encode()
+
+
 async def read_topic(
     bootstrap: str,
     topic: str,
@@ -151,7 +154,8 @@ async def read_topic(
 ) -> list[Any]:
     """Every record of `topic` from the beginning, read by partition assignment (no group to
     join): until nothing new came for `idle_seconds`, or for `settle_seconds` once `expected`
-    records are in (so that a surplus shows too)."""
+    records are in (so that a surplus shows too). The router's watermarks, which keep coming
+    while it runs, are left out."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
@@ -173,8 +177,10 @@ async def read_topic(
         ):
             batches = await consumer.getmany(timeout_ms=200, max_records=5000)
             for batch in batches.values():
-                records.extend(batch)
-                last_new = loop.time()
+                wanted = [r for r in batch if ("ce_type", _WATERMARK) not in r.headers]
+                records.extend(wanted)
+                if wanted:
+                    last_new = loop.time()
     return records
 
 
@@ -332,7 +338,8 @@ async def _router_state(connection: asyncpg.Connection, schema: str) -> dict[str
 
 
 async def read_events(bootstrap: str, expected: int) -> list[DecodedEvent]:
-    """The case events on the broker; each must be a CloudEvent with a unique id."""
+    """The case events on the broker; each must be a CloudEvent with a unique id. The router's
+    watermarks are not case events: they are passed over."""
     records = await read_topic(bootstrap, topics.CASE_EVENTS, expected)
     ids: set[str] = set()
     events: list[DecodedEvent] = []

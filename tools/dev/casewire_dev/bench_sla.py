@@ -37,9 +37,11 @@ from casewire_common.events import (
     SLA_BREACHED,
     CaseEventData,
     CaseSnapshot,
+    WatermarkData,
     decode_event,
     encode_event,
 )
+from casewire_router.adapters.watermarks import watermark_records
 
 from casewire_dev import services, stack
 from casewire_dev.bench import Results, metric
@@ -247,7 +249,9 @@ async def _wait_quiet(connection: asyncpg.Connection, timeout: float = 60.0) -> 
 
 
 class _Producer:
-    """Case events at a steady rate, scheduled by time: created now, responded a moment later."""
+    """Case events at a steady rate, scheduled by time: created now, responded a moment later;
+    and, as the router does, its watermark every `WATERMARK_SECONDS`: everything it had to
+    publish until now is published (the SLA service holds alerts on it)."""
 
     def __init__(self, bootstrap: str, tag: str) -> None:
         self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
@@ -268,13 +272,28 @@ class _Producer:
         )
         self.sent += 1
 
+    async def _watermark(self, partitions: int) -> None:
+        now = datetime.now(UTC)
+        mark = WatermarkData(
+            topic=topics.MESSAGES, partitions=1, watermarks={0: now}, caught_up=[0], replica="bench"
+        )
+        for topic, record in watermark_records(mark, partitions, now):
+            await self._producer.send(
+                topic, record.value, key=record.key.encode(), headers=list(record.headers.items())
+            )
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         start = loop.time()
         pending: list[tuple[float, str, datetime]] = []
         index = 0
+        partitions = len(await self._producer.partitions_for(topics.CASE_EVENTS))
+        marked = 0.0
         while True:
             now = loop.time()
+            if now - marked >= WATERMARK_SECONDS:
+                await self._watermark(partitions)
+                marked = now
             while start + index / CASES_PER_SECOND <= now:
                 case_id = f"bench-sla-live-{self._tag}-{index}"
                 opened = datetime.now(UTC)
@@ -293,6 +312,10 @@ class _Producer:
                 await self._task
             self._task = None
             await self._producer.stop()
+
+
+# As the router's default CASEWIRE_ROUTER_WATERMARK_INTERVAL_SECONDS.
+WATERMARK_SECONDS = 0.25
 
 
 async def _read_breaches(
