@@ -24,10 +24,12 @@ from faststream.kafka.subscriber.usecase import BatchSubscriber
 from prometheus_client import CollectorRegistry
 
 from casewire_sla.adapters.metrics import SlaMetrics
-from casewire_sla.adapters.scheduler import TimerScheduler
-from casewire_sla.adapters.store import MIGRATIONS, SCHEMA, SlaStore, WatermarkHold
+from casewire_sla.adapters.store import MIGRATIONS, SCHEMA, SlaStore
+from casewire_sla.domain.holding import WatermarkHold
 from casewire_sla.domain.policies import PolicySet, load_policy_file
 from casewire_sla.entrypoints.consumer import case_event_router
+from casewire_sla.entrypoints.scheduler import TimerScheduler
+from casewire_sla.service import SlaService
 from casewire_sla.settings import SlaSettings
 
 log = structlog.get_logger(__name__)
@@ -46,6 +48,7 @@ class SlaRuntime:
     broker: KafkaBroker
     subscriber: BatchSubscriber
     store: SlaStore
+    service: SlaService
     scheduler: TimerScheduler
     relay: OutboxRelay
     metrics: SlaMetrics
@@ -78,6 +81,7 @@ def create_app(settings: SlaSettings | None = None) -> FastAPI:
     metrics = SlaMetrics(registry)
     dsn = settings.database_url.get_secret_value()
     store = SlaStore(dsn, pool_size=settings.sla_pool_size)
+    service = SlaService(store, policies)
     subscriber_of: list[BatchSubscriber] = []
 
     def watermark_hold() -> WatermarkHold | None:
@@ -95,8 +99,7 @@ def create_app(settings: SlaSettings | None = None) -> FastAPI:
         )
 
     scheduler = TimerScheduler(
-        store,
-        policies,
+        service,
         metrics,
         max_sleep=settings.sla_timer_max_sleep_seconds,
         batch_size=settings.sla_timer_batch_size,
@@ -106,13 +109,13 @@ def create_app(settings: SlaSettings | None = None) -> FastAPI:
     publisher = OrderedPublisher(settings.kafka_bootstrap_servers, "sla")
     relay = OutboxRelay(dsn, SCHEMA, publisher, OutboxMetrics(registry, "sla"))
     router, subscriber = case_event_router(
-        settings, store, policies, scheduler, DeadLetters(broker, registry, "sla"), metrics
+        settings, service, scheduler, DeadLetters(broker, registry, "sla"), metrics
     )
     subscriber_of.append(subscriber)
     broker.include_router(router)
     lag = ConsumerLag(registry, [(settings.sla_consumer_group, subscriber)])
     runtime = SlaRuntime(
-        settings, policies, broker, subscriber, store, scheduler, relay, metrics, registry
+        settings, policies, broker, subscriber, store, service, scheduler, relay, metrics, registry
     )
 
     @asynccontextmanager

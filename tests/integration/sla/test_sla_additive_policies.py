@@ -28,10 +28,11 @@ from casewire_common.events import (
     DecodedEvent,
     EventRecord,
 )
-from casewire_sla.adapters.store import CaseEvent, SlaStore
+from casewire_sla.adapters.store import SlaStore
 from casewire_sla.domain.policies import parse_policy_set
 from casewire_sla.entrypoints.cli import main
 from casewire_sla.main import SlaRuntime
+from casewire_sla.service import CaseEvent, SlaService
 
 from tests.integration.sla.conftest import (
     Alerts,
@@ -221,11 +222,12 @@ async def test_redelivered_events_and_recompute_keep_one_clock_per_policy(
         created = CaseEvent(
             str(uuid.uuid4()), CASE_CREATED, CaseEventData(case=snapshot("c-re", opened))
         )
-        first = await store.apply_case_events([created, created], policies, opened)
-        again = await store.apply_case_events([created], policies, opened)
+        service = SlaService(store, policies)
+        first = await service.apply_case_events([created, created], opened)
+        again = await service.apply_case_events([created], opened)
         # A new event id for the same opening (e.g. replayed by another producer) adds nothing.
         copy = CaseEvent(str(uuid.uuid4()), CASE_CREATED, created.data)
-        duplicate = await store.apply_case_events([copy], policies, opened)
+        duplicate = await service.apply_case_events([copy], opened)
     finally:
         await store.close()
     assert (len(first.started), again.duplicates, duplicate.started) == (2, 1, [])

@@ -12,9 +12,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 from casewire_common.events import CASE_CREATED, CASE_STATUS_CHANGED, CaseEventData
-from casewire_sla.adapters.store import CaseEvent, SlaStore
+from casewire_sla.adapters.store import SlaStore
 from casewire_sla.domain.policies import parse_policy_set
 from casewire_sla.entrypoints.cli import main
+from casewire_sla.service import CaseEvent, SlaService
 
 from tests.unit.sla.factories import snapshot
 
@@ -67,13 +68,12 @@ async def test_recompute_reports_then_applies_new_due_times_with_policy_reselect
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     opened = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
-    await store.apply_case_events(
+    await SlaService(store, parse_policy_set(BEFORE)).apply_case_events(
         [
             event(CASE_CREATED, "p1", opened, priority="P1"),
             event(CASE_CREATED, "p2", opened),
             event(CASE_STATUS_CHANGED, "p2", opened, status="pending"),
         ],
-        parse_policy_set(BEFORE),
         opened,
     )
     policy_file = tmp_path / "after.yaml"

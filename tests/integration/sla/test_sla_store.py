@@ -19,8 +19,9 @@ from casewire_common.events import (
     SLA_WARNING,
     CaseEventData,
 )
-from casewire_sla.adapters.store import CaseEvent, SlaStore
+from casewire_sla.adapters.store import SlaStore
 from casewire_sla.domain.policies import PolicySet, parse_policy_set
+from casewire_sla.service import CaseEvent, SlaService
 
 from tests.integration.sla.conftest import policy_text
 from tests.unit.sla.factories import snapshot
@@ -63,8 +64,8 @@ async def test_batch_applied_twice_changes_nothing_the_second_time(
 ) -> None:
     now = datetime.now(UTC)
     batch = [created("c-1", now), created("c-2", now)]
-    first = await store.apply_case_events(batch, POLICIES, now)
-    second = await store.apply_case_events(batch, POLICIES, now)
+    first = await SlaService(store, POLICIES).apply_case_events(batch, now)
+    second = await SlaService(store, POLICIES).apply_case_events(batch, now)
     assert (first.applied, len(first.started)) == (2, 2)
     assert (second.applied, second.duplicates, len(second.started)) == (0, 2, 0)
     assert await pg.fetchval("SELECT count(*) FROM sla.clocks") == 2
@@ -76,8 +77,8 @@ async def test_created_and_replied_in_one_batch_start_and_fulfil_the_clock(
     store: SlaStore, pg: asyncpg.Connection
 ) -> None:
     now = datetime.now(UTC)
-    outcome = await store.apply_case_events(
-        [created("c-1", now), responded("c-1", now, now + timedelta(seconds=2))], POLICIES, now
+    outcome = await SlaService(store, POLICIES).apply_case_events(
+        [created("c-1", now), responded("c-1", now, now + timedelta(seconds=2))], now
     )
     assert [fulfilment.clock.case_id for fulfilment in outcome.fulfilled] == ["c-1"]
     ((fulfilment,),) = [outcome.fulfilled]
@@ -92,11 +93,11 @@ async def test_reply_after_due_read_before_the_timer_fired_still_raises_the_brea
     store: SlaStore, pg: asyncpg.Connection
 ) -> None:
     opened_at = datetime.now(UTC) - timedelta(seconds=30)
-    await store.apply_case_events([created("c-1", opened_at)], POLICIES, opened_at)
+    await SlaService(store, POLICIES).apply_case_events([created("c-1", opened_at)], opened_at)
     # The reply came 12 s after opening (due at 10 s) but is read before any timer fired.
     now = datetime.now(UTC)
-    outcome = await store.apply_case_events(
-        [responded("c-1", opened_at, opened_at + timedelta(seconds=12))], POLICIES, now
+    outcome = await SlaService(store, POLICIES).apply_case_events(
+        [responded("c-1", opened_at, opened_at + timedelta(seconds=12))], now
     )
     assert [(alert.kind, alert.fraction, alert.late) for alert in outcome.fired] == [
         ("warning", 0.5, True),
@@ -118,8 +119,8 @@ async def test_timers_fire_once_even_with_several_replicas_firing_at_the_same_ti
 ) -> None:
     opened_at = datetime.now(UTC) - timedelta(minutes=5)
     cases = 150
-    await store.apply_case_events(
-        [created(f"c-{n}", opened_at) for n in range(cases)], POLICIES, opened_at
+    await SlaService(store, POLICIES).apply_case_events(
+        [created(f"c-{n}", opened_at) for n in range(cases)], opened_at
     )
     replicas = [SlaStore(migrated_url) for _ in range(3)]
     for replica in replicas:
@@ -128,7 +129,9 @@ async def test_timers_fire_once_even_with_several_replicas_firing_at_the_same_ti
 
         async def fire_until_none_left(replica: SlaStore) -> int:
             fired = 0
-            while batch := await replica.fire_due_timers(POLICIES, datetime.now(UTC), 20):
+            while batch := await SlaService(replica, POLICIES).fire_due_timers(
+                datetime.now(UTC), 20
+            ):
                 fired += len(batch)
             return fired
 
@@ -155,7 +158,7 @@ async def test_timers_fire_once_even_with_several_replicas_firing_at_the_same_ti
 async def test_next_fire_at_is_the_earliest_pending_timer(store: SlaStore) -> None:
     now = datetime.now(UTC)
     assert await store.next_fire_at() is None
-    await store.apply_case_events([created("c-1", now)], POLICIES, now)
+    await SlaService(store, POLICIES).apply_case_events([created("c-1", now)], now)
     assert await store.next_fire_at() == now + timedelta(seconds=5)  # the 0.5 warning
 
 
@@ -163,10 +166,10 @@ async def test_clocks_keep_the_case_fields_as_last_seen_and_report_the_next_due(
     store: SlaStore, pg: asyncpg.Connection
 ) -> None:
     now = datetime.now(UTC)
-    await store.apply_case_events([created("c-1", now)], POLICIES, now)
+    await SlaService(store, POLICIES).apply_case_events([created("c-1", now)], now)
     moved = snapshot("c-1", now, channel="dm", tags=["vip"], status="assigned")
-    await store.apply_case_events(
-        [CaseEvent(str(uuid.uuid4()), CASE_ASSIGNED, CaseEventData(case=moved))], POLICIES, now
+    await SlaService(store, POLICIES).apply_case_events(
+        [CaseEvent(str(uuid.uuid4()), CASE_ASSIGNED, CaseEventData(case=moved))], now
     )
     rows = await pg.fetch("SELECT platform, channel, visibility, tags FROM sla.clocks")
     assert [tuple(row) for row in rows] == [("x", "dm", "public", ["vip"])] * len(rows)

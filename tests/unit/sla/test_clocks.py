@@ -19,7 +19,6 @@ from casewire_common.events import (
     EventRecord,
     Priority,
 )
-from casewire_sla.adapters.store import CaseEvent
 from casewire_sla.domain.calendars import Pause
 from casewire_sla.domain.clocks import (
     ClockFulfilment,
@@ -33,6 +32,7 @@ from casewire_sla.domain.clocks import (
 )
 from casewire_sla.domain.policies import parse_policy_set
 from casewire_sla.entrypoints.consumer import decode_case_event
+from casewire_sla.service import CaseEvent
 
 from tests.unit.sla.factories import case_event, snapshot
 

@@ -10,9 +10,9 @@ from casewire_sla.adapters.metrics import (
     response_labels,
     response_times,
 )
-from casewire_sla.adapters.store import BatchOutcome, FiredAlert, Fulfilment
 from casewire_sla.domain.calendars import Pause, elapsed_with_pauses
 from casewire_sla.domain.policies import parse_policy_set
+from casewire_sla.service import BatchOutcome, FiredAlert, Fulfilment
 from prometheus_client import CollectorRegistry
 
 # Monday 2026-03-02 17:00 in Athens (15:00 UTC): one hour before closing.

@@ -7,9 +7,11 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from casewire_sla.adapters.metrics import SlaMetrics
-from casewire_sla.adapters.scheduler import TimerScheduler
-from casewire_sla.adapters.store import ClockStats, FiredAlert, SlaStore, WatermarkHold
-from casewire_sla.domain.policies import PolicySet, parse_policy_set
+from casewire_sla.adapters.store import ClockStats, SlaStore
+from casewire_sla.domain.holding import WatermarkHold
+from casewire_sla.domain.policies import parse_policy_set
+from casewire_sla.entrypoints.scheduler import TimerScheduler
+from casewire_sla.service import FiredAlert, SlaService
 from prometheus_client import CollectorRegistry
 
 POLICIES = parse_policy_set(
@@ -18,17 +20,17 @@ POLICIES = parse_policy_set(
 )
 
 
-class FakeTimers(SlaStore):
+class FakeTimers(SlaService):
     """Pending timer instants in memory; records when each pass looked for due ones."""
 
     def __init__(self) -> None:
-        super().__init__("postgresql://unused")
+        super().__init__(SlaStore("postgresql://unused"), POLICIES)
         self.pending: list[datetime] = []
         self.fired_at: list[tuple[datetime, datetime]] = []
         self.watermark: datetime | None = None  # the router's, as the store would compute it
 
     async def fire_due_timers(
-        self, policies: PolicySet, now: datetime, limit: int, hold: WatermarkHold | None = None
+        self, now: datetime, limit: int, hold: WatermarkHold | None = None
     ) -> list[FiredAlert]:
         bound = now
         if hold is not None:
@@ -54,7 +56,7 @@ class FakeTimers(SlaStore):
 
 async def test_scheduler_wakes_early_for_a_timer_sooner_than_its_planned_wake() -> None:
     store = FakeTimers()
-    scheduler = TimerScheduler(store, POLICIES, SlaMetrics(CollectorRegistry()), max_sleep=30.0)
+    scheduler = TimerScheduler(store, SlaMetrics(CollectorRegistry()), max_sleep=30.0)
     await scheduler.start()
     try:
         await asyncio.sleep(0.05)  # asleep now, planning to look again in 30 s
@@ -73,7 +75,7 @@ async def test_scheduler_sleeps_until_the_earliest_pending_timer_not_a_fixed_pol
     store = FakeTimers()
     fire_at = datetime.now(UTC) + timedelta(milliseconds=300)
     store.pending.append(fire_at)
-    scheduler = TimerScheduler(store, POLICIES, SlaMetrics(CollectorRegistry()), max_sleep=1.0)
+    scheduler = TimerScheduler(store, SlaMetrics(CollectorRegistry()), max_sleep=1.0)
     await scheduler.start()
     try:
         await asyncio.sleep(0.6)
@@ -95,7 +97,7 @@ async def test_a_timer_held_for_the_watermark_fires_when_a_new_watermark_passes_
     store.pending.append(fire_at)
     store.watermark = fire_at - timedelta(seconds=1)  # the router is behind
     scheduler = TimerScheduler(
-        store, POLICIES, SlaMetrics(CollectorRegistry()), max_sleep=30.0, hold=lambda: HOLD
+        store, SlaMetrics(CollectorRegistry()), max_sleep=30.0, hold=lambda: HOLD
     )
     await scheduler.start()
     try:
@@ -120,7 +122,7 @@ async def test_a_held_timer_fires_at_the_latest_max_hold_after_its_instant() -> 
         max_hold=timedelta(milliseconds=300),
     )
     scheduler = TimerScheduler(
-        store, POLICIES, SlaMetrics(CollectorRegistry()), max_sleep=30.0, hold=lambda: hold
+        store, SlaMetrics(CollectorRegistry()), max_sleep=30.0, hold=lambda: hold
     )
     await scheduler.start()
     try:

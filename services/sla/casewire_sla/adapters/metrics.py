@@ -11,8 +11,8 @@ from casewire_common.messages import Channel, Platform
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from casewire_sla.adapters.alerts import ClockRecord
-from casewire_sla.adapters.store import BatchOutcome, FiredAlert, Fulfilment
 from casewire_sla.domain.policies import CLOCKS
+from casewire_sla.service import BatchOutcome, FiredAlert, Fulfilment
 
 # Responses on social range from seconds to days; resolutions to weeks.
 _RESPONSE_BUCKETS = (

@@ -1,50 +1,36 @@
-"""The `sla` schema in PostgreSQL: clocks, their timers, processed case events, the outbox.
+"""The `sla` schema in PostgreSQL: clocks, their timers, the router's watermarks, attainment,
+processed case events and the outbox. SQL only: what to change, and which alerts that makes,
+is the service's decision (`casewire_sla.service`, `casewire_sla.domain`).
 
-Every change is written with the alerts it causes (outbox rows) in one transaction, so an
-alert is published if and only if the change committed; a case event is applied once.
+Every change of one transaction (`SlaStore.transaction`) commits with the alerts it causes
+(outbox rows) and the processed markers of its case events, or not at all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
-from casewire_common.events import (
-    SLA_BREACH_RETRACTED,
-    SLA_BREACHED,
-    SLA_CLOCK_FULFILLED,
-    SLA_CLOCK_PAUSED,
-    SLA_CLOCK_RESUMED,
-    SLA_CLOCK_STARTED,
-    SLA_WARNING,
-    CaseEventData,
-    CaseSnapshot,
-    EventRecord,
-    WatermarkData,
-)
+from casewire_common.events import CaseSnapshot, EventRecord
 from casewire_common.outbox import add_to_outbox
 from casewire_common.pg import create_pool
 
-from casewire_sla.adapters.alerts import LATE_AFTER, ClockRecord, alert_event_id, alert_record
-from casewire_sla.domain.calendars import Pause, elapsed_with_pauses
+from casewire_sla.adapters.alerts import ClockRecord
+from casewire_sla.domain.calendars import Pause
 from casewire_sla.domain.clocks import (
     BREACH,
-    ClockChange,
     ClockFulfilment,
     ClockPause,
     ClockReselection,
     ClockResume,
     ClockStart,
-    OpenClock,
     Schedule,
-    calendar_of,
-    clock_changes,
-    rederive,
 )
-from casewire_sla.domain.policies import PolicySet
+from casewire_sla.domain.holding import WatermarkCoverage
 
 SCHEMA = "sla"
 # What a pool hands out: a proxy to a connection, used like one.
@@ -59,59 +45,35 @@ _CLOCK_COLUMNS = (
 
 
 @dataclass(frozen=True)
-class CaseEvent:
-    """A decoded case event: its CloudEvent id and type, its data when this service uses it,
-    and its `time` (when it happened; the instant a clock starts or stops on it)."""
+class StoredClock:
+    """An open clock as stored, with the warning fractions (and BREACH) already alerted."""
 
-    id: str
-    type: str
-    data: CaseEventData | None
-    time: datetime | None = None
-    # A router watermark, and the case-events partition it was read on.
-    watermark: WatermarkData | None = None
-    partition: int | None = None
-
-
-@dataclass(frozen=True)
-class WatermarkHold:
-    """How alerts wait for the router's watermark (DESIGN.md, "Event time and late data")."""
-
-    topic: str  # the router's input topic, whose partitions the watermarks are about
-    case_partitions: int  # partitions of the case-events topic (each carries every mark)
-    lease: timedelta  # how far past its last mark a router is trusted to have processed
-    max_hold: timedelta  # the longest an alert waits; then it fires, provisional
-
-
-@dataclass(frozen=True)
-class FiredAlert:
     clock: ClockRecord
+    fired: frozenset[float]
+
+
+@dataclass(frozen=True)
+class EndedClock:
+    """A clock just ended, and the instant its breach fired for (None: not breached)."""
+
+    clock: ClockRecord
+    breached_at: datetime | None
+
+
+@dataclass(frozen=True)
+class FiredTimer:
     kind: str  # "warning" or "breach"
     fraction: float
-    late: bool
-    provisional: bool = False  # fired after max_hold, before the watermark passed its instant
+    fire_at: datetime
 
 
 @dataclass(frozen=True)
-class Fulfilment:
-    """A clock ended by what it waited for, with the open time it had counted (pauses out)."""
+class DueTimer:
+    """A timer claimed for firing (locked until the transaction ends)."""
 
+    id: int
+    timer: FiredTimer
     clock: ClockRecord
-    at: datetime
-    business: timedelta
-
-    @property
-    def calendar(self) -> timedelta:
-        """Wall-clock time from the clock's start to its end, pauses and closed hours in."""
-        return max(timedelta(0), self.at - self.clock.started_at)
-
-    @property
-    def within_target(self) -> bool:
-        """Whether the clock ended no later than its target, in the time the target counts."""
-        return self.business.total_seconds() <= self.clock.target_seconds
-
-    @property
-    def outcome(self) -> str:
-        return "met" if self.within_target else "breached"
 
 
 @dataclass(frozen=True)
@@ -123,53 +85,12 @@ class ClockStats:
 
 
 @dataclass(frozen=True)
-class StoredCase:
-    """The case fields a clock row keeps: enough to select its policy again."""
-
-    priority: str
-    team: str
-    platform: str
-    channel: str
-    visibility: str
-    tags: Sequence[str]
-
-
-@dataclass(frozen=True)
-class Recomputed:
-    """An open clock re-derived under a policy file: before and after."""
-
-    clock: ClockRecord
-    policy_id: str
-    calendar_id: str
-    target_seconds: int
-    due_at: datetime | None  # None while paused: it is derived again when it resumes
-    case_known: bool  # False on clocks stored without the case fields: policy kept
-
-    @property
-    def changed(self) -> bool:
-        old = self.clock
-        new_due = old.due_at if self.due_at is None else self.due_at
-        return (old.policy_id, old.calendar_id, old.target_seconds, old.due_at) != (
-            self.policy_id,
-            self.calendar_id,
-            self.target_seconds,
-            new_due,
-        )
-
-
-@dataclass
-class BatchOutcome:
-    """What a committed batch changed: for metrics and to wake the timer scheduler."""
-
-    applied: int = 0
-    duplicates: int = 0
-    started: list[ClockRecord] = field(default_factory=list)
-    # Clocks ended by what they waited for (not response clocks ended by a resolution).
-    fulfilled: list[Fulfilment] = field(default_factory=list)
-    fired: list[FiredAlert] = field(default_factory=list)
-    retracted: list[ClockRecord] = field(default_factory=list)  # breaches withdrawn
-    earliest_timer: datetime | None = None
-    watermarks: int = 0  # router watermark records applied
+class WatermarkRow:
+    case_partition: int
+    topic: str
+    source_partition: int
+    partitions: int
+    watermark: datetime
 
 
 def _clock(row: asyncpg.Record) -> ClockRecord:
@@ -200,6 +121,10 @@ def _slot(additive_policy: str | None) -> str:
     return additive_policy or ""
 
 
+def _target_seconds(start: ClockStart | ClockReselection) -> int:
+    return max(1, round(start.target.total_seconds()))
+
+
 def _snapshot_of(case: CaseSnapshot) -> tuple[str, str, str, tuple[str, ...]]:
     return case.platform, case.channel, case.visibility, tuple(case.tags)
 
@@ -208,8 +133,309 @@ def _has_snapshot(clock: ClockRecord, case: CaseSnapshot) -> bool:
     return (clock.platform, clock.channel, clock.visibility, clock.tags) == _snapshot_of(case)
 
 
+class SlaTransaction:
+    """The statements of one transaction, on its connection."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    async def claim(self, event_ids: Sequence[str]) -> set[str]:
+        """Processed markers for these case events; returns the ids not processed before."""
+        if not event_ids:
+            return set()
+        rows = await self._connection.fetch(
+            f"INSERT INTO {SCHEMA}.processed_events (event_id)"
+            " SELECT unnest($1::text[]) ON CONFLICT DO NOTHING RETURNING event_id",
+            list(event_ids),
+        )
+        return {row["event_id"] for row in rows}
+
+    async def open_clocks(self, case: CaseSnapshot) -> list[StoredClock]:
+        """The case's open clocks; their copy of the case's fields is brought up to date."""
+        rows = await self._connection.fetch(
+            f"SELECT {_CLOCK_COLUMNS}, coalesce(array_agg(t.fraction)"
+            " FILTER (WHERE t.fired_at IS NOT NULL), '{}') AS fired"
+            f" FROM {SCHEMA}.clocks AS c LEFT JOIN {SCHEMA}.timers AS t ON t.clock_id = c.id"
+            f" WHERE c.case_id = $1 AND c.status IN ('running', 'paused') GROUP BY c.id",
+            case.id,
+        )
+        clocks = [StoredClock(_clock(row), frozenset(row["fired"])) for row in rows]
+        if any(not _has_snapshot(stored.clock, case) for stored in clocks):
+            platform, channel, visibility, tags = _snapshot_of(case)
+            await self._connection.execute(
+                f"UPDATE {SCHEMA}.clocks SET platform = $2, channel = $3, visibility = $4,"
+                " tags = $5 WHERE case_id = $1 AND status IN ('running', 'paused')",
+                case.id,
+                platform,
+                channel,
+                visibility,
+                list(tags),
+            )
+        return clocks
+
+    async def start(self, start: ClockStart, case: CaseSnapshot) -> ClockRecord | None:
+        """A new clock; None when this cycle of it exists already."""
+        row = await self._connection.fetchrow(
+            f"INSERT INTO {SCHEMA}.clocks AS c (case_id, clock, policy_id, calendar_id,"
+            " target_seconds, started_at, due_at, team, priority,"
+            " platform, channel, visibility, tags, additive)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+            f" ON CONFLICT DO NOTHING RETURNING {_CLOCK_COLUMNS}",
+            start.case_id,
+            start.clock,
+            start.policy_id,
+            start.calendar_id,
+            _target_seconds(start),
+            start.started_at,
+            start.due_at,
+            start.team,
+            start.priority,
+            case.platform,
+            case.channel,
+            case.visibility,
+            list(case.tags),
+            start.additive,
+        )
+        return None if row is None else _clock(row)
+
+    async def add_timers(
+        self, clock_id: int, warnings: Sequence[tuple[float, datetime]], breach_at: datetime | None
+    ) -> datetime | None:
+        """The clock's pending timers; returns the earliest instant among them."""
+        timers = [("warning", fraction, at) for fraction, at in warnings]
+        if breach_at is not None:
+            timers.append(("breach", BREACH, breach_at))
+        if not timers:
+            return None
+        await self._connection.execute(
+            f"INSERT INTO {SCHEMA}.timers (clock_id, kind, fraction, fire_at)"
+            " SELECT $1, * FROM unnest($2::text[], $3::float8[], $4::timestamptz[])",
+            clock_id,
+            [timer[0] for timer in timers],
+            [timer[1] for timer in timers],
+            [timer[2] for timer in timers],
+        )
+        return min(timer[2] for timer in timers)
+
+    async def replace_timers(self, clock_id: int, schedule: Schedule) -> datetime | None:
+        """The clock's pending timers replaced by those of `schedule`."""
+        await self._connection.execute(
+            f"DELETE FROM {SCHEMA}.timers WHERE clock_id = $1 AND fired_at IS NULL", clock_id
+        )
+        breach_at = schedule.due_at if schedule.breach else None
+        return await self.add_timers(clock_id, schedule.warnings, breach_at)
+
+    async def fire_overdue(self, clock_id: int, until: datetime, now: datetime) -> list[FiredTimer]:
+        """The clock stops at `until`: its timers due by then that had not fired are marked
+        fired now (a breach among them marks the clock breached), the others are dropped."""
+        rows = await self._connection.fetch(
+            f"UPDATE {SCHEMA}.timers SET fired_at = $3"
+            " WHERE clock_id = $1 AND fired_at IS NULL AND fire_at <= $2"
+            " RETURNING kind, fraction, fire_at",
+            clock_id,
+            until,
+            now,
+        )
+        overdue = sorted(
+            (FiredTimer(row["kind"], row["fraction"], row["fire_at"]) for row in rows),
+            key=lambda timer: timer.fire_at,
+        )
+        if any(timer.kind == "breach" for timer in overdue):
+            await self._connection.execute(
+                f"UPDATE {SCHEMA}.clocks SET breached_at = due_at WHERE id = $1", clock_id
+            )
+        await self._connection.execute(
+            f"DELETE FROM {SCHEMA}.timers WHERE clock_id = $1 AND fired_at IS NULL", clock_id
+        )
+        return overdue
+
+    async def fulfil(self, fulfilment: ClockFulfilment) -> EndedClock | None:
+        at = fulfilment.fulfilled_at
+        row = await self._connection.fetchrow(
+            f"UPDATE {SCHEMA}.clocks AS c SET status = 'fulfilled', fulfilled_at = $3,"
+            " pause_ends = CASE WHEN status = 'paused'"
+            " THEN pause_ends[1:cardinality(pause_ends) - 1] || $3::timestamptz"
+            " ELSE pause_ends END"
+            " WHERE case_id = $1 AND clock = $2 AND slot = $4 AND status IN ('running', 'paused')"
+            f" RETURNING {_CLOCK_COLUMNS}, c.breached_at",
+            fulfilment.case_id,
+            fulfilment.clock,
+            at,
+            _slot(fulfilment.additive_policy),
+        )
+        return None if row is None else EndedClock(_clock(row), row["breached_at"])
+
+    async def clear_breach(self, clock_id: int) -> None:
+        await self._connection.execute(
+            f"UPDATE {SCHEMA}.clocks SET breached_at = NULL WHERE id = $1", clock_id
+        )
+
+    async def pause(self, pause: ClockPause) -> ClockRecord | None:
+        row = await self._connection.fetchrow(
+            f"UPDATE {SCHEMA}.clocks AS c SET status = 'paused',"
+            " pause_starts = array_append(pause_starts, $3::timestamptz),"
+            " pause_ends = array_append(pause_ends, NULL::timestamptz)"
+            " WHERE case_id = $1 AND clock = $2 AND slot = $4 AND status = 'running'"
+            f" RETURNING {_CLOCK_COLUMNS}",
+            pause.case_id,
+            pause.clock,
+            pause.paused_at,
+            _slot(pause.additive_policy),
+        )
+        return None if row is None else _clock(row)
+
+    async def resume(self, resume: ClockResume) -> ClockRecord | None:
+        row = await self._connection.fetchrow(
+            f"UPDATE {SCHEMA}.clocks AS c SET status = 'running', due_at = $4,"
+            " pause_ends[cardinality(pause_ends)] = $3"
+            " WHERE case_id = $1 AND clock = $2 AND slot = $5 AND status = 'paused'"
+            f" RETURNING {_CLOCK_COLUMNS}",
+            resume.case_id,
+            resume.clock,
+            resume.resumed_at,
+            resume.schedule.due_at,
+            _slot(resume.additive_policy),
+        )
+        return None if row is None else _clock(row)
+
+    async def reselect(self, reselection: ClockReselection) -> int | None:
+        """The open clock under its new policy; returns its id (None: no such open clock)."""
+        timers = reselection.schedule
+        clock_id: int | None = await self._connection.fetchval(
+            f"UPDATE {SCHEMA}.clocks SET policy_id = $3, calendar_id = $4, target_seconds = $5,"
+            " team = $6, priority = $7, due_at = coalesce($8, due_at)"
+            " WHERE case_id = $1 AND clock = $2 AND slot = $9 AND status IN ('running', 'paused')"
+            " RETURNING id",
+            reselection.case_id,
+            reselection.clock,
+            reselection.policy_id,
+            reselection.calendar_id,
+            _target_seconds(reselection),
+            reselection.team,
+            reselection.priority,
+            None if timers is None else timers.due_at,
+            _slot(reselection.additive_policy),
+        )
+        return clock_id
+
+    async def record_watermarks(self, rows: Sequence[WatermarkRow]) -> None:
+        """Each (case partition, input partition) keeps the highest watermark written to it
+        (`rows` must name each pair once)."""
+        if not rows:
+            return
+        await self._connection.execute(
+            f"INSERT INTO {SCHEMA}.watermarks AS w"
+            " (case_partition, topic, source_partition, partitions, watermark)"
+            " SELECT * FROM unnest($1::int[], $2::text[], $3::int[], $4::int[], $5::timestamptz[])"
+            " ON CONFLICT (topic, case_partition, source_partition) DO UPDATE SET"
+            " watermark = greatest(w.watermark, excluded.watermark),"
+            " partitions = excluded.partitions, updated_at = now()",
+            [row.case_partition for row in rows],
+            [row.topic for row in rows],
+            [row.source_partition for row in rows],
+            [row.partitions for row in rows],
+            [row.watermark for row in rows],
+        )
+
+    async def count_attainment(self, counts: Mapping[tuple[str, str, str], int]) -> None:
+        """Adds clocks ended by what they waited for, by (clock, policy, outcome)."""
+        if not counts:
+            return
+        await self._connection.execute(
+            f"INSERT INTO {SCHEMA}.attainment AS a (clock, policy_id, outcome, clocks)"
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])"
+            " ON CONFLICT (clock, policy_id, outcome)"
+            " DO UPDATE SET clocks = a.clocks + excluded.clocks",
+            [key[0] for key in counts],
+            [key[1] for key in counts],
+            [key[2] for key in counts],
+            list(counts.values()),
+        )
+
+    async def watermark_coverage(self, topic: str, case_partitions: int) -> WatermarkCoverage:
+        return await _coverage(self._connection, topic, case_partitions)
+
+    async def claim_due_timers(self, until: datetime, limit: int) -> list[DueTimer]:
+        """Unfired timers of running clocks due by `until`, earliest first, locked; those
+        another replica holds are skipped (it fires them)."""
+        rows = await self._connection.fetch(
+            f"SELECT t.id AS timer_id, t.kind, t.fraction, t.fire_at, {_CLOCK_COLUMNS}"
+            f" FROM {SCHEMA}.timers AS t JOIN {SCHEMA}.clocks AS c ON c.id = t.clock_id"
+            " WHERE t.fired_at IS NULL AND t.fire_at <= $1 AND c.status = 'running'"
+            " ORDER BY t.fire_at LIMIT $2"
+            " FOR UPDATE OF t SKIP LOCKED",
+            until,
+            limit,
+        )
+        return [
+            DueTimer(
+                row["timer_id"],
+                FiredTimer(row["kind"], row["fraction"], row["fire_at"]),
+                _clock(row),
+            )
+            for row in rows
+        ]
+
+    async def mark_fired(self, due: Sequence[DueTimer], now: datetime) -> None:
+        """Claimed timers fired now; a breach among them marks its clock breached."""
+        await self._connection.execute(
+            f"UPDATE {SCHEMA}.timers SET fired_at = $2 WHERE id = ANY($1::bigint[])",
+            [timer.id for timer in due],
+            now,
+        )
+        breached = [timer.clock.id for timer in due if timer.timer.kind == "breach"]
+        if breached:
+            await self._connection.execute(
+                f"UPDATE {SCHEMA}.clocks SET breached_at = due_at WHERE id = ANY($1::bigint[])",
+                breached,
+            )
+
+    async def lock_open_clocks(self) -> list[StoredClock]:
+        """Every open clock, locked until the transaction ends (recompute)."""
+        rows = await self._connection.fetch(
+            f"SELECT {_CLOCK_COLUMNS}, coalesce(array(SELECT t.fraction FROM {SCHEMA}.timers"
+            " AS t WHERE t.clock_id = c.id AND t.fired_at IS NOT NULL), '{}') AS fired"
+            f" FROM {SCHEMA}.clocks AS c WHERE c.status IN ('running', 'paused')"
+            " ORDER BY c.id FOR UPDATE OF c"
+        )
+        return [StoredClock(_clock(row), frozenset(row["fired"])) for row in rows]
+
+    async def move_clock(
+        self,
+        clock_id: int,
+        policy_id: str,
+        calendar_id: str,
+        target_seconds: int,
+        due_at: datetime | None,
+    ) -> None:
+        """A clock's policy, target and (unless None: paused) due_at rewritten."""
+        await self._connection.execute(
+            f"UPDATE {SCHEMA}.clocks SET policy_id = $2, calendar_id = $3, target_seconds = $4,"
+            " due_at = coalesce($5, due_at) WHERE id = $1",
+            clock_id,
+            policy_id,
+            calendar_id,
+            target_seconds,
+            due_at,
+        )
+
+    async def add_to_outbox(self, records: Sequence[tuple[str, EventRecord]]) -> None:
+        await add_to_outbox(self._connection, SCHEMA, records)
+
+
+async def _coverage(connection: Connection, topic: str, case_partitions: int) -> WatermarkCoverage:
+    row = await connection.fetchrow(
+        "SELECT count(*) AS pairs, max(partitions) AS partitions, min(watermark) AS lowest"
+        f" FROM {SCHEMA}.watermarks WHERE topic = $1 AND case_partition < $2",
+        topic,
+        case_partitions,
+    )
+    assert row is not None  # an aggregate always has a row
+    return WatermarkCoverage(row["pairs"], row["partitions"], row["lowest"])
+
+
 class SlaStore:
-    """All of the service's SQL. Open it before use; the pool lives as long as the service."""
+    """The service's PostgreSQL. Open it before use; the pool lives as long as the service."""
 
     def __init__(self, dsn: str, *, pool_size: int = 10) -> None:
         self._dsn = dsn
@@ -233,590 +459,22 @@ class SlaStore:
             raise RuntimeError("SlaStore is not open")
         return self._pool
 
-    def _elapsed(self, policies: PolicySet, clock: ClockRecord, until: datetime) -> timedelta:
-        calendar = calendar_of(policies, clock.calendar_id)
-        return elapsed_with_pauses(calendar, clock.started_at, clock.pauses, until)
-
-    async def apply_case_events(
-        self, events: Sequence[CaseEvent], policies: PolicySet, now: datetime
-    ) -> BatchOutcome:
-        """Apply a batch of case events in one transaction; already processed ids are skipped.
-
-        Events are applied in order, each to the clocks its predecessors left: a batch may
-        start, pause and end the same clock. Router watermarks are recorded with them (they
-        need no processed marker: recording one twice changes nothing).
-        """
-        outcome = BatchOutcome()
-        if not events:
-            return outcome
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SlaTransaction]:
+        """One transaction: it commits when the block ends, or rolls back on an error."""
         async with self._require_pool().acquire() as connection, connection.transaction():
-            fresh_rows = await connection.fetch(
-                f"INSERT INTO {SCHEMA}.processed_events (event_id)"
-                " SELECT unnest($1::text[]) ON CONFLICT DO NOTHING RETURNING event_id",
-                [event.id for event in events if event.watermark is None],
-            )
-            fresh = {row["event_id"] for row in fresh_rows}
-            records: list[tuple[str, EventRecord]] = []
-            marks: list[tuple[int, WatermarkData]] = []
-            for event in events:
-                if event.watermark is not None:
-                    if event.partition is not None:
-                        marks.append((event.partition, event.watermark))
-                    continue
-                if event.id not in fresh:
-                    outcome.duplicates += 1
-                    continue
-                fresh.discard(event.id)  # the same id twice in one batch counts once
-                outcome.applied += 1
-                if event.data is None:
-                    continue
-                case = event.data.case
-                open_clocks = await self._open_clocks(connection, case)
-                at = event.time or now
-                for change in clock_changes(policies, event.type, event.data, open_clocks, at):
-                    await self._apply(connection, change, case, policies, now, outcome, records)
-            await self._record_watermarks(connection, marks)
-            outcome.watermarks = len(marks)
-            await self._count_attainment(connection, outcome.fulfilled)
-            await add_to_outbox(connection, SCHEMA, records)
-        return outcome
-
-    @staticmethod
-    async def _record_watermarks(
-        connection: Connection, marks: Sequence[tuple[int, WatermarkData]]
-    ) -> None:
-        """Each (case partition, input partition) keeps the highest watermark read on it."""
-        highest: dict[tuple[int, str, int], tuple[int, datetime]] = {}
-        for case_partition, mark in marks:
-            for source_partition, watermark in mark.watermarks.items():
-                key = (case_partition, mark.topic, source_partition)
-                known = highest.get(key)
-                if known is None or watermark > known[1]:
-                    highest[key] = (mark.partitions, watermark)
-        if not highest:
-            return
-        await connection.execute(
-            f"INSERT INTO {SCHEMA}.watermarks AS w"
-            " (case_partition, topic, source_partition, partitions, watermark)"
-            " SELECT * FROM unnest($1::int[], $2::text[], $3::int[], $4::int[], $5::timestamptz[])"
-            " ON CONFLICT (topic, case_partition, source_partition) DO UPDATE SET"
-            " watermark = greatest(w.watermark, excluded.watermark),"
-            " partitions = excluded.partitions, updated_at = now()",
-            [key[0] for key in highest],
-            [key[1] for key in highest],
-            [key[2] for key in highest],
-            [value[0] for value in highest.values()],
-            [value[1] for value in highest.values()],
-        )
-
-    @staticmethod
-    async def _count_attainment(connection: Connection, fulfilled: Sequence[Fulfilment]) -> None:
-        counts: dict[tuple[str, str, str], int] = {}
-        for fulfilment in fulfilled:
-            key = (fulfilment.clock.clock, fulfilment.clock.policy_id, fulfilment.outcome)
-            counts[key] = counts.get(key, 0) + 1
-        if not counts:
-            return
-        await connection.execute(
-            f"INSERT INTO {SCHEMA}.attainment AS a (clock, policy_id, outcome, clocks)"
-            " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])"
-            " ON CONFLICT (clock, policy_id, outcome)"
-            " DO UPDATE SET clocks = a.clocks + excluded.clocks",
-            [key[0] for key in counts],
-            [key[1] for key in counts],
-            [key[2] for key in counts],
-            list(counts.values()),
-        )
-
-    async def attainment(self) -> dict[tuple[str, str, str], int]:
-        """Clocks ended by what they waited for, by (clock, policy, final outcome)."""
-        rows = await self._require_pool().fetch(
-            f"SELECT clock, policy_id, outcome, clocks FROM {SCHEMA}.attainment"
-        )
-        return {(row["clock"], row["policy_id"], row["outcome"]): row["clocks"] for row in rows}
-
-    async def _open_clocks(self, connection: Connection, case: CaseSnapshot) -> list[OpenClock]:
-        """The case's open clocks; their copy of the case's fields is brought up to date."""
-        rows = await connection.fetch(
-            f"SELECT {_CLOCK_COLUMNS}, coalesce(array_agg(t.fraction)"
-            " FILTER (WHERE t.fired_at IS NOT NULL), '{}') AS fired"
-            f" FROM {SCHEMA}.clocks AS c LEFT JOIN {SCHEMA}.timers AS t ON t.clock_id = c.id"
-            f" WHERE c.case_id = $1 AND c.status IN ('running', 'paused') GROUP BY c.id",
-            case.id,
-        )
-        if any(not _has_snapshot(_clock(row), case) for row in rows):
-            platform, channel, visibility, tags = _snapshot_of(case)
-            await connection.execute(
-                f"UPDATE {SCHEMA}.clocks SET platform = $2, channel = $3, visibility = $4,"
-                " tags = $5 WHERE case_id = $1 AND status IN ('running', 'paused')",
-                case.id,
-                platform,
-                channel,
-                visibility,
-                list(tags),
-            )
-        return [
-            OpenClock(
-                clock=clock.clock,
-                policy_id=clock.policy_id,
-                calendar_id=clock.calendar_id,
-                target=timedelta(seconds=clock.target_seconds),
-                started_at=clock.started_at,
-                team=clock.team,
-                priority=clock.priority,
-                pauses=clock.pauses,
-                fired=frozenset(row["fired"]),
-                additive=clock.additive,
-            )
-            for row in rows
-            for clock in [_clock(row)]
-        ]
-
-    async def _apply(
-        self,
-        connection: Connection,
-        change: ClockChange,
-        case: CaseSnapshot,
-        policies: PolicySet,
-        now: datetime,
-        outcome: BatchOutcome,
-        records: list[tuple[str, EventRecord]],
-    ) -> None:
-        if isinstance(change, ClockStart):
-            await self._start(connection, change, case, now, outcome, records)
-        elif isinstance(change, ClockFulfilment):
-            await self._fulfil(connection, change, policies, now, outcome, records)
-        elif isinstance(change, ClockPause):
-            await self._pause(connection, change, policies, now, outcome, records)
-        elif isinstance(change, ClockResume):
-            await self._resume(connection, change, policies, now, outcome, records)
-        else:
-            await self._reselect(connection, change, outcome)
-
-    async def _start(
-        self,
-        connection: Connection,
-        start: ClockStart,
-        case: CaseSnapshot,
-        now: datetime,
-        outcome: BatchOutcome,
-        records: list[tuple[str, EventRecord]],
-    ) -> None:
-        row = await connection.fetchrow(
-            f"INSERT INTO {SCHEMA}.clocks AS c (case_id, clock, policy_id, calendar_id,"
-            " target_seconds, started_at, due_at, team, priority,"
-            " platform, channel, visibility, tags, additive)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-            f" ON CONFLICT DO NOTHING RETURNING {_CLOCK_COLUMNS}",
-            start.case_id,
-            start.clock,
-            start.policy_id,
-            start.calendar_id,
-            max(1, round(start.target.total_seconds())),
-            start.started_at,
-            start.due_at,
-            start.team,
-            start.priority,
-            case.platform,
-            case.channel,
-            case.visibility,
-            list(case.tags),
-            start.additive,
-        )
-        if row is None:  # this cycle of the clock exists already
-            return
-        clock = _clock(row)
-        await self._add_timers(connection, clock.id, start.warnings, start.due_at, outcome)
-        outcome.started.append(clock)
-        records.append(alert_record(clock, SLA_CLOCK_STARTED, time=now))
-
-    async def _add_timers(
-        self,
-        connection: Connection,
-        clock_id: int,
-        warnings: Sequence[tuple[float, datetime]],
-        breach_at: datetime | None,
-        outcome: BatchOutcome,
-    ) -> None:
-        timers = [("warning", fraction, at) for fraction, at in warnings]
-        if breach_at is not None:
-            timers.append(("breach", BREACH, breach_at))
-        if not timers:
-            return
-        await connection.execute(
-            f"INSERT INTO {SCHEMA}.timers (clock_id, kind, fraction, fire_at)"
-            " SELECT $1, * FROM unnest($2::text[], $3::float8[], $4::timestamptz[])",
-            clock_id,
-            [timer[0] for timer in timers],
-            [timer[1] for timer in timers],
-            [timer[2] for timer in timers],
-        )
-        earliest = min(timer[2] for timer in timers)
-        if outcome.earliest_timer is None or earliest < outcome.earliest_timer:
-            outcome.earliest_timer = earliest
-
-    async def _fire_overdue(
-        self,
-        connection: Connection,
-        clock: ClockRecord,
-        until: datetime,
-        policies: PolicySet,
-        now: datetime,
-        outcome: BatchOutcome,
-        records: list[tuple[str, EventRecord]],
-    ) -> None:
-        """Fire, late, the timers due by `until` that had not fired when the clock stopped.
-
-        A reply or pause that came after a warning or the breach instant, but was read before
-        the timer fired (consumer lag), does not erase it.
-        """
-        overdue = await connection.fetch(
-            f"UPDATE {SCHEMA}.timers SET fired_at = $3"
-            " WHERE clock_id = $1 AND fired_at IS NULL AND fire_at <= $2"
-            " RETURNING kind, fraction, fire_at",
-            clock.id,
-            until,
-            now,
-        )
-        for timer in sorted(overdue, key=lambda row: row["fire_at"]):
-            fired = FiredAlert(
-                clock, timer["kind"], timer["fraction"], now - timer["fire_at"] > LATE_AFTER
-            )
-            outcome.fired.append(fired)
-            records.append(self._alert(policies, fired, now, until=until))
-        if any(timer["kind"] == "breach" for timer in overdue):
-            await connection.execute(
-                f"UPDATE {SCHEMA}.clocks SET breached_at = due_at WHERE id = $1", clock.id
-            )
-        await connection.execute(
-            f"DELETE FROM {SCHEMA}.timers WHERE clock_id = $1 AND fired_at IS NULL", clock.id
-        )
-
-    async def _fulfil(
-        self,
-        connection: Connection,
-        fulfilment: ClockFulfilment,
-        policies: PolicySet,
-        now: datetime,
-        outcome: BatchOutcome,
-        records: list[tuple[str, EventRecord]],
-    ) -> None:
-        at = fulfilment.fulfilled_at
-        row = await connection.fetchrow(
-            f"UPDATE {SCHEMA}.clocks AS c SET status = 'fulfilled', fulfilled_at = $3,"
-            " pause_ends = CASE WHEN status = 'paused'"
-            " THEN pause_ends[1:cardinality(pause_ends) - 1] || $3::timestamptz"
-            " ELSE pause_ends END"
-            " WHERE case_id = $1 AND clock = $2 AND slot = $4 AND status IN ('running', 'paused')"
-            f" RETURNING {_CLOCK_COLUMNS}, c.breached_at",
-            fulfilment.case_id,
-            fulfilment.clock,
-            at,
-            _slot(fulfilment.additive_policy),
-        )
-        if row is None:
-            return
-        clock = _clock(row)
-        await self._fire_overdue(connection, clock, at, policies, now, outcome, records)
-        elapsed = self._elapsed(policies, clock, at)
-        if fulfilment.by_reply:
-            outcome.fulfilled.append(Fulfilment(clock, at, elapsed))
-            breached_at = row["breached_at"]
-            if breached_at is not None and at <= breached_at:
-                await self._retract_breach(connection, clock, now, outcome, records)
-        records.append(alert_record(clock, SLA_CLOCK_FULFILLED, time=now, elapsed=elapsed))
-
-    @staticmethod
-    async def _retract_breach(
-        connection: Connection,
-        clock: ClockRecord,
-        now: datetime,
-        outcome: BatchOutcome,
-        records: list[tuple[str, EventRecord]],
-    ) -> None:
-        """The reply that ended the clock was sent by the instant its breach fired for (it was
-        processed late): the breach is withdrawn, and the clock counts as met."""
-        await connection.execute(
-            f"UPDATE {SCHEMA}.clocks SET breached_at = NULL WHERE id = $1", clock.id
-        )
-        outcome.retracted.append(clock)
-        records.append(
-            alert_record(
-                clock,
-                SLA_BREACH_RETRACTED,
-                time=now,
-                fraction=BREACH,
-                retracted_alert_id=alert_event_id(clock, SLA_BREACHED, BREACH),
-            )
-        )
-
-    async def _pause(
-        self,
-        connection: Connection,
-        pause: ClockPause,
-        policies: PolicySet,
-        now: datetime,
-        outcome: BatchOutcome,
-        records: list[tuple[str, EventRecord]],
-    ) -> None:
-        at = pause.paused_at
-        row = await connection.fetchrow(
-            f"UPDATE {SCHEMA}.clocks AS c SET status = 'paused',"
-            " pause_starts = array_append(pause_starts, $3::timestamptz),"
-            " pause_ends = array_append(pause_ends, NULL::timestamptz)"
-            " WHERE case_id = $1 AND clock = $2 AND slot = $4 AND status = 'running'"
-            f" RETURNING {_CLOCK_COLUMNS}",
-            pause.case_id,
-            pause.clock,
-            at,
-            _slot(pause.additive_policy),
-        )
-        if row is None:
-            return
-        clock = _clock(row)
-        await self._fire_overdue(connection, clock, at, policies, now, outcome, records)
-        elapsed = self._elapsed(policies, clock, at)
-        records.append(alert_record(clock, SLA_CLOCK_PAUSED, time=now, elapsed=elapsed, at=at))
-
-    async def _resume(
-        self,
-        connection: Connection,
-        resume: ClockResume,
-        policies: PolicySet,
-        now: datetime,
-        outcome: BatchOutcome,
-        records: list[tuple[str, EventRecord]],
-    ) -> None:
-        at, timers = resume.resumed_at, resume.schedule
-        row = await connection.fetchrow(
-            f"UPDATE {SCHEMA}.clocks AS c SET status = 'running', due_at = $4,"
-            " pause_ends[cardinality(pause_ends)] = $3"
-            " WHERE case_id = $1 AND clock = $2 AND slot = $5 AND status = 'paused'"
-            f" RETURNING {_CLOCK_COLUMNS}",
-            resume.case_id,
-            resume.clock,
-            at,
-            timers.due_at,
-            _slot(resume.additive_policy),
-        )
-        if row is None:
-            return
-        clock = _clock(row)
-        breach_at = timers.due_at if timers.breach else None
-        await self._add_timers(connection, clock.id, timers.warnings, breach_at, outcome)
-        elapsed = self._elapsed(policies, clock, at)
-        records.append(alert_record(clock, SLA_CLOCK_RESUMED, time=now, elapsed=elapsed, at=at))
-
-    async def _reselect(
-        self, connection: Connection, reselection: ClockReselection, outcome: BatchOutcome
-    ) -> None:
-        timers = reselection.schedule
-        clock_id = await connection.fetchval(
-            f"UPDATE {SCHEMA}.clocks SET policy_id = $3, calendar_id = $4, target_seconds = $5,"
-            " team = $6, priority = $7, due_at = coalesce($8, due_at)"
-            " WHERE case_id = $1 AND clock = $2 AND slot = $9 AND status IN ('running', 'paused')"
-            " RETURNING id",
-            reselection.case_id,
-            reselection.clock,
-            reselection.policy_id,
-            reselection.calendar_id,
-            max(1, round(reselection.target.total_seconds())),
-            reselection.team,
-            reselection.priority,
-            None if timers is None else timers.due_at,
-            _slot(reselection.additive_policy),
-        )
-        if clock_id is None or timers is None:
-            return
-        await connection.execute(
-            f"DELETE FROM {SCHEMA}.timers WHERE clock_id = $1 AND fired_at IS NULL", clock_id
-        )
-        breach_at = timers.due_at if timers.breach else None
-        await self._add_timers(connection, clock_id, timers.warnings, breach_at, outcome)
-
-    def _alert(
-        self, policies: PolicySet, fired: FiredAlert, now: datetime, *, until: datetime
-    ) -> tuple[str, EventRecord]:
-        """A warning or breach; `elapsed` is the open time the clock had run by `until`."""
-        return alert_record(
-            fired.clock,
-            SLA_BREACHED if fired.kind == "breach" else SLA_WARNING,
-            time=now,
-            fraction=fired.fraction,
-            late=fired.late,
-            provisional=fired.provisional,
-            elapsed=self._elapsed(policies, fired.clock, until),
-        )
-
-    async def fire_due_timers(
-        self, policies: PolicySet, now: datetime, limit: int, hold: WatermarkHold | None = None
-    ) -> list[FiredAlert]:
-        """Fire timers due by `now` of running clocks; replicas never fire the same timer twice.
-
-        With `hold`, a timer fires only once the router's low watermark has passed its instant
-        (every message received before it has been processed and its events read), or, at
-        the latest, `max_hold` after its instant, then marked provisional.
-        """
-        async with self._require_pool().acquire() as connection, connection.transaction():
-            confirmed: datetime | None = now
-            bound = now
-            if hold is not None:
-                low = await self._low_watermark(connection, hold)
-                confirmed = None if low is None else min(now, low + hold.lease)
-                forced = now - hold.max_hold
-                bound = forced if confirmed is None else max(confirmed, forced)
-            rows = await connection.fetch(
-                f"SELECT t.id AS timer_id, t.kind, t.fraction, t.fire_at, {_CLOCK_COLUMNS}"
-                f" FROM {SCHEMA}.timers AS t JOIN {SCHEMA}.clocks AS c ON c.id = t.clock_id"
-                " WHERE t.fired_at IS NULL AND t.fire_at <= $1 AND c.status = 'running'"
-                " ORDER BY t.fire_at LIMIT $2"
-                " FOR UPDATE OF t SKIP LOCKED",
-                bound,
-                limit,
-            )
-            if not rows:
-                return []
-            await connection.execute(
-                f"UPDATE {SCHEMA}.timers SET fired_at = $2 WHERE id = ANY($1::bigint[])",
-                [row["timer_id"] for row in rows],
-                now,
-            )
-            breached = [row["id"] for row in rows if row["kind"] == "breach"]
-            if breached:
-                await connection.execute(
-                    f"UPDATE {SCHEMA}.clocks SET breached_at = due_at WHERE id = ANY($1::bigint[])",
-                    breached,
-                )
-            fired = [
-                FiredAlert(
-                    _clock(row),
-                    row["kind"],
-                    row["fraction"],
-                    now - row["fire_at"] > LATE_AFTER,
-                    provisional=confirmed is None or row["fire_at"] > confirmed,
-                )
-                for row in rows
-            ]
-            await add_to_outbox(
-                connection,
-                SCHEMA,
-                [self._alert(policies, alert, now, until=now) for alert in fired],
-            )
-        return fired
-
-    @staticmethod
-    async def _low_watermark(connection: Connection, hold: WatermarkHold) -> datetime | None:
-        """The lowest watermark over every (case-events partition, input partition) pair;
-        None until every pair has one (a partition nobody vouched for holds everything)."""
-        row = await connection.fetchrow(
-            f"SELECT count(*) AS pairs, max(partitions) AS partitions, min(watermark) AS low"
-            f" FROM {SCHEMA}.watermarks WHERE topic = $1 AND case_partition < $2",
-            hold.topic,
-            hold.case_partitions,
-        )
-        if row is None or row["partitions"] is None or hold.case_partitions <= 0:
-            return None
-        if row["pairs"] < hold.case_partitions * row["partitions"]:
-            return None
-        low: datetime = row["low"]
-        return low
-
-    async def low_watermark(self, hold: WatermarkHold) -> datetime | None:
-        async with self._require_pool().acquire() as connection:
-            return await self._low_watermark(connection, hold)
-
-    async def recompute(self, policies: PolicySet, *, apply: bool) -> list[Recomputed]:
-        """Every open clock re-derived under `policies`; with `apply`, written back with its
-        unfired timers rewritten, all in one transaction (the rows stay locked meanwhile)."""
-        async with self._require_pool().acquire() as connection, connection.transaction():
-            rows = await connection.fetch(
-                f"SELECT {_CLOCK_COLUMNS}, coalesce(array(SELECT t.fraction FROM {SCHEMA}.timers"
-                " AS t WHERE t.clock_id = c.id AND t.fired_at IS NOT NULL), '{}') AS fired"
-                f" FROM {SCHEMA}.clocks AS c WHERE c.status IN ('running', 'paused')"
-                " ORDER BY c.id FOR UPDATE OF c"
-            )
-            results: list[Recomputed] = []
-            for row in rows:
-                result, timers = self._rederive(policies, _clock(row), frozenset(row["fired"]))
-                results.append(result)
-                if apply:  # unchanged ones too: a warn_at change moves only warnings
-                    await self._write_recomputed(connection, result, timers)
-        return results
-
-    @staticmethod
-    def _rederive(
-        policies: PolicySet, clock: ClockRecord, fired: frozenset[float]
-    ) -> tuple[Recomputed, Schedule | None]:
-        case = None
-        if clock.platform and clock.channel and clock.visibility and clock.tags is not None:
-            case = StoredCase(
-                clock.priority,
-                clock.team,
-                clock.platform,
-                clock.channel,
-                clock.visibility,
-                clock.tags,
-            )
-        current = OpenClock(
-            clock=clock.clock,
-            policy_id=clock.policy_id,
-            calendar_id=clock.calendar_id,
-            target=timedelta(seconds=clock.target_seconds),
-            started_at=clock.started_at,
-            team=clock.team,
-            priority=clock.priority,
-            pauses=clock.pauses,
-            fired=fired,
-            additive=clock.additive,
-        )
-        moved, timers = rederive(policies, case, current)
-        result = Recomputed(
-            clock=clock,
-            policy_id=moved.policy_id,
-            calendar_id=moved.calendar_id,
-            target_seconds=max(1, round(moved.target.total_seconds())),
-            due_at=None if timers is None else timers.due_at,
-            case_known=case is not None,
-        )
-        return result, timers
-
-    async def _write_recomputed(
-        self, connection: Connection, result: Recomputed, timers: Schedule | None
-    ) -> None:
-        await connection.execute(
-            f"UPDATE {SCHEMA}.clocks SET policy_id = $2, calendar_id = $3, target_seconds = $4,"
-            " due_at = coalesce($5, due_at) WHERE id = $1",
-            result.clock.id,
-            result.policy_id,
-            result.calendar_id,
-            result.target_seconds,
-            result.due_at,
-        )
-        if timers is None:  # paused: no pending timers until it resumes
-            return
-        await connection.execute(
-            f"DELETE FROM {SCHEMA}.timers WHERE clock_id = $1 AND fired_at IS NULL",
-            result.clock.id,
-        )
-        breach_at = timers.due_at if timers.breach else None
-        await self._add_timers(
-            connection, result.clock.id, timers.warnings, breach_at, BatchOutcome()
-        )
+            yield SlaTransaction(connection)
 
     async def next_fire_at(self) -> datetime | None:
         """The instant of the earliest timer not fired yet, written by any replica."""
-        pool = self._require_pool()
-        value: datetime | None = await pool.fetchval(
+        value: datetime | None = await self._require_pool().fetchval(
             f"SELECT min(fire_at) FROM {SCHEMA}.timers WHERE fired_at IS NULL"
         )
         return value
 
-    async def open_clocks(self) -> dict[str, int]:
-        """Open (running or paused) clocks by clock name; a breached clock runs until it ends."""
-        return (await self.clock_stats()).open
-
     async def clock_stats(self) -> ClockStats:
-        """Open clocks by name, and the next due_at of running clocks not breached yet."""
+        """Open clocks by name (a breached clock runs until it ends), and the next due_at of
+        running clocks not breached yet."""
         rows = await self._require_pool().fetch(
             f"SELECT clock, count(*) AS n, min(due_at) FILTER"
             " (WHERE status = 'running' AND breached_at IS NULL) AS earliest_due"
@@ -828,6 +486,17 @@ class SlaStore:
                 row["clock"]: row["earliest_due"] for row in rows if row["earliest_due"] is not None
             },
         )
+
+    async def attainment(self) -> dict[tuple[str, str, str], int]:
+        """Clocks ended by what they waited for, by (clock, policy, final outcome)."""
+        rows = await self._require_pool().fetch(
+            f"SELECT clock, policy_id, outcome, clocks FROM {SCHEMA}.attainment"
+        )
+        return {(row["clock"], row["policy_id"], row["outcome"]): row["clocks"] for row in rows}
+
+    async def watermark_coverage(self, topic: str, case_partitions: int) -> WatermarkCoverage:
+        async with self._require_pool().acquire() as connection:
+            return await _coverage(connection, topic, case_partitions)
 
     async def outbox_backlog(self) -> int:
         """Alerts committed but not yet published by the relay."""

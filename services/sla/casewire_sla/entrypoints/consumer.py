@@ -22,10 +22,9 @@ from faststream.kafka.subscriber.usecase import BatchSubscriber
 from pydantic import ValidationError
 
 from casewire_sla.adapters.metrics import SlaMetrics
-from casewire_sla.adapters.scheduler import TimerScheduler
-from casewire_sla.adapters.store import BatchOutcome, CaseEvent, SlaStore
 from casewire_sla.domain.clocks import HANDLED_TYPES
-from casewire_sla.domain.policies import PolicySet
+from casewire_sla.entrypoints.scheduler import TimerScheduler
+from casewire_sla.service import BatchOutcome, CaseEvent, SlaService
 from casewire_sla.settings import SlaSettings
 
 log = structlog.get_logger(__name__)
@@ -56,8 +55,7 @@ def decode_case_event(record: ConsumerRecord[bytes, bytes]) -> CaseEvent | Rejec
 
 def case_event_router(
     settings: SlaSettings,
-    store: SlaStore,
-    policies: PolicySet,
+    service: SlaService,
     scheduler: TimerScheduler,
     dead_letters: DeadLetters,
     metrics: SlaMetrics,
@@ -78,7 +76,7 @@ def case_event_router(
         """One transaction per event, so that one unstorable event cannot block the rest."""
         for record, event in accepted:
             try:
-                outcome = await store.apply_case_events([event], policies, now())
+                outcome = await service.apply_case_events([event], now())
             except (asyncpg.DataError, ValueError) as error:
                 rejected.append(
                     (record, "unprocessable_case_event", f"{type(error).__name__}: {error}")
@@ -112,7 +110,7 @@ def case_event_router(
         # before the offset commit redelivers the batch, which then changes nothing. Any
         # other error (PostgreSQL unreachable) fails the batch: it is read again.
         try:
-            applied(await store.apply_case_events([e for _, e in accepted], policies, now()))
+            applied(await service.apply_case_events([e for _, e in accepted], now()))
         except (asyncpg.DataError, ValueError):
             # Data PostgreSQL refuses (e.g. a NUL character): find which event, keep the rest.
             await apply_each(accepted, rejected)

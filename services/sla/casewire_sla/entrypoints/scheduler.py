@@ -21,8 +21,8 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from casewire_sla.adapters.metrics import SlaMetrics
-from casewire_sla.adapters.store import SlaStore, WatermarkHold
-from casewire_sla.domain.policies import PolicySet
+from casewire_sla.domain.holding import WatermarkHold
+from casewire_sla.service import SlaService
 
 log = structlog.get_logger(__name__)
 
@@ -40,8 +40,7 @@ def _utc_now() -> datetime:
 class TimerScheduler:
     def __init__(
         self,
-        store: SlaStore,
-        policies: PolicySet,
+        service: SlaService,
         metrics: SlaMetrics,
         *,
         max_sleep: float = 1.0,
@@ -49,8 +48,7 @@ class TimerScheduler:
         hold: Callable[[], WatermarkHold | None] = lambda: None,
         now: Callable[[], datetime] = _utc_now,
     ) -> None:
-        self._store = store
-        self._policies = policies
+        self._service = service
         self._metrics = metrics
         self._max_sleep = max_sleep
         self._batch_size = batch_size
@@ -87,9 +85,7 @@ class TimerScheduler:
         total = 0
         hold = self._hold()
         while True:
-            fired = await self._store.fire_due_timers(
-                self._policies, self._now(), self._batch_size, hold
-            )
+            fired = await self._service.fire_due_timers(self._now(), self._batch_size, hold)
             self._metrics.record_alerts(fired)
             total += len(fired)
             if len(fired) < self._batch_size:
@@ -102,7 +98,7 @@ class TimerScheduler:
             self._planned = None
             try:
                 fired = await self.fire_due()
-                next_at = await self._store.next_fire_at()
+                next_at = await self._service.next_fire_at()
                 await self._refresh_open_clocks()
             except asyncio.CancelledError:
                 raise
@@ -133,12 +129,12 @@ class TimerScheduler:
     async def _refresh_open_clocks(self) -> None:
         if time.monotonic() - self._open_clocks_at < _OPEN_CLOCKS_EVERY_SECONDS:
             return
-        stats = await self._store.clock_stats()
+        stats = await self._service.clock_stats()
         self._metrics.set_open_clocks(stats.open)
         self._metrics.set_time_to_breach(stats.earliest_due, self._now())
-        self._metrics.set_attainment(await self._store.attainment())
+        self._metrics.set_attainment(await self._service.attainment())
         hold = self._hold()
         if hold is not None:
-            low = await self._store.low_watermark(hold)
+            low = await self._service.low_watermark(hold)
             self._metrics.set_watermark_delay(low, self._now())
         self._open_clocks_at = time.monotonic()

@@ -1,0 +1,448 @@
+"""The SLA service's use cases: case events in, clock changes and alerts out; due timers fired.
+
+Each use case runs in one transaction of the store (`SlaStore.transaction`): the clock changes,
+their alerts (outbox rows) and the processed markers commit together, so an alert is published
+if and only if the change committed, and a redelivered case event changes nothing. What a
+case event does to its clocks is decided by `domain.clocks`, when an alert may fire by
+`domain.holding`; the store only reads and writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from casewire_common.events import (
+    SLA_BREACH_RETRACTED,
+    SLA_BREACHED,
+    SLA_CLOCK_FULFILLED,
+    SLA_CLOCK_PAUSED,
+    SLA_CLOCK_RESUMED,
+    SLA_CLOCK_STARTED,
+    SLA_WARNING,
+    CaseEventData,
+    CaseSnapshot,
+    EventRecord,
+    WatermarkData,
+)
+
+from casewire_sla.adapters.alerts import LATE_AFTER, ClockRecord, alert_event_id, alert_record
+from casewire_sla.adapters.store import (
+    ClockStats,
+    SlaStore,
+    SlaTransaction,
+    StoredClock,
+    WatermarkRow,
+)
+from casewire_sla.domain.calendars import elapsed_with_pauses
+from casewire_sla.domain.clocks import (
+    BREACH,
+    ClockChange,
+    ClockFulfilment,
+    ClockPause,
+    ClockResume,
+    ClockStart,
+    OpenClock,
+    Schedule,
+    calendar_of,
+    clock_changes,
+    rederive,
+)
+from casewire_sla.domain.holding import (
+    WatermarkHold,
+    alert_bound,
+    low_watermark,
+    retracts_breach,
+)
+from casewire_sla.domain.policies import PolicySet
+
+Records = list[tuple[str, EventRecord]]
+
+
+@dataclass(frozen=True)
+class CaseEvent:
+    """A decoded case event: its CloudEvent id and type, its data when this service uses it,
+    and its `time` (when it happened; the instant a clock starts or stops on it)."""
+
+    id: str
+    type: str
+    data: CaseEventData | None
+    time: datetime | None = None
+    # A router watermark, and the case-events partition it was read on.
+    watermark: WatermarkData | None = None
+    partition: int | None = None
+
+
+@dataclass(frozen=True)
+class FiredAlert:
+    clock: ClockRecord
+    kind: str  # "warning" or "breach"
+    fraction: float
+    late: bool
+    provisional: bool = False  # fired after max_hold, before the watermark passed its instant
+
+
+@dataclass(frozen=True)
+class Fulfilment:
+    """A clock ended by what it waited for, with the open time it had counted (pauses out)."""
+
+    clock: ClockRecord
+    at: datetime
+    business: timedelta
+
+    @property
+    def calendar(self) -> timedelta:
+        """Wall-clock time from the clock's start to its end, pauses and closed hours in."""
+        return max(timedelta(0), self.at - self.clock.started_at)
+
+    @property
+    def within_target(self) -> bool:
+        """Whether the clock ended no later than its target, in the time the target counts."""
+        return self.business.total_seconds() <= self.clock.target_seconds
+
+    @property
+    def outcome(self) -> str:
+        return "met" if self.within_target else "breached"
+
+
+@dataclass
+class BatchOutcome:
+    """What a committed batch changed: for metrics and to wake the timer scheduler."""
+
+    applied: int = 0
+    duplicates: int = 0
+    started: list[ClockRecord] = field(default_factory=list)
+    # Clocks ended by what they waited for (not response clocks ended by a resolution).
+    fulfilled: list[Fulfilment] = field(default_factory=list)
+    fired: list[FiredAlert] = field(default_factory=list)
+    retracted: list[ClockRecord] = field(default_factory=list)  # breaches withdrawn
+    earliest_timer: datetime | None = None
+    watermarks: int = 0  # router watermark records applied
+
+    def timer_added(self, at: datetime | None) -> None:
+        if at is not None and (self.earliest_timer is None or at < self.earliest_timer):
+            self.earliest_timer = at
+
+
+@dataclass(frozen=True)
+class StoredCase:
+    """The case fields a clock row keeps: enough to select its policy again."""
+
+    priority: str
+    team: str
+    platform: str
+    channel: str
+    visibility: str
+    tags: Sequence[str]
+
+
+@dataclass(frozen=True)
+class Recomputed:
+    """An open clock re-derived under a policy file: before and after."""
+
+    clock: ClockRecord
+    policy_id: str
+    calendar_id: str
+    target_seconds: int
+    due_at: datetime | None  # None while paused: it is derived again when it resumes
+    case_known: bool  # False on clocks stored without the case fields: policy kept
+
+    @property
+    def changed(self) -> bool:
+        old = self.clock
+        new_due = old.due_at if self.due_at is None else self.due_at
+        return (old.policy_id, old.calendar_id, old.target_seconds, old.due_at) != (
+            self.policy_id,
+            self.calendar_id,
+            self.target_seconds,
+            new_due,
+        )
+
+
+def _open_clock(stored: StoredClock) -> OpenClock:
+    clock = stored.clock
+    return OpenClock(
+        clock=clock.clock,
+        policy_id=clock.policy_id,
+        calendar_id=clock.calendar_id,
+        target=timedelta(seconds=clock.target_seconds),
+        started_at=clock.started_at,
+        team=clock.team,
+        priority=clock.priority,
+        pauses=clock.pauses,
+        fired=stored.fired,
+        additive=clock.additive,
+    )
+
+
+def _watermark_rows(marks: Sequence[tuple[int, WatermarkData]]) -> list[WatermarkRow]:
+    """The highest watermark per (case partition, topic, input partition) of a batch."""
+    highest: dict[tuple[int, str, int], WatermarkRow] = {}
+    for case_partition, mark in marks:
+        for source_partition, watermark in mark.watermarks.items():
+            key = (case_partition, mark.topic, source_partition)
+            known = highest.get(key)
+            if known is None or watermark > known.watermark:
+                highest[key] = WatermarkRow(*key, mark.partitions, watermark)
+    return list(highest.values())
+
+
+def _attainment_counts(fulfilled: Sequence[Fulfilment]) -> dict[tuple[str, str, str], int]:
+    counts: dict[tuple[str, str, str], int] = {}
+    for fulfilment in fulfilled:
+        key = (fulfilment.clock.clock, fulfilment.clock.policy_id, fulfilment.outcome)
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+class SlaService:
+    """Clocks kept by case events and fired by time, under one policy file."""
+
+    def __init__(self, store: SlaStore, policies: PolicySet) -> None:
+        self.store = store
+        self.policies = policies
+
+    def _elapsed(self, clock: ClockRecord, until: datetime) -> timedelta:
+        calendar = calendar_of(self.policies, clock.calendar_id)
+        return elapsed_with_pauses(calendar, clock.started_at, clock.pauses, until)
+
+    async def apply_case_events(self, events: Sequence[CaseEvent], now: datetime) -> BatchOutcome:
+        """Apply a batch of case events in one transaction; already processed ids are skipped.
+
+        Events are applied in order, each to the clocks its predecessors left: a batch may
+        start, pause and end the same clock. Router watermarks are recorded with them (they
+        need no processed marker: recording one twice changes nothing).
+        """
+        outcome = BatchOutcome()
+        if not events:
+            return outcome
+        async with self.store.transaction() as tx:
+            fresh = await tx.claim([event.id for event in events if event.watermark is None])
+            records: Records = []
+            marks: list[tuple[int, WatermarkData]] = []
+            for event in events:
+                if event.watermark is not None:
+                    if event.partition is not None:
+                        marks.append((event.partition, event.watermark))
+                    continue
+                if event.id not in fresh:
+                    outcome.duplicates += 1
+                    continue
+                fresh.discard(event.id)  # the same id twice in one batch counts once
+                outcome.applied += 1
+                if event.data is None:
+                    continue
+                case = event.data.case
+                open_clocks = [_open_clock(stored) for stored in await tx.open_clocks(case)]
+                at = event.time or now
+                changes = clock_changes(self.policies, event.type, event.data, open_clocks, at)
+                for change in changes:
+                    await self._apply(tx, change, case, now, outcome, records)
+            await tx.record_watermarks(_watermark_rows(marks))
+            outcome.watermarks = len(marks)
+            await tx.count_attainment(_attainment_counts(outcome.fulfilled))
+            await tx.add_to_outbox(records)
+        return outcome
+
+    async def _apply(
+        self,
+        tx: SlaTransaction,
+        change: ClockChange,
+        case: CaseSnapshot,
+        now: datetime,
+        outcome: BatchOutcome,
+        records: Records,
+    ) -> None:
+        if isinstance(change, ClockStart):
+            clock = await tx.start(change, case)
+            if clock is None:  # this cycle of the clock exists already
+                return
+            outcome.timer_added(await tx.add_timers(clock.id, change.warnings, change.due_at))
+            outcome.started.append(clock)
+            records.append(alert_record(clock, SLA_CLOCK_STARTED, time=now))
+        elif isinstance(change, ClockFulfilment):
+            await self._fulfil(tx, change, now, outcome, records)
+        elif isinstance(change, ClockPause):
+            paused = await tx.pause(change)
+            if paused is None:
+                return
+            await self._fire_overdue(tx, paused, change.paused_at, now, outcome, records)
+            elapsed = self._elapsed(paused, change.paused_at)
+            records.append(
+                alert_record(
+                    paused, SLA_CLOCK_PAUSED, time=now, elapsed=elapsed, at=change.paused_at
+                )
+            )
+        elif isinstance(change, ClockResume):
+            resumed = await tx.resume(change)
+            if resumed is None:
+                return
+            outcome.timer_added(await tx.replace_timers(resumed.id, change.schedule))
+            elapsed = self._elapsed(resumed, change.resumed_at)
+            records.append(
+                alert_record(
+                    resumed, SLA_CLOCK_RESUMED, time=now, elapsed=elapsed, at=change.resumed_at
+                )
+            )
+        else:
+            clock_id = await tx.reselect(change)
+            if clock_id is not None and change.schedule is not None:
+                outcome.timer_added(await tx.replace_timers(clock_id, change.schedule))
+
+    async def _fulfil(
+        self,
+        tx: SlaTransaction,
+        fulfilment: ClockFulfilment,
+        now: datetime,
+        outcome: BatchOutcome,
+        records: Records,
+    ) -> None:
+        at = fulfilment.fulfilled_at
+        ended = await tx.fulfil(fulfilment)
+        if ended is None:
+            return
+        clock = ended.clock
+        await self._fire_overdue(tx, clock, at, now, outcome, records)
+        elapsed = self._elapsed(clock, at)
+        if fulfilment.by_reply:
+            outcome.fulfilled.append(Fulfilment(clock, at, elapsed))
+            if retracts_breach(at, ended.breached_at):
+                # The reply was sent by the instant its breach fired for (it was processed
+                # late): the breach is withdrawn, and the clock counts as met.
+                await tx.clear_breach(clock.id)
+                outcome.retracted.append(clock)
+                records.append(
+                    alert_record(
+                        clock,
+                        SLA_BREACH_RETRACTED,
+                        time=now,
+                        fraction=BREACH,
+                        retracted_alert_id=alert_event_id(clock, SLA_BREACHED, BREACH),
+                    )
+                )
+        records.append(alert_record(clock, SLA_CLOCK_FULFILLED, time=now, elapsed=elapsed))
+
+    async def _fire_overdue(
+        self,
+        tx: SlaTransaction,
+        clock: ClockRecord,
+        until: datetime,
+        now: datetime,
+        outcome: BatchOutcome,
+        records: Records,
+    ) -> None:
+        """Fire, late, the timers due by `until` that had not fired when the clock stopped.
+
+        A reply or pause that came after a warning or the breach instant, but was read before
+        the timer fired (consumer lag, or held for the watermark), does not erase it: the
+        reply's own time proves the alert right, so it is not provisional.
+        """
+        for timer in await tx.fire_overdue(clock.id, until, now):
+            fired = FiredAlert(clock, timer.kind, timer.fraction, now - timer.fire_at > LATE_AFTER)
+            outcome.fired.append(fired)
+            records.append(self._alert(fired, now, until=until))
+
+    def _alert(
+        self, fired: FiredAlert, now: datetime, *, until: datetime
+    ) -> tuple[str, EventRecord]:
+        """A warning or breach; `elapsed` is the open time the clock had run by `until`."""
+        return alert_record(
+            fired.clock,
+            SLA_BREACHED if fired.kind == "breach" else SLA_WARNING,
+            time=now,
+            fraction=fired.fraction,
+            late=fired.late,
+            provisional=fired.provisional,
+            elapsed=self._elapsed(fired.clock, until),
+        )
+
+    async def fire_due_timers(
+        self, now: datetime, limit: int, hold: WatermarkHold | None = None
+    ) -> list[FiredAlert]:
+        """Fire timers due by `now` of running clocks; replicas never fire the same timer twice.
+
+        With `hold`, a timer fires only once the router's low watermark has passed its instant
+        (every message received before it has been processed and its events read), or, at
+        the latest, `max_hold` after its instant, then marked provisional.
+        """
+        async with self.store.transaction() as tx:
+            low = None
+            if hold is not None:
+                low = low_watermark(
+                    await tx.watermark_coverage(hold.topic, hold.case_partitions), hold
+                )
+            bound = alert_bound(now, hold, low)
+            due = await tx.claim_due_timers(bound.fires_until, limit)
+            if not due:
+                return []
+            await tx.mark_fired(due, now)
+            fired = [
+                FiredAlert(
+                    timer.clock,
+                    timer.timer.kind,
+                    timer.timer.fraction,
+                    now - timer.timer.fire_at > LATE_AFTER,
+                    provisional=bound.provisional(timer.timer.fire_at),
+                )
+                for timer in due
+            ]
+            await tx.add_to_outbox([self._alert(alert, now, until=now) for alert in fired])
+        return fired
+
+    async def low_watermark(self, hold: WatermarkHold) -> datetime | None:
+        return low_watermark(
+            await self.store.watermark_coverage(hold.topic, hold.case_partitions), hold
+        )
+
+    async def next_fire_at(self) -> datetime | None:
+        return await self.store.next_fire_at()
+
+    async def clock_stats(self) -> ClockStats:
+        return await self.store.clock_stats()
+
+    async def attainment(self) -> dict[tuple[str, str, str], int]:
+        return await self.store.attainment()
+
+    async def recompute(self, *, apply: bool) -> list[Recomputed]:
+        """Every open clock re-derived under the policy file; with `apply`, written back with
+        its unfired timers rewritten, all in one transaction (the rows stay locked meanwhile)."""
+        async with self.store.transaction() as tx:
+            results: list[Recomputed] = []
+            for stored in await tx.lock_open_clocks():
+                result, timers = self._rederive(stored)
+                results.append(result)
+                if apply:  # unchanged ones too: a warn_at change moves only warnings
+                    await tx.move_clock(
+                        result.clock.id,
+                        result.policy_id,
+                        result.calendar_id,
+                        result.target_seconds,
+                        result.due_at,
+                    )
+                    if timers is not None:  # paused: no pending timers until it resumes
+                        await tx.replace_timers(result.clock.id, timers)
+        return results
+
+    def _rederive(self, stored: StoredClock) -> tuple[Recomputed, Schedule | None]:
+        clock = stored.clock
+        case = None
+        if clock.platform and clock.channel and clock.visibility and clock.tags is not None:
+            case = StoredCase(
+                clock.priority,
+                clock.team,
+                clock.platform,
+                clock.channel,
+                clock.visibility,
+                clock.tags,
+            )
+        moved, timers = rederive(self.policies, case, _open_clock(stored))
+        result = Recomputed(
+            clock=clock,
+            policy_id=moved.policy_id,
+            calendar_id=moved.calendar_id,
+            target_seconds=max(1, round(moved.target.total_seconds())),
+            due_at=None if timers is None else timers.due_at,
+            case_known=case is not None,
+        )
+        return result, timers
