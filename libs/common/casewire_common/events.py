@@ -40,6 +40,32 @@ SLA_CLOCK_RESUMED = "casewire.sla.clock_resumed"
 SLA_CLOCK_FULFILLED = "casewire.sla.clock_fulfilled"
 SLA_BREACH_RETRACTED = "casewire.sla.breach_retracted"
 
+# Every `ce_type` the services emit, by the data model it carries: the published contract
+# (contracts/asyncapi, contracts/schemas) is generated from these groups, and a test holds
+# them equal to the constants above and to what the code emits.
+CASE_EVENT_TYPES = (
+    CASE_CREATED,
+    CASE_MESSAGE_ADDED,
+    CASE_ASSIGNED,
+    CASE_PRIORITY_CHANGED,
+    CASE_RESPONDED,
+    CASE_STATUS_CHANGED,
+    CASE_MERGED,
+    CASE_ESCALATED,
+    CASE_MESSAGE_UPDATED,
+)
+INCIDENT_EVENT_TYPES = (INCIDENT_OPENED, INCIDENT_UPDATED, INCIDENT_CLOSED)
+WATERMARK_EVENT_TYPES = (ROUTER_WATERMARK,)
+SLA_EVENT_TYPES = (
+    SLA_WARNING,
+    SLA_BREACHED,
+    SLA_CLOCK_STARTED,
+    SLA_CLOCK_PAUSED,
+    SLA_CLOCK_RESUMED,
+    SLA_CLOCK_FULFILLED,
+    SLA_BREACH_RETRACTED,
+)
+
 
 class CaseSnapshot(BaseModel):
     """The whole case after a change, so that a consumer never has to call back."""

@@ -62,25 +62,6 @@ class Payload:
     source: str = ""
 
 
-CASE_EVENT_TYPES = (
-    ev.CASE_CREATED,
-    ev.CASE_MESSAGE_ADDED,
-    ev.CASE_ASSIGNED,
-    ev.CASE_PRIORITY_CHANGED,
-    ev.CASE_RESPONDED,
-    ev.CASE_STATUS_CHANGED,
-    ev.CASE_MERGED,
-)
-INCIDENT_EVENT_TYPES = (ev.INCIDENT_OPENED, ev.INCIDENT_UPDATED)
-SLA_EVENT_TYPES = (
-    ev.SLA_WARNING,
-    ev.SLA_BREACHED,
-    ev.SLA_CLOCK_STARTED,
-    ev.SLA_CLOCK_PAUSED,
-    ev.SLA_CLOCK_RESUMED,
-    ev.SLA_CLOCK_FULFILLED,
-)
-
 # Every published payload model: one line each.
 PAYLOADS: tuple[Payload, ...] = (
     Payload("canonical-message", CanonicalMessage, topics.MESSAGES, "the `conversation_id`"),
@@ -89,7 +70,7 @@ PAYLOADS: tuple[Payload, ...] = (
         ev.CaseEventData,
         topics.CASE_EVENTS,
         "the case id",
-        CASE_EVENT_TYPES,
+        ev.CASE_EVENT_TYPES,
         ROUTER_SOURCE,
     ),
     Payload(
@@ -97,7 +78,15 @@ PAYLOADS: tuple[Payload, ...] = (
         ev.IncidentData,
         topics.CASE_EVENTS,
         "the incident id",
-        INCIDENT_EVENT_TYPES,
+        ev.INCIDENT_EVENT_TYPES,
+        ROUTER_SOURCE,
+    ),
+    Payload(
+        "watermark-data",
+        ev.WatermarkData,
+        topics.CASE_EVENTS,
+        "`casewire-router-watermark-<n>`, chosen so that a copy lands on every partition",
+        ev.WATERMARK_EVENT_TYPES,
         ROUTER_SOURCE,
     ),
     Payload(
@@ -105,7 +94,7 @@ PAYLOADS: tuple[Payload, ...] = (
         ev.SlaAlertData,
         topics.SLA_ALERTS,
         "the case id",
-        SLA_EVENT_TYPES,
+        ev.SLA_EVENT_TYPES,
         SLA_SOURCE,
     ),
 )
