@@ -105,15 +105,6 @@ class DedupStore:
                 list(keys),
             )
 
-    async def forget_older_than(self, age: timedelta) -> int:
-        """Drop memory older than any platform's redelivery window."""
-        result = await self._database.pool.execute(
-            f"DELETE FROM {SCHEMA}.seen_messages"
-            " WHERE claimed_at < clock_timestamp() - $1::interval",
-            age,
-        )
-        return int(result.split()[-1])
-
 
 def _report_lost_mark(mark: asyncio.Future[None]) -> None:
     error = None if mark.cancelled() else mark.exception()

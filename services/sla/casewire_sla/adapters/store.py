@@ -25,6 +25,7 @@ from casewire_common.events import (
 )
 from casewire_common.outbox import add_to_outbox
 from casewire_common.pg import create_pool
+from casewire_common.unit_of_work import unit_of_work
 
 from casewire_sla.adapters.alerts import LATE_AFTER, ClockRecord, alert_record
 from casewire_sla.domain.calendars import Pause, elapsed_with_pauses
@@ -221,19 +222,14 @@ class SlaStore:
         outcome = BatchOutcome()
         if not events:
             return outcome
-        async with self._require_pool().acquire() as connection, connection.transaction():
-            fresh_rows = await connection.fetch(
-                f"INSERT INTO {SCHEMA}.processed_events (event_id)"
-                " SELECT unnest($1::text[]) ON CONFLICT DO NOTHING RETURNING event_id",
-                [event.id for event in events],
-            )
-            fresh = {row["event_id"] for row in fresh_rows}
+        async with (
+            self._require_pool().acquire() as connection,
+            unit_of_work(connection, SCHEMA) as work,
+        ):
+            fresh = await work.claim(events, lambda event: event.id)
+            outcome.duplicates = work.duplicates  # redelivered, or twice in one batch
             records: list[tuple[str, EventRecord]] = []
-            for event in events:
-                if event.id not in fresh:
-                    outcome.duplicates += 1
-                    continue
-                fresh.discard(event.id)  # the same id twice in one batch counts once
+            for event in fresh:
                 outcome.applied += 1
                 if event.data is None:
                     continue
@@ -242,7 +238,7 @@ class SlaStore:
                 at = event.time or now
                 for change in clock_changes(policies, event.type, event.data, open_clocks, at):
                     await self._apply(connection, change, case, policies, now, outcome, records)
-            await add_to_outbox(connection, SCHEMA, records)
+            work.add_events(records)
         return outcome
 
     async def _open_clocks(self, connection: Connection, case: CaseSnapshot) -> list[OpenClock]:
