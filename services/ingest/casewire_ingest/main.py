@@ -12,10 +12,10 @@ from casewire_common.kafka import OrderedPublisher, build_broker, stop_broker
 from casewire_common.logging import configure_logging
 from casewire_common.metrics import new_registry
 from casewire_common.pg import Database, pending_migrations
-from casewire_common.unit_of_work import AgedTable, RetentionPruner
+from casewire_common.unit_of_work import RetentionPruner
 from fastapi import FastAPI
 
-from casewire_ingest.adapters.dedup import MIGRATIONS_PACKAGE, SCHEMA, DedupStore
+from casewire_ingest.adapters.dedup import MIGRATIONS_PACKAGE, SCHEMA, SEEN_MESSAGES, DedupStore
 from casewire_ingest.adapters.publisher import IngestMetrics, KafkaIngestPublisher
 from casewire_ingest.domain.language import LanguageDetector
 from casewire_ingest.entrypoints.http import IngestApp
@@ -38,7 +38,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     # topic's retention, and no more: it stays bounded.
     pruner = RetentionPruner(
         settings.database_url.get_secret_value(),
-        [AgedTable(SCHEMA, "seen_messages", "claimed_at")],
+        [SEEN_MESSAGES],
         timedelta(days=settings.dedup_retention_days),
     )
     detector = LanguageDetector(settings.languages.split(","))

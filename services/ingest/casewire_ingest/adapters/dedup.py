@@ -24,11 +24,14 @@ from datetime import timedelta
 
 import structlog
 from casewire_common.pg import Database
+from casewire_common.unit_of_work import AgedTable
 
 from casewire_ingest.adapters.group_commit import GroupCommit
 
 SCHEMA = "ingest"
 MIGRATIONS_PACKAGE = "casewire_ingest.adapters.migrations"
+# Pruned beyond the retention window (`casewire_common.unit_of_work.RetentionPruner`).
+SEEN_MESSAGES = AgedTable(SCHEMA, "seen_messages", "claimed_at")
 # How long marks gather before their statement: at 200 requests/s, one statement for four.
 MARK_LINGER_SECONDS = 0.02
 
