@@ -140,16 +140,18 @@ class RetentionPruner:
         self._retention = retention
         self._batch_size = batch_size
         self._pause_seconds = pause_seconds
-        name = "prune-" + ",".join(f"{table.schema}.{table.name}" for table in tables)
-        self.task = Periodic(name, interval_seconds, self.prune)
+        self._lock = "prune:" + ",".join(f"{table.schema}.{table.name}" for table in tables)
+        self.task = Periodic(self._lock, interval_seconds, self.prune)
 
     async def prune(self) -> int | None:
         """One round: every row older than the window goes. None when another replica is
         pruning (it holds the lock), else how many rows were deleted."""
         connection = await asyncpg.connect(self._dsn)
         try:
-            lock = "prune:" + ",".join(f"{table.schema}.{table.name}" for table in self._tables)
-            if not await connection.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", lock):
+            locked = await connection.fetchval(
+                "SELECT pg_try_advisory_lock(hashtext($1))", self._lock
+            )
+            if not locked:
                 return None
             deleted = 0
             for table in self._tables:
