@@ -1,6 +1,6 @@
 -- SLA clocks and the timers that fire their warnings and breaches. The record of processed
 -- case events and the outbox of SLA alerts are the shared unit of work's tables
--- (0005_unit_of_work_tables.py).
+-- (0006_unit_of_work_tables.py).
 
 CREATE TABLE clocks (
     id bigserial PRIMARY KEY,
