@@ -7,7 +7,7 @@ consumers deduplicate on the CloudEvent id, which is stable across redelivery.
 
 With several replicas, one relay per schema is active at a time (a PostgreSQL advisory
 lock), so events of one case leave in the order they were committed. A service's outbox
-table is created by its own migrations (see the `outbox` table in each service's SQL).
+table is one of the tables `casewire_common.unit_of_work.tables_ddl` creates.
 """
 
 from __future__ import annotations

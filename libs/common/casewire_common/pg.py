@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ log = structlog.get_logger(__name__)
 # A connection of one's own or one borrowed from a pool: repositories accept either.
 Connection = asyncpg.Connection | PoolConnectionProxy
 
-_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.(sql|py)$")
 
 
 @dataclass(frozen=True)
@@ -27,14 +28,23 @@ class Migration:
     sql: str
 
 
-def load_migrations(package: str) -> list[Migration]:
-    """Migrations shipped as `NNNN_name.sql` files inside `package`, in version order."""
+def load_migrations(package: str, schema: str) -> list[Migration]:
+    """Migrations shipped inside `package`, in version order: `NNNN_name.sql` files, and
+    `NNNN_name.py` modules whose `sql(schema)` renders DDL that several services share
+    (written once in `casewire_common`, e.g. `unit_of_work.tables_ddl`)."""
     root: Traversable = resources.files(package)
     migrations = []
     for entry in root.iterdir():
         match = _MIGRATION_NAME.match(entry.name)
-        if match:
-            migrations.append(Migration(int(match.group(1)), entry.name, entry.read_text("utf-8")))
+        if match is None:
+            continue
+        if match.group(2) == "sql":
+            sql = entry.read_text("utf-8")
+        else:
+            sql = importlib.import_module(f"{package}.{entry.name.removesuffix('.py')}").sql(schema)
+            if not isinstance(sql, str):
+                raise TypeError(f"{package}.{entry.name}: sql(schema) must return a str")
+        migrations.append(Migration(int(match.group(1)), entry.name, sql))
     migrations.sort(key=lambda migration: migration.version)
     versions = [migration.version for migration in migrations]
     if len(set(versions)) != len(versions):
@@ -44,7 +54,7 @@ def load_migrations(package: str) -> list[Migration]:
 
 async def migrate(dsn: str, schema: str, package: str) -> list[str]:
     """Apply the pending migrations of one service's schema; safe to run from several pods."""
-    migrations = load_migrations(package)
+    migrations = load_migrations(package, schema)
     applied: list[str] = []
     connection = await asyncpg.connect(dsn)
     try:
@@ -82,7 +92,7 @@ async def migrate(dsn: str, schema: str, package: str) -> list[str]:
 async def pending_migrations(connection: Connection, schema: str, package: str) -> int:
     """How many migrations are not applied yet: a service refuses to start on an old schema."""
     exists = await connection.fetchval("SELECT to_regclass($1)", f"{schema}.schema_migrations")
-    known = {migration.version for migration in load_migrations(package)}
+    known = {migration.version for migration in load_migrations(package, schema)}
     if exists is None:
         return len(known)
     done = {

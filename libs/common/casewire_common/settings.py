@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -43,4 +44,15 @@ class ServiceSettings(BaseSettings):
         description="Longest a consumer's fetch waits at the broker for records to arrive;"
         " some Kafka-protocol brokers (Tansu) answer a waiting fetch only at a fraction of"
         " it, so it bounds how late a new record is seen.",
+    )
+
+
+class ConsumerSettings(ServiceSettings):
+    """The services that consume Kafka through the unit of work (router, sla) read these too."""
+
+    processed_retention: timedelta = Field(
+        default=timedelta(days=8),
+        gt=timedelta(0),
+        description="How long processed-input markers are kept to drop redeliveries; longer"
+        " than the broker's retention (Kafka's default: 7 days).",
     )

@@ -2,43 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-import structlog
 from casewire_common.http import kafka_check, mount_operations, postgres_check
 from casewire_common.kafka import OrderedPublisher, build_broker, stop_broker
 from casewire_common.logging import configure_logging
 from casewire_common.metrics import new_registry
 from casewire_common.pg import Database, pending_migrations
+from casewire_common.unit_of_work import RetentionPruner
 from fastapi import FastAPI
 
-from casewire_ingest.adapters.dedup import MIGRATIONS_PACKAGE, SCHEMA, DedupStore
+from casewire_ingest.adapters.dedup import MIGRATIONS_PACKAGE, SCHEMA, SEEN_MESSAGES, DedupStore
 from casewire_ingest.adapters.publisher import IngestMetrics, KafkaIngestPublisher
 from casewire_ingest.domain.language import LanguageDetector
 from casewire_ingest.entrypoints.http import IngestApp
 from casewire_ingest.service import WebhookIngest
 from casewire_ingest.settings import IngestSettings
-
-log = structlog.get_logger(__name__)
-
-FORGET_EVERY_SECONDS = 3600.0
-
-
-async def _forget_old_keys(dedup: DedupStore, retention: timedelta) -> None:
-    """Keep the dedup memory bounded: platforms redeliver for hours, not weeks."""
-    while True:
-        try:
-            forgotten = await dedup.forget_older_than(retention)
-            if forgotten:
-                log.info("dedup memory trimmed", forgotten=forgotten)
-        except Exception:
-            log.warning("could not trim the dedup memory; will retry")
-        await asyncio.sleep(FORGET_EVERY_SECONDS)
 
 
 def create_app(settings: IngestSettings | None = None) -> FastAPI:
@@ -52,6 +34,13 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     metrics = IngestMetrics(registry)
     database = Database(settings.database_url.get_secret_value(), min_size=1, max_size=10)
     dedup = DedupStore(database, timedelta(seconds=settings.dedup_claim_timeout_seconds))
+    # The memory of published keys outlasts platforms' redeliveries (hours) and the raw
+    # topic's retention, and no more: it stays bounded.
+    pruner = RetentionPruner(
+        settings.database_url.get_secret_value(),
+        [SEEN_MESSAGES],
+        timedelta(days=settings.dedup_retention_days),
+    )
     detector = LanguageDetector(settings.languages.split(","))
     ingest = WebhookIngest(
         KafkaIngestPublisher(records, metrics),
@@ -81,15 +70,11 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         gc.collect()
         gc.freeze()
         gc.set_threshold(50_000, 20, 100)
-        trimming = asyncio.create_task(
-            _forget_old_keys(dedup, timedelta(days=settings.dedup_retention_days))
-        )
+        pruner.task.start()
         try:
             yield
         finally:
-            trimming.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await trimming
+            await pruner.task.stop()
             await dedup.flush()  # the requests answered last: their marks must not be lost
             await records.stop(settings.shutdown_timeout_seconds)
             await stop_broker(broker, settings.shutdown_timeout_seconds)

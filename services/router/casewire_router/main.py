@@ -14,6 +14,7 @@ from casewire_common.logging import configure_logging
 from casewire_common.metrics import new_registry
 from casewire_common.outbox import OutboxMetrics, OutboxRelay
 from casewire_common.pg import Database, pending_migrations
+from casewire_common.unit_of_work import RetentionPruner, processed_inputs
 from fastapi import FastAPI
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 
@@ -83,6 +84,9 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     messages_router, subscribers, watermarks = kafka_router(service, settings, heartbeat)
     broker.include_router(messages_router)
     lag = ConsumerLag(registry, list(subscribers.items()))
+    pruner = RetentionPruner(
+        dsn, [processed_inputs(repository.SCHEMA)], settings.processed_retention
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -119,6 +123,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         queue_metrics.task.start()
         lag.task.start()
         watermarks.task.start()
+        pruner.task.start()
         # What is alive once started (modules, app, clients) lives as long as the process:
         # frozen, it is no longer scanned by every full garbage collection, which otherwise
         # costs about a tenth of the router's time. Garbage is collected first, not frozen.
@@ -137,6 +142,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
             await queue_metrics.task.stop()
             await lag.task.stop()
             await watermarks.task.stop()
+            await pruner.task.stop()
             for subscriber in subscribers.values():
                 await subscriber.stop()  # finish the batch in hand, take no more
             await relay.stop()  # rows not yet relayed stay in the outbox for the next start

@@ -1,7 +1,8 @@
 """The router's use case: a batch of canonical messages in, case changes and events out.
 
-One transaction per batch holds the case changes, the outbox rows and the processed-message
-markers, so a redelivered batch changes nothing and a crash loses nothing.
+One unit of work per batch (`casewire_common.unit_of_work`) holds the case changes, the
+outbox rows and the processed-message markers, so a redelivered batch changes nothing and a
+crash loses nothing.
 """
 
 from __future__ import annotations
@@ -21,14 +22,15 @@ from casewire_common import topics
 from casewire_common.events import decode_event, encode_event
 from casewire_common.kafka import DeadLetters
 from casewire_common.messages import CanonicalMessage
-from casewire_common.outbox import OutboxRelay, add_to_outbox
+from casewire_common.outbox import OutboxRelay
 from casewire_common.pg import Database
+from casewire_common.unit_of_work import unit_of_work
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import BaseModel, ValidationError
 
 from casewire_router.adapters import repository
 from casewire_router.adapters.case_store import drain_teams
-from casewire_router.adapters.escalations import ALERT_KINDS, Alert, apply_alerts
+from casewire_router.adapters.escalations import ALERT_KINDS, Alert, alert_key, apply_alerts
 from casewire_router.domain.routing import BatchOutcome, Router
 
 log = structlog.get_logger(__name__)
@@ -141,9 +143,12 @@ class RoutingService:
 
     async def _apply(self, messages: Sequence[CanonicalMessage]) -> None:
         now = datetime.now(UTC)
-        async with self._database.pool.acquire() as connection, connection.transaction():
-            fresh = await repository.claim_new(connection, messages)
-            self._metrics.duplicates.inc(len(messages) - len(fresh))
+        async with (
+            self._database.pool.acquire() as connection,
+            unit_of_work(connection, repository.SCHEMA) as work,
+        ):
+            fresh = await repository.claim_new(work, messages)
+            self._metrics.duplicates.inc(work.duplicates)
             if not fresh:
                 return
             readings = self.router.read_customer_messages(fresh)  # once for locks and routing
@@ -169,7 +174,7 @@ class RoutingService:
                 await asyncio.wait([saving])  # never leave the writes running on the connection
                 raise
             await saving
-            await add_to_outbox(connection, repository.SCHEMA, records)
+            work.add_events(records)
         self._relay.wake()
         self._count(fresh, outcome)
 
@@ -193,8 +198,12 @@ class RoutingService:
         if not alerts:
             return
         now = datetime.now(UTC)
-        async with self._database.pool.acquire() as connection, connection.transaction():
-            escalations = await apply_alerts(connection, alerts, self.router, now)
+        async with (
+            self._database.pool.acquire() as connection,
+            unit_of_work(connection, repository.SCHEMA) as work,
+        ):
+            fresh = await work.claim(alerts, alert_key)
+            escalations = await apply_alerts(connection, fresh, self.router, now)
             await repository.save_outcome(connection, escalations.outcome, now)
             records = await event_records(escalations.outcome, now)
             if escalations.teams_to_drain:
@@ -202,7 +211,7 @@ class RoutingService:
                 drained = await drain_teams(connection, escalations.teams_to_drain, now)
                 await repository.save_outcome(connection, drained, now)
                 records += await event_records(drained, now)
-            await add_to_outbox(connection, repository.SCHEMA, records)
+            work.add_events(records)
         self._relay.wake()
         self._metrics.escalations.inc(escalations.escalated)
 

@@ -3,11 +3,11 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from casewire_common.settings import ServiceSettings
+from casewire_common.settings import ConsumerSettings
 from pydantic import Field, SecretStr
 
 
-class RouterSettings(ServiceSettings):
+class RouterSettings(ConsumerSettings):
     router_rules: Path = Path("config/rules.yaml")
     router_agents: Path | None = Path("config/agents.yaml")
     router_consumer_group: str = "casewire-router"

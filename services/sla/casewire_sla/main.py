@@ -18,6 +18,7 @@ from casewire_common.logging import configure_logging
 from casewire_common.metrics import new_registry
 from casewire_common.outbox import OutboxMetrics, OutboxRelay
 from casewire_common.pg import pending_migrations
+from casewire_common.unit_of_work import RetentionPruner, processed_inputs
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 from faststream.kafka.subscriber.usecase import BatchSubscriber
@@ -114,6 +115,7 @@ def create_app(settings: SlaSettings | None = None) -> FastAPI:
     subscriber_of.append(subscriber)
     broker.include_router(router)
     lag = ConsumerLag(registry, [(settings.sla_consumer_group, subscriber)])
+    pruner = RetentionPruner(dsn, [processed_inputs(SCHEMA)], settings.processed_retention)
     runtime = SlaRuntime(
         settings, policies, broker, subscriber, store, service, scheduler, relay, metrics, registry
     )
@@ -136,6 +138,7 @@ def create_app(settings: SlaSettings | None = None) -> FastAPI:
                 await relay.start()
                 await scheduler.start()
                 lag.task.start()
+                pruner.task.start()
                 log.info(
                     "sla started",
                     policies=[policy.id for policy in policies.policies],
@@ -146,6 +149,7 @@ def create_app(settings: SlaSettings | None = None) -> FastAPI:
                 # Stop reading first, then stop firing timers; the relay goes last so that
                 # what was committed is published while the broker is still connected.
                 await lag.task.stop()
+                await pruner.task.stop()
                 await subscriber.stop()
                 await scheduler.stop()
                 await _drain_outbox(store, settings.sla_shutdown_drain_seconds)

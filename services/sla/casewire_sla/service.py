@@ -218,18 +218,17 @@ class SlaService:
         if not events:
             return outcome
         async with self.store.transaction() as tx:
-            fresh = await tx.claim([event.id for event in events if event.watermark is None])
+            marks = [
+                (event.partition, event.watermark)
+                for event in events
+                if event.watermark is not None and event.partition is not None
+            ]
+            fresh = await tx.claim(
+                [event for event in events if event.watermark is None], lambda event: event.id
+            )
+            outcome.duplicates = tx.duplicates
             records: Records = []
-            marks: list[tuple[int, WatermarkData]] = []
-            for event in events:
-                if event.watermark is not None:
-                    if event.partition is not None:
-                        marks.append((event.partition, event.watermark))
-                    continue
-                if event.id not in fresh:
-                    outcome.duplicates += 1
-                    continue
-                fresh.discard(event.id)  # the same id twice in one batch counts once
+            for event in fresh:
                 outcome.applied += 1
                 if event.data is None:
                     continue
@@ -242,7 +241,7 @@ class SlaService:
             await tx.record_watermarks(_watermark_rows(marks))
             outcome.watermarks = len(marks)
             await tx.count_attainment(_attainment_counts(outcome.fulfilled))
-            await tx.add_to_outbox(records)
+            tx.add_to_outbox(records)
         return outcome
 
     async def _apply(
@@ -387,7 +386,7 @@ class SlaService:
                 )
                 for timer in due
             ]
-            await tx.add_to_outbox([self._alert(alert, now, until=now) for alert in fired])
+            tx.add_to_outbox([self._alert(alert, now, until=now) for alert in fired])
         return fired
 
     async def low_watermark(self, hold: WatermarkHold) -> datetime | None:

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from casewire_common.settings import ServiceSettings
+from casewire_common.settings import ConsumerSettings
 from pydantic import Field
 
 
-class SlaSettings(ServiceSettings):
+class SlaSettings(ConsumerSettings):
     sla_policies: Path = Field(
         default=Path("config/sla-policies.yaml"),
         description="The SLA policy file (CASEWIRE_SLA_POLICIES); read once at start.",

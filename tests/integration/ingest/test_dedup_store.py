@@ -9,7 +9,8 @@ from datetime import timedelta
 
 import pytest
 from casewire_common.pg import Database, migrate
-from casewire_ingest.adapters.dedup import MIGRATIONS_PACKAGE, SCHEMA, DedupStore
+from casewire_common.unit_of_work import RetentionPruner
+from casewire_ingest.adapters.dedup import MIGRATIONS_PACKAGE, SCHEMA, SEEN_MESSAGES, DedupStore
 
 
 @pytest.fixture
@@ -70,3 +71,21 @@ async def test_marks_land_in_the_background_without_anyone_waiting(
         store.mark_published([key])
     await asyncio.sleep(0.3)  # longer than the claims live: only the marks keep the keys out
     assert await DedupStore(database, timedelta(milliseconds=50)).claim(keys) == set()
+
+
+async def test_keys_older_than_the_retention_are_forgotten_younger_ones_still_drop_redeliveries(
+    database: Database, database_url: str, unique: str
+) -> None:
+    store = DedupStore(database, timedelta(seconds=60))
+    old, young = f"{unique}:old", f"{unique}:young"
+    assert await store.claim([old, young]) == {old, young}
+    store.mark_published([old, young])
+    await store.flush()
+    await database.pool.execute(
+        f"UPDATE {SCHEMA}.seen_messages SET claimed_at = now() - interval '15 days' WHERE key = $1",
+        old,
+    )
+    pruner = RetentionPruner(database_url, [SEEN_MESSAGES], timedelta(days=14), batch_size=1)
+
+    assert await pruner.prune() == 1
+    assert await store.claim([old, young]) == {old}  # forgotten: a redelivery this late is new

@@ -210,7 +210,7 @@ async def test_redelivered_case_event_with_the_same_id_creates_nothing_new(
                 "SELECT count(*) FROM sla.clocks WHERE case_id = $1", case_id
             )
             marked = await connection.fetchval(
-                "SELECT count(*) FROM sla.processed_events WHERE event_id = $1", f"evt-{unique}"
+                "SELECT count(*) FROM sla.processed_inputs WHERE key = $1", f"evt-{unique}"
             )
         finally:
             await connection.close()

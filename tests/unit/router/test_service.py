@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from aiokafka import ConsumerRecord
 from casewire_common import events as ev
+from casewire_common import unit_of_work
 from casewire_common.events import EventRecord, decode_event
 from casewire_common.metrics import new_registry
-from casewire_router import service as service_module
 from casewire_router.adapters import repository
 from casewire_router.domain.assignment import AgentState
 from casewire_router.domain.routing import BatchOutcome, BatchState, Router
@@ -108,7 +108,7 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     monkeypatch.setattr(repository, "claim_new", claim_new)
     monkeypatch.setattr(repository, "load_batch_state", load_batch_state)
     monkeypatch.setattr(repository, "save_outcome", save_outcome)
-    monkeypatch.setattr(service_module, "add_to_outbox", add_to_outbox)
+    monkeypatch.setattr(unit_of_work, "add_to_outbox", add_to_outbox)
     return recorder
 
 

@@ -277,7 +277,7 @@ async def run_router(
             async with httpx.AsyncClient(transport=transport, base_url="http://router") as client:
                 metrics = (await client.get("/metrics")).text
         first = await probe.fetchval(
-            f"SELECT extract(epoch FROM min(processed_at)) FROM {SCHEMA}.processed_messages"
+            f"SELECT extract(epoch FROM min(processed_at)) FROM {SCHEMA}.processed_inputs"
         )
         state = await _router_state(probe, SCHEMA)
     finally:
@@ -319,7 +319,7 @@ async def _all_relayed(connection: asyncpg.Connection, schema: str, last_keys: l
     """Whether the last message of every partition is committed and the outbox is empty (a
     partition's batches commit in order, so its last message comes last)."""
     committed = await connection.fetchval(
-        f"SELECT count(*) FROM {schema}.processed_messages WHERE key = ANY($1::text[])",
+        f"SELECT count(*) FROM {schema}.processed_inputs WHERE key = ANY($1::text[])",
         last_keys,
     )
     if committed != len(last_keys):
@@ -329,7 +329,7 @@ async def _all_relayed(connection: asyncpg.Connection, schema: str, last_keys: l
 
 async def _router_state(connection: asyncpg.Connection, schema: str) -> dict[str, int]:
     row = await connection.fetchrow(
-        f"SELECT (SELECT count(*) FROM {schema}.processed_messages) AS processed,"
+        f"SELECT (SELECT count(*) FROM {schema}.processed_inputs) AS processed,"
         f" (SELECT count(*) FROM {schema}.cases) AS cases,"
         f" (SELECT count(*) FROM {schema}.outbox) AS outbox"
     )

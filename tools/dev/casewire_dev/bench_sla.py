@@ -57,7 +57,7 @@ WARMUP_SECONDS = 3.0  # case events flowing before the window clocks are written
 CASES_PER_SECOND = 50  # each case: created, then responded → 100 case events/s
 RESPONSE_DELAY_SECONDS = 1.0
 DRAIN_SECONDS = 20.0  # after the window: how long the last breaches may take to arrive
-QUIET_SECONDS = 2.0  # the consumer is idle when processed_events has not grown for this long
+QUIET_SECONDS = 2.0  # the consumer is idle when processed_inputs has not grown for this long
 
 POLICY_ID = "bench"
 CALENDAR_ID = "always"
@@ -239,7 +239,7 @@ async def _wait_quiet(connection: asyncpg.Connection, timeout: float = 60.0) -> 
     deadline = loop.time() + timeout
     last, since = -1, loop.time()
     while loop.time() < deadline:
-        count = await connection.fetchval("SELECT count(*) FROM sla.processed_events")
+        count = await connection.fetchval("SELECT count(*) FROM sla.processed_inputs")
         if count != last:
             last, since = count, loop.time()
         elif loop.time() - since >= QUIET_SECONDS:
@@ -409,7 +409,7 @@ async def measure(running: stack.Stack, work: Path) -> Results:
         deadline = loop.time() + LEAD_SECONDS + WINDOW_SECONDS + DRAIN_SECONDS
         breaches = await _read_breaches(consumer, expected, deadline)
         await producer.stop()
-        applied = await connection.fetchval("SELECT count(*) FROM sla.processed_events")
+        applied = await connection.fetchval("SELECT count(*) FROM sla.processed_inputs")
         open_clocks = await connection.fetchval(
             "SELECT count(*) FROM sla.clocks WHERE status IN ('running', 'paused')"
         )

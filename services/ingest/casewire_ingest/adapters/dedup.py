@@ -24,11 +24,14 @@ from datetime import timedelta
 
 import structlog
 from casewire_common.pg import Database
+from casewire_common.unit_of_work import AgedTable
 
 from casewire_ingest.adapters.group_commit import GroupCommit
 
 SCHEMA = "ingest"
 MIGRATIONS_PACKAGE = "casewire_ingest.adapters.migrations"
+# Pruned beyond the retention window (`casewire_common.unit_of_work.RetentionPruner`).
+SEEN_MESSAGES = AgedTable(SCHEMA, "seen_messages", "claimed_at")
 # How long marks gather before their statement: at 200 requests/s, one statement for four.
 MARK_LINGER_SECONDS = 0.02
 
@@ -104,15 +107,6 @@ class DedupStore:
                 " WHERE key = ANY($1::text[]) AND published_at IS NULL",
                 list(keys),
             )
-
-    async def forget_older_than(self, age: timedelta) -> int:
-        """Drop memory older than any platform's redelivery window."""
-        result = await self._database.pool.execute(
-            f"DELETE FROM {SCHEMA}.seen_messages"
-            " WHERE claimed_at < clock_timestamp() - $1::interval",
-            age,
-        )
-        return int(result.split()[-1])
 
 
 def _report_lost_mark(mark: asyncio.Future[None]) -> None:

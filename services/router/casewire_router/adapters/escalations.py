@@ -25,6 +25,11 @@ class Alert:
     data: ev.SlaAlertData
 
 
+def alert_key(alert: Alert) -> str:
+    """What makes a delivery of an alert 'the same' for the idempotent consumer."""
+    return f"sla-alert:{alert.event_id}"
+
+
 @dataclass
 class Escalations:
     outcome: BatchOutcome
@@ -35,29 +40,21 @@ class Escalations:
 async def apply_alerts(
     connection: Connection, alerts: Sequence[Alert], router: Router, now: datetime
 ) -> Escalations:
-    """Escalate the cases the alerts are about, as the rules file says; an alert already
-    applied (redelivery) changes nothing."""
+    """Escalate the cases the alerts are about, as the rules file says; `alerts` are the
+    ones the unit of work claimed (`alert_key`), so a redelivered alert changes nothing."""
     result = Escalations(BatchOutcome(), set(), 0)
-    alerts = list({alert.event_id: alert for alert in alerts}.values())  # twice in one batch
-    rows = await connection.fetch(
-        f"INSERT INTO {SCHEMA}.processed_messages (key) SELECT unnest($1::text[])"
-        " ON CONFLICT DO NOTHING RETURNING key",
-        [f"sla-alert:{alert.event_id}" for alert in alerts],
-    )
-    fresh_keys = {row["key"] for row in rows}
-    fresh = [alert for alert in alerts if f"sla-alert:{alert.event_id}" in fresh_keys]
-    if not fresh:
+    if not alerts:
         return result
     cases = {
         str(row["id"]): read_case(row)
         for row in await connection.fetch(
             f"SELECT {case_columns()} FROM {SCHEMA}.cases WHERE id = ANY($1::uuid[])"
             " ORDER BY id FOR UPDATE",
-            sorted({alert.data.case_id for alert in fresh}),
+            sorted({alert.data.case_id for alert in alerts}),
         )
     }
     agents = await lock_agents(connection)
-    for alert in fresh:
+    for alert in alerts:
         case = cases.get(alert.data.case_id)
         if case is None:
             continue  # a case this router never stored (another deployment's alert)

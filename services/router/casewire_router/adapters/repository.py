@@ -1,4 +1,4 @@
-"""The router's PostgreSQL state: cases, messages, agents and processed-message markers.
+"""The router's PostgreSQL state: cases, messages, agents; which messages were processed.
 
 Every read and write here works on a whole batch at once (arrays, COPY and pipelined
 `executemany`), so that a batch costs a handful of round trips, not a few per message.
@@ -15,6 +15,7 @@ import asyncpg
 from casewire_common import events as ev
 from casewire_common.messages import CanonicalMessage
 from casewire_common.pg import Connection
+from casewire_common.unit_of_work import UnitOfWork
 
 from casewire_router.domain.assignment import AgentState
 from casewire_router.domain.routing import (
@@ -77,21 +78,10 @@ def processing_key(message: CanonicalMessage) -> str:
 
 
 async def claim_new(
-    connection: Connection, messages: Sequence[CanonicalMessage]
+    work: UnitOfWork, messages: Sequence[CanonicalMessage]
 ) -> list[CanonicalMessage]:
     """Mark the batch processed; returns the messages not processed before, in order."""
-    first_by_key: dict[str, CanonicalMessage] = {}
-    for message in messages:
-        first_by_key.setdefault(processing_key(message), message)
-    if not first_by_key:
-        return []
-    rows = await connection.fetch(
-        f"INSERT INTO {SCHEMA}.processed_messages (key) SELECT unnest($1::text[])"
-        " ON CONFLICT DO NOTHING RETURNING key",
-        list(first_by_key),
-    )
-    fresh = {row["key"] for row in rows}
-    return [message for key, message in first_by_key.items() if key in fresh]
+    return await work.claim(messages, processing_key)
 
 
 _OPEN = "status NOT IN ('resolved', 'no_action')"
@@ -422,8 +412,8 @@ async def store_messages(
 ) -> None:
     """Messages with their case (None: a brand message with no open case), in one COPY.
 
-    No ON CONFLICT needed: a message is stored only by the transaction that claimed it in
-    processed_messages (`claim_new`), or made it (a reply recorded through the API)."""
+    No ON CONFLICT needed: a message is stored only by the transaction that claimed it
+    (`claim_new`), or made it (a reply recorded through the API)."""
     await connection.copy_records_to_table(
         "messages",
         schema_name=SCHEMA,

@@ -2,22 +2,24 @@
 processed case events and the outbox. SQL only: what to change, and which alerts that makes,
 is the service's decision (`casewire_sla.service`, `casewire_sla.domain`).
 
-Every change of one transaction (`SlaStore.transaction`) commits with the alerts it causes
-(outbox rows) and the processed markers of its case events, or not at all.
+Every change of one transaction (`SlaStore.transaction`, a `casewire_common.unit_of_work`)
+commits with the alerts it causes (outbox rows) and the processed markers of its case events,
+or not at all.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from casewire_common.events import CaseSnapshot, EventRecord
-from casewire_common.outbox import add_to_outbox
 from casewire_common.pg import create_pool
+from casewire_common.unit_of_work import UnitOfWork, unit_of_work
 
 from casewire_sla.adapters.alerts import ClockRecord
 from casewire_sla.domain.calendars import Pause
@@ -33,6 +35,7 @@ from casewire_sla.domain.clocks import (
 from casewire_sla.domain.holding import WatermarkCoverage
 
 SCHEMA = "sla"
+Input = TypeVar("Input")
 # What a pool hands out: a proxy to a connection, used like one.
 Connection = asyncpg.Connection | PoolConnectionProxy
 MIGRATIONS = "casewire_sla.adapters.migrations"
@@ -134,21 +137,20 @@ def _has_snapshot(clock: ClockRecord, case: CaseSnapshot) -> bool:
 
 
 class SlaTransaction:
-    """The statements of one transaction, on its connection."""
+    """The statements of one unit of work, on its connection."""
 
-    def __init__(self, connection: Connection) -> None:
-        self._connection = connection
+    def __init__(self, work: UnitOfWork) -> None:
+        self._work = work
+        self._connection = work.connection
 
-    async def claim(self, event_ids: Sequence[str]) -> set[str]:
-        """Processed markers for these case events; returns the ids not processed before."""
-        if not event_ids:
-            return set()
-        rows = await self._connection.fetch(
-            f"INSERT INTO {SCHEMA}.processed_events (event_id)"
-            " SELECT unnest($1::text[]) ON CONFLICT DO NOTHING RETURNING event_id",
-            list(event_ids),
-        )
-        return {row["event_id"] for row in rows}
+    async def claim(self, inputs: Sequence[Input], key: Callable[[Input], str]) -> list[Input]:
+        """Processed markers for these inputs; returns, in order, those not processed before."""
+        return await self._work.claim(inputs, key)
+
+    @property
+    def duplicates(self) -> int:
+        """Inputs claimed before (redelivery), or twice in one batch."""
+        return self._work.duplicates
 
     async def open_clocks(self, case: CaseSnapshot) -> list[StoredClock]:
         """The case's open clocks; their copy of the case's fields is brought up to date."""
@@ -419,8 +421,9 @@ class SlaTransaction:
             due_at,
         )
 
-    async def add_to_outbox(self, records: Sequence[tuple[str, EventRecord]]) -> None:
-        await add_to_outbox(self._connection, SCHEMA, records)
+    def add_to_outbox(self, records: Sequence[tuple[str, EventRecord]]) -> None:
+        """Alerts written to the outbox when the unit of work commits."""
+        self._work.add_events(records)
 
 
 async def _coverage(connection: Connection, topic: str, case_partitions: int) -> WatermarkCoverage:
@@ -462,8 +465,11 @@ class SlaStore:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SlaTransaction]:
         """One transaction: it commits when the block ends, or rolls back on an error."""
-        async with self._require_pool().acquire() as connection, connection.transaction():
-            yield SlaTransaction(connection)
+        async with (
+            self._require_pool().acquire() as connection,
+            unit_of_work(connection, SCHEMA) as work,
+        ):
+            yield SlaTransaction(work)
 
     async def next_fire_at(self) -> datetime | None:
         """The instant of the earliest timer not fired yet, written by any replica."""

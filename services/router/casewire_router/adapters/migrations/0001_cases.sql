@@ -1,4 +1,5 @@
--- The router's schema: cases, their messages, agents, processed-message markers, outbox.
+-- The router's schema: cases, their messages, agents. The processed-message markers and the
+-- outbox are the shared unit of work's tables (0006_unit_of_work_tables.py).
 
 CREATE TABLE cases (
     id uuid PRIMARY KEY,
@@ -55,20 +56,4 @@ CREATE TABLE agents (
     online boolean NOT NULL DEFAULT false,
     load integer NOT NULL DEFAULT 0 CHECK (load >= 0),
     last_assigned_at timestamptz
-);
-
--- Idempotent consumer: a message (or edit, or delete) is applied once, in the same
--- transaction as its effects.
-CREATE TABLE processed_messages (
-    key text PRIMARY KEY,
-    processed_at timestamptz NOT NULL DEFAULT now()
-);
-
-CREATE TABLE outbox (
-    id bigserial PRIMARY KEY,
-    topic text NOT NULL,
-    key text NOT NULL,
-    headers jsonb NOT NULL,
-    value bytea NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT clock_timestamp()
 );

@@ -1,5 +1,6 @@
--- SLA clocks, the timers that fire their warnings and breaches, the idempotent-consumer
--- record of processed case events, and the transactional outbox of SLA alerts.
+-- SLA clocks and the timers that fire their warnings and breaches. The record of processed
+-- case events and the outbox of SLA alerts are the shared unit of work's tables
+-- (0006_unit_of_work_tables.py).
 
 CREATE TABLE clocks (
     id bigserial PRIMARY KEY,
@@ -35,18 +36,3 @@ CREATE TABLE timers (
 
 CREATE INDEX timers_pending ON timers (fire_at) WHERE fired_at IS NULL;
 CREATE INDEX timers_clock ON timers (clock_id);
-
--- Case events already applied, by CloudEvent id: a redelivered event changes nothing.
-CREATE TABLE processed_events (
-    event_id text PRIMARY KEY,
-    processed_at timestamptz NOT NULL DEFAULT now()
-);
-
-CREATE TABLE outbox (
-    id bigserial PRIMARY KEY,
-    topic text NOT NULL,
-    key text NOT NULL,
-    headers jsonb NOT NULL,
-    value bytea NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT clock_timestamp()
-);

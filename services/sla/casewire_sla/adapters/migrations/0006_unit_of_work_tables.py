@@ -1,0 +1,23 @@
+"""The tables of the shared idempotent consumer (`casewire_common.unit_of_work`).
+
+On a database of an earlier release the SLA service's `processed_events` markers become
+`processed_inputs`, kept, so a case event delivered again after the upgrade still changes
+nothing; a view under the old names lets that release's pods go on writing markers until the
+rollout replaces them (a later release drops it).
+"""
+
+from casewire_common.unit_of_work import tables_ddl
+
+
+def sql(schema: str) -> str:
+    return f"""
+DO $$ BEGIN
+    IF to_regclass('"{schema}".processed_events') IS NOT NULL THEN
+        ALTER TABLE "{schema}".processed_events RENAME COLUMN event_id TO key;
+        ALTER TABLE "{schema}".processed_events RENAME TO processed_inputs;
+        ALTER INDEX "{schema}".processed_events_pkey RENAME TO processed_inputs_pkey;
+        CREATE VIEW "{schema}".processed_events AS
+            SELECT key AS event_id, processed_at FROM "{schema}".processed_inputs;
+    END IF;
+END $$;
+{tables_ddl(schema)}"""
