@@ -161,6 +161,34 @@ async def test_replaying_bodies_already_published_adds_nothing_to_the_messages_t
     ) == sorted(wamids)
 
 
+async def test_a_replay_reads_every_kept_body_to_the_end_of_each_partition(
+    shared_data: Path, kafka_bootstrap: str, database_url: str, unique: str
+) -> None:
+    # Batched writes: the local broker answers the start of a partition's last record batch as
+    # its end, which once left the last batch of each partition unread.
+    await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
+    started = datetime.now(UTC)
+    kept = 600
+    async with producer(kafka_bootstrap) as kafka:
+        sent = [
+            await kafka.send(
+                topics.dlq(topics.RAW),
+                whatsapp_body(shared_data, f"wamid.batch-{unique}-{n}"),
+                key=f"whatsapp:{n}".encode(),
+                headers=kept_headers("whatsapp", datetime.now(UTC)),
+            )
+            for n in range(kept)
+        ]
+        await asyncio.gather(*sent)
+
+    code, summary = await asyncio.to_thread(
+        replay, kafka_bootstrap, database_url, "--dlq", "--since", started.isoformat()
+    )
+
+    assert code == 0, summary
+    assert (summary["bodies_replayed"], summary["published"]) == (kept, kept)
+
+
 async def test_records_a_replay_cannot_read_are_refused_by_reason_and_the_exit_says_so(
     shared_data: Path, kafka_bootstrap: str, database_url: str, unique: str
 ) -> None:

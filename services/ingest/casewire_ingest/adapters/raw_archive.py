@@ -1,10 +1,12 @@
 """Reads the bodies kept on a raw topic (`casewire.raw.v1` or its dead-letter topic) for a
 replay: every partition, from the first record that can have been received at `since` (the
-beginning without one) to where the partition ended when the reading started."""
+beginning without one) to where the partition ended when the reading started (by the records'
+Kafka timestamps against this machine's clock)."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
@@ -53,25 +55,32 @@ class RawTopicReader:
             if not partitions:
                 raise TopicMissing(f"topic {self._topic} does not exist")
             consumer.assign(partitions)
+            # Some Kafka-protocol brokers (Tansu) answer the start of the last record batch
+            # as a partition's end: the end is where reading may stop at the earliest; it
+            # stops there once a fetch finds nothing more, or at a record written after the
+            # reading started.
+            started_ms = int(time.time() * 1000)
             ends = await consumer.end_offsets(partitions)
             starts = await self._start_offsets(consumer, partitions, ends)
-            pending = set()
-            for partition in partitions:
-                consumer.seek(partition, starts[partition])
-                if starts[partition] < ends[partition]:
-                    pending.add(partition)
+            for partition, offset in starts.items():
+                consumer.seek(partition, offset)
+            reading = set(partitions)
             loop = asyncio.get_running_loop()
             idle_until = loop.time() + self._idle_seconds
-            while pending:
-                batch = await consumer.getmany(*pending, timeout_ms=500)
+            while reading:
+                batch = await consumer.getmany(*reading, timeout_ms=500)
                 if not any(batch.values()):
+                    if all([await consumer.position(p) >= ends[p] for p in reading]):
+                        break
                     if loop.time() > idle_until:
                         return
                     continue
                 idle_until = loop.time() + self._idle_seconds
                 for partition, records in batch.items():
                     for record in records:
-                        if record.offset >= ends[partition]:
+                        if record.timestamp > started_ms:
+                            reading.discard(partition)
+                            consumer.pause(partition)
                             break
                         yield KeptBody(
                             topic=record.topic,
@@ -83,8 +92,6 @@ class RawTopicReader:
                             },
                             body=record.value or b"",
                         )
-                    if await consumer.position(partition) >= ends[partition]:
-                        pending.discard(partition)
             self.complete = True
         finally:
             await consumer.stop()
