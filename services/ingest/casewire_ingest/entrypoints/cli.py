@@ -12,8 +12,6 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aiokafka.errors import KafkaError
-from asyncpg import PostgresError
 from casewire_common import topics
 
 from casewire_ingest.domain.archive import ReplaySummary, TimeRange
@@ -95,6 +93,8 @@ REPLAY_CLEAN, REPLAY_WITH_REFUSALS, REPLAY_STOPPED = 0, 1, 3
 
 def _replay(args: argparse.Namespace) -> int:
     """Replay a raw topic and print its summary; the exit code says how it went."""
+    from aiokafka.errors import KafkaError
+    from asyncpg import PostgresError
     from casewire_common.logging import configure_logging
 
     from casewire_ingest.adapters.raw_archive import RawTopicReader, TopicMissing
