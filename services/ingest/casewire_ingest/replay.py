@@ -94,6 +94,7 @@ async def _replay_window(
         else:
             summary.bodies_replayed += 1
             summary.published += len(outcome.published)
+            summary.unconfirmed += outcome.unconfirmed
             summary.duplicates += outcome.duplicates
             for kind, times in outcome.ignored.items():
                 summary.count(summary.ignored, kind, times)

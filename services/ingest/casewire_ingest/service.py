@@ -47,6 +47,10 @@ class Dedup(Protocol):
 
     async def release(self, keys: Sequence[str]) -> None: ...
 
+    async def abandoned(self, keys: Sequence[str]) -> set[str]:
+        """Keys claimed long ago and never marked published (replay reports them)."""
+        ...
+
 
 class Rejected(Exception):
     """A body refused with a 4xx: `status`, a short `reason` code and a `detail` for the caller."""
@@ -68,6 +72,8 @@ class Accepted:
     duplicates: int
     ignored: dict[str, int]
     rejected: list[ItemRejection]
+    # Replay: of `published`, the messages an ingest that died may have published already.
+    unconfirmed: int = 0
 
 
 class WebhookIngest:
@@ -206,6 +212,7 @@ class WebhookIngest:
         check_accounts(normalized, accounts)
         deliveries = normalized.deliveries(self._detect_language)
         try:
+            abandoned = await self._dedup.abandoned(list(deliveries))
             claimed = await self._dedup.claim(list(deliveries))
         except Exception as error:
             log.warning("replay claim failed", error=type(error).__name__)
@@ -224,6 +231,7 @@ class WebhookIngest:
             len(normalized.messages) - len(fresh),
             dict(normalized.ignored),
             normalized.rejected,
+            unconfirmed=len(abandoned & claimed),
         )
 
     async def _give_up(self, claiming: asyncio.Future[set[str]], source: str) -> None:

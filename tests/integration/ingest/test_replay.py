@@ -21,8 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from casewire_common import topics
-from casewire_common.messages import CanonicalMessage
+from casewire_common.messages import CanonicalMessage, message_id
 from casewire_common.pg import migrate
 from casewire_ingest.adapters.dedup import MIGRATIONS_PACKAGE, SCHEMA
 from casewire_ingest.main import create_app
@@ -115,7 +116,8 @@ async def test_a_dead_lettered_body_is_published_by_a_replay_and_only_once(
     # and are left out as received before --since.
     assert first[1] | {"read": None, "outside_range": None} == {
         "topic": topics.dlq(topics.RAW), "read": None, "outside_range": None,
-        "bodies_replayed": 1, "published": 1, "duplicates": 0, "ignored": {}, "refused": {},
+        "bodies_replayed": 1, "published": 1, "unconfirmed": 0, "duplicates": 0, "ignored": {},
+        "refused": {},
         "rejected": {}, "complete": True, "stopped_by": None,
     }  # fmt: skip
     assert again[0] == 0, again
@@ -187,6 +189,39 @@ async def test_a_replay_reads_every_kept_body_to_the_end_of_each_partition(
 
     assert code == 0, summary
     assert (summary["bodies_replayed"], summary["published"]) == (kept, kept)
+
+
+async def test_a_message_whose_claim_an_ingest_never_marked_is_published_as_unconfirmed(
+    shared_data: Path, kafka_bootstrap: str, database_url: str, unique: str
+) -> None:
+    # An ingest that died between publishing a message and writing its mark leaves a claim
+    # that expires unmarked; so does one that died before publishing. Replay publishes the
+    # message and says it cannot tell which of the two happened.
+    await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
+    started = datetime.now(UTC)
+    wamid = f"wamid.unmarked-{unique}"
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.execute(
+            f"INSERT INTO {SCHEMA}.seen_messages (key, claimed_at)"
+            " VALUES ($1, clock_timestamp() - interval '10 minutes')",
+            message_id("whatsapp", wamid),
+        )
+    finally:
+        await connection.close()
+    async with producer(kafka_bootstrap) as kafka:
+        await kafka.send_and_wait(
+            topics.RAW,
+            whatsapp_body(shared_data, wamid),
+            headers=kept_headers("whatsapp", datetime.now(UTC)),
+        )
+
+    code, summary = await asyncio.to_thread(
+        replay, kafka_bootstrap, database_url, "--since", started.isoformat()
+    )
+
+    assert code == 0, summary
+    assert (summary["published"], summary["unconfirmed"]) == (1, 1)
 
 
 async def test_records_a_replay_cannot_read_are_refused_by_reason_and_the_exit_says_so(

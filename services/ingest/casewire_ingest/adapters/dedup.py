@@ -96,6 +96,18 @@ class DedupStore:
         )
         return [None] * len(requests)
 
+    async def abandoned(self, keys: Sequence[str]) -> set[str]:
+        """The keys whose claim expired unmarked: their request failed before publishing, or
+        its ingest died between publishing and marking (the marks of its last milliseconds).
+        Which of the two, only the messages topic can tell."""
+        rows = await self._database.pool.fetch(
+            f"SELECT key FROM {SCHEMA}.seen_messages WHERE key = ANY($1::text[])"
+            " AND published_at IS NULL AND claimed_at < clock_timestamp() - $2::interval",
+            list(keys),
+            self._claim_timeout,
+        )
+        return {row["key"] for row in rows}
+
     async def release(self, keys: Sequence[str]) -> None:
         """Give up claims whose messages could not be published, so a retry publishes them."""
         if keys:

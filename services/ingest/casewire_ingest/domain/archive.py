@@ -103,6 +103,10 @@ class ReplaySummary:
     outside_range: int = 0
     bodies_replayed: int = 0
     published: int = 0
+    # Of `published`: messages whose earlier claim expired unmarked. An ingest that died
+    # between publishing and marking them may have published them already (a consumer drops
+    # them by id); the others were lost and are published now.
+    unconfirmed: int = 0
     duplicates: int = 0
     ignored: dict[str, int] = field(default_factory=dict)
     refused: dict[str, int] = field(default_factory=dict)

@@ -148,6 +148,11 @@ def _print_summary(summary: ReplaySummary, stopped_by: str | None, *, as_json: b
         f" range, {summary.bodies_replayed} body(ies) replayed:"
         f" {summary.published} message(s) published, {summary.duplicates} duplicate(s)"
     )
+    if summary.unconfirmed:
+        print(
+            f"of those published, {summary.unconfirmed} had been claimed by an ingest that"
+            " never marked them: it may have published them before it died"
+        )
     for title, table in (
         ("acknowledged, not messages", summary.ignored),
         ("refused (cannot be replayed)", summary.refused),
