@@ -47,7 +47,7 @@ class Dedup(Protocol):
 
     async def release(self, keys: Sequence[str]) -> None: ...
 
-    async def abandoned(self, keys: Sequence[str]) -> set[str]:
+    def abandoned(self, keys: Sequence[str]) -> Awaitable[set[str]]:
         """Keys claimed long ago and never marked published (replay reports them)."""
         ...
 
