@@ -33,7 +33,10 @@ def main(argv: list[str] | None = None) -> int:
         "replay",
         help=f"normalize the bodies kept on {topics.RAW} (or its DLQ) again and publish what"
         " was never published (settings from CASEWIRE_* env)",
-        description="Exit 0: every record replayed, nothing rejected; 1: done, but records"
+        description=f"Normalize the bodies kept on {topics.RAW} (received in [--since,"
+        f" --until)) or on {topics.dlq(topics.RAW)} again with the current code and publish"
+        " the messages deduplication has not seen. Exit 0: every record replayed, nothing"
+        " rejected; 1: done, but records"
         " were refused or bodies/items rejected (see the summary); 2: bad arguments;"
         " 3: stopped before the end (Kafka or PostgreSQL unavailable, topic missing,"
         " migrations pending, the broker silent for --idle-seconds).",

@@ -6,16 +6,16 @@ Business app (coexistence), which is how the SLA clock learns a human answered. 
 field (account, template, quality, user-preference, group-lifecycle updates...) is
 acknowledged and counted under its field name.
 
-Statuses report on the business's own outbound messages, whichever app sent them through the
-Cloud API: for a reply an agent sent from another tool they are all Casewire ever sees (no
-echo, no text). The first status of an outbound message (`sent`; `delivered`, `read` or
-`played` when `sent` did not come first) becomes one outbound message with no text, sent at
-the status's timestamp, in the recipient's conversation; the later statuses of the same wamid
-make the same canonical message, which deduplication drops. `failed` is no reply, and neither
-is a template message (pricing category `marketing`, `utility`, `authentication`, or an old
-`business_initiated` conversation): a campaign or a shipping notice must not mark a case
-answered. A status whose state is unknown (courier's `in_orbit`, `deleted`) is acknowledged
-and not read further.
+Statuses report on the business's own outbound messages: for a reply an agent sent through
+the Cloud API from another tool they are all Casewire can see, when Meta sends them to its app
+(no echo, no text; docs/replies.md). The first status of an outbound message (`sent`;
+`delivered`, `read` or `played` when `sent` did not come first) becomes one outbound message
+with no text, sent at the status's timestamp, in the recipient's conversation; the later
+statuses of the same wamid make the same canonical message, which deduplication drops.
+`failed` is no reply, and neither is a template message (pricing category `marketing`,
+`utility`, `authentication`, or an old `business_initiated` conversation): a campaign or a
+shipping notice must not mark a case answered. A status whose state is unknown (courier's
+`in_orbit`, `deleted`) is acknowledged and not read further.
 
 Customer identity: the conversation is keyed on the customer's `from` (`to` for echoes) and,
 when Meta withholds it, on the business-scoped user id (`from_user_id` / `to_user_id`).
