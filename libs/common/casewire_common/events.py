@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from cloudevents.core.bindings.kafka import KafkaMessage, from_binary_event
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from casewire_common.messages import Channel, Platform, Visibility
+from casewire_common.messages import Channel, Platform, UtcDatetime, Visibility, utc
 
 CaseStatus = Literal["queued", "assigned", "pending", "resolved", "reopened", "no_action"]
 Priority = Literal["P1", "P2", "P3", "P4"]
@@ -84,9 +84,9 @@ class CaseSnapshot(BaseModel):
     assignee: str | None
     tags: list[str]
     language: str | None
-    opened_at: AwareDatetime
-    first_response_at: AwareDatetime | None
-    resolved_at: AwareDatetime | None
+    opened_at: UtcDatetime
+    first_response_at: UtcDatetime | None
+    resolved_at: UtcDatetime | None
 
 
 class UrgencySignal(BaseModel):
@@ -170,8 +170,8 @@ class IncidentData(BaseModel):
     incident_id: str
     topic: str
     status: Literal["open", "closed"]
-    opened_at: AwareDatetime
-    last_seen_at: AwareDatetime
+    opened_at: UtcDatetime
+    last_seen_at: UtcDatetime
     case_count: int = Field(ge=1, description="How many cases the incident links so far.")
     added_case_ids: list[str] = Field(
         description="The cases this event linked (all of them for `opened`); a consumer that"
@@ -188,8 +188,8 @@ class SlaAlertData(BaseModel):
     policy_id: str
     clock: ClockName
     target_seconds: int
-    started_at: AwareDatetime
-    due_at: AwareDatetime
+    started_at: UtcDatetime
+    due_at: UtcDatetime
     fraction: float | None = None
     late: bool = False
     elapsed_seconds: float | None = None
@@ -216,7 +216,7 @@ class WatermarkData(BaseModel):
 
     topic: str = Field(description="The input topic the watermarks are about.")
     partitions: int = Field(ge=1, description="How many partitions that topic has.")
-    watermarks: dict[int, AwareDatetime] = Field(
+    watermarks: dict[int, UtcDatetime] = Field(
         description="Partition -> every record the broker received before this instant has"
         " been processed and its events committed before this record."
     )
@@ -252,12 +252,14 @@ def encode_event(
     The headers are those the SDK's `to_binary` writes for this event, in its order, byte for
     byte (tests/unit/contracts/test_cloudevent_encoding.py holds them equal): written out here
     because the SDK's per-event attribute checks cost more than the whole encoding, on the
-    router's hot path.
+    router's hot path. `time` must be timezone-aware (ValueError); `ce_time` is written in UTC.
     """
     for name, attribute in (("id", event_id), ("type", event_type), ("source", source)):
         if not attribute:
             raise ValueError(f"CloudEvent attribute {name!r} must not be empty")
-    stamp = time.isoformat()
+    if time.utcoffset() is None:
+        raise ValueError("CloudEvent time must be timezone-aware")
+    stamp = (time if time.tzinfo is UTC else utc(time)).isoformat()
     if stamp.endswith("+00:00"):
         stamp = stamp[:-6] + "Z"
     headers = {
@@ -280,7 +282,7 @@ class DecodedEvent(BaseModel):
     type: str
     source: str
     subject: str | None
-    time: AwareDatetime | None
+    time: UtcDatetime | None
     data: dict[str, Any]
 
 

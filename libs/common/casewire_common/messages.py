@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import uuid
 from datetime import UTC, datetime
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 Platform = Literal["x", "facebook", "instagram", "whatsapp", "other"]
 Channel = Literal["dm", "mention", "reply", "comment"]
@@ -43,6 +43,11 @@ def message_id(platform: str, platform_message_id: str) -> str:
 
 def utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
+
+
+# An event time: refused unless timezone-aware (a naive time is a ValueError, not a guess at the
+# machine's zone), kept and written in UTC (`...Z`), so every consumer compares like with like.
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(utc)]
 
 
 class Author(BaseModel):
@@ -81,13 +86,8 @@ class CanonicalMessage(BaseModel):
     text: str = Field(default="", max_length=65536)
     language: str | None = Field(default=None, pattern=r"^[a-z]{2}$")
     attachments: list[Attachment] = Field(default_factory=list, max_length=100)
-    sent_at: AwareDatetime
-    received_at: AwareDatetime
-
-    @field_validator("sent_at", "received_at")
-    @classmethod
-    def _to_utc(cls, value: datetime) -> datetime:
-        return utc(value)
+    sent_at: UtcDatetime
+    received_at: UtcDatetime
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from casewire_common.http import kafka_check, mount_operations, postgres_check
 from casewire_common.kafka import OrderedPublisher, build_broker, stop_broker
@@ -18,9 +18,14 @@ from fastapi import FastAPI
 from casewire_ingest.adapters.dedup import MIGRATIONS_PACKAGE, SCHEMA, SEEN_MESSAGES, DedupStore
 from casewire_ingest.adapters.publisher import IngestMetrics, KafkaIngestPublisher
 from casewire_ingest.domain.language import LanguageDetector
+from casewire_ingest.domain.sources import Source
 from casewire_ingest.entrypoints.http import IngestApp
 from casewire_ingest.service import WebhookIngest
 from casewire_ingest.settings import IngestSettings
+
+
+class NotMigrated(RuntimeError):
+    """The database lacks migrations this code needs."""
 
 
 def create_app(settings: IngestSettings | None = None) -> FastAPI:
@@ -58,7 +63,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             pending = await pending_migrations(connection, SCHEMA, MIGRATIONS_PACKAGE)
         if pending:
             await database.close()
-            raise RuntimeError(
+            raise NotMigrated(
                 f"{pending} database migration(s) pending: run `casewire-ingest migrate`"
             )
         await broker.start()
@@ -91,3 +96,56 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         },
     )
     return app
+
+
+@asynccontextmanager
+async def replay_ingest(settings: IngestSettings) -> AsyncIterator[WebhookIngest]:
+    """Ingest's use case wired for `casewire-ingest replay`: the service's Kafka producer and
+    deduplication memory, without the HTTP app. Writes the pending dedup marks on the way out."""
+    database = Database(settings.database_url.get_secret_value(), min_size=1, max_size=2)
+    await database.open()
+    try:
+        async with database.pool.acquire() as connection:
+            pending = await pending_migrations(connection, SCHEMA, MIGRATIONS_PACKAGE)
+        if pending:
+            raise NotMigrated(
+                f"{pending} database migration(s) pending: run `casewire-ingest migrate`"
+            )
+        records = OrderedPublisher(settings.kafka_bootstrap_servers, "ingest-replay")
+        await records.start()
+        metrics = IngestMetrics(new_registry())
+        dedup = DedupStore(database, timedelta(seconds=settings.dedup_claim_timeout_seconds))
+        try:
+            yield WebhookIngest(
+                KafkaIngestPublisher(records, metrics),
+                dedup,
+                LanguageDetector(settings.languages.split(",")).detect,
+                metrics,
+                timeout_seconds=settings.publish_timeout_seconds,
+            )
+        finally:
+            await dedup.flush()
+            await records.stop(settings.shutdown_timeout_seconds)
+    finally:
+        await database.close()
+
+
+def oldest_remembered(settings: IngestSettings, now: datetime | None = None) -> datetime:
+    """The earliest receipt time whose messages the dedup memory still holds, with an hour to
+    spare for the trim that runs meanwhile."""
+    now = now or datetime.now(UTC)
+    return now - timedelta(days=settings.dedup_retention_days) + timedelta(hours=1)
+
+
+def replay_accounts(settings: IngestSettings) -> dict[Source, frozenset[str] | None]:
+    """Per source, the accounts its bodies may speak for: a kept body does not say which
+    secret verified it, so it is any configured app's (None: an app that lists none takes
+    any account)."""
+
+    def union(lists: list[list[str]]) -> frozenset[str] | None:
+        if not lists or not all(lists):
+            return None
+        return frozenset(account for accounts in lists for account in accounts)
+
+    meta = union([app.accounts for app in settings.meta_apps])
+    return {"meta": meta, "whatsapp": meta, "x": union([app.accounts for app in settings.x_apps])}

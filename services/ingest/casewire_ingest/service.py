@@ -18,13 +18,13 @@ from casewire_common.messages import CanonicalMessage
 
 from casewire_ingest.adapters.publisher import IngestMetrics, IngestPublisher
 from casewire_ingest.domain.normalized import ItemRejection, NormalizationError, Normalized
+from casewire_ingest.domain.sources import Normalizer
 
 log = structlog.get_logger(__name__)
 # structlog runs every processor before the standard library drops a debug line: this says
 # beforehand whether one would be written.
 _stdlib_log = logging.getLogger(__name__)
 
-Normalizer = Callable[[Any, datetime], Normalized]
 LanguageDetector = Callable[[str], str | None]
 
 # The dead-letter reason of a body published in part: some of its items could not be read.
@@ -47,6 +47,10 @@ class Dedup(Protocol):
 
     async def release(self, keys: Sequence[str]) -> None: ...
 
+    def abandoned(self, keys: Sequence[str]) -> Awaitable[set[str]]:
+        """Keys claimed long ago and never marked published (replay reports them)."""
+        ...
+
 
 class Rejected(Exception):
     """A body refused with a 4xx: `status`, a short `reason` code and a `detail` for the caller."""
@@ -68,6 +72,8 @@ class Accepted:
     duplicates: int
     ignored: dict[str, int]
     rejected: list[ItemRejection]
+    # Replay: of `published`, the messages an ingest that died may have published already.
+    unconfirmed: int = 0
 
 
 class WebhookIngest:
@@ -114,29 +120,23 @@ class WebhookIngest:
             "casewire-received-at": received_at.isoformat(),
         }
         try:
-            normalized = _usable(normalize(_parse_json(raw), received_at))
+            normalized = read_body(raw, received_at, normalize)
         except NormalizationError as error:
             self._metrics.rejections.labels(source, error.reason).inc()
             if dead_letter_invalid:
                 await self._dead_letter(raw, source, headers, error)
             status = 400 if error.reason in {"malformed_json"} else 422
             raise Rejected(status, error.reason, error.detail) from error
-        foreign = sorted(
-            {m.account_id for m in normalized.messages if accounts and m.account_id not in accounts}
-        )
-        if foreign:
+        try:
+            check_accounts(normalized, accounts)
+        except Rejected:
             self._metrics.rejections.labels(source, "unknown_account").inc()
-            raise Rejected(403, "unknown_account", f"no configured account {', '.join(foreign)}")
-        messages = [
-            message
-            if message.language or not message.text
-            else message.model_copy(update={"language": self._detect_language(message.text)})
-            for message in normalized.messages
-        ]
+            raise
         for kind, count in normalized.ignored.items():
             self._metrics.ignored.labels(source, kind).inc(count)
+        messages = normalized.messages
         raw_key = f"{source}:{messages[0].account_id}" if messages else source
-        unique = {message.delivery_key: message for message in reversed(messages)}
+        unique = normalized.deliveries(self._detect_language)
         # The claim goes out while the body is being written: the two round trips overlap.
         # No message is published before both are done.
         claiming = asyncio.ensure_future(self._dedup.claim(list(unique)))  # a task if need be
@@ -157,11 +157,7 @@ class WebhookIngest:
                 # Shielded: a timeout must not cancel a claim that may already hold keys.
                 claimed = await asyncio.shield(claiming)
                 body_written = True
-                fresh = [
-                    m
-                    for m in messages
-                    if m.delivery_key in claimed and unique.get(m.delivery_key) is m
-                ]
+                fresh = [message for key, message in unique.items() if key in claimed]
                 await self._publisher.publish_messages(fresh)
                 self._metrics.publish_seconds.observe(time.perf_counter() - started)
                 self._dedup.mark_published([m.delivery_key for m in fresh])
@@ -198,6 +194,46 @@ class WebhookIngest:
             [m.id for m in fresh], duplicates, dict(normalized.ignored), normalized.rejected
         )
 
+    async def replay(
+        self,
+        *,
+        raw: bytes,
+        received_at: datetime,
+        normalize: Normalizer,
+        accounts: Collection[str] | None = None,
+    ) -> Accepted:
+        """Publish the messages of a body kept on the raw topics that were never published.
+
+        The body is normalized by the current code as it was when received (`received_at`
+        from its record) and nothing is written to the raw topics again: the body is already
+        kept there. Raises NormalizationError or Rejected (unknown_account) for a body the
+        current code still refuses, Unavailable when Kafka or PostgreSQL fails."""
+        normalized = read_body(raw, received_at, normalize)
+        check_accounts(normalized, accounts)
+        deliveries = normalized.deliveries(self._detect_language)
+        try:
+            abandoned = await self._dedup.abandoned(list(deliveries))
+            claimed = await self._dedup.claim(list(deliveries))
+        except Exception as error:
+            log.warning("replay claim failed", error=type(error).__name__)
+            raise Unavailable from error
+        fresh = [message for key, message in deliveries.items() if key in claimed]
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._publisher.publish_messages(fresh)
+        except Exception as error:
+            log.warning("replay write failed", error=type(error).__name__)
+            await self._release([m.delivery_key for m in fresh], "replay")
+            raise Unavailable from error
+        self._dedup.mark_published([m.delivery_key for m in fresh])
+        return Accepted(
+            [m.id for m in fresh],
+            len(normalized.messages) - len(fresh),
+            dict(normalized.ignored),
+            normalized.rejected,
+            unconfirmed=len(abandoned & claimed),
+        )
+
     async def _give_up(self, claiming: asyncio.Future[set[str]], source: str) -> None:
         """Release what a claim took once it is done (the body was not written): cancelling
         it could leave keys claimed that no request will publish until the claim expires."""
@@ -227,6 +263,21 @@ class WebhookIngest:
                 reason=error.reason,
                 error=type(publish_error).__name__,
             )
+
+
+def read_body(raw: bytes, received_at: datetime, normalize: Normalizer) -> Normalized:
+    """A body's normalized content; NormalizationError when the body as a whole is refused."""
+    return _usable(normalize(_parse_json(raw), received_at))
+
+
+def check_accounts(normalized: Normalized, accounts: Collection[str] | None) -> None:
+    """Refuse (403 unknown_account) messages for accounts the verifying secret does not speak
+    for (`accounts` None: any)."""
+    if not accounts:
+        return
+    foreign = sorted({m.account_id for m in normalized.messages if m.account_id not in accounts})
+    if foreign:
+        raise Rejected(403, "unknown_account", f"no configured account {', '.join(foreign)}")
 
 
 def _usable(normalized: Normalized) -> Normalized:

@@ -45,3 +45,6 @@ class MemoryDedup:
 
     async def release(self, keys: Sequence[str]) -> None:
         self.published.difference_update(keys)
+
+    async def abandoned(self, keys: Sequence[str]) -> set[str]:
+        return set()

@@ -75,6 +75,9 @@ class JournalDedup:
     async def release(self, keys: Sequence[str]) -> None:
         self.released.extend(keys)
 
+    async def abandoned(self, keys: Sequence[str]) -> set[str]:
+        return set()
+
 
 def ingest_with(publisher: SlowPublisher, dedup: JournalDedup) -> WebhookIngest:
     metrics = IngestMetrics(new_registry())

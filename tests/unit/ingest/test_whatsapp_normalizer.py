@@ -99,6 +99,25 @@ def message(
     }
 
 
+def status_reply(
+    *, account: str, customer: str, platform_message_id: str, sent_at: str
+) -> dict[str, Any]:
+    """The business's outbound message that a status reveals: no text, the business as author,
+    sent at the status's time, in the customer's conversation."""
+    return message(
+        account=account,
+        conversation=f"whatsapp:{account}:{customer}",
+        author_id=account,
+        platform_message_id=platform_message_id,
+        sent_at=sent_at,
+        direction="outbound",
+    )
+
+
+PYWA_REPLY = {"account": "1122334455667", "customer": "972987654321"}
+PYWA_WAMID = "wamid.xyzxyz"
+
+
 def courier(**fields: Any) -> dict[str, Any]:
     """nyaruka/courier's fixtures: one business number, customer 5678 (Kerry Fisher)."""
     defaults: dict[str, Any] = {
@@ -170,7 +189,7 @@ EXPECTED: dict[str, Outcome] = {
     "courier_error_msg.json": published(
         courier(text="Hello World", attachments=(("other", None),))
     ),
-    "courier_error_status.json": acknowledged(status=1),
+    "courier_error_status.json": acknowledged(status=1),  # failed: no reply
     "courier_group_message.json": published(
         courier(
             text="Hello World, group message",
@@ -202,7 +221,7 @@ EXPECTED: dict[str, Outcome] = {
     "courier_invalid_from.json": published(
         courier(text="Hello World", conversation="whatsapp:1234567890:bla", author_id="bla")
     ),
-    # Statuses are never read, so an unknown status value cannot make a body bad.
+    # A status of unknown state is not read further, so it cannot make a body bad.
     "courier_invalid_status.json": acknowledged(status=1),
     "courier_invalid_timestamp.json": rejected_message("invalid_timestamp"),
     "courier_list_reply.json": published(courier(text="Yes")),
@@ -215,7 +234,15 @@ EXPECTED: dict[str, Outcome] = {
     "courier_nfm_reply.json": published(courier(text="first_name: Bob\nage: 32")),
     "courier_nfm_reply_non_object.json": published(courier(text="Sent")),
     "courier_no_from.json": rejected_message("missing_field"),
-    "courier_valid_status.json": acknowledged(status=1),
+    # `sent` of a message sent from another tool: the business answered (no text to show).
+    "courier_valid_status.json": published(
+        status_reply(
+            account="1234567890",
+            customer="5678",
+            platform_message_id="external_id",
+            sent_at="2016-01-30T01:57:09Z",
+        )
+    ),
     "courier_video.json": published(courier(text=PHONE_CAPTION, attachments=(("video", None),))),
     "courier_voice.json": published(courier(attachments=(("audio", None),))),
     # --- david-lev/pywa --------------------------------------------------------------------
@@ -429,13 +456,33 @@ EXPECTED: dict[str, Outcome] = {
             sent_at="2024-10-29T19:58:23Z",
         )
     ),
-    "pywa_status__delivered.json": acknowledged(status=1),
+    # Every status of a delivered message makes the same message (one id): the first one
+    # published wins, deduplication drops the rest.
+    "pywa_status__delivered.json": published(
+        status_reply(**PYWA_REPLY, platform_message_id=PYWA_WAMID, sent_at="2023-10-25T20:49:05Z")
+    ),
     "pywa_status__failed.json": acknowledged(status=1),
-    "pywa_status__group.json": acknowledged(status=1),
-    "pywa_status__played.json": acknowledged(status=1),
-    "pywa_status__read.json": acknowledged(status=1),
-    "pywa_status__sent.json": acknowledged(status=1),
-    "pywa_status__with_tracker.json": acknowledged(status=1),
+    # A status in a group threads with the group, as the group's messages do.
+    "pywa_status__group.json": published(
+        status_reply(
+            account="<BUSINESS_PHONE_NUMBER_ID>",
+            customer="group-fowefinoewcnw",
+            platform_message_id="<WHATSAPP_MESSAGE_ID>",
+            sent_at="2023-10-25T20:49:05Z",
+        )
+    ),
+    "pywa_status__played.json": published(
+        status_reply(**PYWA_REPLY, platform_message_id=PYWA_WAMID, sent_at="2023-07-15T00:20:58Z")
+    ),
+    "pywa_status__read.json": published(
+        status_reply(**PYWA_REPLY, platform_message_id=PYWA_WAMID, sent_at="2023-07-15T00:20:58Z")
+    ),
+    "pywa_status__sent.json": published(
+        status_reply(**PYWA_REPLY, platform_message_id=PYWA_WAMID, sent_at="2023-10-25T20:49:05Z")
+    ),
+    "pywa_status__with_tracker.json": published(
+        status_reply(**PYWA_REPLY, platform_message_id=PYWA_WAMID, sent_at="2023-10-25T20:49:05Z")
+    ),
     "pywa_system__identity_change.json": acknowledged(system=1),
     "pywa_system__phone_number_change.json": acknowledged(system=1),
     "pywa_user_marketing_preferences__resume.json": acknowledged(user_preferences=1),
@@ -501,11 +548,22 @@ EXPECTED: dict[str, Outcome] = {
             attachments=(("location", "geo:49.234939575195,6.9993596076965"),),
         )
     ),
+    # A marketing template (pricing category) is a campaign, not an answer to anyone.
     "restfb_webhook-incoming-message-status-bsuid.json": acknowledged(status=1),
     "restfb_webhook-incoming-message-status-errors.json": acknowledged(status=1),
-    "restfb_webhook-incoming-message-status-group-bsuid.json": acknowledged(status=1),
-    # Its timestamp is the placeholder "TIMESTAMP": statuses are not read, so no rejection.
-    "restfb_webhook-incoming-message-status-ui.json": acknowledged(status=1),
+    "restfb_webhook-incoming-message-status-group-bsuid.json": published(
+        status_reply(
+            account="106540352242922",
+            customer="group-120363418770915618@g.us",
+            platform_message_id="wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUFERjg0NDEzNDdFODU3MUMxMAA=",
+            sent_at="2025-06-15T23:29:33Z",
+        )
+    ),
+    # Meta's sample with placeholders ("TIMESTAMP"): a `sent` status whose time cannot be
+    # read is rejected with its place, to be replayed once understood.
+    "restfb_webhook-incoming-message-status-ui.json": Outcome(
+        rejected_items=(("entry[0].changes[0].value.statuses[0]", "invalid_timestamp"),)
+    ),
     "restfb_webhook-incoming-message-sticker.json": published(
         restfb(attachments=(("sticker", None),))
     ),
@@ -647,10 +705,11 @@ def test_every_entry_and_change_of_a_batched_body_is_read(folder: Path) -> None:
 
     assert [(m.direction, m.event, m.text) for m in result.messages] == [
         ("inbound", "message", "Body Text"),
+        ("outbound", "message", ""),  # the `read` status of the business's message
         ("outbound", "edit", "Text was edited"),
     ]
-    assert result.messages[0].conversation_id == result.messages[1].conversation_id
-    assert dict(result.ignored) == {"status": 1, "account_update": 1}
+    assert len({m.conversation_id for m in result.messages}) == 1
+    assert dict(result.ignored) == {"account_update": 1}
 
 
 def test_customer_message_and_business_echo_share_one_conversation(folder: Path) -> None:

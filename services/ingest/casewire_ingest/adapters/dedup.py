@@ -46,6 +46,9 @@ class DedupStore:
         self._marks: GroupCommit[Sequence[str], None] = GroupCommit(
             self._mark_groups, max_writes=1, linger_seconds=MARK_LINGER_SECONDS
         )
+        self._abandoned_checks: GroupCommit[Sequence[str], set[str]] = GroupCommit(
+            self._abandoned_groups
+        )
 
     def claim(self, keys: Sequence[str]) -> Awaitable[set[str]]:
         """The keys this request now owns: new ones, and stale claims of failed requests.
@@ -98,6 +101,23 @@ class DedupStore:
             sorted({key for keys in requests for key in keys}),
         )
         return [None] * len(requests)
+
+    def abandoned(self, keys: Sequence[str]) -> Awaitable[set[str]]:
+        """The keys whose claim expired unmarked: their request failed before publishing, or
+        its ingest died between publishing and marking (the marks of its last milliseconds).
+        Which of the two, only the messages topic can tell. Asked by replay, many bodies at
+        once: one statement for all of them."""
+        return self._abandoned_checks.enqueue(keys)
+
+    async def _abandoned_groups(self, requests: Sequence[Sequence[str]]) -> list[set[str]]:
+        rows = await self._database.pool.fetch(
+            f"SELECT key FROM {SCHEMA}.seen_messages WHERE key = ANY($1::text[])"
+            " AND published_at IS NULL AND claimed_at < clock_timestamp() - $2::interval",
+            sorted({key for keys in requests for key in keys}),
+            self._claim_timeout,
+        )
+        found = {row["key"] for row in rows}
+        return [found.intersection(keys) for keys in requests]
 
     async def release(self, keys: Sequence[str]) -> None:
         """Give up claims whose messages could not be published, so a retry publishes them."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -57,6 +58,22 @@ class Normalized:
         with its place, and not the messages beside it. A field the canonical model refuses
         (an over-long name or URL) is such a problem, not a crash."""
         return _ItemGuard(self.rejected, where)
+
+    def deliveries(
+        self, detect_language: Callable[[str], str | None]
+    ) -> dict[str, CanonicalMessage]:
+        """What ingest publishes of this body, by delivery key: each delivery once (a body may
+        carry the same item twice), in body order, its language detected when the platform
+        gave none. The service and `casewire-ingest normalize` both print exactly this."""
+        distinct: dict[str, CanonicalMessage] = {}
+        for message in self.messages:
+            key = message.delivery_key
+            if key in distinct:
+                continue
+            if message.language is None and message.text:
+                message = message.model_copy(update={"language": detect_language(message.text)})
+            distinct[key] = message
+        return distinct
 
 
 class _ItemGuard:

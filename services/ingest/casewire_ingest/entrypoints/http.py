@@ -21,16 +21,14 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from casewire_ingest.adapters.publisher import IngestMetrics
-from casewire_ingest.domain.generic import normalize_generic
-from casewire_ingest.domain.normalized import NormalizationError, Normalized
-from casewire_ingest.domain.platforms import WebhookPlatform, detect_platform, normalize
 from casewire_ingest.domain.signatures import (
     meta_handshake,
     meta_signature_valid,
     x_crc_response,
     x_signature_valid,
 )
-from casewire_ingest.service import Normalizer, Rejected, Unavailable, WebhookIngest
+from casewire_ingest.domain.sources import SOURCE_NORMALIZERS, Normalizer
+from casewire_ingest.service import Rejected, Unavailable, WebhookIngest
 from casewire_ingest.settings import IngestSettings, XApp
 
 # Checks a request's signature over the raw body; returns the accounts its secret may speak
@@ -49,21 +47,6 @@ def _problem(status: int, reason: str, detail: str) -> Answer:
 
 def _problem_response(status: int, reason: str, detail: str) -> JSONResponse:
     return JSONResponse({"error": reason, "detail": detail}, status_code=status)
-
-
-def _webhook_normalizer(*platforms: WebhookPlatform) -> Normalizer:
-    """Normalize a body that must come from one of `platforms` (one Meta app may subscribe
-    Pages, Instagram accounts and WhatsApp numbers to the same callback URL)."""
-
-    def run(document: Any, received_at: datetime) -> Normalized:
-        detected = detect_platform(document)
-        if detected not in platforms:
-            raise NormalizationError(
-                "wrong_platform", f"a {detected} body sent to the {'/'.join(platforms)} webhook"
-            )
-        return normalize(document, received_at, detected)
-
-    return run
 
 
 class IngestApp(FastAPI):
@@ -123,19 +106,14 @@ class WebhookEndpoints:
         self._ingest = ingest
         self._metrics = metrics
         self._settings = settings
-        meta = Endpoint(
-            "meta",
-            self._meta_verifier,
-            _webhook_normalizer("facebook", "instagram", "whatsapp"),
-            200,
-        )
-        whatsapp = Endpoint("whatsapp", self._meta_verifier, _webhook_normalizer("whatsapp"), 200)
-        self._x = Endpoint("x", self._x_verifier, _webhook_normalizer("x"), 200)
+        meta = Endpoint("meta", self._meta_verifier, SOURCE_NORMALIZERS["meta"], 200)
+        whatsapp = Endpoint("whatsapp", self._meta_verifier, SOURCE_NORMALIZERS["whatsapp"], 200)
+        self._x = Endpoint("x", self._x_verifier, SOURCE_NORMALIZERS["x"], 200)
         self._endpoints = {
             "/v1/webhooks/meta": meta,
             "/v1/webhooks/whatsapp": whatsapp,
             X_WEBHOOK_PATH: self._x,
-            "/v1/messages": Endpoint("generic", None, normalize_generic, 202),
+            "/v1/messages": Endpoint("generic", None, SOURCE_NORMALIZERS["generic"], 202),
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

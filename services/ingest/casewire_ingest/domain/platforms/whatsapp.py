@@ -6,6 +6,17 @@ Business app (coexistence), which is how the SLA clock learns a human answered. 
 field (account, template, quality, user-preference, group-lifecycle updates...) is
 acknowledged and counted under its field name.
 
+Statuses report on the business's own outbound messages: for a reply an agent sent through
+the Cloud API from another tool they are all Casewire can see, when Meta sends them to its app
+(no echo, no text; docs/replies.md). The first status of an outbound message (`sent`;
+`delivered`, `read` or `played` when `sent` did not come first) becomes one outbound message
+with no text, sent at the status's timestamp, in the recipient's conversation; the later
+statuses of the same wamid make the same canonical message, which deduplication drops.
+`failed` is no reply, and neither is a template message (pricing category `marketing`,
+`utility`, `authentication`, or an old `business_initiated` conversation): a campaign or a
+shipping notice must not mark a case answered. A status whose state is unknown (courier's
+`in_orbit`, `deleted`) is acknowledged and not read further.
+
 Customer identity: the conversation is keyed on the customer's `from` (`to` for echoes) and,
 when Meta withholds it, on the business-scoped user id (`from_user_id` / `to_user_id`).
 `from` is what every message carries today and what echoes carry as `to`, so customer
@@ -55,6 +66,22 @@ _MEDIA_TYPES = frozenset({"image", "video", "audio", "voice", "document", "stick
 # (number or identity change) is written by WhatsApp, not by the customer, and
 # `request_welcome` says a customer opened the chat for the first time, before writing anything.
 _IGNORED_MESSAGE_TYPES = frozenset({"reaction", "system", "request_welcome"})
+# The states of an outbound message that WhatsApp accepted (Meta's status webhook reference):
+# each one says the business sent it.
+_SENT_STATES = frozenset({"sent", "delivered", "read", "played"})
+# Pricing categories (and, before per-message pricing, conversation origins) of template
+# messages, which a business sends on its own: campaigns, notices, one-time codes.
+_TEMPLATE_CATEGORIES = frozenset(
+    {
+        "marketing",
+        "marketing_lite",
+        "utility",
+        "authentication",
+        "authentication_international",
+        "authentication-international",
+        "business_initiated",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -91,16 +118,14 @@ def _normalize_change(change: Any, where: str, received_at: datetime, result: No
         result.ignored[field] += 1
         return
     value = require_object(require(change, "value", where), f"{where}.value")
-    # Statuses refer to the business's own outbound messages and value-level errors report
-    # Meta-side failures: neither needs a human. Their content is not read at all, so an
-    # unknown status (courier's `in_orbit`) or a placeholder timestamp cannot reject a body.
-    for kind, key in (("status", "statuses"), ("error", "errors")):
-        if count := len(require_list(value.get(key, []), f"{where}.value.{key}")):
-            result.ignored[kind] += count
+    # Value-level errors report Meta-side failures: nothing for a human to answer.
+    if errors := len(require_list(value.get("errors", []), f"{where}.value.errors")):
+        result.ignored["error"] += errors
     outbound = field == "smb_message_echoes"
     key = "message_echoes" if outbound else "messages"
     messages = require_list(value.get(key, []), f"{where}.value.{key}")
-    if not messages:
+    statuses = require_list(value.get("statuses", []), f"{where}.value.statuses")
+    if not messages and not statuses:
         return
     metadata = require(value, "metadata", f"{where}.value")
     batch = _Batch(
@@ -122,6 +147,56 @@ def _normalize_change(change: Any, where: str, received_at: datetime, result: No
             _add_message(
                 require_object(message, message_where), message_where, batch, outbound, result
             )
+    for index, status in enumerate(statuses):
+        status_where = f"{where}.value.statuses[{index}]"
+        with result.item(status_where):
+            _add_status(require_object(status, status_where), status_where, batch, result)
+
+
+def _add_status(status: dict[str, Any], where: str, batch: _Batch, result: Normalized) -> None:
+    """The business's outbound message that a status reveals (see the module docstring)."""
+    if (
+        as_text(status.get("status")) not in _SENT_STATES
+        or _category(status) in _TEMPLATE_CATEGORIES
+    ):
+        result.ignored["status"] += 1
+        return
+    result.messages.append(
+        build_message(
+            platform="whatsapp",
+            channel="dm",
+            direction="outbound",
+            account_id=batch.account_id,
+            platform_message_id=id_string(require(status, "id", where), f"{where}.id"),
+            conversation_id=dm_conversation(
+                "whatsapp", batch.account_id, _status_recipient(status, where)
+            ),
+            author=Author(id=batch.account_id),
+            sent_at=to_utc(
+                require(status, "timestamp", where), f"{where}.timestamp", batch.received_at
+            ),
+            received_at=batch.received_at,
+        )
+    )
+
+
+def _category(status: dict[str, Any]) -> str:
+    """What the message was billed as: `pricing.category`, else the conversation's origin."""
+    category = as_object(status.get("pricing")).get("category")
+    if not isinstance(category, str):
+        category = as_object(as_object(status.get("conversation")).get("origin")).get("type")
+    return category.lower() if isinstance(category, str) else ""
+
+
+def _status_recipient(status: dict[str, Any], where: str) -> str:
+    """The conversation's customer part, keyed as for the customer's own messages: the phone
+    number (`recipient_id`), else the business-scoped user id; a group's status threads with
+    the group, as its messages do."""
+    for key in ("recipient_id", "recipient_user_id"):
+        if status.get(key) not in (None, ""):
+            recipient = id_string(status[key], f"{where}.{key}")
+            return f"group-{recipient}" if status.get("recipient_type") == "group" else recipient
+    raise NormalizationError("missing_field", f"{where}.recipient_id is missing")
 
 
 def _add_message(

@@ -1,0 +1,39 @@
+"""The sources ingest takes bodies from (its message-carrying endpoints), each with the
+normalizer that reads its bodies. The HTTP endpoints and the replay of kept bodies (which
+names a body's source in its `casewire-source` header) read a body the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Literal
+
+from casewire_ingest.domain.generic import normalize_generic
+from casewire_ingest.domain.normalized import NormalizationError, Normalized
+from casewire_ingest.domain.platforms import WebhookPlatform, detect_platform, normalize
+
+Normalizer = Callable[[Any, datetime], Normalized]
+Source = Literal["meta", "whatsapp", "x", "generic"]
+
+
+def webhook_normalizer(*platforms: WebhookPlatform) -> Normalizer:
+    """Normalize a body that must come from one of `platforms` (one Meta app may subscribe
+    Pages, Instagram accounts and WhatsApp numbers to the same callback URL)."""
+
+    def run(document: Any, received_at: datetime) -> Normalized:
+        detected = detect_platform(document)
+        if detected not in platforms:
+            raise NormalizationError(
+                "wrong_platform", f"a {detected} body sent to the {'/'.join(platforms)} webhook"
+            )
+        return normalize(document, received_at, detected)
+
+    return run
+
+
+SOURCE_NORMALIZERS: dict[Source, Normalizer] = {
+    "meta": webhook_normalizer("facebook", "instagram", "whatsapp"),
+    "whatsapp": webhook_normalizer("whatsapp"),
+    "x": webhook_normalizer("x"),
+    "generic": normalize_generic,
+}
