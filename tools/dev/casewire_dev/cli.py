@@ -90,6 +90,12 @@ def contracts_command(args: argparse.Namespace) -> int:
     return run(repo_root(), check=args.check, accept_into_baseline=args.update_baseline)
 
 
+def failover_command(args: argparse.Namespace) -> int:
+    from casewire_dev.failover import Options, run
+
+    return run(Options(rate=args.rate, rounds=args.rounds, log_dir=args.log_dir))
+
+
 def _positive(text: str) -> float:
     value = float(text)
     if value <= 0:
@@ -164,6 +170,21 @@ def _parser() -> argparse.ArgumentParser:
         help="also fold compatible payload changes into the baseline (when they are released)",
     )
     contracts_parser.set_defaults(handler=contracts_command)
+
+    failover_parser = commands.add_parser(
+        "failover",
+        help="takeover after a SIGKILL and stall on join/leave of two router replicas (JSON)",
+    )
+    failover_parser.add_argument(
+        "--rate", type=_positive, default=60.0, help="messages per second while measuring"
+    )
+    failover_parser.add_argument(
+        "--rounds", type=_count, default=1, help="kill, join and leave this many times"
+    )
+    failover_parser.add_argument(
+        "--log-dir", type=Path, default=None, help="keep the replicas' logs here"
+    )
+    failover_parser.set_defaults(handler=failover_command)
 
     commands.add_parser("bench", help="the benchmarks; writes bench/results.json", add_help=False)
     commands.add_parser(
