@@ -33,6 +33,7 @@ from typing import Any
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 from casewire_common import topics
 from casewire_common.messages import message_id
 from casewire_common.settings import ServiceSettings
@@ -97,9 +98,13 @@ class CommitWatcher:
         loop = asyncio.get_running_loop()
         last: dict[int, int | None] = {}
         while True:
-            offsets = await asyncio.gather(
-                *(reader.committed(TopicPartition(self._topic, p)) for p in self.advances)
-            )
+            try:
+                offsets = await asyncio.gather(
+                    *(reader.committed(TopicPartition(self._topic, p)) for p in self.advances)
+                )
+            except KafkaError:  # the broker is away (a fault being injected): read again
+                await asyncio.sleep(self._poll_seconds)
+                continue
             seen = loop.time()
             for partition, offset in zip(self.advances, offsets, strict=True):
                 if partition in last and offset is not None and offset != last[partition]:
@@ -468,6 +473,6 @@ def run(options: Options) -> int:
     except BaseException:
         stack.down(state_dir)
         raise
-    stack.down(state_dir, remove=options.log_dir is None)
+    stack.down(state_dir, remove=True)  # with the logs when they are in it: all went well
     print(json.dumps(report, indent=2))
     return 0
