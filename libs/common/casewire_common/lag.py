@@ -36,7 +36,11 @@ class ConsumerLag:
             registry=registry,
         )
         self._subscribers = subscribers
-        self.task = Periodic("consumer-lag", interval_seconds, self.refresh)
+        # Reading committed offsets waits for the group coordinator as long as the broker is
+        # away: a round is cut off so that the next one starts afresh.
+        self.task = Periodic(
+            "consumer-lag", interval_seconds, self.refresh, round_timeout=3 * interval_seconds
+        )
 
     async def refresh(self) -> None:
         readings: list[tuple[str, str, str, int]] = []

@@ -10,15 +10,13 @@ import structlog
 
 log = structlog.get_logger(__name__)
 
-# A round still running after this long is cancelled: a broker or a database that stopped
-# answering must not hold the task for good (aiokafka retries some requests without end).
-ROUND_TIMEOUT_SECONDS = 30.0
-
 
 class Periodic:
     """Runs `action` every `interval` seconds (first after one interval when `wait_first`)
-    until stopped. A failing or hanging round is logged and the next one still runs: a
-    metrics read or a file check must never stop the service, nor stop for good itself."""
+    until stopped. A failing round is logged and the next one still runs: a metrics read or
+    a file check must never stop the service, nor stop for good itself. With `round_timeout`,
+    a round still running after that long is cancelled (logged), for actions that can hang on
+    a peer that stopped answering (aiokafka retries some requests without end)."""
 
     def __init__(
         self,
@@ -27,7 +25,7 @@ class Periodic:
         action: Callable[[], Awaitable[object]],
         *,
         wait_first: bool = False,
-        round_timeout: float = ROUND_TIMEOUT_SECONDS,
+        round_timeout: float | None = None,
     ) -> None:
         self._name = name
         self._interval = interval

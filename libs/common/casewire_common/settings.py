@@ -66,14 +66,6 @@ class ServiceSettings(BaseSettings):
         " StatefulSet pod name; a replica that restarts within the session timeout gets its"
         " partitions back without a rebalance. Unset: dynamic membership.",
     )
-    consumer_max_records: int = 500
-    consumer_fetch_max_wait_ms: int = Field(
-        default=100,
-        gt=0,
-        description="Longest a consumer's fetch waits at the broker for records to arrive;"
-        " some Kafka-protocol brokers (Tansu) answer a waiting fetch only at a fraction of"
-        " it, so it bounds how late a new record is seen.",
-    )
 
     @model_validator(mode="after")
     def _heartbeat_within_session(self) -> ServiceSettings:
@@ -85,3 +77,12 @@ class ServiceSettings(BaseSettings):
                 " CASEWIRE_CONSUMER_SESSION_TIMEOUT_MS"
             )
         return self
+
+    consumer_max_records: int = 500
+    consumer_fetch_max_wait_ms: int = Field(
+        default=100,
+        gt=0,
+        description="Longest a consumer's fetch waits at the broker for records to arrive;"
+        " some Kafka-protocol brokers (Tansu) answer a waiting fetch only at a fraction of"
+        " it, so it bounds how late a new record is seen.",
+    )
