@@ -70,6 +70,12 @@ def _database_state(url: str) -> str:
         return "DOWN"
 
 
+def failover_command(args: argparse.Namespace) -> int:
+    from casewire_dev.failover import Options, run
+
+    return run(Options(rate=args.rate, rounds=args.rounds, log_dir=args.log_dir))
+
+
 def demo_command(args: argparse.Namespace) -> int:
     from casewire_dev.demo import DemoOptions, run
 
@@ -88,12 +94,6 @@ def contracts_command(args: argparse.Namespace) -> int:
     from casewire_dev.contracts import run
 
     return run(repo_root(), check=args.check, accept_into_baseline=args.update_baseline)
-
-
-def failover_command(args: argparse.Namespace) -> int:
-    from casewire_dev.failover import Options, run
-
-    return run(Options(rate=args.rate, rounds=args.rounds, log_dir=args.log_dir))
 
 
 def _positive(text: str) -> float:
@@ -155,6 +155,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo_parser.set_defaults(handler=demo_command)
 
+    failover_parser = commands.add_parser(
+        "failover",
+        help="takeover after a SIGKILL and stall on join/leave of two router replicas (JSON)",
+    )
+    failover_parser.add_argument(
+        "--rate", type=_positive, default=60.0, help="messages per second while measuring"
+    )
+    failover_parser.add_argument(
+        "--rounds", type=_count, default=1, help="kill, join and leave this many times"
+    )
+    failover_parser.add_argument(
+        "--log-dir", type=Path, default=None, help="keep the replicas' logs here"
+    )
+    failover_parser.set_defaults(handler=failover_command)
+
     contracts_parser = commands.add_parser(
         "contracts", help="AsyncAPI documents and payload schemas in contracts/, from the code"
     )
@@ -170,21 +185,6 @@ def _parser() -> argparse.ArgumentParser:
         help="also fold compatible payload changes into the baseline (when they are released)",
     )
     contracts_parser.set_defaults(handler=contracts_command)
-
-    failover_parser = commands.add_parser(
-        "failover",
-        help="takeover after a SIGKILL and stall on join/leave of two router replicas (JSON)",
-    )
-    failover_parser.add_argument(
-        "--rate", type=_positive, default=60.0, help="messages per second while measuring"
-    )
-    failover_parser.add_argument(
-        "--rounds", type=_count, default=1, help="kill, join and leave this many times"
-    )
-    failover_parser.add_argument(
-        "--log-dir", type=Path, default=None, help="keep the replicas' logs here"
-    )
-    failover_parser.set_defaults(handler=failover_command)
 
     commands.add_parser("bench", help="the benchmarks; writes bench/results.json", add_help=False)
     commands.add_parser(
