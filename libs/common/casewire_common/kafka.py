@@ -164,20 +164,26 @@ class BatchConsumerOptions(TypedDict):
     auto_offset_reset: Literal["earliest"]
     session_timeout_ms: int
     heartbeat_interval_ms: int
+    max_poll_interval_ms: int
+    rebalance_timeout_ms: int
+    group_instance_id: str | None
     ack_policy: AckPolicy
 
 
 def batch_consumer_options(settings: ServiceSettings) -> BatchConsumerOptions:
     """What every batch subscriber (`batch=True`) of the services shares: how it polls and
-    fetches, when its group forgets it, and that a failed batch is not acknowledged (it is
-    read again)."""
+    fetches, how its group notices it joined, left or died (docs/operations/scaling.md,
+    "Failover"), and that a failed batch is not acknowledged (it is read again)."""
     return {
         "batch_timeout_ms": POLL_TIMEOUT_MS,
         "max_records": settings.consumer_max_records,
         "fetch_max_wait_ms": settings.consumer_fetch_max_wait_ms,
         "auto_offset_reset": "earliest",
         "session_timeout_ms": settings.consumer_session_timeout_ms,
-        "heartbeat_interval_ms": max(100, settings.consumer_session_timeout_ms // 3),
+        "heartbeat_interval_ms": settings.consumer_heartbeat_interval_ms,
+        "max_poll_interval_ms": settings.consumer_max_poll_interval_ms,
+        "rebalance_timeout_ms": settings.consumer_rebalance_timeout_ms,
+        "group_instance_id": settings.consumer_group_instance_id,
         "ack_policy": AckPolicy.NACK_ON_ERROR,
     }
 

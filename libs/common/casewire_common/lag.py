@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry, Gauge
 
 from casewire_common.periodic import Periodic
@@ -35,7 +36,11 @@ class ConsumerLag:
             registry=registry,
         )
         self._subscribers = subscribers
-        self.task = Periodic("consumer-lag", interval_seconds, self.refresh)
+        # Reading committed offsets waits for the group coordinator as long as the broker is
+        # away: a round is cut off so that the next one starts afresh.
+        self.task = Periodic(
+            "consumer-lag", interval_seconds, self.refresh, round_timeout=3 * interval_seconds
+        )
 
     async def refresh(self) -> None:
         readings: list[tuple[str, str, str, int]] = []
@@ -43,13 +48,28 @@ class ConsumerLag:
             consumer = subscriber.consumer
             if consumer is None:
                 continue
-            for partition in sorted(consumer.assignment()):
-                highwater = consumer.highwater(partition)
-                if highwater is None:
-                    continue  # nothing fetched from it yet
-                committed = await consumer.committed(partition)
-                lag = highwater - (committed if committed is not None else 0)
-                readings.append((group, partition.topic, str(partition.partition), max(0, lag)))
+            for partition, lag in await partition_lags(consumer):
+                readings.append((group, partition.topic, str(partition.partition), lag))
         self._gauge.clear()  # partitions this replica no longer owns disappear
         for group, topic, partition, lag in readings:
             self._gauge.labels(group, topic, partition).set(lag)
+
+
+async def partition_lags(consumer: Any) -> list[tuple[TopicPartition, int]]:
+    """The lag of each partition `consumer` owns before and after reading it.
+
+    A rebalance can revoke a partition whenever this awaits, and aiokafka's `highwater` fails
+    on a partition that is not assigned: every high watermark is taken before the first
+    await, and a partition revoked meanwhile is left out (its new owner reports it).
+    """
+    highwaters: dict[TopicPartition, int] = {}
+    for partition in consumer.assignment():
+        highwater = consumer.highwater(partition)
+        if highwater is not None:  # None: nothing fetched from it yet
+            highwaters[partition] = highwater
+    lags: list[tuple[TopicPartition, int]] = []
+    for partition, highwater in sorted(highwaters.items()):
+        committed = await consumer.committed(partition)
+        lags.append((partition, max(0, highwater - (committed or 0))))
+    still_owned = consumer.assignment()
+    return [(partition, lag) for partition, lag in lags if partition in still_owned]

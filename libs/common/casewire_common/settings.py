@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SECRETS_DIR = Path("/run/secrets/casewire")
@@ -36,7 +36,49 @@ class ServiceSettings(BaseSettings):
     shutdown_timeout_seconds: float = Field(
         default=10.0, description="How long shutdown waits for Kafka to take pending records."
     )
-    consumer_session_timeout_ms: int = 10_000
+    # Failover (docs/operations/scaling.md, "Failover"): a replica killed is noticed after the
+    # session timeout; members learn of a rebalance at their next heartbeat.
+    consumer_session_timeout_ms: int = Field(
+        default=6_000,
+        gt=0,
+        description="How long the group waits for a silent consumer before it hands the"
+        " consumer's partitions to another replica.",
+    )
+    consumer_heartbeat_interval_ms: int = Field(
+        default=500,
+        gt=0,
+        description="How often a consumer tells the group it is alive, and so how soon it"
+        " learns that a replica joined or left; below a third of the session timeout.",
+    )
+    consumer_max_poll_interval_ms: int = Field(
+        default=300_000,
+        gt=0,
+        description="Longest a consumer may spend on one batch before it leaves its group.",
+    )
+    consumer_rebalance_timeout_ms: int = Field(
+        default=10_000,
+        gt=0,
+        description="How long a rebalance waits for every member to rejoin before it goes on"
+        " without the missing ones: the longest one stuck replica can hold up the others.",
+    )
+    consumer_group_instance_id: str | None = Field(
+        default=None,
+        description="Static group membership (KIP-345): a stable name per replica, such as a"
+        " StatefulSet pod name; a replica that restarts within the session timeout gets its"
+        " partitions back without a rebalance. Unset: dynamic membership.",
+    )
+
+    @model_validator(mode="after")
+    def _heartbeat_within_session(self) -> ServiceSettings:
+        # A heartbeat slower than a third of the session lets one late heartbeat cost a member
+        # its partitions (and every other member a rebalance).
+        if self.consumer_heartbeat_interval_ms * 3 > self.consumer_session_timeout_ms:
+            raise ValueError(
+                "CASEWIRE_CONSUMER_HEARTBEAT_INTERVAL_MS must be at most a third of"
+                " CASEWIRE_CONSUMER_SESSION_TIMEOUT_MS"
+            )
+        return self
+
     consumer_max_records: int = 500
     consumer_fetch_max_wait_ms: int = Field(
         default=100,

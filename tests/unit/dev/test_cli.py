@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from casewire_dev import bench, cli, demo, paths
+from casewire_dev import bench, cli, demo, failover, paths
 
 
 def record_demo_options(monkeypatch: pytest.MonkeyPatch) -> list[demo.DemoOptions]:
@@ -80,3 +80,18 @@ def test_missing_shared_data_says_how_to_point_at_it(
     monkeypatch.delenv("CASEWIRE_SHARED_DATA", raising=False)
     with pytest.raises(RuntimeError, match="CASEWIRE_SHARED_DATA"):
         paths.shared_data(tmp_path / "repo")
+
+
+def test_failover_options_come_from_the_command_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    seen: list[failover.Options] = []
+
+    def run(options: failover.Options) -> int:
+        seen.append(options)
+        return 0
+
+    monkeypatch.setattr(failover, "run", run)
+    assert cli.main(["failover", "--rate", "200", "--rounds", "3", "--log-dir", str(tmp_path)]) == 0
+    assert cli.main(["failover"]) == 0
+    assert seen == [failover.Options(rate=200, rounds=3, log_dir=tmp_path), failover.Options()]

@@ -70,6 +70,12 @@ def _database_state(url: str) -> str:
         return "DOWN"
 
 
+def failover_command(args: argparse.Namespace) -> int:
+    from casewire_dev.failover import Options, run
+
+    return run(Options(rate=args.rate, rounds=args.rounds, log_dir=args.log_dir))
+
+
 def demo_command(args: argparse.Namespace) -> int:
     from casewire_dev.demo import DemoOptions, run
 
@@ -148,6 +154,21 @@ def _parser() -> argparse.ArgumentParser:
         "--duration", type=_positive, default=None, help="stop after S seconds (default: Ctrl-C)"
     )
     demo_parser.set_defaults(handler=demo_command)
+
+    failover_parser = commands.add_parser(
+        "failover",
+        help="takeover after a SIGKILL and stall on join/leave of two router replicas (JSON)",
+    )
+    failover_parser.add_argument(
+        "--rate", type=_positive, default=60.0, help="messages per second while measuring"
+    )
+    failover_parser.add_argument(
+        "--rounds", type=_count, default=1, help="kill, join and leave this many times"
+    )
+    failover_parser.add_argument(
+        "--log-dir", type=Path, default=None, help="keep the replicas' logs here"
+    )
+    failover_parser.set_defaults(handler=failover_command)
 
     contracts_parser = commands.add_parser(
         "contracts", help="AsyncAPI documents and payload schemas in contracts/, from the code"

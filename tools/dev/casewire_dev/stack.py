@@ -26,6 +26,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from casewire_common import topics
 
 DEFAULT_PARTITIONS = 6
+# Consumer settings for services on the local broker when replicas come and go (the failover
+# measurement, fault injection). Tansu completes a rebalance only about half a session timeout,
+# rounded up to a whole second, after it began; at 2 s a replica joining or leaving pauses the
+# others' partitions 1.1-1.6 s and a killed one's are taken over in 3.4-4.2 s (`casewire-dev
+# failover`; docs/operations/scaling.md). Apache Kafka refuses sessions under 6 s by default.
+LOCAL_CONSUMER_SETTINGS = {"CASEWIRE_CONSUMER_SESSION_TIMEOUT_MS": "2000"}
 PG_SYSTEM_USER = "embedded_postgres"  # PostgreSQL refuses to run as root
 
 
