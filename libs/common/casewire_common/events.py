@@ -61,6 +61,13 @@ class CaseSnapshot(BaseModel):
     opened_at: AwareDatetime
     first_response_at: AwareDatetime | None
     resolved_at: AwareDatetime | None
+    version: int = Field(
+        default=0,
+        ge=0,
+        description="1 for `casewire.case.created`, one more for each later event about the"
+        " case: a consumer sees whether it has every event of the case, in order. 0 in events"
+        " written before versions were counted.",
+    )
 
 
 class UrgencySignal(BaseModel):

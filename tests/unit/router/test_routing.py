@@ -145,25 +145,29 @@ def test_calm_private_question_is_low_priority() -> None:
     assert priority_for(urgency.score) == "P4"
 
 
-def test_only_cases_the_batch_opened_or_changed_are_written_back() -> None:
+def test_each_case_event_counts_one_version_from_1_at_creation() -> None:
     open_cases: dict[str, CaseState] = {}
     opening = route([message("shipping?", pid="1")], open_cases, agents())
     assert opening.opened == {"case-1"}
-    assert list(opening.cases) == ["case-1"]
-
-    follow_up = route([message("any news?", pid="2", minutes=1)], open_cases, agents())
-    assert [e.type for e in follow_up.events] == [ev.CASE_MESSAGE_ADDED]
-    assert (follow_up.opened, follow_up.cases) == (set(), {})  # nothing about the case changed
-
-    replies = [
-        message("On it", pid=str(n), direction="outbound", author="brand", minutes=n)
-        for n in (3, 4)
+    assert [(e.type, e.data.case.version) for e in opening.events] == [
+        (ev.CASE_CREATED, 1),
+        (ev.CASE_ASSIGNED, 2),
     ]
-    first_reply = route(replies[:1], open_cases, agents())
-    assert list(first_reply.cases) == ["case-1"]  # first_response_at set
-    second_reply = route(replies[1:], open_cases, agents())
-    assert second_reply.cases == {}
-    assert [e.data.first_response for e in second_reply.events] == [False]
+
+    later = route(
+        [
+            message("any news?", pid="2", minutes=1),
+            message("On it", pid="3", direction="outbound", author="brand", minutes=3),
+            message("On it, really", pid="4", direction="outbound", author="brand", minutes=4),
+        ],
+        open_cases,
+        agents(),
+    )
+    assert [e.data.case.version for e in later.events] == [3, 4, 5]
+    # Every event changes the case's version, so the case is written back even when nothing
+    # else about it changed (a second reply).
+    assert (later.opened, list(later.cases)) == (set(), ["case-1"])
+    assert later.cases["case-1"].version == 5
 
 
 def test_new_tag_or_first_known_language_changes_an_open_case() -> None:

@@ -50,6 +50,7 @@ _CASE_COLUMNS = (
     "first_response_at",
     "resolved_at",
     "queued_at",
+    "version",
 )
 _MESSAGE_COLUMNS = (
     "id",
@@ -370,11 +371,13 @@ async def save_outcome(connection: Connection, outcome: BatchOutcome, now: datet
             " urgency_score = u.urgency_score, team = u.team, assignee = u.assignee,"
             " tags = ARRAY(SELECT jsonb_array_elements_text(u.tags::jsonb)),"
             " language = u.language, first_response_at = u.first_response_at,"
-            " resolved_at = u.resolved_at, queued_at = u.queued_at, updated_at = now()"
+            " resolved_at = u.resolved_at, queued_at = u.queued_at, version = u.version,"
+            " updated_at = now()"
             " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[],"
             " $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[],"
-            " $11::timestamptz[]) AS u(id, status, priority, urgency_score, team, assignee,"
-            " tags, language, first_response_at, resolved_at, queued_at) WHERE c.id = u.id",
+            " $11::timestamptz[], $12::int[]) AS u(id, status, priority, urgency_score, team,"
+            " assignee, tags, language, first_response_at, resolved_at, queued_at, version)"
+            " WHERE c.id = u.id",
             [case.id for case in changed],
             [case.status for case in changed],
             [case.priority for case in changed],
@@ -386,6 +389,7 @@ async def save_outcome(connection: Connection, outcome: BatchOutcome, now: datet
             [case.first_response_at for case in changed],
             [case.resolved_at for case in changed],
             [case.queued_at for case in changed],
+            [case.version for case in changed],
         )
     if outcome.stored_messages:
         await store_messages(connection, outcome.stored_messages)
@@ -530,6 +534,7 @@ def read_case(row: asyncpg.Record) -> CaseState:
         first_response_at=row["first_response_at"],
         resolved_at=row["resolved_at"],
         queued_at=row["queued_at"],
+        version=row["version"],
     )
 
 
@@ -553,4 +558,5 @@ def _case_row(case: CaseState) -> tuple[Any, ...]:
         case.first_response_at,
         case.resolved_at,
         case.queued_at,
+        case.version,
     )

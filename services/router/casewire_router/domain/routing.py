@@ -62,6 +62,8 @@ class CaseState:
     queued_at: datetime | None = None
     # The decision that opened the case: set and stored when the case opens, never read back.
     decision: RoutingDecision | None = None
+    # How many events the case has had (`CaseSnapshot.version`): each event counts one.
+    version: int = 0
 
     def snapshot(self) -> CaseSnapshot:
         return CaseSnapshot(
@@ -80,6 +82,7 @@ class CaseState:
             opened_at=self.opened_at,
             first_response_at=self.first_response_at,
             resolved_at=self.resolved_at,
+            version=self.version,
         )
 
 
@@ -106,7 +109,10 @@ class BatchOutcome:
     def emit(
         self, event_type: str, case: CaseState, message_id: str | None = None, **details: Any
     ) -> None:
-        """Record an event carrying the case as it is now (the snapshot is taken here)."""
+        """Record an event carrying the case as it is now (the snapshot is taken here). Every
+        event counts one more version of the case, so the case is written back."""
+        case.version += 1
+        self.cases[case.id] = case
         data = CaseEventData(case=case.snapshot(), message_id=message_id, **details)
         self.events.append(CaseEvent(event_type, case.id, data))
 
@@ -413,16 +419,10 @@ class Router:
     ) -> None:
         result = batch.result
         result.stored_messages.append((message, case.id))
-        # Only a case that changed is written back.
-        new_tags = [tag for tag in decision.tags if tag not in case.tags]
-        case.tags.extend(new_tags)
-        changed = bool(new_tags)
+        case.tags.extend(tag for tag in decision.tags if tag not in case.tags)
         if case.language is None and message.language is not None:
             case.language = message.language
-            changed = True
-        if changed:
-            result.cases[case.id] = case
-        result.emit(ev.CASE_MESSAGE_ADDED, case, message.id)
+        result.emit(ev.CASE_MESSAGE_ADDED, case, message.id)  # the case is written back
         if case.status == "pending":
             # The customer answered: the case is theirs to work on again.
             result.change_status(
