@@ -141,6 +141,11 @@ class CaseEventData(BaseModel):
     sla_alert_id: str | None = Field(
         default=None, description="casewire.case.escalated: the SLA alert (ce_id) it answers."
     )
+    undoes_sla_alert_id: str | None = Field(
+        default=None,
+        description="casewire.case.escalated: this event undoes the escalation that SLA alert"
+        " (ce_id) caused, its breach having been retracted (`sla_alert_id` is the retraction).",
+    )
 
 
 class IncidentData(BaseModel):

@@ -27,7 +27,6 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import BaseModel, ValidationError
 
 from casewire_router.adapters import repository
-from casewire_router.adapters.case_store import drain_teams
 from casewire_router.adapters.escalations import ALERT_KINDS, Alert, apply_alerts
 from casewire_router.domain.routing import BatchOutcome, Router
 
@@ -82,6 +81,13 @@ class RouterMetrics:
         self.escalations = Counter(
             "casewire_router_escalations_total",
             "Cases escalated on an SLA alert by the rules file's escalation section.",
+            registry=registry,
+        )
+        self.retractions = Counter(
+            "casewire_router_breach_retractions_total",
+            "SLA breach retractions read, by what became of the breach's escalation: undone,"
+            " case_changed (kept: something else changed the case since) or no_escalation.",
+            ["outcome"],
             registry=registry,
         )
         self.batch_seconds = Histogram(
@@ -174,16 +180,23 @@ class RoutingService:
         self._count(fresh, outcome)
 
     async def handle_alerts(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
-        """Escalate cases on SLA warnings and breaches (the rules file's `escalation`); the
-        other SLA events (the clock audit trail) are not the router's concern."""
-        alerts: list[Alert] = []
+        """Escalate cases on SLA warnings and breaches (the rules file's `escalation`) and undo
+        an escalation whose breach is retracted; the other SLA events (the clock audit trail)
+        are not the router's concern. An alert that cannot be applied is dead-lettered, the
+        others applied: only PostgreSQL being away makes the batch wait and retry."""
+        alerts: list[tuple[ConsumerRecord[bytes, bytes], Alert]] = []
         rejected: list[tuple[ConsumerRecord[bytes, bytes], str, str]] = []
         for record in records:
             try:
                 event = decode_event(record.headers, record.value or b"", record.key)
                 if event.type in ALERT_KINDS:
                     data = ev.SlaAlertData.model_validate(event.data)
-                    alerts.append(Alert(event.id, ALERT_KINDS[event.type], data))
+                    if event.type == ev.SLA_BREACH_RETRACTED and data.retracted_alert_id is None:
+                        rejected.append(
+                            (record, "invalid_sla_alert", "retracted_alert_id: missing")
+                        )
+                        continue
+                    alerts.append((record, Alert(event.id, ALERT_KINDS[event.type], data)))
             except ValidationError as error:
                 rejected.append((record, "invalid_sla_alert", _summary(error)))
             except ValueError as error:
@@ -192,19 +205,48 @@ class RoutingService:
             await self._dead_letters.send_many(rejected)
         if not alerts:
             return
+        try:
+            unknown = await self._apply_alerts(alerts)
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception:
+            # One bad alert must not block its partition for ever: find it alone.
+            log.exception("alert batch failed; retrying alert by alert", size=len(alerts))
+            unknown = []
+            for one in alerts:
+                try:
+                    unknown += await self._apply_alerts([one])
+                except TRANSIENT_ERRORS:
+                    raise
+                except Exception as error:
+                    await self._dead_letters.send(one[0], "processing_failed", repr(error))
+        if unknown:
+            # Not marked processed: should this send fail, the redelivered batch sends again.
+            await self._dead_letters.send_many(unknown)
+
+    async def _apply_alerts(
+        self, alerts: Sequence[tuple[ConsumerRecord[bytes, bytes], Alert]]
+    ) -> list[tuple[ConsumerRecord[bytes, bytes], str, str]]:
+        """Apply alerts in one transaction; returns those about a case this router does not
+        hold, as dead letters to send."""
         now = datetime.now(UTC)
         async with self._database.pool.acquire() as connection, connection.transaction():
-            escalations = await apply_alerts(connection, alerts, self.router, now)
-            await repository.save_outcome(connection, escalations.outcome, now)
-            records = await event_records(escalations.outcome, now)
-            if escalations.teams_to_drain:
-                # Read after the escalations are written: the queues as they now are.
-                drained = await drain_teams(connection, escalations.teams_to_drain, now)
-                await repository.save_outcome(connection, drained, now)
-                records += await event_records(drained, now)
+            escalations = await apply_alerts(
+                connection, [alert for _, alert in alerts], self.router, now
+            )
+            records = []
+            for outcome in escalations.outcomes:
+                records += await event_records(outcome, now)
             await add_to_outbox(connection, repository.SCHEMA, records)
         self._relay.wake()
         self._metrics.escalations.inc(escalations.escalated)
+        for outcome_name, count in escalations.retractions.items():
+            self._metrics.retractions.labels(outcome_name).inc(count)
+        record_of = {alert.event_id: record for record, alert in alerts}
+        return [
+            (record_of[alert.event_id], "unknown_case", f"no case {alert.data.case_id}")
+            for alert in escalations.unknown_cases
+        ]
 
     def _count(self, fresh: Sequence[CanonicalMessage], outcome: BatchOutcome) -> None:
         # Counted per batch, one increment per label set: the per-message cost adds up.
