@@ -149,7 +149,7 @@ class CaseEventData(BaseModel):
 
 
 class IncidentData(BaseModel):
-    """The data of `casewire.incident.opened|updated`: one crisis topic and its cases."""
+    """The data of `casewire.incident.opened|updated|closed`: one crisis topic and its cases."""
 
     model_config = ConfigDict(frozen=True)
 

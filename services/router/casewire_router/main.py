@@ -13,6 +13,7 @@ from casewire_common.lag import ConsumerLag
 from casewire_common.logging import configure_logging
 from casewire_common.metrics import new_registry
 from casewire_common.outbox import OutboxMetrics, OutboxRelay
+from casewire_common.periodic import Periodic
 from casewire_common.pg import Database, pending_migrations
 from fastapi import FastAPI
 
@@ -67,6 +68,12 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         metrics,
         settings.router_repeat_contact_window,
     )
+    incident_closer = Periodic(
+        "incident-closer",
+        settings.router_incident_check_seconds,
+        service.close_quiet_incidents,
+        wait_first=True,
+    )
     messages_router, subscribers = kafka_router(service, settings)
     broker.include_router(messages_router)
     lag = ConsumerLag(registry, list(subscribers.items()))
@@ -105,6 +112,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         rules_watcher.start()
         queue_metrics.task.start()
         lag.task.start()
+        incident_closer.start()
         # What is alive once started (modules, app, clients) lives as long as the process:
         # frozen, it is no longer scanned by every full garbage collection, which otherwise
         # costs about a tenth of the router's time. Garbage is collected first, not frozen.
@@ -122,6 +130,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
             await rules_watcher.stop()
             await queue_metrics.task.stop()
             await lag.task.stop()
+            await incident_closer.stop()
             for subscriber in subscribers.values():
                 await subscriber.stop()  # finish the batch in hand, take no more
             await relay.stop()  # rows not yet relayed stay in the outbox for the next start

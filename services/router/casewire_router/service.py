@@ -28,7 +28,7 @@ from pydantic import BaseModel, ValidationError
 
 from casewire_router.adapters import repository
 from casewire_router.adapters.escalations import ALERT_KINDS, Alert, apply_alerts
-from casewire_router.domain.routing import BatchOutcome, Router
+from casewire_router.domain.routing import BatchOutcome, Router, close_incident
 
 log = structlog.get_logger(__name__)
 
@@ -74,7 +74,8 @@ class RouterMetrics:
         )
         self.incidents = Counter(
             "casewire_router_incidents_total",
-            "Incident events: an incident opened on a crisis-topic burst, or cases added to it.",
+            "Incident events: an incident opened on a crisis-topic burst, cases added to it, or"
+            " closed after a quiet window.",
             ["kind"],
             registry=registry,
         )
@@ -247,6 +248,22 @@ class RoutingService:
             (record_of[alert.event_id], "unknown_case", f"no case {alert.data.case_id}")
             for alert in escalations.unknown_cases
         ]
+
+    async def close_quiet_incidents(self) -> int:
+        """Close the incidents quiet for a whole incident window (`casewire.incident.closed`),
+        on a timer: an incident ends when its window does, not when the next message comes.
+        Returns how many it closed."""
+        now = datetime.now(UTC)
+        async with self._database.pool.acquire() as connection, connection.transaction():
+            quiet = await repository.close_quiet_incidents(
+                connection, now - self.router.windows.incident
+            )
+            outcome = BatchOutcome(incidents=[close_incident(incident) for incident in quiet])
+            await add_to_outbox(connection, repository.SCHEMA, await event_records(outcome, now))
+        if quiet:
+            self._relay.wake()
+            self._metrics.incidents.labels("closed").inc(len(quiet))
+        return len(quiet)
 
     def _count(self, fresh: Sequence[CanonicalMessage], outcome: BatchOutcome) -> None:
         # Counted per batch, one increment per label set: the per-message cost adds up.

@@ -37,6 +37,11 @@ class RouterSettings(ServiceSettings):
     router_queue_metrics_seconds: float = Field(
         default=15.0, gt=0, description="How often queue depth and agent load are read."
     )
+    router_incident_check_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often incidents quiet for a whole incident window are closed.",
+    )
     router_incident_threshold: int = Field(
         default=5, ge=2, description="How many cases on one crisis topic open an incident."
     )

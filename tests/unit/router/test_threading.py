@@ -13,6 +13,7 @@ from casewire_router.domain.routing import (
     BatchState,
     CaseState,
     CaseWindows,
+    QuietIncident,
     Router,
     TopicState,
     router_for,
@@ -232,6 +233,21 @@ def test_incident_links_and_raises_earlier_cases_the_adapter_loaded() -> None:
     burst = desk.route(outage(3))
     raised = {e.data.case.id for e in burst.events if e.type == ev.CASE_PRIORITY_CHANGED}
     assert raised == set(loaded) | {next(iter(burst.opened))}
+
+
+def test_an_incident_the_adapter_found_quiet_is_published_closed_before_a_new_burst() -> None:
+    desk = Desk()
+    quiet = QuietIncident("inc-1", "outage", T0 - timedelta(hours=1), T0 - timedelta(minutes=20), 4)
+    desk.state.quiet_incidents = [quiet]
+    burst = desk.route(outage(1), outage(2), outage(3))
+    assert [change.event_type for change in burst.incidents] == [
+        ev.INCIDENT_CLOSED,
+        ev.INCIDENT_OPENED,
+    ]
+    closed = burst.incidents[0].data
+    assert (closed.incident_id, closed.status, closed.case_count) == ("inc-1", "closed", 4)
+    assert closed.added_case_ids == []
+    assert desk.state.quiet_incidents == []  # published once
 
 
 def test_escalation_raises_priority_moves_team_and_gives_the_case_to_the_lead() -> None:

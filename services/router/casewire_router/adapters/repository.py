@@ -23,6 +23,7 @@ from casewire_router.domain.routing import (
     CaseState,
     CaseWindows,
     MessageReading,
+    QuietIncident,
     Router,
     TopicState,
     customer_key,
@@ -242,13 +243,17 @@ async def _load_topics(
         topics,
     )
     since = now - windows.incident
-    # An incident quiet for a whole window is over: the next burst opens a new one.
-    await connection.execute(
-        f"UPDATE {SCHEMA}.incidents SET status = 'closed' WHERE topic = ANY($1::text[])"
-        " AND status = 'open' AND last_seen_at < $2",
-        topics,
-        since,
-    )
+    # An incident quiet for a whole window is over: the next burst opens a new one. Closed
+    # here when a message comes before the timer (`close_quiet_incidents`) saw it.
+    state.quiet_incidents = [
+        _quiet_incident(row)
+        for row in await connection.fetch(
+            f"UPDATE {SCHEMA}.incidents i SET status = 'closed' WHERE topic = ANY($1::text[])"
+            f" AND status = 'open' AND last_seen_at < $2 RETURNING {_QUIET_INCIDENT}",
+            topics,
+            since,
+        )
+    ]
     for topic in topics:
         state.topics[topic] = TopicState()
     for row in await connection.fetch(
@@ -327,6 +332,50 @@ async def _load_topics(
                 for case_id in topic_state.recent_case_ids
                 if case_id in by_id
             }
+
+
+_QUIET_INCIDENT = (
+    "i.id, i.topic, i.opened_at, i.last_seen_at,"
+    f" (SELECT count(*) FROM {SCHEMA}.incident_cases c WHERE c.incident_id = i.id) AS cases"
+)
+
+
+def _quiet_incident(row: asyncpg.Record) -> QuietIncident:
+    return QuietIncident(
+        incident_id=str(row["id"]),
+        topic=row["topic"],
+        opened_at=row["opened_at"],
+        last_seen_at=row["last_seen_at"],
+        case_count=row["cases"],
+    )
+
+
+async def close_quiet_incidents(connection: Connection, since: datetime) -> list[QuietIncident]:
+    """Close the open incidents last seen before `since`, whatever the traffic. Safe beside
+    other replicas and the message path: an incident another transaction holds (its row, or
+    its topic's lock, which the message path takes before reading the topic's incident) is
+    left to it."""
+    candidates = await connection.fetch(
+        f"SELECT id, topic FROM {SCHEMA}.incidents WHERE status = 'open' AND last_seen_at < $1"
+        " ORDER BY id FOR UPDATE SKIP LOCKED",
+        since,
+    )
+    free = [
+        row["id"]
+        for row in candidates
+        if await connection.fetchval(
+            "SELECT pg_try_advisory_xact_lock(hashtextextended('topic:' || $1::text, 1))",
+            row["topic"],
+        )
+    ]
+    if not free:
+        return []
+    rows = await connection.fetch(
+        f"UPDATE {SCHEMA}.incidents i SET status = 'closed' WHERE id = ANY($1::uuid[])"
+        f" RETURNING {_QUIET_INCIDENT}",
+        free,
+    )
+    return [_quiet_incident(row) for row in rows]
 
 
 async def lock_agents(connection: Connection) -> dict[str, AgentState]:

@@ -215,6 +215,9 @@ class BatchState:
     # brand reply whose conversation names no customer (Meta public replies) finds its case
     # through the message it answers.
     cases_by_message: dict[tuple[str, str], CaseState] = field(default_factory=dict)
+    # Open incidents of the batch's topics found quiet for a whole window, closed by the
+    # adapter: the batch publishes their `casewire.incident.closed`.
+    quiet_incidents: list[QuietIncident] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -307,6 +310,8 @@ class Router:
         """Apply messages in order to the loaded state (updated in place), then incidents.
         `readings`: the customer messages' texts already read (`read_customer_messages`)."""
         result = BatchOutcome()
+        result.incidents.extend(close_incident(quiet) for quiet in state.quiet_incidents)
+        state.quiet_incidents = []
         batch = _Batch(state, result, new_id, now, readings or {})
         for message in messages:
             if message.event != "message":
@@ -616,6 +621,34 @@ INCIDENT_TAG = "incident"
 class IncidentChange:
     event_type: str
     data: ev.IncidentData
+
+
+@dataclass(frozen=True)
+class QuietIncident:
+    """An open incident whose crisis topic had no new case for a whole incident window."""
+
+    incident_id: str
+    topic: str
+    opened_at: datetime
+    last_seen_at: datetime
+    case_count: int
+
+
+def close_incident(incident: QuietIncident) -> IncidentChange:
+    """A quiet incident is over (`casewire.incident.closed`): the next burst on its topic
+    opens a new one."""
+    return IncidentChange(
+        event_type=ev.INCIDENT_CLOSED,
+        data=ev.IncidentData(
+            incident_id=incident.incident_id,
+            topic=incident.topic,
+            status="closed",
+            opened_at=incident.opened_at,
+            last_seen_at=incident.last_seen_at,
+            case_count=incident.case_count,
+            added_case_ids=[],
+        ),
+    )
 
 
 @dataclass(frozen=True)
