@@ -141,6 +141,14 @@ class CaseEventData(BaseModel):
     sla_alert_id: str | None = Field(
         default=None, description="casewire.case.escalated: the SLA alert (ce_id) it answers."
     )
+    text: str | None = Field(
+        default=None,
+        description="casewire.case.message_updated: the message's text after the edit.",
+    )
+    deleted: bool | None = Field(
+        default=None,
+        description="casewire.case.message_updated: true when the message was deleted.",
+    )
     undoes_sla_alert_id: str | None = Field(
         default=None,
         description="casewire.case.escalated: this event undoes the escalation that SLA alert"

@@ -91,6 +91,14 @@ class RouterMetrics:
             ["outcome"],
             registry=registry,
         )
+        self.message_updates = Counter(
+            "casewire_router_message_updates_total",
+            "Edits and deletes of messages, by kind and outcome: published on the message's case"
+            " (casewire.case.message_updated), or no_case (a brand message kept without a case,"
+            " or a message the router never got).",
+            ["kind", "outcome"],
+            registry=registry,
+        )
         self.batch_seconds = Histogram(
             "casewire_router_batch_seconds",
             "Time to apply one batch of messages (one transaction).",
@@ -278,6 +286,16 @@ class RoutingService:
         )
         for change in outcome.incidents:
             self._metrics.incidents.labels(change.event_type.rsplit(".", 1)[-1]).inc()
+        if outcome.edits:
+            updates = collections.Counter(message.event for message in outcome.edits)
+            published = collections.Counter(
+                "delete" if event.data.deleted else "edit"
+                for event in outcome.events
+                if event.type == ev.CASE_MESSAGE_UPDATED
+            )
+            for kind, count in updates.items():
+                self._metrics.message_updates.labels(kind, "published").inc(published[kind])
+                self._metrics.message_updates.labels(kind, "no_case").inc(count - published[kind])
         for direction, count in directions.items():
             self._metrics.messages.labels(direction).inc(count)
         for (team, priority), count in created.items():
@@ -290,12 +308,18 @@ async def event_records(outcome: BatchOutcome, now: datetime) -> list[tuple[str,
     """The batch's events as outbox records, yielding to the event loop every few events so
     that the batch's writes (another task on the same connection) go on meanwhile.
 
-    An event's `time` is when its change happened: the sending time of the message that
-    caused it (never later than `now`, whatever the platform's clock says), else `now`.
+    An event's `time` is when its change happened (never later than `now`, whatever the
+    platform's clock says): the event's own instant if it has one (an edit's), else the
+    sending time of the message that caused it, else `now`.
     """
     sent_at = {message.id: min(message.sent_at, now) for message, _ in outcome.stored_messages}
     happened: list[tuple[str, str, datetime, BaseModel]] = [
-        (event.type, event.case_id, sent_at.get(event.data.message_id or "", now), event.data)
+        (
+            event.type,
+            event.case_id,
+            min(event.at, now) if event.at else sent_at.get(event.data.message_id or "", now),
+            event.data,
+        )
         for event in outcome.events
     ]
     happened += [

@@ -4,7 +4,7 @@ from casewire_common import events as ev
 from casewire_common.messages import CanonicalMessage
 from casewire_router.domain.assignment import AgentState, choose_agent
 from casewire_router.domain.routing import BatchOutcome, BatchState, CaseState, Router
-from casewire_router.domain.rules import parse_rules
+from casewire_router.domain.rules import PRIORITY_ORDER, parse_rules
 from casewire_router.domain.urgency import default_model, priority_for, score
 
 from tests.unit.router.factories import T0, message
@@ -191,3 +191,57 @@ def test_shouting_counts_capitals_among_letters_that_have_a_case_in_any_script()
     assert "shouting" in signals("hello!!!")
     assert "shouting" not in signals("Where Is My Parcel")
     assert "shouting" not in signals("OK 👍 FINE")  # fewer than ten letters with a case
+
+
+def test_an_edit_is_published_on_its_case_and_a_more_urgent_text_raises_the_priority() -> None:
+    outcome = route(
+        [
+            message("what are your opening hours?", pid="1", channel="dm"),
+            message(
+                "YOUR APP IS DOWN, outage everywhere, I lost my money!!",
+                pid="1",
+                channel="dm",
+                event="edit",
+                minutes=2,
+            ),
+        ],
+        {},
+        agents(),
+    )
+    opened_priority = outcome.events[0].data.case.priority
+    events = [e for e in outcome.events if e.type not in (ev.CASE_CREATED, ev.CASE_ASSIGNED)]
+    assert [e.type for e in events] == [ev.CASE_MESSAGE_UPDATED, ev.CASE_PRIORITY_CHANGED]
+    updated, raised = events
+    assert updated.data.text == "YOUR APP IS DOWN, outage everywhere, I lost my money!!"
+    assert updated.data.deleted is None
+    assert updated.at == T0.replace(minute=2)  # published at the edit's time
+    assert raised.data.previous_priority == opened_priority
+    assert PRIORITY_ORDER[raised.data.case.priority] < PRIORITY_ORDER[opened_priority]
+    assert [message.event for message in outcome.edits] == ["edit"]
+
+
+def test_an_edit_to_a_calmer_text_never_lowers_the_priority_and_a_delete_is_published() -> None:
+    outcome = route(
+        [
+            message("outage! nothing works, I am furious", pid="1"),
+            message("all fine now, thanks", pid="1", event="edit", minutes=1),
+            message("", pid="1", event="delete", minutes=2),
+        ],
+        {},
+        agents(),
+    )
+    case = outcome.cases["case-1"]
+    opened_priority = outcome.events[0].data.case.priority
+    updates = [e for e in outcome.events if e.type == ev.CASE_MESSAGE_UPDATED]
+    assert [(e.data.text, e.data.deleted) for e in updates] == [
+        ("all fine now, thanks", None),
+        (None, True),
+    ]
+    assert case.priority == opened_priority
+    assert ev.CASE_PRIORITY_CHANGED not in [e.type for e in outcome.events]
+
+
+def test_an_edit_of_a_message_the_router_never_got_is_stored_and_publishes_nothing() -> None:
+    outcome = route([message("edited", pid="unknown", event="edit")], {}, agents())
+    assert outcome.events == []
+    assert [message.platform_message_id for message in outcome.edits] == ["unknown"]

@@ -214,6 +214,17 @@ async def load_batch_state(
         ):
             key = (row["replied_platform"], row["replied_id"])
             state.cases_by_message[key] = known(row)
+    updated = sorted({m.id for m in messages if m.event != "message"})
+    if updated:
+        # The cases, open or closed, of the messages edited or deleted: their events follow.
+        for row in await connection.fetch(
+            f"SELECT m.platform AS updated_platform, m.platform_message_id AS updated_id,"
+            f" {_CASE_SELECT} FROM {SCHEMA}.messages m JOIN {SCHEMA}.cases c ON c.id = m.case_id"
+            " WHERE m.id = ANY($1::uuid[]) ORDER BY c.id FOR UPDATE OF c",
+            updated,
+        ):
+            key = (row["updated_platform"], row["updated_id"])
+            state.cases_by_message[key] = known(row)
     topic_counts: dict[str, int] = {}
     for message in customer_messages:
         for topic in router.crisis_topics(message, readings):
