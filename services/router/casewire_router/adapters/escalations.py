@@ -99,7 +99,7 @@ async def apply_alerts(
         case = cases[alert.data.case_id]
         if alert.kind == "retracted":
             escalation = standing.get(alert.data.retracted_alert_id or "")
-            if escalation is None or escalation.alert_id in undone:
+            if escalation is None or escalation.case_id != case.id or escalation.alert_id in undone:
                 result.retractions["no_escalation"] += 1
                 continue
             drain = undo_escalation(case, escalation, alert.event_id, agents, outcome, now)
