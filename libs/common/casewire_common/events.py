@@ -87,6 +87,13 @@ class CaseSnapshot(BaseModel):
     opened_at: UtcDatetime
     first_response_at: UtcDatetime | None
     resolved_at: UtcDatetime | None
+    version: int = Field(
+        default=0,
+        ge=0,
+        description="1 for `casewire.case.created`, one more for each later event about the"
+        " case: a consumer sees whether it has every event of the case, in order. 0 in events"
+        " written before versions were counted.",
+    )
 
 
 class UrgencySignal(BaseModel):
@@ -160,10 +167,23 @@ class CaseEventData(BaseModel):
     sla_alert_id: str | None = Field(
         default=None, description="casewire.case.escalated: the SLA alert (ce_id) it answers."
     )
+    text: str | None = Field(
+        default=None,
+        description="casewire.case.message_updated: the message's text after the edit.",
+    )
+    deleted: bool | None = Field(
+        default=None,
+        description="casewire.case.message_updated: true when the message was deleted.",
+    )
+    undoes_sla_alert_id: str | None = Field(
+        default=None,
+        description="casewire.case.escalated: this event undoes the escalation that SLA alert"
+        " (ce_id) caused, its breach having been retracted (`sla_alert_id` is the retraction).",
+    )
 
 
 class IncidentData(BaseModel):
-    """The data of `casewire.incident.opened|updated`: one crisis topic and its cases."""
+    """The data of `casewire.incident.opened|updated|closed`: one crisis topic and its cases."""
 
     model_config = ConfigDict(frozen=True)
 

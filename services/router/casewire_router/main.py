@@ -13,8 +13,9 @@ from casewire_common.lag import ConsumerLag
 from casewire_common.logging import configure_logging
 from casewire_common.metrics import new_registry
 from casewire_common.outbox import OutboxMetrics, OutboxRelay
+from casewire_common.periodic import Periodic
 from casewire_common.pg import Database, pending_migrations
-from casewire_common.unit_of_work import RetentionPruner, processed_inputs
+from casewire_common.unit_of_work import AgedTable, RetentionPruner, processed_inputs
 from fastapi import FastAPI
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 
@@ -70,6 +71,12 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         metrics,
         settings.router_repeat_contact_window,
     )
+    incident_closer = Periodic(
+        "incident-closer",
+        settings.router_incident_check_seconds,
+        service.close_quiet_incidents,
+        wait_first=True,
+    )
 
     def heartbeat(subscriber: BatchSubscriber) -> WatermarkHeartbeat:
         return WatermarkHeartbeat(
@@ -84,8 +91,10 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     messages_router, subscribers, watermarks = kafka_router(service, settings, heartbeat)
     broker.include_router(messages_router)
     lag = ConsumerLag(registry, list(subscribers.items()))
+    # Escalations are remembered for their retraction, which comes minutes after the breach.
+    escalations = AgedTable(repository.SCHEMA, "escalations", "escalated_at")
     pruner = RetentionPruner(
-        dsn, [processed_inputs(repository.SCHEMA)], settings.processed_retention
+        dsn, [processed_inputs(repository.SCHEMA), escalations], settings.processed_retention
     )
 
     @asynccontextmanager
@@ -124,6 +133,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         lag.task.start()
         watermarks.task.start()
         pruner.task.start()
+        incident_closer.start()
         # What is alive once started (modules, app, clients) lives as long as the process:
         # frozen, it is no longer scanned by every full garbage collection, which otherwise
         # costs about a tenth of the router's time. Garbage is collected first, not frozen.
@@ -143,6 +153,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
             await lag.task.stop()
             await watermarks.task.stop()
             await pruner.task.stop()
+            await incident_closer.stop()
             for subscriber in subscribers.values():
                 await subscriber.stop()  # finish the batch in hand, take no more
             await relay.stop()  # rows not yet relayed stay in the outbox for the next start

@@ -22,16 +22,15 @@ from casewire_common import topics
 from casewire_common.events import decode_event, encode_event
 from casewire_common.kafka import DeadLetters
 from casewire_common.messages import CanonicalMessage
-from casewire_common.outbox import OutboxRelay
+from casewire_common.outbox import OutboxRelay, add_to_outbox
 from casewire_common.pg import Database
 from casewire_common.unit_of_work import unit_of_work
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import BaseModel, ValidationError
 
 from casewire_router.adapters import repository
-from casewire_router.adapters.case_store import drain_teams
-from casewire_router.adapters.escalations import ALERT_KINDS, Alert, alert_key, apply_alerts
-from casewire_router.domain.routing import BatchOutcome, Router
+from casewire_router.adapters.escalations import ALERT_KINDS, Alert, apply_alerts
+from casewire_router.domain.routing import BatchOutcome, Router, close_incident
 
 log = structlog.get_logger(__name__)
 
@@ -77,13 +76,29 @@ class RouterMetrics:
         )
         self.incidents = Counter(
             "casewire_router_incidents_total",
-            "Incident events: an incident opened on a crisis-topic burst, or cases added to it.",
+            "Incident events: an incident opened on a crisis-topic burst, cases added to it, or"
+            " closed after a quiet window.",
             ["kind"],
             registry=registry,
         )
         self.escalations = Counter(
             "casewire_router_escalations_total",
             "Cases escalated on an SLA alert by the rules file's escalation section.",
+            registry=registry,
+        )
+        self.retractions = Counter(
+            "casewire_router_breach_retractions_total",
+            "SLA breach retractions read, by what became of the breach's escalation: undone,"
+            " case_changed (kept: something else changed the case since) or no_escalation.",
+            ["outcome"],
+            registry=registry,
+        )
+        self.message_updates = Counter(
+            "casewire_router_message_updates_total",
+            "Edits and deletes of messages, by kind and outcome: published on the message's case"
+            " (casewire.case.message_updated), or no_case (a brand message kept without a case,"
+            " or a message the router never got).",
+            ["kind", "outcome"],
             registry=registry,
         )
         self.batch_seconds = Histogram(
@@ -179,16 +194,23 @@ class RoutingService:
         self._count(fresh, outcome)
 
     async def handle_alerts(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
-        """Escalate cases on SLA warnings and breaches (the rules file's `escalation`); the
-        other SLA events (the clock audit trail) are not the router's concern."""
-        alerts: list[Alert] = []
+        """Escalate cases on SLA warnings and breaches (the rules file's `escalation`) and undo
+        an escalation whose breach is retracted; the other SLA events (the clock audit trail)
+        are not the router's concern. An alert that cannot be applied is dead-lettered, the
+        others applied: only PostgreSQL being away makes the batch wait and retry."""
+        alerts: list[tuple[ConsumerRecord[bytes, bytes], Alert]] = []
         rejected: list[tuple[ConsumerRecord[bytes, bytes], str, str]] = []
         for record in records:
             try:
                 event = decode_event(record.headers, record.value or b"", record.key)
                 if event.type in ALERT_KINDS:
                     data = ev.SlaAlertData.model_validate(event.data)
-                    alerts.append(Alert(event.id, ALERT_KINDS[event.type], data))
+                    if event.type == ev.SLA_BREACH_RETRACTED and data.retracted_alert_id is None:
+                        rejected.append(
+                            (record, "invalid_sla_alert", "retracted_alert_id: missing")
+                        )
+                        continue
+                    alerts.append((record, Alert(event.id, ALERT_KINDS[event.type], data)))
             except ValidationError as error:
                 rejected.append((record, "invalid_sla_alert", _summary(error)))
             except ValueError as error:
@@ -197,23 +219,63 @@ class RoutingService:
             await self._dead_letters.send_many(rejected)
         if not alerts:
             return
+        try:
+            unknown = await self._apply_alerts(alerts)
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception:
+            # One bad alert must not block its partition for ever: find it alone.
+            log.exception("alert batch failed; retrying alert by alert", size=len(alerts))
+            unknown = []
+            for one in alerts:
+                try:
+                    unknown += await self._apply_alerts([one])
+                except TRANSIENT_ERRORS:
+                    raise
+                except Exception as error:
+                    await self._dead_letters.send(one[0], "processing_failed", repr(error))
+        if unknown:
+            # Not marked processed: should this send fail, the redelivered batch sends again.
+            await self._dead_letters.send_many(unknown)
+
+    async def _apply_alerts(
+        self, alerts: Sequence[tuple[ConsumerRecord[bytes, bytes], Alert]]
+    ) -> list[tuple[ConsumerRecord[bytes, bytes], str, str]]:
+        """Apply alerts in one transaction; returns those about a case this router does not
+        hold, as dead letters to send."""
         now = datetime.now(UTC)
         async with (
             self._database.pool.acquire() as connection,
             unit_of_work(connection, repository.SCHEMA) as work,
         ):
-            fresh = await work.claim(alerts, alert_key)
-            escalations = await apply_alerts(connection, fresh, self.router, now)
-            await repository.save_outcome(connection, escalations.outcome, now)
-            records = await event_records(escalations.outcome, now)
-            if escalations.teams_to_drain:
-                # Read after the escalations are written: the queues as they now are.
-                drained = await drain_teams(connection, escalations.teams_to_drain, now)
-                await repository.save_outcome(connection, drained, now)
-                records += await event_records(drained, now)
-            work.add_events(records)
+            escalations = await apply_alerts(work, [alert for _, alert in alerts], self.router, now)
+            for outcome in escalations.outcomes:
+                work.add_events(await event_records(outcome, now))
         self._relay.wake()
         self._metrics.escalations.inc(escalations.escalated)
+        for outcome_name, count in escalations.retractions.items():
+            self._metrics.retractions.labels(outcome_name).inc(count)
+        record_of = {alert.event_id: record for record, alert in alerts}
+        return [
+            (record_of[alert.event_id], "unknown_case", f"no case {alert.data.case_id}")
+            for alert in escalations.unknown_cases
+        ]
+
+    async def close_quiet_incidents(self) -> int:
+        """Close the incidents quiet for a whole incident window (`casewire.incident.closed`),
+        on a timer: an incident ends when its window does, not when the next message comes.
+        Returns how many it closed."""
+        now = datetime.now(UTC)
+        async with self._database.pool.acquire() as connection, connection.transaction():
+            quiet = await repository.close_quiet_incidents(
+                connection, now - self.router.windows.incident
+            )
+            outcome = BatchOutcome(incidents=[close_incident(incident) for incident in quiet])
+            await add_to_outbox(connection, repository.SCHEMA, await event_records(outcome, now))
+        if quiet:
+            self._relay.wake()
+            self._metrics.incidents.labels("closed").inc(len(quiet))
+        return len(quiet)
 
     def _count(self, fresh: Sequence[CanonicalMessage], outcome: BatchOutcome) -> None:
         # Counted per batch, one increment per label set: the per-message cost adds up.
@@ -228,6 +290,16 @@ class RoutingService:
         )
         for change in outcome.incidents:
             self._metrics.incidents.labels(change.event_type.rsplit(".", 1)[-1]).inc()
+        if outcome.edits:
+            updates = collections.Counter(message.event for message in outcome.edits)
+            published = collections.Counter(
+                "delete" if event.data.deleted else "edit"
+                for event in outcome.events
+                if event.type == ev.CASE_MESSAGE_UPDATED
+            )
+            for kind, count in updates.items():
+                self._metrics.message_updates.labels(kind, "published").inc(published[kind])
+                self._metrics.message_updates.labels(kind, "no_case").inc(count - published[kind])
         for direction, count in directions.items():
             self._metrics.messages.labels(direction).inc(count)
         for (team, priority), count in created.items():
@@ -240,12 +312,18 @@ async def event_records(outcome: BatchOutcome, now: datetime) -> list[tuple[str,
     """The batch's events as outbox records, yielding to the event loop every few events so
     that the batch's writes (another task on the same connection) go on meanwhile.
 
-    An event's `time` is when its change happened: the sending time of the message that
-    caused it (never later than `now`, whatever the platform's clock says), else `now`.
+    An event's `time` is when its change happened (never later than `now`, whatever the
+    platform's clock says): the event's own instant if it has one (an edit's), else the
+    sending time of the message that caused it, else `now`.
     """
     sent_at = {message.id: min(message.sent_at, now) for message, _ in outcome.stored_messages}
     happened: list[tuple[str, str, datetime, BaseModel]] = [
-        (event.type, event.case_id, sent_at.get(event.data.message_id or "", now), event.data)
+        (
+            event.type,
+            event.case_id,
+            min(event.at, now) if event.at else sent_at.get(event.data.message_id or "", now),
+            event.data,
+        )
         for event in outcome.events
     ]
     happened += [

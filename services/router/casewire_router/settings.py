@@ -43,6 +43,11 @@ class RouterSettings(ConsumerSettings):
         description="How often the router publishes its low watermark (how far in time it has"
         " processed each messages partition) for the SLA service to hold breaches on.",
     )
+    router_incident_check_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often incidents quiet for a whole incident window are closed.",
+    )
     router_incident_threshold: int = Field(
         default=5, ge=2, description="How many cases on one crisis topic open an incident."
     )

@@ -333,6 +333,11 @@ async def test_case_api_drives_cases_drains_queues_and_publishes_every_change(
         ]
         for event in [*events_a, *events_b, *events_c]:
             assert set(event.data["case"]) == SNAPSHOT_FIELDS
+        # Message path, API actions and queue drains count one case version each: read back
+        # from the case row by the next transaction, they run 1, 2, 3... without a gap.
+        for events in (events_a, events_b, events_c):
+            versions = [e.data["case"]["version"] for e in events]
+            assert versions == list(range(1, len(events) + 1))
 
     connection = await asyncpg.connect(database_url)
     try:

@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from casewire_common import topics
 from casewire_common.events import (
     CASE_CREATED,
+    CASE_ESCALATED,
     CASE_MESSAGE_ADDED,
     CASE_PRIORITY_CHANGED,
     CASE_RESPONDED,
@@ -233,3 +234,27 @@ async def test_priority_change_mid_clock_selects_the_policy_again_and_keeps_the_
     assert instant(breach.data["started_at"]) == opened
     assert instant(breach.data["due_at"]) == opened + timedelta(seconds=2)
     assert timedelta(0) <= reached_kafka - (opened + timedelta(seconds=2)) < ON_TIME
+
+
+async def test_escalation_to_p1_selects_the_urgent_policy_and_breaches_from_the_opening(
+    tmp_path: Path, kafka_bootstrap: str, migrated_url: str, unique: str
+) -> None:
+    async with case_on_running_sla(
+        tmp_path, kafka_bootstrap, migrated_url, unique, "escalated-by-rule"
+    ) as case:
+        opened = case.opened_at
+        await case.send(case_event(CASE_CREATED, snapshot(case.id, opened, priority="P3")))
+        await case.send(
+            case_event(
+                CASE_ESCALATED,
+                snapshot(case.id, opened, priority="P1", team="leads"),
+                previous_priority="P3",
+                time=opened + timedelta(milliseconds=300),
+            )
+        )
+        await case.read(lambda a: bool(a.of_type(SLA_BREACHED)))
+
+    ((breach, _),) = case.alerts.of_type(SLA_BREACHED)
+    assert (breach.data["clock"], breach.data["policy_id"]) == ("first_response", "urgent")
+    assert (breach.data["priority"], breach.data["team"]) == ("P1", "leads")
+    assert instant(breach.data["due_at"]) == opened + timedelta(seconds=2)

@@ -4,7 +4,7 @@ from casewire_common import events as ev
 from casewire_common.messages import CanonicalMessage
 from casewire_router.domain.assignment import AgentState, choose_agent
 from casewire_router.domain.routing import BatchOutcome, BatchState, CaseState, Router
-from casewire_router.domain.rules import parse_rules
+from casewire_router.domain.rules import PRIORITY_ORDER, parse_rules
 from casewire_router.domain.urgency import default_model, priority_for, score
 
 from tests.unit.router.factories import T0, message
@@ -145,25 +145,29 @@ def test_calm_private_question_is_low_priority() -> None:
     assert priority_for(urgency.score) == "P4"
 
 
-def test_only_cases_the_batch_opened_or_changed_are_written_back() -> None:
+def test_each_case_event_counts_one_version_from_1_at_creation() -> None:
     open_cases: dict[str, CaseState] = {}
     opening = route([message("shipping?", pid="1")], open_cases, agents())
     assert opening.opened == {"case-1"}
-    assert list(opening.cases) == ["case-1"]
-
-    follow_up = route([message("any news?", pid="2", minutes=1)], open_cases, agents())
-    assert [e.type for e in follow_up.events] == [ev.CASE_MESSAGE_ADDED]
-    assert (follow_up.opened, follow_up.cases) == (set(), {})  # nothing about the case changed
-
-    replies = [
-        message("On it", pid=str(n), direction="outbound", author="brand", minutes=n)
-        for n in (3, 4)
+    assert [(e.type, e.data.case.version) for e in opening.events] == [
+        (ev.CASE_CREATED, 1),
+        (ev.CASE_ASSIGNED, 2),
     ]
-    first_reply = route(replies[:1], open_cases, agents())
-    assert list(first_reply.cases) == ["case-1"]  # first_response_at set
-    second_reply = route(replies[1:], open_cases, agents())
-    assert second_reply.cases == {}
-    assert [e.data.first_response for e in second_reply.events] == [False]
+
+    later = route(
+        [
+            message("any news?", pid="2", minutes=1),
+            message("On it", pid="3", direction="outbound", author="brand", minutes=3),
+            message("On it, really", pid="4", direction="outbound", author="brand", minutes=4),
+        ],
+        open_cases,
+        agents(),
+    )
+    assert [e.data.case.version for e in later.events] == [3, 4, 5]
+    # Every event changes the case's version, so the case is written back even when nothing
+    # else about it changed (a second reply).
+    assert (later.opened, list(later.cases)) == (set(), ["case-1"])
+    assert later.cases["case-1"].version == 5
 
 
 def test_new_tag_or_first_known_language_changes_an_open_case() -> None:
@@ -187,3 +191,57 @@ def test_shouting_counts_capitals_among_letters_that_have_a_case_in_any_script()
     assert "shouting" in signals("hello!!!")
     assert "shouting" not in signals("Where Is My Parcel")
     assert "shouting" not in signals("OK 👍 FINE")  # fewer than ten letters with a case
+
+
+def test_an_edit_is_published_on_its_case_and_a_more_urgent_text_raises_the_priority() -> None:
+    outcome = route(
+        [
+            message("what are your opening hours?", pid="1", channel="dm"),
+            message(
+                "YOUR APP IS DOWN, outage everywhere, I lost my money!!",
+                pid="1",
+                channel="dm",
+                event="edit",
+                minutes=2,
+            ),
+        ],
+        {},
+        agents(),
+    )
+    opened_priority = outcome.events[0].data.case.priority
+    events = [e for e in outcome.events if e.type not in (ev.CASE_CREATED, ev.CASE_ASSIGNED)]
+    assert [e.type for e in events] == [ev.CASE_MESSAGE_UPDATED, ev.CASE_PRIORITY_CHANGED]
+    updated, raised = events
+    assert updated.data.text == "YOUR APP IS DOWN, outage everywhere, I lost my money!!"
+    assert updated.data.deleted is None
+    assert updated.at == T0.replace(minute=2)  # published at the edit's time
+    assert raised.data.previous_priority == opened_priority
+    assert PRIORITY_ORDER[raised.data.case.priority] < PRIORITY_ORDER[opened_priority]
+    assert [message.event for message in outcome.edits] == ["edit"]
+
+
+def test_an_edit_to_a_calmer_text_never_lowers_the_priority_and_a_delete_is_published() -> None:
+    outcome = route(
+        [
+            message("outage! nothing works, I am furious", pid="1"),
+            message("all fine now, thanks", pid="1", event="edit", minutes=1),
+            message("", pid="1", event="delete", minutes=2),
+        ],
+        {},
+        agents(),
+    )
+    case = outcome.cases["case-1"]
+    opened_priority = outcome.events[0].data.case.priority
+    updates = [e for e in outcome.events if e.type == ev.CASE_MESSAGE_UPDATED]
+    assert [(e.data.text, e.data.deleted) for e in updates] == [
+        ("all fine now, thanks", None),
+        (None, True),
+    ]
+    assert case.priority == opened_priority
+    assert ev.CASE_PRIORITY_CHANGED not in [e.type for e in outcome.events]
+
+
+def test_an_edit_of_a_message_the_router_never_got_is_stored_and_publishes_nothing() -> None:
+    outcome = route([message("edited", pid="unknown", event="edit")], {}, agents())
+    assert outcome.events == []
+    assert [message.platform_message_id for message in outcome.edits] == ["unknown"]

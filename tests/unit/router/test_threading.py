@@ -6,13 +6,14 @@ from datetime import timedelta
 from casewire_common import events as ev
 from casewire_common.messages import CanonicalMessage
 from casewire_router.domain.assignment import AgentState
-from casewire_router.domain.escalation import escalate
+from casewire_router.domain.escalation import escalate, escalate_recorded, undo_escalation
 from casewire_router.domain.routing import (
     INCIDENT_TAG,
     BatchOutcome,
     BatchState,
     CaseState,
     CaseWindows,
+    QuietIncident,
     Router,
     TopicState,
     router_for,
@@ -234,6 +235,21 @@ def test_incident_links_and_raises_earlier_cases_the_adapter_loaded() -> None:
     assert raised == set(loaded) | {next(iter(burst.opened))}
 
 
+def test_an_incident_the_adapter_found_quiet_is_published_closed_before_a_new_burst() -> None:
+    desk = Desk()
+    quiet = QuietIncident("inc-1", "outage", T0 - timedelta(hours=1), T0 - timedelta(minutes=20), 4)
+    desk.state.quiet_incidents = [quiet]
+    burst = desk.route(outage(1), outage(2), outage(3))
+    assert [change.event_type for change in burst.incidents] == [
+        ev.INCIDENT_CLOSED,
+        ev.INCIDENT_OPENED,
+    ]
+    closed = burst.incidents[0].data
+    assert (closed.incident_id, closed.status, closed.case_count) == ("inc-1", "closed", 4)
+    assert closed.added_case_ids == []
+    assert desk.state.quiet_incidents == []  # published once
+
+
 def test_escalation_raises_priority_moves_team_and_gives_the_case_to_the_lead() -> None:
     desk = Desk()
     desk.route(message("where is my parcel", pid="1"))
@@ -269,6 +285,46 @@ def test_escalation_leaves_closed_cases_and_never_overfills_the_lead() -> None:
     case.status = "resolved"
     assert escalate(case, rule, "alert-3", desk.state.agents, closed, T0) == set()
     assert closed.events == []
+
+
+def test_undoing_an_escalation_restores_priority_team_tags_and_the_owner_before_it() -> None:
+    desk = Desk()
+    desk.route(message("where is my parcel", pid="1"))
+    case = desk.cases["id-1"]
+    before = (case.priority, case.team, list(case.tags), case.assignee)
+    rule = RULES.escalation_for("breached", "first_response", case.team, case.priority)
+    assert rule is not None
+    _, record = escalate_recorded(case, rule, "breach-1", desk.state.agents, BatchOutcome(), T0)
+    assert record is not None
+    assert record.case_version == case.version  # escalated, then given to the lead
+
+    outcome = BatchOutcome()
+    drain = undo_escalation(case, record, "retraction-1", desk.state.agents, outcome, T0)
+    assert drain == {"leads"}  # lena's place is free again
+    assert types(outcome) == [ev.CASE_ESCALATED, ev.CASE_ASSIGNED]
+    undo = outcome.events[0].data
+    assert (undo.undoes_sla_alert_id, undo.sla_alert_id) == ("breach-1", "retraction-1")
+    assert undo.previous_priority == "P1"
+    assert (case.priority, case.team, case.tags, case.assignee) == before
+    assert desk.state.agents["lena"].load == 0
+    assert desk.state.agents["amal"].load == 1
+    versions = [e.data.case.version for e in outcome.events]
+    assert versions == [record.case_version + 1, record.case_version + 2]
+
+
+def test_an_escalation_is_not_undone_once_something_else_changed_the_case() -> None:
+    desk = Desk()
+    desk.route(message("where is my parcel", pid="1"))
+    case = desk.cases["id-1"]
+    rule = RULES.escalation_for("breached", "first_response", case.team, case.priority)
+    assert rule is not None
+    _, record = escalate_recorded(case, rule, "breach-1", desk.state.agents, BatchOutcome(), T0)
+    assert record is not None
+    desk.route(message("any news?", pid="2", minutes=1))  # the customer wrote again
+    outcome = BatchOutcome()
+    assert undo_escalation(case, record, "retraction-1", desk.state.agents, outcome, T0) is None
+    assert outcome.events == []
+    assert (case.priority, case.team, case.assignee) == ("P1", "leads", "lena")
 
 
 def test_public_brand_reply_without_customer_finds_its_case_by_the_message_it_answers() -> None:

@@ -8,6 +8,7 @@ from aiokafka import ConsumerRecord
 from casewire_common.events import (
     CASE_ASSIGNED,
     CASE_CREATED,
+    CASE_ESCALATED,
     CASE_MESSAGE_ADDED,
     CASE_PRIORITY_CHANGED,
     CASE_RESPONDED,
@@ -287,6 +288,34 @@ def test_priority_change_selects_the_policy_again_and_the_clock_keeps_its_start(
             ),
         )
     ]
+
+
+def test_escalation_to_another_priority_selects_the_policy_again_like_any_change() -> None:
+    at = OPENED + timedelta(minutes=20)
+    escalated = clock_changes(
+        POLICIES,
+        CASE_ESCALATED,
+        data(priority="P1", team="leads", previous_priority="P2"),
+        [open_clock("first_response")],
+        at,
+    )
+    (reselection,) = escalated
+    assert isinstance(reselection, ClockReselection)
+    assert (reselection.policy_id, reselection.team, reselection.priority) == (
+        "urgent",
+        "leads",
+        "P1",
+    )
+    assert reselection.schedule is not None
+    assert reselection.schedule.due_at == OPENED + timedelta(minutes=15)  # the start is kept
+
+
+def test_escalated_event_is_decoded_with_its_case_not_only_marked_processed() -> None:
+    record = case_event(CASE_ESCALATED, snapshot("c1", OPENED, priority="P1"), event_id="evt-3")
+    decoded = decode_case_event(consumer_record(record))
+    assert isinstance(decoded, CaseEvent)
+    assert decoded.data is not None
+    assert decoded.data.case.priority == "P1"
 
 
 def test_reselected_clock_does_not_repeat_alerts_it_already_fired() -> None:

@@ -136,8 +136,8 @@ async def save(connection: Connection, outcome: BatchOutcome) -> None:
     if outcome.cases:
         await connection.executemany(
             f"UPDATE {SCHEMA}.cases SET status = $2, priority = $3, team = $4, assignee = $5,"
-            " first_response_at = $6, resolved_at = $7, queued_at = $8, updated_at = now()"
-            " WHERE id = $1",
+            " first_response_at = $6, resolved_at = $7, queued_at = $8, version = $9,"
+            " updated_at = now() WHERE id = $1",
             [
                 (
                     case.id,
@@ -148,6 +148,7 @@ async def save(connection: Connection, outcome: BatchOutcome) -> None:
                     case.first_response_at,
                     case.resolved_at,
                     case.queued_at,
+                    case.version,
                 )
                 for case in outcome.cases.values()
             ],

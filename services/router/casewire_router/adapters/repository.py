@@ -24,6 +24,7 @@ from casewire_router.domain.routing import (
     CaseState,
     CaseWindows,
     MessageReading,
+    QuietIncident,
     Router,
     TopicState,
     customer_key,
@@ -51,6 +52,7 @@ _CASE_COLUMNS = (
     "first_response_at",
     "resolved_at",
     "queued_at",
+    "version",
 )
 _MESSAGE_COLUMNS = (
     "id",
@@ -202,6 +204,17 @@ async def load_batch_state(
         ):
             key = (row["replied_platform"], row["replied_id"])
             state.cases_by_message[key] = known(row)
+    updated = sorted({m.id for m in messages if m.event != "message"})
+    if updated:
+        # The cases, open or closed, of the messages edited or deleted: their events follow.
+        for row in await connection.fetch(
+            f"SELECT m.platform AS updated_platform, m.platform_message_id AS updated_id,"
+            f" {_CASE_SELECT} FROM {SCHEMA}.messages m JOIN {SCHEMA}.cases c ON c.id = m.case_id"
+            " WHERE m.id = ANY($1::uuid[]) ORDER BY c.id FOR UPDATE OF c",
+            updated,
+        ):
+            key = (row["updated_platform"], row["updated_id"])
+            state.cases_by_message[key] = known(row)
     topic_counts: dict[str, int] = {}
     for message in customer_messages:
         for topic in router.crisis_topics(message, readings):
@@ -231,13 +244,17 @@ async def _load_topics(
         topics,
     )
     since = now - windows.incident
-    # An incident quiet for a whole window is over: the next burst opens a new one.
-    await connection.execute(
-        f"UPDATE {SCHEMA}.incidents SET status = 'closed' WHERE topic = ANY($1::text[])"
-        " AND status = 'open' AND last_seen_at < $2",
-        topics,
-        since,
-    )
+    # An incident quiet for a whole window is over: the next burst opens a new one. Closed
+    # here when a message comes before the timer (`close_quiet_incidents`) saw it.
+    state.quiet_incidents = [
+        _quiet_incident(row)
+        for row in await connection.fetch(
+            f"UPDATE {SCHEMA}.incidents i SET status = 'closed' WHERE topic = ANY($1::text[])"
+            f" AND status = 'open' AND last_seen_at < $2 RETURNING {_QUIET_INCIDENT}",
+            topics,
+            since,
+        )
+    ]
     for topic in topics:
         state.topics[topic] = TopicState()
     for row in await connection.fetch(
@@ -318,6 +335,50 @@ async def _load_topics(
             }
 
 
+_QUIET_INCIDENT = (
+    "i.id, i.topic, i.opened_at, i.last_seen_at,"
+    f" (SELECT count(*) FROM {SCHEMA}.incident_cases c WHERE c.incident_id = i.id) AS cases"
+)
+
+
+def _quiet_incident(row: asyncpg.Record) -> QuietIncident:
+    return QuietIncident(
+        incident_id=str(row["id"]),
+        topic=row["topic"],
+        opened_at=row["opened_at"],
+        last_seen_at=row["last_seen_at"],
+        case_count=row["cases"],
+    )
+
+
+async def close_quiet_incidents(connection: Connection, since: datetime) -> list[QuietIncident]:
+    """Close the open incidents last seen before `since`, whatever the traffic. Safe beside
+    other replicas and the message path: an incident another transaction holds (its row, or
+    its topic's lock, which the message path takes before reading the topic's incident) is
+    left to it."""
+    candidates = await connection.fetch(
+        f"SELECT id, topic FROM {SCHEMA}.incidents WHERE status = 'open' AND last_seen_at < $1"
+        " ORDER BY id FOR UPDATE SKIP LOCKED",
+        since,
+    )
+    free = [
+        row["id"]
+        for row in candidates
+        if await connection.fetchval(
+            "SELECT pg_try_advisory_xact_lock(hashtextextended('topic:' || $1::text, 1))",
+            row["topic"],
+        )
+    ]
+    if not free:
+        return []
+    rows = await connection.fetch(
+        f"UPDATE {SCHEMA}.incidents i SET status = 'closed' WHERE id = ANY($1::uuid[])"
+        f" RETURNING {_QUIET_INCIDENT}",
+        free,
+    )
+    return [_quiet_incident(row) for row in rows]
+
+
 async def lock_agents(connection: Connection) -> dict[str, AgentState]:
     """All agents, locked in id order: assignment across replicas never over-fills anyone."""
     rows = await connection.fetch(
@@ -360,11 +421,13 @@ async def save_outcome(connection: Connection, outcome: BatchOutcome, now: datet
             " urgency_score = u.urgency_score, team = u.team, assignee = u.assignee,"
             " tags = ARRAY(SELECT jsonb_array_elements_text(u.tags::jsonb)),"
             " language = u.language, first_response_at = u.first_response_at,"
-            " resolved_at = u.resolved_at, queued_at = u.queued_at, updated_at = now()"
+            " resolved_at = u.resolved_at, queued_at = u.queued_at, version = u.version,"
+            " updated_at = now()"
             " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[],"
             " $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[],"
-            " $11::timestamptz[]) AS u(id, status, priority, urgency_score, team, assignee,"
-            " tags, language, first_response_at, resolved_at, queued_at) WHERE c.id = u.id",
+            " $11::timestamptz[], $12::int[]) AS u(id, status, priority, urgency_score, team,"
+            " assignee, tags, language, first_response_at, resolved_at, queued_at, version)"
+            " WHERE c.id = u.id",
             [case.id for case in changed],
             [case.status for case in changed],
             [case.priority for case in changed],
@@ -376,6 +439,7 @@ async def save_outcome(connection: Connection, outcome: BatchOutcome, now: datet
             [case.first_response_at for case in changed],
             [case.resolved_at for case in changed],
             [case.queued_at for case in changed],
+            [case.version for case in changed],
         )
     if outcome.stored_messages:
         await store_messages(connection, outcome.stored_messages)
@@ -520,6 +584,7 @@ def read_case(row: asyncpg.Record) -> CaseState:
         first_response_at=row["first_response_at"],
         resolved_at=row["resolved_at"],
         queued_at=row["queued_at"],
+        version=row["version"],
     )
 
 
@@ -543,4 +608,5 @@ def _case_row(case: CaseState) -> tuple[Any, ...]:
         case.first_response_at,
         case.resolved_at,
         case.queued_at,
+        case.version,
     )

@@ -1,14 +1,55 @@
-"""Escalation on SLA alerts: what the rules file's `escalation` section does to a case."""
+"""Escalation on SLA alerts: what the rules file's `escalation` section does to a case, and
+how an escalation is undone when the SLA service retracts the breach that caused it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 from casewire_common import events as ev
+from casewire_common.events import Priority
 
-from casewire_router.domain.assignment import AgentState
+from casewire_router.domain.assignment import AgentState, choose_agent
 from casewire_router.domain.routing import CLOSED_STATUSES, BatchOutcome, CaseState
 from casewire_router.domain.rules import PRIORITY_ORDER, EscalationRule
+
+
+@dataclass
+class EscalationRecord:
+    """What one SLA alert's escalation changed on a case: enough to undo it while nothing
+    else has changed the case (`case_version` is the case's version once its effects are
+    out, the queue drain that may have followed included)."""
+
+    alert_id: str
+    case_id: str
+    rule_id: str
+    previous_priority: Priority
+    previous_team: str
+    previous_assignee: str | None
+    added_tags: list[str]
+    case_version: int
+
+
+def escalate_recorded(
+    case: CaseState,
+    rule: EscalationRule,
+    alert_id: str,
+    agents: dict[str, AgentState],
+    outcome: BatchOutcome,
+    now: datetime,
+) -> tuple[set[str], EscalationRecord | None]:
+    """`escalate`, and the record that lets a retraction of the alert undo it (None: the case
+    was closed, nothing happened)."""
+    before = (case.priority, case.team, case.assignee, list(case.tags), case.version)
+    drain = escalate(case, rule, alert_id, agents, outcome, now)
+    priority, team, assignee, tags, version = before
+    if case.version == version:
+        return drain, None
+    added = [tag for tag in case.tags if tag not in tags]
+    return drain, EscalationRecord(
+        alert_id, case.id, rule.id, priority, team, assignee, added, case.version
+    )
 
 
 def escalate(
@@ -67,4 +108,51 @@ def escalate(
             drain.update(owner.teams)
             case.assignee = None
         outcome.assign(case, lead, now)
+    return drain
+
+
+def undo_escalation(
+    case: CaseState,
+    escalation: EscalationRecord,
+    retraction_id: str,
+    agents: Mapping[str, AgentState],
+    outcome: BatchOutcome,
+    now: datetime,
+) -> set[str] | None:
+    """Put a case back as it was before `escalation` (priority, team, tags), its owner as the
+    rules would choose (the owner before the escalation preferred, if they have room), and
+    say so with a `casewire.case.escalated` that names the escalation's alert in
+    `undoes_sla_alert_id`. Only when nothing else changed the case since (its version):
+    else returns None and the case is left as it is. Returns the teams whose queue may drain.
+    """
+    if case.version != escalation.case_version:
+        return None
+    drain: set[str] = set()
+    previous_priority = case.priority
+    case.priority = escalation.previous_priority
+    case.team = escalation.previous_team
+    case.tags = [tag for tag in case.tags if tag not in escalation.added_tags]
+    ownership_changed = case.assignee != escalation.previous_assignee
+    if ownership_changed and case.assignee is not None:
+        owner = agents.get(case.assignee)
+        if owner is not None:
+            outcome.release(owner)
+            drain.update(owner.teams)
+        case.assignee = None
+        if case.status == "assigned":
+            case.status = "queued"
+    outcome.emit(
+        ev.CASE_ESCALATED,
+        case,
+        previous_priority=previous_priority if case.priority != previous_priority else None,
+        escalation_rule=escalation.rule_id,
+        sla_alert_id=retraction_id,
+        undoes_sla_alert_id=escalation.alert_id,
+    )
+    if ownership_changed and case.status != "pending":
+        choice = choose_agent(
+            case.team, case.language, list(agents.values()), requested=escalation.previous_assignee
+        )
+        if choice.agent_id is not None:
+            outcome.assign(case, agents[choice.agent_id], now)
     return drain

@@ -62,6 +62,8 @@ class CaseState:
     queued_at: datetime | None = None
     # The decision that opened the case: set and stored when the case opens, never read back.
     decision: RoutingDecision | None = None
+    # How many events the case has had (`CaseSnapshot.version`): each event counts one.
+    version: int = 0
 
     def snapshot(self) -> CaseSnapshot:
         return CaseSnapshot(
@@ -80,6 +82,7 @@ class CaseState:
             opened_at=self.opened_at,
             first_response_at=self.first_response_at,
             resolved_at=self.resolved_at,
+            version=self.version,
         )
 
 
@@ -88,6 +91,7 @@ class CaseEvent:
     type: str
     case_id: str
     data: CaseEventData
+    at: datetime | None = None  # when it happened, if not when its message was sent
 
 
 @dataclass
@@ -95,7 +99,7 @@ class BatchOutcome:
     cases: dict[str, CaseState] = field(default_factory=dict)  # opened or changed, by id
     opened: set[str] = field(default_factory=set)  # ids of the cases the batch opened
     stored_messages: list[tuple[CanonicalMessage, str | None]] = field(default_factory=list)
-    edits: list[CanonicalMessage] = field(default_factory=list)
+    edits: list[CanonicalMessage] = field(default_factory=list)  # edits and deletes, to store
     events: list[CaseEvent] = field(default_factory=list)
     agents: dict[str, AgentState] = field(default_factory=dict)
     links: list[tuple[str, str]] = field(default_factory=list)  # (conversation, case) to remember
@@ -104,11 +108,20 @@ class BatchOutcome:
     decisions: dict[str, RoutingDecision] = field(default_factory=dict)  # by customer message id
 
     def emit(
-        self, event_type: str, case: CaseState, message_id: str | None = None, **details: Any
+        self,
+        event_type: str,
+        case: CaseState,
+        message_id: str | None = None,
+        *,
+        at: datetime | None = None,
+        **details: Any,
     ) -> None:
-        """Record an event carrying the case as it is now (the snapshot is taken here)."""
+        """Record an event carrying the case as it is now (the snapshot is taken here). Every
+        event counts one more version of the case, so the case is written back."""
+        case.version += 1
+        self.cases[case.id] = case
         data = CaseEventData(case=case.snapshot(), message_id=message_id, **details)
-        self.events.append(CaseEvent(event_type, case.id, data))
+        self.events.append(CaseEvent(event_type, case.id, data, at))
 
     def assign(
         self,
@@ -207,8 +220,12 @@ class BatchState:
     topics: dict[str, TopicState] = field(default_factory=dict)
     # Open cases by (platform, platform message id) of the customer messages they hold: a
     # brand reply whose conversation names no customer (Meta public replies) finds its case
-    # through the message it answers.
+    # through the message it answers. Also the cases, open or closed, of the messages the
+    # batch edits or deletes.
     cases_by_message: dict[tuple[str, str], CaseState] = field(default_factory=dict)
+    # Open incidents of the batch's topics found quiet for a whole window, closed by the
+    # adapter: the batch publishes their `casewire.incident.closed`.
+    quiet_incidents: list[QuietIncident] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -301,10 +318,12 @@ class Router:
         """Apply messages in order to the loaded state (updated in place), then incidents.
         `readings`: the customer messages' texts already read (`read_customer_messages`)."""
         result = BatchOutcome()
+        result.incidents.extend(close_incident(quiet) for quiet in state.quiet_incidents)
+        state.quiet_incidents = []
         batch = _Batch(state, result, new_id, now, readings or {})
         for message in messages:
             if message.event != "message":
-                result.edits.append(message)
+                self._on_message_update(message, batch)
             elif message.direction == "outbound":
                 self._on_brand_message(message, batch)
             else:
@@ -413,16 +432,10 @@ class Router:
     ) -> None:
         result = batch.result
         result.stored_messages.append((message, case.id))
-        # Only a case that changed is written back.
-        new_tags = [tag for tag in decision.tags if tag not in case.tags]
-        case.tags.extend(new_tags)
-        changed = bool(new_tags)
+        case.tags.extend(tag for tag in decision.tags if tag not in case.tags)
         if case.language is None and message.language is not None:
             case.language = message.language
-            changed = True
-        if changed:
-            result.cases[case.id] = case
-        result.emit(ev.CASE_MESSAGE_ADDED, case, message.id)
+        result.emit(ev.CASE_MESSAGE_ADDED, case, message.id)  # the case is written back
         if case.status == "pending":
             # The customer answered: the case is theirs to work on again.
             result.change_status(
@@ -524,6 +537,38 @@ class Router:
             ev.CASE_RESPONDED, case, message.id, first_response=first, agent_id=message.author.id
         )
 
+    def _on_message_update(self, message: CanonicalMessage, batch: _Batch) -> None:
+        """An edit or delete of a message (the same id as the original): stored, published on
+        the original's case (`casewire.case.message_updated`), and an edited customer message
+        of an open case re-scored on its own: the case's priority rises if the new text is
+        more urgent, and is never lowered by an edit."""
+        result = batch.result
+        result.edits.append(message)
+        case = batch.state.cases_by_message.get((message.platform, message.platform_message_id))
+        if case is None:
+            return  # a message kept without a case (a brand message), or never seen
+        if message.event == "delete":
+            result.emit(ev.CASE_MESSAGE_UPDATED, case, message.id, at=message.sent_at, deleted=True)
+            return
+        result.emit(
+            ev.CASE_MESSAGE_UPDATED, case, message.id, at=message.sent_at, text=message.text
+        )
+        if message.direction != "inbound" or case.status in CLOSED_STATUSES:
+            return
+        decision, _, _ = self.decide(message)
+        if PRIORITY_ORDER[decision.priority] < PRIORITY_ORDER[case.priority]:
+            previous = case.priority
+            case.priority = decision.priority
+            case.urgency_score = max(case.urgency_score, decision.urgency.score)
+            result.emit(
+                ev.CASE_PRIORITY_CHANGED,
+                case,
+                message.id,
+                at=message.sent_at,
+                decision=decision,
+                previous_priority=previous,
+            )
+
     def _incidents(self, batch: _Batch) -> None:
         """A burst of cases on one crisis topic opens one incident (or grows the open one),
         links the cases and raises them to P1."""
@@ -616,6 +661,34 @@ INCIDENT_TAG = "incident"
 class IncidentChange:
     event_type: str
     data: ev.IncidentData
+
+
+@dataclass(frozen=True)
+class QuietIncident:
+    """An open incident whose crisis topic had no new case for a whole incident window."""
+
+    incident_id: str
+    topic: str
+    opened_at: datetime
+    last_seen_at: datetime
+    case_count: int
+
+
+def close_incident(incident: QuietIncident) -> IncidentChange:
+    """A quiet incident is over (`casewire.incident.closed`): the next burst on its topic
+    opens a new one."""
+    return IncidentChange(
+        event_type=ev.INCIDENT_CLOSED,
+        data=ev.IncidentData(
+            incident_id=incident.incident_id,
+            topic=incident.topic,
+            status="closed",
+            opened_at=incident.opened_at,
+            last_seen_at=incident.last_seen_at,
+            case_count=incident.case_count,
+            added_case_ids=[],
+        ),
+    )
 
 
 @dataclass(frozen=True)

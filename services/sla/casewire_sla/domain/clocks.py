@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from casewire_common.events import (
     CASE_ASSIGNED,
     CASE_CREATED,
+    CASE_ESCALATED,
     CASE_MERGED,
     CASE_MESSAGE_ADDED,
     CASE_PRIORITY_CHANGED,
@@ -65,6 +66,7 @@ HANDLED_TYPES = frozenset(
         CASE_RESPONDED,
         CASE_STATUS_CHANGED,
         CASE_MERGED,
+        CASE_ESCALATED,
     }
 )
 # The fraction of a breach timer, beside the warnings' fractions.
