@@ -113,10 +113,12 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
                 await repository.sync_agents(
                     connection, [agent.model_dump() for agent in agents.agents]
                 )
-        await broker.start()
         await publisher.start()
         await relay.start()
         await cases.drain_all()  # the agents file may have freed capacity while we were away
+        # Joins the consumer groups last: a long drain (thousands of queued cases) inside a
+        # new member's first session got it dropped from the group, and the others waited.
+        await broker.start()
 
         def use_rules(rules: RuleSet) -> None:
             service.router = router_for(rules, windows)  # from the next batch on
