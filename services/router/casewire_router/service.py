@@ -232,9 +232,11 @@ async def event_records(outcome: BatchOutcome, now: datetime) -> list[tuple[str,
     that the batch's writes (another task on the same connection) go on meanwhile.
 
     An event's `time` is when its change happened: the sending time of the message that
-    caused it (never later than `now`, whatever the platform's clock says), else `now`.
+    caused it (never later than `now`, whatever the platform's clock says), else `now`. A
+    brand reply attached late (`attached_replies`) still dates its response by its sending.
     """
-    sent_at = {message.id: min(message.sent_at, now) for message, _ in outcome.stored_messages}
+    caused_by = [*outcome.stored_messages, *outcome.attached_replies]
+    sent_at = {message.id: min(message.sent_at, now) for message, _ in caused_by}
     happened: list[tuple[str, str, datetime, BaseModel]] = [
         (event.type, event.case_id, sent_at.get(event.data.message_id or "", now), event.data)
         for event in outcome.events

@@ -108,8 +108,9 @@ async def load_batch_state(
     readings: Mapping[str, MessageReading] | None = None,
 ) -> BatchState:
     """Lock and load what routing `messages` may read or change, always in the same order
-    (customers, cases, crisis topics, cases on them, agents) so replicas never deadlock in
-    the common case and serialize where they must: one customer's conversations, one topic.
+    (customers and answered messages, cases, orphan replies, crisis topics, cases on them,
+    agents) so replicas never deadlock in the common case and serialize where they must: one
+    customer's conversations, a message and the replies to it, one topic.
     `readings`: the customer messages' texts already read (`Router.read_customer_messages`)."""
     loaded: dict[str, CaseState] = {}  # one object per case row, however it was reached
 
@@ -122,10 +123,23 @@ async def load_batch_state(
     state = BatchState()
     customer_messages = [m for m in messages if m.event == "message" and m.direction == "inbound"]
     customers = sorted({customer_key(m) for m in customer_messages})
-    if customers:
+    brand_replies = [
+        m for m in messages if m.event == "message" and m.direction == "outbound" and m.in_reply_to
+    ]
+    # A customer message and a brand reply naming it may be processed at the same moment by
+    # two replicas (different conversation keys, so different partitions): both take the
+    # answered message's lock, so the later one sees what the earlier one stored. (A reply in
+    # the message's own conversation comes in order on the same partition.)
+    answered = sorted(
+        {(m.platform, m.platform_message_id) for m in customer_messages}
+        | {(m.platform, m.in_reply_to) for m in brand_replies if m.in_reply_to is not None}
+    )
+    lock_keys = ["\x1f".join(key) for key in customers]
+    lock_keys += ["\x1f".join(("message", *key)) for key in answered]
+    if lock_keys:
         await connection.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended(k, 1)) FROM unnest($1::text[]) k",
-            ["\x1f".join(key) for key in customers],
+            lock_keys,
         )
     conversations = sorted({m.conversation_id for m in messages})
     for row in await connection.fetch(
@@ -156,6 +170,13 @@ async def load_batch_state(
             ).append(case)
         for cases in state.open_by_customer.values():
             cases.sort(key=lambda case: case.opened_at)
+    # The last resolved case of conversations with none open: a customer message may reopen
+    # it, and a late message or brand reply sent before it was resolved joins it.
+    unopened = [
+        m for m in messages if m.event == "message" and m.conversation_id not in state.open_cases
+    ]
+    if unopened:
+        earliest = min(m.sent_at for m in unopened)
         for row in await connection.fetch(
             f"SELECT l.conversation_id AS via, {_CASE_SELECT} FROM {SCHEMA}.cases c"
             f" JOIN {SCHEMA}.case_conversations l ON l.case_id = c.id"
@@ -168,7 +189,7 @@ async def load_batch_state(
             f"     WHERE o.conversation_id = r.conversation_id AND o.{_OPEN})"
             "   ORDER BY l2.conversation_id, r.resolved_at DESC)"
             " AND l.conversation_id = ANY($1::text[]) ORDER BY c.id FOR UPDATE OF c",
-            sorted({m.conversation_id for m in newcomers}),
+            sorted({m.conversation_id for m in unopened}),
             earliest - windows.reopen,
         ):
             state.resolved[row["via"]] = known(row)
@@ -206,12 +227,15 @@ async def load_batch_state(
             f" FROM {SCHEMA}.messages m JOIN {SCHEMA}.cases c ON c.id = m.case_id"
             " JOIN unnest($1::text[], $2::text[]) AS r(platform, id)"
             " ON m.platform = r.platform AND m.platform_message_id = r.id"
-            f" WHERE c.{_OPEN} ORDER BY c.id FOR UPDATE OF c",
+            " ORDER BY c.id FOR UPDATE OF c",
             [platform for platform, _ in replies],
             [replied for _, replied in replies],
         ):
+            # Closed ones too: a message sent before its case closed still belongs to it.
             key = (row["replied_platform"], row["replied_id"])
             state.cases_by_message[key] = known(row)
+    if customer_messages:
+        await _load_orphan_replies(connection, state, customer_messages)
     topic_counts: dict[str, int] = {}
     for message in customer_messages:
         for topic in router.crisis_topics(message, readings):
@@ -222,6 +246,26 @@ async def load_batch_state(
         # A case may open or reopen: it may be given to an agent.
         state.agents = await lock_agents(connection)
     return state
+
+
+async def _load_orphan_replies(
+    connection: Connection, state: BatchState, customer_messages: Sequence[CanonicalMessage]
+) -> None:
+    """Brand replies stored without a case that may answer the customer messages (naming one,
+    or in one's conversation, sent after the earliest), locked: only one transaction attaches
+    a reply. Both lookups use a partial index of the orphans."""
+    rows = await connection.fetch(
+        f"SELECT body FROM {SCHEMA}.messages o"
+        " WHERE o.case_id IS NULL AND o.direction = 'outbound' AND o.sent_at >= $3"
+        " AND (o.body->>'in_reply_to' = ANY($1::text[]) OR o.conversation_id = ANY($2::text[]))"
+        " ORDER BY o.id FOR UPDATE OF o",
+        sorted({m.platform_message_id for m in customer_messages}),
+        sorted({m.conversation_id for m in customer_messages}),
+        min(m.sent_at for m in customer_messages),
+    )
+    for row in rows:
+        reply = CanonicalMessage.model_validate_json(row["body"])
+        state.orphan_replies[reply.id] = reply
 
 
 async def _load_topics(
@@ -389,6 +433,14 @@ async def save_outcome(connection: Connection, outcome: BatchOutcome, now: datet
         )
     if outcome.stored_messages:
         await store_messages(connection, outcome.stored_messages)
+    if outcome.attached_replies:
+        # After the COPY: a reply may have been stored as an orphan earlier in this batch.
+        await connection.execute(
+            f"UPDATE {SCHEMA}.messages m SET case_id = a.case_id"
+            " FROM unnest($1::uuid[], $2::uuid[]) AS a(id, case_id) WHERE m.id = a.id",
+            [reply.id for reply, _ in outcome.attached_replies],
+            [case_id for _, case_id in outcome.attached_replies],
+        )
     edits = [message for message in outcome.edits if message.event == "edit"]
     deletes = [message for message in outcome.edits if message.event == "delete"]
     if edits:

@@ -3,6 +3,11 @@
 `route_batch` is pure: given a batch of messages, the open cases of their conversations and
 the agents, it returns what changed and which events to publish. The adapter loads that
 state and stores the outcome in one transaction.
+
+Outcomes follow the messages' sending times (`sent_at`), not the order they are processed
+in: a brand reply processed before the message it answers waits as an orphan and counts when
+that message arrives, if it was sent after it; a customer message sent before its case was
+resolved joins the case's history instead of reopening it.
 """
 
 from __future__ import annotations
@@ -95,6 +100,8 @@ class BatchOutcome:
     cases: dict[str, CaseState] = field(default_factory=dict)  # opened or changed, by id
     opened: set[str] = field(default_factory=set)  # ids of the cases the batch opened
     stored_messages: list[tuple[CanonicalMessage, str | None]] = field(default_factory=list)
+    # Brand replies stored earlier without a case (orphans) that now join one: (reply, case id).
+    attached_replies: list[tuple[CanonicalMessage, str]] = field(default_factory=list)
     edits: list[CanonicalMessage] = field(default_factory=list)
     events: list[CaseEvent] = field(default_factory=list)
     agents: dict[str, AgentState] = field(default_factory=dict)
@@ -209,6 +216,9 @@ class BatchState:
     # brand reply whose conversation names no customer (Meta public replies) finds its case
     # through the message it answers.
     cases_by_message: dict[tuple[str, str], CaseState] = field(default_factory=dict)
+    # Brand replies kept without a case (processed before the message they answer), by id:
+    # those that may answer the batch's customer messages, and the batch's own.
+    orphan_replies: dict[str, CanonicalMessage] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -338,6 +348,11 @@ class Router:
                 state.open_cases[message.conversation_id] = case
                 result.links.append((message.conversation_id, case.id))
         if case is None:
+            closed = self._closed_after_sending(message, state)
+            if closed is not None:
+                # Sent while the case was open, processed after it closed: part of its history.
+                self._keep_with_closed_case(closed, message, batch)
+                return
             case = self._merge_target(message, state)
             if case is not None:
                 state.open_cases[message.conversation_id] = case
@@ -358,11 +373,7 @@ class Router:
                 if decision.skip:
                     # "Thank you" for the answer: kept with the case, which stays resolved
                     # (reopening it would put it back in an agent's queue for nothing).
-                    result.stored_messages.append((message, resolved.id))
-                    result.emit(ev.CASE_MESSAGE_ADDED, resolved, message.id)
-                    state.cases_by_message[(message.platform, message.platform_message_id)] = (
-                        resolved
-                    )
+                    self._keep_with_closed_case(resolved, message, batch)
                     return
                 case = resolved
                 del state.resolved[message.conversation_id]
@@ -372,9 +383,56 @@ class Router:
         else:
             self._follow_up(case, message, decision, batch)
         state.cases_by_message[(message.platform, message.platform_message_id)] = case
+        self._attach_orphan_replies(message, case, batch)
         if case.status not in CLOSED_STATUSES:
             for topic in topics:
                 batch.hit(topic, case)
+
+    def _closed_after_sending(
+        self, message: CanonicalMessage, state: BatchState
+    ) -> CaseState | None:
+        """The closed case of the message's conversation, or holding the message it answers,
+        that was closed after the message was sent (the message only arrived late)."""
+        candidates = [state.resolved.get(message.conversation_id)]
+        if message.in_reply_to is not None:
+            candidates.append(state.cases_by_message.get((message.platform, message.in_reply_to)))
+        for case in candidates:
+            if (
+                case is not None
+                and case.status in CLOSED_STATUSES
+                and case.resolved_at is not None
+                and message.sent_at < case.resolved_at
+                and case.account_id == message.account_id
+                and case.customer_id == message.customer_id
+            ):
+                return case
+        return None
+
+    def _keep_with_closed_case(
+        self, case: CaseState, message: CanonicalMessage, batch: _Batch
+    ) -> None:
+        """A customer message that joins a closed case's history: the case stays closed."""
+        batch.result.stored_messages.append((message, case.id))
+        batch.result.emit(ev.CASE_MESSAGE_ADDED, case, message.id)
+        batch.state.cases_by_message[(message.platform, message.platform_message_id)] = case
+        self._attach_orphan_replies(message, case, batch)
+
+    def _attach_orphan_replies(
+        self, message: CanonicalMessage, case: CaseState, batch: _Batch
+    ) -> None:
+        """Brand replies processed before the customer message they answer join its case now,
+        earliest first, each counted as a response if it was sent after the message."""
+        orphans = batch.state.orphan_replies
+        if not orphans:
+            return
+        for reply in sorted(
+            (reply for reply in orphans.values() if answers(reply, message)),
+            key=lambda reply: reply.sent_at,
+        ):
+            if counts_as_response(reply, case, answered_at=message.sent_at):
+                del orphans[reply.id]
+                batch.result.attached_replies.append((reply, case.id))
+                self._respond(case, reply, batch)
 
     def _answered_case(self, message: CanonicalMessage, state: BatchState) -> CaseState | None:
         """The customer's open case holding the message this one answers. A tweet names only
@@ -504,24 +562,31 @@ class Router:
         return case
 
     def _on_brand_message(self, message: CanonicalMessage, batch: _Batch) -> None:
-        result = batch.result
-        case = batch.state.open_cases.get(message.conversation_id)
+        state = batch.state
+        case = state.open_cases.get(message.conversation_id)
         if case is None and message.in_reply_to is not None:
-            case = batch.state.cases_by_message.get((message.platform, message.in_reply_to))
-            if case is not None and case.status in CLOSED_STATUSES:
-                case = None
+            case = state.cases_by_message.get((message.platform, message.in_reply_to))
         if case is None:
-            # A brand message never opens a case; it is still kept with its conversation.
-            result.stored_messages.append((message, None))
+            case = state.resolved.get(message.conversation_id)
+        if case is None or not counts_as_response(message, case, answered_at=case.opened_at):
+            # A brand message never opens a case. Kept without one, as an orphan: the message
+            # it answers may not have been processed yet (`_attach_orphan_replies`).
+            batch.result.stored_messages.append((message, None))
+            state.orphan_replies[message.id] = message
             return
-        result.stored_messages.append((message, case.id))
-        batch.state.cases_by_message[(message.platform, message.platform_message_id)] = case
-        first = case.first_response_at is None
+        batch.result.stored_messages.append((message, case.id))
+        self._respond(case, message, batch)
+
+    def _respond(self, case: CaseState, reply: CanonicalMessage, batch: _Batch) -> None:
+        """Count a brand reply on its case. The first response is the earliest sent: a reply
+        processed after a later-sent one takes its place (and says it is the first)."""
+        batch.state.cases_by_message[(reply.platform, reply.platform_message_id)] = case
+        first = case.first_response_at is None or reply.sent_at < case.first_response_at
         if first:
-            case.first_response_at = message.sent_at
-            result.cases[case.id] = case
-        result.emit(
-            ev.CASE_RESPONDED, case, message.id, first_response=first, agent_id=message.author.id
+            case.first_response_at = reply.sent_at
+            batch.result.cases[case.id] = case
+        batch.result.emit(
+            ev.CASE_RESPONDED, case, reply.id, first_response=first, agent_id=reply.author.id
         )
 
     def _incidents(self, batch: _Batch) -> None:
@@ -579,6 +644,31 @@ class Router:
                         previous_priority=previous,
                         incident_id=topic_state.incident_id,
                     )
+
+
+def answers(reply: CanonicalMessage, message: CanonicalMessage) -> bool:
+    """Whether a brand reply is an answer to a customer message: it names it (`in_reply_to`)
+    or it is in the message's conversation, on the same brand account. (Whether it counts
+    depends on when each was sent: `counts_as_response`.)"""
+    return (
+        reply.platform == message.platform
+        and reply.account_id == message.account_id
+        and (
+            reply.in_reply_to == message.platform_message_id
+            or reply.conversation_id == message.conversation_id
+        )
+    )
+
+
+def counts_as_response(reply: CanonicalMessage, case: CaseState, answered_at: datetime) -> bool:
+    """Whether a brand reply is a response of the case: sent after the message it answers
+    (`answered_at`; the case's opening when it names none of its messages) and, on a closed
+    case, before the case was closed. Decided by sending times, whatever the arrival order."""
+    if reply.sent_at < answered_at:
+        return False
+    if case.status in CLOSED_STATUSES:
+        return case.resolved_at is not None and reply.sent_at < case.resolved_at
+    return True
 
 
 def reopen_case(
