@@ -46,6 +46,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     windows = CaseWindows(
         reopen=settings.router_reopen_window,
         merge=settings.router_merge_window,
+        repeat_contact=settings.router_repeat_contact_window,
         incident=settings.router_incident_window,
         incident_threshold=settings.router_incident_threshold,
     )
@@ -65,7 +66,6 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         DeadLetters(broker, registry, "router"),
         relay,
         metrics,
-        settings.router_repeat_contact_window,
     )
     messages_router, subscribers = kafka_router(service, settings)
     broker.include_router(messages_router)

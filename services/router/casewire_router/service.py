@@ -11,7 +11,7 @@ import collections
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import asyncpg
 import structlog
@@ -100,9 +100,7 @@ class RoutingService:
         dead_letters: DeadLetters,
         relay: OutboxRelay,
         metrics: RouterMetrics,
-        repeat_contact_window: timedelta = timedelta(hours=24),
     ) -> None:
-        self._repeat_contact_window = repeat_contact_window
         self._database = database
         self.router = router
         self._dead_letters = dead_letters
@@ -152,7 +150,6 @@ class RoutingService:
                 fresh,
                 self.router,
                 self.router.windows,
-                self._repeat_contact_window,
                 now,
                 readings,
             )

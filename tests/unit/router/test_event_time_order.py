@@ -184,3 +184,22 @@ def test_a_response_is_sent_after_the_message_it_answers_and_before_the_case_clo
     assert not counts_as_response(reply, case, answered_at=T0.replace(minute=6))
     desk.resolve("id-1", minutes=5)
     assert not counts_as_response(reply, case, answered_at=T0)
+
+
+def test_repeat_contact_never_counts_a_message_the_customer_sent_later() -> None:
+    def repeat_contacts(processed: list[CanonicalMessage]) -> dict[str, str | None]:
+        desk = Desk()
+        found: dict[str, str | None] = {}
+        for sent in processed:
+            [decision] = desk.route(sent).decisions.values()
+            signal = [s for s in decision.urgency.signals if s.name == "repeated_contact"]
+            found[sent.platform_message_id] = signal[0].detail if signal else None
+        return found
+
+    first, second = dm("hello?", "d1", minutes=0), dm("anyone?", "d2", minutes=5)
+    in_order = repeat_contacts([first, second])
+    reversed_order = repeat_contacts([second, first])
+
+    assert in_order == {"d1": None, "d2": "1 earlier contacts in 24 h"}
+    # Processed late, the first message is not a repeat of the one sent after it.
+    assert reversed_order["d1"] is None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -96,6 +96,7 @@ async def claim_new(
 
 _OPEN = "status NOT IN ('resolved', 'no_action')"
 RECENT_HITS_COUNTED = 100  # beyond this a burst is a burst: see `_load_topics`
+RECENT_CONTACTS_LOADED = 20  # a customer's earlier messages read for the repeat-contact signal
 
 
 async def load_batch_state(
@@ -103,7 +104,6 @@ async def load_batch_state(
     messages: Sequence[CanonicalMessage],
     router: Router,
     windows: CaseWindows,
-    repeat_contact_window: timedelta,
     now: datetime,
     readings: Mapping[str, MessageReading] | None = None,
 ) -> BatchState:
@@ -194,23 +194,26 @@ async def load_batch_state(
         ):
             state.resolved[row["via"]] = known(row)
     if customer_messages:
-        earliest = min(m.sent_at for m in customer_messages)
+        # Each customer's messages sent in the repeat-contact window before any of the batch's
+        # (the latest few: the urgency signal is saturated long before).
         for row in await connection.fetch(
-            f"SELECT c.platform, c.account_id, c.customer_id, count(*) AS contacts"
-            f" FROM {SCHEMA}.cases c JOIN {SCHEMA}.messages m ON m.case_id = c.id"
-            " JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(platform, account, customer)"
-            " ON c.platform = k.platform AND c.account_id = k.account"
-            " AND c.customer_id = k.customer"
-            " WHERE m.direction = 'inbound' AND m.sent_at >= $4"
-            " GROUP BY c.platform, c.account_id, c.customer_id",
+            "SELECT k.platform, k.account, k.customer, ARRAY("
+            f"  SELECT m.sent_at FROM {SCHEMA}.cases c JOIN {SCHEMA}.messages m"
+            "   ON m.case_id = c.id WHERE c.platform = k.platform AND c.account_id = k.account"
+            "   AND c.customer_id = k.customer AND m.direction = 'inbound'"
+            "   AND m.sent_at >= $4 AND m.sent_at < $5 ORDER BY m.sent_at DESC LIMIT $6"
+            ") AS times FROM unnest($1::text[], $2::text[], $3::text[])"
+            " AS k(platform, account, customer)",
             [k[0] for k in customers],
             [k[1] for k in customers],
             [k[2] for k in customers],
-            earliest - repeat_contact_window,
+            min(m.sent_at for m in customer_messages) - windows.repeat_contact,
+            max(m.sent_at for m in customer_messages),
+            RECENT_CONTACTS_LOADED,
         ):
-            state.recent_contacts[(row["platform"], row["account_id"], row["customer_id"])] = row[
-                "contacts"
-            ]
+            if row["times"]:
+                customer = (row["platform"], row["account"], row["customer"])
+                state.contact_times[customer] = list(row["times"])
     replies = sorted(
         {
             (m.platform, m.in_reply_to)

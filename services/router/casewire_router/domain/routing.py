@@ -183,6 +183,7 @@ class CaseWindows:
 
     reopen: timedelta = timedelta(days=7)
     merge: timedelta = timedelta(hours=24)
+    repeat_contact: timedelta = timedelta(hours=24)  # earlier messages this recent: urgency
     incident: timedelta = timedelta(minutes=15)
     incident_threshold: int = 5
 
@@ -210,7 +211,9 @@ class BatchState:
     open_by_customer: dict[CustomerKey, list[CaseState]] = field(default_factory=dict)
     resolved: dict[str, CaseState] = field(default_factory=dict)  # last resolved, by conversation
     agents: dict[str, AgentState] = field(default_factory=dict)
-    recent_contacts: dict[CustomerKey, int] = field(default_factory=dict)
+    # Sending times of the customers' messages within the repeat-contact window of the batch's
+    # (the most recent ones, enough for the signal): a message counts those sent before it.
+    contact_times: dict[CustomerKey, list[datetime]] = field(default_factory=dict)
     topics: dict[str, TopicState] = field(default_factory=dict)
     # Open cases by (platform, platform message id) of the customer messages they hold: a
     # brand reply whose conversation names no customer (Meta public replies) finds its case
@@ -334,11 +337,12 @@ class Router:
         key = customer_key(message)
         reading = self.read(message, batch.readings)
         topics = reading.vocabulary.crisis_topics
+        contact_times = state.contact_times.setdefault(key, [])
         context = UrgencyContext(
-            recent_contacts=state.recent_contacts.get(key, 0),
+            recent_contacts=self._earlier_contacts(message, contact_times),
             similar_recent=max((batch.topic_count(topic) for topic in topics), default=0),
         )
-        state.recent_contacts[key] = state.recent_contacts.get(key, 0) + 1
+        contact_times.append(message.sent_at)
         decision, _, requested = self.decide(message, context, reading)
         result.decisions[message.id] = decision
         case = state.open_cases.get(message.conversation_id)
@@ -433,6 +437,13 @@ class Router:
                 del orphans[reply.id]
                 batch.result.attached_replies.append((reply, case.id))
                 self._respond(case, reply, batch)
+
+    def _earlier_contacts(self, message: CanonicalMessage, times: Sequence[datetime]) -> int:
+        """How many of the customer's messages were sent within the repeat-contact window
+        before this one: by sending time, so a message processed late does not count the
+        messages its customer sent after it."""
+        since = message.sent_at - self.windows.repeat_contact
+        return sum(1 for at in times if since <= at < message.sent_at)
 
     def _answered_case(self, message: CanonicalMessage, state: BatchState) -> CaseState | None:
         """The customer's open case holding the message this one answers. A tweet names only
