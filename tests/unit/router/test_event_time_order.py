@@ -203,3 +203,36 @@ def test_repeat_contact_never_counts_a_message_the_customer_sent_later() -> None
     assert in_order == {"d1": None, "d2": "1 earlier contacts in 24 h"}
     # Processed late, the first message is not a repeat of the one sent after it.
     assert reversed_order["d1"] is None
+
+
+def test_dm_sent_while_the_public_case_was_open_but_processed_after_it_closed_merges_into_it() -> (
+    None
+):
+    desk = Desk()
+    desk.route(message("my order never came", pid="p1", conversation="x:brand:t1:cust1"))
+    desk.resolve("id-1", minutes=10)
+    # What the adapter loads: the customer's cases closed since the batch's messages were sent.
+    desk.state.closed_by_customer[("x", "brand", "cust1")] = [desk.cases["id-1"]]
+
+    late = desk.route(dm("order 4521", "d1", minutes=5))
+
+    assert types(late) == [ev.CASE_MERGED, ev.CASE_MESSAGE_ADDED]
+    assert late.events[0].data.case.status == "resolved"
+    assert late.links == [("x:brand:cust1", "id-1")]
+    assert late.stored_messages[0][1] == "id-1"
+    after = desk.route(dm("hello again", "d2", minutes=15))
+    assert types(after)[0] == ev.CASE_CREATED
+
+
+def test_a_message_sent_before_the_one_that_opened_the_case_moves_its_opening_back() -> None:
+    desk = Desk()
+    desk.route(dm("anyone there?", "d2", minutes=3))
+    early_reply = dm("hi! how can we help?", "r1", minutes=1, direction="outbound")
+    assert types(desk.route(early_reply)) == []  # sent before the case opened: not yet counted
+
+    late = desk.route(dm("my order never came", "d1", minutes=0))
+
+    assert (types(late)[0], types(late)[-1]) == (ev.CASE_MESSAGE_ADDED, ev.CASE_RESPONDED)
+    case = late.events[-1].data.case
+    assert (case.opened_at, case.first_response_at) == (T0, T0.replace(minute=1))
+    assert "id-1" in late.cases  # written back

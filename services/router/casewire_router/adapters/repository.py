@@ -18,6 +18,7 @@ from casewire_common.pg import Connection
 
 from casewire_router.domain.assignment import AgentState
 from casewire_router.domain.routing import (
+    CLOSED_STATUSES,
     BatchOutcome,
     BatchState,
     CaseState,
@@ -157,18 +158,24 @@ async def load_batch_state(
             f"SELECT {_CASE_SELECT} FROM {SCHEMA}.cases c"
             " JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(platform, account, customer)"
             " ON c.platform = k.platform AND c.account_id = k.account"
-            f" AND c.customer_id = k.customer WHERE c.{_OPEN} AND c.opened_at >= $4"
-            " ORDER BY c.id FOR UPDATE OF c",
+            f" AND c.customer_id = k.customer WHERE (c.{_OPEN} OR c.resolved_at > $5)"
+            " AND c.opened_at >= $4 ORDER BY c.id FOR UPDATE OF c",
             [k[0] for k in keys],
             [k[1] for k in keys],
             [k[2] for k in keys],
             earliest - windows.merge,
+            earliest,
         ):
             case = known(row)
-            state.open_by_customer.setdefault(
-                (case.platform, case.account_id, case.customer_id), []
-            ).append(case)
-        for cases in state.open_by_customer.values():
+            by_customer = (
+                state.closed_by_customer
+                if case.status in CLOSED_STATUSES
+                else state.open_by_customer
+            )
+            by_customer.setdefault((case.platform, case.account_id, case.customer_id), []).append(
+                case
+            )
+        for cases in [*state.open_by_customer.values(), *state.closed_by_customer.values()]:
             cases.sort(key=lambda case: case.opened_at)
     # The last resolved case of conversations with none open: a customer message may reopen
     # it, and a late message or brand reply sent before it was resolved joins it.
@@ -417,11 +424,13 @@ async def save_outcome(connection: Connection, outcome: BatchOutcome, now: datet
             " urgency_score = u.urgency_score, team = u.team, assignee = u.assignee,"
             " tags = ARRAY(SELECT jsonb_array_elements_text(u.tags::jsonb)),"
             " language = u.language, first_response_at = u.first_response_at,"
-            " resolved_at = u.resolved_at, queued_at = u.queued_at, updated_at = now()"
+            " resolved_at = u.resolved_at, queued_at = u.queued_at, opened_at = u.opened_at,"
+            " updated_at = now()"
             " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[],"
             " $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[],"
-            " $11::timestamptz[]) AS u(id, status, priority, urgency_score, team, assignee,"
-            " tags, language, first_response_at, resolved_at, queued_at) WHERE c.id = u.id",
+            " $11::timestamptz[], $12::timestamptz[]) AS u(id, status, priority, urgency_score,"
+            " team, assignee, tags, language, first_response_at, resolved_at, queued_at,"
+            " opened_at) WHERE c.id = u.id",
             [case.id for case in changed],
             [case.status for case in changed],
             [case.priority for case in changed],
@@ -433,6 +442,7 @@ async def save_outcome(connection: Connection, outcome: BatchOutcome, now: datet
             [case.first_response_at for case in changed],
             [case.resolved_at for case in changed],
             [case.queued_at for case in changed],
+            [case.opened_at for case in changed],
         )
     if outcome.stored_messages:
         await store_messages(connection, outcome.stored_messages)

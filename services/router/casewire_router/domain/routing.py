@@ -209,6 +209,9 @@ class BatchState:
 
     open_cases: dict[str, CaseState] = field(default_factory=dict)  # by conversation (or merged)
     open_by_customer: dict[CustomerKey, list[CaseState]] = field(default_factory=dict)
+    # The customers' cases closed since the batch's earliest message was sent: a message sent
+    # while one was open still merges into it (into its history).
+    closed_by_customer: dict[CustomerKey, list[CaseState]] = field(default_factory=dict)
     resolved: dict[str, CaseState] = field(default_factory=dict)  # last resolved, by conversation
     agents: dict[str, AgentState] = field(default_factory=dict)
     # Sending times of the customers' messages within the repeat-contact window of the batch's
@@ -368,6 +371,18 @@ class Router:
                     merged_conversation_id=message.conversation_id,
                 )
         if case is None:
+            closed = self._closed_merge_target(message, state)
+            if closed is not None:
+                result.links.append((message.conversation_id, closed.id))
+                result.emit(
+                    ev.CASE_MERGED,
+                    closed,
+                    message.id,
+                    merged_conversation_id=message.conversation_id,
+                )
+                self._keep_with_closed_case(closed, message, batch)
+                return
+        if case is None:
             resolved = state.resolved.get(message.conversation_id)
             if (
                 resolved is not None
@@ -473,6 +488,22 @@ class Router:
                 return case
         return None
 
+    def _closed_merge_target(
+        self, message: CanonicalMessage, state: BatchState
+    ) -> CaseState | None:
+        """The customer's case in the other visibility that was open when the message was sent,
+        within the merge window, and has closed since: processed in time, the message would
+        have merged into it."""
+        for case in reversed(state.closed_by_customer.get(customer_key(message), [])):
+            if (
+                case.visibility != message.visibility
+                and case.resolved_at is not None
+                and message.sent_at < case.resolved_at
+                and abs(message.sent_at - case.opened_at) <= self.windows.merge
+            ):
+                return case
+        return None
+
     def _follow_up(
         self,
         case: CaseState,
@@ -486,6 +517,11 @@ class Router:
         new_tags = [tag for tag in decision.tags if tag not in case.tags]
         case.tags.extend(new_tags)
         changed = bool(new_tags)
+        if message.sent_at < case.opened_at:
+            # Sent before the message that opened the case, processed after it: the case has
+            # been open since the customer first wrote (its clocks run from then).
+            case.opened_at = message.sent_at
+            changed = True
         if case.language is None and message.language is not None:
             case.language = message.language
             changed = True
