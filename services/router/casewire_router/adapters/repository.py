@@ -203,14 +203,17 @@ async def load_batch_state(
     if customer_messages:
         # Each customer's messages sent in the repeat-contact window before any of the batch's
         # (the latest few: the urgency signal is saturated long before).
+        # (Aggregated from one join: a LIMIT per customer invites a scan of every inbound
+        # message by time, looking for that customer's.)
         for row in await connection.fetch(
-            "SELECT k.platform, k.account, k.customer, ARRAY("
-            f"  SELECT m.sent_at FROM {SCHEMA}.cases c JOIN {SCHEMA}.messages m"
-            "   ON m.case_id = c.id WHERE c.platform = k.platform AND c.account_id = k.account"
-            "   AND c.customer_id = k.customer AND m.direction = 'inbound'"
-            "   AND m.sent_at >= $4 AND m.sent_at < $5 ORDER BY m.sent_at DESC LIMIT $6"
-            ") AS times FROM unnest($1::text[], $2::text[], $3::text[])"
-            " AS k(platform, account, customer)",
+            "SELECT c.platform, c.account_id, c.customer_id,"
+            " (array_agg(m.sent_at ORDER BY m.sent_at DESC))[1:$6] AS times"
+            f" FROM {SCHEMA}.cases c JOIN {SCHEMA}.messages m ON m.case_id = c.id"
+            " JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(platform, account, customer)"
+            " ON c.platform = k.platform AND c.account_id = k.account"
+            " AND c.customer_id = k.customer"
+            " WHERE m.direction = 'inbound' AND m.sent_at >= $4 AND m.sent_at < $5"
+            " GROUP BY c.platform, c.account_id, c.customer_id",
             [k[0] for k in customers],
             [k[1] for k in customers],
             [k[2] for k in customers],
@@ -218,9 +221,8 @@ async def load_batch_state(
             max(m.sent_at for m in customer_messages),
             RECENT_CONTACTS_LOADED,
         ):
-            if row["times"]:
-                customer = (row["platform"], row["account"], row["customer"])
-                state.contact_times[customer] = list(row["times"])
+            customer = (row["platform"], row["account_id"], row["customer_id"])
+            state.contact_times[customer] = list(row["times"])
     replies = sorted(
         {
             (m.platform, m.in_reply_to)
