@@ -202,3 +202,70 @@ async def waiting_on_locks(connection: asyncpg.Connection, count: int) -> bool:
         timeout=5,
     )
     return bool(waiting >= count)
+
+
+async def test_messages_sent_before_a_resolution_but_processed_after_it_join_the_resolved_case(
+    tmp_path: Path, database_url: str, unique: str
+) -> None:
+    await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\ndefault_team: care\nteams: [care]\nrules: []\n", "utf-8")
+    database = Database(database_url, min_size=1, max_size=2)
+    service = routing_service(
+        database, RouterSettings(database_url=database_url, router_rules=rules)
+    )
+    await database.open()
+    customer = f"c{unique}"
+    dm, public = f"x:brand:{customer}", f"x:brand:post{unique}:{customer}"
+    opened = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    offsets = iter(range(100))
+
+    async def process(conversation: str, pid: str, minutes: int, **fields: str) -> list[str]:
+        """Route one message; returns the types of the events it queued."""
+        body = canonical(
+            conversation,
+            f"{unique}-{pid}",
+            "my order never came",
+            customer=customer,
+            at=opened + timedelta(minutes=minutes),
+            **fields,
+        )
+        async with database.pool.acquire() as connection:
+            before = await connection.fetchval(f"SELECT coalesce(max(id), 0) FROM {SCHEMA}.outbox")
+            await service.handle_records([as_record(conversation, body, next(offsets))])
+            rows = await connection.fetch(
+                f"SELECT headers FROM {SCHEMA}.outbox WHERE id > $1 ORDER BY id", before
+            )
+        return [json.loads(row["headers"])["ce_type"] for row in rows]
+
+    try:
+        assert await process(dm, "d1", 0, channel="dm") == [ev.CASE_CREATED]
+        async with database.pool.acquire() as connection:
+            case_id = await connection.fetchval(f"SELECT id FROM {SCHEMA}.cases")
+            await connection.execute(
+                f"UPDATE {SCHEMA}.cases SET status = 'resolved', resolved_at = $1",
+                opened + timedelta(minutes=10),
+            )
+
+        assert await process(dm, "d2", 5, channel="dm") == [ev.CASE_MESSAGE_ADDED]
+        assert await process(dm, "r1", 8, channel="dm", direction="outbound") == [ev.CASE_RESPONDED]
+        assert await process(public, "p1", 6) == [ev.CASE_MERGED, ev.CASE_MESSAGE_ADDED]
+        async with database.pool.acquire() as connection:
+            case = await connection.fetchrow(
+                f"SELECT status, first_response_at FROM {SCHEMA}.cases WHERE id = $1", case_id
+            )
+            held = await connection.fetchval(
+                f"SELECT count(*) FROM {SCHEMA}.messages WHERE case_id = $1", case_id
+            )
+            linked = await connection.fetchval(
+                f"SELECT count(*) FROM {SCHEMA}.case_conversations WHERE case_id = $1", case_id
+            )
+        assert (case["status"], case["first_response_at"]) == (
+            "resolved",
+            opened + timedelta(minutes=8),
+        )
+        assert (held, linked) == (4, 2)
+        # Sent after the resolution: reopens it, as always.
+        assert (await process(dm, "d3", 20, channel="dm"))[0] == ev.CASE_STATUS_CHANGED
+    finally:
+        await database.close()
