@@ -2,7 +2,7 @@
 
 from casewire_common import events as ev
 from casewire_common.messages import CanonicalMessage
-from casewire_router.domain.routing import counts_as_response
+from casewire_router.domain.routing import OrphanReplies, counts_as_response
 
 from tests.unit.router.factories import T0, message
 from tests.unit.router.test_threading import Desk, types, x_tweet
@@ -51,7 +51,7 @@ def test_reply_processed_before_the_tweet_it_answers_is_its_first_response_when_
     assert responded.first_response is True
     assert responded.case.first_response_at == reply.sent_at
     assert outcome.attached_replies == [(reply, "id-1")]
-    assert desk.state.orphan_replies == {}
+    assert len(desk.state.orphan_replies) == 0
 
 
 def test_reply_sent_before_the_tweet_it_names_is_not_counted_as_its_response() -> None:
@@ -236,3 +236,20 @@ def test_a_message_sent_before_the_one_that_opened_the_case_moves_its_opening_ba
     case = late.events[-1].data.case
     assert (case.opened_at, case.first_response_at) == (T0, T0.replace(minute=1))
     assert "id-1" in late.cases  # written back
+
+
+def test_orphans_are_found_by_the_message_they_name_or_in_its_conversation_earliest_first() -> None:
+    orphans = OrphanReplies()
+    named = brand_reply("r2", to="t1", minutes=5)
+    in_conversation = x_tweet(
+        "@cust1 hi", "r1", root="b0", replying_to=None, minutes=4, direction="outbound"
+    )
+    elsewhere = brand_reply("r3", to="t9", minutes=1)
+    other_account = named.model_copy(update={"account_id": "other-brand", "id": "x"})
+    for reply in (named, in_conversation, elsewhere, other_account):
+        orphans.add(reply)
+
+    assert orphans.answering(complaint("t1")) == [in_conversation, named]
+    orphans.remove(named)
+    assert orphans.answering(complaint("t1")) == [in_conversation]
+    assert (len(orphans), named.id in orphans) == (3, False)

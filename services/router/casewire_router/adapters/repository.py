@@ -276,8 +276,7 @@ async def _load_orphan_replies(
         min(m.sent_at for m in customer_messages),
     )
     for row in rows:
-        reply = CanonicalMessage.model_validate_json(row["body"])
-        state.orphan_replies[reply.id] = reply
+        state.orphan_replies.add(CanonicalMessage.model_validate_json(row["body"]))
 
 
 async def _load_topics(

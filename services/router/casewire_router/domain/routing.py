@@ -222,9 +222,55 @@ class BatchState:
     # brand reply whose conversation names no customer (Meta public replies) finds its case
     # through the message it answers.
     cases_by_message: dict[tuple[str, str], CaseState] = field(default_factory=dict)
-    # Brand replies kept without a case (processed before the message they answer), by id:
-    # those that may answer the batch's customer messages, and the batch's own.
-    orphan_replies: dict[str, CanonicalMessage] = field(default_factory=dict)
+    # Brand replies kept without a case (processed before the message they answer): those
+    # that may answer the batch's customer messages, and the batch's own.
+    orphan_replies: OrphanReplies = field(default_factory=lambda: OrphanReplies())
+
+
+class OrphanReplies:
+    """Brand replies without a case, found by the message they name (`in_reply_to`) or by
+    their conversation, on the same platform and brand account: a lookup per customer
+    message, whatever the number of orphans."""
+
+    def __init__(self) -> None:
+        self._replies: dict[str, CanonicalMessage] = {}  # by id
+        self._ids: dict[tuple[str, str, str, str], set[str]] = {}  # by what they answer
+
+    def add(self, reply: CanonicalMessage) -> None:
+        self._replies[reply.id] = reply
+        for key in _orphan_keys(reply):
+            self._ids.setdefault(key, set()).add(reply.id)
+
+    def remove(self, reply: CanonicalMessage) -> None:
+        del self._replies[reply.id]
+        for key in _orphan_keys(reply):
+            ids = self._ids[key]
+            ids.discard(reply.id)
+            if not ids:
+                del self._ids[key]
+
+    def answering(self, message: CanonicalMessage) -> list[CanonicalMessage]:
+        """The orphans that name the customer message or are in its conversation, earliest
+        sent first. (Whether each counts depends on when it was sent: `counts_as_response`.)"""
+        where = (message.platform, message.account_id)
+        ids = self._ids.get(("answers", *where, message.platform_message_id), set())
+        ids = ids | self._ids.get(("conversation", *where, message.conversation_id), set())
+        return sorted((self._replies[i] for i in ids), key=lambda reply: reply.sent_at)
+
+    def __contains__(self, reply_id: object) -> bool:
+        return reply_id in self._replies
+
+    def __len__(self) -> int:
+        return len(self._replies)
+
+
+def _orphan_keys(reply: CanonicalMessage) -> list[tuple[str, str, str, str]]:
+    keys: list[tuple[str, str, str, str]] = [
+        ("conversation", reply.platform, reply.account_id, reply.conversation_id)
+    ]
+    if reply.in_reply_to is not None:
+        keys.append(("answers", reply.platform, reply.account_id, reply.in_reply_to))
+    return keys
 
 
 @dataclass(frozen=True)
@@ -442,14 +488,9 @@ class Router:
         """Brand replies processed before the customer message they answer join its case now,
         earliest first, each counted as a response if it was sent after the message."""
         orphans = batch.state.orphan_replies
-        if not orphans:
-            return
-        for reply in sorted(
-            (reply for reply in orphans.values() if answers(reply, message)),
-            key=lambda reply: reply.sent_at,
-        ):
+        for reply in orphans.answering(message):
             if counts_as_response(reply, case, answered_at=message.sent_at):
-                del orphans[reply.id]
+                orphans.remove(reply)
                 batch.result.attached_replies.append((reply, case.id))
                 self._respond(case, reply, batch)
 
@@ -619,7 +660,7 @@ class Router:
             # A brand message never opens a case. Kept without one, as an orphan: the message
             # it answers may not have been processed yet (`_attach_orphan_replies`).
             batch.result.stored_messages.append((message, None))
-            state.orphan_replies[message.id] = message
+            state.orphan_replies.add(message)
             return
         batch.result.stored_messages.append((message, case.id))
         self._respond(case, message, batch)
@@ -691,20 +732,6 @@ class Router:
                         previous_priority=previous,
                         incident_id=topic_state.incident_id,
                     )
-
-
-def answers(reply: CanonicalMessage, message: CanonicalMessage) -> bool:
-    """Whether a brand reply is an answer to a customer message: it names it (`in_reply_to`)
-    or it is in the message's conversation, on the same brand account. (Whether it counts
-    depends on when each was sent: `counts_as_response`.)"""
-    return (
-        reply.platform == message.platform
-        and reply.account_id == message.account_id
-        and (
-            reply.in_reply_to == message.platform_message_id
-            or reply.conversation_id == message.conversation_id
-        )
-    )
 
 
 def counts_as_response(reply: CanonicalMessage, case: CaseState, answered_at: datetime) -> bool:
