@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 import asyncpg
+import httpx
 import pytest
 from casewire_common import events as ev
 from casewire_common import topics
@@ -20,7 +21,14 @@ from casewire_router.adapters.repository import MIGRATIONS_PACKAGE, SCHEMA
 from casewire_router.main import create_app
 from casewire_router.settings import RouterSettings
 
-from tests.integration.helpers import EventReader, consumer, eventually, producer, running
+from tests.integration.helpers import (
+    EventReader,
+    consumer,
+    eventually,
+    metric_value,
+    producer,
+    running,
+)
 from tests.integration.router.test_threading_incidents import about, canonical, settings_for
 from tests.integration.router.test_two_replicas import as_record, routing_service
 
@@ -269,3 +277,73 @@ async def test_messages_sent_before_a_resolution_but_processed_after_it_join_the
         assert (await process(dm, "d3", 20, channel="dm"))[0] == ev.CASE_STATUS_CHANGED
     finally:
         await database.close()
+
+
+PAIRS = 40
+
+
+async def test_two_replicas_in_one_group_attach_every_reply_sent_with_its_tweet(
+    tmp_path: Path, database_url: str, kafka_bootstrap: str, unique: str, pg: asyncpg.Connection
+) -> None:
+    """Tweets and the replies to them produced at once, on three partitions shared by two
+    replicas in small batches: whichever side each replica processes first, every reply ends
+    up as its tweet's first response, once."""
+    await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
+    settings = settings_for(tmp_path, database_url, kafka_bootstrap, unique).model_copy(
+        update={"consumer_session_timeout_ms": 3000, "consumer_max_records": 4}
+    )
+    sent = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    pairs = [
+        (tweet(unique, n, sent), reply(unique, n, sent + timedelta(seconds=n)))
+        for n in range(PAIRS)
+    ]
+    reply_ids = [message_id("x", f"{unique}-r{n}") for n in range(PAIRS)]
+    async with (
+        running(create_app(settings)) as first,
+        running(create_app(settings)) as second,
+        producer(kafka_bootstrap) as kafka,
+        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"pairs-{unique}") as events_in,
+    ):
+
+        async def applied(client: httpx.AsyncClient) -> float:
+            response = await client.get("/metrics")
+            return metric_value(response.text, "casewire_router_messages_total")
+
+        async def warmed_up() -> tuple[float, float]:
+            for partition in range(3):
+                warm = f"x:brand:{unique}-warm{partition}:w"
+                body = canonical(warm, f"{warm}-{uuid.uuid4().hex}", "hello", customer="w")
+                await kafka.send_and_wait(
+                    topics.MESSAGES, body, key=warm.encode(), partition=partition
+                )
+            return await applied(first), await applied(second)
+
+        counts = await eventually(warmed_up, lambda got: min(got) > 0, timeout=40)
+        assert min(counts) > 0, f"a replica got no partition: {counts}"
+        sends = []
+        for n, (customer_tweet, brand_reply) in enumerate(pairs):
+            # Half the replies produced before their tweet, half after.
+            for conversation, body in (brand_reply, customer_tweet)[:: 1 if n % 2 else -1]:
+                sends.append(await kafka.send(topics.MESSAGES, body, key=conversation.encode()))
+        await asyncio.gather(*sends)
+        reader = EventReader(events_in)
+        await reader.read_until(
+            lambda got: sum(e.type == ev.CASE_RESPONDED for e in got) >= PAIRS,
+            keep=about(unique),
+            timeout=60,
+        )
+        await reader.read_until(lambda got: False, keep=about(unique), timeout=1)
+        rows = await pg.fetch(
+            f"SELECT m.id, m.case_id, c.first_response_at FROM {SCHEMA}.messages m"
+            f" LEFT JOIN {SCHEMA}.cases c ON c.id = m.case_id WHERE m.id = ANY($1::uuid[])",
+            reply_ids,
+        )
+
+    responded = [e for e in reader.events if e.type == ev.CASE_RESPONDED]
+    assert len({e.id for e in responded}) == PAIRS
+    assert all(e.data["first_response"] for e in responded)
+    assert len({e.data["case"]["id"] for e in responded}) == PAIRS
+    assert len(rows) == PAIRS
+    assert all(row["case_id"] is not None for row in rows), "a reply missed its tweet"
+    expected = {reply_ids[n]: sent + timedelta(seconds=n) for n in range(PAIRS)}
+    assert {str(row["id"]): row["first_response_at"] for row in rows} == expected
