@@ -2,10 +2,11 @@
 
 from casewire_common import events as ev
 from casewire_common.messages import CanonicalMessage
-from casewire_router.domain.routing import OrphanReplies, counts_as_response
+from casewire_router.domain.routing import OrphanReplies, counts_as_response, router_for
+from casewire_router.domain.rules import parse_rules
 
 from tests.unit.router.factories import T0, message
-from tests.unit.router.test_threading import Desk, types, x_tweet
+from tests.unit.router.test_threading import WINDOWS, Desk, types, x_tweet
 
 
 def brand_reply(pid: str, *, to: str, minutes: float) -> CanonicalMessage:
@@ -253,3 +254,26 @@ def test_orphans_are_found_by_the_message_they_name_or_in_its_conversation_earli
     orphans.remove(named)
     assert orphans.answering(complaint("t1")) == [in_conversation]
     assert (len(orphans), named.id in orphans) == (3, False)
+
+
+def test_a_dm_sent_before_a_thank_you_post_processed_after_it_is_not_hidden_in_its_case() -> None:
+    rules = parse_rules(
+        """
+version: 1
+default_team: care
+teams: [care]
+rules:
+  - id: praise
+    when: {any: [thank you]}
+    then: {skip: true, tags: [praise]}
+"""
+    )
+    desk = Desk()
+    desk.router = router_for(rules, WINDOWS)
+    thanks = desk.route(message("thank you!", pid="p1", conversation="x:brand:t1:cust1", minutes=5))
+    assert thanks.events[0].data.case.status == "no_action"
+    desk.state.closed_by_customer[("x", "brand", "cust1")] = [desk.cases["id-1"]]
+
+    complaint_dm = desk.route(dm("my order never came", "d1", minutes=0))
+
+    assert types(complaint_dm)[0] == ev.CASE_CREATED

@@ -158,7 +158,8 @@ async def load_batch_state(
             f"SELECT {_CASE_SELECT} FROM {SCHEMA}.cases c"
             " JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(platform, account, customer)"
             " ON c.platform = k.platform AND c.account_id = k.account"
-            f" AND c.customer_id = k.customer WHERE (c.{_OPEN} OR c.resolved_at > $5)"
+            f" AND c.customer_id = k.customer WHERE (c.{_OPEN}"
+            " OR (c.status = 'resolved' AND c.resolved_at > $5))"
             " AND c.opened_at >= $4 ORDER BY c.id FOR UPDATE OF c",
             [k[0] for k in keys],
             [k[1] for k in keys],
@@ -202,9 +203,8 @@ async def load_batch_state(
             state.resolved[row["via"]] = known(row)
     if customer_messages:
         # Each customer's messages sent in the repeat-contact window before any of the batch's
-        # (the latest few: the urgency signal is saturated long before).
-        # (Aggregated from one join: a LIMIT per customer invites a scan of every inbound
-        # message by time, looking for that customer's.)
+        # (the latest few: the urgency signal is saturated long before), aggregated from one
+        # join: a LIMIT per customer invites a scan of every inbound message by time.
         for row in await connection.fetch(
             "SELECT c.platform, c.account_id, c.customer_id,"
             " (array_agg(m.sent_at ORDER BY m.sent_at DESC))[1:$6] AS times"

@@ -209,8 +209,8 @@ class BatchState:
 
     open_cases: dict[str, CaseState] = field(default_factory=dict)  # by conversation (or merged)
     open_by_customer: dict[CustomerKey, list[CaseState]] = field(default_factory=dict)
-    # The customers' cases closed since the batch's earliest message was sent: a message sent
-    # while one was open still merges into it (into its history).
+    # The customers' cases resolved since the batch's earliest message was sent: a message
+    # sent while one was open still merges into it (into its history).
     closed_by_customer: dict[CustomerKey, list[CaseState]] = field(default_factory=dict)
     resolved: dict[str, CaseState] = field(default_factory=dict)  # last resolved, by conversation
     agents: dict[str, AgentState] = field(default_factory=dict)
@@ -456,15 +456,15 @@ class Router:
     def _closed_after_sending(
         self, message: CanonicalMessage, state: BatchState
     ) -> CaseState | None:
-        """The closed case of the message's conversation, or holding the message it answers,
-        that was closed after the message was sent (the message only arrived late)."""
+        """The resolved case of the message's conversation, or holding the message it answers,
+        that was resolved after the message was sent (the message only arrived late)."""
         candidates = [state.resolved.get(message.conversation_id)]
         if message.in_reply_to is not None:
             candidates.append(state.cases_by_message.get((message.platform, message.in_reply_to)))
         for case in candidates:
             if (
                 case is not None
-                and case.status in CLOSED_STATUSES
+                and case.status == "resolved"
                 and case.resolved_at is not None
                 and message.sent_at < case.resolved_at
                 and case.account_id == message.account_id
@@ -533,11 +533,12 @@ class Router:
         self, message: CanonicalMessage, state: BatchState
     ) -> CaseState | None:
         """The customer's case in the other visibility that was open when the message was sent,
-        within the merge window, and has closed since: processed in time, the message would
-        have merged into it."""
+        within the merge window, and has been resolved since: processed in time, the message
+        would have merged into it. (Never a `no_action` case: it was never open.)"""
         for case in reversed(state.closed_by_customer.get(customer_key(message), [])):
             if (
-                case.visibility != message.visibility
+                case.status == "resolved"
+                and case.visibility != message.visibility
                 and case.resolved_at is not None
                 and message.sent_at < case.resolved_at
                 and abs(message.sent_at - case.opened_at) <= self.windows.merge
