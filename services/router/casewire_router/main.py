@@ -50,6 +50,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     windows = CaseWindows(
         reopen=settings.router_reopen_window,
         merge=settings.router_merge_window,
+        repeat_contact=settings.router_repeat_contact_window,
         incident=settings.router_incident_window,
         incident_threshold=settings.router_incident_threshold,
     )
@@ -69,7 +70,6 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         DeadLetters(broker, registry, "router"),
         relay,
         metrics,
-        settings.router_repeat_contact_window,
     )
     incident_closer = Periodic(
         "incident-closer",

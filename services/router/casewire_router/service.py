@@ -12,7 +12,7 @@ import collections
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import asyncpg
 import structlog
@@ -117,9 +117,7 @@ class RoutingService:
         dead_letters: DeadLetters,
         relay: OutboxRelay,
         metrics: RouterMetrics,
-        repeat_contact_window: timedelta = timedelta(hours=24),
     ) -> None:
-        self._repeat_contact_window = repeat_contact_window
         self._database = database
         self.router = router
         self._dead_letters = dead_letters
@@ -172,7 +170,6 @@ class RoutingService:
                 fresh,
                 self.router,
                 self.router.windows,
-                self._repeat_contact_window,
                 now,
                 readings,
             )
@@ -314,9 +311,11 @@ async def event_records(outcome: BatchOutcome, now: datetime) -> list[tuple[str,
 
     An event's `time` is when its change happened (never later than `now`, whatever the
     platform's clock says): the event's own instant if it has one (an edit's), else the
-    sending time of the message that caused it, else `now`.
+    sending time of the message that caused it, else `now`. A brand reply attached late
+    (`attached_replies`) still dates its response by its sending.
     """
-    sent_at = {message.id: min(message.sent_at, now) for message, _ in outcome.stored_messages}
+    caused_by = [*outcome.stored_messages, *outcome.attached_replies]
+    sent_at = {message.id: min(message.sent_at, now) for message, _ in caused_by}
     happened: list[tuple[str, str, datetime, BaseModel]] = [
         (
             event.type,

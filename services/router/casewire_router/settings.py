@@ -28,7 +28,8 @@ class RouterSettings(ConsumerSettings):
     )
     router_repeat_contact_window: timedelta = Field(
         default=timedelta(hours=24),
-        description="Earlier cases this recent count as repeat contact.",
+        description="The customer's messages sent this long before a message count as repeat"
+        " contact (an urgency signal).",
     )
     router_incident_window: timedelta = Field(
         default=timedelta(minutes=15),

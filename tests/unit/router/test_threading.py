@@ -171,11 +171,12 @@ def test_customer_answer_takes_a_pending_case_back_to_its_owner() -> None:
 
 def test_repeat_contact_counts_the_customers_earlier_messages() -> None:
     desk = Desk()
-    desk.state.recent_contacts[("x", "brand", "cust1")] = 2
-    outcome = desk.route(message("hello?", pid="1"))
+    desk.state.contact_times[("x", "brand", "cust1")] = [T0 - timedelta(hours=2), T0]
+    outcome = desk.route(message("hello?", pid="1", minutes=1))
     [decision] = outcome.decisions.values()
-    assert "repeated_contact" in {signal.name for signal in decision.urgency.signals}
-    assert desk.state.recent_contacts[("x", "brand", "cust1")] == 3
+    [repeat] = [s for s in decision.urgency.signals if s.name == "repeated_contact"]
+    assert repeat.detail == "2 earlier contacts in 24 h"
+    assert len(desk.state.contact_times[("x", "brand", "cust1")]) == 3
 
 
 def outage(n: int, minutes: float = 0) -> CanonicalMessage:

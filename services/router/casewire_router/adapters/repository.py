@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -19,6 +19,7 @@ from casewire_common.unit_of_work import UnitOfWork
 
 from casewire_router.domain.assignment import AgentState
 from casewire_router.domain.routing import (
+    CLOSED_STATUSES,
     BatchOutcome,
     BatchState,
     CaseState,
@@ -88,6 +89,7 @@ async def claim_new(
 
 _OPEN = "status NOT IN ('resolved', 'no_action')"
 RECENT_HITS_COUNTED = 100  # beyond this a burst is a burst: see `_load_topics`
+RECENT_CONTACTS_LOADED = 20  # a customer's earlier messages read for the repeat-contact signal
 
 
 async def load_batch_state(
@@ -95,13 +97,13 @@ async def load_batch_state(
     messages: Sequence[CanonicalMessage],
     router: Router,
     windows: CaseWindows,
-    repeat_contact_window: timedelta,
     now: datetime,
     readings: Mapping[str, MessageReading] | None = None,
 ) -> BatchState:
     """Lock and load what routing `messages` may read or change, always in the same order
-    (customers, cases, crisis topics, cases on them, agents) so replicas never deadlock in
-    the common case and serialize where they must: one customer's conversations, one topic.
+    (customers and answered messages, cases, orphan replies, crisis topics, cases on them,
+    agents) so replicas never deadlock in the common case and serialize where they must: one
+    customer's conversations, a message and the replies to it, one topic.
     `readings`: the customer messages' texts already read (`Router.read_customer_messages`)."""
     loaded: dict[str, CaseState] = {}  # one object per case row, however it was reached
 
@@ -114,10 +116,23 @@ async def load_batch_state(
     state = BatchState()
     customer_messages = [m for m in messages if m.event == "message" and m.direction == "inbound"]
     customers = sorted({customer_key(m) for m in customer_messages})
-    if customers:
+    brand_replies = [
+        m for m in messages if m.event == "message" and m.direction == "outbound" and m.in_reply_to
+    ]
+    # A customer message and a brand reply naming it may be processed at the same moment by
+    # two replicas (different conversation keys, so different partitions): both take the
+    # answered message's lock, so the later one sees what the earlier one stored. (A reply in
+    # the message's own conversation comes in order on the same partition.)
+    answered = sorted(
+        {(m.platform, m.platform_message_id) for m in customer_messages}
+        | {(m.platform, m.in_reply_to) for m in brand_replies if m.in_reply_to is not None}
+    )
+    lock_keys = ["\x1f".join(key) for key in customers]
+    lock_keys += ["\x1f".join(("message", *key)) for key in answered]
+    if lock_keys:
         await connection.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended(k, 1)) FROM unnest($1::text[]) k",
-            ["\x1f".join(key) for key in customers],
+            lock_keys,
         )
     conversations = sorted({m.conversation_id for m in messages})
     for row in await connection.fetch(
@@ -135,19 +150,33 @@ async def load_batch_state(
             f"SELECT {_CASE_SELECT} FROM {SCHEMA}.cases c"
             " JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(platform, account, customer)"
             " ON c.platform = k.platform AND c.account_id = k.account"
-            f" AND c.customer_id = k.customer WHERE c.{_OPEN} AND c.opened_at >= $4"
-            " ORDER BY c.id FOR UPDATE OF c",
+            f" AND c.customer_id = k.customer WHERE (c.{_OPEN}"
+            " OR (c.status = 'resolved' AND c.resolved_at > $5))"
+            " AND c.opened_at >= $4 ORDER BY c.id FOR UPDATE OF c",
             [k[0] for k in keys],
             [k[1] for k in keys],
             [k[2] for k in keys],
             earliest - windows.merge,
+            earliest,
         ):
             case = known(row)
-            state.open_by_customer.setdefault(
-                (case.platform, case.account_id, case.customer_id), []
-            ).append(case)
-        for cases in state.open_by_customer.values():
+            by_customer = (
+                state.closed_by_customer
+                if case.status in CLOSED_STATUSES
+                else state.open_by_customer
+            )
+            by_customer.setdefault((case.platform, case.account_id, case.customer_id), []).append(
+                case
+            )
+        for cases in [*state.open_by_customer.values(), *state.closed_by_customer.values()]:
             cases.sort(key=lambda case: case.opened_at)
+    # The last resolved case of conversations with none open: a customer message may reopen
+    # it, and a late message or brand reply sent before it was resolved joins it.
+    unopened = [
+        m for m in messages if m.event == "message" and m.conversation_id not in state.open_cases
+    ]
+    if unopened:
+        earliest = min(m.sent_at for m in unopened)
         for row in await connection.fetch(
             f"SELECT l.conversation_id AS via, {_CASE_SELECT} FROM {SCHEMA}.cases c"
             f" JOIN {SCHEMA}.case_conversations l ON l.case_id = c.id"
@@ -160,28 +189,32 @@ async def load_batch_state(
             f"     WHERE o.conversation_id = r.conversation_id AND o.{_OPEN})"
             "   ORDER BY l2.conversation_id, r.resolved_at DESC)"
             " AND l.conversation_id = ANY($1::text[]) ORDER BY c.id FOR UPDATE OF c",
-            sorted({m.conversation_id for m in newcomers}),
+            sorted({m.conversation_id for m in unopened}),
             earliest - windows.reopen,
         ):
             state.resolved[row["via"]] = known(row)
     if customer_messages:
-        earliest = min(m.sent_at for m in customer_messages)
+        # Each customer's messages sent in the repeat-contact window before any of the batch's
+        # (the latest few: the urgency signal is saturated long before), aggregated from one
+        # join: a LIMIT per customer invites a scan of every inbound message by time.
         for row in await connection.fetch(
-            f"SELECT c.platform, c.account_id, c.customer_id, count(*) AS contacts"
+            "SELECT c.platform, c.account_id, c.customer_id,"
+            " (array_agg(m.sent_at ORDER BY m.sent_at DESC))[1:$6] AS times"
             f" FROM {SCHEMA}.cases c JOIN {SCHEMA}.messages m ON m.case_id = c.id"
             " JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(platform, account, customer)"
             " ON c.platform = k.platform AND c.account_id = k.account"
             " AND c.customer_id = k.customer"
-            " WHERE m.direction = 'inbound' AND m.sent_at >= $4"
+            " WHERE m.direction = 'inbound' AND m.sent_at >= $4 AND m.sent_at < $5"
             " GROUP BY c.platform, c.account_id, c.customer_id",
             [k[0] for k in customers],
             [k[1] for k in customers],
             [k[2] for k in customers],
-            earliest - repeat_contact_window,
+            min(m.sent_at for m in customer_messages) - windows.repeat_contact,
+            max(m.sent_at for m in customer_messages),
+            RECENT_CONTACTS_LOADED,
         ):
-            state.recent_contacts[(row["platform"], row["account_id"], row["customer_id"])] = row[
-                "contacts"
-            ]
+            customer = (row["platform"], row["account_id"], row["customer_id"])
+            state.contact_times[customer] = list(row["times"])
     replies = sorted(
         {
             (m.platform, m.in_reply_to)
@@ -198,10 +231,11 @@ async def load_batch_state(
             f" FROM {SCHEMA}.messages m JOIN {SCHEMA}.cases c ON c.id = m.case_id"
             " JOIN unnest($1::text[], $2::text[]) AS r(platform, id)"
             " ON m.platform = r.platform AND m.platform_message_id = r.id"
-            f" WHERE c.{_OPEN} ORDER BY c.id FOR UPDATE OF c",
+            " ORDER BY c.id FOR UPDATE OF c",
             [platform for platform, _ in replies],
             [replied for _, replied in replies],
         ):
+            # Closed ones too: a message sent before its case closed still belongs to it.
             key = (row["replied_platform"], row["replied_id"])
             state.cases_by_message[key] = known(row)
     updated = sorted({m.id for m in messages if m.event != "message"})
@@ -215,6 +249,8 @@ async def load_batch_state(
         ):
             key = (row["updated_platform"], row["updated_id"])
             state.cases_by_message[key] = known(row)
+    if customer_messages:
+        await _load_orphan_replies(connection, state, customer_messages)
     topic_counts: dict[str, int] = {}
     for message in customer_messages:
         for topic in router.crisis_topics(message, readings):
@@ -225,6 +261,25 @@ async def load_batch_state(
         # A case may open or reopen: it may be given to an agent.
         state.agents = await lock_agents(connection)
     return state
+
+
+async def _load_orphan_replies(
+    connection: Connection, state: BatchState, customer_messages: Sequence[CanonicalMessage]
+) -> None:
+    """Brand replies stored without a case that may answer the customer messages (naming one,
+    or in one's conversation, sent after the earliest), locked: only one transaction attaches
+    a reply. Both lookups use a partial index of the orphans."""
+    rows = await connection.fetch(
+        f"SELECT body FROM {SCHEMA}.messages o"
+        " WHERE o.case_id IS NULL AND o.direction = 'outbound' AND o.sent_at >= $3"
+        " AND (o.body->>'in_reply_to' = ANY($1::text[]) OR o.conversation_id = ANY($2::text[]))"
+        " ORDER BY o.id FOR UPDATE OF o",
+        sorted({m.platform_message_id for m in customer_messages}),
+        sorted({m.conversation_id for m in customer_messages}),
+        min(m.sent_at for m in customer_messages),
+    )
+    for row in rows:
+        state.orphan_replies.add(CanonicalMessage.model_validate_json(row["body"]))
 
 
 async def _load_topics(
@@ -422,12 +477,12 @@ async def save_outcome(connection: Connection, outcome: BatchOutcome, now: datet
             " tags = ARRAY(SELECT jsonb_array_elements_text(u.tags::jsonb)),"
             " language = u.language, first_response_at = u.first_response_at,"
             " resolved_at = u.resolved_at, queued_at = u.queued_at, version = u.version,"
-            " updated_at = now()"
+            " opened_at = u.opened_at, updated_at = now()"
             " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[],"
             " $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[],"
-            " $11::timestamptz[], $12::int[]) AS u(id, status, priority, urgency_score, team,"
-            " assignee, tags, language, first_response_at, resolved_at, queued_at, version)"
-            " WHERE c.id = u.id",
+            " $11::timestamptz[], $12::int[], $13::timestamptz[]) AS u(id, status, priority,"
+            " urgency_score, team, assignee, tags, language, first_response_at, resolved_at,"
+            " queued_at, version, opened_at) WHERE c.id = u.id",
             [case.id for case in changed],
             [case.status for case in changed],
             [case.priority for case in changed],
@@ -440,9 +495,18 @@ async def save_outcome(connection: Connection, outcome: BatchOutcome, now: datet
             [case.resolved_at for case in changed],
             [case.queued_at for case in changed],
             [case.version for case in changed],
+            [case.opened_at for case in changed],
         )
     if outcome.stored_messages:
         await store_messages(connection, outcome.stored_messages)
+    if outcome.attached_replies:
+        # After the COPY: a reply may have been stored as an orphan earlier in this batch.
+        await connection.execute(
+            f"UPDATE {SCHEMA}.messages m SET case_id = a.case_id"
+            " FROM unnest($1::uuid[], $2::uuid[]) AS a(id, case_id) WHERE m.id = a.id",
+            [reply.id for reply, _ in outcome.attached_replies],
+            [case_id for _, case_id in outcome.attached_replies],
+        )
     edits = [message for message in outcome.edits if message.event == "edit"]
     deletes = [message for message in outcome.edits if message.event == "delete"]
     if edits:

@@ -3,6 +3,11 @@
 `route_batch` is pure: given a batch of messages, the open cases of their conversations and
 the agents, it returns what changed and which events to publish. The adapter loads that
 state and stores the outcome in one transaction.
+
+Outcomes follow the messages' sending times (`sent_at`), not the order they are processed
+in: a brand reply processed before the message it answers waits as an orphan and counts when
+that message arrives, if it was sent after it; a customer message sent before its case was
+resolved joins the case's history instead of reopening it.
 """
 
 from __future__ import annotations
@@ -99,7 +104,9 @@ class BatchOutcome:
     cases: dict[str, CaseState] = field(default_factory=dict)  # opened or changed, by id
     opened: set[str] = field(default_factory=set)  # ids of the cases the batch opened
     stored_messages: list[tuple[CanonicalMessage, str | None]] = field(default_factory=list)
-    edits: list[CanonicalMessage] = field(default_factory=list)  # edits and deletes, to store
+    # Brand replies stored earlier without a case (orphans) that now join one: (reply, case id).
+    attached_replies: list[tuple[CanonicalMessage, str]] = field(default_factory=list)
+    edits: list[CanonicalMessage] = field(default_factory=list)
     events: list[CaseEvent] = field(default_factory=list)
     agents: dict[str, AgentState] = field(default_factory=dict)
     links: list[tuple[str, str]] = field(default_factory=list)  # (conversation, case) to remember
@@ -189,6 +196,7 @@ class CaseWindows:
 
     reopen: timedelta = timedelta(days=7)
     merge: timedelta = timedelta(hours=24)
+    repeat_contact: timedelta = timedelta(hours=24)  # earlier messages this recent: urgency
     incident: timedelta = timedelta(minutes=15)
     incident_threshold: int = 5
 
@@ -214,9 +222,14 @@ class BatchState:
 
     open_cases: dict[str, CaseState] = field(default_factory=dict)  # by conversation (or merged)
     open_by_customer: dict[CustomerKey, list[CaseState]] = field(default_factory=dict)
+    # The customers' cases resolved since the batch's earliest message was sent: a message
+    # sent while one was open still merges into it (into its history).
+    closed_by_customer: dict[CustomerKey, list[CaseState]] = field(default_factory=dict)
     resolved: dict[str, CaseState] = field(default_factory=dict)  # last resolved, by conversation
     agents: dict[str, AgentState] = field(default_factory=dict)
-    recent_contacts: dict[CustomerKey, int] = field(default_factory=dict)
+    # Sending times of the customers' messages within the repeat-contact window of the batch's
+    # (the most recent ones, enough for the signal): a message counts those sent before it.
+    contact_times: dict[CustomerKey, list[datetime]] = field(default_factory=dict)
     topics: dict[str, TopicState] = field(default_factory=dict)
     # Open cases by (platform, platform message id) of the customer messages they hold: a
     # brand reply whose conversation names no customer (Meta public replies) finds its case
@@ -226,6 +239,55 @@ class BatchState:
     # Open incidents of the batch's topics found quiet for a whole window, closed by the
     # adapter: the batch publishes their `casewire.incident.closed`.
     quiet_incidents: list[QuietIncident] = field(default_factory=list)
+    # Brand replies kept without a case (processed before the message they answer): those
+    # that may answer the batch's customer messages, and the batch's own.
+    orphan_replies: OrphanReplies = field(default_factory=lambda: OrphanReplies())
+
+
+class OrphanReplies:
+    """Brand replies without a case, found by the message they name (`in_reply_to`) or by
+    their conversation, on the same platform and brand account: a lookup per customer
+    message, whatever the number of orphans."""
+
+    def __init__(self) -> None:
+        self._replies: dict[str, CanonicalMessage] = {}  # by id
+        self._ids: dict[tuple[str, str, str, str], set[str]] = {}  # by what they answer
+
+    def add(self, reply: CanonicalMessage) -> None:
+        self._replies[reply.id] = reply
+        for key in _orphan_keys(reply):
+            self._ids.setdefault(key, set()).add(reply.id)
+
+    def remove(self, reply: CanonicalMessage) -> None:
+        del self._replies[reply.id]
+        for key in _orphan_keys(reply):
+            ids = self._ids[key]
+            ids.discard(reply.id)
+            if not ids:
+                del self._ids[key]
+
+    def answering(self, message: CanonicalMessage) -> list[CanonicalMessage]:
+        """The orphans that name the customer message or are in its conversation, earliest
+        sent first. (Whether each counts depends on when it was sent: `counts_as_response`.)"""
+        where = (message.platform, message.account_id)
+        ids = self._ids.get(("answers", *where, message.platform_message_id), set())
+        ids = ids | self._ids.get(("conversation", *where, message.conversation_id), set())
+        return sorted((self._replies[i] for i in ids), key=lambda reply: reply.sent_at)
+
+    def __contains__(self, reply_id: object) -> bool:
+        return reply_id in self._replies
+
+    def __len__(self) -> int:
+        return len(self._replies)
+
+
+def _orphan_keys(reply: CanonicalMessage) -> list[tuple[str, str, str, str]]:
+    keys: list[tuple[str, str, str, str]] = [
+        ("conversation", reply.platform, reply.account_id, reply.conversation_id)
+    ]
+    if reply.in_reply_to is not None:
+        keys.append(("answers", reply.platform, reply.account_id, reply.in_reply_to))
+    return keys
 
 
 @dataclass(frozen=True)
@@ -343,11 +405,12 @@ class Router:
         key = customer_key(message)
         reading = self.read(message, batch.readings)
         topics = reading.vocabulary.crisis_topics
+        contact_times = state.contact_times.setdefault(key, [])
         context = UrgencyContext(
-            recent_contacts=state.recent_contacts.get(key, 0),
+            recent_contacts=self._earlier_contacts(message, contact_times),
             similar_recent=max((batch.topic_count(topic) for topic in topics), default=0),
         )
-        state.recent_contacts[key] = state.recent_contacts.get(key, 0) + 1
+        contact_times.append(message.sent_at)
         decision, _, requested = self.decide(message, context, reading)
         result.decisions[message.id] = decision
         case = state.open_cases.get(message.conversation_id)
@@ -357,6 +420,11 @@ class Router:
                 state.open_cases[message.conversation_id] = case
                 result.links.append((message.conversation_id, case.id))
         if case is None:
+            closed = self._closed_after_sending(message, state)
+            if closed is not None:
+                # Sent while the case was open, processed after it closed: part of its history.
+                self._keep_with_closed_case(closed, message, batch)
+                return
             case = self._merge_target(message, state)
             if case is not None:
                 state.open_cases[message.conversation_id] = case
@@ -368,6 +436,18 @@ class Router:
                     merged_conversation_id=message.conversation_id,
                 )
         if case is None:
+            closed = self._closed_merge_target(message, state)
+            if closed is not None:
+                result.links.append((message.conversation_id, closed.id))
+                result.emit(
+                    ev.CASE_MERGED,
+                    closed,
+                    message.id,
+                    merged_conversation_id=message.conversation_id,
+                )
+                self._keep_with_closed_case(closed, message, batch)
+                return
+        if case is None:
             resolved = state.resolved.get(message.conversation_id)
             if (
                 resolved is not None
@@ -377,11 +457,7 @@ class Router:
                 if decision.skip:
                     # "Thank you" for the answer: kept with the case, which stays resolved
                     # (reopening it would put it back in an agent's queue for nothing).
-                    result.stored_messages.append((message, resolved.id))
-                    result.emit(ev.CASE_MESSAGE_ADDED, resolved, message.id)
-                    state.cases_by_message[(message.platform, message.platform_message_id)] = (
-                        resolved
-                    )
+                    self._keep_with_closed_case(resolved, message, batch)
                     return
                 case = resolved
                 del state.resolved[message.conversation_id]
@@ -391,9 +467,58 @@ class Router:
         else:
             self._follow_up(case, message, decision, batch)
         state.cases_by_message[(message.platform, message.platform_message_id)] = case
+        self._attach_orphan_replies(message, case, batch)
         if case.status not in CLOSED_STATUSES:
             for topic in topics:
                 batch.hit(topic, case)
+
+    def _closed_after_sending(
+        self, message: CanonicalMessage, state: BatchState
+    ) -> CaseState | None:
+        """The resolved case of the message's conversation, or holding the message it answers,
+        that was resolved after the message was sent (the message only arrived late)."""
+        candidates = [state.resolved.get(message.conversation_id)]
+        if message.in_reply_to is not None:
+            candidates.append(state.cases_by_message.get((message.platform, message.in_reply_to)))
+        for case in candidates:
+            if (
+                case is not None
+                and case.status == "resolved"
+                and case.resolved_at is not None
+                and message.sent_at < case.resolved_at
+                and case.account_id == message.account_id
+                and case.customer_id == message.customer_id
+            ):
+                return case
+        return None
+
+    def _keep_with_closed_case(
+        self, case: CaseState, message: CanonicalMessage, batch: _Batch
+    ) -> None:
+        """A customer message that joins a closed case's history: the case stays closed."""
+        batch.result.stored_messages.append((message, case.id))
+        batch.result.emit(ev.CASE_MESSAGE_ADDED, case, message.id)
+        batch.state.cases_by_message[(message.platform, message.platform_message_id)] = case
+        self._attach_orphan_replies(message, case, batch)
+
+    def _attach_orphan_replies(
+        self, message: CanonicalMessage, case: CaseState, batch: _Batch
+    ) -> None:
+        """Brand replies processed before the customer message they answer join its case now,
+        earliest first, each counted as a response if it was sent after the message."""
+        orphans = batch.state.orphan_replies
+        for reply in orphans.answering(message):
+            if counts_as_response(reply, case, answered_at=message.sent_at):
+                orphans.remove(reply)
+                batch.result.attached_replies.append((reply, case.id))
+                self._respond(case, reply, batch)
+
+    def _earlier_contacts(self, message: CanonicalMessage, times: Sequence[datetime]) -> int:
+        """How many of the customer's messages were sent within the repeat-contact window
+        before this one: by sending time, so a message processed late does not count the
+        messages its customer sent after it."""
+        since = message.sent_at - self.windows.repeat_contact
+        return sum(1 for at in times if since <= at < message.sent_at)
 
     def _answered_case(self, message: CanonicalMessage, state: BatchState) -> CaseState | None:
         """The customer's open case holding the message this one answers. A tweet names only
@@ -423,6 +548,23 @@ class Router:
                 return case
         return None
 
+    def _closed_merge_target(
+        self, message: CanonicalMessage, state: BatchState
+    ) -> CaseState | None:
+        """The customer's case in the other visibility that was open when the message was sent,
+        within the merge window, and has been resolved since: processed in time, the message
+        would have merged into it. (Never a `no_action` case: it was never open.)"""
+        for case in reversed(state.closed_by_customer.get(customer_key(message), [])):
+            if (
+                case.status == "resolved"
+                and case.visibility != message.visibility
+                and case.resolved_at is not None
+                and message.sent_at < case.resolved_at
+                and abs(message.sent_at - case.opened_at) <= self.windows.merge
+            ):
+                return case
+        return None
+
     def _follow_up(
         self,
         case: CaseState,
@@ -433,6 +575,10 @@ class Router:
         result = batch.result
         result.stored_messages.append((message, case.id))
         case.tags.extend(tag for tag in decision.tags if tag not in case.tags)
+        if message.sent_at < case.opened_at:
+            # Sent before the message that opened the case, processed after it: the case has
+            # been open since the customer first wrote (its clocks run from then).
+            case.opened_at = message.sent_at
         if case.language is None and message.language is not None:
             case.language = message.language
         result.emit(ev.CASE_MESSAGE_ADDED, case, message.id)  # the case is written back
@@ -517,24 +663,31 @@ class Router:
         return case
 
     def _on_brand_message(self, message: CanonicalMessage, batch: _Batch) -> None:
-        result = batch.result
-        case = batch.state.open_cases.get(message.conversation_id)
+        state = batch.state
+        case = state.open_cases.get(message.conversation_id)
         if case is None and message.in_reply_to is not None:
-            case = batch.state.cases_by_message.get((message.platform, message.in_reply_to))
-            if case is not None and case.status in CLOSED_STATUSES:
-                case = None
+            case = state.cases_by_message.get((message.platform, message.in_reply_to))
         if case is None:
-            # A brand message never opens a case; it is still kept with its conversation.
-            result.stored_messages.append((message, None))
+            case = state.resolved.get(message.conversation_id)
+        if case is None or not counts_as_response(message, case, answered_at=case.opened_at):
+            # A brand message never opens a case. Kept without one, as an orphan: the message
+            # it answers may not have been processed yet (`_attach_orphan_replies`).
+            batch.result.stored_messages.append((message, None))
+            state.orphan_replies.add(message)
             return
-        result.stored_messages.append((message, case.id))
-        batch.state.cases_by_message[(message.platform, message.platform_message_id)] = case
-        first = case.first_response_at is None
+        batch.result.stored_messages.append((message, case.id))
+        self._respond(case, message, batch)
+
+    def _respond(self, case: CaseState, reply: CanonicalMessage, batch: _Batch) -> None:
+        """Count a brand reply on its case. The first response is the earliest sent: a reply
+        processed after a later-sent one takes its place (and says it is the first)."""
+        batch.state.cases_by_message[(reply.platform, reply.platform_message_id)] = case
+        first = case.first_response_at is None or reply.sent_at < case.first_response_at
         if first:
-            case.first_response_at = message.sent_at
-            result.cases[case.id] = case
-        result.emit(
-            ev.CASE_RESPONDED, case, message.id, first_response=first, agent_id=message.author.id
+            case.first_response_at = reply.sent_at
+            batch.result.cases[case.id] = case
+        batch.result.emit(
+            ev.CASE_RESPONDED, case, reply.id, first_response=first, agent_id=reply.author.id
         )
 
     def _on_message_update(self, message: CanonicalMessage, batch: _Batch) -> None:
@@ -624,6 +777,17 @@ class Router:
                         previous_priority=previous,
                         incident_id=topic_state.incident_id,
                     )
+
+
+def counts_as_response(reply: CanonicalMessage, case: CaseState, answered_at: datetime) -> bool:
+    """Whether a brand reply is a response of the case: sent after the message it answers
+    (`answered_at`; the case's opening when it names none of its messages) and, on a closed
+    case, before the case was closed. Decided by sending times, whatever the arrival order."""
+    if reply.sent_at < answered_at:
+        return False
+    if case.status in CLOSED_STATUSES:
+        return case.resolved_at is not None and reply.sent_at < case.resolved_at
+    return True
 
 
 def reopen_case(

@@ -11,7 +11,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
@@ -266,10 +266,6 @@ def _route(rules_path: Path, agents_path: Path | None, source: str) -> int:
     return EXIT_REJECTED if rejected else EXIT_OK
 
 
-# The service's default `CASEWIRE_ROUTER_REPEAT_CONTACT_WINDOW`.
-REPEAT_CONTACT_WINDOW = timedelta(hours=24)
-
-
 @dataclass
 class _History:
     """What the service reads from its database within the time windows, kept in memory for
@@ -278,7 +274,6 @@ class _History:
     apart counted as "earlier contacts in 24 h", a burst opening an incident over weeks)."""
 
     windows: CaseWindows
-    repeat_contact: timedelta = REPEAT_CONTACT_WINDOW
     contacts: dict[CustomerKey, list[datetime]] = field(default_factory=dict)
     hits: dict[str, list[tuple[datetime, str]]] = field(default_factory=dict)
     incident_last_seen: dict[str, datetime] = field(default_factory=dict)
@@ -288,10 +283,8 @@ class _History:
         is the tool's clock)."""
         now = message.sent_at
         key = customer_key(message)
-        since_contact = now - self.repeat_contact
-        state.recent_contacts[key] = sum(
-            1 for at in self.contacts.get(key, ()) if at >= since_contact
-        )
+        since_contact = now - self.windows.repeat_contact
+        state.contact_times[key] = [at for at in self.contacts.get(key, ()) if at >= since_contact]
         since = now - self.windows.incident
         for topic in list(state.topics):
             recent = [(at, case_id) for at, case_id in self.hits.get(topic, ()) if at >= since]
