@@ -267,7 +267,15 @@ async def start_group_at_topic_end(bootstrap: str, group: str, topic: str) -> No
         consumer.assign(partitions)
         if any([await consumer.committed(partition) is not None for partition in partitions]):
             return
-        await consumer.commit(dict(await consumer.end_offsets(partitions)))
+        # The local broker answers `end_offsets` with where its last record batch starts (see
+        # LOCAL_STACK.md): read on from there until a fetch brings nothing (or for a few
+        # seconds, should something keep writing), then commit.
+        for partition, offset in (await consumer.end_offsets(partitions)).items():
+            consumer.seek(partition, offset)
+        deadline = time.monotonic() + 5.0
+        while await consumer.getmany(timeout_ms=200) and time.monotonic() < deadline:
+            pass
+        await consumer.commit({p: await consumer.position(p) for p in partitions})
     finally:
         await consumer.stop()
 
