@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from casewire_dev import stack
+from casewire_dev.chaos.faults import FAULT_NAMES
 from casewire_dev.paths import repo_root
 
 
@@ -90,6 +91,22 @@ def contracts_command(args: argparse.Namespace) -> int:
     return run(repo_root(), check=args.check, accept_into_baseline=args.update_baseline)
 
 
+def chaos_command(args: argparse.Namespace) -> int:
+    from casewire_dev.chaos.runner import ChaosOptions, run
+
+    return run(
+        ChaosOptions(
+            messages=args.messages,
+            seed=args.seed,
+            faults=tuple(name for name in args.faults.split(",") if name),
+            first_response_seconds=args.first_response,
+            messages_per_second=args.rate,
+            replicas=args.replicas,
+            database_server_url=os.environ.get("CASEWIRE_DATABASE_URL"),
+        )
+    )
+
+
 def _positive(text: str) -> float:
     value = float(text)
     if value <= 0:
@@ -164,6 +181,32 @@ def _parser() -> argparse.ArgumentParser:
         help="also fold compatible payload changes into the baseline (when they are released)",
     )
     contracts_parser.set_defaults(handler=contracts_command)
+
+    chaos_parser = commands.add_parser(
+        "chaos",
+        help="seeded workload + faults on the whole stack, outputs checked by an oracle;"
+        " writes chaos/results.json, exit 1 on any violation",
+    )
+    chaos_parser.add_argument("--messages", type=_count, default=2000)
+    chaos_parser.add_argument("--seed", type=int, default=7)
+    chaos_parser.add_argument(
+        "--faults",
+        default=",".join(FAULT_NAMES),
+        help=f"comma-separated, from: {', '.join(FAULT_NAMES)} (empty: none)",
+    )
+    chaos_parser.add_argument(
+        "--replicas", type=_count, default=1, help="router and sla replicas (each)"
+    )
+    chaos_parser.add_argument(
+        "--first-response",
+        type=_positive,
+        default=20.0,
+        help="the first-response target of the run's SLA policy, in seconds",
+    )
+    chaos_parser.add_argument(
+        "--rate", type=_positive, default=80.0, help="messages per second the threads open at"
+    )
+    chaos_parser.set_defaults(handler=chaos_command)
 
     commands.add_parser("bench", help="the benchmarks; writes bench/results.json", add_help=False)
     commands.add_parser(
