@@ -235,9 +235,9 @@ class Run:
         self._add(self.alerts, topics.SLA_ALERTS, 0, case_id, record.headers, record.value, seconds)
         return event_id
 
-    def dead_letter(self, topic: str, reason: str) -> None:
+    def dead_letter(self, topic: str, reason: str, body: bytes = b"{}") -> None:
         headers = {topics.DLQ_REASON_HEADER: reason.encode(), "casewire-source": b"meta"}
-        self._add(self.dead_letters, topic, 0, None, headers, b"{}", 1)
+        self._add(self.dead_letters, topic, 0, None, headers, body, 1)
 
     def _add(
         self,
@@ -776,11 +776,12 @@ def test_durations_are_read_like_the_policy_file_writes_them() -> None:
 def test_dead_letters_are_explained_by_the_rejections_the_workload_meant(run: Run) -> None:
     answered_run(run)
     run.expected_rejections = {"invalid_item": 1, "unsupported_body": 2}
-    run.dead_letter(topics.dlq(topics.RAW), "invalid_item")
+    run.dead_letter(topics.dlq(topics.RAW), "invalid_item", b"batch-1")
+    run.dead_letter(topics.dlq(topics.RAW), "invalid_item", b"batch-1")  # retried after a 503
     run.dead_letter(topics.dlq(topics.RAW), "unsupported_body")
     assert run.row("unexplained_dead_letters").ok
 
-    run.dead_letter(topics.dlq(topics.RAW), "invalid_item")  # one more than meant
+    run.dead_letter(topics.dlq(topics.RAW), "invalid_item", b"batch-2")  # one more than meant
     run.dead_letter(topics.dlq(topics.RAW), "malformed_json")  # never meant
     run.dead_letter(topics.dlq(topics.MESSAGES), "invalid_message")  # downstream: never
     row = run.row("unexplained_dead_letters")

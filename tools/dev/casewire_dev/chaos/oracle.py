@@ -43,7 +43,8 @@ What each check holds the outputs to, where the contract leaves a choice:
   retracted by `casewire.sla.breach_retracted` counts as not breached. The attainment gauge
   must show the same met and breached counts for the contract policy.
 - Dead letters: each must be on `casewire.raw.v1.dlq` with a reason the workload meant to
-  provoke; `expected_rejections` bounds, per reason, how many may be there.
+  provoke; `expected_rejections` bounds, per reason, how many distinct bodies may be there
+  (a body dead-lettered again, retried after a 5xx, is the same input).
 - Replay: the records on `casewire.messages.v1` do not grow, and the replay reports nothing
   published.
 """
@@ -212,8 +213,9 @@ def distinct(records: Sequence[Record]) -> Distinct:
     for event_id, group in copies.items():
         group.sort(key=lambda pair: (pair[0].timestamp, pair[0].offset))
         first.append(group[0])
-        contents = {_content(event) for _, event in group}
-        if len(contents) > 1:
+        if len({record.value for record, _ in group}) > 1 and (
+            len({_content(event) for _, event in group}) > 1
+        ):
             conflicting.append(event_id)
     first.sort(key=lambda pair: (pair[0].partition, pair[0].offset))
     republished = len(records) - len(undecodable) - len(copies)
@@ -843,25 +845,31 @@ def attainment(metrics: str, policy_id: str) -> tuple[float, float] | None:
 
 
 def dead_letter_verdict(dead_letters: Sequence[Record], expected: Mapping[str, int]) -> Verdict:
-    """Each dead letter is a raw body the workload made bad on purpose, by reason."""
-    explained: Counter[str] = Counter()
+    """Each dead letter is a raw body the workload made bad on purpose: per reason, no more
+    distinct bodies than the workload meant (the same body again is the same input, retried)."""
+    bodies: dict[str, set[bytes]] = defaultdict(set)
     unexplained = []
     for record in dead_letters:
         reason = record.header(topics.DLQ_REASON_HEADER) or "(no reason)"
-        if record.topic == topics.dlq(topics.RAW) and explained[reason] < expected.get(reason, 0):
-            explained[reason] += 1
+        if record.topic == topics.dlq(topics.RAW) and (
+            record.value in bodies[reason] or len(bodies[reason]) < expected.get(reason, 0)
+        ):
+            bodies[reason].add(record.value)
             continue
         source = record.header(topics.DLQ_SOURCE_HEADER) or "?"
         unexplained.append(
             f"{record.topic}/{record.partition}/{record.offset} {reason} from {source}"
         )
-    by_reason = ", ".join(f"{reason} ×{count}" for reason, count in sorted(explained.items()))
+    by_reason = ", ".join(
+        f"{reason} ×{len(kept)}" for reason, kept in sorted(bodies.items()) if kept
+    )
     return Verdict(
         "unexplained_dead_letters",
         len(unexplained),
         "records",
         not unexplained,
-        _named(unexplained) or f"{len(dead_letters)} dead letters: {by_reason or 'none'}",
+        _named(unexplained)
+        or f"{len(dead_letters)} dead letters of {by_reason or 'no'} bad inputs",
     )
 
 
