@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import os
+import pickle
 import random
 import shutil
 import signal
@@ -355,10 +356,11 @@ class ChaosRun:
         self.fleet: Fleet | None = None
         self.tasks: list[asyncio.Task[None]] = []
         self.started_stack = False
+        self.verdicts: list[verdict.Verdict] = []
 
     async def main(self) -> int:
         try:
-            verdicts = await self._run()
+            self.verdicts = verdicts = await self._run()
         except (
             RuntimeError,
             OSError,
@@ -459,6 +461,8 @@ class ChaosRun:
         finally:
             await reader.stop()
         capture.timings["run_s"] = time.monotonic() - clock_started
+        # For a look at a failed check without running again (`pickle.load`).
+        (self.run_dir / "capture.pickle").write_bytes(pickle.dumps(capture))
         for skipped in fault_run.skipped:
             self._say(f"skipped fault: {skipped}")
         return [*check(capture), *posting_verdicts(posting)]
@@ -518,11 +522,18 @@ class ChaosRun:
         return fleet
 
     async def _wait_for_deadlines(self, sent: Sequence[SentMessage]) -> None:
-        """Until the last first-response deadline of the run has passed (with a margin)."""
-        openings = [message.sent_at for message in sent if message.direction == "inbound"]
+        """Until the last first-response deadline of the run has passed (with a margin): a
+        thread's clock starts at its first customer message."""
+        openings: dict[str, datetime] = {}
+        for message in sent:
+            if message.direction == "inbound" and message.needs_case:
+                openings[message.thread] = min(
+                    message.sent_at, openings.get(message.thread, message.sent_at)
+                )
         if not openings:
             return
-        last_due = max(openings) + timedelta(seconds=self.options.first_response_seconds + 2)
+        target = timedelta(seconds=self.options.first_response_seconds + 2)
+        last_due = max(openings.values()) + target
         wait = (last_due - datetime.now(UTC)).total_seconds()
         if wait > 0:
             self._say(f"waiting {wait:.0f}s for the last first-response deadline")

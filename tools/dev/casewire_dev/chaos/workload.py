@@ -80,6 +80,7 @@ ARABIC_FILES = (INTENTS / "arsas" / "ArSAS-test.txt",)
 GREEK_FILE = INTENTS / "sentimp21_el" / "gr_extended_full.csv"
 THAI_FILES = (INTENTS / "wisesight_thai" / "neg.txt", INTENTS / "wisesight_thai" / "q.txt")
 RULES_FILE = Path("config") / "rules.yaml"
+MAX_CORPUS_TURNS = 8  # of the few long corpus threads, enough to show the reply chain
 
 # What a customer adds in each language so that a real but off-topic text asks for care.
 CARE_REQUESTS: dict[Language, tuple[str, ...]] = {
@@ -403,7 +404,7 @@ class Planner:
             return target - self.rng.uniform(0.5, 3.0)
         if roll < 0.74:
             return target + self.rng.uniform(0.5, 3.0)
-        return self.rng.uniform(1.2, 2.0) * target
+        return self.rng.uniform(1.2, 1.7) * target
 
     def language(self) -> Language:
         return self.rng.choices(("en", "ar", "el", "th"), (0.55, 0.15, 0.15, 0.15))[0]
@@ -515,7 +516,7 @@ class Planner:
         thread = self.new_thread("corpus", "en")
         brand = str(X_BRAND_BASE + abs(hash_text(conversation.brand)) % 10**6)
         customer = self.ids.digits(10)
-        messages = list(conversation.messages)
+        messages = list(conversation.messages[:MAX_CORPUS_TURNS])
         while messages and not messages[0].inbound:
             messages.pop(0)
         reply = self.reply_offset()
@@ -536,7 +537,32 @@ class Planner:
                 replied_to=previous,
                 language="en" if message.inbound else None,
             )
-            at += self.rng.uniform(1.0, 4.0)
+            at += self.rng.uniform(0.5, 2.5)
+        if answered and not messages[-1].inbound and self.rng.random() < 0.6:
+            # The customer answers the brand's reply, and the brand answers that at once: a
+            # hop later, each under another conversation key, the reply possibly processed
+            # before the message it answers (they land on different partitions).
+            previous = self.x_tweet(
+                thread,
+                at,
+                brand=brand,
+                author=customer,
+                customer=customer,
+                text=self.customer_text("en"),
+                replied_to=previous,
+                language="en",
+            )
+            if self.rng.random() < 0.7:
+                self.x_tweet(
+                    thread,
+                    at + self.rng.uniform(0.3, 2.0),
+                    brand=brand,
+                    author=brand,
+                    customer=customer,
+                    text=self.brand_text(),
+                    replied_to=previous,
+                    language=None,
+                )
         return thread
 
     def x_public_and_dm(self, start: float) -> _Thread:
@@ -1073,9 +1099,10 @@ class Planner:
         ]
         threads: list[_Thread] = []
         burst_at = 0.4 * duration
+        burst_window = min(45.0, 0.5 * duration)  # seconds, "within a minute"
         burst = max(10, options.messages // 200)
         for _ in range(burst):
-            threads.append(self.crisis_customer(burst_at + self.rng.uniform(0.0, 45.0)))
+            threads.append(self.crisis_customer(burst_at + self.rng.uniform(0.0, burst_window)))
         for index in range(max(1, options.messages // 2000)):
             threads.append(
                 self.bad_inputs(duration * (0.1 + 0.8 * index / max(1, options.messages // 2000)))
