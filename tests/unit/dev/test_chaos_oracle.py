@@ -235,6 +235,32 @@ class Run:
         self._add(self.alerts, topics.SLA_ALERTS, 0, case_id, record.headers, record.value, seconds)
         return event_id
 
+    def watermark(self, seconds: float, marks: dict[int, float], partitions: int = 1) -> None:
+        """A router watermark published at `seconds`: partition -> watermark (seconds)."""
+        data = WatermarkData(
+            topic=topics.MESSAGES,
+            partitions=partitions,
+            watermarks={partition: at(mark) for partition, mark in marks.items()},
+            replica="router-1",
+        )
+        record = encode_event(
+            event_id=f"watermark-{len(self.case_events)}",
+            event_type=ROUTER_WATERMARK,
+            source="casewire/router",
+            subject="router-1",
+            time=at(seconds),
+            data=data,
+        )
+        self._add(
+            self.case_events,
+            topics.CASE_EVENTS,
+            0,
+            "router-1",
+            record.headers,
+            record.value,
+            seconds,
+        )
+
     def dead_letter(self, topic: str, reason: str, body: bytes = b"{}") -> None:
         headers = {topics.DLQ_REASON_HEADER: reason.encode(), "casewire-source": b"meta"}
         self._add(self.dead_letters, topic, 0, None, headers, body, 1)
@@ -676,6 +702,32 @@ def test_an_unanswered_case_within_max_hold_is_undecided(run: Run) -> None:
     assert "1 undecided" in verdicts["missed_breaches"].detail
     run.alert(SLA_BREACHED, "c1", seconds=61, due=20, provisional=True)
     assert run.row("false_breaches").ok
+
+
+def test_once_the_low_watermark_passed_due_at_the_breach_cannot_wait_for_max_hold(
+    run: Run,
+) -> None:
+    run.open_case("c1", "m1", "t1", 0)
+    run.watermark(30, {0: 25, 1: 40}, partitions=2)  # due 20 s: passed on both partitions
+    run.open_case("c2", "m2", "t2", 60)  # the run's last record: 60 s, within max_hold
+    row = run.row("missed_breaches")
+    assert (row.value, row.ok) == (1, False)
+    run.alert(SLA_BREACHED, "c1", seconds=30, due=20)
+    assert run.row("missed_breaches").ok
+
+
+def test_a_low_watermark_behind_due_at_leaves_the_breach_undecided(run: Run) -> None:
+    run.open_case("c1", "m1", "t1", 0)
+    run.watermark(30, {0: 15, 1: 40}, partitions=2)  # partition 0 still before due 20 s
+    run.watermark(31, {1: 50}, partitions=2)
+    run.open_case("c2", "m2", "t2", 60)
+    assert run.row("missed_breaches").ok
+
+    unmarked = Run(run.tmp_path)
+    unmarked.open_case("c1", "m1", "t1", 0)
+    unmarked.watermark(30, {1: 40}, partitions=2)  # partition 0 never marked
+    unmarked.open_case("c2", "m2", "t2", 60)
+    assert unmarked.row("missed_breaches").ok
 
 
 def test_a_breach_before_due_at_of_an_unanswered_case_is_false(run: Run) -> None:

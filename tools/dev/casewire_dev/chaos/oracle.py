@@ -37,11 +37,15 @@ What each check holds the outputs to, where the contract leaves a choice:
   due `first_response` later. The clock ends at the first brand reply (an outbound message
   of one of the case's threads, sent no earlier than the opening and before the next case
   of those threads opened) or when the case is closed, whichever is first; it is breached iff
-  it ends after `due_at`, or never ends and `due_at` + `max_hold` is behind the last record
-  of the run (between `due_at` and that, the outcome is not decided yet and either answer
-  passes). A case closed unanswered and reopened starts a new clock at the reopening. A breach
-  retracted by `casewire.sla.breach_retracted` counts as not breached. The attainment gauge
-  must show the same met and breached counts for the contract policy.
+  it ends after `due_at`, or never ends and its breach must have been published by the end
+  of the run (the last record read): a breach is due at `due_at` once the router's low
+  watermark (the least, over the messages topic's partitions, of the latest
+  `casewire.router.watermark` of each) has passed `due_at`, and at `due_at` + `max_hold`
+  whatever the watermark, each with a few seconds to be delivered. Until then the outcome is
+  not decided and either answer passes. A case closed unanswered and reopened starts a new
+  clock at the reopening. A breach retracted by `casewire.sla.breach_retracted` counts as not
+  breached. The attainment gauge must show the same met and breached counts for the contract
+  policy.
 - Dead letters: each must be on `casewire.raw.v1.dlq` with a reason the workload meant to
   provoke; `expected_rejections` bounds, per reason, how many distinct bodies may be there
   (a body dead-lettered again, retried after a 5xx, is the same input).
@@ -51,6 +55,7 @@ What each check holds the outputs to, where the contract leaves a choice:
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -66,6 +71,7 @@ from casewire_common.events import (
     CASE_MERGED,
     CASE_MESSAGE_ADDED,
     CASE_RESPONDED,
+    ROUTER_WATERMARK,
     SLA_BREACH_RETRACTED,
     SLA_BREACHED,
     SLA_WARNING,
@@ -73,6 +79,7 @@ from casewire_common.events import (
     CaseSnapshot,
     DecodedEvent,
     SlaAlertData,
+    WatermarkData,
     decode_event,
 )
 from prometheus_client.parser import text_string_to_metric_families
@@ -82,7 +89,7 @@ from casewire_dev.chaos.capture import Capture, Record, SentMessage, StoredMessa
 from casewire_dev.chaos.verdict import Verdict
 
 DEFAULT_MAX_HOLD = timedelta(minutes=2)  # the SLA service's default `max_hold`
-# How long after `due_at` + `max_hold` a breach may still be on its way (outbox relay, poll).
+# How long a breach may take to be published once it is due (timer poll, outbox relay).
 _DELIVERY_GRACE = timedelta(seconds=10)
 ATTAINMENT_GAUGE = "casewire_sla_attainment_clocks"
 _SHOWN = 3  # offending ids named in a detail
@@ -165,6 +172,24 @@ class ExpectedClock:
     outcome: Outcome
 
 
+@dataclass(frozen=True)
+class BreachDeadlines:
+    """By when the breach of a clock that never ended must have been published."""
+
+    horizon: datetime  # the last record of the run
+    max_hold: timedelta
+    # The router's low watermark as it rose: when each rise was published, and to what.
+    published: Sequence[datetime] = ()
+    lows: Sequence[datetime] = ()
+
+    def must_have_fired(self, due: datetime) -> bool:
+        latest = due + self.max_hold
+        rise = bisect_left(self.lows, due)
+        if rise < len(self.lows):
+            latest = min(latest, max(due, self.published[rise]))
+        return latest + _DELIVERY_GRACE <= self.horizon
+
+
 def check(capture: Capture, *, max_hold: timedelta = DEFAULT_MAX_HOLD) -> list[Verdict]:
     """Every check of the run, in the order of the verdict table."""
     case_records = distinct(capture.case_events)
@@ -177,6 +202,8 @@ def check(capture: Capture, *, max_hold: timedelta = DEFAULT_MAX_HOLD) -> list[V
         (record.timestamp for record, _ in case_records.first + alert_records.first),
         default=max((message.accepted_at for message in capture.sent), default=_NEVER),
     )
+    published, lows, bad_watermarks = low_watermarks(case_records)
+    deadlines = BreachDeadlines(horizon, max_hold, published, lows)
     return [
         *message_verdicts(accepted, capture.stored_messages),
         inbound_case_verdict(accepted, capture.stored_messages, membership),
@@ -184,9 +211,11 @@ def check(capture: Capture, *, max_hold: timedelta = DEFAULT_MAX_HOLD) -> list[V
         order_verdict(histories),
         duplicated_changes_verdict(histories),
         conflicting_ids_verdict(case_records, alert_records),
-        undecodable_verdict(case_records, alert_records, bad_case_events + bad_alerts),
+        undecodable_verdict(
+            case_records, alert_records, bad_case_events + bad_alerts + bad_watermarks
+        ),
         capacity_verdict(histories, capture.agent_capacity),
-        *sla_verdicts(capture, histories, accepted, membership, alerts, horizon, max_hold),
+        *sla_verdicts(capture, histories, accepted, membership, alerts, deadlines),
         dead_letter_verdict(capture.dead_letters, capture.expected_rejections),
         replay_verdict(capture),
         *reported(capture, accepted, histories, case_records, alert_records),
@@ -267,6 +296,39 @@ def sla_alerts(records: Distinct) -> tuple[list[Alert], list[str]]:
             continue
         alerts.append(Alert(event.id, event.type, record.timestamp, data))
     return alerts, invalid
+
+
+def low_watermarks(records: Distinct) -> tuple[list[datetime], list[datetime], list[str]]:
+    """The router's low watermark over the run: when it rose (the publication of the mark
+    that raised it) and to what, once every partition of the messages topic had a mark; and
+    the ids of watermark records whose data is not a watermark's."""
+    marks = sorted(
+        (
+            (record.timestamp, event)
+            for record, event in records.first
+            if event.type == ROUTER_WATERMARK
+        ),
+        key=lambda mark: mark[0],
+    )
+    latest: dict[int, datetime] = {}
+    published: list[datetime] = []
+    lows: list[datetime] = []
+    invalid = []
+    for at, event in marks:
+        try:
+            data = WatermarkData.model_validate(event.data)
+        except ValidationError:
+            invalid.append(event.id)
+            continue
+        for partition, instant in data.watermarks.items():
+            latest[partition] = max(latest.get(partition, instant), instant)
+        if any(partition not in latest for partition in range(data.partitions)):
+            continue
+        low = min(latest[partition] for partition in range(data.partitions))
+        if not lows or low > lows[-1]:
+            published.append(at)
+            lows.append(low)
+    return published, lows, invalid
 
 
 def accepted_messages(sent: Sequence[SentMessage]) -> dict[str, SentMessage]:
@@ -590,8 +652,7 @@ def expected_clocks(
     accepted: Mapping[str, SentMessage],
     membership: Mapping[str, set[str]],
     target: timedelta,
-    horizon: datetime,
-    max_hold: timedelta,
+    deadlines: BreachDeadlines,
 ) -> list[ExpectedClock]:
     """Every first_response clock the inputs imply, with its outcome (see the module doc)."""
     inbound: dict[str, list[SentMessage]] = defaultdict(list)
@@ -629,7 +690,7 @@ def expected_clocks(
             default=None,
         )
         clocks += _case_clocks(
-            case_id, at, reply, open_intervals(histories[case_id]), target, horizon, max_hold
+            case_id, at, reply, open_intervals(histories[case_id]), target, deadlines
         )
     return clocks
 
@@ -640,8 +701,7 @@ def _case_clocks(
     reply: datetime | None,
     intervals: Sequence[tuple[datetime, datetime]],
     target: timedelta,
-    horizon: datetime,
-    max_hold: timedelta,
+    deadlines: BreachDeadlines,
 ) -> list[ExpectedClock]:
     """The case's first_response clocks: one from its opening, and one more from each
     reopening while no reply has come."""
@@ -657,10 +717,10 @@ def _case_clocks(
         outcome: Outcome
         if ended is not None:
             outcome = "breached" if ended > due else "met"
-        elif due + max_hold + _DELIVERY_GRACE <= horizon:
+        elif deadlines.must_have_fired(due):
             outcome = "breached"
         else:
-            outcome = "undecided" if due <= horizon else "running"
+            outcome = "undecided" if due <= deadlines.horizon else "running"
         clocks.append(ExpectedClock(case_id, start, due, ended, outcome))
         if answered is not None:
             break
@@ -673,8 +733,7 @@ def sla_verdicts(
     accepted: Mapping[str, SentMessage],
     membership: Mapping[str, set[str]],
     alerts: Sequence[Alert],
-    horizon: datetime,
-    max_hold: timedelta,
+    deadlines: BreachDeadlines,
 ) -> list[Verdict]:
     breaches = [alert for alert in alerts if alert.type == SLA_BREACHED]
     retractions = [alert for alert in alerts if alert.type == SLA_BREACH_RETRACTED]
@@ -718,9 +777,7 @@ def sla_verdicts(
             Verdict("attainment_mismatched_clocks", 0, "clocks", False, not_checked),
             *rows,
         ]
-    clocks = expected_clocks(
-        histories, accepted, membership, policy.first_response, horizon, max_hold
-    )
+    clocks = expected_clocks(histories, accepted, membership, policy.first_response, deadlines)
     standing = Counter(
         alert.data.case_id
         for alert in breaches
