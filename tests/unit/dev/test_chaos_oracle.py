@@ -785,6 +785,23 @@ def test_the_attainment_gauge_must_match_the_oracle(run: Run) -> None:
     assert (row.value, row.ok) == (2, False)
 
 
+def test_attainment_counts_only_clocks_ended_by_a_reply(run: Run) -> None:
+    answered_run(run)
+    run.open_case("c2", "m2", "t2", 1)  # never answered
+    run.send("r3", "t3", 2, direction="outbound")  # no case to answer
+    run.open_case("c3", "m3", "t3", 10)
+    run.send("r4", "t3", 40, case="c3", direction="outbound")  # 30 s after: breached
+    run.event(CASE_RESPONDED, "c3", 40, status="queued", message_id="r4")
+    run.alert(SLA_BREACHED, "c3", seconds=30, due=30, started=10)
+    run.alert(SLA_BREACHED, "c2", seconds=21, due=21, started=1)
+    run.event(CASE_MESSAGE_ADDED, "c9", 300, status="queued")  # the run went on
+    run.metrics = attainment(met=1, breached=1)
+    verdicts = run.verdicts()
+    assert verdicts["attainment_mismatched_clocks"].ok, verdicts["attainment_mismatched_clocks"]
+    assert verdicts["missed_breaches"].ok
+    assert verdicts["false_breaches"].ok
+
+
 def test_a_missing_attainment_gauge_fails(run: Run) -> None:
     answered_run(run)
     run.metrics = "# TYPE casewire_sla_breaches_total counter\n"
