@@ -808,6 +808,8 @@ def test_a_missing_attainment_gauge_fails(run: Run) -> None:
     row = run.row("attainment_mismatched_clocks")
     assert not row.ok
     assert "no casewire_sla_attainment_clocks" in row.detail
+    run.metrics = "connection refused {"  # not an exposition at all
+    assert not run.row("attainment_mismatched_clocks").ok
 
 
 def test_a_policy_file_beyond_the_oracle_fails_the_sla_rows(run: Run) -> None:

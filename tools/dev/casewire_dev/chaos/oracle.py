@@ -59,7 +59,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -172,6 +172,7 @@ class ExpectedClock:
     ended_at: datetime | None  # first reply, or closing; None while it runs
     outcome: Outcome
     answered: bool = False  # ended by the reply it waited for
+    threads: tuple[str, ...] = ()  # the workload's threads of the case
 
 
 @dataclass(frozen=True)
@@ -691,9 +692,12 @@ def expected_clocks(
             (sent for thread in threads for sent in replies[thread] if at <= sent < until),
             default=None,
         )
-        clocks += _case_clocks(
-            case_id, at, reply, open_intervals(histories[case_id]), target, deadlines
-        )
+        clocks += [
+            replace(clock, threads=tuple(sorted(threads)))
+            for clock in _case_clocks(
+                case_id, at, reply, open_intervals(histories[case_id]), target, deadlines
+            )
+        ]
     return clocks
 
 
@@ -820,7 +824,7 @@ def outcome_verdicts(clocks: Sequence[ExpectedClock], standing: Mapping[str, int
 def _clock_story(clocks: Sequence[ExpectedClock]) -> str:
     if not clocks:
         return "no clock expected"
-    return "; ".join(
+    return f"{', '.join(clocks[0].threads)}: " + "; ".join(
         f"due {_instant(clock.due_at)}, ended {_instant(clock.ended_at)}: {clock.outcome}"
         for clock in clocks
     )
@@ -887,7 +891,11 @@ def attainment(metrics: str, policy_id: str) -> tuple[float, float] | None:
     """(met, breached) first_response clocks of the policy from the attainment gauge."""
     totals: dict[str, float] = defaultdict(float)
     found = False
-    for family in text_string_to_metric_families(metrics):
+    try:
+        families = list(text_string_to_metric_families(metrics))
+    except ValueError:
+        return None  # not an exposition: no gauge to read
+    for family in families:
         if family.name != ATTAINMENT_GAUGE:
             continue
         for sample in family.samples:
