@@ -891,8 +891,10 @@ def attainment(metrics: str, policy_id: str) -> tuple[float, float] | None:
     """(met, breached) first_response clocks of the policy from the attainment gauge."""
     totals: dict[str, float] = defaultdict(float)
     found = False
+    # Only the gauge's lines are parsed: the exposition holds thousands of other samples.
+    lines = [line for line in metrics.splitlines() if ATTAINMENT_GAUGE in line]
     try:
-        families = list(text_string_to_metric_families(metrics))
+        families = list(text_string_to_metric_families("\n".join(lines) + "\n"))
     except ValueError:
         return None  # not an exposition: no gauge to read
     for family in families:
