@@ -140,7 +140,6 @@ class Alert:
 
     id: str
     type: str
-    published: datetime
     data: SlaAlertData
 
 
@@ -148,7 +147,7 @@ class Alert:
 class Distinct:
     """A topic's records read once per `ce_id`."""
 
-    first: list[tuple[Record, DecodedEvent]]  # first copy of each id, in read order
+    first: list[tuple[Record, DecodedEvent]]  # first copy of each id, by partition and offset
     republished: int  # copies of an id already seen
     conflicting: list[str]  # ids whose copies differ
     undecodable: list[str]  # records that are not CloudEvents (topic/partition/offset)
@@ -291,13 +290,13 @@ def sla_alerts(records: Distinct) -> tuple[list[Alert], list[str]]:
     """The SLA alerts, and the ids of those whose data is not an alert's."""
     alerts = []
     invalid = []
-    for record, event in records.first:
+    for _, event in records.first:
         try:
             data = SlaAlertData.model_validate(event.data)
         except ValidationError:
             invalid.append(event.id)
             continue
-        alerts.append(Alert(event.id, event.type, record.timestamp, data))
+        alerts.append(Alert(event.id, event.type, data))
     return alerts, invalid
 
 
@@ -825,7 +824,8 @@ def _clock_story(clocks: Sequence[ExpectedClock]) -> str:
     if not clocks:
         return "no clock expected"
     return f"{', '.join(clocks[0].threads)}: " + "; ".join(
-        f"due {_instant(clock.due_at)}, ended {_instant(clock.ended_at)}: {clock.outcome}"
+        f"started {_instant(clock.started_at)}, due {_instant(clock.due_at)},"
+        f" ended {_instant(clock.ended_at)}: {clock.outcome}"
         for clock in clocks
     )
 
