@@ -6,7 +6,8 @@ A run, in its folder (`.chaos/` under the repository unless told otherwise):
    run's config files (the repository's rules, small agent capacities, an always-open
    first-response policy), ingest, then router and sla with one or more replicas each;
 2. the plan (`workload.py`) posted at its schedule through a bounded number of connections,
-   every non-2xx retried with backoff as the platforms do, while `faults.py` injects faults;
+   every non-2xx retried with backoff as the platforms do, while `faults.py` injects faults
+   and a care desk (`desk.py`) resolves answered cases through the router's API;
 3. once the last deadline has passed: drained (the services' `casewire_consumer_lag` and
    `casewire_outbox_backlog` at 0, then the output topics and the router's message store
    quiet for a few seconds — the local broker's end offsets are not reliable);
@@ -25,6 +26,7 @@ import json
 import os
 import pickle
 import random
+import secrets
 import shutil
 import signal
 import subprocess
@@ -45,6 +47,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from casewire_dev import services, stack
 from casewire_dev.chaos import faults, verdict, workload
 from casewire_dev.chaos.capture import Capture, Record, SentMessage, StoredMessage
+from casewire_dev.chaos.desk import CareDesk
 from casewire_dev.chaos.fleet import Fleet
 from casewire_dev.paths import repo_root, shared_data
 
@@ -357,6 +360,7 @@ class ChaosRun:
         self.tasks: list[asyncio.Task[None]] = []
         self.started_stack = False
         self.verdicts: list[verdict.Verdict] = []
+        self.router_api_token = secrets.token_urlsafe(32)  # the care desk's, new every run
 
     async def main(self) -> int:
         try:
@@ -416,9 +420,11 @@ class ChaosRun:
         )
         reader = TopicReader(bootstrap)
         await reader.start()
+        desk = CareDesk(fleet, self.router_api_token, options.seed)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        following = asyncio.gather(desk.run(), self._follow(reader, desk))
         try:
-            loop = asyncio.get_running_loop()
-            started = loop.time()
             poster = Poster(fleet.of("ingest")[0].url, options.connections, options.seed)
             try:
                 schedule = faults.schedule(options.faults, plan.posts[-1].at)
@@ -433,6 +439,13 @@ class ChaosRun:
                 f" {posting.retried_posts} posts retried, {len(posting.undelivered)} undelivered"
             )
             await self._wait_for_deadlines(posting.sent)
+            following.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await following
+            self._say(
+                f"care desk: {desk.resolved} cases resolved, {desk.refused} refused,"
+                f" {len(desk.failed)} failed"
+            )
             drain_started = loop.time()
             await self._drain(fleet, reader, env["CASEWIRE_DATABASE_URL"])
             timings["drain_s"] = loop.time() - drain_started
@@ -459,13 +472,20 @@ class ChaosRun:
                 expected_rejections=plan.expected_rejections(),
             )
         finally:
+            following.cancel()
             await reader.stop()
         capture.timings["run_s"] = time.monotonic() - clock_started
         # For a look at a failed check without running again (`pickle.load`).
         (self.run_dir / "capture.pickle").write_bytes(pickle.dumps(capture))
         for skipped in fault_run.skipped:
             self._say(f"skipped fault: {skipped}")
-        return [*check(capture), *posting_verdicts(posting)]
+        return [*check(capture), *posting_verdicts(posting), *desk_verdicts(desk)]
+
+    async def _follow(self, reader: TopicReader, desk: CareDesk) -> None:
+        """Read the outputs as they come, so that the desk sees cases being answered."""
+        while True:
+            await reader.poll()
+            desk.see(reader.records[topics.CASE_EVENTS])
 
     async def _start_stack(self) -> tuple[stack.Stack, dict[str, str]]:
         """A fresh stack in the run folder (the broker keeps nothing across runs, so neither
@@ -510,6 +530,7 @@ class ChaosRun:
         router_settings = {
             "CASEWIRE_ROUTER_RULES": str(self.root / workload.RULES_FILE),
             "CASEWIRE_ROUTER_AGENTS": str(self.config_dir / "agents.yaml"),
+            "CASEWIRE_ROUTER_API_TOKEN": self.router_api_token,
         }
         sla_settings = {"CASEWIRE_SLA_POLICIES": str(self.config_dir / "sla-policies.yaml")}
         for _ in range(self.options.replicas):
@@ -636,6 +657,15 @@ async def stored_message_count(database_url: str) -> int:
         return int(await connection.fetchval("SELECT count(*) FROM router.messages"))
     finally:
         await connection.close()
+
+
+def desk_verdicts(desk: CareDesk) -> list[verdict.Verdict]:
+    return [
+        verdict.Verdict("desk_resolutions", desk.resolved, "cases", None),
+        verdict.Verdict(
+            "desk_failed_resolutions", len(desk.failed), "cases", None, "; ".join(desk.failed[:3])
+        ),
+    ]
 
 
 def check(capture: Capture) -> list[verdict.Verdict]:
