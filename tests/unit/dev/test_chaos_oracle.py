@@ -629,6 +629,14 @@ def test_a_breach_of_a_case_answered_in_time_is_false(run: Run) -> None:
     assert "c1" in row.detail
 
 
+def test_a_breach_of_a_case_no_event_opened_is_false(run: Run) -> None:
+    answered_run(run)
+    run.alert(SLA_BREACHED, "c-unknown", seconds=20, due=20)
+    row = run.row("false_breaches")
+    assert (row.value, row.ok) == (1, False)
+    assert "c-unknown (no clock expected" in row.detail
+
+
 def test_a_retracted_breach_counts_as_not_breached(run: Run) -> None:
     answered_run(run)
     breach = run.alert(SLA_BREACHED, "c1", seconds=140, due=20, provisional=True)
