@@ -47,7 +47,7 @@ def test_a_short_chaos_run_with_a_killed_and_a_frozen_router_passes_every_check(
         seed=2026,
         faults=("kill-router", "freeze-router"),
         first_response_seconds=20.0,
-        messages_per_second=80.0,
+        messages_per_second=100.0,
         replicas=1,
         partitions=3,
         run_dir=run_dir,

@@ -57,17 +57,25 @@ def test_lag_and_backlog_are_summed_over_every_partition_and_group() -> None:
     assert runner.gauge_sum(text, "casewire_missing") == 0
 
 
-def _responded(case_id: str, assignee: str | None) -> Record:
-    """A `casewire.case.responded` record as the router publishes it (binary CloudEvent)."""
+def _case_event(
+    kind: str, case_id: str, assignee: str | None, answered: bool, status: str = "assigned"
+) -> Record:
+    """A case event as the router publishes it (binary CloudEvent), its snapshot cut short."""
     headers = {
-        "ce_id": f"evt-{case_id}".encode(),
-        "ce_type": ev.CASE_RESPONDED.encode(),
+        "ce_id": f"evt-{kind}-{case_id}".encode(),
+        "ce_type": kind.encode(),
         "ce_source": b"casewire/router",
         "ce_time": b"2026-12-06T03:00:00Z",
         "ce_specversion": b"1.0",
         "content-type": b"application/json",
     }
-    value = json.dumps({"case": {"id": case_id, "assignee": assignee}, "first_response": True})
+    case = {
+        "id": case_id,
+        "assignee": assignee,
+        "status": status,
+        "first_response_at": "2026-12-06T03:00:00Z" if answered else None,
+    }
+    value = json.dumps({"case": case})
     return Record(
         topic="casewire.case-events.v1",
         partition=0,
@@ -79,12 +87,18 @@ def _responded(case_id: str, assignee: str | None) -> Record:
     )
 
 
-def test_the_desk_resolves_each_answered_assigned_case_once() -> None:
+def test_the_desk_resolves_each_case_once_it_is_both_answered_and_held_by_an_agent() -> None:
     async def planned() -> list[str]:
         desk = CareDesk(Fleet({}, ROOT), "token", seed=1)
-        records = [_responded("c1", "amal"), _responded("c2", None), _responded("c1", "amal")]
+        records = [
+            _case_event(ev.CASE_RESPONDED, "answered", "amal", answered=True),
+            _case_event(ev.CASE_RESPONDED, "queued", None, answered=True, status="queued"),
+            _case_event(ev.CASE_ASSIGNED, "unanswered", "omar", answered=False),
+            _case_event(ev.CASE_RESPONDED, "closed", "sam", answered=True, status="resolved"),
+        ]
         desk.see(records[:1])
         desk.see(records)
+        desk.see([*records, _case_event(ev.CASE_ASSIGNED, "queued", "nok", answered=True)])
         return desk.pending
 
-    assert asyncio.run(planned()) == ["c1"]
+    assert asyncio.run(planned()) == ["answered", "queued"]

@@ -22,7 +22,9 @@ from casewire_dev.chaos.fleet import Fleet
 
 HOLD_SECONDS = (2.0, 6.0)  # from the first brand reply to the resolution
 TICK_SECONDS = 0.25
-ATTEMPTS = 5
+ATTEMPTS = 8  # backing off from 0.5 s: a minute, longer than a killed router takes to return
+CASE_EVENT_PREFIX = "casewire.case."
+CLOSED = frozenset({"resolved", "no_action"})
 
 
 class CareDesk:
@@ -45,10 +47,11 @@ class CareDesk:
         return sorted(case_id for _, case_id in self._due)
 
     def see(self, records: Sequence[Record]) -> None:
-        """Plan a resolution for each case newly answered and held by an agent."""
+        """Plan a resolution for each case that is, in its latest snapshot, answered and held
+        by an agent (answered while queued, a case is resolved once the queue gives it out)."""
         now = asyncio.get_running_loop().time()
         for record in records[self._seen :]:
-            if record.header("ce_type") != ev.CASE_RESPONDED:
+            if not (record.header("ce_type") or "").startswith(CASE_EVENT_PREFIX):
                 continue
             try:
                 event = ev.decode_event(record.headers, record.value, None)
@@ -56,7 +59,8 @@ class CareDesk:
                 continue  # the oracle reports undecodable records
             case = event.data.get("case", {})
             case_id = case.get("id")
-            if case_id and case.get("assignee") and case_id not in self._planned:
+            held = case.get("assignee") and case.get("status") not in CLOSED
+            if case_id and held and case.get("first_response_at") and case_id not in self._planned:
                 self._planned.add(case_id)
                 heapq.heappush(self._due, (now + self._rng.uniform(*HOLD_SECONDS), case_id))
         self._seen = len(records)
@@ -99,5 +103,5 @@ class CareDesk:
                         self.refused += 1
                         return
                     last = f"{replica.name}: {response.status_code}"
-            await asyncio.sleep(0.5 * 2**attempt)
+            await asyncio.sleep(min(0.5 * 2**attempt, 10.0))
         self.failed.append(f"{case_id}: {last}")

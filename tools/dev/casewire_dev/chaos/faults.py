@@ -55,7 +55,8 @@ class ScheduledFault:
 
 def schedule(names: Sequence[str], duration: float) -> list[ScheduledFault]:
     """When each chosen fault happens over a run whose traffic lasts `duration` seconds.
-    Kills happen twice (each replica in turn); faults never overlap the broker stall."""
+    Kills happen twice (each replica in turn); the broker stall comes last, when the
+    services have recovered from the rest."""
     slots = {
         "kill-ingest": (0.15,),
         "kill-router": (0.2, 0.62),
@@ -88,16 +89,11 @@ class OffsetSampler:
         )
         await consumer.start()
         try:
+            await consumer.topics()
             partitions = [
                 TopicPartition(topics.MESSAGES, partition)
                 for partition in sorted(consumer.partitions_for_topic(topics.MESSAGES) or ())
             ]
-            if not partitions:
-                await consumer.topics()
-                partitions = [
-                    TopicPartition(topics.MESSAGES, partition)
-                    for partition in sorted(consumer.partitions_for_topic(topics.MESSAGES) or ())
-                ]
             consumer.assign(partitions)  # manual: reads commits, never joins the group
             while True:
                 try:
@@ -144,7 +140,7 @@ class FaultRun:
     faults: list[Fault] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
-    _kills: dict[str, int] = field(default_factory=dict)
+    _turns: dict[str, int] = field(default_factory=dict)
     # Monotonic instants after which every partition should move again: router kills, and
     # a replica joining or leaving.
     _router_kills: list[float] = field(default_factory=list)
@@ -198,14 +194,11 @@ class FaultRun:
                 self.timings[key] = max(measured)
 
     def _next_replica(self, service: str) -> Replica:
-        replicas = [r for r in self.fleet.of(service) if r.index <= self._base_count(service)]
-        count = self._kills.get(service, 0)
-        self._kills[service] = count + 1
+        """The replicas a kill or a freeze picks, in turn (never the one a rebalance adds)."""
+        replicas = [r for r in self.fleet.of(service) if r.port != self.extra_router_port]
+        count = self._turns.get(service, 0)
+        self._turns[service] = count + 1
         return replicas[count % len(replicas)]
-
-    def _base_count(self, service: str) -> int:
-        # The replica a rebalance adds is not one a kill or a freeze picks.
-        return len([r for r in self.fleet.of(service) if r.port != self.extra_router_port])
 
     async def _kill(self, service: str) -> str:
         replica = self._next_replica(service)

@@ -522,8 +522,13 @@ class ChaosRun:
         (self.config_dir / "sla-policies.yaml").write_text(
             policies_yaml(self.options.first_response_seconds), "utf-8"
         )
-        for service in ("ingest", "router", "sla"):
-            await services.migrate(service, env, self.log_dir)
+        # Each service migrates its own schema: the three can run at once.
+        await asyncio.gather(
+            *(
+                services.migrate(service, env, self.log_dir)
+                for service in ("ingest", "router", "sla")
+            )
+        )
         fleet = Fleet(env, self.log_dir)
         self.fleet = fleet
         fleet.add("ingest", stack.free_port(), workload.ingest_settings())
