@@ -47,6 +47,8 @@ What each check holds the outputs to, where the contract leaves a choice:
   breached. The attainment gauge counts, as documented, the clocks ended by the reply they
   waited for (met iff the reply was sent by `due_at`): it must show the oracle's counts of
   those for the contract policy.
+- Alert ids: copies of one `ce_id` must be equal (a republish), and a clock's breach, each of
+  its warning fractions and a retraction of one breach each have one `ce_id`.
 - Dead letters: each must be on `casewire.raw.v1.dlq` with a reason the workload meant to
   provoke; `expected_rejections` bounds, per reason, how many distinct bodies may be there
   (a body dead-lettered again, retried after a 5xx, is the same input).
