@@ -40,6 +40,7 @@ class CareDesk:
         self.resolved = 0
         self.refused = 0  # answered 4xx: closed meanwhile, or reopened and moved on
         self.failed: list[str] = []
+        self.unfinished = 0
 
     @property
     def pending(self) -> list[str]:
@@ -79,6 +80,9 @@ class CareDesk:
                         task.add_done_callback(working.discard)
                     await asyncio.sleep(TICK_SECONDS)
             finally:
+                # Planned or in flight when the run stopped following (a frozen router holds
+                # a request until its timeout): neither resolved nor failed.
+                self.unfinished = len(working) + len(self._due)
                 for task in working:
                     task.cancel()
                 await asyncio.gather(*working, return_exceptions=True)

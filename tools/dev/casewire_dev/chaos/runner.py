@@ -444,7 +444,7 @@ class ChaosRun:
                 await following
             self._say(
                 f"care desk: {desk.resolved} cases resolved, {desk.refused} refused,"
-                f" {len(desk.failed)} failed"
+                f" {len(desk.failed)} failed, {desk.unfinished} unfinished"
             )
             drain_started = loop.time()
             await self._drain(fleet, reader, env["CASEWIRE_DATABASE_URL"])
@@ -667,6 +667,7 @@ async def stored_message_count(database_url: str) -> int:
 def desk_verdicts(desk: CareDesk) -> list[verdict.Verdict]:
     return [
         verdict.Verdict("desk_resolutions", desk.resolved, "cases", None),
+        verdict.Verdict("desk_unfinished_resolutions", desk.unfinished, "cases", None),
         verdict.Verdict(
             "desk_failed_resolutions", len(desk.failed), "cases", None, "; ".join(desk.failed[:3])
         ),
