@@ -1,5 +1,6 @@
 """The chaos runner's pieces that need no stack: the config files it writes, the gauges it
-reads to know the run has drained, and the care desk's choice of cases to resolve."""
+reads to know the run has drained, the care desk's choice of cases to resolve and the
+command's options."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from casewire_common import events as ev
-from casewire_dev.chaos import runner
+from casewire_dev import cli
+from casewire_dev.chaos import faults, runner
 from casewire_dev.chaos.capture import Record
 from casewire_dev.chaos.desk import CareDesk
 from casewire_dev.chaos.fleet import Fleet
@@ -102,3 +105,12 @@ def test_the_desk_resolves_each_case_once_it_is_both_answered_and_held_by_an_age
         return desk.pending
 
     assert asyncio.run(planned()) == ["answered", "queued"]
+
+
+def test_the_chaos_command_takes_known_faults_only() -> None:
+    parsed = cli._parser().parse_args(["chaos", "--faults", "kill-router, freeze-router"])
+    assert parsed.faults == ("kill-router", "freeze-router")
+    assert cli._parser().parse_args(["chaos", "--faults", ""]).faults == ()
+    assert cli._parser().parse_args(["chaos"]).faults == faults.FAULT_NAMES
+    with pytest.raises(SystemExit):
+        cli._parser().parse_args(["chaos", "--faults", "kill-everything"])

@@ -98,13 +98,21 @@ def chaos_command(args: argparse.Namespace) -> int:
         ChaosOptions(
             messages=args.messages,
             seed=args.seed,
-            faults=tuple(name for name in args.faults.split(",") if name),
+            faults=args.faults,
             first_response_seconds=args.first_response,
             messages_per_second=args.rate,
             replicas=args.replicas,
             database_server_url=os.environ.get("CASEWIRE_DATABASE_URL"),
         )
     )
+
+
+def _fault_names(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in FAULT_NAMES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown fault(s): {', '.join(unknown)}")
+    return names
 
 
 def _positive(text: str) -> float:
@@ -191,7 +199,8 @@ def _parser() -> argparse.ArgumentParser:
     chaos_parser.add_argument("--seed", type=int, default=7)
     chaos_parser.add_argument(
         "--faults",
-        default=",".join(FAULT_NAMES),
+        type=_fault_names,
+        default=FAULT_NAMES,
         help=f"comma-separated, from: {', '.join(FAULT_NAMES)} (empty: none)",
     )
     chaos_parser.add_argument(

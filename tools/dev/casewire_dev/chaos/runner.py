@@ -51,6 +51,7 @@ from casewire_dev.chaos.desk import CareDesk
 from casewire_dev.chaos.fleet import Fleet
 from casewire_dev.paths import repo_root, shared_data
 
+ROUTER_GROUP = "casewire-router"  # the router's consumer group (its default setting)
 SESSION_TIMEOUT_MS = 6000  # a killed consumer's partitions move after this
 RETRY_FIRST_PAUSE_SECONDS = 0.25
 RETRY_LONGEST_PAUSE_SECONDS = 4.0
@@ -409,7 +410,7 @@ class ChaosRun:
         timings: dict[str, float] = {"startup_s": time.monotonic() - clock_started}
 
         bootstrap = running_stack.kafka_bootstrap_servers
-        sampler = faults.OffsetSampler(bootstrap, "casewire-router")
+        sampler = faults.OffsetSampler(bootstrap, ROUTER_GROUP)
         self._spawn(sampler.run())
         fault_run = faults.FaultRun(
             fleet,
