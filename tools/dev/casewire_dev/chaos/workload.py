@@ -177,7 +177,7 @@ class PlanOptions:
 
     @property
     def duration(self) -> float:
-        """Seconds over which threads open (their replies may come up to 2 targets later)."""
+        """Seconds over which threads open (their last replies come up to 1.7 targets later)."""
         return self.messages / self.messages_per_second
 
 
@@ -192,6 +192,8 @@ class Texts:
 
 @dataclass
 class Plan:
+    """The posts of a run, in posting order."""
+
     options: PlanOptions
     posts: list[PlannedPost] = field(default_factory=list)
 
@@ -200,19 +202,13 @@ class Plan:
         return [message for post in self.posts for message in post.messages]
 
     def expected_rejections(self) -> dict[str, int]:
+        """Deliberately bad posts by the reason code they must be refused (or dead-lettered)
+        for."""
         counts: dict[str, int] = {}
         for post in self.posts:
             if post.expected_rejection is not None:
                 counts[post.expected_rejection] = counts.get(post.expected_rejection, 0) + 1
         return counts
-
-    @property
-    def last_opening_at(self) -> float:
-        """When the last case-opening message is due to be posted."""
-        return max(
-            (post.at for post in self.posts for m in post.messages if m.direction == "inbound"),
-            default=0.0,
-        )
 
 
 # --- Rendering and signing ---------------------------------------------------------------
@@ -514,7 +510,7 @@ class Planner:
         conversation = conversations[self.corpus_next % len(conversations)]
         self.corpus_next += 1
         thread = self.new_thread("corpus", "en")
-        brand = str(X_BRAND_BASE + abs(hash_text(conversation.brand)) % 10**6)
+        brand = str(X_BRAND_BASE + _stable_number(conversation.brand) % 10**6)
         customer = self.ids.digits(10)
         messages = list(conversation.messages[:MAX_CORPUS_TURNS])
         while messages and not messages[0].inbound:
@@ -1120,7 +1116,7 @@ class Planner:
         return Plan(options, posts)
 
 
-def hash_text(text: str) -> int:
+def _stable_number(text: str) -> int:
     """A stable number for a name (Python's hash() changes between processes)."""
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:6], "big")
 
