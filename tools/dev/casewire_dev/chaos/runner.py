@@ -612,7 +612,12 @@ class ChaosRun:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-        out, err = await asyncio.wait_for(process.communicate(), REPLAY_TIMEOUT_SECONDS)
+        try:
+            out, err = await asyncio.wait_for(process.communicate(), REPLAY_TIMEOUT_SECONDS)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            return {"error": f"no answer within {REPLAY_TIMEOUT_SECONDS:.0f}s", "exit_code": None}
         if process.returncode == 2 and b"invalid choice" in err:
             self._say("replay: casewire-ingest has no replay subcommand yet (not run)")
             return None
