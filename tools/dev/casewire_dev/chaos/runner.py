@@ -56,6 +56,7 @@ SESSION_TIMEOUT_MS = 6000  # a killed consumer's partitions move after this
 RETRY_FIRST_PAUSE_SECONDS = 0.25
 RETRY_LONGEST_PAUSE_SECONDS = 4.0
 GIVE_UP_AFTER_SECONDS = 300.0  # a platform retries for hours; a run has to end
+PROGRESS_SECONDS = 60.0
 QUIET_SECONDS = 5.0  # outputs unchanged this long (with lag and backlog at 0): drained
 DRAIN_TIMEOUT_SECONDS = 600.0
 REPLAY_TIMEOUT_SECONDS = 600.0
@@ -191,6 +192,7 @@ class Poster:
     async def post_plan(self, plan: workload.Plan, started: float) -> Posting:
         loop = asyncio.get_running_loop()
         pending: set[asyncio.Task[None]] = set()
+        progress = asyncio.create_task(self._report_progress(len(plan.messages), pending, started))
         try:
             for post in plan.posts:
                 delay = started + post.at - loop.time()
@@ -202,10 +204,24 @@ class Poster:
             if pending:
                 await asyncio.gather(*pending)
         finally:
+            progress.cancel()
             for task in pending:
                 task.cancel()
         self.result.finished_at = loop.time()
         return self.result
+
+    async def _report_progress(
+        self, planned: int, pending: set[asyncio.Task[None]], started: float
+    ) -> None:
+        """A line every PROGRESS_SECONDS: a long run should not look stuck."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(PROGRESS_SECONDS)
+            print(
+                f"  {loop.time() - started:5.0f}s: {len(self.result.sent)} of {planned} messages"
+                f" accepted, {len(pending)} posts in flight or retrying",
+                flush=True,
+            )
 
     async def _deliver(self, post: workload.PlannedPost) -> None:
         """One post until a 2xx (or, for a deliberately bad one, its refusal), retried with
