@@ -57,6 +57,7 @@ RETRY_FIRST_PAUSE_SECONDS = 0.25
 RETRY_LONGEST_PAUSE_SECONDS = 4.0
 GIVE_UP_AFTER_SECONDS = 300.0  # a platform retries for hours; a run has to end
 PROGRESS_SECONDS = 60.0
+FOLLOW_SECONDS = 1.0  # between two reads of the case events during the run
 QUIET_SECONDS = 5.0  # outputs unchanged this long (with lag and backlog at 0): drained
 DRAIN_TIMEOUT_SECONDS = 600.0
 REPLAY_TIMEOUT_SECONDS = 600.0
@@ -311,6 +312,15 @@ class TopicReader:
     async def stop(self) -> None:
         await self._consumer.stop()
 
+    def only(self, topic: str) -> None:
+        """Read `topic` alone until `everything()`: fetching every growing topic again and
+        again keeps the local broker busy (it served the services at a fifth of the rate)."""
+        assigned = self._consumer.assignment()
+        self._consumer.pause(*(partition for partition in assigned if partition.topic != topic))
+
+    def everything(self) -> None:
+        self._consumer.resume(*self._consumer.assignment())
+
     async def poll(self) -> int:
         """Read what is there now; how many records were new."""
         batch = await self._consumer.getmany(timeout_ms=500, max_records=20_000)
@@ -490,6 +500,8 @@ class ChaosRun:
             )
         finally:
             following.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await following
             await reader.stop()
         capture.timings["run_s"] = time.monotonic() - clock_started
         # For a look at a failed check without running again (`pickle.load`).
@@ -499,10 +511,15 @@ class ChaosRun:
         return [*check(capture), *posting_verdicts(posting), *desk_verdicts(desk)]
 
     async def _follow(self, reader: TopicReader, desk: CareDesk) -> None:
-        """Read the outputs as they come, so that the desk sees cases being answered."""
-        while True:
-            await reader.poll()
-            desk.see(reader.records[topics.CASE_EVENTS])
+        """Read the case events as they come, so that the desk sees cases being answered."""
+        reader.only(topics.CASE_EVENTS)
+        try:
+            while True:
+                await reader.poll()
+                desk.see(reader.records[topics.CASE_EVENTS])
+                await asyncio.sleep(FOLLOW_SECONDS)
+        finally:
+            reader.everything()
 
     async def _start_stack(self) -> tuple[stack.Stack, dict[str, str]]:
         """A fresh stack in the run folder (the broker keeps nothing across runs, so neither
