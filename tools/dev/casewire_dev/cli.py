@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from casewire_dev import stack
+from casewire_dev.chaos.faults import FAULT_NAMES
 from casewire_dev.paths import repo_root
 
 
@@ -94,6 +95,30 @@ def contracts_command(args: argparse.Namespace) -> int:
     from casewire_dev.contracts import run
 
     return run(repo_root(), check=args.check, accept_into_baseline=args.update_baseline)
+
+
+def chaos_command(args: argparse.Namespace) -> int:
+    from casewire_dev.chaos.runner import ChaosOptions, run
+
+    return run(
+        ChaosOptions(
+            messages=args.messages,
+            seed=args.seed,
+            faults=args.faults,
+            first_response_seconds=args.first_response,
+            messages_per_second=args.rate,
+            replicas=args.replicas,
+            database_server_url=os.environ.get("CASEWIRE_DATABASE_URL"),
+        )
+    )
+
+
+def _fault_names(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in FAULT_NAMES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown fault(s): {', '.join(unknown)}")
+    return names
 
 
 def _positive(text: str) -> float:
@@ -185,6 +210,33 @@ def _parser() -> argparse.ArgumentParser:
         help="also fold compatible payload changes into the baseline (when they are released)",
     )
     contracts_parser.set_defaults(handler=contracts_command)
+
+    chaos_parser = commands.add_parser(
+        "chaos",
+        help="seeded workload + faults on the whole stack, outputs checked by an oracle;"
+        " writes chaos/results.json, exit 1 on any violation",
+    )
+    chaos_parser.add_argument("--messages", type=_count, default=2000)
+    chaos_parser.add_argument("--seed", type=int, default=7)
+    chaos_parser.add_argument(
+        "--faults",
+        type=_fault_names,
+        default=FAULT_NAMES,
+        help=f"comma-separated, from: {', '.join(FAULT_NAMES)} (empty: none)",
+    )
+    chaos_parser.add_argument(
+        "--replicas", type=_count, default=1, help="router and sla replicas (each)"
+    )
+    chaos_parser.add_argument(
+        "--first-response",
+        type=_positive,
+        default=20.0,
+        help="the first-response target of the run's SLA policy, in seconds",
+    )
+    chaos_parser.add_argument(
+        "--rate", type=_positive, default=80.0, help="messages per second the threads open at"
+    )
+    chaos_parser.set_defaults(handler=chaos_command)
 
     commands.add_parser("bench", help="the benchmarks; writes bench/results.json", add_help=False)
     commands.add_parser(

@@ -174,11 +174,12 @@ def start_postgres(state_dir: Path, port: int) -> Path:
     return data
 
 
-def stop_postgres(data: Path) -> None:
+def stop_postgres(data: Path, mode: str = "fast") -> None:
+    """`pg_ctl stop -m <mode>`: `fast` to shut down, `immediate` for a crash (chaos runs)."""
     if not (data / "postmaster.pid").exists():
         return
     subprocess.run(
-        [str(_pg_bin("pg_ctl")), "-D", str(data), "-m", "fast", "-w", "stop"],
+        [str(_pg_bin("pg_ctl")), "-D", str(data), "-m", mode, "-w", "stop"],
         check=False,
         capture_output=True,
         **_as_postgres_user(),  # type: ignore[call-overload]
