@@ -9,6 +9,7 @@ from casewire_common.events import (
     CASE_ASSIGNED,
     CASE_CREATED,
     CASE_ESCALATED,
+    CASE_MERGED,
     CASE_MESSAGE_ADDED,
     CASE_PRIORITY_CHANGED,
     CASE_RESPONDED,
@@ -528,3 +529,32 @@ def test_unused_event_type_is_kept_without_data_so_it_is_only_marked_processed()
     broken = record.model_copy(update={"value": b'{"anything": 1}'})
     decoded = decode_case_event(consumer_record(broken))
     assert decoded == CaseEvent("evt-2", INCIDENT_OPENED, None)
+
+
+def test_a_first_response_clock_moves_back_when_the_case_turns_out_to_have_opened_earlier() -> None:
+    # The DM opened the case; the public post sent 30 s earlier was processed after it and
+    # merged in: the customer has waited since the post.
+    policies = parse_policy_set(
+        "version: 1\ncalendars: [{id: always, always_open: true}]\n"
+        "policies: [{id: p, match: {}, calendar: always, first_response: 1m}]\n"
+    )
+    dm_at = datetime(2026, 12, 6, 12, 0, 30, tzinfo=UTC)
+    post_at = dm_at - timedelta(seconds=30)
+    open_clock = OpenClock(
+        clock="first_response",
+        policy_id="p",
+        calendar_id="always",
+        target=timedelta(minutes=1),
+        started_at=dm_at,
+        team="care",
+        priority="P2",
+    )
+    data = CaseEventData(case=snapshot("c-merged", post_at))
+    changes = clock_changes(policies, CASE_MERGED, data, [open_clock], dm_at)
+    (moved,) = [c for c in changes if isinstance(c, ClockReselection)]
+    assert moved.started_at == post_at
+    assert moved.schedule is not None
+    assert moved.schedule.due_at == post_at + timedelta(minutes=1)
+    # Once answered, it stays where it is.
+    answered = CaseEventData(case=snapshot("c-merged", post_at, first_response_at=dm_at))
+    assert not clock_changes(policies, CASE_MERGED, answered, [open_clock], dm_at)

@@ -305,7 +305,10 @@ class SlaTransaction:
         timers = reselection.schedule
         clock_id: int | None = await self._connection.fetchval(
             f"UPDATE {SCHEMA}.clocks SET policy_id = $3, calendar_id = $4, target_seconds = $5,"
-            " team = $6, priority = $7, due_at = coalesce($8, due_at)"
+            " team = $6, priority = $7, due_at = coalesce($8, due_at),"
+            " started_at = CASE WHEN $10::timestamptz IS NULL OR EXISTS (SELECT 1 FROM"
+            f" {SCHEMA}.clocks AS cycle WHERE cycle.case_id = $1 AND cycle.clock = $2"
+            " AND cycle.slot = $9 AND cycle.started_at = $10) THEN started_at ELSE $10 END"
             " WHERE case_id = $1 AND clock = $2 AND slot = $9 AND status IN ('running', 'paused')"
             " RETURNING id",
             reselection.case_id,
@@ -317,6 +320,7 @@ class SlaTransaction:
             reselection.priority,
             None if timers is None else timers.due_at,
             _slot(reselection.additive_policy),
+            reselection.started_at,
         )
         return clock_id
 

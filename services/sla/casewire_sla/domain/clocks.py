@@ -174,6 +174,7 @@ class ClockReselection:
     priority: str
     schedule: Schedule | None  # None while the clock is paused: it has no timers
     additive_policy: str | None = None
+    started_at: datetime | None = None  # moved earlier (the case opened earlier), else None
 
 
 ClockChange = ClockStart | ClockFulfilment | ClockPause | ClockResume | ClockReselection
@@ -300,6 +301,14 @@ def _reselect(
     else:
         moved = clock
     moved = replace(moved, team=case.team, priority=case.priority)
+    if (
+        clock.clock == "first_response"
+        and case.first_response_at is None
+        and case.opened_at < clock.started_at
+    ):
+        # A message sent before the one that opened the case was processed after it (another
+        # conversation merged in): the customer has waited since then (event time).
+        moved = replace(moved, started_at=case.opened_at)
     if moved == clock:
         return clock, []
     timers = None
@@ -315,6 +324,7 @@ def _reselect(
         moved.priority,
         timers,
         moved.additive_policy,
+        started_at=moved.started_at if moved.started_at != clock.started_at else None,
     )
     if (
         policy is None

@@ -42,6 +42,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from casewire_common import topics
+from casewire_common.events import ROUTER_WATERMARK
 from prometheus_client.parser import text_string_to_metric_families
 
 from casewire_dev import services, stack
@@ -285,6 +286,9 @@ class Poster:
 # --- Reading back ----------------------------------------------------------------------------
 
 
+_WATERMARK = ROUTER_WATERMARK.encode()
+
+
 class TopicReader:
     """Every record of the output topics and dead-letter topics from the beginning, kept;
     the messages topic only counted."""
@@ -322,14 +326,17 @@ class TopicReader:
         self._consumer.resume(*self._consumer.assignment())
 
     async def poll(self) -> int:
-        """Read what is there now; how many records were new."""
+        """Read what is there now; how many records were new. The router's watermarks, which
+        keep coming while it runs, are not outputs: they are passed over (never "new")."""
         batch = await self._consumer.getmany(timeout_ms=500, max_records=20_000)
         new = 0
-        for partition, records in batch.items():
-            new += len(records)
+        for partition, received in batch.items():
             if partition.topic == topics.MESSAGES:
-                self.messages += len(records)
+                new += len(received)
+                self.messages += len(received)
                 continue
+            records = [r for r in received if ("ce_type", _WATERMARK) not in r.headers]
+            new += len(records)
             self.records[partition.topic].extend(
                 Record(
                     topic=record.topic,
