@@ -114,6 +114,20 @@ async def test_reply_after_due_read_before_the_timer_fired_still_raises_the_brea
     assert await pg.fetchval("SELECT breached_at IS NOT NULL FROM sla.clocks") is True
 
 
+async def test_a_reply_at_the_very_deadline_read_late_is_in_time(
+    store: SlaStore, pg: asyncpg.Connection
+) -> None:
+    opened_at = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=30)
+    await SlaService(store, POLICIES).apply_case_events([created("c-1", opened_at)], opened_at)
+    # Platforms date in whole seconds: the reply is stamped exactly at due_at (10 s).
+    outcome = await SlaService(store, POLICIES).apply_case_events(
+        [responded("c-1", opened_at, opened_at + timedelta(seconds=10))], datetime.now(UTC)
+    )
+    assert [alert.kind for alert in outcome.fired] == ["warning", "warning"]
+    assert [fulfilment.outcome for fulfilment in outcome.fulfilled] == ["met"]
+    assert await pg.fetchval("SELECT breached_at IS NULL FROM sla.clocks") is True
+
+
 async def test_timers_fire_once_even_with_several_replicas_firing_at_the_same_time(
     store: SlaStore, migrated_url: str, pg: asyncpg.Connection
 ) -> None:

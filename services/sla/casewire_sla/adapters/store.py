@@ -228,11 +228,12 @@ class SlaTransaction:
         return await self.add_timers(clock_id, schedule.warnings, breach_at)
 
     async def fire_overdue(self, clock_id: int, until: datetime, now: datetime) -> list[FiredTimer]:
-        """The clock stops at `until`: its timers due by then that had not fired are marked
-        fired now (a breach among them marks the clock breached), the others are dropped."""
+        """The clock stops at `until`: its timers due before then that had not fired are marked
+        fired now (a breach among them marks the clock breached), the others are dropped. A
+        reply at the very instant of a deadline is in time (it meets the target)."""
         rows = await self._connection.fetch(
             f"UPDATE {SCHEMA}.timers SET fired_at = $3"
-            " WHERE clock_id = $1 AND fired_at IS NULL AND fire_at <= $2"
+            " WHERE clock_id = $1 AND fired_at IS NULL AND fire_at < $2"
             " RETURNING kind, fraction, fire_at",
             clock_id,
             until,

@@ -326,8 +326,8 @@ class TopicReader:
         self._consumer.resume(*self._consumer.assignment())
 
     async def poll(self) -> int:
-        """Read what is there now; how many records were new. The router's watermarks, which
-        keep coming while it runs, are not outputs: they are passed over (never "new")."""
+        """Read what is there now; how many records were new. The router's watermarks keep
+        coming while it runs: they are kept (the oracle reads them) but never count as new."""
         batch = await self._consumer.getmany(timeout_ms=500, max_records=20_000)
         new = 0
         for partition, received in batch.items():
@@ -335,8 +335,7 @@ class TopicReader:
                 new += len(received)
                 self.messages += len(received)
                 continue
-            records = [r for r in received if ("ce_type", _WATERMARK) not in r.headers]
-            new += len(records)
+            new += sum(("ce_type", _WATERMARK) not in r.headers for r in received)
             self.records[partition.topic].extend(
                 Record(
                     topic=record.topic,
@@ -347,7 +346,7 @@ class TopicReader:
                     value=record.value or b"",
                     timestamp=datetime.fromtimestamp(record.timestamp / 1000, tz=UTC),
                 )
-                for record in records
+                for record in received
             )
         return new
 
