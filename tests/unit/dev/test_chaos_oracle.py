@@ -901,3 +901,32 @@ def test_results_are_written_as_name_value_unit(tmp_path: Path) -> None:
     assert table[0].split() == ["check", "value", "unit", "verdict", "detail"]
     assert table[3].split() == ["takeover_s", "4.25", "s", "info"]
     assert table[4].split() == ["false_breaches", "2", "clocks", "FAIL", "c1;", "c2"]
+
+
+def test_a_confirmed_breach_retracted_by_a_reply_ingest_had_long_before_is_a_page_in_error(
+    run: Run,
+) -> None:
+    answered_run(run)  # the reply reached ingest at 5.1 s, due at 20 s
+    breach = run.alert(SLA_BREACHED, "c1", seconds=20, due=20)  # fired as confirmed
+    run.alert(SLA_BREACH_RETRACTED, "c1", seconds=60, due=20, retracts=breach)
+    row = run.row("breaches_paged_in_error")
+    assert (row.value, row.ok) == (1, False)
+    assert run.row("false_breaches").ok  # the final answer is right: it was retracted
+
+
+def test_a_provisional_breach_or_one_racing_its_reply_is_no_page_in_error(
+    run: Run, tmp_path: Path
+) -> None:
+    answered_run(run)
+    breach = run.alert(SLA_BREACHED, "c1", seconds=140, due=20, provisional=True)
+    run.alert(SLA_BREACH_RETRACTED, "c1", seconds=150, due=20, retracts=breach)
+    assert run.row("breaches_paged_in_error").ok
+
+    racing = Run(tmp_path)
+    racing.open_case("c1", "m1", "t1", 0, agent="amal")
+    racing.send("r1", "t1", 19.5, case="c1", direction="outbound")  # at ingest 19.6 s
+    racing.event(CASE_RESPONDED, "c1", 19.5, status="assigned", assignee="amal", message_id="r1")
+    racing.metrics = attainment(met=1, breached=0)
+    breach = racing.alert(SLA_BREACHED, "c1", seconds=20, due=20)
+    racing.alert(SLA_BREACH_RETRACTED, "c1", seconds=21, due=20, retracts=breach)
+    assert racing.row("breaches_paged_in_error").ok

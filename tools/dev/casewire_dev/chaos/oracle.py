@@ -790,7 +790,50 @@ def sla_verdicts(
         for alert in breaches
         if alert.data.clock == "first_response" and alert.id not in retracted
     )
-    return [*outcome_verdicts(clocks, standing), attainment_verdict(capture, policy, clocks), *rows]
+    return [
+        *outcome_verdicts(clocks, standing),
+        attainment_verdict(capture, policy, clocks),
+        paged_in_error_verdict(breaches, retracted, accepted, histories),
+        *rows,
+    ]
+
+
+# How close to its deadline a reply may reach ingest and still be processed after a confirmed
+# breach without the watermark failing: the SLA's lease (CASEWIRE_SLA_WATERMARK_LEASE_SECONDS,
+# 1 s) covers the router's heartbeat and the marks' way; a second more for the reply's own way.
+WATERMARK_ALLOWANCE = timedelta(seconds=2)
+
+
+def paged_in_error_verdict(
+    breaches: Sequence[Alert],
+    retracted: set[str],
+    accepted: Mapping[str, SentMessage],
+    histories: Mapping[str, Sequence[CaseEvent]],
+) -> Verdict:
+    """Breaches fired as confirmed (not provisional) and later retracted by a reply that ingest
+    had accepted well before the deadline: a page the router's watermark should have held. A
+    reply that reached ingest within the allowance of the deadline may still race the breach
+    (it is then retracted, and not counted here)."""
+    outbound_of: dict[str, list[SentMessage]] = defaultdict(list)
+    for case_id, history in histories.items():
+        for event in history:
+            message = accepted.get(event.data.message_id or "")
+            if event.type == CASE_RESPONDED and message is not None:
+                outbound_of[case_id].append(message)
+    wrong = []
+    for alert in breaches:
+        if alert.id not in retracted or alert.data.provisional:
+            continue
+        replies = outbound_of.get(alert.data.case_id)
+        if not replies:
+            continue
+        first = min(replies, key=lambda message: message.sent_at)
+        if first.accepted_at < alert.data.due_at - WATERMARK_ALLOWANCE:
+            wrong.append(
+                f"{alert.data.case_id} (reply accepted {_instant(first.accepted_at)},"
+                f" due {_instant(alert.data.due_at)})"
+            )
+    return Verdict("breaches_paged_in_error", len(wrong), "alerts", not wrong, _named(wrong))
 
 
 def outcome_verdicts(clocks: Sequence[ExpectedClock], standing: Mapping[str, int]) -> list[Verdict]:
