@@ -96,6 +96,7 @@ class TimerScheduler:
             # Cleared before looking, so a timer added while we look still wakes the sleep.
             self._wakeup.clear()
             self._planned = None
+            looked_at = self._now()
             try:
                 fired = await self.fire_due()
                 next_at = await self._service.next_fire_at()
@@ -110,8 +111,8 @@ class TimerScheduler:
             hold = self._hold()
             if next_at is None:
                 delay = self._max_sleep
-            elif next_at <= now and fired:
-                delay = 0.0
+            elif next_at <= now and (fired or next_at > looked_at):
+                delay = 0.0  # more may be due, or it fell due after the pass looked
             elif next_at <= now and hold is not None:
                 # Held for the watermark (or claimed by another replica): a new watermark
                 # wakes us; else look again when the longest hold is over.
