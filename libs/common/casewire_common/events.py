@@ -158,6 +158,17 @@ class CaseEventData(BaseModel):
         default=None,
         description="casewire.case.merged: the conversation whose messages now join this case.",
     )
+    merged_case_id: str | None = Field(
+        default=None,
+        description="casewire.case.merged on the case that absorbs another (two cases found to"
+        " be one reply chain of one customer, the earlier-opened one kept): the absorbed case,"
+        " whose messages, replies and clocks now belong to this case.",
+    )
+    merged_into_case_id: str | None = Field(
+        default=None,
+        description="casewire.case.merged on the absorbed case: the case it now belongs to. The"
+        " absorbed case is closed (status resolved) and its SLA clocks end with no outcome.",
+    )
     incident_id: str | None = Field(
         default=None, description="The incident that raised the case's priority, if one did."
     )
