@@ -24,6 +24,7 @@ from pydantic import TypeAdapter
 
 from casewire_common.events import EventRecord
 from casewire_common.kafka import KafkaRecord
+from casewire_common.periodic import BackgroundTask
 from casewire_common.pg import Connection
 
 log = structlog.get_logger(__name__)
@@ -98,21 +99,17 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._idle_poll_seconds = idle_poll_seconds
         self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask(f"outbox-relay-{schema}", self._run)
         self._next_backlog_count = 0.0
 
     def wake(self) -> None:
         self._wakeup.set()
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self._schema}")
+        self._task.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
 
     async def _run(self) -> None:
         while True:

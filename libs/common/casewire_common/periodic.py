@@ -1,14 +1,36 @@
-"""A background task that does one thing every few seconds while a service runs."""
+"""Background tasks a service starts with itself and cancels when it stops, and the periodic
+one that does one thing every few seconds while the service runs."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 import structlog
 
 log = structlog.get_logger(__name__)
+
+
+class BackgroundTask:
+    """Runs the coroutine `run` makes as one named task from `start` until `stop` cancels it
+    and waits for it to end. Stopping one never started (or already stopped) does nothing."""
+
+    def __init__(self, name: str, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        self._name = name
+        self._run = run
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=self._name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
 
 
 class Periodic:
@@ -32,17 +54,13 @@ class Periodic:
         self._action = action
         self._wait_first = wait_first
         self._round_timeout = round_timeout
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask(name, self._run)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=self._name)
+        self._task.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
 
     async def _run(self) -> None:
         if self._wait_first:

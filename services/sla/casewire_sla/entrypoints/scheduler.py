@@ -19,6 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import structlog
+from casewire_common.periodic import BackgroundTask
 
 from casewire_sla.adapters.metrics import SlaMetrics
 from casewire_sla.domain.holding import WatermarkHold
@@ -57,7 +58,7 @@ class TimerScheduler:
         self._holding = False
         self._wakeup = asyncio.Event()
         self._planned: datetime | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("sla-timer-scheduler", self._run)
         self._open_clocks_at = 0.0
 
     def timer_added(self, fire_at: datetime) -> None:
@@ -71,14 +72,10 @@ class TimerScheduler:
             self._wakeup.set()
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="sla-timer-scheduler")
+        self._task.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
 
     async def fire_due(self) -> int:
         """Fire every timer due now, in batches; returns how many fired."""
