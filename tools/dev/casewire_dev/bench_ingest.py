@@ -54,6 +54,14 @@ from casewire_dev import bench_workload, services, stack
 from casewire_dev.bench import Results, metric, ratio
 from casewire_dev.bench_runs import BenchError
 from casewire_dev.paths import repo_root, shared_data
+from casewire_dev.webhooks import (
+    DISPLAY_NUMBER,
+    INSTAGRAM_ID,
+    PAGE_ID,
+    PHONE_NUMBER_ID,
+    WABA_ID,
+    meta_signature,
+)
 
 META_WEBHOOK_PATH = "/v1/webhooks/meta"
 APP_SECRET = "casewire-bench-meta-app-secret"  # noqa: S105 - a throw-away secret for the run
@@ -81,12 +89,6 @@ PLATFORM_OF: dict[WebhookKind, str] = {
     "whatsapp": "whatsapp",
 }
 
-# The brand's accounts: one Page, one Instagram account, one WhatsApp number.
-PAGE_ID = "104512639872345"
-INSTAGRAM_ID = "17841405309211844"
-WABA_ID = "102290129340398"
-PHONE_NUMBER_ID = "106540352242922"
-DISPLAY_NUMBER = "15550783881"
 CUSTOMERS_PER_KIND = 3000
 
 K = TypeVar("K", bound=Hashable)
@@ -233,11 +235,6 @@ def build_webhooks(
             )
         webhooks.append(Webhook(kind, message_id, encode_body(body)))
     return webhooks
-
-
-def meta_signature(secret: str, body: bytes) -> str:
-    """`X-Hub-Signature-256`: `sha256=` and the hex HMAC-SHA256 of the raw body."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 def encode_request(path: str, body: bytes, headers: Iterable[tuple[str, str]]) -> bytes:

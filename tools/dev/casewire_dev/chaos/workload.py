@@ -25,7 +25,6 @@ from __future__ import annotations
 import base64
 import csv
 import hashlib
-import hmac
 import json
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -38,6 +37,15 @@ from casewire_common.messages import CanonicalMessage, message_id
 
 from casewire_dev import bench_workload, corpus
 from casewire_dev.chaos.capture import SentMessage
+from casewire_dev.webhooks import (
+    DISPLAY_NUMBER,
+    INSTAGRAM_ID,
+    PAGE_ID,
+    PHONE_NUMBER_ID,
+    WABA_ID,
+    meta_signature,
+    x_signature,
+)
 
 Endpoint = Literal["meta", "whatsapp", "x", "generic"]
 Signing = Literal["valid", "wrong_secret", "missing"]
@@ -58,12 +66,7 @@ META_VERIFY_TOKEN = "casewire-chaos-verify-token"  # noqa: S105
 X_CONSUMER_SECRET = "casewire-chaos-x-consumer-secret"  # noqa: S105
 WRONG_SECRET = "not-the-app-secret"  # noqa: S105
 
-# The brand's accounts.
-PAGE_ID = "104512639872345"
-INSTAGRAM_ID = "17841405309211844"
-WABA_ID = "102290129340398"
-PHONE_NUMBER_ID = "106540352242922"
-DISPLAY_NUMBER = "15550783881"
+# The brand's other accounts (its Page, Instagram and WhatsApp ones are `webhooks`').
 GENERIC_ACCOUNT = "web-chat"
 X_BRAND_BASE = 2_244_994_945  # X user ids of the corpus brands count up from here
 
@@ -253,11 +256,10 @@ def render(post: PlannedPost, now: datetime) -> Rendered:
         secret = X_CONSUMER_SECRET if post.endpoint == "x" else META_APP_SECRET
         if post.signing == "wrong_secret":
             secret = WRONG_SECRET
-        digest = hmac.new(secret.encode(), body, hashlib.sha256).digest()
         if post.endpoint == "x":
-            headers["x-twitter-webhooks-signature"] = "sha256=" + base64.b64encode(digest).decode()
+            headers["x-twitter-webhooks-signature"] = x_signature(secret, body)
         else:
-            headers["x-hub-signature-256"] = "sha256=" + digest.hex()
+            headers["x-hub-signature-256"] = meta_signature(secret, body)
     return Rendered(ENDPOINT_PATHS[post.endpoint], headers, body, sent_at)
 
 
