@@ -420,6 +420,38 @@ class Planner:
         self.threads += 1
         return _Thread(f"{kind}-{self.threads}", language or self.language())
 
+    def add_post(
+        self,
+        thread: _Thread,
+        at: float,
+        endpoint: Endpoint,
+        body: Mapping[str, Any],
+        *,
+        platform: str,
+        platform_message_id: str,
+        author_id: str,
+        outbound: bool = False,
+        event: MessageEvent = "message",
+        in_reply_to: str | None = None,
+        needs_case: bool | None = None,
+        precision: Precision = "ms",
+    ) -> None:
+        """Add a post of one message to `thread`. The customer writes in the thread's language
+        and a new message of theirs needs a case; the brand's messages and deletes carry no
+        language (`needs_case` overrides the rule)."""
+        message = PlannedMessage(
+            platform=platform,
+            platform_message_id=platform_message_id,
+            direction="outbound" if outbound else "inbound",
+            event=event,
+            thread=thread.name,
+            in_reply_to=in_reply_to,
+            author_id=author_id,
+            language=None if outbound or event == "delete" else thread.language,
+            needs_case=not outbound and event == "message" if needs_case is None else needs_case,
+        )
+        thread.posts.append(PlannedPost(at, endpoint, body, (message,), precision=precision))
+
     # --- X -------------------------------------------------------------------------------
 
     def _x_user(self, user_id: str, handle: str, followers: int) -> dict[str, Any]:
@@ -438,14 +470,15 @@ class Planner:
         at: float,
         *,
         brand: str,
-        author: str,
         customer: str,
         text: str,
-        replied_to: str | None,
-        language: str | None,
+        outbound: bool = False,
+        replied_to: str | None = None,
     ) -> str:
+        """A tweet of the customer (or the brand's, `outbound`) mentioning the other."""
         tweet_id = self.ids.snowflake()
-        outbound = author == brand
+        author = brand if outbound else customer
+        language = None if outbound else thread.language
         tweet: dict[str, Any] = {
             "created_at": SENT_X_DATE,
             "id": int(tweet_id),
@@ -461,24 +494,34 @@ class Planner:
         if replied_to is not None:
             tweet["in_reply_to_status_id_str"] = replied_to
             tweet["in_reply_to_user_id_str"] = customer if outbound else brand
-        message = PlannedMessage(
+        body = {"for_user_id": brand, "tweet_create_events": [tweet]}
+        self.add_post(
+            thread,
+            at,
+            "x",
+            body,
             platform="x",
             platform_message_id=tweet_id,
-            direction="outbound" if outbound else "inbound",
-            event="message",
-            thread=thread.name,
-            in_reply_to=replied_to,
             author_id=author,
-            language=language,
+            outbound=outbound,
+            in_reply_to=replied_to,
+            needs_case=True,  # as planned so far: the oracle reads it of inbound messages only
         )
-        body = {"for_user_id": brand, "tweet_create_events": [tweet]}
-        thread.posts.append(PlannedPost(at, "x", body, (message,)))
         return tweet_id
 
     def x_dm(
-        self, thread: _Thread, at: float, *, brand: str, sender: str, recipient: str, text: str
+        self,
+        thread: _Thread,
+        at: float,
+        *,
+        brand: str,
+        customer: str,
+        text: str,
+        outbound: bool = False,
     ) -> str:
+        """A direct message of the customer to the brand (or the brand's, `outbound`)."""
         dm_id = self.ids.snowflake()
+        sender, recipient = (brand, customer) if outbound else (customer, brand)
         event = {
             "type": "message_create",
             "id": dm_id,
@@ -493,17 +536,18 @@ class Planner:
             party: {"id": party, "name": f"user{party[-6:]}", "screen_name": f"user{party[-6:]}"}
             for party in (sender, recipient)
         }
-        message = PlannedMessage(
+        body = {"for_user_id": brand, "direct_message_events": [event], "users": users}
+        self.add_post(
+            thread,
+            at,
+            "x",
+            body,
             platform="x",
             platform_message_id=dm_id,
-            direction="outbound" if sender == brand else "inbound",
-            event="message",
-            thread=thread.name,
             author_id=sender,
-            language=thread.language if sender != brand else None,
+            outbound=outbound,
+            needs_case=True,  # as planned so far: the oracle reads it of inbound messages only
         )
-        body = {"for_user_id": brand, "direct_message_events": [event], "users": users}
-        thread.posts.append(PlannedPost(at, "x", body, (message,)))
         return dm_id
 
     def corpus_thread(self, start: float) -> _Thread:
@@ -524,16 +568,14 @@ class Planner:
                 if reply is None:
                     continue  # nobody answers this one: only the customer's tweets are sent
                 at, answered = max(at + 0.5, start + reply), True
-            author = customer if message.inbound else brand
             previous = self.x_tweet(
                 thread,
                 at,
                 brand=brand,
-                author=author,
                 customer=customer,
                 text=message.text,
+                outbound=not message.inbound,
                 replied_to=previous,
-                language="en" if message.inbound else None,
             )
             at += self.rng.uniform(0.5, 2.5)
         if answered and not messages[-1].inbound and self.rng.random() < 0.6:
@@ -544,22 +586,19 @@ class Planner:
                 thread,
                 at,
                 brand=brand,
-                author=customer,
                 customer=customer,
                 text=self.customer_text("en"),
                 replied_to=previous,
-                language="en",
             )
             if self.rng.random() < 0.7:
                 self.x_tweet(
                     thread,
                     at + self.rng.uniform(0.3, 2.0),
                     brand=brand,
-                    author=brand,
                     customer=customer,
                     text=self.brand_text(),
+                    outbound=True,
                     replied_to=previous,
-                    language=None,
                 )
         return thread
 
@@ -569,21 +608,13 @@ class Planner:
         brand = str(X_BRAND_BASE)
         customer = self.ids.digits(10)
         self.x_tweet(
-            thread,
-            start,
-            brand=brand,
-            author=customer,
-            customer=customer,
-            text=self.customer_text(thread.language),
-            replied_to=None,
-            language=thread.language,
+            thread, start, brand=brand, customer=customer, text=self.customer_text(thread.language)
         )
         self.x_dm(
             thread,
             start + self.rng.uniform(1.0, 5.0),
             brand=brand,
-            sender=customer,
-            recipient=brand,
+            customer=customer,
             text=self.customer_text(thread.language),
         )
         reply = self.reply_offset()
@@ -592,9 +623,9 @@ class Planner:
                 thread,
                 start + max(reply, 5.5),
                 brand=brand,
-                sender=brand,
-                recipient=customer,
+                customer=customer,
                 text=self.brand_text(),
+                outbound=True,
             )
         return thread
 
@@ -631,17 +662,17 @@ class Planner:
             "object": "page" if platform == "facebook" else "instagram",
             "entry": [{"id": account, "time": SENT_MS, "messaging": [messaging]}],
         }
-        message = PlannedMessage(
+        self.add_post(
+            thread,
+            at,
+            "meta",
+            body,
             platform=platform,
             platform_message_id=mid,
-            direction="outbound" if outbound else "inbound",
-            event=event,
-            thread=thread.name,
             author_id=account if outbound else customer,
-            language=None if outbound or event == "delete" else thread.language,
-            needs_case=not outbound and event == "message",
+            outbound=outbound,
+            event=event,
         )
-        thread.posts.append(PlannedPost(at, "meta", body, (message,)))
         return mid
 
     def page_feed(
@@ -667,25 +698,25 @@ class Planner:
             value["created_time"] = SENT_S
         if comment_id:
             value |= {"comment_id": comment_id, "parent_id": post_id}
-        event = FEED_EVENTS[verb]
-        message = PlannedMessage(
-            platform="facebook",
-            platform_message_id=comment_id or post_id,
-            direction="outbound" if outbound else "inbound",
-            event=event,
-            thread=thread.name,
-            in_reply_to=post_id if comment_id else None,
-            author_id=author,
-            language=None if outbound or event == "delete" else thread.language,
-            needs_case=not outbound and event == "message",
-        )
         body = {
             "object": "page",
             "entry": [
                 {"id": PAGE_ID, "time": SENT_S, "changes": [{"field": "feed", "value": value}]}
             ],
         }
-        thread.posts.append(PlannedPost(at, "meta", body, (message,), precision="s"))
+        self.add_post(
+            thread,
+            at,
+            "meta",
+            body,
+            platform="facebook",
+            platform_message_id=comment_id or post_id,
+            author_id=author,
+            outbound=outbound,
+            event=FEED_EVENTS[verb],
+            in_reply_to=post_id if comment_id else None,
+            precision="s",
+        )
 
     def meta_dm_thread(self, start: float, platform: Literal["facebook", "instagram"]) -> _Thread:
         thread = self.new_thread("messenger" if platform == "facebook" else "instagram")
@@ -805,19 +836,20 @@ class Planner:
             "object": "whatsapp_business_account",
             "entry": [{"id": WABA_ID, "changes": [{"field": field_name, "value": value}]}],
         }
-        message = PlannedMessage(
-            platform="whatsapp",
-            platform_message_id=platform_message_id,
-            direction="outbound" if outbound else "inbound",
-            event=event,
-            thread=thread.name,
-            author_id=PHONE_NUMBER_ID if outbound else customer,
-            language=thread.language if kind in ("message", "edit") else None,
-            needs_case=kind == "message",
-        )
         # Meta posts WhatsApp to the callback of the app: its own path or the shared one.
         endpoint: Endpoint = "whatsapp" if self.rng.random() < 0.7 else "meta"
-        thread.posts.append(PlannedPost(at, endpoint, body, (message,), precision="s"))
+        self.add_post(
+            thread,
+            at,
+            endpoint,
+            body,
+            platform="whatsapp",
+            platform_message_id=platform_message_id,
+            author_id=PHONE_NUMBER_ID if outbound else customer,
+            outbound=outbound,
+            event=event,
+            precision="s",
+        )
         return wamid
 
     def whatsapp_thread(self, start: float) -> _Thread:
@@ -871,17 +903,17 @@ class Planner:
             "text": text,
             "sent_at": SENT_ISO,
         }
-        message = PlannedMessage(
+        self.add_post(
+            thread,
+            at,
+            "generic",
+            body,
             platform="other",
             platform_message_id=pid,
-            direction="outbound" if outbound else "inbound",
-            event=event,
-            thread=thread.name,
             author_id="agent-7" if outbound else customer,
-            language=None if outbound else thread.language,
-            needs_case=not outbound and event == "message",
+            outbound=outbound,
+            event=event,
         )
-        thread.posts.append(PlannedPost(at, "generic", body, (message,)))
         return pid
 
     def generic_thread(self, start: float) -> _Thread:
@@ -907,11 +939,9 @@ class Planner:
         self._dm_conversation(
             thread,
             start,
-            send=lambda at, text: self.x_dm(
-                thread, at, brand=brand, sender=customer, recipient=brand, text=text
-            ),
+            send=lambda at, text: self.x_dm(thread, at, brand=brand, customer=customer, text=text),
             answer=lambda at, text: self.x_dm(
-                thread, at, brand=brand, sender=brand, recipient=customer, text=text
+                thread, at, brand=brand, customer=customer, text=text, outbound=True
             ),
             edit=None,
             delete=None,
@@ -962,26 +992,16 @@ class Planner:
         reply = self.reply_offset() if self.rng.random() < 0.5 else None
         if channel == "x":
             brand, customer = str(X_BRAND_BASE), self.ids.digits(10)
-            tweet = self.x_tweet(
-                thread,
-                at,
-                brand=brand,
-                author=customer,
-                customer=customer,
-                text=text,
-                replied_to=None,
-                language=thread.language,
-            )
+            tweet = self.x_tweet(thread, at, brand=brand, customer=customer, text=text)
             if reply is not None:
                 self.x_tweet(
                     thread,
                     at + reply,
                     brand=brand,
-                    author=brand,
                     customer=customer,
                     text=self.brand_text(),
+                    outbound=True,
                     replied_to=tweet,
-                    language=None,
                 )
         elif channel == "whatsapp":
             customer = self.ids.digits(12)
