@@ -1,22 +1,42 @@
-"""Helpers for SLA integration tests: a migrated database, the app in-process, topic readers."""
+"""Helpers for SLA integration tests: a migrated database, the app in-process, topic readers,
+and one case's events in and alerts out (`case_on_running_sla`)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from casewire_common import topics
-from casewire_common.events import DecodedEvent, EventRecord, decode_event
+from casewire_common.events import (
+    CASE_CREATED,
+    CASE_RESPONDED,
+    DecodedEvent,
+    EventRecord,
+    decode_event,
+)
 from casewire_common.pg import migrate
 from casewire_dev.stack import start_group_at_topic_end
 from casewire_sla.adapters.store import MIGRATIONS, SCHEMA
 from casewire_sla.main import SlaRuntime, create_app
 from casewire_sla.settings import SlaSettings
+
+from tests.unit.sla.factories import case_event, snapshot
+
+# Alerts take milliseconds from their instant to Kafka here; a poll of once a second would
+# miss this bound about half of the time.
+ON_TIME = timedelta(milliseconds=500)
+
+
+def instant(value: str) -> datetime:
+    """An instant as alerts write it."""
+    return datetime.fromisoformat(value)
 
 
 def policy_text(first_response: str, warn_at: str = "[]") -> str:
@@ -147,3 +167,65 @@ async def read_alerts(
         batch = await reader.getmany(timeout_ms=100)
         for records in batch.values():
             alerts.add(records)
+
+
+@dataclass
+class Case:
+    """One case's events in, its alerts out, on a running SLA service."""
+
+    id: str
+    opened_at: datetime
+    alerts: Alerts
+    client: AIOKafkaProducer
+    reader: AIOKafkaConsumer
+    sla: SlaRuntime
+
+    async def send(self, record: EventRecord) -> None:
+        await publish(self.client, topics.CASE_EVENTS, record)
+
+    async def open(self, **fields: Any) -> None:
+        """The router opened the case at `opened_at`."""
+        await self.send(case_event(CASE_CREATED, snapshot(self.id, self.opened_at, **fields)))
+
+    async def answer(self, at: datetime, *, time: datetime | None = None, **fields: Any) -> None:
+        """The brand's first reply, sent at `at`, on the case now assigned."""
+        replied = snapshot(
+            self.id, self.opened_at, status="assigned", first_response_at=at, **fields
+        )
+        await self.send(case_event(CASE_RESPONDED, replied, first_response=True, time=time))
+
+    async def read(self, until: Callable[[Alerts], bool], timeout: float = 15) -> None:
+        await read_alerts(self.reader, self.alerts, until, timeout)
+
+    async def read_for(self, seconds: float) -> None:
+        """Read whatever comes for `seconds`."""
+        await read_alerts(self.reader, self.alerts, lambda _: False, seconds)
+
+    async def read_past(self, instant: datetime) -> None:
+        """Read everything published until a moment after `instant`."""
+        remaining = (instant + timedelta(seconds=1) - datetime.now(UTC)).total_seconds()
+        await self.read_for(max(remaining, 0.5))
+
+    def clocks(self, event_type: str) -> list[str]:
+        return [event.data["clock"] for event, _ in self.alerts.of_type(event_type)]
+
+    def of(self, event_type: str, policy: str) -> list[tuple[DecodedEvent, datetime]]:
+        """The alerts of `event_type` of one policy's clocks."""
+        return [
+            (event, at)
+            for event, at in self.alerts.of_type(event_type)
+            if event.data["policy_id"] == policy
+        ]
+
+
+@asynccontextmanager
+async def case_on_running_sla(settings: SlaSettings, case_id: str) -> AsyncIterator[Case]:
+    """The app running with `settings`, a reader of the alerts and a producer of case events,
+    for the case `case_id`, opened now."""
+    bootstrap = settings.kafka_bootstrap_servers
+    async with (
+        running_sla(settings) as sla,
+        topic_reader(bootstrap, topics.SLA_ALERTS) as reader,
+        producer(bootstrap) as client,
+    ):
+        yield Case(case_id, datetime.now(UTC), Alerts(case_id), client, reader, sla)

@@ -6,48 +6,36 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from casewire_common import topics
 from casewire_common.events import (
     CASE_ASSIGNED,
     CASE_CREATED,
-    CASE_RESPONDED,
     SLA_BREACHED,
     SLA_CLOCK_FULFILLED,
     SLA_CLOCK_STARTED,
     SLA_WARNING,
     CaseEventData,
-    DecodedEvent,
-    EventRecord,
 )
 from casewire_sla.adapters.store import SlaStore
 from casewire_sla.domain.policies import parse_policy_set
 from casewire_sla.entrypoints.cli import main
-from casewire_sla.main import SlaRuntime
 from casewire_sla.service import CaseEvent, SlaService
 
 from tests.integration.sla.conftest import (
-    Alerts,
-    producer,
-    publish,
-    read_alerts,
-    running_sla,
+    ON_TIME,
+    Case,
+    case_on_running_sla,
+    instant,
     sla_settings,
-    topic_reader,
 )
 from tests.unit.sla.factories import case_event, snapshot
 
 pytestmark = pytest.mark.integration
-
-ON_TIME = timedelta(milliseconds=500)
 
 # Public posts on X are answered within 2 s whatever the contract; the contract gives 4 s.
 POLICIES = """
@@ -60,49 +48,11 @@ policies:
 """
 
 
-@dataclass
-class Case:
-    id: str
-    opened_at: datetime
-    alerts: Alerts
-    client: AIOKafkaProducer
-    reader: AIOKafkaConsumer
-    sla: SlaRuntime
-
-    async def send(self, record: EventRecord) -> None:
-        await publish(self.client, topics.CASE_EVENTS, record)
-
-    async def read(self, until: Callable[[Alerts], bool], timeout: float = 15) -> None:
-        await read_alerts(self.reader, self.alerts, until, timeout)
-
-    async def read_past(self, instant: datetime) -> None:
-        remaining = (instant + timedelta(seconds=1) - datetime.now(UTC)).total_seconds()
-        await read_alerts(self.reader, self.alerts, lambda _: False, max(remaining, 0.5))
-
-    def of(self, event_type: str, policy: str) -> list[tuple[DecodedEvent, datetime]]:
-        return [
-            (event, at)
-            for event, at in self.alerts.of_type(event_type)
-            if event.data["policy_id"] == policy
-        ]
-
-
-@asynccontextmanager
-async def case_on_running_sla(
+def running_case(
     tmp_path: Path, kafka_bootstrap: str, database_url: str, unique: str, name: str
-) -> AsyncIterator[Case]:
+) -> AbstractAsyncContextManager[Case]:
     settings = sla_settings(tmp_path, kafka_bootstrap, database_url, unique, POLICIES)
-    case_id = f"case-{name}-{unique}"
-    async with (
-        running_sla(settings) as sla,
-        topic_reader(kafka_bootstrap, topics.SLA_ALERTS) as reader,
-        producer(kafka_bootstrap) as client,
-    ):
-        yield Case(case_id, datetime.now(UTC), Alerts(case_id), client, reader, sla)
-
-
-def instant(value: str) -> datetime:
-    return datetime.fromisoformat(value)
+    return case_on_running_sla(settings, f"case-{name}-{unique}")
 
 
 async def stored_clocks(database_url: str, case_id: str) -> list[asyncpg.Record]:
@@ -121,10 +71,10 @@ async def stored_clocks(database_url: str, case_id: str) -> list[asyncpg.Record]
 async def test_contract_and_additive_clocks_each_warn_and_breach_at_their_own_instants(
     tmp_path: Path, kafka_bootstrap: str, migrated_url: str, unique: str
 ) -> None:
-    async with case_on_running_sla(tmp_path, kafka_bootstrap, migrated_url, unique, "both") as case:
+    async with running_case(tmp_path, kafka_bootstrap, migrated_url, unique, "both") as case:
         opened = case.opened_at
         team = f"team-{unique}"  # metrics of this case alone
-        await case.send(case_event(CASE_CREATED, snapshot(case.id, opened, team=team)))
+        await case.open(team=team)
         await case.read(lambda a: len(a.of_type(SLA_BREACHED)) == 2)
 
     assert sorted(e.data["policy_id"] for e, _ in case.alerts.of_type(SLA_CLOCK_STARTED)) == [
@@ -159,20 +109,11 @@ async def test_contract_and_additive_clocks_each_warn_and_breach_at_their_own_in
 async def test_one_brand_reply_fulfils_the_first_response_clock_of_both_policies(
     tmp_path: Path, kafka_bootstrap: str, migrated_url: str, unique: str
 ) -> None:
-    async with case_on_running_sla(
-        tmp_path, kafka_bootstrap, migrated_url, unique, "replied"
-    ) as case:
+    async with running_case(tmp_path, kafka_bootstrap, migrated_url, unique, "replied") as case:
         opened = case.opened_at
         replied = opened + timedelta(milliseconds=300)
-        await case.send(case_event(CASE_CREATED, snapshot(case.id, opened)))
-        await case.send(
-            case_event(
-                CASE_RESPONDED,
-                snapshot(case.id, opened, status="assigned", first_response_at=replied),
-                first_response=True,
-                time=replied,
-            )
-        )
+        await case.open()
+        await case.answer(replied, time=replied)
         await case.read(lambda a: len(a.of_type(SLA_CLOCK_FULFILLED)) == 2)
         await case.read_past(opened + timedelta(seconds=4))  # the later breach instant
 
@@ -190,12 +131,10 @@ async def test_one_brand_reply_fulfils_the_first_response_clock_of_both_policies
 async def test_leaving_the_public_channel_ends_the_additive_clock_but_not_the_contract(
     tmp_path: Path, kafka_bootstrap: str, migrated_url: str, unique: str
 ) -> None:
-    async with case_on_running_sla(
-        tmp_path, kafka_bootstrap, migrated_url, unique, "to-dm"
-    ) as case:
+    async with running_case(tmp_path, kafka_bootstrap, migrated_url, unique, "to-dm") as case:
         opened = case.opened_at
         moved = opened + timedelta(milliseconds=300)
-        await case.send(case_event(CASE_CREATED, snapshot(case.id, opened)))
+        await case.open()
         private = snapshot(case.id, opened, channel="dm", visibility="private")
         await case.send(case_event(CASE_ASSIGNED, private, time=moved))
         await case.read(lambda a: bool(a.of_type(SLA_BREACHED)))

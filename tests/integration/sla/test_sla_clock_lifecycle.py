@@ -3,17 +3,12 @@ and a change of priority, each seen in the alerts the service publishes."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from casewire_common import topics
 from casewire_common.events import (
-    CASE_CREATED,
     CASE_ESCALATED,
     CASE_MESSAGE_ADDED,
     CASE_PRIORITY_CHANGED,
@@ -24,23 +19,18 @@ from casewire_common.events import (
     SLA_CLOCK_PAUSED,
     SLA_CLOCK_RESUMED,
     SLA_CLOCK_STARTED,
-    EventRecord,
 )
 
 from tests.integration.sla.conftest import (
-    Alerts,
-    producer,
-    publish,
-    read_alerts,
-    running_sla,
+    ON_TIME,
+    Case,
+    case_on_running_sla,
+    instant,
     sla_settings,
-    topic_reader,
 )
 from tests.unit.sla.factories import case_event, snapshot
 
 pytestmark = pytest.mark.integration
-
-ON_TIME = timedelta(milliseconds=500)
 
 POLICIES = """
 version: 1
@@ -52,57 +42,19 @@ policies:
 """
 
 
-@dataclass
-class Case:
-    """One case's events in, its alerts out."""
-
-    id: str
-    opened_at: datetime
-    alerts: Alerts
-    client: AIOKafkaProducer
-    reader: AIOKafkaConsumer
-
-    async def send(self, record: EventRecord) -> None:
-        await publish(self.client, topics.CASE_EVENTS, record)
-
-    async def read(self, until: Callable[[Alerts], bool], timeout: float = 15) -> None:
-        await read_alerts(self.reader, self.alerts, until, timeout)
-
-    async def read_past(self, instant: datetime) -> None:
-        """Read everything published until a moment after `instant`."""
-        remaining = (instant + timedelta(seconds=1) - datetime.now(UTC)).total_seconds()
-        await read_alerts(self.reader, self.alerts, lambda _: False, max(remaining, 0.5))
-
-    def clocks(self, event_type: str) -> list[str]:
-        return [event.data["clock"] for event, _ in self.alerts.of_type(event_type)]
-
-
-@asynccontextmanager
-async def case_on_running_sla(
+def running_case(
     tmp_path: Path, kafka_bootstrap: str, database_url: str, unique: str, name: str
-) -> AsyncIterator[Case]:
+) -> AbstractAsyncContextManager[Case]:
     settings = sla_settings(tmp_path, kafka_bootstrap, database_url, unique, POLICIES)
-    case_id = f"case-{name}-{unique}"
-    async with (
-        running_sla(settings),
-        topic_reader(kafka_bootstrap, topics.SLA_ALERTS) as reader,
-        producer(kafka_bootstrap) as client,
-    ):
-        yield Case(case_id, datetime.now(UTC), Alerts(case_id), client, reader)
-
-
-def instant(value: str) -> datetime:
-    return datetime.fromisoformat(value)
+    return case_on_running_sla(settings, f"case-{name}-{unique}")
 
 
 async def test_pause_and_resume_move_the_resolution_breach_by_the_paused_time(
     tmp_path: Path, kafka_bootstrap: str, migrated_url: str, unique: str
 ) -> None:
-    async with case_on_running_sla(
-        tmp_path, kafka_bootstrap, migrated_url, unique, "paused"
-    ) as case:
+    async with running_case(tmp_path, kafka_bootstrap, migrated_url, unique, "paused") as case:
         opened = case.opened_at
-        await case.send(case_event(CASE_CREATED, snapshot(case.id, opened)))
+        await case.open()
         await case.send(
             case_event(
                 CASE_STATUS_CHANGED,
@@ -138,13 +90,11 @@ async def test_pause_and_resume_move_the_resolution_breach_by_the_paused_time(
 async def test_customer_message_after_resolution_starts_no_next_response_clock(
     tmp_path: Path, kafka_bootstrap: str, migrated_url: str, unique: str
 ) -> None:
-    async with case_on_running_sla(
-        tmp_path, kafka_bootstrap, migrated_url, unique, "resolved"
-    ) as case:
+    async with running_case(tmp_path, kafka_bootstrap, migrated_url, unique, "resolved") as case:
         opened = case.opened_at
         replied = opened + timedelta(milliseconds=100)
         answered = {"first_response_at": replied}
-        await case.send(case_event(CASE_CREATED, snapshot(case.id, opened)))
+        await case.open()
         await case.send(
             case_event(
                 CASE_RESPONDED,
@@ -167,13 +117,11 @@ async def test_customer_message_after_resolution_starts_no_next_response_clock(
 async def test_reopen_starts_resolution_and_next_response_again_from_the_reopen(
     tmp_path: Path, kafka_bootstrap: str, migrated_url: str, unique: str
 ) -> None:
-    async with case_on_running_sla(
-        tmp_path, kafka_bootstrap, migrated_url, unique, "reopened"
-    ) as case:
+    async with running_case(tmp_path, kafka_bootstrap, migrated_url, unique, "reopened") as case:
         opened = case.opened_at
         replied = opened + timedelta(milliseconds=100)
         answered = {"first_response_at": replied}
-        await case.send(case_event(CASE_CREATED, snapshot(case.id, opened, **answered)))
+        await case.open(**answered)
         await case.send(
             case_event(
                 CASE_STATUS_CHANGED,
@@ -207,11 +155,9 @@ async def test_reopen_starts_resolution_and_next_response_again_from_the_reopen(
 async def test_priority_change_mid_clock_selects_the_policy_again_and_keeps_the_start(
     tmp_path: Path, kafka_bootstrap: str, migrated_url: str, unique: str
 ) -> None:
-    async with case_on_running_sla(
-        tmp_path, kafka_bootstrap, migrated_url, unique, "escalated"
-    ) as case:
+    async with running_case(tmp_path, kafka_bootstrap, migrated_url, unique, "escalated") as case:
         opened = case.opened_at
-        await case.send(case_event(CASE_CREATED, snapshot(case.id, opened, priority="P3")))
+        await case.open(priority="P3")
         await case.send(
             case_event(
                 CASE_PRIORITY_CHANGED,
@@ -239,11 +185,11 @@ async def test_priority_change_mid_clock_selects_the_policy_again_and_keeps_the_
 async def test_escalation_to_p1_selects_the_urgent_policy_and_breaches_from_the_opening(
     tmp_path: Path, kafka_bootstrap: str, migrated_url: str, unique: str
 ) -> None:
-    async with case_on_running_sla(
+    async with running_case(
         tmp_path, kafka_bootstrap, migrated_url, unique, "escalated-by-rule"
     ) as case:
         opened = case.opened_at
-        await case.send(case_event(CASE_CREATED, snapshot(case.id, opened, priority="P3")))
+        await case.open(priority="P3")
         await case.send(
             case_event(
                 CASE_ESCALATED,

@@ -21,26 +21,16 @@ from casewire_common.events import (
 from casewire_sla.main import PendingMigrationsError, create_app
 
 from tests.integration.sla.conftest import (
-    Alerts,
+    ON_TIME,
+    case_on_running_sla,
+    instant,
     policy_text,
-    producer,
-    publish,
-    read_alerts,
-    running_sla,
     sla_settings,
     topic_reader,
 )
 from tests.unit.sla.factories import case_event, snapshot
 
 pytestmark = pytest.mark.integration
-
-# Alerts take milliseconds from their instant to Kafka here; a poll of once a second would
-# miss this bound about half of the time.
-ON_TIME = timedelta(milliseconds=500)
-
-
-def parse_instant(value: str) -> datetime:
-    return datetime.fromisoformat(value)
 
 
 async def test_created_case_gets_clock_started_then_warning_and_breach_at_their_instants(
@@ -49,44 +39,34 @@ async def test_created_case_gets_clock_started_then_warning_and_breach_at_their_
     settings = sla_settings(
         tmp_path, kafka_bootstrap, migrated_url, unique, policy_text("3s", "[0.5]")
     )
-    case_id = f"case-breach-{unique}"
     team = f"team-{unique}"  # metrics of this case alone, whatever else the topic holds
-    alerts = Alerts(case_id)
-    async with (
-        running_sla(settings) as sla,
-        topic_reader(kafka_bootstrap, topics.SLA_ALERTS) as reader,
-        producer(kafka_bootstrap) as client,
-    ):
-        opened_at = datetime.now(UTC)
-        await publish(
-            client,
-            topics.CASE_EVENTS,
-            case_event(CASE_CREATED, snapshot(case_id, opened_at, team=team)),
-        )
-        await read_alerts(reader, alerts, lambda a: bool(a.of_type(SLA_BREACHED)), timeout=15)
+    async with case_on_running_sla(settings, f"case-breach-{unique}") as case:
+        opened_at = case.opened_at
+        await case.open(team=team)
+        await case.read(lambda a: bool(a.of_type(SLA_BREACHED)))
         labels = {"clock": "first_response", "policy": "test-fast", "team": team, "priority": "P2"}
-        breaches = sla.registry.get_sample_value("casewire_sla_breaches_total", labels)
-        warnings = sla.registry.get_sample_value("casewire_sla_warnings_total", labels)
+        breaches = case.sla.registry.get_sample_value("casewire_sla_breaches_total", labels)
+        warnings = case.sla.registry.get_sample_value("casewire_sla_warnings_total", labels)
 
-    assert alerts.types() == [SLA_CLOCK_STARTED, SLA_WARNING, SLA_BREACHED]
+    assert case.alerts.types() == [SLA_CLOCK_STARTED, SLA_WARNING, SLA_BREACHED]
     due_at = opened_at + timedelta(seconds=3)
-    ((breach, breach_reached_kafka),) = alerts.of_type(SLA_BREACHED)
+    ((breach, breach_reached_kafka),) = case.alerts.of_type(SLA_BREACHED)
     assert breach.data["policy_id"] == "test-fast"
     assert breach.data["clock"] == "first_response"
     assert breach.data["fraction"] == 1.0
     assert breach.data["late"] is False
-    assert parse_instant(breach.data["due_at"]) == due_at
+    assert instant(breach.data["due_at"]) == due_at
     # Fired at due_at, not at the next poll.
     assert timedelta(0) <= breach_reached_kafka - due_at < ON_TIME
     assert breach.time is not None
     assert timedelta(0) <= breach.time - due_at < ON_TIME
-    ((warning, warning_reached_kafka),) = alerts.of_type(SLA_WARNING)
+    ((warning, warning_reached_kafka),) = case.alerts.of_type(SLA_WARNING)
     assert warning.data["fraction"] == 0.5
     warn_at = opened_at + timedelta(seconds=1.5)
     assert timedelta(0) <= warning_reached_kafka - warn_at < ON_TIME
-    started, _ = alerts.events[0]
-    assert parse_instant(started.data["started_at"]) == opened_at
-    assert len({event.id for event, _ in alerts.events}) == 3
+    started, _ = case.alerts.events[0]
+    assert instant(started.data["started_at"]) == opened_at
+    assert len({event.id for event, _ in case.alerts.events}) == 3
     assert (breaches, warnings) == (1.0, 1.0)
 
 
@@ -96,31 +76,15 @@ async def test_first_brand_reply_before_due_fulfils_the_clock_and_no_breach_foll
     settings = sla_settings(
         tmp_path, kafka_bootstrap, migrated_url, unique, policy_text("4s", "[0.5]")
     )
-    case_id = f"case-replied-{unique}"
     team = f"team-{unique}"
-    alerts = Alerts(case_id)
-    async with (
-        running_sla(settings) as sla,
-        topic_reader(kafka_bootstrap, topics.SLA_ALERTS) as reader,
-        producer(kafka_bootstrap) as client,
-    ):
-        opened_at = datetime.now(UTC)
-        replied_at = opened_at + timedelta(milliseconds=500)
-        await publish(
-            client,
-            topics.CASE_EVENTS,
-            case_event(CASE_CREATED, snapshot(case_id, opened_at, team=team)),
-        )
-        replied = snapshot(
-            case_id, opened_at, team=team, status="assigned", first_response_at=replied_at
-        )
-        await publish(
-            client, topics.CASE_EVENTS, case_event(CASE_RESPONDED, replied, first_response=True)
-        )
-        await read_alerts(reader, alerts, lambda a: bool(a.of_type(SLA_CLOCK_FULFILLED)), 15)
-        # Then keep reading past the would-be breach instant: nothing may come.
-        remaining = (opened_at + timedelta(seconds=5.5) - datetime.now(UTC)).total_seconds()
-        await read_alerts(reader, alerts, lambda _: False, timeout=max(remaining, 0.5))
+    case_id = f"case-replied-{unique}"
+    async with case_on_running_sla(settings, case_id) as case:
+        replied_at = case.opened_at + timedelta(milliseconds=500)
+        await case.open(team=team)
+        await case.answer(replied_at, team=team)
+        await case.read(lambda a: bool(a.of_type(SLA_CLOCK_FULFILLED)))
+        # Then keep reading past the would-be breach instant (+4 s): nothing may come.
+        await case.read_past(case.opened_at + timedelta(seconds=4.5))
         connection = await asyncpg.connect(migrated_url)
         try:
             clock = await connection.fetchrow(
@@ -143,11 +107,13 @@ async def test_first_brand_reply_before_due_fulfils_the_clock_and_no_breach_foll
             "platform": "x",
             "channel": "mention",
         }
-        responses = sla.registry.get_sample_value("casewire_sla_response_seconds_count", labels)
-        response_seconds = sla.registry.get_sample_value(
+        responses = case.sla.registry.get_sample_value(
+            "casewire_sla_response_seconds_count", labels
+        )
+        response_seconds = case.sla.registry.get_sample_value(
             "casewire_sla_response_seconds_sum", labels
         )
-        within_target = sla.registry.get_sample_value(
+        within_target = case.sla.registry.get_sample_value(
             "casewire_sla_clocks_fulfilled_total",
             {
                 "clock": "first_response",
@@ -158,11 +124,11 @@ async def test_first_brand_reply_before_due_fulfils_the_clock_and_no_breach_foll
             },
         )
 
-    assert alerts.types() == [SLA_CLOCK_STARTED, SLA_CLOCK_FULFILLED]
+    assert case.alerts.types() == [SLA_CLOCK_STARTED, SLA_CLOCK_FULFILLED]
     assert responses == 1.0
     assert response_seconds == pytest.approx(0.5)
     assert within_target == 1.0
-    fulfilled, _ = alerts.of_type(SLA_CLOCK_FULFILLED)[0]
+    fulfilled, _ = case.alerts.of_type(SLA_CLOCK_FULFILLED)[0]
     assert fulfilled.data["elapsed_seconds"] == pytest.approx(0.5)
     assert clock is not None
     assert clock["status"] == "fulfilled"
@@ -176,16 +142,11 @@ async def test_redelivered_case_event_with_the_same_id_creates_nothing_new(
 ) -> None:
     settings = sla_settings(tmp_path, kafka_bootstrap, migrated_url, unique, policy_text("1h"))
     case_id = f"case-redelivered-{unique}"
-    alerts = Alerts(case_id)
-    opened_at = datetime.now(UTC)
-    created = case_event(CASE_CREATED, snapshot(case_id, opened_at), event_id=f"evt-{unique}")
-    async with (
-        running_sla(settings),
-        topic_reader(kafka_bootstrap, topics.SLA_ALERTS) as reader,
-        producer(kafka_bootstrap) as client,
-    ):
-        await publish(client, topics.CASE_EVENTS, created)
-        await read_alerts(reader, alerts, lambda a: bool(a.of_type(SLA_CLOCK_STARTED)), 15)
+    async with case_on_running_sla(settings, case_id) as case:
+        opened_at = case.opened_at
+        created = case_event(CASE_CREATED, snapshot(case_id, opened_at), event_id=f"evt-{unique}")
+        await case.send(created)
+        await case.read(lambda a: bool(a.of_type(SLA_CLOCK_STARTED)))
         connection = await asyncpg.connect(migrated_url)
         try:
             timers_of_case = (
@@ -195,17 +156,13 @@ async def test_redelivered_case_event_with_the_same_id_creates_nothing_new(
             before = await connection.fetchval(timers_of_case, case_id)
             # The same event again (same ce_id); then a reply on the same key, which is read
             # after it, so seeing the reply's effect proves the duplicate was read too.
-            await publish(client, topics.CASE_EVENTS, created)
+            await case.send(created)
             replied = snapshot(
                 case_id, opened_at, first_response_at=opened_at + timedelta(seconds=1)
             )
-            await publish(
-                client,
-                topics.CASE_EVENTS,
-                case_event(CASE_RESPONDED, replied, first_response=True),
-            )
-            await read_alerts(reader, alerts, lambda a: bool(a.of_type(SLA_CLOCK_FULFILLED)), 15)
-            await read_alerts(reader, alerts, lambda _: False, timeout=0.5)
+            await case.send(case_event(CASE_RESPONDED, replied, first_response=True))
+            await case.read(lambda a: bool(a.of_type(SLA_CLOCK_FULFILLED)))
+            await case.read_for(0.5)
             clocks = await connection.fetchval(
                 "SELECT count(*) FROM sla.clocks WHERE case_id = $1", case_id
             )
@@ -216,7 +173,7 @@ async def test_redelivered_case_event_with_the_same_id_creates_nothing_new(
             await connection.close()
 
     assert before == 1  # one breach timer, no warnings in this policy
-    assert alerts.types() == [SLA_CLOCK_STARTED, SLA_CLOCK_FULFILLED]
+    assert case.alerts.types() == [SLA_CLOCK_STARTED, SLA_CLOCK_FULFILLED]
     assert clocks == 1
     assert marked == 1
 
@@ -226,26 +183,19 @@ async def test_bad_records_go_to_the_dead_letter_topic_and_later_records_are_pro
 ) -> None:
     settings = sla_settings(tmp_path, kafka_bootstrap, migrated_url, unique, policy_text("1h"))
     case_id = f"case-after-garbage-{unique}"
-    alerts = Alerts(case_id)
     # A valid case event that PostgreSQL cannot store (text with a NUL character).
     unstorable = case_event(CASE_CREATED, snapshot(case_id, datetime.now(UTC), team="care\x00team"))
     async with (
-        running_sla(settings),
-        topic_reader(kafka_bootstrap, topics.SLA_ALERTS) as reader,
+        case_on_running_sla(settings, case_id) as case,
         topic_reader(kafka_bootstrap, topics.dlq(topics.CASE_EVENTS)) as dlq_reader,
-        producer(kafka_bootstrap) as client,
     ):
         # Same key for all three: same partition, so the good one is read after the others.
-        await client.send_and_wait(
+        await case.client.send_and_wait(
             topics.CASE_EVENTS, b"\x00 not a cloud event", key=case_id.encode()
         )
-        await publish(client, topics.CASE_EVENTS, unstorable)
-        await publish(
-            client,
-            topics.CASE_EVENTS,
-            case_event(CASE_CREATED, snapshot(case_id, datetime.now(UTC))),
-        )
-        await read_alerts(reader, alerts, lambda a: bool(a.of_type(SLA_CLOCK_STARTED)), 15)
+        await case.send(unstorable)
+        await case.open()
+        await case.read(lambda a: bool(a.of_type(SLA_CLOCK_STARTED)))
         dead: list[ConsumerRecord[bytes, bytes]] = []
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 10
@@ -258,8 +208,8 @@ async def test_bad_records_go_to_the_dead_letter_topic_and_later_records_are_pro
                 if record.key == case_id.encode()
             )
 
-    assert alerts.types() == [SLA_CLOCK_STARTED]
-    started, _ = alerts.events[0]
+    assert case.alerts.types() == [SLA_CLOCK_STARTED]
+    started, _ = case.alerts.events[0]
     assert started.data["team"] == "care"
     assert [record.value for record in dead] == [b"\x00 not a cloud event", unstorable.value]
     reasons = [dict(record.headers)[topics.DLQ_REASON_HEADER] for record in dead]

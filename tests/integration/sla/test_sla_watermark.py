@@ -14,8 +14,6 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from casewire_common import topics
 from casewire_common.events import (
-    CASE_CREATED,
-    CASE_RESPONDED,
     SLA_BREACH_RETRACTED,
     SLA_BREACHED,
     SLA_CLOCK_FULFILLED,
@@ -26,21 +24,16 @@ from casewire_router.adapters.watermarks import watermark_records
 from casewire_sla.settings import SlaSettings
 
 from tests.integration.sla.conftest import (
-    Alerts,
+    ON_TIME,
+    case_on_running_sla,
     policy_text,
-    producer,
     publish,
-    read_alerts,
-    running_sla,
     sla_settings,
-    topic_reader,
 )
-from tests.unit.sla.factories import case_event, snapshot
 
 pytestmark = pytest.mark.integration
 
 CASE_PARTITIONS = 3  # tests/conftest.py creates the topics with three partitions
-ON_TIME = timedelta(milliseconds=500)
 
 
 def watching_settings(
@@ -98,39 +91,23 @@ async def test_a_breach_waits_for_the_watermark_and_a_reply_sent_in_time_read_la
     tmp_path: Path, kafka_bootstrap: str, migrated_url: str, unique: str
 ) -> None:
     settings = watching_settings(tmp_path, kafka_bootstrap, migrated_url, unique, max_hold=60)
-    case_id = f"case-held-{unique}"
-    alerts = Alerts(case_id)
-    async with (
-        running_sla(settings) as sla,
-        topic_reader(kafka_bootstrap, topics.SLA_ALERTS) as reader,
-        producer(kafka_bootstrap) as client,
-    ):
-        opened_at = datetime.now(UTC)
-        await publish(
-            client, topics.CASE_EVENTS, case_event(CASE_CREATED, snapshot(case_id, opened_at))
-        )
+    async with case_on_running_sla(settings, f"case-held-{unique}") as case:
+        opened_at = case.opened_at
+        await case.open()
         # The router processed everything up to the opening, and then froze.
-        await publish_watermark(client, opened_at)
-        await read_alerts(reader, alerts, lambda _: False, timeout=3.5)  # due at +2 s
-        assert alerts.types() == [SLA_CLOCK_STARTED], "the breach must wait for the watermark"
+        await publish_watermark(case.client, opened_at)
+        await case.read_for(3.5)  # due at +2 s
+        assert case.alerts.types() == [SLA_CLOCK_STARTED], "the breach must wait for the watermark"
         # The router comes back: the reply it now processes was sent at +1.5 s.
-        replied = snapshot(
-            case_id,
-            opened_at,
-            status="assigned",
-            first_response_at=opened_at + timedelta(seconds=1.5),
-        )
-        await publish(
-            client, topics.CASE_EVENTS, case_event(CASE_RESPONDED, replied, first_response=True)
-        )
-        await publish_watermark(client, datetime.now(UTC))
-        await read_alerts(reader, alerts, lambda a: bool(a.of_type(SLA_CLOCK_FULFILLED)), 15)
-        await read_alerts(reader, alerts, lambda _: False, timeout=1.0)
-        provisional = sla.registry.get_sample_value(
+        await case.answer(opened_at + timedelta(seconds=1.5))
+        await publish_watermark(case.client, datetime.now(UTC))
+        await case.read(lambda a: bool(a.of_type(SLA_CLOCK_FULFILLED)))
+        await case.read_for(1.0)
+        provisional = case.sla.registry.get_sample_value(
             "casewire_sla_provisional_alerts_total", {"clock": "first_response", "kind": "breach"}
         )
 
-    assert alerts.types() == [SLA_CLOCK_STARTED, SLA_CLOCK_FULFILLED]
+    assert case.alerts.types() == [SLA_CLOCK_STARTED, SLA_CLOCK_FULFILLED]
     assert provisional is None
     assert await attainment(migrated_url) == {"met": 1}
 
@@ -139,48 +116,34 @@ async def test_without_a_watermark_the_breach_fires_provisional_and_a_reply_in_t
     tmp_path: Path, kafka_bootstrap: str, migrated_url: str, unique: str
 ) -> None:
     settings = watching_settings(tmp_path, kafka_bootstrap, migrated_url, unique, max_hold=1.0)
-    case_id = f"case-retracted-{unique}"
-    alerts = Alerts(case_id)
-    async with (
-        running_sla(settings) as sla,
-        topic_reader(kafka_bootstrap, topics.SLA_ALERTS) as reader,
-        producer(kafka_bootstrap) as client,
-    ):
-        opened_at = datetime.now(UTC)
-        await publish(
-            client, topics.CASE_EVENTS, case_event(CASE_CREATED, snapshot(case_id, opened_at))
-        )
-        await read_alerts(reader, alerts, lambda a: bool(a.of_type(SLA_BREACHED)), timeout=10)
-        replied = snapshot(
-            case_id,
-            opened_at,
-            status="assigned",
-            first_response_at=opened_at + timedelta(seconds=1.9),
-        )
-        await publish(
-            client, topics.CASE_EVENTS, case_event(CASE_RESPONDED, replied, first_response=True)
-        )
-        await read_alerts(reader, alerts, lambda a: bool(a.of_type(SLA_CLOCK_FULFILLED)), 15)
+    async with case_on_running_sla(settings, f"case-retracted-{unique}") as case:
+        opened_at = case.opened_at
+        await case.open()
+        await case.read(lambda a: bool(a.of_type(SLA_BREACHED)), timeout=10)
+        await case.answer(opened_at + timedelta(seconds=1.9))
+        await case.read(lambda a: bool(a.of_type(SLA_CLOCK_FULFILLED)))
         labels = {
             "clock": "first_response",
             "policy": "test-fast",
             "team": "care",
             "priority": "P2",
         }
-        retracted = sla.registry.get_sample_value("casewire_sla_breaches_retracted_total", labels)
+        retracted = case.sla.registry.get_sample_value(
+            "casewire_sla_breaches_retracted_total", labels
+        )
 
-    assert alerts.types() == [
+    assert case.alerts.types() == [
         SLA_CLOCK_STARTED,
         SLA_BREACHED,
         SLA_BREACH_RETRACTED,
         SLA_CLOCK_FULFILLED,
     ]
-    ((breach, breach_reached_kafka),) = alerts.of_type(SLA_BREACHED)
+    ((breach, breach_reached_kafka),) = case.alerts.of_type(SLA_BREACHED)
     due_at = opened_at + timedelta(seconds=2)
     assert breach.data["provisional"] is True
     # Held max_hold (1 s) after its instant, then fired.
     assert timedelta(seconds=1) <= breach_reached_kafka - due_at < timedelta(seconds=1) + ON_TIME
-    ((retraction, _),) = alerts.of_type(SLA_BREACH_RETRACTED)
+    ((retraction, _),) = case.alerts.of_type(SLA_BREACH_RETRACTED)
     assert retraction.data["retracted_alert_id"] == breach.id
     assert retracted == 1.0
     assert await attainment(migrated_url) == {"met": 1}
@@ -190,30 +153,19 @@ async def test_while_the_router_keeps_up_a_breach_fires_at_its_instant_and_stand
     tmp_path: Path, kafka_bootstrap: str, migrated_url: str, unique: str
 ) -> None:
     settings = watching_settings(tmp_path, kafka_bootstrap, migrated_url, unique, max_hold=60)
-    case_id = f"case-on-time-{unique}"
-    alerts = Alerts(case_id)
     async with (
-        running_sla(settings),
-        topic_reader(kafka_bootstrap, topics.SLA_ALERTS) as reader,
-        producer(kafka_bootstrap) as client,
-        router_keeping_up(client),
+        case_on_running_sla(settings, f"case-on-time-{unique}") as case,
+        router_keeping_up(case.client),
     ):
-        opened_at = datetime.now(UTC)
-        await publish(
-            client, topics.CASE_EVENTS, case_event(CASE_CREATED, snapshot(case_id, opened_at))
-        )
-        await read_alerts(reader, alerts, lambda a: bool(a.of_type(SLA_BREACHED)), timeout=10)
+        opened_at = case.opened_at
+        await case.open()
+        await case.read(lambda a: bool(a.of_type(SLA_BREACHED)), timeout=10)
         # A reply sent after the deadline ends the clock as breached: nothing is retracted.
-        replied = snapshot(
-            case_id, opened_at, status="assigned", first_response_at=datetime.now(UTC)
-        )
-        await publish(
-            client, topics.CASE_EVENTS, case_event(CASE_RESPONDED, replied, first_response=True)
-        )
-        await read_alerts(reader, alerts, lambda a: bool(a.of_type(SLA_CLOCK_FULFILLED)), 15)
+        await case.answer(datetime.now(UTC))
+        await case.read(lambda a: bool(a.of_type(SLA_CLOCK_FULFILLED)))
 
-    assert alerts.types() == [SLA_CLOCK_STARTED, SLA_BREACHED, SLA_CLOCK_FULFILLED]
-    ((breach, breach_reached_kafka),) = alerts.of_type(SLA_BREACHED)
+    assert case.alerts.types() == [SLA_CLOCK_STARTED, SLA_BREACHED, SLA_CLOCK_FULFILLED]
+    ((breach, breach_reached_kafka),) = case.alerts.of_type(SLA_BREACHED)
     assert breach.data["provisional"] is False
     assert timedelta(0) <= breach_reached_kafka - (opened_at + timedelta(seconds=2)) < ON_TIME
     assert await attainment(migrated_url) == {"breached": 1}
