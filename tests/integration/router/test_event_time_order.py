@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Literal
 
 import asyncpg
-import httpx
 import pytest
 from casewire_common import events as ev
 from casewire_common import topics
@@ -25,12 +24,15 @@ from tests.integration.helpers import (
     EventReader,
     consumer,
     eventually,
-    metric_value,
     producer,
     running,
 )
 from tests.integration.router.test_threading_incidents import about, canonical, settings_for
-from tests.integration.router.test_two_replicas import as_record, routing_service
+from tests.integration.router.test_two_replicas import (
+    as_record,
+    routing_service,
+    warm_up_replicas,
+)
 
 REPLIES = 20
 
@@ -304,22 +306,12 @@ async def test_two_replicas_in_one_group_attach_every_reply_sent_with_its_tweet(
         producer(kafka_bootstrap) as kafka,
         consumer(kafka_bootstrap, topics.CASE_EVENTS, f"pairs-{unique}") as events_in,
     ):
-
-        async def applied(client: httpx.AsyncClient) -> float:
-            response = await client.get("/metrics")
-            return metric_value(response.text, "casewire_router_messages_total")
-
-        async def warmed_up() -> tuple[float, float]:
-            for partition in range(3):
-                warm = f"x:brand:{unique}-warm{partition}:w"
-                body = canonical(warm, f"{warm}-{uuid.uuid4().hex}", "hello", customer="w")
-                await kafka.send_and_wait(
-                    topics.MESSAGES, body, key=warm.encode(), partition=partition
-                )
-            return await applied(first), await applied(second)
-
-        counts = await eventually(warmed_up, lambda got: min(got) > 0, timeout=40)
-        assert min(counts) > 0, f"a replica got no partition: {counts}"
+        await warm_up_replicas(
+            kafka,
+            (first, second),
+            unique,
+            lambda warm: canonical(warm, f"{warm}-{uuid.uuid4().hex}", "hello", customer="w"),
+        )
         sends = []
         for n, (customer_tweet, brand_reply) in enumerate(pairs):
             # Half the replies produced before their tweet, half after.

@@ -11,13 +11,13 @@ import asyncio
 import json
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
 import httpx
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 from casewire_common import events as ev
 from casewire_common import topics
 from casewire_common.kafka import DeadLetters, KafkaRecord, build_broker
@@ -147,6 +147,33 @@ async def assert_assignments_consistent(
     return {case["id"]: case["assignee"] for case in cases}
 
 
+async def messages_applied(client: httpx.AsyncClient) -> float:
+    """How many messages a router replica has applied, from its metrics."""
+    response = await client.get("/metrics")
+    return metric_value(response.text, "casewire_router_messages_total")
+
+
+async def warm_up_replicas(
+    kafka: AIOKafkaProducer,
+    replicas: Sequence[httpx.AsyncClient],
+    unique: str,
+    body: Callable[[str], bytes],
+) -> None:
+    """A warm-up message (`body` of its conversation id) on every messages partition until
+    each replica has applied one: all of them own partitions before the test's messages."""
+
+    async def warmed_up() -> list[float]:
+        for partition in range(3):
+            warm = f"x:brand:{unique}-warm{partition}:w"
+            await kafka.send_and_wait(
+                topics.MESSAGES, body(warm), key=warm.encode(), partition=partition
+            )
+        return [await messages_applied(replica) for replica in replicas]
+
+    counts = await eventually(warmed_up, lambda got: min(got) > 0, timeout=40)
+    assert min(counts) > 0, f"a replica got no partition: {counts}"
+
+
 def assert_assigned_events_match(
     events: Sequence[tuple[str, str, str, str | None]], assignees: dict[str, str | None]
 ) -> None:
@@ -184,27 +211,14 @@ async def test_two_replicas_in_one_consumer_group_never_over_fill_an_agent(
         producer(kafka_bootstrap) as kafka,
         consumer(kafka_bootstrap, topics.CASE_EVENTS, f"replicas-events-{unique}") as events_in,
     ):
-
-        async def applied(client: httpx.AsyncClient) -> float:
-            response = await client.get("/metrics")
-            return metric_value(response.text, "casewire_router_messages_total")
-
-        # Both replicas own partitions before the burst: a warm-up message on every partition
-        # (no keyword: to `care`, where nobody works) until each replica has applied one.
-        async def warmed_up() -> tuple[float, float]:
-            for partition in range(3):
-                warm = f"x:brand:{unique}-warm{partition}:w"
-                await kafka.send_and_wait(
-                    topics.MESSAGES,
-                    canonical(warm, f"{warm}-{uuid.uuid4().hex}", "hello"),
-                    key=warm.encode(),
-                    partition=partition,
-                )
-            return await applied(first), await applied(second)
-
-        counts = await eventually(warmed_up, lambda got: min(got) > 0, timeout=40)
-        assert min(counts) > 0, f"a replica got no partition: {counts}"
-        before = (await applied(first), await applied(second))
+        # Warm-up messages have no keyword: to `care`, where nobody works.
+        await warm_up_replicas(
+            kafka,
+            (first, second),
+            unique,
+            lambda warm: canonical(warm, f"{warm}-{uuid.uuid4().hex}", "hello"),
+        )
+        before = (await messages_applied(first), await messages_applied(second))
 
         sends = [
             await kafka.send(topics.MESSAGES, body, key=conversation.encode())
@@ -221,7 +235,7 @@ async def test_two_replicas_in_one_consumer_group_never_over_fill_an_agent(
             keep=lambda event: event.data["case"]["conversation_id"] in conversations,
             timeout=40,
         )
-        after = (await applied(first), await applied(second))
+        after = (await messages_applied(first), await messages_applied(second))
         # Both replicas did part of the work.
         assert min(a - b for a, b in zip(after, before, strict=True)) > 0, (before, after)
         # Whatever else is still on its way (nothing more is expected).
