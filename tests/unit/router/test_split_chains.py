@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from casewire_common import events as ev
 from casewire_common.messages import CanonicalMessage
-from casewire_router.domain.routing import BatchOutcome, CaseState
+from casewire_router.domain.routing import CLOSED_STATUSES, BatchOutcome, CaseState
 
 from tests.unit.router.factories import T0
 from tests.unit.router.test_threading import Desk, types, x_tweet
@@ -18,10 +18,8 @@ from tests.unit.router.test_threading import Desk, types, x_tweet
 
 def tweet(customer: str = "cust1") -> CanonicalMessage:
     """The customer's complaint, answering the brand's earlier tweet b0."""
-    return x_tweet(
-        "@brand my order never came", "t1", root="b0", replying_to="b0", minutes=0,
-        customer=customer,
-    )  # fmt: skip
+    text = "@brand my order never came"
+    return x_tweet(text, "t1", root="b0", replying_to="b0", minutes=0, customer=customer)
 
 
 def brand_reply(minutes: float = 2) -> CanonicalMessage:
@@ -37,10 +35,8 @@ def brand_reply(minutes: float = 2) -> CanonicalMessage:
 
 def answer(customer: str = "cust1", pid: str = "c1") -> CanonicalMessage:
     """The customer's answer to the brand's reply: keyed by the reply, another conversation."""
-    return x_tweet(
-        "@brand #4521, still nothing", pid, root="b1", replying_to="b1", minutes=5,
-        customer=customer,
-    )  # fmt: skip
+    text = "@brand #4521, still nothing"
+    return x_tweet(text, pid, root="b1", replying_to="b1", minutes=5, customer=customer)
 
 
 class ChainDesk(Desk):
@@ -62,7 +58,7 @@ class ChainDesk(Desk):
         return outcome
 
     def open_cases(self) -> list[CaseState]:
-        return [case for case in self.cases.values() if case.status not in {"resolved"}]
+        return [case for case in self.cases.values() if case.status not in CLOSED_STATUSES]
 
 
 @pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
@@ -170,9 +166,8 @@ def test_a_customers_own_reply_processed_before_the_tweet_it_answers_is_absorbed
     assert (case.id, case.opened_at) == ("id-2", T0)
     # The absorbed case's conversation now leads to the case kept.
     assert desk.state.open_cases["x:brand:t1:cust1"] is case
-    assert desk.route(
-        x_tweet("@brand??", "t3", root="t1", replying_to="t1", minutes=4)
-    ).stored_messages[0][1] == ("id-2")
+    third = x_tweet("@brand??", "t3", root="t1", replying_to="t1", minutes=4)
+    assert desk.route(third).stored_messages == [(third, "id-2")]
 
 
 def test_another_customer_answering_the_brands_reply_is_never_merged() -> None:
