@@ -116,19 +116,22 @@ async def load_batch_state(
     state = BatchState()
     customer_messages = [m for m in messages if m.event == "message" and m.direction == "inbound"]
     customers = sorted({customer_key(m) for m in customer_messages})
-    brand_replies = [
-        m for m in messages if m.event == "message" and m.direction == "outbound" and m.in_reply_to
-    ]
-    # A customer message and a brand reply naming it may be processed at the same moment by
-    # two replicas (different conversation keys, so different partitions): both take the
-    # answered message's lock, so the later one sees what the earlier one stored. (A reply in
-    # the message's own conversation comes in order on the same partition.)
-    answered = sorted(
-        {(m.platform, m.platform_message_id) for m in customer_messages}
-        | {(m.platform, m.in_reply_to) for m in brand_replies if m.in_reply_to is not None}
+    # A message and one answering it may be processed at the same moment by two replicas
+    # (different conversation keys, so different partitions): each message takes its own lock
+    # and the lock of the message it answers, so the later one sees what the earlier one
+    # stored (a brand reply finds the case of its message, or a customer's answer to it; a
+    # customer's answer finds the reply's case). One customer's messages already serialize on
+    # the customer's lock. (A reply in its message's own conversation comes in order.)
+    chained = sorted(
+        {(m.platform, m.platform_message_id) for m in messages if m.event == "message"}
+        | {
+            (m.platform, m.in_reply_to)
+            for m in messages
+            if m.event == "message" and m.in_reply_to is not None
+        }
     )
     lock_keys = ["\x1f".join(key) for key in customers]
-    lock_keys += ["\x1f".join(("message", *key)) for key in answered]
+    lock_keys += ["\x1f".join(("message", *key)) for key in chained]
     if lock_keys:
         await connection.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended(k, 1)) FROM unnest($1::text[]) k",
@@ -251,14 +254,20 @@ async def load_batch_state(
             state.cases_by_message[key] = known(row)
     if customer_messages:
         await _load_orphan_replies(connection, state, customer_messages)
+    await _load_split_chains(
+        connection, state, [m for m in messages if m.event == "message"], known
+    )
     topic_counts: dict[str, int] = {}
     for message in customer_messages:
         for topic in router.crisis_topics(message, readings):
             topic_counts[topic] = topic_counts.get(topic, 0) + 1
     if topic_counts:
         await _load_topics(connection, state, topic_counts, windows, now, known, list(loaded))
-    if any(m.conversation_id not in state.open_cases for m in customer_messages):
-        # A case may open or reopen: it may be given to an agent.
+    if state.cases_answering or any(
+        m.conversation_id not in state.open_cases for m in customer_messages
+    ):
+        # A case may open or reopen (it may be given to an agent), or be absorbed (its owner's
+        # load released).
         state.agents = await lock_agents(connection)
     return state
 
@@ -280,6 +289,43 @@ async def _load_orphan_replies(
     )
     for row in rows:
         state.orphan_replies.add(CanonicalMessage.model_validate_json(row["body"]))
+
+
+async def _load_split_chains(
+    connection: Connection,
+    state: BatchState,
+    messages: Sequence[CanonicalMessage],
+    known: Callable[[asyncpg.Record], CaseState],
+) -> None:
+    """The open cases of the same customer holding a customer message that answers one of
+    the batch's messages or of the orphan replies that may attach: a reply chain split in two
+    by processing order, merged when its earlier part gets a case. Locked; by a partial index
+    of the customers' answers."""
+    answered = {
+        (m.platform, m.account_id, m.customer_id, m.platform_message_id)
+        for m in [*messages, *state.orphan_replies]
+    }
+    if not answered:
+        return
+    keys = sorted(answered)
+    for row in await connection.fetch(
+        f"SELECT a.answered, {_CASE_SELECT} FROM {SCHEMA}.messages m"
+        " JOIN unnest($1::text[], $2::text[], $3::text[], $4::text[])"
+        " AS a(platform, account, customer, answered)"
+        " ON m.platform = a.platform AND m.body->>'in_reply_to' = a.answered"
+        f" JOIN {SCHEMA}.cases c ON c.id = m.case_id AND c.account_id = a.account"
+        " AND c.customer_id = a.customer"
+        " WHERE m.direction = 'inbound' AND m.body->>'in_reply_to' IS NOT NULL"
+        f" AND c.{_OPEN} ORDER BY c.id FOR UPDATE OF c",
+        [key[0] for key in keys],
+        [key[1] for key in keys],
+        [key[2] for key in keys],
+        [key[3] for key in keys],
+    ):
+        case = known(row)
+        answering = state.cases_answering.setdefault((case.platform, row["answered"]), [])
+        if all(held is not case for held in answering):
+            answering.append(case)
 
 
 async def _load_topics(
@@ -525,6 +571,17 @@ async def save_outcome(connection: Connection, outcome: BatchOutcome, now: datet
             " SELECT * FROM unnest($1::text[], $2::uuid[]) ON CONFLICT DO NOTHING",
             [conversation for conversation, _ in outcome.links],
             [case_id for _, case_id in outcome.links],
+        )
+    if outcome.absorbed:
+        # After the batch's messages and links, some of which may be the absorbed case's; in
+        # the order merged, so that a chain absorbed twice ends on the last case kept.
+        await connection.executemany(
+            f"WITH moved AS (UPDATE {SCHEMA}.messages SET case_id = $2 WHERE case_id = $1),"
+            f" unlinked AS (DELETE FROM {SCHEMA}.case_conversations WHERE case_id = $1"
+            " RETURNING conversation_id)"
+            f" INSERT INTO {SCHEMA}.case_conversations (conversation_id, case_id)"
+            " SELECT conversation_id, $2 FROM unlinked ON CONFLICT DO NOTHING",
+            outcome.absorbed,
         )
     if outcome.topic_hits:
         await _save_topic_hits(connection, outcome, now)

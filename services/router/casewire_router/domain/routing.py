@@ -12,7 +12,7 @@ resolved joins the case's history instead of reopening it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -113,6 +113,9 @@ class BatchOutcome:
     topic_hits: list[tuple[str, str]] = field(default_factory=list)  # (crisis topic, case id)
     incidents: list[IncidentChange] = field(default_factory=list)
     decisions: dict[str, RoutingDecision] = field(default_factory=dict)  # by customer message id
+    # Cases absorbed into another of the same reply chain, in the order merged: (absorbed id,
+    # kept id). Their messages and conversations move to the kept case, after the batch's own.
+    absorbed: list[tuple[str, str]] = field(default_factory=list)
 
     def emit(
         self,
@@ -226,6 +229,8 @@ class BatchState:
     # sent while one was open still merges into it (into its history).
     closed_by_customer: dict[CustomerKey, list[CaseState]] = field(default_factory=dict)
     resolved: dict[str, CaseState] = field(default_factory=dict)  # last resolved, by conversation
+    # Every agent, locked: loaded whenever a case may open, reopen or be absorbed (its owner's
+    # load is released).
     agents: dict[str, AgentState] = field(default_factory=dict)
     # Sending times of the customers' messages within the repeat-contact window of the batch's
     # (the most recent ones, enough for the signal): a message counts those sent before it.
@@ -242,6 +247,10 @@ class BatchState:
     # Brand replies kept without a case (processed before the message they answer): those
     # that may answer the batch's customer messages, and the batch's own.
     orphan_replies: OrphanReplies = field(default_factory=lambda: OrphanReplies())
+    # Open cases holding a customer message that answers (platform, platform message id), of
+    # the customer of that message: a reply chain processed out of order (the answer before
+    # the message it answers) split into two cases, merged when the message gets its case.
+    cases_answering: dict[tuple[str, str], list[CaseState]] = field(default_factory=dict)
 
 
 class OrphanReplies:
@@ -276,6 +285,9 @@ class OrphanReplies:
 
     def __contains__(self, reply_id: object) -> bool:
         return reply_id in self._replies
+
+    def __iter__(self) -> Iterator[CanonicalMessage]:
+        return iter(list(self._replies.values()))
 
     def __len__(self) -> int:
         return len(self._replies)
@@ -467,7 +479,14 @@ class Router:
         else:
             self._follow_up(case, message, decision, batch)
         state.cases_by_message[(message.platform, message.platform_message_id)] = case
-        self._attach_orphan_replies(message, case, batch)
+        if message.in_reply_to is not None and case.status not in CLOSED_STATUSES:
+            answering = state.cases_answering.setdefault(
+                (message.platform, message.in_reply_to), []
+            )
+            if all(held is not case for held in answering):
+                answering.append(case)
+        case = self._absorb_split_chain(message, case, batch)
+        case = self._attach_orphan_replies(message, case, batch)
         if case.status not in CLOSED_STATUSES:
             for topic in topics:
                 batch.hit(topic, case)
@@ -503,15 +522,74 @@ class Router:
 
     def _attach_orphan_replies(
         self, message: CanonicalMessage, case: CaseState, batch: _Batch
-    ) -> None:
+    ) -> CaseState:
         """Brand replies processed before the customer message they answer join its case now,
-        earliest first, each counted as a response if it was sent after the message."""
+        earliest first, each counted as a response if it was sent after the message. Returns
+        the message's case: another one if a reply's own answers were in it (absorbed)."""
         orphans = batch.state.orphan_replies
         for reply in orphans.answering(message):
             if counts_as_response(reply, case, answered_at=message.sent_at):
                 orphans.remove(reply)
                 batch.result.attached_replies.append((reply, case.id))
                 self._respond(case, reply, batch)
+                case = self._absorb_split_chain(reply, case, batch)
+        return case
+
+    def _absorb_split_chain(
+        self, message: CanonicalMessage, case: CaseState, batch: _Batch
+    ) -> CaseState:
+        """`message` just got its open case: the customer's other open cases holding an answer
+        to it are the same reply chain, split because the answer was processed first (it found
+        no case to join). They become one: the earliest opened is kept, the other absorbed.
+        Returns the message's case after it (the kept one)."""
+        if case.status in CLOSED_STATUSES:
+            return case
+        answering = batch.state.cases_answering.get((message.platform, message.platform_message_id))
+        for other in list(answering or []):
+            if (
+                other.id == case.id
+                or other.status in CLOSED_STATUSES
+                or _customer_of(other) != _customer_of(case)
+            ):
+                continue
+            kept, absorbed = sorted((case, other), key=lambda c: _seniority(c, batch.result))
+            self._absorb(kept, absorbed, message, batch)
+            case = kept
+        return case
+
+    def _absorb(
+        self, kept: CaseState, absorbed: CaseState, message: CanonicalMessage, batch: _Batch
+    ) -> None:
+        """One case takes another's history (`casewire.case.merged` on both): the kept case
+        answers for what either did (earliest opening and response, the more urgent priority,
+        every tag); the absorbed one is closed now and its owner's load released, so that no
+        agent holds one reply chain twice."""
+        state, result = batch.state, batch.result
+        kept.opened_at = min(kept.opened_at, absorbed.opened_at)
+        responses = [
+            at for at in (kept.first_response_at, absorbed.first_response_at) if at is not None
+        ]
+        kept.first_response_at = min(responses, default=None)
+        kept.tags.extend(tag for tag in absorbed.tags if tag not in kept.tags)
+        if PRIORITY_ORDER[absorbed.priority] < PRIORITY_ORDER[kept.priority]:
+            kept.priority = absorbed.priority
+        kept.urgency_score = max(kept.urgency_score, absorbed.urgency_score)
+        if kept.language is None:
+            kept.language = absorbed.language
+        absorbed.status = "resolved"
+        absorbed.resolved_at = batch.now
+        if absorbed.assignee is not None:
+            result.release(state.agents[absorbed.assignee])
+        result.absorbed.append((absorbed.id, kept.id))
+        result.emit(ev.CASE_MERGED, absorbed, message.id, merged_into_case_id=kept.id)
+        result.emit(
+            ev.CASE_MERGED,
+            kept,
+            message.id,
+            merged_case_id=absorbed.id,
+            merged_conversation_id=absorbed.conversation_id,
+        )
+        _repoint(state, absorbed, kept)
 
     def _earlier_contacts(self, message: CanonicalMessage, times: Sequence[datetime]) -> int:
         """How many of the customer's messages were sent within the repeat-contact window
@@ -677,6 +755,7 @@ class Router:
             return
         batch.result.stored_messages.append((message, case.id))
         self._respond(case, message, batch)
+        self._absorb_split_chain(message, case, batch)
 
     def _respond(self, case: CaseState, reply: CanonicalMessage, batch: _Batch) -> None:
         """Count a brand reply on its case. The first response is the earliest sent: a reply
@@ -788,6 +867,35 @@ def counts_as_response(reply: CanonicalMessage, case: CaseState, answered_at: da
     if case.status in CLOSED_STATUSES:
         return case.resolved_at is not None and reply.sent_at < case.resolved_at
     return True
+
+
+def _customer_of(case: CaseState) -> CustomerKey:
+    return (case.platform, case.account_id, case.customer_id)
+
+
+def _seniority(case: CaseState, result: BatchOutcome) -> tuple[datetime, bool, str]:
+    """Which of two cases of one reply chain is kept: the earliest opened (event time); on a
+    tie the earliest created, as far as the router knows: one stored before the batch before
+    one the batch opened (the table records no creation time), then by id."""
+    return (case.opened_at, case.id in result.opened, case.id)
+
+
+def _repoint(state: BatchState, absorbed: CaseState, kept: CaseState) -> None:
+    """The rest of the batch finds the kept case wherever it would have found the absorbed
+    one: by conversation (the absorbed case's own included), customer, message, answer."""
+    for conversation, case in list(state.open_cases.items()):
+        if case is absorbed:
+            state.open_cases[conversation] = kept
+    state.open_cases[absorbed.conversation_id] = kept
+    for cases in state.open_by_customer.values():
+        cases[:] = [case for case in cases if case is not absorbed]
+    for key, case in list(state.cases_by_message.items()):
+        if case is absorbed:
+            state.cases_by_message[key] = kept
+    for cases in state.cases_answering.values():
+        if any(case is absorbed for case in cases):
+            held = [case for case in cases if case is not absorbed and case is not kept]
+            cases[:] = [*held, kept]
 
 
 def reopen_case(
