@@ -110,7 +110,12 @@ def create_app(settings: SlaSettings | None = None) -> FastAPI:
     publisher = OrderedPublisher(settings.kafka_bootstrap_servers, "sla")
     relay = OutboxRelay(dsn, SCHEMA, publisher, OutboxMetrics(registry, "sla"))
     router, subscriber = case_event_router(
-        settings, service, scheduler, DeadLetters(broker, registry, "sla"), metrics
+        settings,
+        service,
+        scheduler,
+        DeadLetters(broker, registry, "sla"),
+        metrics,
+        hold=watermark_hold,
     )
     subscriber_of.append(subscriber)
     broker.include_router(router)

@@ -5,6 +5,10 @@ their alerts (outbox rows) and the processed markers commit together, so an aler
 if and only if the change committed, and a redelivered case event changes nothing. What a
 case event does to its clocks is decided by `domain.clocks`, when an alert may fire by
 `domain.holding`; the store only reads and writes.
+
+A clock ended by a reply keeps the overdue alerts the router's watermark has not vouched for
+pending (held), as a running clock would: a first reply sent earlier may still turn up and
+end the clock in time, and then they never fire.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from casewire_common.events import (
 from casewire_sla.adapters.alerts import LATE_AFTER, ClockRecord, alert_event_id, alert_record
 from casewire_sla.adapters.store import (
     ClockStats,
+    EndedClock,
     SlaStore,
     SlaTransaction,
     StoredClock,
@@ -38,18 +43,22 @@ from casewire_sla.adapters.store import (
 from casewire_sla.domain.calendars import elapsed_with_pauses
 from casewire_sla.domain.clocks import (
     BREACH,
+    CaseAbsorption,
     ClockChange,
     ClockFulfilment,
     ClockPause,
+    ClockRefulfilment,
     ClockResume,
     ClockStart,
     OpenClock,
     Schedule,
     calendar_of,
     clock_changes,
+    names_first_reply,
     rederive,
 )
 from casewire_sla.domain.holding import (
+    AlertBound,
     WatermarkHold,
     alert_bound,
     low_watermark,
@@ -117,12 +126,30 @@ class BatchOutcome:
     fulfilled: list[Fulfilment] = field(default_factory=list)
     fired: list[FiredAlert] = field(default_factory=list)
     retracted: list[ClockRecord] = field(default_factory=list)  # breaches withdrawn
+    # Attainment counts moved by ended clocks whose end moved back or whose case was
+    # absorbed: (clock, policy, outcome) -> change.
+    recounted: dict[tuple[str, str, str], int] = field(default_factory=dict)
     earliest_timer: datetime | None = None
     watermarks: int = 0  # router watermark records applied
 
     def timer_added(self, at: datetime | None) -> None:
         if at is not None and (self.earliest_timer is None or at < self.earliest_timer):
             self.earliest_timer = at
+
+    def recount(self, clock: ClockRecord, counted: str | None, outcome: str | None) -> None:
+        """A clock counted with `counted` (None: not counted) now counts with `outcome`."""
+        for label, change in ((counted, -1), (outcome, 1)):
+            if label is not None and counted != outcome:
+                key = (clock.clock, clock.policy_id, label)
+                self.recounted[key] = self.recounted.get(key, 0) + change
+
+    def attainment(self) -> dict[tuple[str, str, str], int]:
+        """What the batch adds to the attainment counts."""
+        counts = dict(self.recounted)
+        for fulfilment in self.fulfilled:
+            key = (fulfilment.clock.clock, fulfilment.clock.policy_id, fulfilment.outcome)
+            counts[key] = counts.get(key, 0) + 1
+        return {key: change for key, change in counts.items() if change}
 
 
 @dataclass(frozen=True)
@@ -188,12 +215,28 @@ def _watermark_rows(marks: Sequence[tuple[int, WatermarkData]]) -> list[Watermar
     return list(highest.values())
 
 
-def _attainment_counts(fulfilled: Sequence[Fulfilment]) -> dict[tuple[str, str, str], int]:
-    counts: dict[tuple[str, str, str], int] = {}
-    for fulfilment in fulfilled:
-        key = (fulfilment.clock.clock, fulfilment.clock.policy_id, fulfilment.outcome)
-        counts[key] = counts.get(key, 0) + 1
-    return counts
+async def _alert_bound(tx: SlaTransaction, now: datetime, hold: WatermarkHold | None) -> AlertBound:
+    """Up to which instant alerts fire now, as the recorded watermarks say."""
+    low = None
+    if hold is not None:
+        low = low_watermark(await tx.watermark_coverage(hold.topic, hold.case_partitions), hold)
+    return alert_bound(now, hold, low)
+
+
+@dataclass
+class _Moment:
+    """When a batch is applied, and (read once, when first needed) its alert bound."""
+
+    tx: SlaTransaction
+    now: datetime
+    hold: WatermarkHold | None
+    _bound: AlertBound | None = None
+
+    async def bound(self) -> AlertBound | None:
+        """None without a hold: nothing waits for the watermark."""
+        if self.hold is not None and self._bound is None:
+            self._bound = await _alert_bound(self.tx, self.now, self.hold)
+        return self._bound
 
 
 class SlaService:
@@ -207,12 +250,15 @@ class SlaService:
         calendar = calendar_of(self.policies, clock.calendar_id)
         return elapsed_with_pauses(calendar, clock.started_at, clock.pauses, until)
 
-    async def apply_case_events(self, events: Sequence[CaseEvent], now: datetime) -> BatchOutcome:
+    async def apply_case_events(
+        self, events: Sequence[CaseEvent], now: datetime, hold: WatermarkHold | None = None
+    ) -> BatchOutcome:
         """Apply a batch of case events in one transaction; already processed ids are skipped.
 
         Events are applied in order, each to the clocks its predecessors left: a batch may
         start, pause and end the same clock. Router watermarks are recorded with them (they
-        need no processed marker: recording one twice changes nothing).
+        need no processed marker: recording one twice changes nothing). With `hold`, a clock
+        ended by a reply fires only the overdue alerts that `fire_due_timers` would fire now.
         """
         outcome = BatchOutcome()
         if not events:
@@ -228,19 +274,25 @@ class SlaService:
             )
             outcome.duplicates = tx.duplicates
             records: Records = []
+            moment = _Moment(tx, now, hold)
             for event in fresh:
                 outcome.applied += 1
                 if event.data is None:
                     continue
                 case = event.data.case
                 open_clocks = [_open_clock(stored) for stored in await tx.open_clocks(case)]
+                answered = []
+                if names_first_reply(event.type, event.data):
+                    answered = await tx.answered_clocks(case.id)
                 at = event.time or now
-                changes = clock_changes(self.policies, event.type, event.data, open_clocks, at)
+                changes = clock_changes(
+                    self.policies, event.type, event.data, open_clocks, at, answered
+                )
                 for change in changes:
-                    await self._apply(tx, change, case, now, outcome, records)
+                    await self._apply(tx, change, case, moment, outcome, records)
             await tx.record_watermarks(_watermark_rows(marks))
             outcome.watermarks = len(marks)
-            await tx.count_attainment(_attainment_counts(outcome.fulfilled))
+            await tx.count_attainment(outcome.attainment())
             tx.add_to_outbox(records)
         return outcome
 
@@ -249,10 +301,11 @@ class SlaService:
         tx: SlaTransaction,
         change: ClockChange,
         case: CaseSnapshot,
-        now: datetime,
+        moment: _Moment,
         outcome: BatchOutcome,
         records: Records,
     ) -> None:
+        now = moment.now
         if isinstance(change, ClockStart):
             clock = await tx.start(change, case)
             if clock is None:  # this cycle of the clock exists already
@@ -261,7 +314,14 @@ class SlaService:
             outcome.started.append(clock)
             records.append(alert_record(clock, SLA_CLOCK_STARTED, time=now))
         elif isinstance(change, ClockFulfilment):
-            await self._fulfil(tx, change, now, outcome, records)
+            await self._fulfil(tx, change, moment, outcome, records)
+        elif isinstance(change, ClockRefulfilment):
+            await self._refulfil(tx, change, now, outcome, records)
+        elif isinstance(change, CaseAbsorption):
+            for ended in await tx.absorb(change):
+                outcome.recount(ended.clock, ended.counted, None)
+                if ended.breached_at is not None:  # the case it fired for was never one
+                    await self._retract(tx, ended.clock, now, outcome, records)
         elif isinstance(change, ClockPause):
             paused = await tx.pause(change)
             if paused is None:
@@ -293,34 +353,71 @@ class SlaService:
         self,
         tx: SlaTransaction,
         fulfilment: ClockFulfilment,
-        now: datetime,
+        moment: _Moment,
         outcome: BatchOutcome,
         records: Records,
     ) -> None:
-        at = fulfilment.fulfilled_at
+        at, now = fulfilment.fulfilled_at, moment.now
         ended = await tx.fulfil(fulfilment)
         if ended is None:
             return
         clock = ended.clock
-        await self._fire_overdue(tx, clock, at, now, outcome, records)
+        await self._fire_overdue(tx, clock, at, now, outcome, records, await moment.bound())
         elapsed = self._elapsed(clock, at)
         if fulfilment.by_reply:
-            outcome.fulfilled.append(Fulfilment(clock, at, elapsed))
+            fulfilled = Fulfilment(clock, at, elapsed)
+            outcome.fulfilled.append(fulfilled)
+            await tx.record_outcome(clock.id, fulfilled.outcome)
             if retracts_breach(at, ended.breached_at):
                 # The reply was sent by the instant its breach fired for (it was processed
                 # late): the breach is withdrawn, and the clock counts as met.
-                await tx.clear_breach(clock.id)
-                outcome.retracted.append(clock)
-                records.append(
-                    alert_record(
-                        clock,
-                        SLA_BREACH_RETRACTED,
-                        time=now,
-                        fraction=BREACH,
-                        retracted_alert_id=alert_event_id(clock, SLA_BREACHED, BREACH),
-                    )
-                )
+                await self._retract(tx, clock, now, outcome, records)
         records.append(alert_record(clock, SLA_CLOCK_FULFILLED, time=now, elapsed=elapsed))
+
+    async def _refulfil(
+        self,
+        tx: SlaTransaction,
+        refulfilment: ClockRefulfilment,
+        now: datetime,
+        outcome: BatchOutcome,
+        records: Records,
+    ) -> None:
+        """An answered clock ends at an earlier reply: its count moves to the outcome of that
+        reply, and a breach it disproves is withdrawn. Its `clock_fulfilled` names the new
+        end (`at`), so it is not taken for a copy of the first."""
+        at = refulfilment.fulfilled_at
+        ended: EndedClock | None = await tx.refulfil(refulfilment)
+        if ended is None:  # none ended later: a redelivery, or an older reply than its own
+            return
+        clock = ended.clock
+        elapsed = self._elapsed(clock, at)
+        fulfilled = Fulfilment(clock, at, elapsed)
+        outcome.recount(clock, ended.counted, fulfilled.outcome)
+        await tx.record_outcome(clock.id, fulfilled.outcome)
+        if retracts_breach(at, ended.breached_at):
+            await self._retract(tx, clock, now, outcome, records)
+        records.append(alert_record(clock, SLA_CLOCK_FULFILLED, time=now, elapsed=elapsed, at=at))
+
+    async def _retract(
+        self,
+        tx: SlaTransaction,
+        clock: ClockRecord,
+        now: datetime,
+        outcome: BatchOutcome,
+        records: Records,
+    ) -> None:
+        """The breach fired for the clock withdrawn."""
+        await tx.clear_breach(clock.id)
+        outcome.retracted.append(clock)
+        records.append(
+            alert_record(
+                clock,
+                SLA_BREACH_RETRACTED,
+                time=now,
+                fraction=BREACH,
+                retracted_alert_id=alert_event_id(clock, SLA_BREACHED, BREACH),
+            )
+        )
 
     async def _fire_overdue(
         self,
@@ -330,15 +427,24 @@ class SlaService:
         now: datetime,
         outcome: BatchOutcome,
         records: Records,
+        bound: AlertBound | None = None,
     ) -> None:
         """Fire, late, the timers due by `until` that had not fired when the clock stopped.
 
         A reply or pause that came after a warning or the breach instant, but was read before
-        the timer fired (consumer lag, or held for the watermark), does not erase it: the
-        reply's own time proves the alert right, so it is not provisional.
+        the timer fired (consumer lag), does not erase it. With `bound` (a clock ended), those
+        the watermark has not passed stay pending, held like a running clock's: an earlier
+        reply read later may still prove them wrong.
         """
-        for timer in await tx.fire_overdue(clock.id, until, now):
-            fired = FiredAlert(clock, timer.kind, timer.fraction, now - timer.fire_at > LATE_AFTER)
+        fires_until = None if bound is None else bound.fires_until
+        for timer in await tx.fire_overdue(clock.id, until, now, fires_until):
+            fired = FiredAlert(
+                clock,
+                timer.kind,
+                timer.fraction,
+                now - timer.fire_at > LATE_AFTER,
+                provisional=bound is not None and bound.provisional(timer.fire_at),
+            )
             outcome.fired.append(fired)
             records.append(self._alert(fired, now, until=until))
 
@@ -366,12 +472,7 @@ class SlaService:
         the latest, `max_hold` after its instant, then marked provisional.
         """
         async with self.store.transaction() as tx:
-            low = None
-            if hold is not None:
-                low = low_watermark(
-                    await tx.watermark_coverage(hold.topic, hold.case_partitions), hold
-                )
-            bound = alert_bound(now, hold, low)
+            bound = await _alert_bound(tx, now, hold)
             due = await tx.claim_due_timers(bound.fires_until, limit)
             if not due:
                 return []
@@ -386,7 +487,12 @@ class SlaService:
                 )
                 for timer in due
             ]
-            tx.add_to_outbox([self._alert(alert, now, until=now) for alert in fired])
+            tx.add_to_outbox(
+                [
+                    self._alert(alert, now, until=timer.ended_at or now)
+                    for alert, timer in zip(fired, due, strict=True)
+                ]
+            )
         return fired
 
     async def low_watermark(self, hold: WatermarkHold) -> datetime | None:

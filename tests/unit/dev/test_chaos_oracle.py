@@ -13,6 +13,7 @@ from casewire_common import topics
 from casewire_common.events import (
     CASE_ASSIGNED,
     CASE_CREATED,
+    CASE_MERGED,
     CASE_MESSAGE_ADDED,
     CASE_RESPONDED,
     CASE_STATUS_CHANGED,
@@ -66,6 +67,7 @@ class Run:
         self.metrics = ""
         self.replay: dict[str, object] | None = {"published": 0}
         self.messages_before = self.messages_after = 10
+        self.ids_before = self.ids_after = frozenset(f"m{n}" for n in range(10))
         self.expected_rejections: dict[str, int] = {}
         self.versions = True
         self._offsets: Counter[tuple[str, int]] = Counter()
@@ -116,9 +118,14 @@ class Run:
         published: float | None = None,
         partition: int = 0,
         event_id: str | None = None,
+        opened: float | None = None,
+        merged_case_id: str | None = None,
+        merged_into_case_id: str | None = None,
     ) -> Record:
-        """One case event; `opened_at` is the time of the case's first event."""
+        """One case event; `opened_at` is the time of the case's first event (or `opened`)."""
         self._opened.setdefault(case_id, at(seconds))
+        if opened is not None:
+            self._opened[case_id] = at(opened)
         self._status[case_id] = status
         self._case_versions[case_id] += 1
         snapshot = CaseSnapshot(
@@ -138,7 +145,13 @@ class Run:
             first_response_at=None,
             resolved_at=None if resolved is None else at(resolved),
         )
-        data = CaseEventData(case=snapshot, message_id=message_id, previous_status=previous_status)
+        data = CaseEventData(
+            case=snapshot,
+            message_id=message_id,
+            previous_status=previous_status,
+            merged_case_id=merged_case_id,
+            merged_into_case_id=merged_into_case_id,
+        )
         record = encode_event(
             event_id=event_id or f"ce-{len(self.case_events)}",
             event_type=event_type,
@@ -297,6 +310,8 @@ class Run:
             replay=self.replay,
             messages_before_replay=self.messages_before,
             messages_after_replay=self.messages_after,
+            message_ids_before_replay=self.ids_before,
+            message_ids_after_replay=self.ids_after,
             expected_rejections=self.expected_rejections,
         )
 
@@ -849,6 +864,68 @@ def test_durations_are_read_like_the_policy_file_writes_them() -> None:
             parse_duration(bad)
 
 
+# Merges
+
+
+def split_and_merged_run(run: Run) -> Run:
+    """The customer's two messages on t1 (0 s and 3 s), processed out of order: the later one
+    opened c2, the earlier one c1; the router then kept c1 and absorbed c2 into it, moving
+    m2's stored row. The brand answered at 6 s."""
+    run.send("m2", "t1", 3, case="c1")
+    run.event(CASE_CREATED, "c2", 3, status="queued", message_id="m2")
+    run.send("m1", "t1", 0, case="c1")
+    run.event(CASE_CREATED, "c1", 4, status="queued", message_id="m1", opened=0)
+    run.event(CASE_MERGED, "c1", 5, status="queued", merged_case_id="c2")
+    run.event(
+        CASE_MERGED,
+        "c2",
+        5,
+        status="resolved",
+        resolved=5,
+        previous_status="queued",
+        merged_into_case_id="c1",
+    )
+    run.send("r1", "t1", 6, case="c1", direction="outbound")
+    run.event(CASE_RESPONDED, "c1", 6, status="queued", message_id="r1")
+    run.metrics = attainment(met=1, breached=0)
+    return run
+
+
+def test_an_absorbed_case_hands_its_messages_and_its_clock_to_the_kept_case(run: Run) -> None:
+    split_and_merged_run(run)
+    verdicts = check(run.capture())
+    assert passed(verdicts), format_table(verdicts)
+    assert "1 clocks: 1 met" in run.row("false_breaches").detail
+
+
+def test_the_kept_case_clock_starts_at_the_earliest_message_of_the_absorbed_case(
+    run: Run,
+) -> None:
+    # The absorbed case held the earlier message this time: the kept case's clock runs from it.
+    run.send("m1", "t1", 0, case="c1")
+    run.event(CASE_CREATED, "c2", 1, status="queued", message_id="m1", opened=0)
+    run.send("m2", "t1", 3, case="c1")
+    run.event(CASE_CREATED, "c1", 3, status="queued", message_id="m2")
+    run.event(CASE_MERGED, "c1", 4, status="queued", merged_case_id="c2", opened=0)
+    run.event(CASE_MERGED, "c2", 4, status="resolved", resolved=4, merged_into_case_id="c1")
+    run.send("r1", "t1", 21, case="c1", direction="outbound")  # 21 s after m1: late
+    run.event(CASE_RESPONDED, "c1", 21, status="queued", message_id="r1")
+    run.metrics = attainment(met=0, breached=1)
+    assert not run.row("missed_breaches").ok  # due at 20 s, from m1: a breach must stand
+    run.alert(SLA_BREACHED, "c1", seconds=20, due=20)
+    assert run.row("missed_breaches").ok
+    assert run.row("attainment_mismatched_clocks").ok
+
+
+def test_a_breach_of_an_absorbed_case_must_be_retracted(run: Run) -> None:
+    split_and_merged_run(run)
+    breach = run.alert(SLA_BREACHED, "c2", seconds=23, due=23, started=3)
+    row = run.row("false_breaches")
+    assert (row.value, row.ok) == (1, False)
+    run.alert(SLA_BREACH_RETRACTED, "c2", seconds=24, due=23, started=3, retracts=breach)
+    assert run.row("false_breaches").ok
+
+
 # Dead letters and replay
 
 
@@ -868,16 +945,29 @@ def test_dead_letters_are_explained_by_the_rejections_the_workload_meant(run: Ru
     assert "invalid_message" in row.detail
 
 
-def test_a_replay_that_publishes_fails_and_a_missing_replay_fails(run: Run) -> None:
+def test_a_replay_that_publishes_a_new_message_fails_and_a_missing_replay_fails(run: Run) -> None:
     answered_run(run)
     assert run.row("replay_added").ok
     run.messages_after = 12
-    assert run.row("replay_added").value == 2
-    run.messages_after = run.messages_before
-    run.replay = {"published": 3}
-    assert not run.row("replay_added").ok
+    run.ids_after = run.ids_before | {"m-new-1", "m-new-2"}
+    row = run.row("replay_added")
+    assert (row.value, row.ok) == (2, False)
+    assert "m-new-1" in row.detail
     run.replay = None
     assert "no replay" in run.row("replay_added").detail
+
+
+def test_a_replay_that_republishes_an_already_published_message_passes_and_says_so(
+    run: Run,
+) -> None:
+    # The ingest was killed after publishing m3 and before committing its dedup marker: the
+    # replay publishes it again, under the same id (the router ignores it).
+    answered_run(run)
+    run.messages_after = 11
+    run.replay = {"published": 1}
+    row = run.row("replay_added")
+    assert (row.value, row.ok) == (0, True)
+    assert "1 republished" in row.detail
 
 
 # The verdict table and results

@@ -128,7 +128,8 @@ class SlaMetrics:
         self.retracted = Counter(
             "casewire_sla_breaches_retracted_total",
             "Breaches withdrawn because a reply sent by due_at was processed after the breach"
-            " fired, by clock, policy, team and priority; breaches that stand ="
+            " fired (or its case was absorbed into another), by clock, policy, team and"
+            " priority; breaches that stand ="
             " casewire_sla_breaches_total - this.",
             ["clock", "policy", "team", "priority"],
             registry=registry,
@@ -143,7 +144,9 @@ class SlaMetrics:
         self.attainment = Gauge(
             "casewire_sla_attainment_clocks",
             "Clocks ended by what they waited for, by clock, policy and final outcome (a"
-            " retracted breach counts as met), as stored: every replica reports the same total.",
+            " retracted breach, or a clock re-ended by an earlier reply read later, counts as"
+            " met; an absorbed case's clocks not at all), as stored: every replica reports the"
+            " same total.",
             ["clock", "policy", "outcome"],
             registry=registry,
         )

@@ -25,8 +25,11 @@ from casewire_sla.adapters.alerts import ClockRecord
 from casewire_sla.domain.calendars import Pause
 from casewire_sla.domain.clocks import (
     BREACH,
+    AnsweredClock,
+    CaseAbsorption,
     ClockFulfilment,
     ClockPause,
+    ClockRefulfilment,
     ClockReselection,
     ClockResume,
     ClockStart,
@@ -57,10 +60,12 @@ class StoredClock:
 
 @dataclass(frozen=True)
 class EndedClock:
-    """A clock just ended, and the instant its breach fired for (None: not breached)."""
+    """A clock just ended (or whose end just moved), the instant its breach fired for (None:
+    not breached) and the outcome attainment counted it with until now (None: not counted)."""
 
     clock: ClockRecord
     breached_at: datetime | None
+    counted: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,11 +77,13 @@ class FiredTimer:
 
 @dataclass(frozen=True)
 class DueTimer:
-    """A timer claimed for firing (locked until the transaction ends)."""
+    """A timer claimed for firing (locked until the transaction ends), and when its clock
+    ended (None: it runs) when it was held for the watermark past that end."""
 
     id: int
     timer: FiredTimer
     clock: ClockRecord
+    ended_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -227,17 +234,22 @@ class SlaTransaction:
         breach_at = schedule.due_at if schedule.breach else None
         return await self.add_timers(clock_id, schedule.warnings, breach_at)
 
-    async def fire_overdue(self, clock_id: int, until: datetime, now: datetime) -> list[FiredTimer]:
+    async def fire_overdue(
+        self, clock_id: int, until: datetime, now: datetime, fires_until: datetime | None = None
+    ) -> list[FiredTimer]:
         """The clock stops at `until`: its timers due before then that had not fired are marked
-        fired now (a breach among them marks the clock breached), the others are dropped. A
-        reply at the very instant of a deadline is in time (it meets the target)."""
+        fired now (a breach among them marks the clock breached), those due at or after it are
+        dropped. With `fires_until`, overdue timers due after it stay pending (held for the
+        watermark). A reply at the very instant of a deadline is in time (meets the target)."""
         rows = await self._connection.fetch(
             f"UPDATE {SCHEMA}.timers SET fired_at = $3"
             " WHERE clock_id = $1 AND fired_at IS NULL AND fire_at < $2"
+            " AND ($4::timestamptz IS NULL OR fire_at <= $4)"
             " RETURNING kind, fraction, fire_at",
             clock_id,
             until,
             now,
+            fires_until,
         )
         overdue = sorted(
             (FiredTimer(row["kind"], row["fraction"], row["fire_at"]) for row in rows),
@@ -247,10 +259,17 @@ class SlaTransaction:
             await self._connection.execute(
                 f"UPDATE {SCHEMA}.clocks SET breached_at = due_at WHERE id = $1", clock_id
             )
-        await self._connection.execute(
-            f"DELETE FROM {SCHEMA}.timers WHERE clock_id = $1 AND fired_at IS NULL", clock_id
-        )
+        await self._drop_timers(clock_id, until)
         return overdue
+
+    async def _drop_timers(self, clock_id: int, since: datetime) -> None:
+        """The clock's pending timers due at or after `since` dropped."""
+        await self._connection.execute(
+            f"DELETE FROM {SCHEMA}.timers WHERE clock_id = $1 AND fired_at IS NULL"
+            " AND fire_at >= $2",
+            clock_id,
+            since,
+        )
 
     async def fulfil(self, fulfilment: ClockFulfilment) -> EndedClock | None:
         at = fulfilment.fulfilled_at
@@ -267,6 +286,71 @@ class SlaTransaction:
             _slot(fulfilment.additive_policy),
         )
         return None if row is None else EndedClock(_clock(row), row["breached_at"])
+
+    async def record_outcome(self, clock_id: int, outcome: str) -> None:
+        """The outcome attainment counts the clock with."""
+        await self._connection.execute(
+            f"UPDATE {SCHEMA}.clocks SET outcome = $2 WHERE id = $1", clock_id, outcome
+        )
+
+    async def answered_clocks(self, case_id: str) -> list[AnsweredClock]:
+        """Per clock name and track, the case's latest clock if it ended by what it waited
+        for."""
+        rows = await self._connection.fetch(
+            f"SELECT DISTINCT ON (clock, slot) clock, slot, additive, outcome, fulfilled_at"
+            f" FROM {SCHEMA}.clocks WHERE case_id = $1 ORDER BY clock, slot, started_at DESC",
+            case_id,
+        )
+        return [
+            AnsweredClock(
+                row["clock"], row["slot"] if row["additive"] else None, row["fulfilled_at"]
+            )
+            for row in rows
+            if row["outcome"] is not None
+        ]
+
+    async def refulfil(self, refulfilment: ClockRefulfilment) -> EndedClock | None:
+        """The latest answered clock of the name and track ends earlier; its pending (held)
+        timers due from then on are dropped. None: no such clock ended later."""
+        row = await self._connection.fetchrow(
+            f"WITH ended AS (SELECT id, outcome FROM {SCHEMA}.clocks"
+            " WHERE case_id = $1 AND clock = $2 AND slot = $4"
+            " ORDER BY started_at DESC LIMIT 1 FOR UPDATE)"
+            f" UPDATE {SCHEMA}.clocks AS c SET fulfilled_at = $3 FROM ended"
+            " WHERE c.id = ended.id AND c.status = 'fulfilled' AND c.outcome IS NOT NULL"
+            " AND c.fulfilled_at > $3"
+            f" RETURNING {_CLOCK_COLUMNS}, c.breached_at, ended.outcome AS counted",
+            refulfilment.case_id,
+            refulfilment.clock,
+            refulfilment.fulfilled_at,
+            _slot(refulfilment.additive_policy),
+        )
+        if row is None:
+            return None
+        await self._drop_timers(row["id"], refulfilment.fulfilled_at)
+        return EndedClock(_clock(row), row["breached_at"], row["counted"])
+
+    async def absorb(self, absorption: CaseAbsorption) -> list[EndedClock]:
+        """Every clock of the case not absorbed yet ends 'absorbed' with no outcome (an open
+        one at the absorption), its pending timers dropped."""
+        rows = await self._connection.fetch(
+            f"WITH ended AS (SELECT id, outcome, breached_at FROM {SCHEMA}.clocks"
+            " WHERE case_id = $1 AND status <> 'absorbed' FOR UPDATE)"
+            f" UPDATE {SCHEMA}.clocks AS c SET status = 'absorbed', outcome = NULL,"
+            " fulfilled_at = coalesce(c.fulfilled_at, $2),"
+            " pause_ends = CASE WHEN c.status = 'paused'"
+            " THEN c.pause_ends[1:cardinality(c.pause_ends) - 1] || $2::timestamptz"
+            " ELSE c.pause_ends END"
+            " FROM ended WHERE c.id = ended.id"
+            f" RETURNING {_CLOCK_COLUMNS}, ended.breached_at, ended.outcome AS counted",
+            absorption.case_id,
+            absorption.at,
+        )
+        await self._connection.execute(
+            f"DELETE FROM {SCHEMA}.timers WHERE clock_id = ANY($1::bigint[]) AND fired_at IS NULL",
+            [row["id"] for row in rows],
+        )
+        return [EndedClock(_clock(row), row["breached_at"], row["counted"]) for row in rows]
 
     async def clear_breach(self, clock_id: int) -> None:
         await self._connection.execute(
@@ -363,12 +447,15 @@ class SlaTransaction:
         return await _coverage(self._connection, topic, case_partitions)
 
     async def claim_due_timers(self, until: datetime, limit: int) -> list[DueTimer]:
-        """Unfired timers of running clocks due by `until`, earliest first, locked; those
-        another replica holds are skipped (it fires them)."""
+        """Unfired timers due by `until` of running clocks, and of ended ones that held them
+        for the watermark, earliest first, locked; those another replica holds are skipped
+        (it fires them)."""
         rows = await self._connection.fetch(
-            f"SELECT t.id AS timer_id, t.kind, t.fraction, t.fire_at, {_CLOCK_COLUMNS}"
+            f"SELECT t.id AS timer_id, t.kind, t.fraction, t.fire_at, {_CLOCK_COLUMNS},"
+            " CASE WHEN c.status = 'fulfilled' THEN c.fulfilled_at END AS ended_at"
             f" FROM {SCHEMA}.timers AS t JOIN {SCHEMA}.clocks AS c ON c.id = t.clock_id"
-            " WHERE t.fired_at IS NULL AND t.fire_at <= $1 AND c.status = 'running'"
+            " WHERE t.fired_at IS NULL AND t.fire_at <= $1"
+            " AND c.status IN ('running', 'fulfilled')"
             " ORDER BY t.fire_at LIMIT $2"
             " FOR UPDATE OF t SKIP LOCKED",
             until,
@@ -379,6 +466,7 @@ class SlaTransaction:
                 row["timer_id"],
                 FiredTimer(row["kind"], row["fraction"], row["fire_at"]),
                 _clock(row),
+                row["ended_at"],
             )
             for row in rows
         ]

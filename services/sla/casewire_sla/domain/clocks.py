@@ -6,7 +6,10 @@
   policy's `pause_on` statuses.
 
 Resolving (or closing as no_action) ends every clock; a reopen starts `resolution` again and
-the response clock the customer now waits on. When the case's fields select another policy,
+the response clock the customer now waits on. A first reply sent before the one that ended
+`first_response`, read after it, ends the clock instead (event time). A case absorbed into
+another (`casewire.case.merged` with `merged_into_case_id`) was never a case of its own: its
+clocks end with no outcome. When the case's fields select another policy,
 its open clocks move to that policy and keep their start; `resolution` then pauses or resumes
 as the new policy's `pause_on` says of the case's status.
 
@@ -99,6 +102,15 @@ class OpenClock:
 
 
 @dataclass(frozen=True)
+class AnsweredClock:
+    """A case's latest clock of one name and track that ended by the reply it waited for."""
+
+    clock: ClockName
+    additive_policy: str | None
+    fulfilled_at: datetime
+
+
+@dataclass(frozen=True)
 class Schedule:
     """When a running clock's timers fire; only fractions not alerted yet have a warning."""
 
@@ -177,7 +189,38 @@ class ClockReselection:
     started_at: datetime | None = None  # moved earlier (the case opened earlier), else None
 
 
-ClockChange = ClockStart | ClockFulfilment | ClockPause | ClockResume | ClockReselection
+@dataclass(frozen=True)
+class ClockRefulfilment:
+    """An answered clock ended instead by an earlier-sent reply that was read after the one
+    that ended it: its end, and so its outcome, moves back to that reply."""
+
+    case_id: str
+    clock: ClockName
+    fulfilled_at: datetime
+    additive_policy: str | None = None
+
+
+@dataclass(frozen=True)
+class CaseAbsorption:
+    """The case was absorbed into another (the same customer's reply chain, split by
+    processing order): every clock of it, open or ended, ends with no outcome, its pending
+    timers are cancelled and a breach fired for it is withdrawn. The case it joined keeps
+    the customer's clocks."""
+
+    case_id: str
+    into_case_id: str
+    at: datetime
+
+
+ClockChange = (
+    ClockStart
+    | ClockFulfilment
+    | ClockPause
+    | ClockResume
+    | ClockReselection
+    | ClockRefulfilment
+    | CaseAbsorption
+)
 
 
 @dataclass
@@ -290,6 +333,7 @@ def _reselect(
     case: CaseSnapshot,
     clock: OpenClock,
     at: datetime,
+    case_merged_in: bool = False,
 ) -> tuple[OpenClock, list[ClockChange]]:
     """The clock under the policy its track selects now; it keeps its policy when that one has
     no target for it (a running obligation is never dropped silently). Moved to another policy
@@ -303,11 +347,13 @@ def _reselect(
     moved = replace(moved, team=case.team, priority=case.priority)
     if (
         clock.clock == "first_response"
-        and case.first_response_at is None
+        and (case.first_response_at is None or case_merged_in)
         and case.opened_at < clock.started_at
     ):
         # A message sent before the one that opened the case was processed after it (another
-        # conversation merged in): the customer has waited since then (event time).
+        # conversation merged in): the customer has waited since then (event time). A case
+        # merged in brings its opening and its replies at once: the clock moves back, then
+        # the first of them ends it.
         moved = replace(moved, started_at=case.opened_at)
     if moved == clock:
         return clock, []
@@ -338,7 +384,11 @@ def _reselect(
 
 
 def _tracks(
-    policies: PolicySet, case: CaseSnapshot, open_clocks: Sequence[OpenClock], at: datetime
+    policies: PolicySet,
+    case: CaseSnapshot,
+    open_clocks: Sequence[OpenClock],
+    at: datetime,
+    case_merged_in: bool = False,
 ) -> tuple[list[_Track], list[ClockChange]]:
     """The case's tracks now (contract first, then additive policies in file order), with the
     changes that bring the open clocks in line: re-selections (with the pauses and resumes
@@ -361,7 +411,9 @@ def _tracks(
                 )
             )
             continue
-        moved, reselection_changes = _reselect(policies, track.policy, case, clock, at)
+        moved, reselection_changes = _reselect(
+            policies, track.policy, case, clock, at, case_merged_in
+        )
         track.running[clock.clock] = moved
         track.was_open = True
         changes += reselection_changes
@@ -400,10 +452,15 @@ def clock_changes(
     data: CaseEventData,
     open_clocks: Sequence[OpenClock],
     at: datetime,
+    answered: Sequence[AnsweredClock] = (),
 ) -> list[ClockChange]:
-    """What one case event, which happened at `at`, does to the open clocks of its case."""
+    """What one case event, which happened at `at`, does to the clocks of its case: its open
+    clocks, and its `answered` ones when the event `names_first_reply`."""
     case = data.case
-    tracks, changes = _tracks(policies, case, open_clocks, at)
+    if event_type == CASE_MERGED and data.merged_into_case_id is not None:
+        return [CaseAbsorption(case.id, data.merged_into_case_id, case.resolved_at or at)]
+    case_merged_in = event_type == CASE_MERGED and data.merged_case_id is not None
+    tracks, changes = _tracks(policies, case, open_clocks, at, case_merged_in)
     waiting = _waiting_on(case, tracks)
     for track in tracks:
         event_changes = _event_changes(policies, track, event_type, data, at)
@@ -412,7 +469,38 @@ def clock_changes(
             started = {c.clock for c in event_changes if isinstance(c, ClockStart)}
             missing = [name for name in waiting if name not in started]
             changes += _catch_up(policies, track, case, missing, at)
-    return changes
+    return changes + _earlier_first_reply(event_type, data, tracks, answered)
+
+
+def names_first_reply(event_type: str, data: CaseEventData) -> bool:
+    """Whether the event says which reply is the case's first: a reply the router takes as the
+    first, or a case merged in (its replies join this case's)."""
+    if event_type == CASE_RESPONDED:
+        return bool(data.first_response)
+    return event_type == CASE_MERGED and data.merged_case_id is not None
+
+
+def _earlier_first_reply(
+    event_type: str,
+    data: CaseEventData,
+    tracks: Sequence[_Track],
+    answered: Sequence[AnsweredClock],
+) -> list[ClockChange]:
+    """The router names a first reply sent before the one that ended a track's first_response
+    clock (two replies processed out of order, or the replies of a case merged into this
+    one): the clock ends at it instead. A track whose first_response clock is open ends that
+    one, as any first reply does."""
+    case, reply = data.case, data.case.first_response_at
+    if reply is None or not names_first_reply(event_type, data):
+        return []
+    open_tracks = {track.additive_policy for track in tracks if "first_response" in track.running}
+    return [
+        ClockRefulfilment(case.id, ended.clock, reply, ended.additive_policy)
+        for ended in answered
+        if ended.clock == "first_response"
+        and reply < ended.fulfilled_at
+        and ended.additive_policy not in open_tracks
+    ]
 
 
 def _event_changes(
@@ -423,7 +511,9 @@ def _event_changes(
     changes: list[ClockChange] = []
     if event_type == CASE_CREATED and case.status not in CLOSED:
         changes += _starts(policies, track, case, OPENING_CLOCKS, case.opened_at)
-        counting = "first_response" in clocks or any(c.clock == "first_response" for c in changes)
+        counting = "first_response" in clocks or any(
+            isinstance(c, ClockStart) and c.clock == "first_response" for c in changes
+        )
         if case.first_response_at is not None and counting:  # opened already answered
             changes.append(
                 ClockFulfilment(
@@ -443,6 +533,14 @@ def _event_changes(
             )
         if "next_response" in clocks:
             changes.append(ClockFulfilment(case.id, "next_response", at, True, additive_policy))
+    elif event_type == CASE_MERGED and data.merged_case_id is not None:
+        # The absorbed case's replies are this case's now: its first one may answer the clock.
+        if "first_response" in clocks and case.first_response_at is not None:
+            changes.append(
+                ClockFulfilment(
+                    case.id, "first_response", case.first_response_at, True, additive_policy
+                )
+            )
     elif event_type == CASE_STATUS_CHANGED:
         if case.status in CLOSED:
             resolved_at = case.resolved_at or at

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from casewire_sla.adapters.metrics import SlaMetrics
 from casewire_sla.domain.clocks import HANDLED_TYPES
+from casewire_sla.domain.holding import WatermarkHold
 from casewire_sla.entrypoints.scheduler import TimerScheduler
 from casewire_sla.service import BatchOutcome, CaseEvent, SlaService
 from casewire_sla.settings import SlaSettings
@@ -60,8 +61,10 @@ def case_event_router(
     dead_letters: DeadLetters,
     metrics: SlaMetrics,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    hold: Callable[[], WatermarkHold | None] = lambda: None,
 ) -> tuple[KafkaRouter, BatchSubscriber]:
-    """The subscriber of case events; a failed batch is not acknowledged and is read again."""
+    """The subscriber of case events; a failed batch is not acknowledged and is read again.
+    `hold` is how alerts wait for the router's watermark (as the timer scheduler's)."""
     router = KafkaRouter()
     subscriber = router.subscriber(
         topics.CASE_EVENTS,
@@ -76,7 +79,7 @@ def case_event_router(
         """One transaction per event, so that one unstorable event cannot block the rest."""
         for record, event in accepted:
             try:
-                outcome = await service.apply_case_events([event], now())
+                outcome = await service.apply_case_events([event], now(), hold())
             except (asyncpg.DataError, ValueError) as error:
                 rejected.append(
                     (record, "unprocessable_case_event", f"{type(error).__name__}: {error}")
@@ -110,7 +113,7 @@ def case_event_router(
         # before the offset commit redelivers the batch, which then changes nothing. Any
         # other error (PostgreSQL unreachable) fails the batch: it is read again.
         try:
-            applied(await service.apply_case_events([e for _, e in accepted], now()))
+            applied(await service.apply_case_events([e for _, e in accepted], now(), hold()))
         except (asyncpg.DataError, ValueError):
             # Data PostgreSQL refuses (e.g. a NUL character): find which event, keep the rest.
             await apply_each(accepted, rejected)

@@ -89,9 +89,12 @@ class Capture:
     faults: list[Fault] = field(default_factory=list)
     # `casewire-ingest replay --json` over the whole run, after the drain (None: not run).
     replay: dict[str, Any] | None = None
-    # Records on casewire.messages.v1 before and after that replay.
+    # Records on casewire.messages.v1 before and after that replay, and their message ids: a
+    # replay may publish again a message already published (not a new one).
     messages_before_replay: int = 0
     messages_after_replay: int = 0
+    message_ids_before_replay: frozenset[str] = frozenset()
+    message_ids_after_replay: frozenset[str] = frozenset()
     # Measured by the runner: e.g. takeover_s, rebalance_stall_s, drain_s.
     timings: dict[str, float] = field(default_factory=dict)
     # Rejected posts that the workload meant to be rejected (hostile input), by reason.

@@ -10,6 +10,10 @@ What each check holds the outputs to, where the contract leaves a choice:
   is a row of the router's message store, once. A stored row nobody sent is reported too.
   A customer message belongs to the case whose `created` or `message_added` event names it;
   one the workload says needs a case belongs to exactly one, the one its stored row names.
+- Merges: a case that receives `casewire.case.merged` with `merged_into_case_id` is absorbed
+  (one reply chain of one customer, split by processing order): its customer messages belong
+  to the kept case from then on (every check sees them in that one case), it has no
+  first_response clock of its own, and it is not a case of its threads.
 - Threads: a case is open, in event time, from its `opened_at` (or the event time of the
   event that reopened it) until its `resolved_at`; two cases holding customer messages of one
   workload thread must never be open at the same instant.
@@ -33,7 +37,8 @@ What each check holds the outputs to, where the contract leaves a choice:
 - SLA, first_response: the policy file must give every case one contract (the first policy
   that is not additive matches `{}`), on an always-open calendar; anything else is reported
   as a failed row, not guessed. A case that opens (not created as no_action) starts a clock
-  at its first customer message (the earliest `sent_at` of the needs-case messages in it),
+  at its first customer message (the earliest `sent_at` of the needs-case messages in it,
+  those of the cases it absorbed included),
   due `first_response` later. The clock ends at the first brand reply (an outbound message
   of one of the case's threads, sent no earlier than the opening and before the next case
   of those threads opened) or when the case is closed, whichever is first; it is breached iff
@@ -52,8 +57,10 @@ What each check holds the outputs to, where the contract leaves a choice:
 - Dead letters: each must be on `casewire.raw.v1.dlq` with a reason the workload meant to
   provoke; `expected_rejections` bounds, per reason, how many distinct bodies may be there
   (a body dead-lettered again, retried after a 5xx, is the same input).
-- Replay: the records on `casewire.messages.v1` do not grow, and the replay reports nothing
-  published.
+- Replay: no message id appears on `casewire.messages.v1` after the replay that was not
+  there before it. A message published again (published, then the ingest was killed before
+  its dedup marker committed: the replay publishes it again, and the router ignores it) is
+  reported, not failed.
 """
 
 from __future__ import annotations
@@ -201,7 +208,8 @@ def check(capture: Capture, *, max_hold: timedelta = DEFAULT_MAX_HOLD) -> list[V
     histories, bad_case_events = case_histories(case_records)
     alerts, bad_alerts = sla_alerts(alert_records)
     accepted = accepted_messages(capture.sent)
-    membership = case_membership(histories)
+    absorbed = absorbed_cases(histories)
+    membership = case_membership(histories, absorbed)
     horizon = max(
         (record.timestamp for record, _ in case_records.first + alert_records.first),
         default=max((message.accepted_at for message in capture.sent), default=_NEVER),
@@ -219,7 +227,7 @@ def check(capture: Capture, *, max_hold: timedelta = DEFAULT_MAX_HOLD) -> list[V
             case_records, alert_records, bad_case_events + bad_alerts + bad_watermarks
         ),
         capacity_verdict(histories, capture.agent_capacity),
-        *sla_verdicts(capture, histories, accepted, membership, alerts, deadlines),
+        *sla_verdicts(capture, histories, accepted, membership, alerts, deadlines, absorbed),
         dead_letter_verdict(capture.dead_letters, capture.expected_rejections),
         replay_verdict(capture),
         *reported(capture, accepted, histories, case_records, alert_records),
@@ -344,13 +352,36 @@ def accepted_messages(sent: Sequence[SentMessage]) -> dict[str, SentMessage]:
     return accepted
 
 
-def case_membership(histories: Mapping[str, Sequence[CaseEvent]]) -> dict[str, set[str]]:
-    """Message id -> the cases whose events put it in them."""
+def absorbed_cases(histories: Mapping[str, Sequence[CaseEvent]]) -> dict[str, str]:
+    """Absorbed case -> the case that kept its messages (at the end of a chain of merges)."""
+    into = {
+        case_id: event.data.merged_into_case_id
+        for case_id, history in histories.items()
+        for event in history
+        if event.type == CASE_MERGED and event.data.merged_into_case_id is not None
+    }
+    kept = {}
+    for case_id in into:
+        seen = {case_id}
+        target = into[case_id]
+        while target in into and target not in seen:  # a cycle stops where it closes
+            seen.add(target)
+            target = into[target]
+        kept[case_id] = target
+    return kept
+
+
+def case_membership(
+    histories: Mapping[str, Sequence[CaseEvent]], absorbed: Mapping[str, str] | None = None
+) -> dict[str, set[str]]:
+    """Message id -> the cases whose events put it in them; an absorbed case's messages are
+    the kept case's."""
+    absorbed = absorbed or {}
     membership: dict[str, set[str]] = defaultdict(set)
     for case_id, history in histories.items():
         for event in history:
             if event.type in _HOLDING_TYPES and event.data.message_id is not None:
-                membership[event.data.message_id].add(case_id)
+                membership[event.data.message_id].add(absorbed.get(case_id, case_id))
     return membership
 
 
@@ -657,6 +688,7 @@ def expected_clocks(
     membership: Mapping[str, set[str]],
     target: timedelta,
     deadlines: BreachDeadlines,
+    absorbed: Mapping[str, str] | None = None,
 ) -> list[ExpectedClock]:
     """Every first_response clock the inputs imply, with its outcome (see the module doc)."""
     inbound: dict[str, list[SentMessage]] = defaultdict(list)
@@ -674,8 +706,8 @@ def expected_clocks(
     opened: dict[str, datetime] = {}
     for case_id, history in histories.items():
         created = next((event for event in history if event.type == CASE_CREATED), None)
-        if created is None or created.case.status in _CLOSED:
-            continue  # no clock: never opened, or closed at once (a skip rule)
+        if created is None or created.case.status in _CLOSED or case_id in (absorbed or {}):
+            continue  # no clock: never opened, closed at once (a skip rule), or absorbed
         openers = [message.sent_at for message in inbound[case_id] if message.needs_case]
         opened[case_id] = min(openers, default=created.case.opened_at)
     openings: dict[str, list[datetime]] = defaultdict(list)  # thread -> its cases' openings
@@ -741,6 +773,7 @@ def sla_verdicts(
     membership: Mapping[str, set[str]],
     alerts: Sequence[Alert],
     deadlines: BreachDeadlines,
+    absorbed: Mapping[str, str] | None = None,
 ) -> list[Verdict]:
     breaches = [alert for alert in alerts if alert.type == SLA_BREACHED]
     retractions = [alert for alert in alerts if alert.type == SLA_BREACH_RETRACTED]
@@ -784,7 +817,9 @@ def sla_verdicts(
             Verdict("attainment_mismatched_clocks", 0, "clocks", False, not_checked),
             *rows,
         ]
-    clocks = expected_clocks(histories, accepted, membership, policy.first_response, deadlines)
+    clocks = expected_clocks(
+        histories, accepted, membership, policy.first_response, deadlines, absorbed
+    )
     standing = Counter(
         alert.data.case_id
         for alert in breaches
@@ -986,19 +1021,23 @@ def dead_letter_verdict(dead_letters: Sequence[Record], expected: Mapping[str, i
 
 
 def replay_verdict(capture: Capture) -> Verdict:
-    """A replay of the whole raw topic publishes nothing new."""
+    """A replay of the whole raw topic adds no message: it may republish one already
+    published (counted as information), never one that was not."""
     if capture.replay is None:
         return Verdict("replay_added", 0, "messages", False, "no replay was run")
+    added = sorted(capture.message_ids_after_replay - capture.message_ids_before_replay)
     grown = capture.messages_after_replay - capture.messages_before_replay
+    republished = max(0, grown - len(added))
     published = capture.replay.get("published", 0)
-    added = max(grown, published if isinstance(published, int) else 0)
     return Verdict(
         "replay_added",
-        added,
+        len(added),
         "messages",
-        added == 0,
-        f"casewire.messages.v1 {capture.messages_before_replay} -> "
-        f"{capture.messages_after_replay} records; replay published {published}",
+        not added,
+        _named(added, "new on casewire.messages.v1")
+        or f"casewire.messages.v1 {capture.messages_before_replay} -> "
+        f"{capture.messages_after_replay} records, {republished} republished (ids published"
+        f" before); replay published {published}",
     )
 
 

@@ -39,7 +39,7 @@ from typing import Any
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from casewire_common import topics
 from casewire_common.events import ROUTER_WATERMARK
@@ -289,9 +289,17 @@ class Poster:
 _WATERMARK = ROUTER_WATERMARK.encode()
 
 
+def _message_id(record: ConsumerRecord[bytes, bytes]) -> str:
+    """A canonical message's id; an unreadable record is named by its place (never a known id)."""
+    try:
+        return str(json.loads(record.value)["id"])
+    except (ValueError, TypeError, KeyError):
+        return f"unreadable {record.topic}/{record.partition}/{record.offset}"
+
+
 class TopicReader:
     """Every record of the output topics and dead-letter topics from the beginning, kept;
-    the messages topic only counted."""
+    of the messages topic, only how many records and which message ids."""
 
     KEPT = (topics.CASE_EVENTS, topics.SLA_ALERTS, *(topics.dlq(topic) for topic in topics.ALL))
 
@@ -301,6 +309,7 @@ class TopicReader:
         )
         self.records: dict[str, list[Record]] = {topic: [] for topic in self.KEPT}
         self.messages = 0
+        self.message_ids: set[str] = set()
 
     async def start(self) -> None:
         await self._consumer.start()
@@ -334,6 +343,7 @@ class TopicReader:
             if partition.topic == topics.MESSAGES:
                 new += len(received)
                 self.messages += len(received)
+                self.message_ids.update(_message_id(record) for record in received)
                 continue
             new += sum(("ce_type", _WATERMARK) not in r.headers for r in received)
             self.records[partition.topic].extend(
@@ -483,6 +493,7 @@ class ChaosRun:
             await self._drain(fleet, reader, env["CASEWIRE_DATABASE_URL"])
             timings["drain_s"] = loop.time() - drain_started
             messages_before = reader.messages
+            ids_before = frozenset(reader.message_ids)
             replay = await self._replay(env)
             if replay is not None:
                 await reader.until_quiet(QUIET_SECONDS)
@@ -501,6 +512,8 @@ class ChaosRun:
                 replay=replay,
                 messages_before_replay=messages_before,
                 messages_after_replay=reader.messages,
+                message_ids_before_replay=ids_before,
+                message_ids_after_replay=frozenset(reader.message_ids),
                 timings={**timings, **fault_run.timings},
                 expected_rejections=plan.expected_rejections(),
             )
