@@ -44,17 +44,17 @@ from casewire_sla.domain.calendars import elapsed_with_pauses
 from casewire_sla.domain.clocks import (
     BREACH,
     CaseAbsorption,
+    ClockBackdate,
     ClockChange,
     ClockFulfilment,
     ClockPause,
     ClockRefulfilment,
     ClockResume,
     ClockStart,
-    OpenClock,
     Schedule,
     calendar_of,
     clock_changes,
-    names_first_reply,
+    reads_answered,
     rederive,
 )
 from casewire_sla.domain.holding import (
@@ -187,22 +187,6 @@ class Recomputed:
         )
 
 
-def _open_clock(stored: StoredClock) -> OpenClock:
-    clock = stored.clock
-    return OpenClock(
-        clock=clock.clock,
-        policy_id=clock.policy_id,
-        calendar_id=clock.calendar_id,
-        target=timedelta(seconds=clock.target_seconds),
-        started_at=clock.started_at,
-        team=clock.team,
-        priority=clock.priority,
-        pauses=clock.pauses,
-        fired=stored.fired,
-        additive=clock.additive,
-    )
-
-
 def _watermark_rows(marks: Sequence[tuple[int, WatermarkData]]) -> list[WatermarkRow]:
     """The highest watermark per (case partition, topic, input partition) of a batch."""
     highest: dict[tuple[int, str, int], WatermarkRow] = {}
@@ -280,9 +264,9 @@ class SlaService:
                 if event.data is None:
                     continue
                 case = event.data.case
-                open_clocks = [_open_clock(stored) for stored in await tx.open_clocks(case)]
+                open_clocks = [stored.as_open() for stored in await tx.open_clocks(case)]
                 answered = []
-                if names_first_reply(event.type, event.data):
+                if reads_answered(event.type, event.data):
                     answered = await tx.answered_clocks(case.id)
                 at = event.time or now
                 changes = clock_changes(
@@ -317,11 +301,13 @@ class SlaService:
             await self._fulfil(tx, change, moment, outcome, records)
         elif isinstance(change, ClockRefulfilment):
             await self._refulfil(tx, change, now, outcome, records)
+        elif isinstance(change, ClockBackdate):
+            await self._backdate(tx, change, moment, outcome, records)
         elif isinstance(change, CaseAbsorption):
             for ended in await tx.absorb(change):
                 outcome.recount(ended.clock, ended.counted, None)
                 if ended.breached_at is not None:  # the case it fired for was never one
-                    await self._retract(tx, ended.clock, now, outcome, records)
+                    await self._retract(tx, ended, now, outcome, records)
         elif isinstance(change, ClockPause):
             paused = await tx.pause(change)
             if paused is None:
@@ -371,7 +357,7 @@ class SlaService:
             if retracts_breach(at, ended.breached_at):
                 # The reply was sent by the instant its breach fired for (it was processed
                 # late): the breach is withdrawn, and the clock counts as met.
-                await self._retract(tx, clock, now, outcome, records)
+                await self._retract(tx, ended, now, outcome, records)
         records.append(alert_record(clock, SLA_CLOCK_FULFILLED, time=now, elapsed=elapsed))
 
     async def _refulfil(
@@ -395,18 +381,51 @@ class SlaService:
         outcome.recount(clock, ended.counted, fulfilled.outcome)
         await tx.record_outcome(clock.id, fulfilled.outcome)
         if retracts_breach(at, ended.breached_at):
-            await self._retract(tx, clock, now, outcome, records)
+            await self._retract(tx, ended, now, outcome, records)
+        records.append(alert_record(clock, SLA_CLOCK_FULFILLED, time=now, elapsed=elapsed, at=at))
+
+    async def _backdate(
+        self,
+        tx: SlaTransaction,
+        backdate: ClockBackdate,
+        moment: _Moment,
+        outcome: BatchOutcome,
+        records: Records,
+    ) -> None:
+        """An answered clock starts earlier: its timers are those of the new start, its count
+        moves to the outcome of its reply against the new due_at, and what that reply now
+        passed fires late under the rule of an ended clock's overdue alerts (`_fulfil`): held
+        until the watermark passes its instant (at most max_hold, then provisional), so an
+        earlier reply read later may still end the clock in time and retract the breach.
+
+        Alerts fired under the old start stay as they were: a warning fraction (or the breach)
+        already alerted is not alerted again, and a retraction names a breach by the start it
+        fired under. Alerts fired from now on name the new start (their id derives from it).
+        Its `clock_fulfilled` carries the new start, so it is not taken for a copy of the
+        first."""
+        now = moment.now
+        ended = await tx.backdate(backdate)
+        if ended is None or ended.fulfilled_at is None:  # a redelivery: it starts then already
+            return
+        clock, at = ended.clock, ended.fulfilled_at
+        outcome.timer_added(await tx.replace_timers(clock.id, backdate.schedule))
+        await self._fire_overdue(tx, clock, at, now, outcome, records, await moment.bound())
+        elapsed = self._elapsed(clock, at)
+        fulfilled = Fulfilment(clock, at, elapsed)
+        outcome.recount(clock, ended.counted, fulfilled.outcome)
+        await tx.record_outcome(clock.id, fulfilled.outcome)
         records.append(alert_record(clock, SLA_CLOCK_FULFILLED, time=now, elapsed=elapsed, at=at))
 
     async def _retract(
         self,
         tx: SlaTransaction,
-        clock: ClockRecord,
+        ended: EndedClock,
         now: datetime,
         outcome: BatchOutcome,
         records: Records,
     ) -> None:
-        """The breach fired for the clock withdrawn."""
+        """The breach fired for the clock withdrawn, named by the id it fired with."""
+        clock = ended.clock
         await tx.clear_breach(clock.id)
         outcome.retracted.append(clock)
         records.append(
@@ -415,7 +434,7 @@ class SlaService:
                 SLA_BREACH_RETRACTED,
                 time=now,
                 fraction=BREACH,
-                retracted_alert_id=alert_event_id(clock, SLA_BREACHED, BREACH),
+                retracted_alert_id=alert_event_id(ended.breach_id_clock, SLA_BREACHED, BREACH),
             )
         )
 
@@ -541,7 +560,7 @@ class SlaService:
                 clock.visibility,
                 clock.tags,
             )
-        moved, timers = rederive(self.policies, case, _open_clock(stored))
+        moved, timers = rederive(self.policies, case, stored.as_open())
         result = Recomputed(
             clock=clock,
             policy_id=moved.policy_id,

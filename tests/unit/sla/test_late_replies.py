@@ -1,18 +1,30 @@
 """What the domain decides about replies and merges read out of order: an earlier first reply
-ends an answered clock instead, and an absorbed case's clocks end with no outcome."""
+ends an answered clock instead, an earlier customer message starts it earlier, and an absorbed
+case's clocks end with no outcome."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from casewire_common.events import CASE_MERGED, CASE_RESPONDED, CaseEventData
+from casewire_common.events import (
+    CASE_ASSIGNED,
+    CASE_MERGED,
+    CASE_MESSAGE_ADDED,
+    CASE_RESPONDED,
+    CaseEventData,
+)
 from casewire_sla.domain.clocks import (
+    BREACH,
     AnsweredClock,
     CaseAbsorption,
+    ClockBackdate,
     ClockFulfilment,
     ClockRefulfilment,
     ClockReselection,
     OpenClock,
+    Schedule,
     clock_changes,
 )
 from casewire_sla.domain.policies import parse_policy_set
@@ -30,20 +42,27 @@ def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-def answered(fulfilled_at: datetime) -> list[AnsweredClock]:
-    return [AnsweredClock("first_response", None, fulfilled_at)]
-
-
-def open_clock(clock: str, started_at: datetime) -> OpenClock:
-    return OpenClock(
-        clock=clock,  # type: ignore[arg-type]
-        policy_id="p",
-        calendar_id="always",
-        target=timedelta(minutes=1) if clock == "first_response" else timedelta(hours=1),
-        started_at=started_at,
-        team="care",
-        priority="P2",
+def open_clock(clock: str, started_at: datetime, **fields: Any) -> OpenClock:
+    target = timedelta(minutes=1) if clock == "first_response" else timedelta(hours=1)
+    return replace(
+        OpenClock(
+            clock=clock,  # type: ignore[arg-type]
+            policy_id="p",
+            calendar_id="always",
+            target=target,
+            started_at=started_at,
+            team="care",
+            priority="P2",
+        ),
+        **fields,
     )
+
+
+def answered(
+    fulfilled_at: datetime, started_at: datetime = T0, *, first_cycle: bool = True, **fields: Any
+) -> list[AnsweredClock]:
+    ran = open_clock("first_response", started_at, **fields)
+    return [AnsweredClock(ran, fulfilled_at, first_cycle)]
 
 
 def responded(first_response_at: datetime, *, first: bool = True) -> CaseEventData:
@@ -120,3 +139,69 @@ def test_the_kept_case_answered_later_takes_the_absorbed_case_earlier_reply() ->
     )
 
     assert changes == [ClockRefulfilment("c-kept", "first_response", at(20))]
+
+
+# A customer message sent before the one that opened the case, read after the reply
+
+
+WARNED = parse_policy_set(
+    "version: 1\ncalendars: [{id: always, always_open: true}]\n"
+    "policies: [{id: p, match: {}, calendar: always, first_response: 1m, warn_at: [0.5, 0.8]},\n"
+    "  {id: vip, additive: true, match: {}, calendar: always, first_response: 30s}]\n"
+)
+
+
+def message_added(opened_at: datetime) -> CaseEventData:
+    case = snapshot("c-1", opened_at, status="assigned", first_response_at=at(70))
+    return CaseEventData(case=case)
+
+
+def test_an_answered_clock_starts_at_the_earlier_opening_with_the_deadlines_of_that_start() -> None:
+    # Opened at +30 s, answered at +70 s (met: due +90 s); the customer had written at +0 s.
+    changes = clock_changes(
+        WARNED, CASE_MESSAGE_ADDED, message_added(T0), [], at(80), answered(at(70), at(30))
+    )
+
+    warnings = ((0.5, at(30)), (0.8, at(48)))
+    assert changes == [ClockBackdate("c-1", "first_response", T0, Schedule(at(60), warnings, True))]
+
+
+def test_fractions_alerted_under_the_old_start_are_not_scheduled_again() -> None:
+    ended = answered(at(100), at(30), fired=frozenset({0.5, 0.8, BREACH}))
+
+    (backdate,) = clock_changes(WARNED, CASE_MESSAGE_ADDED, message_added(T0), [], at(110), ended)
+
+    assert isinstance(backdate, ClockBackdate)
+    assert backdate.schedule == Schedule(at(60), (), False)
+
+
+def test_an_additive_track_clock_moves_back_on_its_own_track() -> None:
+    ended = answered(at(70), at(30), policy_id="vip", target=timedelta(seconds=30), additive=True)
+
+    changes = clock_changes(WARNED, CASE_MESSAGE_ADDED, message_added(T0), [], at(80), ended)
+
+    assert changes == [
+        ClockBackdate("c-1", "first_response", T0, Schedule(at(30), (), True), "vip")
+    ]
+
+
+def test_an_answered_clock_keeps_its_start_when_the_opening_did_not_move_before_it() -> None:
+    for ended, event_type in (
+        (answered(at(70), T0), CASE_MESSAGE_ADDED),  # it started at the opening already
+        (answered(at(70), at(30), first_cycle=False), CASE_MESSAGE_ADDED),  # from a reopening
+        (answered(at(70), at(30)), CASE_ASSIGNED),  # no event but a message moves the opening
+    ):
+        assert clock_changes(WARNED, event_type, message_added(T0), [], at(80), ended) == []
+
+
+def test_a_case_merged_in_moves_the_answered_clock_end_back_before_its_start() -> None:
+    case = snapshot("c-kept", T0, status="assigned", first_response_at=at(50))
+    data = CaseEventData(case=case, merged_case_id="c-absorbed")
+    warnings = ((0.5, at(30)), (0.8, at(48)))
+
+    changes = clock_changes(WARNED, CASE_MERGED, data, [], at(95), answered(at(70), at(30)))
+
+    assert changes == [
+        ClockRefulfilment("c-kept", "first_response", at(50)),
+        ClockBackdate("c-kept", "first_response", T0, Schedule(at(60), warnings, True)),
+    ]

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 import asyncpg
@@ -27,12 +27,14 @@ from casewire_sla.domain.clocks import (
     BREACH,
     AnsweredClock,
     CaseAbsorption,
+    ClockBackdate,
     ClockFulfilment,
     ClockPause,
     ClockRefulfilment,
     ClockReselection,
     ClockResume,
     ClockStart,
+    OpenClock,
     Schedule,
 )
 from casewire_sla.domain.holding import WatermarkCoverage
@@ -57,15 +59,43 @@ class StoredClock:
     clock: ClockRecord
     fired: frozenset[float]
 
+    def as_open(self) -> OpenClock:
+        """The clock as the domain decides about it."""
+        clock = self.clock
+        return OpenClock(
+            clock=clock.clock,
+            policy_id=clock.policy_id,
+            calendar_id=clock.calendar_id,
+            target=timedelta(seconds=clock.target_seconds),
+            started_at=clock.started_at,
+            team=clock.team,
+            priority=clock.priority,
+            pauses=clock.pauses,
+            fired=self.fired,
+            additive=clock.additive,
+        )
+
 
 @dataclass(frozen=True)
 class EndedClock:
-    """A clock just ended (or whose end just moved), the instant its breach fired for (None:
-    not breached) and the outcome attainment counted it with until now (None: not counted)."""
+    """A clock just ended (or whose end or start just moved), the instant its breach fired for
+    (None: not breached) and the outcome attainment counted it with until now (None: not
+    counted)."""
 
     clock: ClockRecord
     breached_at: datetime | None
     counted: str | None = None
+    # The start its breach fired under, when the clock's start moved since (the alert's id
+    # derives from it); None: its own start.
+    breach_started_at: datetime | None = None
+    fulfilled_at: datetime | None = None
+
+    @property
+    def breach_id_clock(self) -> ClockRecord:
+        """The clock as its breach alert named it."""
+        if self.breach_started_at is None:
+            return self.clock
+        return replace(self.clock, started_at=self.breach_started_at)
 
 
 @dataclass(frozen=True)
@@ -123,6 +153,18 @@ def _clock(row: asyncpg.Record) -> ClockRecord:
         visibility=row["visibility"],
         tags=None if row["tags"] is None else tuple(row["tags"]),
         additive=row["additive"],
+    )
+
+
+def _ended(row: asyncpg.Record) -> EndedClock:
+    """An ended clock from a row with its breach columns, and `counted` (the outcome it was
+    counted with) and `fulfilled_at` where the statement returns them."""
+    return EndedClock(
+        _clock(row),
+        row["breached_at"],
+        row.get("counted"),
+        row["breach_started_at"],
+        row.get("fulfilled_at"),
     )
 
 
@@ -279,13 +321,13 @@ class SlaTransaction:
             " THEN pause_ends[1:cardinality(pause_ends) - 1] || $3::timestamptz"
             " ELSE pause_ends END"
             " WHERE case_id = $1 AND clock = $2 AND slot = $4 AND status IN ('running', 'paused')"
-            f" RETURNING {_CLOCK_COLUMNS}, c.breached_at",
+            f" RETURNING {_CLOCK_COLUMNS}, c.breached_at, c.breach_started_at",
             fulfilment.case_id,
             fulfilment.clock,
             at,
             _slot(fulfilment.additive_policy),
         )
-        return None if row is None else EndedClock(_clock(row), row["breached_at"])
+        return None if row is None else _ended(row)
 
     async def record_outcome(self, clock_id: int, outcome: str) -> None:
         """The outcome attainment counts the clock with."""
@@ -295,15 +337,22 @@ class SlaTransaction:
 
     async def answered_clocks(self, case_id: str) -> list[AnsweredClock]:
         """Per clock name and track, the case's latest clock if it ended by what it waited
-        for."""
+        for, with the fractions it alerted and whether it is the only one of its name and
+        track."""
         rows = await self._connection.fetch(
-            f"SELECT DISTINCT ON (clock, slot) clock, slot, additive, outcome, fulfilled_at"
-            f" FROM {SCHEMA}.clocks WHERE case_id = $1 ORDER BY clock, slot, started_at DESC",
+            f"SELECT DISTINCT ON (c.clock, c.slot) {_CLOCK_COLUMNS}, c.outcome, c.fulfilled_at,"
+            " count(*) OVER (PARTITION BY c.clock, c.slot) AS cycles,"
+            f" array(SELECT t.fraction FROM {SCHEMA}.timers AS t"
+            " WHERE t.clock_id = c.id AND t.fired_at IS NOT NULL) AS fired"
+            f" FROM {SCHEMA}.clocks AS c WHERE c.case_id = $1"
+            " ORDER BY c.clock, c.slot, c.started_at DESC",
             case_id,
         )
         return [
             AnsweredClock(
-                row["clock"], row["slot"] if row["additive"] else None, row["fulfilled_at"]
+                StoredClock(_clock(row), frozenset(row["fired"])).as_open(),
+                row["fulfilled_at"],
+                first_cycle=row["cycles"] == 1,
             )
             for row in rows
             if row["outcome"] is not None
@@ -319,7 +368,8 @@ class SlaTransaction:
             f" UPDATE {SCHEMA}.clocks AS c SET fulfilled_at = $3 FROM ended"
             " WHERE c.id = ended.id AND c.status = 'fulfilled' AND c.outcome IS NOT NULL"
             " AND c.fulfilled_at > $3"
-            f" RETURNING {_CLOCK_COLUMNS}, c.breached_at, ended.outcome AS counted",
+            f" RETURNING {_CLOCK_COLUMNS}, c.breached_at, c.breach_started_at,"
+            " ended.outcome AS counted",
             refulfilment.case_id,
             refulfilment.clock,
             refulfilment.fulfilled_at,
@@ -328,13 +378,42 @@ class SlaTransaction:
         if row is None:
             return None
         await self._drop_timers(row["id"], refulfilment.fulfilled_at)
-        return EndedClock(_clock(row), row["breached_at"], row["counted"])
+        return _ended(row)
+
+    async def backdate(self, backdate: ClockBackdate) -> EndedClock | None:
+        """The latest answered clock of the name and track starts earlier: its due_at moves
+        with it, and a breach fired for it stands, now for the new due_at, remembering the
+        start its alert was named by. None: no such clock started later (a redelivery), or
+        another cycle of it started then."""
+        timers = backdate.schedule
+        row = await self._connection.fetchrow(
+            f"WITH ended AS (SELECT id, outcome FROM {SCHEMA}.clocks"
+            " WHERE case_id = $1 AND clock = $2 AND slot = $3"
+            " ORDER BY started_at DESC LIMIT 1 FOR UPDATE)"
+            f" UPDATE {SCHEMA}.clocks AS c SET started_at = $4, due_at = $5,"
+            " breach_started_at = CASE WHEN c.breached_at IS NOT NULL"
+            " THEN coalesce(c.breach_started_at, c.started_at) END,"
+            " breached_at = CASE WHEN c.breached_at IS NOT NULL THEN $5::timestamptz END"
+            " FROM ended WHERE c.id = ended.id AND c.status = 'fulfilled'"
+            " AND c.outcome IS NOT NULL AND c.started_at > $4"
+            f" AND NOT EXISTS (SELECT 1 FROM {SCHEMA}.clocks AS cycle WHERE cycle.case_id = $1"
+            " AND cycle.clock = $2 AND cycle.slot = $3 AND cycle.started_at = $4)"
+            f" RETURNING {_CLOCK_COLUMNS}, c.breached_at, c.breach_started_at, c.fulfilled_at,"
+            " ended.outcome AS counted",
+            backdate.case_id,
+            backdate.clock,
+            _slot(backdate.additive_policy),
+            backdate.started_at,
+            timers.due_at,
+        )
+        return None if row is None else _ended(row)
 
     async def absorb(self, absorption: CaseAbsorption) -> list[EndedClock]:
         """Every clock of the case not absorbed yet ends 'absorbed' with no outcome (an open
         one at the absorption), its pending timers dropped."""
         rows = await self._connection.fetch(
-            f"WITH ended AS (SELECT id, outcome, breached_at FROM {SCHEMA}.clocks"
+            "WITH ended AS (SELECT id, outcome, breached_at, breach_started_at"
+            f" FROM {SCHEMA}.clocks"
             " WHERE case_id = $1 AND status <> 'absorbed' FOR UPDATE)"
             f" UPDATE {SCHEMA}.clocks AS c SET status = 'absorbed', outcome = NULL,"
             " fulfilled_at = coalesce(c.fulfilled_at, $2),"
@@ -342,7 +421,8 @@ class SlaTransaction:
             " THEN c.pause_ends[1:cardinality(c.pause_ends) - 1] || $2::timestamptz"
             " ELSE c.pause_ends END"
             " FROM ended WHERE c.id = ended.id"
-            f" RETURNING {_CLOCK_COLUMNS}, ended.breached_at, ended.outcome AS counted",
+            f" RETURNING {_CLOCK_COLUMNS}, ended.breached_at, ended.breach_started_at,"
+            " ended.outcome AS counted",
             absorption.case_id,
             absorption.at,
         )
@@ -350,11 +430,13 @@ class SlaTransaction:
             f"DELETE FROM {SCHEMA}.timers WHERE clock_id = ANY($1::bigint[]) AND fired_at IS NULL",
             [row["id"] for row in rows],
         )
-        return [EndedClock(_clock(row), row["breached_at"], row["counted"]) for row in rows]
+        return [_ended(row) for row in rows]
 
     async def clear_breach(self, clock_id: int) -> None:
         await self._connection.execute(
-            f"UPDATE {SCHEMA}.clocks SET breached_at = NULL WHERE id = $1", clock_id
+            f"UPDATE {SCHEMA}.clocks SET breached_at = NULL, breach_started_at = NULL"
+            " WHERE id = $1",
+            clock_id,
         )
 
     async def pause(self, pause: ClockPause) -> ClockRecord | None:

@@ -7,11 +7,13 @@
 
 Resolving (or closing as no_action) ends every clock; a reopen starts `resolution` again and
 the response clock the customer now waits on. A first reply sent before the one that ended
-`first_response`, read after it, ends the clock instead (event time). A case absorbed into
-another (`casewire.case.merged` with `merged_into_case_id`) was never a case of its own: its
-clocks end with no outcome. When the case's fields select another policy,
-its open clocks move to that policy and keep their start; `resolution` then pauses or resumes
-as the new policy's `pause_on` says of the case's status.
+`first_response`, read after it, ends the clock instead (event time). Likewise a customer
+message sent before the one that opened the case, read after it, starts `first_response`
+then, open or already answered: an answered clock's deadlines and outcome move with its
+start. A case absorbed into another (`casewire.case.merged` with `merged_into_case_id`) was
+never a case of its own: its clocks end with no outcome. When the case's fields select another
+policy, its open clocks move to that policy and keep their start; `resolution` then pauses or
+resumes as the new policy's `pause_on` says of the case's status.
 
 A case's clocks run in tracks: the contract's (the first matching policy that is not
 additive) and one per matching additive policy, each with its own targets, calendar and
@@ -103,11 +105,20 @@ class OpenClock:
 
 @dataclass(frozen=True)
 class AnsweredClock:
-    """A case's latest clock of one name and track that ended by the reply it waited for."""
+    """A case's latest clock of one name and track that ended by the reply it waited for: the
+    clock as it ran (start, target, calendar, fractions alerted) and when it ended."""
 
-    clock: ClockName
-    additive_policy: str | None
+    ran: OpenClock
     fulfilled_at: datetime
+    first_cycle: bool  # no earlier clock of its name and track: no reopening started it
+
+    @property
+    def clock(self) -> ClockName:
+        return self.ran.clock
+
+    @property
+    def additive_policy(self) -> str | None:
+        return self.ran.additive_policy
 
 
 @dataclass(frozen=True)
@@ -201,6 +212,20 @@ class ClockRefulfilment:
 
 
 @dataclass(frozen=True)
+class ClockBackdate:
+    """An answered first_response clock whose case turns out to have opened earlier (a
+    customer message sent before the one that opened it, processed after the reply): it starts
+    then. `schedule` holds its timers from that start (fractions alerted before stay alerted);
+    its outcome is decided again against its end."""
+
+    case_id: str
+    clock: ClockName
+    started_at: datetime
+    schedule: Schedule
+    additive_policy: str | None = None
+
+
+@dataclass(frozen=True)
 class CaseAbsorption:
     """The case was absorbed into another (the same customer's reply chain, split by
     processing order): every clock of it, open or ended, ends with no outcome, its pending
@@ -219,6 +244,7 @@ ClockChange = (
     | ClockResume
     | ClockReselection
     | ClockRefulfilment
+    | ClockBackdate
     | CaseAbsorption
 )
 
@@ -455,7 +481,7 @@ def clock_changes(
     answered: Sequence[AnsweredClock] = (),
 ) -> list[ClockChange]:
     """What one case event, which happened at `at`, does to the clocks of its case: its open
-    clocks, and its `answered` ones when the event `names_first_reply`."""
+    clocks, and its `answered` ones when the event `reads_answered`."""
     case = data.case
     if event_type == CASE_MERGED and data.merged_into_case_id is not None:
         return [CaseAbsorption(case.id, data.merged_into_case_id, case.resolved_at or at)]
@@ -469,7 +495,10 @@ def clock_changes(
             started = {c.clock for c in event_changes if isinstance(c, ClockStart)}
             missing = [name for name in waiting if name not in started]
             changes += _catch_up(policies, track, case, missing, at)
-    return changes + _earlier_first_reply(event_type, data, tracks, answered)
+    # The end moves back before the start does: a breach fired under the old start and
+    # disproved by the earlier reply is withdrawn under the id it fired with.
+    changes += _earlier_first_reply(event_type, data, tracks, answered)
+    return changes + _earlier_opening(policies, event_type, data, answered)
 
 
 def names_first_reply(event_type: str, data: CaseEventData) -> bool:
@@ -478,6 +507,19 @@ def names_first_reply(event_type: str, data: CaseEventData) -> bool:
     if event_type == CASE_RESPONDED:
         return bool(data.first_response)
     return event_type == CASE_MERGED and data.merged_case_id is not None
+
+
+def may_move_opening(event_type: str, data: CaseEventData) -> bool:
+    """Whether the event may carry an earlier opening: a customer message added (sent before
+    the one that opened the case), or a case merged in (its opening joins this case's)."""
+    if event_type == CASE_MESSAGE_ADDED:
+        return True
+    return event_type == CASE_MERGED and data.merged_case_id is not None
+
+
+def reads_answered(event_type: str, data: CaseEventData) -> bool:
+    """Whether the event may change a clock that ended by its reply."""
+    return names_first_reply(event_type, data) or may_move_opening(event_type, data)
 
 
 def _earlier_first_reply(
@@ -501,6 +543,34 @@ def _earlier_first_reply(
         and reply < ended.fulfilled_at
         and ended.additive_policy not in open_tracks
     ]
+
+
+def _earlier_opening(
+    policies: PolicySet,
+    event_type: str,
+    data: CaseEventData,
+    answered: Sequence[AnsweredClock],
+) -> list[ClockChange]:
+    """The case opened before an answered first_response clock started (the customer wrote
+    earlier than the message that opened it, read after the reply): the customer has waited
+    since then (event time), as an open clock already counts (`_reselect`). Only a clock that
+    started at the opening moves: one a reopening started waits from the reopening."""
+    case = data.case
+    if not may_move_opening(event_type, data):
+        return []
+    changes: list[ClockChange] = []
+    for ended in answered:
+        clock = ended.ran
+        if clock.clock != "first_response" or not ended.first_cycle:
+            continue
+        if case.opened_at >= clock.started_at:
+            continue
+        timers = _schedule_of(policies, replace(clock, started_at=case.opened_at))
+        assert timers is not None  # an answered clock has no pause that lasts
+        changes.append(
+            ClockBackdate(case.id, clock.clock, case.opened_at, timers, clock.additive_policy)
+        )
+    return changes
 
 
 def _event_changes(
