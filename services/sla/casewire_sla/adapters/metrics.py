@@ -144,9 +144,10 @@ class SlaMetrics:
         self.attainment = Gauge(
             "casewire_sla_attainment_clocks",
             "Clocks ended by what they waited for, by clock, policy and final outcome (a"
-            " retracted breach, or a clock re-ended by an earlier reply read later, counts as"
-            " met; an absorbed case's clocks not at all), as stored: every replica reports the"
-            " same total.",
+            " retracted breach counts as met; a clock re-ended by an earlier reply, or started"
+            " earlier by a customer message, read later counts by the reply against the new"
+            " start; an absorbed case's clocks not at all), as stored: every replica reports"
+            " the same total.",
             ["clock", "policy", "outcome"],
             registry=registry,
         )
