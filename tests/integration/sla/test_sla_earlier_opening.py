@@ -14,9 +14,11 @@ import asyncpg
 import pytest
 from casewire_common import topics
 from casewire_common.events import (
+    CASE_ASSIGNED,
     CASE_CREATED,
     CASE_MESSAGE_ADDED,
     CASE_RESPONDED,
+    CASE_STATUS_CHANGED,
     ROUTER_WATERMARK,
     SLA_BREACH_RETRACTED,
     SLA_BREACHED,
@@ -258,6 +260,41 @@ async def test_a_breach_fired_under_the_old_start_is_retracted_under_its_own_id(
     )
     assert retracted == breach_id
     assert await attainment(pg) == {"met": 1}
+
+
+async def test_a_clock_a_reopening_started_keeps_its_start_and_its_deadline(
+    store: SlaStore, pg: asyncpg.Connection
+) -> None:
+    service = SlaService(store, POLICIES)
+    thread = Thread(datetime.now(UTC) - timedelta(seconds=60), opened=0, reply=0)
+    resolved = snapshot("c-1", thread.at(0), status="resolved", resolved_at=thread.at(2))
+    reopened = snapshot("c-1", thread.at(0), status="reopened")
+    assigned = snapshot("c-1", thread.at(0), status="assigned", assignee="a-1")
+    await service.apply_case_events(
+        [
+            thread.created(),
+            event(CASE_STATUS_CHANGED, resolved, at=thread.at(2), previous_status="queued"),
+            event(CASE_STATUS_CHANGED, reopened, at=thread.at(50), previous_status="resolved"),
+        ],
+        thread.at(50),
+    )
+
+    # The next event, read at +52 s, must not take the clock back to the opening (+0 s).
+    await service.apply_case_events(
+        [event(CASE_ASSIGNED, assigned, at=thread.at(52))], thread.at(52)
+    )
+
+    breach_at = await pg.fetchval(
+        "SELECT t.fire_at FROM sla.timers AS t JOIN sla.clocks AS c ON c.id = t.clock_id"
+        " WHERE c.status = 'running' AND c.clock = 'first_response' AND t.kind = 'breach'"
+    )
+    assert breach_at == thread.at(60)
+    row = await pg.fetchrow(
+        "SELECT started_at, due_at FROM sla.clocks WHERE status = 'running'"
+        " AND clock = 'first_response'"
+    )
+    assert dict(row) == {"started_at": thread.at(50), "due_at": thread.at(60)}
+    assert await service.fire_due_timers(thread.at(54), 10) == []
 
 
 async def test_the_running_service_fires_the_breach_of_the_earlier_message(

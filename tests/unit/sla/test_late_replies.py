@@ -59,10 +59,9 @@ def open_clock(clock: str, started_at: datetime, **fields: Any) -> OpenClock:
 
 
 def answered(
-    fulfilled_at: datetime, started_at: datetime = T0, *, first_cycle: bool = True, **fields: Any
+    fulfilled_at: datetime, started_at: datetime = T0, **fields: Any
 ) -> list[AnsweredClock]:
-    ran = open_clock("first_response", started_at, **fields)
-    return [AnsweredClock(ran, fulfilled_at, first_cycle)]
+    return [AnsweredClock(open_clock("first_response", started_at, **fields), fulfilled_at)]
 
 
 def responded(first_response_at: datetime, *, first: bool = True) -> CaseEventData:
@@ -205,3 +204,13 @@ def test_a_case_merged_in_moves_the_answered_clock_end_back_before_its_start() -
         ClockRefulfilment("c-kept", "first_response", at(50)),
         ClockBackdate("c-kept", "first_response", T0, Schedule(at(60), warnings, True)),
     ]
+
+
+def test_a_clock_a_reopening_started_keeps_its_start_while_it_waits() -> None:
+    # Closed unanswered and reopened at +300 s: the customer waits from the reopening.
+    reopened = open_clock("first_response", at(300), first_cycle=False)
+    case = snapshot("c-1", T0, status="assigned", assignee="a-1")
+
+    changes = clock_changes(POLICIES, CASE_ASSIGNED, CaseEventData(case=case), [reopened], at(305))
+
+    assert changes == []

@@ -50,6 +50,15 @@ _CLOCK_COLUMNS = (
     " c.started_at, c.due_at, c.team, c.priority, c.pause_starts, c.pause_ends,"
     " c.platform, c.channel, c.visibility, c.tags, c.additive"
 )
+# What a decision about a clock `c` needs beyond its columns: the fractions it alerted, and
+# whether it is the first clock of its name on its track (none started before it).
+_DECISION_COLUMNS = (
+    f"array(SELECT t.fraction FROM {SCHEMA}.timers AS t"
+    " WHERE t.clock_id = c.id AND t.fired_at IS NOT NULL) AS fired,"
+    f" NOT EXISTS (SELECT 1 FROM {SCHEMA}.clocks AS cycle WHERE cycle.case_id = c.case_id"
+    " AND cycle.clock = c.clock AND cycle.slot = c.slot AND cycle.started_at < c.started_at)"
+    " AS first_cycle"
+)
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,7 @@ class StoredClock:
 
     clock: ClockRecord
     fired: frozenset[float]
+    first_cycle: bool
 
     def as_open(self) -> OpenClock:
         """The clock as the domain decides about it."""
@@ -73,6 +83,7 @@ class StoredClock:
             pauses=clock.pauses,
             fired=self.fired,
             additive=clock.additive,
+            first_cycle=self.first_cycle,
         )
 
 
@@ -156,6 +167,10 @@ def _clock(row: asyncpg.Record) -> ClockRecord:
     )
 
 
+def _stored(row: asyncpg.Record) -> StoredClock:
+    return StoredClock(_clock(row), frozenset(row["fired"]), row["first_cycle"])
+
+
 def _ended(row: asyncpg.Record) -> EndedClock:
     """An ended clock from a row with its breach columns, and `counted` (the outcome it was
     counted with) and `fulfilled_at` where the statement returns them."""
@@ -204,13 +219,11 @@ class SlaTransaction:
     async def open_clocks(self, case: CaseSnapshot) -> list[StoredClock]:
         """The case's open clocks; their copy of the case's fields is brought up to date."""
         rows = await self._connection.fetch(
-            f"SELECT {_CLOCK_COLUMNS}, coalesce(array_agg(t.fraction)"
-            " FILTER (WHERE t.fired_at IS NOT NULL), '{}') AS fired"
-            f" FROM {SCHEMA}.clocks AS c LEFT JOIN {SCHEMA}.timers AS t ON t.clock_id = c.id"
-            f" WHERE c.case_id = $1 AND c.status IN ('running', 'paused') GROUP BY c.id",
+            f"SELECT {_CLOCK_COLUMNS}, {_DECISION_COLUMNS} FROM {SCHEMA}.clocks AS c"
+            " WHERE c.case_id = $1 AND c.status IN ('running', 'paused')",
             case.id,
         )
-        clocks = [StoredClock(_clock(row), frozenset(row["fired"])) for row in rows]
+        clocks = [_stored(row) for row in rows]
         if any(not _has_snapshot(stored.clock, case) for stored in clocks):
             platform, channel, visibility, tags = _snapshot_of(case)
             await self._connection.execute(
@@ -341,19 +354,12 @@ class SlaTransaction:
         track."""
         rows = await self._connection.fetch(
             f"SELECT DISTINCT ON (c.clock, c.slot) {_CLOCK_COLUMNS}, c.outcome, c.fulfilled_at,"
-            " count(*) OVER (PARTITION BY c.clock, c.slot) AS cycles,"
-            f" array(SELECT t.fraction FROM {SCHEMA}.timers AS t"
-            " WHERE t.clock_id = c.id AND t.fired_at IS NOT NULL) AS fired"
-            f" FROM {SCHEMA}.clocks AS c WHERE c.case_id = $1"
+            f" {_DECISION_COLUMNS} FROM {SCHEMA}.clocks AS c WHERE c.case_id = $1"
             " ORDER BY c.clock, c.slot, c.started_at DESC",
             case_id,
         )
         return [
-            AnsweredClock(
-                StoredClock(_clock(row), frozenset(row["fired"])).as_open(),
-                row["fulfilled_at"],
-                first_cycle=row["cycles"] == 1,
-            )
+            AnsweredClock(_stored(row).as_open(), row["fulfilled_at"])
             for row in rows
             if row["outcome"] is not None
         ]
@@ -570,12 +576,10 @@ class SlaTransaction:
     async def lock_open_clocks(self) -> list[StoredClock]:
         """Every open clock, locked until the transaction ends (recompute)."""
         rows = await self._connection.fetch(
-            f"SELECT {_CLOCK_COLUMNS}, coalesce(array(SELECT t.fraction FROM {SCHEMA}.timers"
-            " AS t WHERE t.clock_id = c.id AND t.fired_at IS NOT NULL), '{}') AS fired"
-            f" FROM {SCHEMA}.clocks AS c WHERE c.status IN ('running', 'paused')"
-            " ORDER BY c.id FOR UPDATE OF c"
+            f"SELECT {_CLOCK_COLUMNS}, {_DECISION_COLUMNS} FROM {SCHEMA}.clocks AS c"
+            " WHERE c.status IN ('running', 'paused') ORDER BY c.id FOR UPDATE OF c"
         )
-        return [StoredClock(_clock(row), frozenset(row["fired"])) for row in rows]
+        return [_stored(row) for row in rows]
 
     async def move_clock(
         self,

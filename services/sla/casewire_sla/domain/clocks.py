@@ -92,6 +92,9 @@ class OpenClock:
     pauses: tuple[Pause, ...] = ()
     fired: frozenset[float] = frozenset()  # warning fractions and BREACH already alerted
     additive: bool = False  # run for its (additive) policy rather than for the contract
+    # No earlier clock of its name on its track: no reopening started it, so it may start
+    # at the case's opening.
+    first_cycle: bool = True
 
     @property
     def paused(self) -> bool:
@@ -110,7 +113,6 @@ class AnsweredClock:
 
     ran: OpenClock
     fulfilled_at: datetime
-    first_cycle: bool  # no earlier clock of its name and track: no reopening started it
 
     @property
     def clock(self) -> ClockName:
@@ -373,13 +375,14 @@ def _reselect(
     moved = replace(moved, team=case.team, priority=case.priority)
     if (
         clock.clock == "first_response"
+        and clock.first_cycle
         and (case.first_response_at is None or case_merged_in)
         and case.opened_at < clock.started_at
     ):
         # A message sent before the one that opened the case was processed after it (another
         # conversation merged in): the customer has waited since then (event time). A case
         # merged in brings its opening and its replies at once: the clock moves back, then
-        # the first of them ends it.
+        # the first of them ends it. A clock a reopening started waits from the reopening.
         moved = replace(moved, started_at=case.opened_at)
     if moved == clock:
         return clock, []
@@ -561,7 +564,7 @@ def _earlier_opening(
     changes: list[ClockChange] = []
     for ended in answered:
         clock = ended.ran
-        if clock.clock != "first_response" or not ended.first_cycle:
+        if clock.clock != "first_response" or not clock.first_cycle:
             continue
         if case.opened_at >= clock.started_at:
             continue
