@@ -293,6 +293,7 @@ async def test_a_clock_a_reopening_started_keeps_its_start_and_its_deadline(
         "SELECT started_at, due_at FROM sla.clocks WHERE status = 'running'"
         " AND clock = 'first_response'"
     )
+    assert row is not None
     assert dict(row) == {"started_at": thread.at(50), "due_at": thread.at(60)}
     assert await service.fire_due_timers(thread.at(54), 10) == []
 
