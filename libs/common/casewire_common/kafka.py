@@ -161,6 +161,7 @@ class BatchConsumerOptions(TypedDict):
     batch_timeout_ms: int
     max_records: int
     fetch_max_wait_ms: int
+    fetch_min_bytes: int
     auto_offset_reset: Literal["earliest"]
     session_timeout_ms: int
     heartbeat_interval_ms: int
@@ -178,6 +179,7 @@ def batch_consumer_options(settings: ServiceSettings) -> BatchConsumerOptions:
         "batch_timeout_ms": POLL_TIMEOUT_MS,
         "max_records": settings.consumer_max_records,
         "fetch_max_wait_ms": settings.consumer_fetch_max_wait_ms,
+        "fetch_min_bytes": 1,
         "auto_offset_reset": "earliest",
         "session_timeout_ms": settings.consumer_session_timeout_ms,
         "heartbeat_interval_ms": settings.consumer_heartbeat_interval_ms,

@@ -14,6 +14,22 @@ class SlaSettings(ConsumerSettings):
     sla_consumer_group: str = Field(
         default="casewire-sla", description="Kafka consumer group reading case events."
     )
+    sla_fetch_min_bytes: int = Field(
+        default=65536,
+        ge=1,
+        description="How many bytes of case events a fetch waits for (at most"
+        " CASEWIRE_SLA_FETCH_MAX_WAIT_MS): clocks start and stop on event time and alerts fire"
+        " from timers, so the SLA service can read in fewer, larger fetches. Every router"
+        " replica's watermark lands on every partition several times a second; read one by one,"
+        " they made the local broker's work grow with the topic's size.",
+    )
+    sla_fetch_max_wait_ms: int = Field(
+        default=250,
+        gt=0,
+        description="Longest a case-events fetch waits for CASEWIRE_SLA_FETCH_MIN_BYTES. With"
+        " the router's watermark interval it must stay well under"
+        " CASEWIRE_SLA_WATERMARK_LEASE_SECONDS, or alerts wait for marks while nothing lags.",
+    )
     sla_timer_max_sleep_seconds: float = Field(
         default=1.0,
         gt=0,

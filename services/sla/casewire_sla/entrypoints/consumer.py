@@ -70,7 +70,13 @@ def case_event_router(
         topics.CASE_EVENTS,
         group_id=settings.sla_consumer_group,
         batch=True,
-        **batch_consumer_options(settings),
+        **(
+            batch_consumer_options(settings)
+            | {
+                "fetch_min_bytes": settings.sla_fetch_min_bytes,
+                "fetch_max_wait_ms": settings.sla_fetch_max_wait_ms,
+            }
+        ),
     )
 
     async def apply_each(
