@@ -130,9 +130,11 @@ class OutboxRelay:
             log.info("outbox relay leads", schema=self._schema)
             await connection.add_listener(notify_channel(self._schema), self._on_notify)
             while True:
+                # Cleared before looking: a commit's wake while a pass publishes (Kafka's
+                # answer takes milliseconds) brings the next pass at once, not the next wake.
+                self._wakeup.clear()
                 relayed = await self.relay_once(connection)
                 if relayed < self._batch_size:
-                    self._wakeup.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wakeup.wait(), self._idle_poll_seconds)
         finally:
