@@ -62,6 +62,27 @@ async def add_to_outbox(
     await connection.execute("SELECT pg_notify($1, '')", notify_channel(schema))
 
 
+async def queue_alone(
+    connection: Connection, schema: str, records: Sequence[tuple[str, EventRecord]]
+) -> None:
+    """Queue a few (topic, event) pairs in a transaction of their own, in one statement: a
+    heartbeat's rows, several times a second (BEGIN, COPY, NOTIFY and COMMIT took five round
+    trips each time). Ids follow the given order, as with `add_to_outbox`."""
+    if not records:
+        return
+    await connection.execute(
+        f'WITH queued AS (INSERT INTO "{schema}".outbox (topic, key, headers, value)'
+        " SELECT topic, key, headers, value FROM unnest($1::text[], $2::text[], $3::jsonb[],"
+        " $4::bytea[]) WITH ORDINALITY AS r(topic, key, headers, value, position)"
+        " ORDER BY position) SELECT pg_notify($5, '')",
+        [topic for topic, _ in records],
+        [record.key for _, record in records],
+        [_HEADERS.dump_json(record.headers).decode() for _, record in records],
+        [record.value for _, record in records],
+        notify_channel(schema),
+    )
+
+
 class OutboxMetrics:
     def __init__(self, registry: CollectorRegistry, service: str) -> None:
         self.published = Counter(
@@ -130,9 +151,11 @@ class OutboxRelay:
             log.info("outbox relay leads", schema=self._schema)
             await connection.add_listener(notify_channel(self._schema), self._on_notify)
             while True:
+                # Cleared before looking: a commit's wake while a pass publishes (Kafka's
+                # answer takes milliseconds) brings the next pass at once, not the next wake.
+                self._wakeup.clear()
                 relayed = await self.relay_once(connection)
                 if relayed < self._batch_size:
-                    self._wakeup.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wakeup.wait(), self._idle_poll_seconds)
         finally:

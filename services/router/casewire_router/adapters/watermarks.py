@@ -20,7 +20,7 @@ from aiokafka import ConsumerRecord, TopicPartition
 from casewire_common import topics
 from casewire_common.events import ROUTER_WATERMARK, EventRecord, WatermarkData, encode_event
 from casewire_common.kafka import keys_for_partitions
-from casewire_common.outbox import OutboxRelay, add_to_outbox
+from casewire_common.outbox import OutboxRelay, queue_alone
 from casewire_common.periodic import Periodic
 from casewire_common.pg import Database
 
@@ -100,8 +100,8 @@ class WatermarkHeartbeat:
             return
         count = await self._partitions.partitions(topics.CASE_EVENTS)
         records = watermark_records(data, count, datetime.now(UTC))
-        async with self._database.pool.acquire() as connection, connection.transaction():
-            await add_to_outbox(connection, self._schema, records)
+        async with self._database.pool.acquire() as connection:
+            await queue_alone(connection, self._schema, records)
         self._relay.wake()
 
     async def mark(self) -> WatermarkData | None:
