@@ -9,10 +9,11 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from casewire_common import events as ev
 from casewire_dev import cli
-from casewire_dev.chaos import faults, runner
+from casewire_dev.chaos import faults, runner, workload
 from casewire_dev.chaos.capture import Record
 from casewire_dev.chaos.desk import CareDesk
 from casewire_dev.chaos.fleet import Fleet
@@ -114,3 +115,41 @@ def test_the_chaos_command_takes_known_faults_only() -> None:
     assert cli._parser().parse_args(["chaos"]).faults == faults.FAULT_NAMES
     with pytest.raises(SystemExit):
         cli._parser().parse_args(["chaos", "--faults", "kill-everything"])
+
+
+def test_a_post_is_not_given_up_for_the_time_it_waits_for_a_connection(
+    monkeypatch: pytest.MonkeyPatch, shared_data: Path
+) -> None:
+    """The run behind its plan: thousands of posts queue for a connection. A post that waited
+    longer than the give-up budget for its first try, and got a 503 then (a broker stall),
+    is still retried until delivered."""
+    texts = workload.read_texts(shared_data, ROOT)
+    plan = workload.build_plan(
+        workload.PlanOptions(messages=20, seed=3, first_response_seconds=20.0), texts
+    )
+    post = next(p for p in plan.posts if p.expected_rejection is None)
+    monkeypatch.setattr(runner, "GIVE_UP_AFTER_SECONDS", 0.3)
+    monkeypatch.setattr(runner, "RETRY_FIRST_PAUSE_SECONDS", 0.01)
+    statuses = iter([503, 200])
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        status = next(statuses)
+        return httpx.Response(status, json={"reason": "unavailable"} if status == 503 else {})
+
+    async def deliver_behind_a_queue() -> runner.Posting:
+        poster = runner.Poster("http://ingest.invalid", connections=1, seed=1)
+        await poster.close()
+        poster._client = httpx.AsyncClient(
+            base_url="http://ingest.invalid", transport=httpx.MockTransport(answer)
+        )
+        async with poster._slots:
+            delivering = asyncio.create_task(poster._deliver(post))
+            await asyncio.sleep(0.6)  # twice the budget
+        await delivering
+        await poster._client.aclose()
+        return poster.result
+
+    posting = asyncio.run(deliver_behind_a_queue())
+    assert posting.undelivered == []
+    assert posting.tries == 2
+    assert posting.sent
