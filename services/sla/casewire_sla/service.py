@@ -215,6 +215,12 @@ class _Moment:
     now: datetime
     hold: WatermarkHold | None
     _bound: AlertBound | None = None
+    # Clocks a reply (or an earlier opening) ended in this batch, by id, and when they ended:
+    # their overdue alerts fire once the batch's later events have been applied, so an earlier
+    # reply further on in the batch ends the clock in time instead of retracting a breach
+    # fired a moment before (one router transaction: the late message and its reply).
+    # Each with the position in the batch's records its alerts go to (before its end's).
+    ended: dict[int, tuple[ClockRecord, datetime, int]] = field(default_factory=dict)
 
     async def bound(self) -> AlertBound | None:
         """None without a hold: nothing waits for the watermark."""
@@ -274,6 +280,7 @@ class SlaService:
                 )
                 for change in changes:
                     await self._apply(tx, change, case, moment, outcome, records)
+            await self._fire_ended(moment, outcome, records)
             await tx.record_watermarks(_watermark_rows(marks))
             outcome.watermarks = len(marks)
             await tx.count_attainment(outcome.attainment())
@@ -290,6 +297,8 @@ class SlaService:
         records: Records,
     ) -> None:
         now = moment.now
+        if not isinstance(change, ClockStart | ClockFulfilment | ClockRefulfilment | ClockBackdate):
+            await self._fire_ended(moment, outcome, records)  # as before any other change
         if isinstance(change, ClockStart):
             clock = await tx.start(change, case)
             if clock is None:  # this cycle of the clock exists already
@@ -300,7 +309,7 @@ class SlaService:
         elif isinstance(change, ClockFulfilment):
             await self._fulfil(tx, change, moment, outcome, records)
         elif isinstance(change, ClockRefulfilment):
-            await self._refulfil(tx, change, now, outcome, records)
+            await self._refulfil(tx, change, moment, outcome, records)
         elif isinstance(change, ClockBackdate):
             await self._backdate(tx, change, moment, outcome, records)
         elif isinstance(change, CaseAbsorption):
@@ -348,7 +357,7 @@ class SlaService:
         if ended is None:
             return
         clock = ended.clock
-        await self._fire_overdue(tx, clock, at, now, outcome, records, await moment.bound())
+        moment.ended[clock.id] = (clock, at, len(records))
         elapsed = self._elapsed(clock, at)
         if fulfilment.by_reply:
             fulfilled = Fulfilment(clock, at, elapsed)
@@ -364,18 +373,20 @@ class SlaService:
         self,
         tx: SlaTransaction,
         refulfilment: ClockRefulfilment,
-        now: datetime,
+        moment: _Moment,
         outcome: BatchOutcome,
         records: Records,
     ) -> None:
         """An answered clock ends at an earlier reply: its count moves to the outcome of that
         reply, and a breach it disproves is withdrawn. Its `clock_fulfilled` names the new
         end (`at`), so it is not taken for a copy of the first."""
-        at = refulfilment.fulfilled_at
+        at, now = refulfilment.fulfilled_at, moment.now
         ended: EndedClock | None = await tx.refulfil(refulfilment)
         if ended is None:  # none ended later: a redelivery, or an older reply than its own
             return
         clock = ended.clock
+        if clock.id in moment.ended:  # ended earlier in this batch: its alerts wait for `at`
+            moment.ended[clock.id] = (clock, at, moment.ended[clock.id][2])
         elapsed = self._elapsed(clock, at)
         fulfilled = Fulfilment(clock, at, elapsed)
         outcome.recount(clock, ended.counted, fulfilled.outcome)
@@ -409,12 +420,22 @@ class SlaService:
             return
         clock, at = ended.clock, ended.fulfilled_at
         outcome.timer_added(await tx.replace_timers(clock.id, backdate.schedule))
-        await self._fire_overdue(tx, clock, at, now, outcome, records, await moment.bound())
+        moment.ended[clock.id] = (clock, at, len(records))
         elapsed = self._elapsed(clock, at)
         fulfilled = Fulfilment(clock, at, elapsed)
         outcome.recount(clock, ended.counted, fulfilled.outcome)
         await tx.record_outcome(clock.id, fulfilled.outcome)
         records.append(alert_record(clock, SLA_CLOCK_FULFILLED, time=now, elapsed=elapsed, at=at))
+
+    async def _fire_ended(self, moment: _Moment, outcome: BatchOutcome, records: Records) -> None:
+        """The overdue alerts of the clocks ended so far in the batch, each up to its end."""
+        ended = sorted(moment.ended.values(), key=lambda entry: entry[2], reverse=True)
+        moment.ended.clear()
+        for clock, at, position in ended:  # the last first: an insertion moves only later ones
+            bound = await moment.bound()
+            fired: Records = []
+            await self._fire_overdue(moment.tx, clock, at, moment.now, outcome, fired, bound)
+            records[position:position] = fired
 
     async def _retract(
         self,

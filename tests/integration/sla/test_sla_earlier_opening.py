@@ -323,3 +323,28 @@ async def test_the_running_service_fires_the_breach_of_the_earlier_message(
     ((breach, _),) = case.alerts.of_type(SLA_BREACHED)
     assert instant(breach.data["started_at"]) == earlier
     assert instant(breach.data["due_at"]) == opened_at + timedelta(seconds=1)
+
+
+async def test_a_late_message_and_the_earlier_reply_it_brings_in_one_batch_fire_no_breach(
+    store: SlaStore, pg: asyncpg.Connection
+) -> None:
+    # Chaos run 100k-b (case 5d57a87a): the customer's message of +0 s reached ingest minutes
+    # late; the router then published it and the brand's reply of +9 s (parked until then)
+    # together, and the SLA read both in one batch with the watermark long past. It fired the
+    # backdated clock's breach (due +10 s) on the message and retracted it on the reply, in
+    # the same transaction: a confirmed page for a clock met in time.
+    service = SlaService(store, POLICIES)
+    thread = Thread(datetime.now(UTC) - timedelta(seconds=60), opened=4, reply=12)
+    await service.apply_case_events([thread.created(), thread.replied()], datetime.now(UTC), held())
+    await service.apply_case_events([watermark(datetime.now(UTC))], datetime.now(UTC), held())
+
+    early = thread.replied(thread.at(9), opened_at=thread.at(0))
+    outcome = await service.apply_case_events([thread.earlier(0), early], datetime.now(UTC), held())
+
+    assert [(alert.kind, alert.provisional) for alert in outcome.fired] == [("warning", False)]
+    assert outcome.retracted == []
+    kinds = [kind for kind, *_ in await outbox(pg)]
+    assert SLA_BREACHED not in kinds
+    assert SLA_BREACH_RETRACTED not in kinds
+    assert await attainment(pg) == {"met": 1}
+    assert (await clock_row(pg))["fulfilled_at"] == thread.at(9)
