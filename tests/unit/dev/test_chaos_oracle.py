@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -1020,3 +1021,23 @@ def test_a_provisional_breach_or_one_racing_its_reply_is_no_page_in_error(
     breach = racing.alert(SLA_BREACHED, "c1", seconds=20, due=20)
     racing.alert(SLA_BREACH_RETRACTED, "c1", seconds=21, due=20, retracts=breach)
     assert racing.row("breaches_paged_in_error").ok
+
+
+def test_a_breach_before_the_reply_could_be_linked_to_its_case_is_no_page_in_error(
+    run: Run,
+) -> None:
+    """The reply reached ingest in time, but the customer message it answers (sent before it,
+    on its thread) only after the deadline (the platform was still retrying it): until then
+    nothing tied the reply to the case, and no watermark could have held the breach."""
+    run.open_case("c1", "m1", "t1", 0, agent="amal")
+    run.send("m2", "t1", 3, case="c1")
+    late = run.sent[-1]
+    run.sent[-1] = replace(late, accepted_at=late.sent_at + timedelta(seconds=40))
+    run.send("r1", "t1", 5, case="c1", direction="outbound")  # at ingest 5.1 s
+    breach = run.alert(SLA_BREACHED, "c1", seconds=20, due=20)  # fired as confirmed
+    run.event(CASE_MESSAGE_ADDED, "c1", 3, status="assigned", assignee="amal", message_id="m2")
+    run.event(CASE_RESPONDED, "c1", 5, status="assigned", assignee="amal", message_id="r1")
+    run.alert(SLA_BREACH_RETRACTED, "c1", seconds=44, due=20, retracts=breach)
+    run.metrics = attainment(met=1, breached=0)
+    row = run.row("breaches_paged_in_error")
+    assert (row.value, row.ok) == (0, True), row.detail

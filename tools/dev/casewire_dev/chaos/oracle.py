@@ -846,15 +846,21 @@ def paged_in_error_verdict(
     histories: Mapping[str, Sequence[CaseEvent]],
 ) -> Verdict:
     """Breaches fired as confirmed (not provisional) and later retracted by a reply that ingest
-    had accepted well before the deadline: a page the router's watermark should have held. A
-    reply that reached ingest within the allowance of the deadline may still race the breach
-    (it is then retracted, and not counted here)."""
+    had accepted well before the deadline, together with every customer message of its thread
+    sent before it: a page the router's watermark should have held. A reply that reached
+    ingest within the allowance of the deadline may still race the breach, and one whose
+    thread's earlier customer message reached ingest only later (a platform still retrying
+    it) could not be linked to the case before: neither is counted here."""
     outbound_of: dict[str, list[SentMessage]] = defaultdict(list)
     for case_id, history in histories.items():
         for event in history:
             message = accepted.get(event.data.message_id or "")
             if event.type == CASE_RESPONDED and message is not None:
                 outbound_of[case_id].append(message)
+    inbound_of: dict[str, list[SentMessage]] = defaultdict(list)
+    for message in accepted.values():
+        if message.direction == "inbound":
+            inbound_of[message.thread].append(message)
     wrong = []
     for alert in breaches:
         if alert.id not in retracted or alert.data.provisional:
@@ -863,7 +869,15 @@ def paged_in_error_verdict(
         if not replies:
             continue
         first = min(replies, key=lambda message: message.sent_at)
-        if first.accepted_at < alert.data.due_at - WATERMARK_ALLOWANCE:
+        linkable_at = max(
+            (
+                message.accepted_at
+                for message in inbound_of[first.thread]
+                if message.sent_at <= first.sent_at
+            ),
+            default=first.accepted_at,
+        )
+        if max(first.accepted_at, linkable_at) < alert.data.due_at - WATERMARK_ALLOWANCE:
             wrong.append(
                 f"{alert.data.case_id} (reply accepted {_instant(first.accepted_at)},"
                 f" due {_instant(alert.data.due_at)})"
