@@ -4,6 +4,7 @@ and one case's events in and alerts out (`case_on_running_sla`)."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -17,14 +18,17 @@ from casewire_common import topics
 from casewire_common.events import (
     CASE_CREATED,
     CASE_RESPONDED,
+    CaseEventData,
+    CaseSnapshot,
     DecodedEvent,
     EventRecord,
     decode_event,
 )
 from casewire_common.pg import migrate
 from casewire_dev.stack import start_group_at_topic_end
-from casewire_sla.adapters.store import MIGRATIONS, SCHEMA
+from casewire_sla.adapters.store import MIGRATIONS, SCHEMA, SlaStore
 from casewire_sla.main import SlaRuntime, create_app
+from casewire_sla.service import CaseEvent
 from casewire_sla.settings import SlaSettings
 
 from tests.unit.sla.factories import case_event, snapshot
@@ -53,6 +57,28 @@ policies:
 async def migrated_url(database_url: str) -> str:
     await migrate(database_url, SCHEMA, MIGRATIONS)
     return database_url
+
+
+@pytest.fixture
+async def store(migrated_url: str) -> AsyncIterator[SlaStore]:
+    opened = SlaStore(migrated_url)
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def event(
+    event_type: str, case: CaseSnapshot, *, at: datetime, event_id: str = "", **data: object
+) -> CaseEvent:
+    """A case event that happened at `at`, as the consumer hands it to the service."""
+    return CaseEvent(
+        event_id or str(uuid.uuid4()),
+        event_type,
+        CaseEventData.model_validate({"case": case, **data}),
+        at,
+    )
 
 
 def sla_settings(

@@ -6,7 +6,6 @@ fires late under the watermark rule, or never when an earlier reply turns up fir
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,8 +24,6 @@ from casewire_common.events import (
     SLA_CLOCK_FULFILLED,
     SLA_CLOCK_STARTED,
     SLA_WARNING,
-    CaseEventData,
-    CaseSnapshot,
     WatermarkData,
 )
 from casewire_sla.adapters.store import SlaStore
@@ -36,6 +33,7 @@ from casewire_sla.service import CaseEvent, SlaService
 
 from tests.integration.sla.conftest import (
     case_on_running_sla,
+    event,
     instant,
     policy_text,
     sla_settings,
@@ -46,22 +44,6 @@ pytestmark = pytest.mark.integration
 
 # 10 s to a first reply, warned at half of it.
 POLICIES = parse_policy_set(policy_text("10s", "[0.5]"))
-
-
-@pytest.fixture
-async def store(migrated_url: str) -> AsyncIterator[SlaStore]:
-    opened = SlaStore(migrated_url)
-    await opened.open()
-    try:
-        yield opened
-    finally:
-        await opened.close()
-
-
-def event(event_type: str, case: CaseSnapshot, *, at: datetime, **data: object) -> CaseEvent:
-    return CaseEvent(
-        str(uuid.uuid4()), event_type, CaseEventData.model_validate({"case": case, **data}), at
-    )
 
 
 def held() -> WatermarkHold:

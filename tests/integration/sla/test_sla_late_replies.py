@@ -6,7 +6,6 @@ outcome."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -20,7 +19,6 @@ from casewire_common.events import (
     SLA_BREACH_RETRACTED,
     SLA_BREACHED,
     SLA_CLOCK_FULFILLED,
-    CaseEventData,
     CaseSnapshot,
     WatermarkData,
 )
@@ -29,34 +27,13 @@ from casewire_sla.domain.holding import WatermarkHold
 from casewire_sla.domain.policies import PolicySet, parse_policy_set
 from casewire_sla.service import CaseEvent, SlaService
 
-from tests.integration.sla.conftest import policy_text
+from tests.integration.sla.conftest import event, policy_text
 from tests.unit.sla.factories import snapshot
 
 pytestmark = pytest.mark.integration
 
 POLICIES: PolicySet = parse_policy_set(policy_text("10s"))
 TARGET = timedelta(seconds=10)
-
-
-@pytest.fixture
-async def store(migrated_url: str) -> AsyncIterator[SlaStore]:
-    opened = SlaStore(migrated_url)
-    await opened.open()
-    try:
-        yield opened
-    finally:
-        await opened.close()
-
-
-def event(
-    event_type: str, case: CaseSnapshot, *, at: datetime, event_id: str = "", **data: object
-) -> CaseEvent:
-    return CaseEvent(
-        event_id or str(uuid.uuid4()),
-        event_type,
-        CaseEventData.model_validate({"case": case, **data}),
-        at,
-    )
 
 
 def replied(case_id: str, opened_at: datetime, reply_at: datetime) -> CaseEvent:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -38,16 +37,6 @@ policies:
   - {id: old, calendar: always, first_response: 20m, resolution: 1h, warn_at: [0.5],
      pause_on: [pending]}
 """
-
-
-@pytest.fixture
-async def store(migrated_url: str) -> AsyncIterator[SlaStore]:
-    opened = SlaStore(migrated_url)
-    await opened.open()
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 def event(event_type: str, case_id: str, opened_at: datetime, **changes: object) -> CaseEvent:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -29,16 +28,6 @@ from tests.unit.sla.factories import snapshot
 pytestmark = pytest.mark.integration
 
 POLICIES: PolicySet = parse_policy_set(policy_text("10s", "[0.5, 0.8]"))
-
-
-@pytest.fixture
-async def store(migrated_url: str) -> AsyncIterator[SlaStore]:
-    opened = SlaStore(migrated_url)
-    await opened.open()
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 def created(case_id: str, opened_at: datetime) -> CaseEvent:
