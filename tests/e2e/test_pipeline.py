@@ -20,7 +20,7 @@ from casewire_common.events import DecodedEvent
 from casewire_dev import services
 from casewire_dev import stack as local_stack
 
-from tests.integration.helpers import EventReader, consumer, metric_value
+from tests.integration.helpers import TEST_INTEGRATION, EventReader, consumer, metric_value
 
 RULES = """
 version: 1
@@ -78,6 +78,7 @@ async def pipeline(
         "CASEWIRE_KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap_servers,
         "CASEWIRE_DATABASE_URL": database_url,
         "CASEWIRE_CONSUMER_SESSION_TIMEOUT_MS": "6000",
+        "CASEWIRE_INTEGRATIONS": TEST_INTEGRATION.settings(),
     }
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -156,7 +157,7 @@ async def test_webhook_to_case_to_sla_breach_and_brand_reply_stops_the_clock(
     answered = f"x:brand:{unique}-2:customer"
     bootstrap = stack.kafka_bootstrap_servers
     async with (
-        httpx.AsyncClient(timeout=10) as http,
+        httpx.AsyncClient(timeout=10, auth=TEST_INTEGRATION) as http,
         consumer(bootstrap, topics.CASE_EVENTS, f"e2e-cases-{unique}") as case_events_in,
         consumer(bootstrap, topics.SLA_ALERTS, f"e2e-sla-{unique}") as sla_alerts_in,
     ):

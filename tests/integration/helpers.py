@@ -11,9 +11,15 @@ from typing import TypeVar
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from casewire_common.events import DecodedEvent, decode_event
+from casewire_dev.webhooks import IntegrationAuth
 from fastapi import FastAPI
 
 T = TypeVar("T")
+
+# The generic channel's caller in these tests: `running` signs every request as it, and an
+# ingest configured with `TEST_INTEGRATIONS` accepts it.
+TEST_INTEGRATION = IntegrationAuth("tests", "casewire-tests-integration-secret")
+TEST_INTEGRATIONS = [{"name": "tests", "secrets": ["casewire-tests-integration-secret"]}]
 
 
 @asynccontextmanager
@@ -21,7 +27,9 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """Run an app's lifespan (broker, pool, relay) and give an HTTP client for it."""
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://app", auth=TEST_INTEGRATION
+        ) as client:
             yield client
 
 

@@ -11,6 +11,11 @@ ALL = (RAW, MESSAGES, CASE_EVENTS, SLA_ALERTS)
 DLQ_REASON_HEADER = "casewire-dlq-reason"
 DLQ_ERROR_HEADER = "casewire-dlq-error"
 DLQ_SOURCE_HEADER = "casewire-dlq-source"
+# Ingest's records: the generic channel's integration that sent a body (on the raw topics) and
+# its messages (on the messages topic); a message whose platform time was implausible and
+# replaced by the receipt time. Headers, not fields: the canonical message is a closed schema.
+INTEGRATION_HEADER = "casewire-integration"
+TIME_ADJUSTED_HEADER = "casewire-time-adjusted"
 
 
 def dlq(topic: str) -> str:

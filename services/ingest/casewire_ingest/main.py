@@ -17,8 +17,9 @@ from fastapi import FastAPI
 
 from casewire_ingest.adapters.dedup import MIGRATIONS_PACKAGE, SCHEMA, SEEN_MESSAGES, DedupStore
 from casewire_ingest.adapters.publisher import IngestMetrics, KafkaIngestPublisher
+from casewire_ingest.domain.json_body import JsonLimits
 from casewire_ingest.domain.language import LanguageDetector
-from casewire_ingest.domain.sources import Source
+from casewire_ingest.domain.sources import ReadingRules, Source
 from casewire_ingest.entrypoints.http import IngestApp
 from casewire_ingest.service import WebhookIngest
 from casewire_ingest.settings import IngestSettings
@@ -53,6 +54,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         detector.detect,
         metrics,
         timeout_seconds=settings.publish_timeout_seconds,
+        reading=reading_rules(settings),
         log_content=settings.debug_content,
     )
 
@@ -122,12 +124,20 @@ async def replay_ingest(settings: IngestSettings) -> AsyncIterator[WebhookIngest
                 LanguageDetector(settings.languages.split(",")).detect,
                 metrics,
                 timeout_seconds=settings.publish_timeout_seconds,
+                reading=reading_rules(settings),
             )
         finally:
             await dedup.flush()
             await records.stop(settings.shutdown_timeout_seconds)
     finally:
         await database.close()
+
+
+def reading_rules(settings: IngestSettings) -> ReadingRules:
+    return ReadingRules(
+        JsonLimits(settings.max_json_depth, settings.max_json_values),
+        timedelta(seconds=settings.max_clock_skew_seconds),
+    )
 
 
 def oldest_remembered(settings: IngestSettings, now: datetime | None = None) -> datetime:

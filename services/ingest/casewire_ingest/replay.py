@@ -77,8 +77,10 @@ async def _replay_window(
             ingest.replay(
                 raw=record.body,
                 received_at=kept.received_at,
+                source=kept.source,
                 normalize=SOURCE_NORMALIZERS[kept.source],
                 accounts=accounts.get(kept.source),
+                integration=kept.integration,
             )
             for record, kept in window
         ),

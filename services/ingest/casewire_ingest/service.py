@@ -5,20 +5,22 @@ dead-letter topic when some of its items could not be read), then each of its me
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 import structlog
+from casewire_common import topics
 from casewire_common.messages import CanonicalMessage
 
 from casewire_ingest.adapters.publisher import IngestMetrics, IngestPublisher
+from casewire_ingest.domain.event_time import settle_event_times
+from casewire_ingest.domain.json_body import parse_json
 from casewire_ingest.domain.normalized import ItemRejection, NormalizationError, Normalized
-from casewire_ingest.domain.sources import Normalizer
+from casewire_ingest.domain.sources import CALLER_CLOCK_SOURCES, Normalizer, ReadingRules
 
 log = structlog.get_logger(__name__)
 # structlog runs every processor before the standard library drops a debug line: this says
@@ -27,6 +29,8 @@ _stdlib_log = logging.getLogger(__name__)
 
 LanguageDetector = Callable[[str], str | None]
 
+# Refusals of a body that is not JSON we read (400); the others are 422.
+MALFORMED = frozenset({"malformed_json", "too_deep", "too_many_values"})
 # The dead-letter reason of a body published in part: some of its items could not be read.
 INVALID_ITEM = "invalid_item"
 # The bad items a dead-letter detail names: the place of the first few is enough to find the
@@ -85,9 +89,11 @@ class WebhookIngest:
         metrics: IngestMetrics,
         *,
         timeout_seconds: float,
+        reading: ReadingRules | None = None,
         log_content: bool = False,
     ) -> None:
         self._publisher = publisher
+        self._reading = reading or ReadingRules()
         self._dedup = dedup
         self._detect_language = detect_language
         self._metrics = metrics
@@ -102,7 +108,7 @@ class WebhookIngest:
         received_at: datetime,
         normalize: Normalizer,
         accounts: Collection[str] | None = None,
-        dead_letter_invalid: bool = True,
+        integration: str | None = None,
     ) -> Accepted:
         """Normalize, check the accounts, then write raw body and new messages to Kafka.
 
@@ -111,21 +117,23 @@ class WebhookIngest:
         drops what was already published). Only a body with nothing usable is refused.
 
         `accounts`: the accounts the verifying secret may speak for (None: any).
-        `dead_letter_invalid`: keep a body that cannot be normalized on the raw DLQ (for
-        signed webhooks: they are genuine platform traffic that a fix should be able to replay).
+        `integration`: the generic channel's caller, kept with the body and its messages.
+        A body that cannot be normalized is kept on the raw DLQ: it was signed, so it is
+        genuine traffic that a fix should be able to replay.
         """
         headers = {
             "content-type": "application/json",
             "casewire-source": source,
             "casewire-received-at": received_at.isoformat(),
         }
+        if integration is not None:
+            headers[topics.INTEGRATION_HEADER] = integration
         try:
-            normalized = read_body(raw, received_at, normalize)
+            normalized = read_body(raw, received_at, source, normalize, self._reading)
         except NormalizationError as error:
             self._metrics.rejections.labels(source, error.reason).inc()
-            if dead_letter_invalid:
-                await self._dead_letter(raw, source, headers, error)
-            status = 400 if error.reason in {"malformed_json"} else 422
+            await self._dead_letter(raw, source, headers, error)
+            status = 400 if error.reason in MALFORMED else 422
             raise Rejected(status, error.reason, error.detail) from error
         try:
             check_accounts(normalized, accounts)
@@ -134,6 +142,8 @@ class WebhookIngest:
             raise
         for kind, count in normalized.ignored.items():
             self._metrics.ignored.labels(source, kind).inc(count)
+        if normalized.time_adjusted:
+            self._metrics.time_adjusted.labels(source).inc(len(normalized.time_adjusted))
         messages = normalized.messages
         raw_key = f"{source}:{messages[0].account_id}" if messages else source
         unique = normalized.deliveries(self._detect_language)
@@ -158,7 +168,9 @@ class WebhookIngest:
                 claimed = await asyncio.shield(claiming)
                 body_written = True
                 fresh = [message for key, message in unique.items() if key in claimed]
-                await self._publisher.publish_messages(fresh)
+                await self._publisher.publish_messages(
+                    fresh, integration=integration, time_adjusted=normalized.time_adjusted
+                )
                 self._metrics.publish_seconds.observe(time.perf_counter() - started)
                 self._dedup.mark_published([m.delivery_key for m in fresh])
         except Exception as error:
@@ -169,6 +181,8 @@ class WebhookIngest:
                 log.warning("raw write failed", source=source, error=type(error).__name__)
                 await self._give_up(claiming, source)
             raise Unavailable from error
+        if integration is not None:
+            self._metrics.integration_messages.labels(integration).inc(len(fresh))
         duplicates = len(messages) - len(fresh)
         if duplicates:
             self._metrics.duplicates.labels(source).inc(duplicates)
@@ -199,8 +213,10 @@ class WebhookIngest:
         *,
         raw: bytes,
         received_at: datetime,
+        source: str,
         normalize: Normalizer,
         accounts: Collection[str] | None = None,
+        integration: str | None = None,
     ) -> Accepted:
         """Publish the messages of a body kept on the raw topics that were never published.
 
@@ -208,7 +224,7 @@ class WebhookIngest:
         from its record) and nothing is written to the raw topics again: the body is already
         kept there. Raises NormalizationError or Rejected (unknown_account) for a body the
         current code still refuses, Unavailable when Kafka or PostgreSQL fails."""
-        normalized = read_body(raw, received_at, normalize)
+        normalized = read_body(raw, received_at, source, normalize, self._reading)
         check_accounts(normalized, accounts)
         deliveries = normalized.deliveries(self._detect_language)
         try:
@@ -220,7 +236,9 @@ class WebhookIngest:
         fresh = [message for key, message in deliveries.items() if key in claimed]
         try:
             async with asyncio.timeout(self._timeout):
-                await self._publisher.publish_messages(fresh)
+                await self._publisher.publish_messages(
+                    fresh, integration=integration, time_adjusted=normalized.time_adjusted
+                )
         except Exception as error:
             log.warning("replay write failed", error=type(error).__name__)
             await self._release([m.delivery_key for m in fresh], "replay")
@@ -265,9 +283,32 @@ class WebhookIngest:
             )
 
 
-def read_body(raw: bytes, received_at: datetime, normalize: Normalizer) -> Normalized:
-    """A body's normalized content; NormalizationError when the body as a whole is refused."""
-    return _usable(normalize(_parse_json(raw), received_at))
+def read_body(
+    raw: bytes,
+    received_at: datetime,
+    source: str,
+    normalize: Normalizer,
+    reading: ReadingRules,
+) -> Normalized:
+    """A body's normalized content, its times settled; NormalizationError when the body as a
+    whole is refused.
+
+    A normalizer that fails on input its author did not foresee is a bug, but the caller
+    still gets a 4xx with a reason (`unreadable_body`) and, when signed, the body is kept on
+    the raw DLQ to be replayed once fixed; a 5xx would have the platform resend it for hours."""
+    document = parse_json(raw, reading.json)
+    try:
+        normalized = _usable(normalize(document, received_at))
+    except NormalizationError:
+        raise
+    except Exception as error:
+        log.exception("normalizer failed on a body", source=source)
+        raise NormalizationError(
+            "unreadable_body", f"the body could not be read ({type(error).__name__})"
+        ) from error
+    return settle_event_times(
+        normalized, reading.max_clock_skew, refuse=source in CALLER_CLOCK_SOURCES
+    )
 
 
 def check_accounts(normalized: Normalized, accounts: Collection[str] | None) -> None:
@@ -295,10 +336,3 @@ def _invalid_item_detail(rejected: Sequence[ItemRejection]) -> str:
     listed = "; ".join(f"{item.where}: {item.reason}" for item in rejected[:_LISTED_ITEMS])
     more = len(rejected) - _LISTED_ITEMS
     return f"{len(rejected)} item(s) rejected: {listed}" + (f"; {more} more" if more > 0 else "")
-
-
-def _parse_json(raw: bytes) -> Any:
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise NormalizationError("malformed_json", str(error)) from error

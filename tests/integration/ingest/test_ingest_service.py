@@ -17,7 +17,13 @@ from casewire_ingest.adapters.dedup import MIGRATIONS_PACKAGE, SCHEMA
 from casewire_ingest.main import create_app
 from casewire_ingest.settings import IngestSettings
 
-from tests.integration.helpers import consumer, eventually, metric_value, running
+from tests.integration.helpers import (
+    TEST_INTEGRATIONS,
+    consumer,
+    eventually,
+    metric_value,
+    running,
+)
 
 
 def generic(pid: str, conversation: str) -> dict[str, object]:
@@ -40,7 +46,11 @@ async def test_accepted_message_is_on_the_raw_and_messages_topics_keyed_by_conve
 ) -> None:
     await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
     app = create_app(
-        IngestSettings(kafka_bootstrap_servers=kafka_bootstrap, database_url=database_url)
+        IngestSettings(
+            kafka_bootstrap_servers=kafka_bootstrap,
+            database_url=database_url,
+            integrations=TEST_INTEGRATIONS,
+        )
     )
     conversation = f"whatsapp:106540352242922:{unique}"
     async with (

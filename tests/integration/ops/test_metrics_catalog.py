@@ -24,7 +24,13 @@ from casewire_sla.adapters.store import SCHEMA as SLA_SCHEMA
 from casewire_sla.main import create_app as create_sla
 from casewire_sla.settings import SlaSettings
 
-from tests.integration.helpers import eventually, metric_value, producer, running
+from tests.integration.helpers import (
+    TEST_INTEGRATIONS,
+    eventually,
+    metric_value,
+    producer,
+    running,
+)
 from tests.unit.ops.catalog import load_catalog, scrape_differences
 
 pytestmark = pytest.mark.integration
@@ -95,7 +101,9 @@ async def test_every_service_exports_exactly_the_catalogued_metrics(
         "log_level": "WARNING",
     }
     apps = {
-        "ingest": create_ingest(IngestSettings.model_validate(connection)),
+        "ingest": create_ingest(
+            IngestSettings.model_validate({**connection, "integrations": TEST_INTEGRATIONS})
+        ),
         "router": create_router(
             RouterSettings.model_validate(
                 {

@@ -12,7 +12,7 @@ import pytest
 from casewire_dev import bench, bench_ingest
 from casewire_dev.bench_runs import BenchError
 from casewire_ingest.domain.platforms import normalize
-from casewire_ingest.domain.signatures import meta_signature_valid
+from casewire_ingest.domain.signatures import hex_signature_valid
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -74,9 +74,9 @@ def test_a_signed_request_is_a_complete_post_that_ingest_verifies() -> None:
     assert headers["Content-Length"] == str(len(body))
     expected = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
     assert headers["X-Hub-Signature-256"] == f"sha256={expected}"
-    assert meta_signature_valid(["s3cret"], body, headers["X-Hub-Signature-256"])
-    assert not meta_signature_valid(["other"], body, headers["X-Hub-Signature-256"])
-    assert not meta_signature_valid(["s3cret"], body + b" ", headers["X-Hub-Signature-256"])
+    assert hex_signature_valid(["s3cret"], body, headers["X-Hub-Signature-256"])
+    assert not hex_signature_valid(["other"], body, headers["X-Hub-Signature-256"])
+    assert not hex_signature_valid(["s3cret"], body + b" ", headers["X-Hub-Signature-256"])
 
 
 OK = b"HTTP/1.1 200 OK\r\ncontent-length: 15\r\ncontent-type: application/json\r\n\r\n"

@@ -13,7 +13,7 @@ from casewire_dev.chaos import faults, workload
 from casewire_ingest.domain.generic import normalize_generic
 from casewire_ingest.domain.normalized import NormalizationError, Normalized
 from casewire_ingest.domain.platforms import normalize
-from casewire_ingest.domain.signatures import meta_signature_valid, x_signature_valid
+from casewire_ingest.domain.signatures import hex_signature_valid, x_signature_valid
 
 ROOT = Path(__file__).resolve().parents[3]
 NOW = datetime(2026, 12, 6, 3, 0, 0, 123456, tzinfo=UTC)
@@ -92,16 +92,20 @@ def test_posts_are_signed_with_the_secrets_ingest_is_configured_with(
     settings = workload.ingest_settings()
     meta_secret = json.loads(settings["CASEWIRE_META_APPS"])[0]["app_secret"]
     x_secret = json.loads(settings["CASEWIRE_X_APPS"])[0]["consumer_secret"]
+    [integration] = json.loads(settings["CASEWIRE_INTEGRATIONS"])
     for post in plan.posts:
         rendered = workload.render(post, NOW)
         if post.endpoint == "generic":
-            continue
-        if post.endpoint == "x":
+            header = rendered.headers.get("X-Casewire-Signature")
+            valid = hex_signature_valid(integration["secrets"], rendered.body, header)
+            named = rendered.headers.get("X-Casewire-Integration")
+            assert named == (None if post.signing == "missing" else integration["name"])
+        elif post.endpoint == "x":
             header = rendered.headers.get("x-twitter-webhooks-signature")
             valid = x_signature_valid([x_secret], rendered.body, header)
         else:
             header = rendered.headers.get("x-hub-signature-256")
-            valid = meta_signature_valid([meta_secret], rendered.body, header)
+            valid = hex_signature_valid([meta_secret], rendered.body, header)
         assert valid == (post.signing == "valid"), post
         assert (header is None) == (post.signing == "missing")
 
@@ -123,6 +127,7 @@ def test_every_bad_input_is_refused_for_the_reason_it_was_made_for(plan: workloa
         **refused,
         "bad_signature": 1,
         "missing_signature": 1,
+        "missing_credentials": 1,
     }
     assert set(refused) == {"invalid_item", "malformed_json", "unknown_object", "invalid_message"}
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from casewire_common.messages import CanonicalMessage
 
@@ -12,6 +12,8 @@ class RecordingPublisher:
     def __init__(self, fail: bool = False) -> None:
         self.raw: list[tuple[bytes, str, dict[str, str]]] = []
         self.messages: list[CanonicalMessage] = []
+        # Per published message: the integration that sent it and whether its time was adjusted.
+        self.message_headers: list[tuple[str | None, bool]] = []
         self.dead: list[tuple[bytes, str]] = []
         self.dead_errors: list[str] = []
         self.fail = fail
@@ -21,10 +23,19 @@ class RecordingPublisher:
             raise ConnectionError("broker down")
         self.raw.append((raw_body, key, headers))
 
-    async def publish_messages(self, messages: Sequence[CanonicalMessage]) -> None:
+    async def publish_messages(
+        self,
+        messages: Sequence[CanonicalMessage],
+        *,
+        integration: str | None = None,
+        time_adjusted: Collection[str] = (),
+    ) -> None:
         if self.fail:
             raise ConnectionError("broker down")
         self.messages.extend(messages)
+        self.message_headers.extend(
+            (integration, message.delivery_key in time_adjusted) for message in messages
+        )
 
     async def dead_letter_raw(
         self, raw_body: bytes, key: str, headers: dict[str, str], reason: str, error: str

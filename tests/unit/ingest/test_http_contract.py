@@ -14,15 +14,20 @@ import httpx
 import pytest
 from casewire_common.messages import message_id
 from casewire_common.metrics import new_registry
+from casewire_dev.webhooks import IntegrationAuth, casewire_signature, integration_headers
 from casewire_ingest.adapters.publisher import IngestMetrics
+from casewire_ingest.domain.signatures import token_sha256
 from casewire_ingest.entrypoints.http import IngestApp
 from casewire_ingest.service import WebhookIngest
 from casewire_ingest.settings import IngestSettings
+from prometheus_client import CollectorRegistry
 
 from tests.unit.ingest.fakes import MemoryDedup, RecordingPublisher
 
 APP_SECRET = "meta-app-secret"
 VERIFY_TOKEN = "verify-me"
+INTEGRATION = "webchat"
+INTEGRATION_SECRET = "webchat-secret"
 
 
 def settings(**overrides: Any) -> IngestSettings:
@@ -30,20 +35,28 @@ def settings(**overrides: Any) -> IngestSettings:
         "max_body_bytes": 4096,
         "meta_apps": [{"app_secret": APP_SECRET, "verify_token": VERIFY_TOKEN}],
         "x_apps": [{"name": "brand", "consumer_secret": "x-secret"}],
+        "integrations": [{"name": INTEGRATION, "secrets": [INTEGRATION_SECRET]}],
     }
     values.update(overrides)
     return IngestSettings(**values)
 
 
 def client_for(
-    publisher: RecordingPublisher, dedup: MemoryDedup | None = None, **overrides: Any
+    publisher: RecordingPublisher,
+    dedup: MemoryDedup | None = None,
+    registry: CollectorRegistry | None = None,
+    **overrides: Any,
 ) -> httpx.AsyncClient:
-    metrics = IngestMetrics(new_registry())
+    metrics = IngestMetrics(registry or new_registry())
     ingest = WebhookIngest(
         publisher, dedup or MemoryDedup(), lambda text: None, metrics, timeout_seconds=1
     )
     app = IngestApp(ingest, metrics, settings(**overrides))
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest")
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://ingest",
+        auth=IntegrationAuth(INTEGRATION, INTEGRATION_SECRET),
+    )
 
 
 def generic(**overrides: Any) -> dict[str, Any]:
@@ -129,6 +142,9 @@ async def test_bad_generic_bodies_get_a_4xx_with_a_reason_and_nothing_is_publish
     assert response.json()["detail"]
     assert publisher.messages == []
     assert publisher.raw == []
+    # A signed body is genuine traffic: kept on the raw DLQ for a replay once fixed (a body
+    # too large to read is not kept).
+    assert publisher.dead == ([] if status == 413 else [(payload, reason)])
 
 
 async def test_validation_errors_name_the_field_without_echoing_values() -> None:
@@ -291,10 +307,170 @@ async def test_message_text_is_not_logged_unless_debugging_is_switched_on(
         )
         app = IngestApp(ingest, metrics, settings())
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
+        auth = IntegrationAuth(INTEGRATION, INTEGRATION_SECRET)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://ingest", auth=auth
+        ) as client:
             body = generic(text=secret_text, platform_message_id=f"p{log_content}")
             assert (await client.post("/v1/messages", json=body)).status_code == 202
         logged = capsys.readouterr().out
         assert "body accepted" in logged
         assert (secret_text in logged) is log_content
     configure_logging("INFO")
+
+
+# --- The generic channel's callers --------------------------------------------------------
+
+TOKEN = "cw_live_Yq8PvO2m3Y0w7Qe1xK9rT4uS"
+BODY = json.dumps(generic()).encode()
+
+
+def unsigned_client(
+    publisher: RecordingPublisher, registry: CollectorRegistry | None = None, **overrides: Any
+) -> httpx.AsyncClient:
+    client = client_for(publisher, registry=registry, **overrides)
+    client.auth = None
+    return client
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "reason"),
+    [
+        ({}, 401, "missing_credentials"),
+        ({"x-casewire-signature": casewire_signature(INTEGRATION_SECRET, BODY)}, 401,
+         "missing_credentials"),
+        ({"x-casewire-integration": "crm"}, 401, "unknown_integration"),
+        ({"x-casewire-integration": INTEGRATION}, 401, "missing_signature"),
+        (integration_headers(INTEGRATION, "not-the-secret", BODY), 403, "bad_signature"),
+        (integration_headers(INTEGRATION, INTEGRATION_SECRET, BODY + b" "), 403,
+         "bad_signature"),
+        ({"authorization": "Bearer not-a-known-token"}, 401, "unknown_token"),
+        ({"authorization": f"Basic {TOKEN}"}, 401, "bad_authorization"),
+        ({"authorization": "Bearer "}, 401, "bad_authorization"),
+    ],
+)  # fmt: skip
+async def test_the_generic_channel_refuses_a_caller_it_cannot_name(
+    headers: dict[str, str], status: int, reason: str
+) -> None:
+    publisher = RecordingPublisher()
+    async with unsigned_client(publisher) as client:
+        response = await client.post("/v1/messages", content=BODY, headers=headers)
+    assert (response.status_code, response.json()["error"]) == (status, reason)
+    assert response.json()["detail"]
+    assert (publisher.raw, publisher.messages, publisher.dead) == ([], [], [])
+
+
+async def test_no_integration_configured_means_no_one_may_post() -> None:
+    publisher = RecordingPublisher()
+    async with unsigned_client(publisher, integrations=[]) as client:
+        signed = integration_headers(INTEGRATION, INTEGRATION_SECRET, BODY)
+        response = await client.post("/v1/messages", content=BODY, headers=signed)
+    assert (response.status_code, response.json()["error"]) == (401, "unknown_integration")
+    assert publisher.messages == []
+
+
+async def test_each_key_of_an_integration_signs_while_rotating_and_its_name_is_kept() -> None:
+    publisher = RecordingPublisher()
+    integrations = [
+        {"name": INTEGRATION, "secrets": ["old-secret", "new-secret"]},
+        {"name": "crm", "token_sha256": [token_sha256(TOKEN)]},
+    ]
+    registry = new_registry()
+    async with unsigned_client(publisher, registry, integrations=integrations) as client:
+        for secret, pid in (("old-secret", "1"), ("new-secret", "2")):
+            body = json.dumps(generic(platform_message_id=pid)).encode()
+            headers = integration_headers(INTEGRATION, secret, body)
+            response = await client.post("/v1/messages", content=body, headers=headers)
+            assert response.status_code == 202, response.text
+        body = json.dumps(generic(platform_message_id="3")).encode()
+        bearer = {"authorization": f"Bearer {TOKEN}"}
+        response = await client.post("/v1/messages", content=body, headers=bearer)
+        assert response.status_code == 202, response.text
+    assert [m.platform_message_id for m in publisher.messages] == ["1", "2", "3"]
+    assert publisher.message_headers == [(INTEGRATION, False), (INTEGRATION, False), ("crm", False)]
+    assert [headers.get("casewire-integration") for _, _, headers in publisher.raw] == [
+        INTEGRATION,
+        INTEGRATION,
+        "crm",
+    ]
+    sent = "casewire_ingest_integration_messages_total"
+    assert registry.get_sample_value(sent, {"integration": INTEGRATION}) == 2
+    assert registry.get_sample_value(sent, {"integration": "crm"}) == 1
+
+
+async def test_a_body_cannot_name_its_own_integration() -> None:
+    publisher = RecordingPublisher()
+    async with client_for(publisher) as client:
+        response = await client.post("/v1/messages", json=generic(integration="crm"))
+    assert (response.status_code, response.json()["error"]) == (422, "invalid_message")
+
+
+# --- Hostile bodies: a reason and a 4xx, never a 5xx; kept on the raw DLQ when signed ------
+
+
+def meta_body_with(timestamp: bytes) -> bytes:
+    return (
+        b'{"object":"page","entry":[{"id":"1234567890","time":1459991487970,"messaging":[{'
+        b'"sender":{"id":"5678"},"recipient":{"id":"1234567890"},"timestamp":'
+        + timestamp
+        + b',"message":{"mid":"mid.hostile","text":"hi"}}]}]}'
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "reason"),
+    [
+        (b'{"object":"page","entry":' + b"[" * 100_000 + b"]" * 100_000 + b"}", 400, "too_deep"),
+        (meta_body_with(b"9" * 5000), 400, "malformed_json"),
+        (meta_body_with(b"NaN"), 400, "malformed_json"),
+        (meta_body_with(b"-Infinity"), 400, "malformed_json"),
+        (meta_body_with(b'"\\ud800"'), 400, "malformed_json"),
+    ],
+    ids=["nested-100000-deep", "5000-digit-integer", "nan-timestamp", "infinite-timestamp",
+         "lone-surrogate"],
+)  # fmt: skip
+async def test_a_signed_hostile_body_is_refused_with_a_reason_and_dead_lettered(
+    body: bytes, status: int, reason: str
+) -> None:
+    publisher = RecordingPublisher()
+    async with client_for(publisher, max_body_bytes=1_048_576) as client:
+        response = await client.post(
+            "/v1/webhooks/meta", content=body, headers={"x-hub-signature-256": meta_signature(body)}
+        )
+    assert (response.status_code, response.json()["error"]) == (status, reason)
+    assert publisher.dead == [(body, reason)]
+    assert publisher.messages == []
+
+
+async def test_an_unsigned_hostile_body_is_refused_before_it_is_parsed() -> None:
+    publisher = RecordingPublisher()
+    body = b"[" * 100_000 + b"]" * 100_000
+    async with unsigned_client(publisher, max_body_bytes=1_048_576) as client:
+        response = await client.post("/v1/messages", content=body)
+    assert (response.status_code, response.json()["error"]) == (401, "missing_credentials")
+    assert publisher.dead == []
+
+
+async def test_a_generic_message_from_the_future_is_refused() -> None:
+    publisher = RecordingPublisher()
+    async with client_for(publisher) as client:
+        response = await client.post("/v1/messages", json=generic(sent_at="9999-12-31T00:00:00Z"))
+    assert (response.status_code, response.json()["error"]) == (422, "implausible_sent_at")
+    assert publisher.messages == []
+    assert [reason for _, reason in publisher.dead] == ["implausible_sent_at"]
+
+
+async def test_a_platform_message_from_the_future_is_published_at_its_receipt_and_flagged() -> None:
+    publisher = RecordingPublisher()
+    body = meta_body_with(b"4102444800000")  # 2100-01-01
+    registry = new_registry()
+    async with client_for(publisher, registry=registry) as client:
+        response = await client.post(
+            "/v1/webhooks/meta", content=body, headers={"x-hub-signature-256": meta_signature(body)}
+        )
+    assert response.status_code == 200, response.text
+    [message] = publisher.messages
+    assert message.sent_at == message.received_at
+    assert publisher.message_headers == [(None, True)]
+    adjusted = "casewire_ingest_time_adjusted_total"
+    assert registry.get_sample_value(adjusted, {"endpoint": "meta"}) == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -49,7 +49,13 @@ class SlowPublisher:
             raise ConnectionError("broker down")
         self.journal.events.append("raw acknowledged")
 
-    async def publish_messages(self, messages: Sequence[CanonicalMessage]) -> None:
+    async def publish_messages(
+        self,
+        messages: Sequence[CanonicalMessage],
+        *,
+        integration: str | None = None,
+        time_adjusted: Collection[str] = (),
+    ) -> None:
         self.journal.events.append("messages sent")
 
     async def dead_letter_raw(

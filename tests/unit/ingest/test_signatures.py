@@ -11,8 +11,8 @@ from urllib.parse import parse_qs
 
 import pytest
 from casewire_ingest.domain.signatures import (
+    hex_signature_valid,
     meta_handshake,
-    meta_signature_valid,
     x_crc_response,
     x_signature_valid,
 )
@@ -40,8 +40,8 @@ def test_meta_signature_vector_verifies_over_the_raw_file_bytes(shared_data: Pat
     raw_file = shared_data / "payloads" / "signatures" / meta["raw_body_file"]
     raw = raw_file.resolve().read_bytes()
     assert raw == meta["raw_body_utf8"].encode()
-    assert meta_signature_valid([meta["app_secret"]], raw, meta["header_value"])
-    assert meta_signature_valid(["other-secret", meta["app_secret"]], raw, meta["header_value"])
+    assert hex_signature_valid([meta["app_secret"]], raw, meta["header_value"])
+    assert hex_signature_valid(["other-secret", meta["app_secret"]], raw, meta["header_value"])
 
 
 def test_meta_signature_fails_on_tampered_body_wrong_secret_or_malformed_header(
@@ -50,12 +50,12 @@ def test_meta_signature_fails_on_tampered_body_wrong_secret_or_malformed_header(
     meta = vector(shared_data, "meta_x_hub_signature_256_pywa.json")
     raw = meta["raw_body_utf8"].encode()
     for body in tampered(raw):
-        assert not meta_signature_valid([meta["app_secret"]], body, meta["header_value"])
-    assert not meta_signature_valid(["wrong"], raw, meta["header_value"])
-    assert not meta_signature_valid([meta["app_secret"]], raw, None)
-    assert not meta_signature_valid([meta["app_secret"]], raw, meta["header_value"][7:])
-    assert not meta_signature_valid([meta["app_secret"]], raw, "sha1=" + meta["header_value"][7:])
-    assert not meta_signature_valid([], raw, meta["header_value"])
+        assert not hex_signature_valid([meta["app_secret"]], body, meta["header_value"])
+    assert not hex_signature_valid(["wrong"], raw, meta["header_value"])
+    assert not hex_signature_valid([meta["app_secret"]], raw, None)
+    assert not hex_signature_valid([meta["app_secret"]], raw, meta["header_value"][7:])
+    assert not hex_signature_valid([meta["app_secret"]], raw, "sha1=" + meta["header_value"][7:])
+    assert not hex_signature_valid([], raw, meta["header_value"])
 
 
 def test_x_signature_vectors_verify_and_tampered_copies_fail(shared_data: Path) -> None:

@@ -49,12 +49,15 @@ from casewire_dev.bench_ingest import (
     postgres_pids,
 )
 from casewire_dev.bench_runs import BenchError
+from casewire_dev.webhooks import integration_headers
 
 RATE_PER_SECOND = 200
 WARM_UP_SECONDS = 5.0
 MEASURED_SECONDS = 20.0
 CONNECTIONS = 64
 GENERIC_PATH = "/v1/messages"
+INTEGRATION = "bench"
+INTEGRATION_SECRET = "casewire-bench-integration-secret"  # noqa: S105
 RULES = """version: 1
 default_team: care
 teams: [care, shipping]
@@ -286,7 +289,14 @@ def _requests(
         requests.append(
             (
                 body["conversation_id"],
-                encode_request(GENERIC_PATH, encoded, [("Content-Type", "application/json")]),
+                encode_request(
+                    GENERIC_PATH,
+                    encoded,
+                    [
+                        ("Content-Type", "application/json"),
+                        *integration_headers(INTEGRATION, INTEGRATION_SECRET, encoded).items(),
+                    ],
+                ),
             )
         )
         due[body["conversation_id"]] = at
@@ -304,6 +314,9 @@ async def measure(running: stack.Stack, work: Path) -> Results:
         **os.environ,
         "CASEWIRE_KAFKA_BOOTSTRAP_SERVERS": running.kafka_bootstrap_servers,
         "CASEWIRE_DATABASE_URL": database_url,
+        "CASEWIRE_INTEGRATIONS": json.dumps(
+            [{"name": INTEGRATION, "secrets": [INTEGRATION_SECRET]}]
+        ),
     }
     for name in ("ingest", "router"):
         await services.migrate(name, env, logs)

@@ -27,11 +27,13 @@ from casewire_dev.care_desk import DeskProgress, plan_resolutions, router_client
 from casewire_dev.paths import repo_root, shared_data
 from casewire_dev.replay import ReplayProgress, ScheduledMessage, replay, schedule
 from casewire_dev.summary import DemoSummary, follow, show
+from casewire_dev.webhooks import IntegrationAuth
 
 INGEST_PORT, ROUTER_PORT, SLA_PORT = 8081, 8082, 8083
 # A database of its own, recreated by every demo: the broker starts empty, so PostgreSQL must
 # too, or the router would take the replayed messages for ones it has already processed.
 DEMO_DATABASE = "casewire_demo"
+DEMO_INTEGRATION = "demo-replay"
 
 
 class DemoError(RuntimeError):
@@ -98,6 +100,8 @@ class Demo:
         self.tasks: list[asyncio.Task[None]] = []
         # The care desk's key to the router's case API, new for every run.
         self.router_api_token = secrets.token_urlsafe(32)
+        # The replay posts on the generic channel as an integration, with a key minted per run.
+        self.integration = IntegrationAuth(DEMO_INTEGRATION, secrets.token_urlsafe(32))
 
     async def main(self) -> int:
         loop = asyncio.get_running_loop()
@@ -135,7 +139,9 @@ class Demo:
             return
 
         specs = [
-            services.ServiceSpec("ingest", INGEST_PORT),
+            services.ServiceSpec(
+                "ingest", INGEST_PORT, {"CASEWIRE_INTEGRATIONS": self.integration.settings()}
+            ),
             services.ServiceSpec(
                 "router",
                 ROUTER_PORT,
@@ -202,7 +208,9 @@ class Demo:
         summary = DemoSummary()
         desk = DeskProgress()
         since_ms = int(time.time() * 1000)
-        self._spawn("replay", replay(plan, f"http://127.0.0.1:{INGEST_PORT}", progress))
+        self._spawn(
+            "replay", replay(plan, f"http://127.0.0.1:{INGEST_PORT}", self.integration, progress)
+        )
         self._spawn("care desk", self._care_desk(plan, summary, progress, desk))
         self._spawn(
             "summary consumer",

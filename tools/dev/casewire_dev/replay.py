@@ -82,7 +82,10 @@ class ReplayProgress:
 
 
 async def replay(
-    plan: Sequence[ScheduledMessage], ingest_url: str, progress: ReplayProgress
+    plan: Sequence[ScheduledMessage],
+    ingest_url: str,
+    integration: httpx.Auth,
+    progress: ReplayProgress,
 ) -> None:
     """Post the plan to ingest, each message at its time, until done or cancelled.
 
@@ -90,7 +93,7 @@ async def replay(
     connection error is retried briefly, as a platform would redeliver a webhook.
     """
     loop = asyncio.get_running_loop()
-    async with httpx.AsyncClient(base_url=ingest_url, timeout=15.0) as client:
+    async with httpx.AsyncClient(base_url=ingest_url, timeout=15.0, auth=integration) as client:
         started = loop.time()
         for item in plan:
             delay = started + item.at - loop.time()

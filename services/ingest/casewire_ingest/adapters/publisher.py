@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Protocol
 
 from casewire_common import topics
@@ -17,6 +17,7 @@ from casewire_ingest.adapters.group_commit import GroupCommit
 SendRecords = Callable[[Sequence[KafkaRecord]], Awaitable[None]]
 
 _JSON = [("content-type", b"application/json")]
+_TIME_ADJUSTED = (topics.TIME_ADJUSTED_HEADER, b"true")
 
 
 class IngestMetrics:
@@ -46,6 +47,19 @@ class IngestMetrics:
             ["endpoint", "reason"],
             registry=registry,
         )
+        self.time_adjusted = Counter(
+            "casewire_ingest_time_adjusted_total",
+            "Messages whose platform time was implausible (in the future beyond the allowed"
+            " skew, or before the platform existed), published with the receipt time instead.",
+            ["endpoint"],
+            registry=registry,
+        )
+        self.integration_messages = Counter(
+            "casewire_ingest_integration_messages_total",
+            "Messages published from the generic channel, by the integration that sent them.",
+            ["integration"],
+            registry=registry,
+        )
         self.dead_letters = dead_letter_counter(registry)
         self.publish_seconds = Histogram(
             "casewire_ingest_publish_seconds",
@@ -59,8 +73,16 @@ class IngestPublisher(Protocol):
     async def publish_raw(self, raw_body: bytes, key: str, headers: dict[str, str]) -> None:
         """Return once Kafka acknowledged the body on `casewire.raw.v1`."""
 
-    async def publish_messages(self, messages: Sequence[CanonicalMessage]) -> None:
-        """Return once Kafka acknowledged every message on `casewire.messages.v1`."""
+    async def publish_messages(
+        self,
+        messages: Sequence[CanonicalMessage],
+        *,
+        integration: str | None = None,
+        time_adjusted: Collection[str] = (),
+    ) -> None:
+        """Return once Kafka acknowledged every message on `casewire.messages.v1`, each with
+        the header `casewire-integration` when an integration sent it and
+        `casewire-time-adjusted: true` when its delivery key is in `time_adjusted`."""
 
     async def dead_letter_raw(
         self, raw_body: bytes, key: str, headers: dict[str, str], reason: str, error: str
@@ -93,15 +115,25 @@ class KafkaIngestPublisher:
             [KafkaRecord(topics.RAW, key.encode(), _encode(headers), raw_body)]
         )
 
-    async def publish_messages(self, messages: Sequence[CanonicalMessage]) -> None:
+    async def publish_messages(
+        self,
+        messages: Sequence[CanonicalMessage],
+        *,
+        integration: str | None = None,
+        time_adjusted: Collection[str] = (),
+    ) -> None:
         if not messages:
             return
+        headers = _JSON
+        if integration is not None:
+            headers = [*_JSON, (topics.INTEGRATION_HEADER, integration.encode())]
+        adjusted = [*headers, _TIME_ADJUSTED]
         await self._writes.submit(
             [
                 KafkaRecord(
                     topics.MESSAGES,
                     message.conversation_id.encode(),
-                    _JSON,
+                    adjusted if message.delivery_key in time_adjusted else headers,
                     message.model_dump_json().encode(),
                 )
                 for message in messages

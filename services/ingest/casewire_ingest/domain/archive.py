@@ -1,9 +1,10 @@
 """Bodies kept on `casewire.raw.v1` and `casewire.raw.v1.dlq`, as a replay reads them.
 
-Ingest writes a body there only after verifying its signature (the generic channel has none),
-with the headers `casewire-source` (the endpoint: its normalizer and the secrets that signed
-it) and `casewire-received-at` (when it was accepted: the body is normalized as of then, so a
-replay builds the very messages the first pass would have). A record without them cannot be
+Ingest writes a body there only after verifying its signature, with the headers
+`casewire-source` (the endpoint: its normalizer and the secrets that signed it),
+`casewire-received-at` (when it was accepted: the body is normalized as of then, so a replay
+builds the very messages the first pass would have) and, from the generic channel,
+`casewire-integration` (the integration whose key signed it). A record without them cannot be
 replayed; neither can one older than ingest's deduplication memory, which could no longer say
 whether its messages were published.
 """
@@ -13,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import cast, get_args
+
+from casewire_common.topics import INTEGRATION_HEADER
 
 from casewire_ingest.domain.sources import Source
 
@@ -36,6 +39,7 @@ class KeptBody:
 class Replayable:
     source: Source
     received_at: datetime
+    integration: str | None = None
 
 
 class Unreplayable(Exception):
@@ -91,7 +95,7 @@ def replayable(
             f"{place} was received at {stamp}, before the deduplication memory"
             f" ({oldest_remembered.isoformat()}): replaying it could publish messages again",
         )
-    return Replayable(cast(Source, source), received_at)
+    return Replayable(cast(Source, source), received_at, record.headers.get(INTEGRATION_HEADER))
 
 
 @dataclass

@@ -51,6 +51,9 @@ class Normalized:
     messages: list[CanonicalMessage] = field(default_factory=list)
     ignored: Counter[str] = field(default_factory=Counter)
     rejected: list[ItemRejection] = field(default_factory=list)
+    # Delivery keys of the messages whose platform time was implausible and replaced by the
+    # receipt time (`event_time.py`): published with the header `casewire-time-adjusted`.
+    time_adjusted: set[str] = field(default_factory=set)
 
     def item(self, where: str) -> _ItemGuard:
         """Read one item of a batch (a Meta event or change, a WhatsApp message, an X event)

@@ -13,9 +13,10 @@ def _hmac_sha256(secret: str, message: bytes) -> bytes:
     return hmac.digest(secret.encode(), message, hashlib.sha256)
 
 
-def meta_signature_valid(secrets: Iterable[str], raw_body: bytes, header: str | None) -> bool:
-    """`X-Hub-Signature-256: sha256=<hex>` (Meta and WhatsApp), checked against each app secret
-    (several apps, or the old and new secret while rotating)."""
+def hex_signature_valid(secrets: Iterable[str], raw_body: bytes, header: str | None) -> bool:
+    """`sha256=<hex>` of the raw body, checked against each secret (several apps, or the old
+    and new secret while rotating): Meta's and WhatsApp's `X-Hub-Signature-256`, and the
+    generic channel's `X-Casewire-Signature`."""
     if not header or not header.startswith("sha256="):
         return False
     given = header.removeprefix("sha256=").strip().lower()
@@ -33,6 +34,12 @@ def x_signature_valid(secrets: Iterable[str], raw_body: bytes, header: str | Non
         hmac.compare_digest(base64.b64encode(_hmac_sha256(secret, raw_body)).decode(), given)
         for secret in secrets
     )
+
+
+def token_sha256(token: str) -> str:
+    """What a bearer token is known by: the hex SHA-256 of it (`printf %s TOKEN | sha256sum`).
+    A token is long and random, so a plain hash is enough; only the hash is configured."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def x_crc_response(secret: str, crc_token: str) -> str:

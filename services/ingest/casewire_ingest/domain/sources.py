@@ -5,10 +5,12 @@ names a body's source in its `casewire-source` header) read a body the same way.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from casewire_ingest.domain.generic import normalize_generic
+from casewire_ingest.domain.json_body import JsonLimits
 from casewire_ingest.domain.normalized import NormalizationError, Normalized
 from casewire_ingest.domain.platforms import WebhookPlatform, detect_platform, normalize
 
@@ -37,3 +39,16 @@ SOURCE_NORMALIZERS: dict[Source, Normalizer] = {
     "x": webhook_normalizer("x"),
     "generic": normalize_generic,
 }
+
+# Sources whose times come from a caller's clock, not a platform's: an implausible `sent_at`
+# is refused there (the integration can send it again, right), and adjusted elsewhere.
+CALLER_CLOCK_SOURCES: frozenset[Source] = frozenset({"generic"})
+
+
+@dataclass(frozen=True)
+class ReadingRules:
+    """The limits every body is read within, whichever path brings it (HTTP, replay, the
+    `normalize` CLI)."""
+
+    json: JsonLimits = field(default_factory=JsonLimits)
+    max_clock_skew: timedelta = timedelta(minutes=5)

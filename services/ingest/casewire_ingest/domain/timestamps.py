@@ -2,20 +2,19 @@
 
 Epoch seconds and milliseconds (ints, floats or numeric strings; told apart by magnitude),
 RFC 3339 with any fraction (Google sends nanoseconds), and Twitter's
-`Fri Dec 13 04:48:09 +0000 2019`. Anything else, or an instant outside a plausible range,
-is rejected rather than guessed.
+`Fri Dec 13 04:48:09 +0000 2019`. Anything else is rejected rather than guessed. Whether
+an instant is plausible (not in the future, not before its platform existed) is decided
+afterwards, for all messages alike (`event_time.py`).
 """
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from casewire_ingest.domain.normalized import NormalizationError
 
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-ALLOWED_CLOCK_SKEW = timedelta(days=1)
 _MS_THRESHOLD = 100_000_000_000  # above: milliseconds (1e11 s would be the year 5138)
 _TWITTER_FORMAT = "%a %b %d %H:%M:%S %z %Y"
 _RFC3339 = re.compile(
@@ -23,17 +22,8 @@ _RFC3339 = re.compile(
 )
 
 
-def to_utc(value: Any, where: str, received_at: datetime) -> datetime:
+def to_utc(value: Any, where: str) -> datetime:
     """The UTC instant of a platform timestamp; NormalizationError when it is not one."""
-    instant = _parse(value, where)
-    if not EARLIEST <= instant <= received_at + ALLOWED_CLOCK_SKEW:
-        raise NormalizationError(
-            "impossible_timestamp", f"{where} = {value!r} is outside {EARLIEST.year}..now"
-        )
-    return instant
-
-
-def _parse(value: Any, where: str) -> datetime:
     if isinstance(value, bool):
         raise NormalizationError("invalid_timestamp", f"{where} is not a timestamp")
     if isinstance(value, int | float):
@@ -52,13 +42,16 @@ def _parse(value: Any, where: str) -> datetime:
         date, time, fraction, offset = match.groups()
         micro = (fraction or "0")[:6].ljust(6, "0")
         offset = "+00:00" if offset in ("Z", "z") else offset
-        parsed = datetime.fromisoformat(f"{date}T{time}.{micro}{offset}")
+        try:
+            parsed = datetime.fromisoformat(f"{date}T{time}.{micro}{offset}")
+        except ValueError as error:  # month 13, hour 25...
+            raise NormalizationError("invalid_timestamp", f"{where} is not a date") from error
         return parsed.astimezone(UTC)
     try:
         return datetime.strptime(text, _TWITTER_FORMAT).astimezone(UTC)
     except ValueError:
         pass
-    raise NormalizationError("invalid_timestamp", f"{where} = {value!r} is not a timestamp")
+    raise NormalizationError("invalid_timestamp", f"{where} = {_shown(text)} is not a timestamp")
 
 
 def _from_epoch(seconds_or_ms: float, where: str) -> datetime:
@@ -69,3 +62,8 @@ def _from_epoch(seconds_or_ms: float, where: str) -> datetime:
         return datetime.fromtimestamp(seconds, tz=UTC)
     except (OverflowError, OSError, ValueError) as error:
         raise NormalizationError("impossible_timestamp", f"{where} is out of range") from error
+
+
+def _shown(text: str) -> str:
+    """A submitted value as quoted in a detail: short, whatever was sent."""
+    return repr(text if len(text) <= 40 else text[:40] + "…")

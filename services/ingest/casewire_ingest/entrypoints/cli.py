@@ -11,11 +11,12 @@ import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from casewire_common import topics
 
 from casewire_ingest.domain.archive import ReplaySummary, TimeRange
-from casewire_ingest.domain.normalized import NormalizationError
+from casewire_ingest.domain.normalized import NormalizationError, Normalized
 from casewire_ingest.domain.platforms import WEBHOOK_PLATFORMS, WebhookPlatform, normalize
 
 
@@ -169,25 +170,30 @@ def _print_summary(summary: ReplaySummary, stopped_by: str | None, *, as_json: b
 
 
 def _normalize(files: list[Path], platform: WebhookPlatform | None) -> int:
-    """Print each body's canonical messages; report bad bodies and bad items on stderr and
-    exit 1."""
+    """Print each body's canonical messages, read as the service reads them (same limits,
+    same times); report bad bodies and bad items on stderr and exit 1."""
     from casewire_ingest.domain.language import LanguageDetector
+    from casewire_ingest.main import reading_rules
+    from casewire_ingest.service import read_body
     from casewire_ingest.settings import IngestSettings
 
-    detector = LanguageDetector(IngestSettings().languages.split(","))
+    settings = IngestSettings()
+    detector = LanguageDetector(settings.languages.split(","))
+    reading = reading_rules(settings)
+
+    def normalize_as_sent(document: Any, received_at: datetime) -> Normalized:
+        return normalize(document, received_at, platform)
+
     rejected = 0
     for path in files:
         name = "<stdin>" if str(path) == "-" else str(path)
         try:
             raw = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
-            body = json.loads(raw)
-            normalized = normalize(body, datetime.now(UTC), platform)
+            normalized = read_body(
+                raw, datetime.now(UTC), platform or "webhook", normalize_as_sent, reading
+            )
         except OSError as error:
             print(f"{name}: cannot read: {error.strerror}", file=sys.stderr)
-            rejected += 1
-            continue
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            print(f"{name}: malformed_json: {error}", file=sys.stderr)
             rejected += 1
             continue
         except NormalizationError as error:

@@ -9,6 +9,7 @@ FastAPI routes (`http_router`); `IngestApp` is the FastAPI app with both.
 
 from __future__ import annotations
 
+import hmac
 import json
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -22,8 +23,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from casewire_ingest.adapters.publisher import IngestMetrics
 from casewire_ingest.domain.signatures import (
+    hex_signature_valid,
     meta_handshake,
-    meta_signature_valid,
+    token_sha256,
     x_crc_response,
     x_signature_valid,
 )
@@ -31,9 +33,18 @@ from casewire_ingest.domain.sources import SOURCE_NORMALIZERS, Normalizer
 from casewire_ingest.service import Rejected, Unavailable, WebhookIngest
 from casewire_ingest.settings import IngestSettings, XApp
 
-# Checks a request's signature over the raw body; returns the accounts its secret may speak
-# for (None: any), or raises Rejected.
-Verifier = Callable[[bytes], Collection[str] | None]
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a verified request comes from: the accounts its secret may speak for (None: any)
+    and, on the generic channel, the integration."""
+
+    accounts: Collection[str] | None = None
+    integration: str | None = None
+
+
+# Checks a request's signature over the raw body; returns its caller, or raises Rejected.
+Verifier = Callable[[bytes], Caller]
 
 
 Answer = tuple[int, Mapping[str, Any]]
@@ -84,7 +95,7 @@ class Endpoint:
 
     source: str
     # The request's headers and the X app named in the path, to the body's verifier.
-    verifier: Callable[[Headers, str | None], Verifier] | None
+    verifier: Callable[[Headers, str | None], Verifier]
     normalizer: Normalizer
     status: int  # of an accepted body
 
@@ -113,7 +124,18 @@ class WebhookEndpoints:
             "/v1/webhooks/meta": meta,
             "/v1/webhooks/whatsapp": whatsapp,
             X_WEBHOOK_PATH: self._x,
-            "/v1/messages": Endpoint("generic", None, SOURCE_NORMALIZERS["generic"], 202),
+            "/v1/messages": Endpoint(
+                "generic", self._integration_verifier, SOURCE_NORMALIZERS["generic"], 202
+            ),
+        }
+        self._integration_secrets = {
+            integration.name: [secret.get_secret_value() for secret in integration.secrets]
+            for integration in settings.integrations
+        }
+        self._integration_tokens = {
+            digest: integration.name
+            for integration in settings.integrations
+            for digest in integration.token_sha256
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -146,21 +168,19 @@ class WebhookEndpoints:
         if raw is None:
             self._metrics.rejections.labels(source, "too_large").inc()
             return _problem(413, "too_large", f"body larger than {max_body} bytes")
-        accounts: Collection[str] | None = None
-        if endpoint.verifier is not None:
-            try:
-                accounts = endpoint.verifier(headers, app_name)(raw)
-            except Rejected as refusal:
-                self._metrics.rejections.labels(source, refusal.reason).inc()
-                return _problem(refusal.status, refusal.reason, refusal.detail)
+        try:
+            caller = endpoint.verifier(headers, app_name)(raw)
+        except Rejected as refusal:
+            self._metrics.rejections.labels(source, refusal.reason).inc()
+            return _problem(refusal.status, refusal.reason, refusal.detail)
         try:
             accepted = await self._ingest.accept(
                 source=source,
                 raw=raw,
                 received_at=received_at,
                 normalize=endpoint.normalizer,
-                accounts=accounts,
-                dead_letter_invalid=endpoint.verifier is not None,
+                accounts=caller.accounts,
+                integration=caller.integration,
             )
         except Rejected as refusal:
             return _problem(refusal.status, refusal.reason, refusal.detail)
@@ -184,12 +204,12 @@ class WebhookEndpoints:
         header = headers.get("x-hub-signature-256")
         apps = self._settings.meta_apps
 
-        def verify(raw: bytes) -> Collection[str] | None:
+        def verify(raw: bytes) -> Caller:
             if not header:
                 raise Rejected(401, "missing_signature", "X-Hub-Signature-256 is required")
             for app in apps:
-                if meta_signature_valid([app.app_secret.get_secret_value()], raw, header):
-                    return set(app.accounts) or None
+                if hex_signature_valid([app.app_secret.get_secret_value()], raw, header):
+                    return Caller(set(app.accounts) or None)
             raise Rejected(403, "bad_signature", "X-Hub-Signature-256 does not match")
 
         return verify
@@ -199,14 +219,49 @@ class WebhookEndpoints:
         app = x_app(self._settings, app_name)
         header = headers.get("x-twitter-webhooks-signature")
 
-        def verify(raw: bytes) -> Collection[str] | None:
+        def verify(raw: bytes) -> Caller:
             if app is None:
                 raise Rejected(404, "unknown_app", "no such X app is configured")
             if not header:
                 raise Rejected(401, "missing_signature", "x-twitter-webhooks-signature is required")
             if not x_signature_valid([app.consumer_secret.get_secret_value()], raw, header):
                 raise Rejected(403, "bad_signature", "x-twitter-webhooks-signature does not match")
-            return set(app.accounts) or None
+            return Caller(set(app.accounts) or None)
+
+        return verify
+
+    def _integration_verifier(self, headers: Headers, _: str | None) -> Verifier:
+        """The generic channel: a bearer token (known by its hash), or the named integration's
+        `X-Casewire-Signature` over the raw body. Missing or unknown: 401; wrong: 403."""
+        authorization = headers.get("authorization")
+        name = headers.get("x-casewire-integration")
+        signature = headers.get("x-casewire-signature")
+
+        def verify(raw: bytes) -> Caller:
+            if authorization is not None:
+                scheme, _, token = authorization.partition(" ")
+                if scheme.lower() != "bearer" or not token.strip():
+                    raise Rejected(401, "bad_authorization", "Authorization: Bearer <token>")
+                digest = token_sha256(token.strip())
+                for known, integration in self._integration_tokens.items():
+                    if hmac.compare_digest(known, digest):
+                        return Caller(integration=integration)
+                raise Rejected(401, "unknown_token", "the bearer token is not an integration's")
+            if name is None:
+                raise Rejected(
+                    401,
+                    "missing_credentials",
+                    "X-Casewire-Integration and X-Casewire-Signature, or a bearer token,"
+                    " are required",
+                )
+            secrets = self._integration_secrets.get(name)
+            if secrets is None:
+                raise Rejected(401, "unknown_integration", "no such integration is configured")
+            if not signature:
+                raise Rejected(401, "missing_signature", "X-Casewire-Signature is required")
+            if not hex_signature_valid(secrets, raw, signature):
+                raise Rejected(403, "bad_signature", "X-Casewire-Signature does not match")
+            return Caller(integration=name)
 
         return verify
 

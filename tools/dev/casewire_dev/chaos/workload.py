@@ -43,6 +43,7 @@ from casewire_dev.webhooks import (
     PAGE_ID,
     PHONE_NUMBER_ID,
     WABA_ID,
+    integration_headers,
     meta_signature,
     x_signature,
 )
@@ -65,6 +66,9 @@ META_APP_SECRET = "casewire-chaos-meta-app-secret"  # noqa: S105
 META_VERIFY_TOKEN = "casewire-chaos-verify-token"  # noqa: S105
 X_CONSUMER_SECRET = "casewire-chaos-x-consumer-secret"  # noqa: S105
 WRONG_SECRET = "not-the-app-secret"  # noqa: S105
+# The generic channel's caller (a web chat, say) and the key it signs bodies with.
+INTEGRATION = "chaos-webchat"
+INTEGRATION_SECRET = "casewire-chaos-integration-secret"  # noqa: S105
 
 # The brand's other accounts (its Page, Instagram and WhatsApp ones are `webhooks`').
 GENERIC_ACCOUNT = "web-chat"
@@ -252,12 +256,16 @@ def render(post: PlannedPost, now: datetime) -> Rendered:
         else json.dumps(_fill(post.body, times), separators=(",", ":")).encode()
     )
     headers = {"content-type": "application/json"}
-    if post.signing != "missing" and post.endpoint != "generic":
-        secret = X_CONSUMER_SECRET if post.endpoint == "x" else META_APP_SECRET
+    if post.signing != "missing":
+        secret = {"x": X_CONSUMER_SECRET, "generic": INTEGRATION_SECRET}.get(
+            post.endpoint, META_APP_SECRET
+        )
         if post.signing == "wrong_secret":
             secret = WRONG_SECRET
         if post.endpoint == "x":
             headers["x-twitter-webhooks-signature"] = x_signature(secret, body)
+        elif post.endpoint == "generic":
+            headers |= integration_headers(INTEGRATION, secret, body)
         else:
             headers["x-hub-signature-256"] = meta_signature(secret, body)
     return Rendered(ENDPOINT_PATHS[post.endpoint], headers, body, sent_at)
@@ -270,6 +278,9 @@ def ingest_settings() -> dict[str, str]:
             [{"app_secret": META_APP_SECRET, "verify_token": META_VERIFY_TOKEN}]
         ),
         "CASEWIRE_X_APPS": json.dumps([{"name": "chaos", "consumer_secret": X_CONSUMER_SECRET}]),
+        "CASEWIRE_INTEGRATIONS": json.dumps(
+            [{"name": INTEGRATION, "secrets": [INTEGRATION_SECRET]}]
+        ),
     }
 
 
@@ -1094,6 +1105,13 @@ class Planner:
                 "generic",
                 {"platform": "other", "text": "no fields"},
                 expected_rejection="invalid_message",
+            ),
+            PlannedPost(
+                at + 6,
+                "generic",
+                {"platform": "other", "text": "anyone may post?"},
+                signing="missing",
+                expected_rejection="missing_credentials",
             ),
         ]
         return thread

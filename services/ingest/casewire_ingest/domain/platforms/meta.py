@@ -168,7 +168,7 @@ class _Entry:
     received_at: datetime
 
     def instant(self, value: Any, where: str) -> datetime:
-        return to_utc(value, where, self.received_at)
+        return to_utc(value, where)
 
     def time(self) -> datetime:
         return self.instant(require(self.fields, "time", self.where), f"{self.where}.time")

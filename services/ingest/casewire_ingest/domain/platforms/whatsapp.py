@@ -172,9 +172,7 @@ def _add_status(status: dict[str, Any], where: str, batch: _Batch, result: Norma
                 "whatsapp", batch.account_id, _status_recipient(status, where)
             ),
             author=Author(id=batch.account_id),
-            sent_at=to_utc(
-                require(status, "timestamp", where), f"{where}.timestamp", batch.received_at
-            ),
+            sent_at=to_utc(require(status, "timestamp", where), f"{where}.timestamp"),
             received_at=batch.received_at,
         )
     )
@@ -229,9 +227,7 @@ def _add_message(
             author=author,
             text=text,
             attachments=attachments,
-            sent_at=to_utc(
-                require(message, "timestamp", where), f"{where}.timestamp", batch.received_at
-            ),
+            sent_at=to_utc(require(message, "timestamp", where), f"{where}.timestamp"),
             received_at=batch.received_at,
         )
     )

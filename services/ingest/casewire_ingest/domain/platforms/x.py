@@ -135,7 +135,7 @@ def _add_tweet(
             text=_tweet_text(tweet),
             language=_language(tweet.get("lang")),
             attachments=_tweet_media(tweet),
-            sent_at=_tweet_time(tweet, where, received_at),
+            sent_at=_tweet_time(tweet, where),
             received_at=received_at,
         )
     )
@@ -160,7 +160,7 @@ def _add_tweet_delete(
             platform_message_id=tweet_id,
             conversation_id=public_conversation("x", brand, tweet_id, author_id),
             author=Author(id=author_id),
-            sent_at=_tweet_time(event, where, received_at),
+            sent_at=_tweet_time(event, where),
             received_at=received_at,
         )
     )
@@ -203,9 +203,7 @@ def _add_direct_message(
             text=x_text(data.get("text")),
             attachments=[_media_attachment(media)] if media else [],
             sent_at=to_utc(
-                require(event, "created_timestamp", where),
-                f"{where}.created_timestamp",
-                received_at,
+                require(event, "created_timestamp", where), f"{where}.created_timestamp"
             ),
             received_at=received_at,
         )
@@ -272,11 +270,11 @@ def _media_attachment(media: dict[str, Any]) -> Attachment:
     return attachment(kind, url)
 
 
-def _tweet_time(tweet: dict[str, Any], where: str, received_at: datetime) -> datetime:
+def _tweet_time(tweet: dict[str, Any], where: str) -> datetime:
     """`timestamp_ms` (millisecond precision) when present, else the `created_at` date."""
     if tweet.get("timestamp_ms") not in (None, ""):
-        return to_utc(tweet["timestamp_ms"], f"{where}.timestamp_ms", received_at)
-    return to_utc(require(tweet, "created_at", where), f"{where}.created_at", received_at)
+        return to_utc(tweet["timestamp_ms"], f"{where}.timestamp_ms")
+    return to_utc(require(tweet, "created_at", where), f"{where}.created_at")
 
 
 def _language(lang: Any) -> str | None:
