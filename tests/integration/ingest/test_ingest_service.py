@@ -168,6 +168,7 @@ async def test_kafka_down_answers_503_and_readyz_fails_but_healthz_stays_alive(
             database_url=database_url,
             publish_timeout_seconds=2,
             shutdown_timeout_seconds=1,
+            integrations=TEST_INTEGRATIONS,
         )
     )
     try:

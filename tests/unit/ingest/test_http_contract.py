@@ -473,4 +473,4 @@ async def test_a_platform_message_from_the_future_is_published_at_its_receipt_an
     assert message.sent_at == message.received_at
     assert publisher.message_headers == [(None, True)]
     adjusted = "casewire_ingest_time_adjusted_total"
-    assert registry.get_sample_value(adjusted, {"endpoint": "meta"}) == 1
+    assert registry.get_sample_value(adjusted, {"source": "meta"}) == 1

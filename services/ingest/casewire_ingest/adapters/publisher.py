@@ -51,7 +51,8 @@ class IngestMetrics:
             "casewire_ingest_time_adjusted_total",
             "Messages whose platform time was implausible (in the future beyond the allowed"
             " skew, or before the platform existed), published with the receipt time instead.",
-            ["endpoint"],
+            # Not `endpoint`: a target label of that name (the PodMonitor's) would overwrite it.
+            ["source"],
             registry=registry,
         )
         self.integration_messages = Counter(
