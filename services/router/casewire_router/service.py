@@ -11,7 +11,7 @@ import asyncio
 import collections
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 import asyncpg
@@ -30,7 +30,7 @@ from pydantic import BaseModel, ValidationError
 
 from casewire_router.adapters import repository
 from casewire_router.adapters.escalations import ALERT_KINDS, Alert, apply_alerts
-from casewire_router.domain.routing import BatchOutcome, Router, close_incident
+from casewire_router.domain.routing import BatchOutcome, MessageReading, Router, close_incident
 
 log = structlog.get_logger(__name__)
 
@@ -99,6 +99,13 @@ class RouterMetrics:
             " (casewire.case.message_updated), or no_case (a brand message kept without a case,"
             " or a message the router never got).",
             ["kind", "outcome"],
+            registry=registry,
+        )
+        self.message_sentiment = Counter(
+            "casewire_router_message_sentiment_total",
+            "Customer messages applied to cases, by the team of their case, platform and"
+            " sentiment (negative, neutral, positive).",
+            ["team", "platform", "sentiment"],
             registry=registry,
         )
         self.batch_seconds = Histogram(
@@ -188,7 +195,7 @@ class RoutingService:
             await saving
             work.add_events(records)
         self._relay.wake()
-        self._count(fresh, outcome)
+        self._count(fresh, outcome, readings)
 
     async def handle_alerts(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         """Escalate cases on SLA warnings and breaches (the rules file's `escalation`) and undo
@@ -274,9 +281,25 @@ class RoutingService:
             self._metrics.incidents.labels("closed").inc(len(quiet))
         return len(quiet)
 
-    def _count(self, fresh: Sequence[CanonicalMessage], outcome: BatchOutcome) -> None:
+    def _count(
+        self,
+        fresh: Sequence[CanonicalMessage],
+        outcome: BatchOutcome,
+        readings: Mapping[str, MessageReading],
+    ) -> None:
         # Counted per batch, one increment per label set: the per-message cost adds up.
         directions = collections.Counter(message.direction for message in fresh)
+        sentiments = collections.Counter(
+            (
+                outcome.cases[case_id].team,
+                message.platform,
+                readings[message.id].vocabulary.sentiment.label,
+            )
+            for message, case_id in outcome.stored_messages
+            if case_id in outcome.cases and message.id in readings
+        )
+        for (team, platform, label), count in sentiments.items():
+            self._metrics.message_sentiment.labels(team, platform, label).inc(count)
         created = collections.Counter(
             (event.data.case.team, event.data.case.priority)
             for event in outcome.events

@@ -5,7 +5,7 @@ from casewire_common.messages import CanonicalMessage
 from casewire_router.domain.assignment import AgentState, choose_agent
 from casewire_router.domain.routing import BatchOutcome, BatchState, CaseState, Router
 from casewire_router.domain.rules import PRIORITY_ORDER, parse_rules
-from casewire_router.domain.urgency import default_model, priority_for, score
+from casewire_router.domain.urgency import W_NEGATIVE_MILD, default_model, priority_for, score
 
 from tests.unit.router.factories import T0, message
 
@@ -141,7 +141,9 @@ def test_crisis_words_in_every_language_raise_urgency_to_p1_or_p2() -> None:
 
 def test_calm_private_question_is_low_priority() -> None:
     urgency = score(default_model(), message("what are your opening hours?", channel="dm"))
-    assert urgency.score == 0
+    # At most a mild negative tone (the English model learnt from airline tweets, where a
+    # question is often a complaint): far from P3.
+    assert urgency.score <= W_NEGATIVE_MILD
     assert priority_for(urgency.score) == "P4"
 
 

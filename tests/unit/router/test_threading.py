@@ -181,7 +181,7 @@ def test_repeat_contact_counts_the_customers_earlier_messages() -> None:
 
 def outage(n: int, minutes: float = 0) -> CanonicalMessage:
     return message(
-        "your app has an outage, nothing loads",
+        "your app has an outage",
         pid=f"o{n}",
         author=f"c{n}",
         conversation=f"x:brand:t{n}:c{n}",

@@ -244,6 +244,11 @@ def _parser() -> argparse.ArgumentParser:
         help="precision and recall of P1/P2 urgency on labelled data",
         add_help=False,
     )
+    commands.add_parser(
+        "sentiment",
+        help="train (--train) and evaluate the router's sentiment model on labelled data",
+        add_help=False,
+    )
     return parser
 
 
@@ -264,6 +269,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from casewire_dev.urgency_eval import main as urgency_eval_main
 
         return urgency_eval_main(rest)
+    if known.command == "sentiment":
+        from casewire_dev.sentiment import main as sentiment_main
+
+        return sentiment_main(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     return int(known.handler(known))

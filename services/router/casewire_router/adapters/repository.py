@@ -30,6 +30,7 @@ from casewire_router.domain.routing import (
     TopicState,
     customer_key,
 )
+from casewire_router.domain.sentiment import LABELS, Sentiment
 
 SCHEMA = "router"
 MIGRATIONS_PACKAGE = "casewire_router.adapters.migrations"
@@ -54,6 +55,10 @@ _CASE_COLUMNS = (
     "resolved_at",
     "queued_at",
     "version",
+    "sentiment_label",
+    "sentiment_score",
+    "worst_sentiment_label",
+    "worst_sentiment_score",
 )
 _MESSAGE_COLUMNS = (
     "id",
@@ -530,12 +535,17 @@ async def save_outcome(connection: Connection, outcome: BatchOutcome, now: datet
             " tags = ARRAY(SELECT jsonb_array_elements_text(u.tags::jsonb)),"
             " language = u.language, first_response_at = u.first_response_at,"
             " resolved_at = u.resolved_at, queued_at = u.queued_at, version = u.version,"
-            " opened_at = u.opened_at, updated_at = now()"
+            " opened_at = u.opened_at, sentiment_label = u.sentiment_label,"
+            " sentiment_score = u.sentiment_score,"
+            " worst_sentiment_label = u.worst_sentiment_label,"
+            " worst_sentiment_score = u.worst_sentiment_score, updated_at = now()"
             " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[],"
             " $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[],"
-            " $11::timestamptz[], $12::int[], $13::timestamptz[]) AS u(id, status, priority,"
+            " $11::timestamptz[], $12::int[], $13::timestamptz[], $14::text[], $15::real[],"
+            " $16::text[], $17::real[]) AS u(id, status, priority,"
             " urgency_score, team, assignee, tags, language, first_response_at, resolved_at,"
-            " queued_at, version, opened_at) WHERE c.id = u.id",
+            " queued_at, version, opened_at, sentiment_label, sentiment_score,"
+            " worst_sentiment_label, worst_sentiment_score) WHERE c.id = u.id",
             [case.id for case in changed],
             [case.status for case in changed],
             [case.priority for case in changed],
@@ -549,6 +559,10 @@ async def save_outcome(connection: Connection, outcome: BatchOutcome, now: datet
             [case.queued_at for case in changed],
             [case.version for case in changed],
             [case.opened_at for case in changed],
+            [case.sentiment.label if case.sentiment else None for case in changed],
+            [case.sentiment.score if case.sentiment else None for case in changed],
+            [case.worst_sentiment.label if case.worst_sentiment else None for case in changed],
+            [case.worst_sentiment.score if case.worst_sentiment else None for case in changed],
         )
     if outcome.stored_messages:
         await store_messages(connection, outcome.stored_messages)
@@ -713,7 +727,16 @@ def read_case(row: asyncpg.Record) -> CaseState:
         resolved_at=row["resolved_at"],
         queued_at=row["queued_at"],
         version=row["version"],
+        sentiment=_read_sentiment(row["sentiment_label"], row["sentiment_score"]),
+        worst_sentiment=_read_sentiment(row["worst_sentiment_label"], row["worst_sentiment_score"]),
     )
+
+
+def _read_sentiment(label: str | None, score: float | None) -> Sentiment | None:
+    if label not in LABELS or score is None:
+        return None
+    # A `real` column keeps about 7 digits: the stored score is the 3-decimal one.
+    return Sentiment(LABELS[LABELS.index(label)], round(score, 3))
 
 
 def _case_row(case: CaseState) -> tuple[Any, ...]:
@@ -737,4 +760,8 @@ def _case_row(case: CaseState) -> tuple[Any, ...]:
         case.resolved_at,
         case.queued_at,
         case.version,
+        case.sentiment.label if case.sentiment else None,
+        case.sentiment.score if case.sentiment else None,
+        case.worst_sentiment.label if case.worst_sentiment else None,
+        case.worst_sentiment.score if case.worst_sentiment else None,
     )

@@ -22,6 +22,7 @@ from casewire_common.events import (
     CaseEventData,
     CaseSnapshot,
     CaseStatus,
+    MessageSentiment,
     Priority,
     RoutingDecision,
 )
@@ -30,6 +31,7 @@ from casewire_common.messages import CanonicalMessage, Channel, Platform, Visibi
 from casewire_router.domain.assignment import AgentState, choose_agent
 from casewire_router.domain.keywords import fold
 from casewire_router.domain.rules import PRIORITY_ORDER, RuleSet, most_urgent
+from casewire_router.domain.sentiment import Sentiment
 from casewire_router.domain.urgency import (
     Assessment,
     TextReading,
@@ -69,6 +71,15 @@ class CaseState:
     decision: RoutingDecision | None = None
     # How many events the case has had (`CaseSnapshot.version`): each event counts one.
     version: int = 0
+    # The sentiment of its latest customer message, and the most negative one so far.
+    sentiment: Sentiment | None = None
+    worst_sentiment: Sentiment | None = None
+
+    def feel(self, sentiment: Sentiment) -> None:
+        """A customer message of the case was read: its tone is the latest, maybe the worst."""
+        self.sentiment = sentiment
+        if sentiment.worse_than(self.worst_sentiment):
+            self.worst_sentiment = sentiment
 
     def snapshot(self) -> CaseSnapshot:
         return CaseSnapshot(
@@ -88,7 +99,15 @@ class CaseState:
             first_response_at=self.first_response_at,
             resolved_at=self.resolved_at,
             version=self.version,
+            sentiment=_sentiment_of(self.sentiment),
+            worst_sentiment=_sentiment_of(self.worst_sentiment),
         )
+
+
+def _sentiment_of(sentiment: Sentiment | None) -> MessageSentiment | None:
+    if sentiment is None:
+        return None
+    return MessageSentiment(label=sentiment.label, score=sentiment.score)
 
 
 @dataclass(frozen=True)
@@ -329,7 +348,9 @@ class Router:
         if known is not None and known.text == message.text:
             return known
         folded = fold(message.text)
-        return MessageReading(message.text, folded, read_text(self.urgency, folded))
+        return MessageReading(
+            message.text, folded, read_text(self.urgency, folded, message.language)
+        )
 
     def read_customer_messages(
         self, messages: Sequence[CanonicalMessage]
@@ -515,6 +536,7 @@ class Router:
         self, case: CaseState, message: CanonicalMessage, batch: _Batch
     ) -> None:
         """A customer message that joins a closed case's history: the case stays closed."""
+        case.feel(self.read(message, batch.readings).vocabulary.sentiment)
         batch.result.stored_messages.append((message, case.id))
         batch.result.emit(ev.CASE_MESSAGE_ADDED, case, message.id)
         batch.state.cases_by_message[(message.platform, message.platform_message_id)] = case
@@ -574,6 +596,11 @@ class Router:
         if PRIORITY_ORDER[absorbed.priority] < PRIORITY_ORDER[kept.priority]:
             kept.priority = absorbed.priority
         kept.urgency_score = max(kept.urgency_score, absorbed.urgency_score)
+        if absorbed.worst_sentiment is not None:
+            if absorbed.worst_sentiment.worse_than(kept.worst_sentiment):
+                kept.worst_sentiment = absorbed.worst_sentiment
+            if kept.sentiment is None:
+                kept.sentiment = absorbed.sentiment
         if kept.language is None:
             kept.language = absorbed.language
         absorbed.status = "resolved"
@@ -659,6 +686,7 @@ class Router:
             case.opened_at = message.sent_at
         if case.language is None and message.language is not None:
             case.language = message.language
+        case.feel(self.read(message, batch.readings).vocabulary.sentiment)
         result.emit(ev.CASE_MESSAGE_ADDED, case, message.id)  # the case is written back
         if case.status == "pending":
             # The customer answered: the case is theirs to work on again.
@@ -712,6 +740,7 @@ class Router:
             opened_at=message.sent_at,
             decision=decision,
         )
+        case.feel(self.read(message, batch.readings).vocabulary.sentiment)
         result.cases[case.id] = case
         result.opened.add(case.id)
         result.links.append((message.conversation_id, case.id))
@@ -782,12 +811,15 @@ class Router:
         if message.event == "delete":
             result.emit(ev.CASE_MESSAGE_UPDATED, case, message.id, at=message.sent_at, deleted=True)
             return
+        reading = self.read(message) if message.direction == "inbound" else None
+        if reading is not None:
+            case.feel(reading.vocabulary.sentiment)  # the edited text is what it now says
         result.emit(
             ev.CASE_MESSAGE_UPDATED, case, message.id, at=message.sent_at, text=message.text
         )
-        if message.direction != "inbound" or case.status in CLOSED_STATUSES:
+        if reading is None or case.status in CLOSED_STATUSES:
             return
-        decision, _, _ = self.decide(message)
+        decision, _, _ = self.decide(message, reading=reading)
         if PRIORITY_ORDER[decision.priority] < PRIORITY_ORDER[case.priority]:
             previous = case.priority
             case.priority = decision.priority

@@ -19,7 +19,9 @@ from types import MappingProxyType
 from casewire_common.events import Priority, Urgency, UrgencySignal
 from casewire_common.messages import CanonicalMessage
 
+from casewire_router.domain import sentiment as sentiment_model
 from casewire_router.domain.keywords import TaggedKeywordMatcher, fold
+from casewire_router.domain.sentiment import Sentiment, SentimentModel, classify
 
 # Crisis vocabulary by topic, in English, Arabic (MSA and dialect), Greek, Thai and Spanish.
 # Thai keywords match inside words (Thai has no spaces), so short ones that occur inside
@@ -317,7 +319,10 @@ _CURRENCY_NAMES = (
 
 W_FAILURE = 25
 W_NEGATIVE = 15
-W_NEGATIVE_STRONG = 20  # two or more distinct negative or hostile terms
+W_NEGATIVE_MILD = 5  # negative by the model alone, and not clearly (score above -0.5)
+NEGATIVE_CLEAR_SCORE = -0.5
+W_NEGATIVE_STRONG = 20  # two or more distinct negative or hostile terms, or a strong score
+NEGATIVE_STRONG_SCORE = -0.6  # a sentiment score this low (or lower) is strongly negative
 W_PUBLIC = 10
 W_REACH_LARGE = 20
 W_REACH_MEDIUM = 10
@@ -357,6 +362,7 @@ class UrgencyModel:
     vocabularies: TaggedKeywordMatcher  # tagged CRISIS, NEGATIVE, HOSTILE, FAILURE, EVENT, TIME
     crisis_topics: Mapping[str, frozenset[str]]  # folded crisis keyword → its topics
     topic_weights: Mapping[str, int]
+    sentiment: SentimentModel  # the tone of a message, which the negative-tone signal reads
 
 
 @dataclass(frozen=True)
@@ -367,6 +373,8 @@ class TextReading:
     content: str  # the folded text without mentions and links
     found: Mapping[str, set[str]]  # words found, by vocabulary tag
     crisis_topics: frozenset[str]
+    # The tone: the same reading for the case's sentiment and the negative-tone signal.
+    sentiment: Sentiment
 
     def words(self, tag: str) -> set[str]:
         return self.found.get(tag, set())
@@ -426,6 +434,7 @@ def default_model(
         ),
         crisis_topics=MappingProxyType({word: frozenset(t) for word, t in topics_of.items()}),
         topic_weights=MappingProxyType(weights),
+        sentiment=sentiment_model.default_model(),
     )
 
 
@@ -533,14 +542,21 @@ def _letters(text: str) -> int:
     return sum(1 for char in text if char.isalpha() or unicodedata.category(char) in {"Mn", "Mc"})
 
 
-def read_text(model: UrgencyModel, folded: str) -> TextReading:
-    """What the model's vocabularies find in a folded text; mentions and links are not read."""
+def read_text(model: UrgencyModel, folded: str, language: str | None = None) -> TextReading:
+    """What the model's vocabularies find in a folded text, and its sentiment (`language`:
+    the message's, if known); mentions and links are not read."""
     content = _MENTIONS_AND_LINKS.sub(" ", folded)
     found = model.vocabularies.find_folded(content)
     topics = frozenset(
         topic for word in found.get(CRISIS, ()) for topic in model.crisis_topics[word]
     )
-    return TextReading(content=content, found=found, crisis_topics=topics)
+    tone = classify(
+        model.sentiment,
+        content,
+        language,
+        negative_words=bool(NEGATIVE in found or HOSTILE in found),
+    )
+    return TextReading(content=content, found=found, crisis_topics=topics, sentiment=tone)
 
 
 def crisis_topics(model: UrgencyModel, folded: str) -> frozenset[str]:
@@ -566,7 +582,9 @@ def assess(
     and `reading` that text read (`read_text`), if the caller has that too; `context` what
     the caller knows about the customer's and others' recent messages."""
     if reading is None:
-        reading = read_text(model, fold(message.text) if folded is None else folded)
+        reading = read_text(
+            model, fold(message.text) if folded is None else folded, message.language
+        )
     context = context or UrgencyContext()
     content = reading.content
     signals: list[UrgencySignal] = []
@@ -590,12 +608,19 @@ def assess(
             UrgencySignal(name="failure", weight=W_FAILURE, detail=", ".join(sorted(failure)))
         )
 
+    # Negative tone is the message's sentiment (which the negative and hostile words make
+    # negative whatever the model says): urgency and the case's sentiment never disagree.
     negative = reading.words(NEGATIVE)
     hostile = reading.words(HOSTILE)
+    tone = reading.sentiment
     hostility = 0
-    if negative or hostile:
-        weight = W_NEGATIVE_STRONG if len(negative) + len(hostile) >= 2 else W_NEGATIVE
-        parts = [", ".join(sorted(negative))] if negative else []
+    if tone.label == "negative":
+        strong = len(negative) + len(hostile) >= 2 or tone.score <= NEGATIVE_STRONG_SCORE
+        clear = negative or hostile or tone.score <= NEGATIVE_CLEAR_SCORE
+        weight = W_NEGATIVE_STRONG if strong else W_NEGATIVE if clear else W_NEGATIVE_MILD
+        parts = [f"sentiment {tone.score:+.2f}"]
+        if negative:
+            parts.append(", ".join(sorted(negative)))
         if hostile:
             parts.append(f"hostile: {', '.join(sorted(hostile))}")
         signals.append(UrgencySignal(name="negative_tone", weight=weight, detail="; ".join(parts)))

@@ -308,10 +308,16 @@ class _History:
 def _decision_row(
     router: Router, state: BatchState, history: _History, message: CanonicalMessage
 ) -> dict[str, Any]:
+    # Read as the service reads a batch: once, for the locks, routing and the case's sentiment.
+    readings = router.read_customer_messages([message])
     outcome = router.route_batch(
-        [message], state, new_id=lambda: str(uuid.uuid4()), now=message.sent_at
+        [message], state, new_id=lambda: str(uuid.uuid4()), now=message.sent_at, readings=readings
     )
     history.record(message, outcome)
+    sentiment = None
+    if message.direction == "inbound" and message.event != "delete":
+        tone = router.read(message, readings).vocabulary.sentiment
+        sentiment = {"label": tone.label, "score": tone.score}
     decision = outcome.decisions.get(message.id) or router.decide(message)[0]
     case = state.open_cases.get(message.conversation_id) or next(iter(outcome.cases.values()), None)
     return {
@@ -321,6 +327,7 @@ def _decision_row(
         "team": decision.team,
         "priority": decision.priority,
         "urgency": decision.urgency.model_dump(),
+        "sentiment": sentiment,
         "tags": decision.tags,
         "matched_rules": decision.matched_rules,
         "skip": decision.skip,
