@@ -25,6 +25,13 @@ class Metric:
     # label -> its allowed values, or None when configuration bounds them (described in the file)
     labels: dict[str, frozenset[str] | None]
     meaning: str
+    # Which label sets exist at 0 before their first event: "all", or a sentence (None: not
+    # said, for gauges and unlabelled metrics).
+    precreated: str | None = None
+
+    @property
+    def precreates_all(self) -> bool:
+        return self.precreated == "all"
 
     @property
     def family(self) -> str:
@@ -82,7 +89,22 @@ def _metric(entry: dict[str, object], where: str) -> Metric:
     services = entry.get("services", [])
     if not isinstance(services, list):
         raise CatalogError(f"{where}: {name} services must be a list")
-    return Metric(name, str(kind), frozenset(map(str, services)), labels, meaning)
+    precreated = entry.get("precreated")
+    if kind != "gauge" and labels and not (isinstance(precreated, str) and precreated.strip()):
+        raise CatalogError(
+            f"{where}: {name} needs precreated (`all`, or which label sets start at 0 and why"
+            " not the rest)"
+        )
+    if kind == "gauge" and precreated is not None:
+        raise CatalogError(f"{where}: {name} is a gauge: nothing to pre-create")
+    return Metric(
+        name,
+        str(kind),
+        frozenset(map(str, services)),
+        labels,
+        meaning,
+        None if precreated is None else str(precreated),
+    )
 
 
 def load_catalog(path: Path = CATALOG_FILE) -> Catalog:
