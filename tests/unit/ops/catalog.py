@@ -3,6 +3,7 @@ it: the one list dashboards, alert rules and docs are held to."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -177,4 +178,31 @@ def scrape_differences(catalog: Catalog, service: str, exposition: str) -> list[
                 problems.append(
                     f"{metric.name}{{{label}}}: values {sorted(unknown)} not catalogued"
                 )
+    return problems
+
+
+def missing_precreated(
+    catalog: Catalog, service: str, exposition: str, configured: dict[str, frozenset[str]]
+) -> list[str]:
+    """The label sets of the service's `precreated: all` metrics that a scrape lacks: every
+    combination of their listed values, `configured` giving the values of labels that
+    configuration bounds (teams, integrations). Empty when all are there."""
+    present: dict[str, set[frozenset[tuple[str, str]]]] = {}
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name.endswith(("_bucket", CREATED_SUFFIX)):
+                continue
+            present.setdefault(family.name, set()).add(frozenset(sample.labels.items()))
+    problems = []
+    for metric in catalog.for_service(service).values():
+        if not metric.precreates_all:
+            continue
+        names = sorted(metric.labels)
+        values = [sorted(metric.labels[n] or configured[n]) for n in names]
+        seen = present.get(metric.family, set())
+        problems += [
+            f"{metric.name}{dict(zip(names, combination, strict=True))} not pre-created"
+            for combination in itertools.product(*values)
+            if frozenset(zip(names, combination, strict=True)) not in seen
+        ]
     return problems
