@@ -12,17 +12,23 @@ DEV_TOOLS := pytest pytest-asyncio hypothesis mypy ruff types-PyYAML asyncpg-stu
 
 setup: $(STAMP) tools
 
-## promtool for the alert-rule tests: the one on PATH, else Debian's prometheus package
-## unpacked into .tools/ (no root needed).
+## promtool for the alert-rule tests and prometheus for the real-Prometheus test
+## (tests/integration/ops/test_real_prometheus.py): the ones on PATH, else Debian's prometheus
+## package unpacked into .tools/ (no root needed).
 LOCAL_PROMTOOL := .tools/usr/bin/promtool
-tools: $(if $(shell command -v promtool),,$(LOCAL_PROMTOOL))
+LOCAL_PROMETHEUS := .tools/usr/bin/prometheus
+tools: $(if $(shell command -v promtool),,$(LOCAL_PROMTOOL)) \
+  $(if $(shell command -v prometheus),,$(LOCAL_PROMETHEUS))
 
-$(LOCAL_PROMTOOL):
+# One download for both (a grouped target: the recipe makes the two files at once).
+$(LOCAL_PROMTOOL) $(LOCAL_PROMETHEUS) &:
 	rm -rf .tools/download && mkdir -p .tools/download
 	cd .tools/download && apt-get download prometheus
-	dpkg-deb --fsys-tarfile .tools/download/prometheus_*.deb | tar -x -C .tools ./usr/bin/promtool
+	dpkg-deb --fsys-tarfile .tools/download/prometheus_*.deb \
+	  | tar -x -C .tools ./usr/bin/promtool ./usr/bin/prometheus
 	rm -rf .tools/download
-	$@ --version
+	$(LOCAL_PROMTOOL) --version
+	$(LOCAL_PROMETHEUS) --version
 
 $(STAMP): constraints.txt libs/common/pyproject.toml services/*/pyproject.toml tools/dev/pyproject.toml
 	$(PYTHON) -m venv $(VENV)

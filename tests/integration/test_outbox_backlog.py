@@ -52,5 +52,5 @@ async def test_backlog_counts_the_rows_kafka_did_not_take(
     with pytest.raises(ConnectionError):
         await relay.relay_once(pg)
     scraped = generate_latest(registry).decode()
-    assert metric_value(scraped, "casewire_outbox_backlog", {"service": "router"}) == 3
+    assert metric_value(scraped, "casewire_outbox_backlog", {"component": "router"}) == 3
     assert await pg.fetchval(f"SELECT count(*) FROM {SCHEMA}.outbox") == 3  # nothing lost

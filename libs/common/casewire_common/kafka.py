@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Awaitable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal, NamedTuple, TypedDict
 
 import structlog
@@ -19,6 +19,7 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CollectorRegistry, Counter
 
 from casewire_common import topics
+from casewire_common.metrics import precreate
 from casewire_common.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
@@ -222,8 +223,9 @@ def dead_letter_counter(registry: CollectorRegistry) -> Counter:
     """`casewire_dead_letters_total`, the same family in every service that dead-letters."""
     return Counter(
         "casewire_dead_letters_total",
-        "Records sent to a dead-letter topic, by source topic and reason.",
-        ["service", "topic", "reason"],
+        "Records sent to a dead-letter topic, by component (the service), source topic and reason.",
+        # Not `service`: a target label of that name (a ServiceMonitor's) would overwrite it.
+        ["component", "topic", "reason"],
         registry=registry,
     )
 
@@ -231,10 +233,26 @@ def dead_letter_counter(registry: CollectorRegistry) -> Counter:
 class DeadLetters:
     """Sends records that cannot be processed to `<topic>.dlq`, with the reason in headers."""
 
-    def __init__(self, broker: KafkaBroker, registry: CollectorRegistry, service: str) -> None:
+    def __init__(
+        self,
+        broker: KafkaBroker,
+        registry: CollectorRegistry,
+        service: str,
+        reasons: Mapping[str, Collection[str]] | None = None,
+    ) -> None:
+        """`reasons`: the reasons this service dead-letters each topic's records for; their
+        series start at 0, so the first dead letter of each is seen by increase()."""
         self._broker = broker
         self._service = service
         self._counter = dead_letter_counter(registry)
+        precreate(
+            self._counter,
+            [
+                (service, topic, reason)
+                for topic, names in (reasons or {}).items()
+                for reason in names
+            ],
+        )
 
     async def send(self, record: ConsumerRecord[bytes, bytes], reason: str, error: str) -> None:
         await self.send_many([(record, reason, error)])

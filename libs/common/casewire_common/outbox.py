@@ -88,14 +88,14 @@ class OutboxMetrics:
         self.published = Counter(
             "casewire_outbox_published_total",
             "Events relayed from the outbox to Kafka.",
-            ["service"],
+            ["component"],  # not `service`: a target label's name
             registry=registry,
         ).labels(service)
         self.backlog = Gauge(
             "casewire_outbox_backlog",
             "Events waiting in the outbox: 0 once the relay caught up, counted at most once"
             " per idle poll interval while it is behind.",
-            ["service"],
+            ["component"],  # not `service`: a target label's name
             registry=registry,
         ).labels(service)
 

@@ -37,7 +37,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     # Bodies and messages go out through a plain producer of their own, grouped across
     # concurrent requests; the broker serves the readiness check and the contract.
     records = OrderedPublisher(settings.kafka_bootstrap_servers, "ingest")
-    metrics = IngestMetrics(registry)
+    metrics = IngestMetrics(registry, [i.name for i in settings.integrations])
     database = Database(settings.database_url.get_secret_value(), min_size=1, max_size=10)
     dedup = DedupStore(database, timedelta(seconds=settings.dedup_claim_timeout_seconds))
     # The memory of published keys outlasts platforms' redeliveries (hours) and the raw

@@ -29,7 +29,7 @@ from casewire_router.domain.routing import CaseWindows, router_for
 from casewire_router.domain.rules import RuleSet, load_rules
 from casewire_router.entrypoints.http import case_api
 from casewire_router.entrypoints.kafka import kafka_router
-from casewire_router.service import RouterMetrics, RoutingService
+from casewire_router.service import DEAD_LETTER_REASONS, RouterMetrics, RoutingService
 from casewire_router.settings import RouterSettings
 
 # Plans made for each statement's own values. With PostgreSQL's default, a plan cached while
@@ -60,6 +60,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     publisher = OrderedPublisher(settings.kafka_bootstrap_servers, "router")
     relay = OutboxRelay(dsn, repository.SCHEMA, publisher, OutboxMetrics(registry, "router"))
     metrics = RouterMetrics(registry)
+    metrics.precreate_teams(router.rules.teams)
     queue_metrics = QueueMetricsRefresher(
         database, QueueMetrics(registry), settings.router_queue_metrics_seconds
     )
@@ -67,7 +68,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     service = RoutingService(
         database,
         router,
-        DeadLetters(broker, registry, "router"),
+        DeadLetters(broker, registry, "router", DEAD_LETTER_REASONS),
         relay,
         metrics,
     )
@@ -122,6 +123,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
 
         def use_rules(rules: RuleSet) -> None:
             service.router = router_for(rules, windows)  # from the next batch on
+            metrics.precreate_teams(rules.teams)
 
         rules_watcher = RulesWatcher(
             settings.router_rules,

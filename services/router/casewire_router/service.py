@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import get_args
 
 import asyncpg
 import structlog
 from aiokafka import ConsumerRecord
 from casewire_common import events as ev
 from casewire_common import topics
-from casewire_common.events import decode_event, encode_event
+from casewire_common.events import Priority, decode_event, encode_event
 from casewire_common.kafka import DeadLetters
-from casewire_common.messages import CanonicalMessage
+from casewire_common.messages import CanonicalMessage, Direction, Platform
+from casewire_common.metrics import precreate
 from casewire_common.outbox import OutboxRelay, add_to_outbox
 from casewire_common.pg import Database
 from casewire_common.unit_of_work import unit_of_work
@@ -31,6 +34,7 @@ from pydantic import BaseModel, ValidationError
 from casewire_router.adapters import repository
 from casewire_router.adapters.escalations import ALERT_KINDS, Alert, apply_alerts
 from casewire_router.domain.routing import BatchOutcome, MessageReading, Router, close_incident
+from casewire_router.domain.sentiment import SentimentLabel
 
 log = structlog.get_logger(__name__)
 
@@ -47,6 +51,16 @@ TRANSIENT_ERRORS = (
     asyncpg.exceptions.DeadlockDetectedError,
     asyncpg.exceptions.SerializationError,
 )
+# The reasons RoutingService dead-letters each topic's records for (their series start at 0).
+DEAD_LETTER_REASONS = {
+    topics.MESSAGES: ("invalid_message", "processing_failed"),
+    topics.SLA_ALERTS: (
+        "invalid_sla_alert",
+        "not_a_cloudevent",
+        "processing_failed",
+        "unknown_case",
+    ),
+}
 
 
 class RouterMetrics:
@@ -113,6 +127,23 @@ class RouterMetrics:
             "Time to apply one batch of messages (one transaction).",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=registry,
+        )
+        precreate(self.messages, [(direction,) for direction in get_args(Direction)])
+        precreate(self.incidents, [("opened",), ("updated",), ("closed",)])
+        precreate(self.retractions, [("undone",), ("case_changed",), ("no_escalation",)])
+        precreate(
+            self.message_updates,
+            itertools.product(("edit", "delete"), ("published", "no_case")),
+        )
+
+    def precreate_teams(self, teams: Iterable[str]) -> None:
+        """Start the series of the rules file's teams at 0 (at start and on each reload)."""
+        teams = list(teams)
+        precreate(self.cases_created, itertools.product(teams, get_args(Priority)))
+        precreate(self.assignments, [(team,) for team in teams])
+        precreate(
+            self.message_sentiment,
+            itertools.product(teams, get_args(Platform), get_args(SentimentLabel)),
         )
 
 

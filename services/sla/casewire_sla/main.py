@@ -28,7 +28,7 @@ from casewire_sla.adapters.metrics import SlaMetrics
 from casewire_sla.adapters.store import MIGRATIONS, SCHEMA, SlaStore
 from casewire_sla.domain.holding import WatermarkHold
 from casewire_sla.domain.policies import PolicySet, load_policy_file
-from casewire_sla.entrypoints.consumer import case_event_router
+from casewire_sla.entrypoints.consumer import DEAD_LETTER_REASONS, case_event_router
 from casewire_sla.entrypoints.scheduler import TimerScheduler
 from casewire_sla.service import SlaService
 from casewire_sla.settings import SlaSettings
@@ -113,7 +113,7 @@ def create_app(settings: SlaSettings | None = None) -> FastAPI:
         settings,
         service,
         scheduler,
-        DeadLetters(broker, registry, "sla"),
+        DeadLetters(broker, registry, "sla", DEAD_LETTER_REASONS),
         metrics,
         hold=watermark_hold,
     )

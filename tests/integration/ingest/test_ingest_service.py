@@ -150,7 +150,7 @@ async def test_a_bad_item_is_dead_lettered_and_the_good_message_beside_it_publis
             b"1 item(s) rejected: entry[0].messaging[1]: missing_field"
         )
         metrics = (await client.get("/metrics")).text
-        labels = {"endpoint": "meta", "reason": "invalid_item"}
+        labels = {"source": "meta", "reason": "invalid_item"}
         assert metric_value(metrics, "casewire_ingest_rejections_total", labels) == 1
 
 

@@ -1,7 +1,8 @@
-"""The metrics catalog against the running services: messages go through ingest, router and sla
-(one case breaches, one is answered, one record is dead-lettered), then each service's /metrics
-must export exactly what docs/operations/metrics-catalog.yaml lists for it, with its types,
-labels and label values."""
+"""The metrics catalog against the running services: freshly started, each exports at 0 the label
+sets the catalog says are pre-created; then messages go through ingest, router and sla (one
+case breaches, one is answered, one record is dead-lettered), and each service's /metrics must
+export exactly what docs/operations/metrics-catalog.yaml lists for it, with its types, labels
+and label values."""
 
 from __future__ import annotations
 
@@ -13,16 +14,20 @@ from casewire_common import topics
 from casewire_common.pg import migrate
 from casewire_ingest.adapters.dedup import MIGRATIONS_PACKAGE as INGEST_MIGRATIONS
 from casewire_ingest.adapters.dedup import SCHEMA as INGEST_SCHEMA
+from casewire_ingest.adapters.publisher import NORMALIZATION_REASONS
 from casewire_ingest.main import create_app as create_ingest
 from casewire_ingest.settings import IngestSettings
 from casewire_router.adapters.repository import MIGRATIONS_PACKAGE as ROUTER_MIGRATIONS
 from casewire_router.adapters.repository import SCHEMA as ROUTER_SCHEMA
 from casewire_router.main import create_app as create_router
+from casewire_router.service import DEAD_LETTER_REASONS as ROUTER_DEAD_LETTERS
 from casewire_router.settings import RouterSettings
 from casewire_sla.adapters.store import MIGRATIONS as SLA_MIGRATIONS
 from casewire_sla.adapters.store import SCHEMA as SLA_SCHEMA
+from casewire_sla.entrypoints.consumer import DEAD_LETTER_REASONS as SLA_DEAD_LETTERS
 from casewire_sla.main import create_app as create_sla
 from casewire_sla.settings import SlaSettings
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.helpers import (
     TEST_INTEGRATIONS,
@@ -31,7 +36,7 @@ from tests.integration.helpers import (
     producer,
     running,
 )
-from tests.unit.ops.catalog import load_catalog, scrape_differences
+from tests.unit.ops.catalog import load_catalog, missing_precreated, scrape_differences
 
 pytestmark = pytest.mark.integration
 
@@ -130,6 +135,12 @@ async def test_every_service_exports_exactly_the_catalogued_metrics(
         running(apps["sla"]) as sla,
         producer(kafka_bootstrap) as kafka,
     ):
+        fresh = {
+            "ingest": (await ingest.get("/metrics")).text,
+            "router": (await router.get("/metrics")).text,
+            "sla": (await sla.get("/metrics")).text,
+        }
+        check_precreated(fresh)
         answered = generic(f"answered-{unique}", f"{unique}-1", "where is my order?")
         for body in (
             generic(f"late-{unique}", f"{unique}-0", f"hurry{unique} please"),
@@ -178,3 +189,36 @@ async def test_every_service_exports_exactly_the_catalogued_metrics(
         "docs/operations/metrics-catalog.yaml disagrees with the running services;"
         " update the catalog (and docs/operations/metrics.md):\n  " + "\n  ".join(problems)
     )
+
+
+def check_precreated(scrapes: dict[str, str]) -> None:
+    """Every label set the catalog says is pre-created is there before any event (the router
+    may already count records other tests left: presence, not the value, is checked)."""
+    catalog = load_catalog()
+    configured = {"team": frozenset({"care", "fastlane"}), "integration": frozenset({"tests"})}
+    problems = [
+        f"{service}: {problem}"
+        for service, text in scrapes.items()
+        for problem in missing_precreated(catalog, service, text, configured)
+    ]
+    dead_letters = {
+        "ingest": {topics.RAW: NORMALIZATION_REASONS},
+        "router": ROUTER_DEAD_LETTERS,
+        "sla": SLA_DEAD_LETTERS,
+    }
+    for service, reasons in dead_letters.items():
+        exported = {
+            (sample.labels["topic"], sample.labels["reason"])
+            for family in text_string_to_metric_families(scrapes[service])
+            if family.name == "casewire_dead_letters"
+            for sample in family.samples
+            if sample.name == "casewire_dead_letters_total"
+            and sample.labels["component"] == service
+        }
+        problems += [
+            f"{service}: casewire_dead_letters_total{{{topic}, {reason}}} not pre-created"
+            for topic, names in reasons.items()
+            for reason in names
+            if (topic, reason) not in exported
+        ]
+    assert not problems, "label sets missing at start:\n  " + "\n  ".join(problems)

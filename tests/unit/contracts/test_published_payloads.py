@@ -196,7 +196,7 @@ async def test_ingest_writes_raw_bodies_messages_and_dead_letters_as_documented(
     assert_valid(dead.headers, message_contract("ingest", f"DeadLetter.{topics.RAW}")["headers"])
     assert dead.value == b'{"channel": "fax"}'
     reason = dead.headers[topics.DLQ_REASON_HEADER]
-    labels = {"service": "ingest", "topic": topics.RAW, "reason": reason}
+    labels = {"component": "ingest", "topic": topics.RAW, "reason": reason}
     assert registry.get_sample_value("casewire_dead_letters_total", labels) == 1
 
 

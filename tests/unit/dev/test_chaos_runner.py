@@ -54,7 +54,7 @@ def test_lag_and_backlog_are_summed_over_every_partition_and_group() -> None:
         'casewire_consumer_lag{group="a",topic="t",partition="0"} 3.0\n'
         'casewire_consumer_lag{group="b",topic="t",partition="1"} 4.0\n'
         "# TYPE casewire_outbox_backlog gauge\n"
-        'casewire_outbox_backlog{service="router"} 0.0\n'
+        'casewire_outbox_backlog{component="router"} 0.0\n'
     )
     assert runner.gauge_sum(text, "casewire_consumer_lag") == 7
     assert runner.gauge_sum(text, "casewire_outbox_backlog") == 0

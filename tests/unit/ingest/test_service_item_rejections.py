@@ -78,7 +78,7 @@ async def test_the_good_message_is_published_and_the_body_dead_lettered_for_repl
     assert [(written, key) for written, key, _ in publisher.raw] == [(raw, f"meta:{PAGE}")]
     assert publisher.dead == [(raw, "invalid_item")]
     assert publisher.dead_errors == ["1 item(s) rejected: entry[0].messaging[1]: missing_field"]
-    labels = {"endpoint": "meta", "reason": "invalid_item"}
+    labels = {"source": "meta", "reason": "invalid_item"}
     assert registry.get_sample_value("casewire_ingest_rejections_total", labels) == 1
 
     replayed = await accept(ingest, raw)  # what a replay from the DLQ does before the fix
@@ -113,7 +113,7 @@ async def test_a_body_with_nothing_but_bad_items_is_refused_as_a_whole() -> None
     )
     assert publisher.dead == [(raw, "missing_field")]
     assert (publisher.raw, publisher.messages) == ([], [])
-    labels = {"endpoint": "meta", "reason": "missing_field"}
+    labels = {"source": "meta", "reason": "missing_field"}
     assert registry.get_sample_value("casewire_ingest_rejections_total", labels) == 1
 
 

@@ -3,6 +3,7 @@ it: the one list dashboards, alert rules and docs are held to."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,13 @@ class Metric:
     # label -> its allowed values, or None when configuration bounds them (described in the file)
     labels: dict[str, frozenset[str] | None]
     meaning: str
+    # Which label sets exist at 0 before their first event: "all", or a sentence (None: not
+    # said, for gauges and unlabelled metrics).
+    precreated: str | None = None
+
+    @property
+    def precreates_all(self) -> bool:
+        return self.precreated == "all"
 
     @property
     def family(self) -> str:
@@ -82,7 +90,22 @@ def _metric(entry: dict[str, object], where: str) -> Metric:
     services = entry.get("services", [])
     if not isinstance(services, list):
         raise CatalogError(f"{where}: {name} services must be a list")
-    return Metric(name, str(kind), frozenset(map(str, services)), labels, meaning)
+    precreated = entry.get("precreated")
+    if kind != "gauge" and labels and not (isinstance(precreated, str) and precreated.strip()):
+        raise CatalogError(
+            f"{where}: {name} needs precreated (`all`, or which label sets start at 0 and why"
+            " not the rest)"
+        )
+    if kind == "gauge" and precreated is not None:
+        raise CatalogError(f"{where}: {name} is a gauge: nothing to pre-create")
+    return Metric(
+        name,
+        str(kind),
+        frozenset(map(str, services)),
+        labels,
+        meaning,
+        None if precreated is None else str(precreated),
+    )
 
 
 def load_catalog(path: Path = CATALOG_FILE) -> Catalog:
@@ -155,4 +178,31 @@ def scrape_differences(catalog: Catalog, service: str, exposition: str) -> list[
                 problems.append(
                     f"{metric.name}{{{label}}}: values {sorted(unknown)} not catalogued"
                 )
+    return problems
+
+
+def missing_precreated(
+    catalog: Catalog, service: str, exposition: str, configured: dict[str, frozenset[str]]
+) -> list[str]:
+    """The label sets of the service's `precreated: all` metrics that a scrape lacks: every
+    combination of their listed values, `configured` giving the values of labels that
+    configuration bounds (teams, integrations). Empty when all are there."""
+    present: dict[str, set[frozenset[tuple[str, str]]]] = {}
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name.endswith(("_bucket", CREATED_SUFFIX)):
+                continue
+            present.setdefault(family.name, set()).add(frozenset(sample.labels.items()))
+    problems = []
+    for metric in catalog.for_service(service).values():
+        if not metric.precreates_all:
+            continue
+        names = sorted(metric.labels)
+        values = [sorted(metric.labels[n] or configured[n]) for n in names]
+        seen = present.get(metric.family, set())
+        problems += [
+            f"{metric.name}{dict(zip(names, combination, strict=True))} not pre-created"
+            for combination in itertools.product(*values)
+            if frozenset(zip(names, combination, strict=True)) not in seen
+        ]
     return problems

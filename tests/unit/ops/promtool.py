@@ -1,4 +1,5 @@
-"""Where the alert-rule tests find promtool, and the rule file it checks."""
+"""Where the alert-rule tests find promtool (and the real-Prometheus test prometheus), and the
+rule file they check."""
 
 from __future__ import annotations
 
@@ -13,17 +14,24 @@ from tests.unit.ops.catalog import REPO
 
 PROMETHEUS_RULE = REPO / "deploy" / "components" / "monitoring" / "prometheus-rule.yaml"
 # `make tools` unpacks Debian's prometheus package here when promtool is not on PATH.
-LOCAL_PROMTOOL = REPO / ".tools" / "usr" / "bin" / "promtool"
+LOCAL_TOOLS = REPO / ".tools" / "usr" / "bin"
+LOCAL_PROMTOOL = LOCAL_TOOLS / "promtool"
+
+
+def prometheus_tool(name: str) -> str:
+    """`promtool` or `prometheus`: the one on PATH, else the one `make tools` unpacked; a
+    missing one is a failure, never a skip (CI must run these)."""
+    local = LOCAL_TOOLS / name
+    found = shutil.which(name) or (str(local) if local.is_file() else None)
+    if found is None:
+        raise AssertionError(
+            f"{name} not found on PATH nor in .tools/: run `make tools` (or `make setup`)"
+        )
+    return found
 
 
 def promtool() -> str:
-    """The promtool binary; a missing one is a failure, never a skip (CI must run these)."""
-    found = shutil.which("promtool") or (str(LOCAL_PROMTOOL) if LOCAL_PROMTOOL.is_file() else None)
-    if found is None:
-        raise AssertionError(
-            "promtool not found on PATH nor in .tools/: run `make tools` (or `make setup`)"
-        )
-    return found
+    return prometheus_tool("promtool")
 
 
 def run_promtool(*arguments: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -39,7 +39,7 @@ def test_a_scrape_that_disagrees_with_the_catalog_is_reported_difference_by_diff
 
 def test_a_family_without_samples_is_checked_for_presence_and_type_only() -> None:
     registry = CollectorRegistry()
-    Counter("casewire_dead_letters_total", "", ["service", "topic", "reason"], registry=registry)
+    Counter("casewire_dead_letters_total", "", ["component", "topic", "reason"], registry=registry)
     problems = scrape_differences(load_catalog(), "sla", generate_latest(registry).decode())
     assert not any("casewire_dead_letters_total" in problem for problem in problems)
 
@@ -51,6 +51,14 @@ def test_a_family_without_samples_is_checked_for_presence_and_type_only() -> Non
         ("{name: casewire_x, type: summary, labels: {}, meaning: m}", "needs name, type"),
         ("{name: casewire_x, type: gauge, meaning: m}", "needs labels"),
         ("{name: casewire_x, type: gauge, labels: {team: []}, meaning: m}", "{team} needs a list"),
+        (
+            "{name: casewire_x_total, type: counter, labels: {team: [a]}, meaning: m}",
+            "needs precreated",
+        ),
+        (
+            "{name: casewire_x, type: gauge, labels: {team: [a]}, precreated: all, meaning: m}",
+            "nothing to pre-create",
+        ),
     ],
 )
 def test_a_malformed_catalog_entry_is_refused_with_its_place(
@@ -71,3 +79,19 @@ def test_a_metric_listed_twice_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(CatalogError, match="listed twice"):
         load_catalog(path)
+
+
+def test_no_metric_label_has_the_name_of_a_target_label() -> None:
+    """Prometheus would overwrite it with the target's (and rename ours `exported_<name>`): the
+    pipeline dashboard once showed every refusal as coming from the endpoint `http`."""
+    catalog = load_catalog()
+    assert {"job", "instance", "namespace", "pod", "container", "service", "endpoint"} <= (
+        catalog.target_labels
+    )
+    colliding = {
+        f"{metric.name}{{{label}}}"
+        for metric in (*catalog.metrics.values(), *catalog.scrape_metrics.values())
+        for label in metric.labels
+        if label in catalog.target_labels
+    }
+    assert not colliding, f"labels named like a target label: {sorted(colliding)}"

@@ -136,3 +136,30 @@ def test_a_contract_and_an_additive_policy_breaching_the_same_case_count_apart()
     sample = registry.get_sample_value
     assert sample("casewire_sla_breaches_total", {**base, "policy": "high"}) == 1
     assert sample("casewire_sla_breaches_total", {**base, "policy": "public-x"}) == 1
+
+
+def test_a_started_clock_has_its_alert_and_fulfilment_series_at_0_before_they_happen() -> None:
+    """So that rate() and increase() see a clock's first breach or late alert: a series born at
+    its first event has no sample before it."""
+    registry = CollectorRegistry()
+    metrics = SlaMetrics(registry)
+    sample = registry.get_sample_value
+    assert sample("casewire_sla_late_alerts_total", {"clock": "next_response"}) == 0
+    assert (
+        sample("casewire_sla_provisional_alerts_total", {"clock": "resolution", "kind": "breach"})
+        == 0
+    )
+    labels = {"clock": "first_response", "policy": "p", "team": "care", "priority": "P2"}
+    assert sample("casewire_sla_breaches_total", labels) is None
+    metrics.record_batch(BatchOutcome(started=[record()]))
+    assert sample("casewire_sla_clocks_started_total", labels) == 1
+    for counter in (
+        "casewire_sla_breaches_total",
+        "casewire_sla_warnings_total",
+        "casewire_sla_breaches_retracted_total",
+    ):
+        assert sample(counter, labels) == 0, counter
+    for met in ("true", "false"):
+        assert sample("casewire_sla_clocks_fulfilled_total", {**labels, "within_target": met}) == 0
+    response = {**labels, "platform": "instagram", "channel": "dm", "time": "calendar"}
+    assert sample("casewire_sla_response_seconds_count", response) == 0

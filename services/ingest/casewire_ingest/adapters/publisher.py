@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from typing import Protocol
+from typing import Protocol, get_args
 
 from casewire_common import topics
 from casewire_common.kafka import KafkaRecord, dead_letter_counter
-from casewire_common.messages import CanonicalMessage
+from casewire_common.messages import CanonicalMessage, Channel, Direction, MessageEvent, Platform
+from casewire_common.metrics import precreate
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from casewire_ingest.adapters.group_commit import GroupCommit
@@ -20,8 +22,51 @@ _JSON = [("content-type", b"application/json")]
 _TIME_ADJUSTED = (topics.TIME_ADJUSTED_HEADER, b"true")
 
 
+# The label values ingest's counters take, created at 0 at start (casewire_common.metrics.precreate;
+# docs/operations/metrics-catalog.yaml lists the same, tests/unit/ops holds them together).
+SOURCES = ("x", "meta", "whatsapp", "generic")
+PLATFORM_SOURCES = ("x", "meta", "whatsapp")  # the sources whose times may be adjusted
+# Why a body cannot be read (NormalizationError reasons): refusals and raw dead letters.
+NORMALIZATION_REASONS = (
+    "malformed_json",
+    "too_deep",
+    "too_many_values",
+    "not_an_object",
+    "missing_field",
+    "invalid_field",
+    "invalid_id",
+    "invalid_timestamp",
+    "impossible_timestamp",
+    "implausible_sent_at",
+    "invalid_message",
+    "unknown_object",
+    "wrong_object",
+    "unknown_platform",
+    "wrong_platform",
+    "no_entries",
+    "unreadable_body",
+    "invalid_item",
+)
+# Refusals before a body is read: its sender, its size, the message store.
+CALLER_REASONS = (
+    "unknown_account",
+    "unknown_app",
+    "missing_signature",
+    "missing_credentials",
+    "bad_authorization",
+    "unknown_integration",
+    "unknown_token",
+    "bad_signature",
+    "bad_verify_token",
+    "too_large",
+    "unavailable",
+)
+REJECTION_REASONS = NORMALIZATION_REASONS + CALLER_REASONS
+
+
 class IngestMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, integrations: Collection[str] = ()) -> None:
+        """`integrations`: the names of CASEWIRE_INTEGRATIONS, whose series start at 0."""
         self.messages = Counter(
             "casewire_ingest_messages_total",
             "Canonical messages published, by platform, channel, direction and event.",
@@ -42,9 +87,10 @@ class IngestMetrics:
         )
         self.rejections = Counter(
             "casewire_ingest_rejections_total",
-            "Request bodies rejected, by endpoint and reason (invalid_item: a body accepted"
+            "Request bodies rejected, by source and reason (invalid_item: a body accepted"
             " without the items it could not read).",
-            ["endpoint", "reason"],
+            # Not `endpoint`: a target label of that name (the PodMonitor's) would overwrite it.
+            ["source", "reason"],
             registry=registry,
         )
         self.time_adjusted = Counter(
@@ -67,6 +113,19 @@ class IngestMetrics:
             "Time to write one accepted body and its messages to Kafka (acknowledged).",
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=registry,
+        )
+        precreate(
+            self.messages,
+            itertools.product(
+                get_args(Platform), get_args(Channel), get_args(Direction), get_args(MessageEvent)
+            ),
+        )
+        precreate(self.duplicates, [(source,) for source in SOURCES])
+        precreate(self.rejections, itertools.product(SOURCES, REJECTION_REASONS))
+        precreate(self.time_adjusted, [(source,) for source in PLATFORM_SOURCES])
+        precreate(self.integration_messages, [(name,) for name in integrations])
+        precreate(
+            self.dead_letters, [("ingest", topics.RAW, reason) for reason in NORMALIZATION_REASONS]
         )
 
 

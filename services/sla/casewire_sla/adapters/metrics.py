@@ -8,6 +8,7 @@ from typing import get_args
 
 from casewire_common.events import Priority
 from casewire_common.messages import Channel, Platform
+from casewire_common.metrics import precreate
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from casewire_sla.adapters.alerts import ClockRecord
@@ -37,6 +38,8 @@ UNKNOWN = "unknown"
 _PLATFORMS = frozenset(get_args(Platform))
 _CHANNELS = frozenset(get_args(Channel))
 _PRIORITIES = frozenset(get_args(Priority))
+_ALERT_KINDS = ("warning", "breach")
+_RESPONSE_TIMES = ("business", "calendar")
 
 
 def _bounded(value: str | None, allowed: frozenset[str]) -> str:
@@ -164,6 +167,28 @@ class SlaMetrics:
             ["outcome"],
             registry=registry,
         )
+        precreate(self.late_alerts, [(clock,) for clock in CLOCKS])
+        precreate(self.provisional, [(clock, kind) for clock in CLOCKS for kind in _ALERT_KINDS])
+        precreate(self.case_events, [("applied",), ("duplicate",), ("dead_lettered",)])
+        # Label sets of the per-clock series already at 0 (see `_precreate_clock`).
+        self._clock_label_sets: set[tuple[str, ...]] = set()
+
+    def _precreate_clock(self, clock: ClockRecord) -> None:
+        """A clock's labels carry its case's team, which the SLA service does not know before
+        the case: its breach, warning, retraction and fulfilment series start at 0 when the
+        clock starts, so that their first event counts in rate() and increase()."""
+        response = response_labels(clock)
+        key = tuple(response.values())
+        if key in self._clock_label_sets:
+            return
+        self._clock_label_sets.add(key)
+        labels = clock_labels(clock)
+        for counter in (self.breaches, self.warnings, self.retracted):
+            precreate(counter, [labels])
+        precreate(
+            self.clocks_fulfilled, [{**labels, "within_target": met} for met in ("true", "false")]
+        )
+        precreate(self.response_seconds, [{**response, "time": t} for t in _RESPONSE_TIMES])
 
     def record_alerts(self, fired: Iterable[FiredAlert]) -> None:
         for alert in fired:
@@ -179,6 +204,7 @@ class SlaMetrics:
         self.case_events.labels("duplicate").inc(outcome.duplicates)
         for clock in outcome.started:
             self.clocks_started.labels(**clock_labels(clock)).inc()
+            self._precreate_clock(clock)
         for fulfilment in outcome.fulfilled:
             self.record_fulfilment(fulfilment)
         self.record_alerts(outcome.fired)

@@ -31,6 +31,15 @@ from casewire_sla.settings import SlaSettings
 log = structlog.get_logger(__name__)
 
 Rejected = tuple[ConsumerRecord[bytes, bytes], str, str]
+# The reasons case events are dead-lettered for (their series start at 0).
+DEAD_LETTER_REASONS = {
+    topics.CASE_EVENTS: (
+        "not_a_cloudevent",
+        "invalid_watermark",
+        "invalid_case_event",
+        "unprocessable_case_event",
+    ),
+}
 
 
 def decode_case_event(record: ConsumerRecord[bytes, bytes]) -> CaseEvent | Rejected:
