@@ -52,3 +52,26 @@ class RouterSettings(ConsumerSettings):
     router_incident_threshold: int = Field(
         default=5, ge=2, description="How many cases on one crisis topic open an incident."
     )
+    router_topic_trend_window: timedelta = Field(
+        default=timedelta(hours=1),
+        gt=timedelta(0),
+        description="The recent period of the topic trend: cases opened with a tag in it are"
+        " compared with the tag's baseline.",
+    )
+    router_topic_trend_baseline: timedelta = Field(
+        default=timedelta(hours=24),
+        gt=timedelta(0),
+        description="The period before the trend window whose rate of cases per tag is the"
+        " baseline.",
+    )
+    router_topic_trend_threshold: float = Field(
+        default=3.0,
+        gt=0,
+        description="A tag trends when its cases in the window are at least this many times"
+        " what its baseline rate predicts.",
+    )
+    router_topic_trend_min_cases: int = Field(
+        default=5,
+        ge=1,
+        description="A tag trends only with at least this many cases in the window.",
+    )
