@@ -31,7 +31,7 @@ from tests.integration.helpers import (
     producer,
     running,
 )
-from tests.unit.ops.catalog import load_catalog, scrape_differences
+from tests.unit.ops.catalog import exported_families, load_catalog, scrape_differences
 
 pytestmark = pytest.mark.integration
 
@@ -167,6 +167,17 @@ async def test_every_service_exports_exactly_the_catalogued_metrics(
     )
     assert sampled(scrapes["router"], "casewire_dead_letters_total")
     assert sampled(scrapes["ingest"], "casewire_ingest_duplicates_total")
+
+    # The configured bounds the catalog describes in words: the roster (nikos) and the rules
+    # file's tags (none here), anything else `other`.
+    router_families = exported_families(scrapes["router"])
+    agents = router_families["casewire_router_replies"].labels.get("agent", set())
+    assert agents == {"nikos"}, agents  # the answered case's owner, the roster's series
+    assert all(
+        family.labels.get("agent", set()) <= {"nikos", "other", "unassigned"}
+        and family.labels.get("tag", set()) <= {"other"}
+        for family in router_families.values()
+    )
 
     catalog = load_catalog()
     problems = [
