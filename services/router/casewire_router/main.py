@@ -62,6 +62,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     relay = OutboxRelay(dsn, repository.SCHEMA, publisher, OutboxMetrics(registry, "router"))
     metrics = RouterMetrics(registry)
     metrics.care.use_tags(router.rules.tags)
+    metrics.care.use_languages(code.strip() for code in settings.languages.split(","))
     queue_metrics = QueueMetricsRefresher(
         database,
         QueueMetrics(registry),

@@ -11,6 +11,12 @@ class RouterSettings(ConsumerSettings):
     router_rules: Path = Path("config/rules.yaml")
     router_agents: Path | None = Path("config/agents.yaml")
     router_consumer_group: str = "casewire-router"
+    # The same variable as ingest's: one list of languages for the whole pipeline.
+    languages: str = Field(
+        default="en,es,ar,el,th,fr,de,pt,it,tr,ru,ja,ko,zh,he,hi,id,nl",
+        description="Languages ingest's detector may answer (ISO 639-1, comma-separated): the"
+        " values the care metrics' `language` label may take besides other and unknown.",
+    )
     router_rules_reload_seconds: float = Field(
         default=5.0, gt=0, description="How often the rules file is checked for changes."
     )

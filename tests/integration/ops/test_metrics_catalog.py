@@ -119,6 +119,7 @@ async def test_every_service_exports_exactly_the_catalogued_metrics(
                 {
                     **connection,
                     "sla_policies": tmp_path / "policies.yaml",
+                    "sla_agents": tmp_path / "agents.yaml",
                     "sla_consumer_group": f"sla-ops-{unique}",
                 }
             )
@@ -177,6 +178,17 @@ async def test_every_service_exports_exactly_the_catalogued_metrics(
         family.labels.get("agent", set()) <= {"nikos", "other", "unassigned"}
         and family.labels.get("tag", set()) <= {"other"}
         for family in router_families.values()
+    )
+
+    # The SLA service's roster is the same agents file: nikos's series, started at zero.
+    sla_families = exported_families(scrapes["sla"])
+    sla_agents = sla_families["casewire_sla_agent_response_seconds"].labels.get("agent", set())
+    assert "nikos" in sla_agents
+    assert sla_agents <= {"nikos", "other", "unassigned"}, sla_agents
+    # Languages: CASEWIRE_LANGUAGES, other, unknown (the generic messages here carry none).
+    languages = set(RouterSettings().languages.split(",")) | {"other", "unknown"}
+    assert all(
+        family.labels.get("language", set()) <= languages for family in router_families.values()
     )
 
     catalog = load_catalog()

@@ -49,7 +49,12 @@ agents:
 
 
 def canonical(
-    conversation: str, pid: str, text: str, sent_at: datetime, direction: str = "inbound"
+    conversation: str,
+    pid: str,
+    text: str,
+    sent_at: datetime,
+    direction: str = "inbound",
+    language: str | None = "en",
 ) -> bytes:
     customer = conversation.rsplit(":", 1)[1]
     return json.dumps(
@@ -65,7 +70,7 @@ def canonical(
             "conversation_id": conversation,
             "author": {"id": "brand" if direction == "outbound" else customer},
             "text": text,
-            "language": "en",
+            "language": language,
             "attachments": [],
             "sent_at": sent_at.isoformat(),
             "received_at": sent_at.isoformat(),
@@ -108,10 +113,13 @@ async def test_care_metrics_and_report_agree_on_the_same_cases(
         (conversation["f"], "f1", f"where is my parcel{unique}", at["f"], "inbound"),
         (conversation["f"], "f2", "checking", at["f"] + timedelta(seconds=30), "outbound"),
     ]
+    # Each case's language: Greek (b), one outside CASEWIRE_LANGUAGES (c, `other` in the
+    # metrics), none detected (f, `unknown`); the others English.
+    languages = {"a": "en", "b": "el", "c": "sw", "d": "en", "f": None}
     async with running(create_app(settings)) as router, producer(kafka_bootstrap) as kafka:
         # Ordered by sending, one conversation per key: the assignments follow that order.
         for conv, pid, text, sent, direction in messages:
-            value = canonical(conv, f"{unique}-{pid}", text, sent, direction)
+            value = canonical(conv, f"{unique}-{pid}", text, sent, direction, languages[pid[0]])
             await kafka.send_and_wait(topics.MESSAGES, value, key=conv.encode())
 
         async def scrape() -> str:
@@ -147,7 +155,7 @@ async def test_care_metrics_and_report_agree_on_the_same_cases(
                 since=base - timedelta(minutes=1),
                 until=datetime.now(UTC) + timedelta(minutes=1),
                 team=team,
-                by=("tag", "platform"),
+                by=("tag", "platform", "language"),
             )
             trend_text = await eventually(
                 scrape,
@@ -170,6 +178,23 @@ async def test_care_metrics_and_report_agree_on_the_same_cases(
     )
     assert metric("casewire_router_cases_answered_total", platform="x") == x.replied_cases
     assert metric("casewire_router_cases_answered_total", channel="dm") == 1  # f
+    # By language: the report's language rows (raw codes; none as None), the metrics' bounded
+    # label (a code outside CASEWIRE_LANGUAGES as other, none as unknown).
+    by_language = {figures.name: figures for figures in report.languages}
+    assert set(by_language) == {"en", "el", "sw", None}
+    assert (by_language["en"].cases, by_language["en"].replied_cases) == (2, 1)  # a, d
+    for name, figures in by_language.items():
+        label = {"sw": "other", None: "unknown"}.get(name, name)
+        assert label is not None
+        assert metric("casewire_router_cases_by_language_total", language=label) == figures.cases
+        assert (
+            metric("casewire_router_cases_needing_reply_by_language_total", language=label)
+            == figures.cases_needing_reply
+        ), name
+        assert (
+            metric("casewire_router_cases_answered_by_language_total", language=label)
+            == figures.replied_cases
+        ), name
     assert_durations_agree(overall, text, team)
     # Which cases amal got depends on the order the partitions were read: compared as found.
     assert {agent.name for agent in by_agent.agents} <= {"amal", None}

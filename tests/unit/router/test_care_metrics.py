@@ -6,11 +6,20 @@ from __future__ import annotations
 from datetime import timedelta
 
 from casewire_common import events as ev
+from casewire_ingest.settings import IngestSettings
 from casewire_router.adapters.care_metrics import CareMetrics
 from casewire_router.domain import case_actions
 from casewire_router.domain.agents_file import AgentSpec
-from casewire_router.domain.care import OTHER, UNASSIGNED, CareBounds, TrendSettings, topic_trend
+from casewire_router.domain.care import (
+    OTHER,
+    UNASSIGNED,
+    UNKNOWN_LANGUAGE,
+    CareBounds,
+    TrendSettings,
+    topic_trend,
+)
 from casewire_router.domain.routing import BatchOutcome
+from casewire_router.settings import RouterSettings
 from prometheus_client import CollectorRegistry
 
 from tests.unit.router.case_factories import agent, case
@@ -22,6 +31,7 @@ def care_metrics() -> tuple[CareMetrics, CollectorRegistry]:
     metrics = CareMetrics(registry)
     metrics.use_roster([AgentSpec(id="amal", teams=["shipping"], capacity=5)])
     metrics.use_tags(["shipping", "vip"])
+    metrics.use_languages(["en", "el"])
     return metrics, registry
 
 
@@ -94,6 +104,43 @@ def test_opened_cases_count_by_bounded_tag_and_need_a_reply_unless_skipped() -> 
     assert value(registry, "casewire_router_cases_needing_reply_total", **where) == 1
 
 
+def test_cases_count_by_language_held_to_the_configured_ones() -> None:
+    metrics, registry = care_metrics()
+    outcome = BatchOutcome()
+    greek = case("c1", language="el")
+    swahili = case("c2", language="sw")  # given by a platform, outside CASEWIRE_LANGUAGES
+    undetected = case("c3", language=None)
+    skipped = case("c4", language="el", status="no_action")
+    for one in (greek, swahili, undetected, skipped):
+        outcome.emit(ev.CASE_CREATED, one)
+    greek.assignee, greek.status = "amal", "assigned"
+    reply = case_actions.reply_message(greek, "amal", "γεια", T0 + timedelta(minutes=1), T0)
+    assert case_actions.record_reply(greek, reply, outcome)
+    metrics.record(outcome)
+
+    def by_language(name: str, language: str) -> float:
+        return value(registry, name, team="shipping", language=language)
+
+    opened = "casewire_router_cases_by_language_total"
+    needing = "casewire_router_cases_needing_reply_by_language_total"
+    answered = "casewire_router_cases_answered_by_language_total"
+    assert [by_language(opened, code) for code in ("el", OTHER, UNKNOWN_LANGUAGE)] == [2, 1, 1]
+    assert [by_language(needing, code) for code in ("el", OTHER, UNKNOWN_LANGUAGE)] == [1, 1, 1]
+    assert by_language(answered, "el") == 1
+    languages = {
+        sample.labels["language"]
+        for family in registry.collect()
+        for sample in family.samples
+        if "language" in sample.labels
+    }
+    assert languages == {"el", OTHER, UNKNOWN_LANGUAGE}  # never "sw": bounded
+
+
+def test_the_router_bounds_languages_by_the_same_setting_and_default_as_ingest() -> None:
+    assert RouterSettings().languages == IngestSettings().languages
+    assert "languages" in RouterSettings.model_fields  # read from CASEWIRE_LANGUAGES too
+
+
 def test_an_earlier_reply_read_later_does_not_answer_the_case_twice() -> None:
     metrics, registry = care_metrics()
     answered = case("c1", status="assigned", assignee="amal")
@@ -111,8 +158,11 @@ def test_an_earlier_reply_read_later_does_not_answer_the_case_twice() -> None:
 
 
 def test_bounds_keep_configured_values_only() -> None:
-    bounds = CareBounds(agents=frozenset({"amal"}), tags=frozenset({"vip"}))
+    bounds = CareBounds(
+        agents=frozenset({"amal"}), tags=frozenset({"vip"}), languages=frozenset({"en"})
+    )
     assert [bounds.agent(a) for a in ("amal", "zed", None)] == ["amal", OTHER, UNASSIGNED]
+    assert [bounds.language(code) for code in ("en", "sw", None)] == ["en", OTHER, "unknown"]
     assert bounds.case_tags(["vip", "a", "b"]) == {"vip", OTHER}
 
 

@@ -1,15 +1,20 @@
 """Care figures in Prometheus: first-response and resolution times, replies and resolutions by
 team and agent; cases needing a reply and cases answered (the reply rate) by team, platform and
-channel; cases opened by tag and team. Same definitions as `casewire-router report`
-(docs/report.md, "Definitions"), counted when they happen, from the events of each committed
-change (a batch of messages or a case API action).
+channel, and again by team and language; cases opened by tag and team, and by language and
+team. Same definitions as `casewire-router report` (docs/report.md, "Definitions"), counted
+when they happen, from the events of each committed change (a batch of messages or a case API
+action).
 
 Why the router exports the agent-level figures rather than the SLA service: the router decides
 and holds what they are about (cases, replies, assignees), and it holds what bounds their labels
 (the roster is its agents file, tags come from its rules file). The SLA service would need the
 roster as a second copy to keep in step, and every case event to carry it. Times here are
 calendar (wall, event) time, as in the report; business time, which needs the SLA calendars, is
-the SLA service's `casewire_sla_response_seconds{time="business"}`, by team.
+the SLA service's `casewire_sla_agent_response_seconds`, by team and agent (same roster).
+
+Language gets counters of its own rather than a label on the reply-rate counters: teams ×
+platforms (5) × channels (4) × languages (CASEWIRE_LANGUAGES, 18 by default, + other + unknown)
+would be 400 series per team and counter; by team and language alone, 20.
 
 Counters and histograms are per replica (sum them over pods); each change is counted once, by
 the replica that committed it.
@@ -93,6 +98,27 @@ class CareMetrics:
             ["team", "platform", "channel"],
             registry=registry,
         )
+        self.by_language = Counter(
+            "casewire_router_cases_by_language_total",
+            "Cases opened, by team and the case's language when it opened (CASEWIRE_LANGUAGES,"
+            " else other; unknown: none yet).",
+            ["team", "language"],
+            registry=registry,
+        )
+        self.needing_reply_by_language = Counter(
+            "casewire_router_cases_needing_reply_by_language_total",
+            "Cases opened that need a reply (all but no_action), by team and language: the"
+            " denominator of the reply rate by language.",
+            ["team", "language"],
+            registry=registry,
+        )
+        self.answered_by_language = Counter(
+            "casewire_router_cases_answered_by_language_total",
+            "Cases that got their first brand reply, by team and the case's language then:"
+            " the numerator of the reply rate by language.",
+            ["team", "language"],
+            registry=registry,
+        )
         self.tagged = Counter(
             "casewire_router_cases_by_tag_total",
             "Cases opened, by tag (the rules file's, else other) and team; a case counts once"
@@ -114,6 +140,10 @@ class CareMetrics:
                 self.first_response.labels(team, agent.id)
                 self.resolution.labels(team, agent.id)
 
+    def use_languages(self, languages: Iterable[str]) -> None:
+        """The languages the `language` label keeps (CASEWIRE_LANGUAGES); others are `other`."""
+        self.bounds.languages = frozenset(languages)
+
     def use_tags(self, tags: Iterable[str]) -> None:
         """The tags of the rules file in force (on every reload)."""
         self.bounds.tags = frozenset(tags)
@@ -127,12 +157,17 @@ class CareMetrics:
         needing: collections.Counter[tuple[str, str, str]] = collections.Counter()
         answered: collections.Counter[tuple[str, str, str]] = collections.Counter()
         tagged: collections.Counter[tuple[str, str]] = collections.Counter()
+        # (counter, team, language): the three counters by language, in one pass.
+        by_language: collections.Counter[tuple[Counter, str, str]] = collections.Counter()
         first_answered: set[str] = set()
         for event in outcome.events:
             case = event.data.case
             if event.type == ev.CASE_CREATED:
+                language = bounds.language(case.language)
+                by_language[(self.by_language, case.team, language)] += 1
                 if case.status != "no_action":
                     needing[(case.team, case.platform, case.channel)] += 1
+                    by_language[(self.needing_reply_by_language, case.team, language)] += 1
                 for tag in bounds.case_tags(case.tags):
                     tagged[(tag, case.team)] += 1
             elif event.type == ev.CASE_RESPONDED:
@@ -145,6 +180,8 @@ class CareMetrics:
                 ):
                     first_answered.add(case.id)
                     answered[(case.team, case.platform, case.channel)] += 1
+                    language = bounds.language(case.language)
+                    by_language[(self.answered_by_language, case.team, language)] += 1
                     seconds = (case.first_response_at - case.opened_at).total_seconds()
                     self.first_response.labels(case.team, agent).observe(max(0.0, seconds))
             elif (
@@ -167,3 +204,5 @@ class CareMetrics:
             self.answered.labels(*labels).inc(count)
         for (tag, team), count in tagged.items():
             self.tagged.labels(tag, team).inc(count)
+        for (counter, team, language), count in by_language.items():
+            counter.labels(team, language).inc(count)

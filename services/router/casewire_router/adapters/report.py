@@ -25,9 +25,9 @@ from casewire_common.pg import Connection
 from casewire_router.adapters.repository import SCHEMA
 
 TOP_TAGS = 5
-Dimension = Literal["team", "agent", "tag", "platform"]
-Scope = Literal["overall", "team", "agent", "tag", "platform"]
-DIMENSIONS: tuple[Dimension, ...] = ("team", "agent", "tag", "platform")
+Dimension = Literal["team", "agent", "tag", "platform", "language"]
+Scope = Literal["overall", "team", "agent", "tag", "platform", "language"]
+DIMENSIONS: tuple[Dimension, ...] = ("team", "agent", "tag", "platform", "language")
 DEFAULT_BY: tuple[Dimension, ...] = ("team", "agent")
 # The JSON key of each breakdown.
 PLURAL: dict[Dimension, str] = {
@@ -35,11 +35,12 @@ PLURAL: dict[Dimension, str] = {
     "agent": "agents",
     "tag": "tags",
     "platform": "platforms",
+    "language": "languages",
 }
 
 # Cases in scope: opened in the period ($1, $2 may be null: open-ended), of one team ($3, or all).
 _SCOPED_CASES = f"""
-    SELECT team, assignee, platform, customer_id, status, tags, first_response_at,
+    SELECT team, assignee, platform, language, customer_id, status, tags, first_response_at,
            extract(epoch FROM first_response_at - opened_at)::float8 AS first_response,
            CASE WHEN status = 'resolved'
                 THEN extract(epoch FROM resolved_at - opened_at)::float8 END AS resolution
@@ -56,6 +57,7 @@ _ROW_NAME: dict[Scope, tuple[str, str]] = {
     "team": ("c.team", ""),
     "agent": ("c.assignee", ""),
     "platform": ("c.platform::text", ""),
+    "language": ("c.language", ""),
     "tag": ("t.tag", "LEFT JOIN LATERAL unnest(c.tags) AS t(tag) ON true"),
 }
 
@@ -125,8 +127,9 @@ class Durations:
 
 @dataclass
 class Figures:
-    """One row of the report: everything, or one team, agent, tag or platform (name None:
-    unassigned cases in the agent rows, untagged ones in the tag rows)."""
+    """One row of the report: everything, or one team, agent, tag, platform or language (name
+    None: unassigned cases in the agent rows, untagged ones in the tag rows, cases with no
+    language in the language rows)."""
 
     scope: Scope
     name: str | None
@@ -181,6 +184,10 @@ class Report:
         return self.breakdowns.get("platform", [])
 
     @property
+    def languages(self) -> list[Figures]:
+        return self.breakdowns.get("language", [])
+
+    @property
     def is_empty(self) -> bool:
         return self.overall.cases == 0 and self.overall.inbound_messages == 0
 
@@ -205,7 +212,7 @@ async def build_report(
     by: Sequence[Dimension] = DEFAULT_BY,
 ) -> Report:
     """The figures of the cases opened in [since, until), optionally of one team: overall and
-    broken down `by` team, agent (the case's assignee), tag or platform."""
+    broken down `by` team, agent (the case's assignee), tag, platform or language."""
     await _require_schema(connection)
     async with connection.transaction(readonly=True, isolation="repeatable_read"):
         return await _report(connection, since, until, team, by)
@@ -328,6 +335,7 @@ _HEADINGS: dict[Dimension, str] = {
     "agent": "By agent",
     "tag": "By tag",
     "platform": "By platform",
+    "language": "By language",
 }
 _NO_NAME: dict[Scope, str] = {
     "overall": "all",
@@ -335,6 +343,7 @@ _NO_NAME: dict[Scope, str] = {
     "agent": "(unassigned)",
     "tag": "(untagged)",
     "platform": "(no platform)",
+    "language": "(unknown)",
 }
 _FOOTNOTE = (
     "reply rate = cases with a brand reply / cases needing one (skipped cases excluded);"

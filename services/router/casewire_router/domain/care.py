@@ -14,22 +14,33 @@ from datetime import timedelta
 # or a tag of that name would be counted with them (docs/operations/metrics.md says so).
 OTHER = "other"
 UNASSIGNED = "unassigned"
+# A case with no language yet (none detected, none given by the platform).
+UNKNOWN_LANGUAGE = "unknown"
 
 
 @dataclass
 class CareBounds:
-    """The label values the care metrics may use: the agents of the agents file (the roster)
-    and the tags of the rules file in force. Anything else counts as `other`, so a label never
-    takes more values than the configuration has, whatever ids the cases carry (an agent
-    created through the API, a tag of an older rules file)."""
+    """The label values the care metrics may use: the agents of the agents file (the roster),
+    the tags of the rules file in force and the configured languages. Anything else counts as
+    `other`, so a label never takes more values than the configuration has, whatever the cases
+    carry (an agent created through the API, a tag of an older rules file, a language code a
+    platform gave)."""
 
     agents: frozenset[str] = field(default_factory=frozenset)
     tags: frozenset[str] = field(default_factory=frozenset)
+    # The languages ingest's detector may answer (CASEWIRE_LANGUAGES): a platform may give
+    # another code, which counts as `other`.
+    languages: frozenset[str] = field(default_factory=frozenset)
 
     def agent(self, agent_id: str | None) -> str:
         if agent_id is None:
             return UNASSIGNED
         return agent_id if agent_id in self.agents else OTHER
+
+    def language(self, language: str | None) -> str:
+        if language is None:
+            return UNKNOWN_LANGUAGE
+        return language if language in self.languages else OTHER
 
     def tag(self, tag: str) -> str:
         return tag if tag in self.tags else OTHER

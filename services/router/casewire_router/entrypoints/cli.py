@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         "--by",
         type=_breakdowns,
         default=None,
-        metavar="team|agent|tag|platform",
+        metavar="team|agent|tag|platform|language",
         help="rows besides the overall one, comma-separated (default: team,agent)",
     )
     report.add_argument("--daily", action="store_true", help="one report per UTC day")
