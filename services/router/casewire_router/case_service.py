@@ -252,6 +252,7 @@ class CaseService:
         for event in outcome.events:
             if event.type == ev.CASE_ASSIGNED:
                 self._metrics.assignments.labels(event.data.case.team).inc()
+        self._metrics.care.record(outcome)
 
     async def _lock_case(self, connection: Connection, case_id: str) -> CaseState:
         case = await case_store.lock_case(connection, case_id)

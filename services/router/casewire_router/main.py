@@ -25,6 +25,7 @@ from casewire_router.adapters.rules_source import RulesMetrics, RulesWatcher
 from casewire_router.adapters.watermarks import WatermarkHeartbeat
 from casewire_router.case_service import CaseService
 from casewire_router.domain.agents_file import load_agents
+from casewire_router.domain.care import TrendSettings
 from casewire_router.domain.routing import CaseWindows, router_for
 from casewire_router.domain.rules import RuleSet, load_rules
 from casewire_router.entrypoints.http import case_api
@@ -60,9 +61,20 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     publisher = OrderedPublisher(settings.kafka_bootstrap_servers, "router")
     relay = OutboxRelay(dsn, repository.SCHEMA, publisher, OutboxMetrics(registry, "router"))
     metrics = RouterMetrics(registry)
+    metrics.care.use_tags(router.rules.tags)
+    metrics.care.use_languages(code.strip() for code in settings.languages.split(","))
     metrics.precreate_teams(router.rules.teams)
     queue_metrics = QueueMetricsRefresher(
-        database, QueueMetrics(registry), settings.router_queue_metrics_seconds
+        database,
+        QueueMetrics(registry),
+        settings.router_queue_metrics_seconds,
+        TrendSettings(
+            window=settings.router_topic_trend_window,
+            baseline=settings.router_topic_trend_baseline,
+            threshold=settings.router_topic_trend_threshold,
+            min_cases=settings.router_topic_trend_min_cases,
+        ),
+        metrics.care.bounds,
     )
     cases = CaseService(database, relay, metrics)
     service = RoutingService(
@@ -111,6 +123,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
                 )
             if settings.router_agents is not None:
                 agents = load_agents(settings.router_agents, teams=router.rules.teams)
+                metrics.care.use_roster(agents.agents)
                 await repository.sync_agents(
                     connection, [agent.model_dump() for agent in agents.agents]
                 )
@@ -123,6 +136,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
 
         def use_rules(rules: RuleSet) -> None:
             service.router = router_for(rules, windows)  # from the next batch on
+            metrics.care.use_tags(rules.tags)
             metrics.precreate_teams(rules.teams)
 
         rules_watcher = RulesWatcher(

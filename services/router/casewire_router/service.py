@@ -32,6 +32,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import BaseModel, ValidationError
 
 from casewire_router.adapters import repository
+from casewire_router.adapters.care_metrics import CareMetrics
 from casewire_router.adapters.escalations import ALERT_KINDS, Alert, apply_alerts
 from casewire_router.domain.routing import BatchOutcome, MessageReading, Router, close_incident
 from casewire_router.domain.sentiment import SentimentLabel
@@ -128,6 +129,7 @@ class RouterMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=registry,
         )
+        self.care = CareMetrics(registry)
         precreate(self.messages, [(direction,) for direction in get_args(Direction)])
         precreate(self.incidents, [("opened",), ("updated",), ("closed",)])
         precreate(self.retractions, [("undone",), ("case_changed",), ("no_escalation",)])
@@ -145,6 +147,7 @@ class RouterMetrics:
             self.message_sentiment,
             itertools.product(teams, get_args(Platform), get_args(SentimentLabel)),
         )
+        self.care.use_teams(teams)
 
 
 class RoutingService:
@@ -357,6 +360,7 @@ class RoutingService:
             self._metrics.cases_created.labels(team, priority).inc(count)
         for team, count in assigned.items():
             self._metrics.assignments.labels(team).inc(count)
+        self._metrics.care.record(outcome)
 
 
 async def event_records(outcome: BatchOutcome, now: datetime) -> list[tuple[str, ev.EventRecord]]:

@@ -11,6 +11,12 @@ class RouterSettings(ConsumerSettings):
     router_rules: Path = Path("config/rules.yaml")
     router_agents: Path | None = Path("config/agents.yaml")
     router_consumer_group: str = "casewire-router"
+    # The same variable as ingest's: one list of languages for the whole pipeline.
+    languages: str = Field(
+        default="en,es,ar,el,th,fr,de,pt,it,tr,ru,ja,ko,zh,he,hi,id,nl",
+        description="Languages ingest's detector may answer (ISO 639-1, comma-separated): the"
+        " values the care metrics' `language` label may take besides other and unknown.",
+    )
     router_rules_reload_seconds: float = Field(
         default=5.0, gt=0, description="How often the rules file is checked for changes."
     )
@@ -51,4 +57,27 @@ class RouterSettings(ConsumerSettings):
     )
     router_incident_threshold: int = Field(
         default=5, ge=2, description="How many cases on one crisis topic open an incident."
+    )
+    router_topic_trend_window: timedelta = Field(
+        default=timedelta(hours=1),
+        gt=timedelta(0),
+        description="The recent period of the topic trend: cases opened with a tag in it are"
+        " compared with the tag's baseline.",
+    )
+    router_topic_trend_baseline: timedelta = Field(
+        default=timedelta(hours=24),
+        gt=timedelta(0),
+        description="The period before the trend window whose rate of cases per tag is the"
+        " baseline.",
+    )
+    router_topic_trend_threshold: float = Field(
+        default=3.0,
+        gt=0,
+        description="A tag trends when its cases in the window are at least this many times"
+        " what its baseline rate predicts.",
+    )
+    router_topic_trend_min_cases: int = Field(
+        default=5,
+        ge=1,
+        description="A tag trends only with at least this many cases in the window.",
     )

@@ -28,6 +28,7 @@ from casewire_sla.adapters.metrics import SlaMetrics
 from casewire_sla.adapters.store import MIGRATIONS, SCHEMA, SlaStore
 from casewire_sla.domain.holding import WatermarkHold
 from casewire_sla.domain.policies import PolicySet, load_policy_file
+from casewire_sla.domain.roster import load_roster
 from casewire_sla.entrypoints.consumer import DEAD_LETTER_REASONS, case_event_router
 from casewire_sla.entrypoints.scheduler import TimerScheduler
 from casewire_sla.service import SlaService
@@ -77,9 +78,11 @@ def create_app(settings: SlaSettings | None = None) -> FastAPI:
     configure_logging(settings.log_level)
     # An invalid policy file stops the service here, before it touches Kafka or PostgreSQL.
     policies = load_policy_file(settings.sla_policies)
+    roster = load_roster(settings.sla_agents)  # likewise an unreadable agents file
     registry = new_registry()
     broker = build_broker(settings.kafka_bootstrap_servers, registry, "sla")
-    metrics = SlaMetrics(registry)
+    metrics = SlaMetrics(registry, roster)
+    metrics.start_roster_series()
     dsn = settings.database_url.get_secret_value()
     store = SlaStore(dsn, pool_size=settings.sla_pool_size)
     service = SlaService(store, policies)

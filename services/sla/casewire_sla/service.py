@@ -99,6 +99,9 @@ class Fulfilment:
     clock: ClockRecord
     at: datetime
     business: timedelta
+    # The case's assignee when the clock ended (the snapshot of the event that ended it): the
+    # agent the per-agent figures count it for. None: nobody owned the case, or not known.
+    assignee: str | None = None
 
     @property
     def calendar(self) -> timedelta:
@@ -307,7 +310,7 @@ class SlaService:
             outcome.started.append(clock)
             records.append(alert_record(clock, SLA_CLOCK_STARTED, time=now))
         elif isinstance(change, ClockFulfilment):
-            await self._fulfil(tx, change, moment, outcome, records)
+            await self._fulfil(tx, change, case, moment, outcome, records)
         elif isinstance(change, ClockRefulfilment):
             await self._refulfil(tx, change, moment, outcome, records)
         elif isinstance(change, ClockBackdate):
@@ -348,6 +351,7 @@ class SlaService:
         self,
         tx: SlaTransaction,
         fulfilment: ClockFulfilment,
+        case: CaseSnapshot,
         moment: _Moment,
         outcome: BatchOutcome,
         records: Records,
@@ -360,7 +364,7 @@ class SlaService:
         moment.ended[clock.id] = (clock, at, len(records))
         elapsed = self._elapsed(clock, at)
         if fulfilment.by_reply:
-            fulfilled = Fulfilment(clock, at, elapsed)
+            fulfilled = Fulfilment(clock, at, elapsed, case.assignee)
             outcome.fulfilled.append(fulfilled)
             await tx.record_outcome(clock.id, fulfilled.outcome)
             if retracts_breach(at, ended.breached_at):

@@ -11,6 +11,12 @@ class SlaSettings(ConsumerSettings):
         default=Path("config/sla-policies.yaml"),
         description="The SLA policy file (CASEWIRE_SLA_POLICIES); read once at start.",
     )
+    sla_agents: Path | None = Field(
+        default=None,
+        description="The router's agents file (CASEWIRE_SLA_AGENTS), read once at start for"
+        " its agent ids and teams: the roster the per-agent SLA figures name. Unset: no"
+        " roster, every assignee counts as other.",
+    )
     sla_consumer_group: str = Field(
         default="casewire-sla", description="Kafka consumer group reading case events."
     )

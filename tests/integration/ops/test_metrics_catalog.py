@@ -36,7 +36,12 @@ from tests.integration.helpers import (
     producer,
     running,
 )
-from tests.unit.ops.catalog import load_catalog, missing_precreated, scrape_differences
+from tests.unit.ops.catalog import (
+    exported_families,
+    load_catalog,
+    missing_precreated,
+    scrape_differences,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -124,6 +129,7 @@ async def test_every_service_exports_exactly_the_catalogued_metrics(
                 {
                     **connection,
                     "sla_policies": tmp_path / "policies.yaml",
+                    "sla_agents": tmp_path / "agents.yaml",
                     "sla_consumer_group": f"sla-ops-{unique}",
                 }
             )
@@ -178,6 +184,28 @@ async def test_every_service_exports_exactly_the_catalogued_metrics(
     )
     assert sampled(scrapes["router"], "casewire_dead_letters_total")
     assert sampled(scrapes["ingest"], "casewire_ingest_duplicates_total")
+
+    # The configured bounds the catalog describes in words: the roster (nikos) and the rules
+    # file's tags (none here), anything else `other`.
+    router_families = exported_families(scrapes["router"])
+    agents = router_families["casewire_router_replies"].labels.get("agent", set())
+    assert agents == {"nikos"}, agents  # the answered case's owner, the roster's series
+    assert all(
+        family.labels.get("agent", set()) <= {"nikos", "other", "unassigned"}
+        and family.labels.get("tag", set()) <= {"other"}
+        for family in router_families.values()
+    )
+
+    # The SLA service's roster is the same agents file: nikos's series, started at zero.
+    sla_families = exported_families(scrapes["sla"])
+    sla_agents = sla_families["casewire_sla_agent_response_seconds"].labels.get("agent", set())
+    assert "nikos" in sla_agents
+    assert sla_agents <= {"nikos", "other", "unassigned"}, sla_agents
+    # Languages: CASEWIRE_LANGUAGES, other, unknown (the generic messages here carry none).
+    languages = set(RouterSettings().languages.split(",")) | {"other", "unknown"}
+    assert all(
+        family.labels.get("language", set()) <= languages for family in router_families.values()
+    )
 
     catalog = load_catalog()
     problems = [

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import os
 import sys
@@ -278,3 +280,85 @@ async def test_report_on_an_unreachable_database_fails_with_a_clear_message() ->
     assert (code, out) == (2, "")
     assert err.startswith("report: ")
     assert "Traceback" not in err
+
+
+async def test_report_by_tag_and_platform_counts_a_case_under_each_of_its_tags(
+    known_database: str,
+) -> None:
+    connection = await asyncpg.connect(known_database)
+    try:
+        report = await build_report(connection, since=START, until=END, by=("tag", "platform"))
+    finally:
+        await connection.close()
+
+    assert (report.teams, report.agents) == ([], [])
+    tags = {figures.name: summary(figures) for figures in report.tags}
+    assert tags["shipping"] == {
+        "inbound": 6,
+        "cases": 3,
+        "customers": 2,
+        "replied": (2, 3),
+        "skipped": 0,
+        "first_response": Durations(90.0, 90.0, 114.0),
+        "resolution": Durations(600.0, 600.0, 600.0),
+        "tags": [("shipping", 3), ("vip", 1)],
+    }
+    assert (tags["vip"]["cases"], tags["vip"]["replied"]) == (1, (1, 1))
+    assert (tags["praise"]["skipped"], tags["praise"]["replied"]) == (1, (0, 0))
+    assert tags["billing"]["first_response"] == Durations(300.0, 300.0, 300.0)
+    # The untagged case opened before the period: its follow-up counts, no case does.
+    assert (tags[None]["inbound"], tags[None]["cases"]) == (1, 0)
+    assert [figures.name for figures in report.tags] == [
+        "billing",
+        "praise",
+        "shipping",
+        "vip",
+        None,
+    ]
+    assert [(f.name, f.cases, f.inbound_messages) for f in report.platforms] == [("x", 5, 9)]
+
+
+async def test_report_command_writes_daily_buckets_as_csv_and_json(known_database: str) -> None:
+    period = ("--since", "2026-11-02T08:00Z", "--until", "2026-11-03T12:00Z")
+    code, out, err = await report_cli(
+        known_database, *period, "--daily", "--by", "tag", "--format", "csv"
+    )
+    assert (code, err) == (0, "")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [(row["day"], row["scope"], row["name"]) for row in rows] == [
+        ("2026-11-02", "overall", ""),
+        ("2026-11-02", "tag", "billing"),
+        ("2026-11-02", "tag", "praise"),
+        ("2026-11-02", "tag", "shipping"),
+        ("2026-11-02", "tag", "vip"),
+        ("2026-11-02", "tag", ""),
+        ("2026-11-03", "overall", ""),
+    ]
+    first_day = rows[0]
+    assert (first_day["cases"], first_day["unique_customers"], first_day["reply_rate"]) == (
+        "5",
+        "4",
+        "0.75",
+    )
+    assert first_day["first_response_average_seconds"] == "160"
+    assert first_day["top_tags"] == "shipping:3 billing:1 praise:1 vip:1"
+    assert (rows[-1]["cases"], rows[-1]["reply_rate"]) == ("0", "")
+
+    code, out, err = await report_cli(known_database, *period, "--daily", "--format", "json")
+    assert (code, err) == (0, "")
+    days = json.loads(out)["days"]
+    assert [(day["day"], day["overall"]["cases"]) for day in days] == [
+        ("2026-11-02", 5),
+        ("2026-11-03", 0),
+    ]
+    assert [team["name"] for team in days[0]["teams"]] == ["care", "shipping"]
+
+    code, out, err = await report_cli(known_database, *period, "--daily", "--by", "platform")
+    assert (code, err) == (0, "")
+    assert "== 2026-11-02 ==" in out
+    assert "By platform" in out
+    assert "By team" not in out
+
+    code, _, err = await report_cli(known_database, "--by", "mood")
+    assert code == 2
+    assert "not a breakdown: mood" in err

@@ -12,6 +12,7 @@ from casewire_sla.adapters.metrics import (
 )
 from casewire_sla.domain.calendars import Pause, elapsed_with_pauses
 from casewire_sla.domain.policies import parse_policy_set
+from casewire_sla.domain.roster import parse_roster
 from casewire_sla.service import BatchOutcome, FiredAlert, Fulfilment
 from prometheus_client import CollectorRegistry
 
@@ -163,3 +164,84 @@ def test_a_started_clock_has_its_alert_and_fulfilment_series_at_0_before_they_ha
         assert sample("casewire_sla_clocks_fulfilled_total", {**labels, "within_target": met}) == 0
     response = {**labels, "platform": "instagram", "channel": "dm", "time": "calendar"}
     assert sample("casewire_sla_response_seconds_count", response) == 0
+
+
+ROSTER = parse_roster("""
+agents:
+  - {id: amal, teams: [care, shipping], languages: [en], capacity: 5, online: true}
+""")
+
+
+def agent_seconds(registry: CollectorRegistry, suffix: str, **labels: str) -> float | None:
+    return registry.get_sample_value(f"casewire_sla_agent_response_seconds_{suffix}", labels)
+
+
+def test_business_time_is_observed_under_the_roster_agent_who_owned_the_case() -> None:
+    registry = CollectorRegistry()
+    metrics = SlaMetrics(registry, ROSTER)
+    overnight = datetime(2026, 3, 3, 8, 0, tzinfo=UTC)  # 2 h open, 17 h on the wall
+    done = fulfilment(record(), overnight)
+    metrics.record_fulfilment(Fulfilment(done.clock, done.at, done.business, "amal"))
+
+    labels = {"clock": "first_response", "team": "care", "agent": "amal"}
+    assert agent_seconds(registry, "count", **labels) == 1
+    assert agent_seconds(registry, "sum", **labels) == 7200.0
+
+
+def test_an_agent_outside_the_roster_counts_as_other_and_no_owner_as_unassigned() -> None:
+    registry = CollectorRegistry()
+    metrics = SlaMetrics(registry, ROSTER)
+    done = fulfilment(record(), STARTED + timedelta(minutes=30))
+    for assignee in ("api-made-agent-7", "another-stranger", None):
+        metrics.record_fulfilment(Fulfilment(done.clock, done.at, done.business, assignee))
+
+    agents = {
+        sample.labels["agent"]
+        for family in registry.collect()
+        if family.name == "casewire_sla_agent_response_seconds"
+        for sample in family.samples
+    }
+    assert agents == {"other", "unassigned"}
+    on_care = {"clock": "first_response", "team": "care"}
+    assert agent_seconds(registry, "count", **on_care, agent="other") == 2
+    assert agent_seconds(registry, "count", **on_care, agent="unassigned") == 1
+
+
+def test_only_the_contract_clock_is_observed_when_additive_policies_apply() -> None:
+    registry = CollectorRegistry()
+    metrics = SlaMetrics(registry, ROSTER)
+    at = STARTED + timedelta(minutes=10)
+    contract = fulfilment(record(), at)
+    beside = fulfilment(record(id=2, policy_id="public-x", calendar_id="always", additive=True), at)
+    for done in (contract, beside):
+        metrics.record_fulfilment(Fulfilment(done.clock, done.at, done.business, "amal"))
+
+    labels = {"clock": "first_response", "team": "care", "agent": "amal"}
+    assert agent_seconds(registry, "count", **labels) == 1  # the case once
+    # Both clocks stay in the per-policy histogram.
+    assert (
+        registry.get_sample_value(
+            "casewire_sla_response_seconds_count",
+            {**response_labels(beside.clock), "time": "business"},
+        )
+        == 1
+    )
+
+
+def test_the_roster_series_start_at_zero_for_each_of_the_agent_teams_and_clocks() -> None:
+    registry = CollectorRegistry()
+    SlaMetrics(registry, ROSTER).start_roster_series()
+
+    started = {
+        (sample.labels["clock"], sample.labels["team"], sample.labels["agent"])
+        for family in registry.collect()
+        if family.name == "casewire_sla_agent_response_seconds"
+        for sample in family.samples
+        if sample.name.endswith("_count")
+    }
+    assert started == {
+        (clock, team, "amal")
+        for clock in ("first_response", "next_response", "resolution")
+        for team in ("care", "shipping")
+    }
+    assert agent_seconds(registry, "count", clock="resolution", team="shipping", agent="amal") == 0

@@ -1,17 +1,34 @@
-"""Queue depth and agent capacity as Prometheus gauges, read from PostgreSQL periodically.
+"""Queue depth, agent capacity and trending topics as Prometheus gauges, read from PostgreSQL
+periodically.
 
 Every replica reports the same figures (they come from the shared database): aggregate them
-with `max by (team, ...)`, not `sum`.
+with `max by (team, ...)`, not `sum`. The topic trend is computed here for that reason: kept
+in memory, each replica would see only the cases it opened.
 """
 
 from __future__ import annotations
 
+import collections
+from datetime import UTC, datetime
+
+import asyncpg
 from casewire_common.periodic import Periodic
 from casewire_common.pg import Database
 from prometheus_client import CollectorRegistry, Gauge
 
 from casewire_router.adapters.case_store import WAITING
 from casewire_router.adapters.repository import SCHEMA
+from casewire_router.domain.care import CareBounds, TrendSettings, topic_trend
+
+# Cases opened since $2, by team and tag: those since $1 (the trend window) and those before
+# (the baseline). The index on opened_at keeps it to the cases of the two periods.
+_TOPIC_VOLUME = f"""
+    SELECT team, tag, count(*) FILTER (WHERE opened_at >= $1) AS recent,
+           count(*) FILTER (WHERE opened_at < $1) AS earlier
+    FROM {SCHEMA}.cases, unnest(tags) AS tag
+    WHERE opened_at >= $2 AND opened_at < $3
+    GROUP BY team, tag
+"""
 
 
 class QueueMetrics:
@@ -52,14 +69,37 @@ class QueueMetrics:
             ["team"],
             registry=registry,
         )
+        self.topic_trend_ratio = Gauge(
+            "casewire_router_topic_trend_ratio",
+            "Cases opened with a tag in the last trend window, over what the tag's rate in the"
+            " baseline before it predicts (at least one case), by tag and team.",
+            ["tag", "team"],
+            registry=registry,
+        )
+        self.topic_trending = Gauge(
+            "casewire_router_topic_trending",
+            "1 when a tag's trend ratio is at least the threshold with at least the minimum"
+            " cases in the window, else 0, by tag and team.",
+            ["tag", "team"],
+            registry=registry,
+        )
 
 
 class QueueMetricsRefresher:
-    """Reads the queue and agent figures every `interval` seconds while the router runs."""
+    """Reads the queue, agent and topic figures every `interval` seconds while the router runs."""
 
-    def __init__(self, database: Database, metrics: QueueMetrics, interval: float) -> None:
+    def __init__(
+        self,
+        database: Database,
+        metrics: QueueMetrics,
+        interval: float,
+        trends: TrendSettings | None = None,
+        bounds: CareBounds | None = None,
+    ) -> None:
         self._database = database
         self._metrics = metrics
+        self._trends = trends or TrendSettings()
+        self._bounds = bounds or CareBounds()
         self.task = Periodic("queue-metrics", interval, self.refresh)
 
     async def refresh(self) -> None:
@@ -77,6 +117,11 @@ class QueueMetricsRefresher:
                 "SELECT team, count(*) AS online, sum(capacity) AS capacity, sum(load) AS load"
                 f" FROM {SCHEMA}.agents, unnest(teams) AS team WHERE online GROUP BY team"
             )
+            now = datetime.now(UTC)
+            window_start = now - self._trends.window
+            topics = await connection.fetch(
+                _TOPIC_VOLUME, window_start, window_start - self._trends.baseline, now
+            )
         metrics = self._metrics
         for gauge in (
             metrics.queue_depth,
@@ -85,6 +130,8 @@ class QueueMetricsRefresher:
             metrics.agents_online,
             metrics.team_capacity,
             metrics.team_load,
+            metrics.topic_trend_ratio,
+            metrics.topic_trending,
         ):
             gauge.clear()
         oldest: dict[str, float] = {}
@@ -99,3 +146,17 @@ class QueueMetricsRefresher:
             metrics.agents_online.labels(row["team"]).set(row["online"])
             metrics.team_capacity.labels(row["team"]).set(row["capacity"])
             metrics.team_load.labels(row["team"]).set(row["load"])
+        self._set_trends(topics)
+
+    def _set_trends(self, rows: list[asyncpg.Record]) -> None:
+        volumes: collections.Counter[tuple[str, str, str]] = collections.Counter()
+        for row in rows:  # tags of older rules files add up under `other`
+            tag = self._bounds.tag(row["tag"])
+            volumes[(tag, row["team"], "recent")] += row["recent"]
+            volumes[(tag, row["team"], "earlier")] += row["earlier"]
+        for tag, team in {(tag, team) for tag, team, _ in volumes}:
+            trend = topic_trend(
+                volumes[(tag, team, "recent")], volumes[(tag, team, "earlier")], self._trends
+            )
+            self._metrics.topic_trend_ratio.labels(tag, team).set(trend.ratio)
+            self._metrics.topic_trending.labels(tag, team).set(1 if trend.trending else 0)

@@ -12,8 +12,11 @@ response and resolution times.
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 from typing import Any, Literal
 
 import asyncpg
@@ -22,14 +25,22 @@ from casewire_common.pg import Connection
 from casewire_router.adapters.repository import SCHEMA
 
 TOP_TAGS = 5
-Scope = Literal["overall", "team", "agent"]
-
-# GROUPING(team, assignee): the bit of a column is set when the row is NOT grouped by it.
-_SCOPE_OF_GROUPING: dict[int, Scope] = {3: "overall", 1: "team", 2: "agent"}
+Dimension = Literal["team", "agent", "tag", "platform", "language"]
+Scope = Literal["overall", "team", "agent", "tag", "platform", "language"]
+DIMENSIONS: tuple[Dimension, ...] = ("team", "agent", "tag", "platform", "language")
+DEFAULT_BY: tuple[Dimension, ...] = ("team", "agent")
+# The JSON key of each breakdown.
+PLURAL: dict[Dimension, str] = {
+    "team": "teams",
+    "agent": "agents",
+    "tag": "tags",
+    "platform": "platforms",
+    "language": "languages",
+}
 
 # Cases in scope: opened in the period ($1, $2 may be null: open-ended), of one team ($3, or all).
 _SCOPED_CASES = f"""
-    SELECT team, assignee, platform, customer_id, status, tags, first_response_at,
+    SELECT team, assignee, platform, language, customer_id, status, tags, first_response_at,
            extract(epoch FROM first_response_at - opened_at)::float8 AS first_response,
            CASE WHEN status = 'resolved'
                 THEN extract(epoch FROM resolved_at - opened_at)::float8 END AS resolution
@@ -39,11 +50,20 @@ _SCOPED_CASES = f"""
       AND ($3::text IS NULL OR team = $3)
 """
 
-_GROUPS = "GROUPING SETS ((), (team), (assignee))"
+# Each row's name, as an expression over a case `c`, and the join it needs: a case counts
+# under each of its tags (untagged ones under none: NULL).
+_ROW_NAME: dict[Scope, tuple[str, str]] = {
+    "overall": ("NULL::text", ""),
+    "team": ("c.team", ""),
+    "agent": ("c.assignee", ""),
+    "platform": ("c.platform::text", ""),
+    "language": ("c.language", ""),
+    "tag": ("t.tag", "LEFT JOIN LATERAL unnest(c.tags) AS t(tag) ON true"),
+}
 
 
 def _percentiles(column: str) -> str:
-    needed = "status <> 'no_action'"
+    needed = "c.status <> 'no_action'"
     return (
         f"avg({column}) FILTER (WHERE {needed}) AS {column}_average,"
         f" percentile_cont(0.5) WITHIN GROUP (ORDER BY {column}) FILTER (WHERE {needed})"
@@ -53,36 +73,43 @@ def _percentiles(column: str) -> str:
     )
 
 
-_CASE_FIGURES = f"""
-    WITH scoped AS ({_SCOPED_CASES})
-    SELECT GROUPING(team, assignee) AS grouping, team, assignee,
-           count(*) AS cases,
-           count(DISTINCT platform || ':' || customer_id) AS unique_customers,
-           count(*) FILTER (WHERE status = 'no_action') AS skipped_cases,
-           count(*) FILTER (WHERE status <> 'no_action' AND first_response_at IS NOT NULL)
-               AS replied_cases,
-           {_percentiles("first_response")},
-           {_percentiles("resolution")}
-    FROM scoped GROUP BY {_GROUPS}
-"""
+def _case_figures(scope: Scope) -> str:
+    name, join = _ROW_NAME[scope]
+    return f"""
+        WITH scoped AS ({_SCOPED_CASES})
+        SELECT {name} AS name,
+               count(*) AS cases,
+               count(DISTINCT c.platform || ':' || c.customer_id) AS unique_customers,
+               count(*) FILTER (WHERE c.status = 'no_action') AS skipped_cases,
+               count(*) FILTER (WHERE c.status <> 'no_action' AND c.first_response_at IS NOT NULL)
+                   AS replied_cases,
+               {_percentiles("first_response")},
+               {_percentiles("resolution")}
+        FROM scoped c {join} GROUP BY 1
+    """
 
-_TAG_COUNTS = f"""
-    WITH scoped AS ({_SCOPED_CASES})
-    SELECT GROUPING(team, assignee) AS grouping, team, assignee, tag, count(*) AS cases
-    FROM scoped, unnest(tags) AS tag
-    GROUP BY GROUPING SETS ((tag), (team, tag), (assignee, tag))
-"""
 
-_INBOUND_MESSAGES = f"""
-    SELECT GROUPING(c.team, c.assignee) AS grouping, c.team AS team, c.assignee AS assignee,
-           count(*) AS inbound_messages
-    FROM {SCHEMA}.messages m JOIN {SCHEMA}.cases c ON c.id = m.case_id
-    WHERE m.direction = 'inbound'
-      AND ($1::timestamptz IS NULL OR m.sent_at >= $1)
-      AND ($2::timestamptz IS NULL OR m.sent_at < $2)
-      AND ($3::text IS NULL OR c.team = $3)
-    GROUP BY GROUPING SETS ((), (c.team), (c.assignee))
-"""
+def _tag_counts(scope: Scope) -> str:
+    name, join = _ROW_NAME[scope]
+    return f"""
+        WITH scoped AS ({_SCOPED_CASES})
+        SELECT {name} AS name, counted AS tag, count(*) AS cases
+        FROM scoped c {join}, unnest(c.tags) AS counted
+        GROUP BY 1, 2
+    """
+
+
+def _inbound_messages(scope: Scope) -> str:
+    name, join = _ROW_NAME[scope]
+    return f"""
+        SELECT {name} AS name, count(*) AS inbound_messages
+        FROM {SCHEMA}.messages m JOIN {SCHEMA}.cases c ON c.id = m.case_id {join}
+        WHERE m.direction = 'inbound'
+          AND ($1::timestamptz IS NULL OR m.sent_at >= $1)
+          AND ($2::timestamptz IS NULL OR m.sent_at < $2)
+          AND ($3::text IS NULL OR c.team = $3)
+        GROUP BY 1
+    """
 
 
 class ReportError(Exception):
@@ -100,7 +127,9 @@ class Durations:
 
 @dataclass
 class Figures:
-    """One row of the report: everything, one team, or one agent (None: unassigned cases)."""
+    """One row of the report: everything, or one team, agent, tag, platform or language (name
+    None: unassigned cases in the agent rows, untagged ones in the tag rows, cases with no
+    language in the language rows)."""
 
     scope: Scope
     name: str | None
@@ -136,22 +165,42 @@ class Report:
     until: datetime | None
     team: str | None
     overall: Figures
-    teams: list[Figures]
-    agents: list[Figures]
+    breakdowns: dict[Dimension, list[Figures]] = field(default_factory=dict)
+
+    @property
+    def teams(self) -> list[Figures]:
+        return self.breakdowns.get("team", [])
+
+    @property
+    def agents(self) -> list[Figures]:
+        return self.breakdowns.get("agent", [])
+
+    @property
+    def tags(self) -> list[Figures]:
+        return self.breakdowns.get("tag", [])
+
+    @property
+    def platforms(self) -> list[Figures]:
+        return self.breakdowns.get("platform", [])
+
+    @property
+    def languages(self) -> list[Figures]:
+        return self.breakdowns.get("language", [])
 
     @property
     def is_empty(self) -> bool:
         return self.overall.cases == 0 and self.overall.inbound_messages == 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "since": self.since.isoformat() if self.since else None,
             "until": self.until.isoformat() if self.until else None,
             "team": self.team,
             "overall": self.overall.as_dict(),
-            "teams": [figures.as_dict() for figures in self.teams],
-            "agents": [figures.as_dict() for figures in self.agents],
         }
+        for dimension, rows in self.breakdowns.items():
+            body[PLURAL[dimension]] = [figures.as_dict() for figures in rows]
+        return body
 
 
 async def build_report(
@@ -160,48 +209,117 @@ async def build_report(
     since: datetime | None = None,
     until: datetime | None = None,
     team: str | None = None,
+    by: Sequence[Dimension] = DEFAULT_BY,
 ) -> Report:
-    """The figures of the cases opened in [since, until), optionally of one team."""
+    """The figures of the cases opened in [since, until), optionally of one team: overall and
+    broken down `by` team, agent (the case's assignee), tag, platform or language."""
+    await _require_schema(connection)
+    async with connection.transaction(readonly=True, isolation="repeatable_read"):
+        return await _report(connection, since, until, team, by)
+
+
+async def build_daily_reports(
+    connection: Connection,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    team: str | None = None,
+    by: Sequence[Dimension] = DEFAULT_BY,
+    now: datetime | None = None,
+) -> list[Report]:
+    """One report per UTC day of [since, until) (the first and last day cut at those
+    instants), all read in one transaction. Without `since` the days start at the first
+    case's; without `until` they end now."""
+    await _require_schema(connection)
+    async with connection.transaction(readonly=True, isolation="repeatable_read"):
+        if since is None:
+            since = await connection.fetchval(
+                f"SELECT min(opened_at) FROM {SCHEMA}.cases WHERE ($1::text IS NULL OR team = $1)",
+                team,
+            )
+            if since is None:
+                return []
+        end = until or now or datetime.now(UTC)
+        reports = []
+        for start, stop in day_buckets(since, end):
+            reports.append(await _report(connection, start, stop, team, by))
+        return reports
+
+
+def day_buckets(since: datetime, until: datetime) -> list[tuple[datetime, datetime]]:
+    """[since, until) cut at each UTC midnight."""
+    buckets = []
+    start = since.astimezone(UTC)
+    while start < until:
+        midnight = datetime.combine(start.date(), time(), UTC) + timedelta(days=1)
+        stop = min(midnight, until)
+        buckets.append((start, stop))
+        start = stop
+    return buckets
+
+
+async def _require_schema(connection: Connection) -> None:
     if await connection.fetchval("SELECT to_regclass($1)", f"{SCHEMA}.cases") is None:
         raise ReportError(f"no {SCHEMA}.cases table: run `casewire-router migrate` first")
-    rows: dict[tuple[Scope, str | None], Figures] = {}
 
-    def figures_for(record: asyncpg.Record) -> Figures:
-        scope = _SCOPE_OF_GROUPING[record["grouping"]]
-        name = None if scope == "overall" else record[scope if scope == "team" else "assignee"]
-        return rows.setdefault((scope, name), Figures(scope, name))
 
+async def _report(
+    connection: Connection,
+    since: datetime | None,
+    until: datetime | None,
+    team: str | None,
+    by: Sequence[Dimension],
+) -> Report:
     arguments = (since, until, team)
-    async with connection.transaction(readonly=True, isolation="repeatable_read"):
-        for record in await connection.fetch(_CASE_FIGURES, *arguments):
-            figures = figures_for(record)
-            figures.cases = record["cases"]
-            figures.unique_customers = record["unique_customers"]
-            figures.skipped_cases = record["skipped_cases"]
-            figures.cases_needing_reply = record["cases"] - record["skipped_cases"]
-            figures.replied_cases = record["replied_cases"]
-            figures.first_response_seconds = _durations(record, "first_response")
-            figures.resolution_seconds = _durations(record, "resolution")
-        for record in await connection.fetch(_INBOUND_MESSAGES, *arguments):
-            figures_for(record).inbound_messages = record["inbound_messages"]
-        tags: dict[tuple[Scope, str | None], list[tuple[str, int]]] = {}
-        for record in await connection.fetch(_TAG_COUNTS, *arguments):
-            figures = figures_for(record)
-            tags.setdefault((figures.scope, figures.name), []).append(
-                (record["tag"], record["cases"])
-            )
-    for key, counts in tags.items():
-        rows[key].top_tags = sorted(counts, key=lambda item: (-item[1], item[0]))[:TOP_TAGS]
-    overall = rows.pop(("overall", None), Figures("overall", None))
-    by_name = sorted(rows.values(), key=lambda f: (f.name is None, f.name or ""))
+    overall_scope: Scope = "overall"
+    rows: dict[Scope, dict[str | None, Figures]] = {
+        overall_scope: await _rows(connection, overall_scope, arguments)
+    }
+    for dimension in by:
+        rows[dimension] = await _rows(connection, dimension, arguments)
+    overall = rows.pop("overall").get(None, Figures("overall", None))
     return Report(
         since=since,
         until=until,
         team=team,
         overall=overall,
-        teams=[figures for figures in by_name if figures.scope == "team"],
-        agents=[figures for figures in by_name if figures.scope == "agent"],
+        breakdowns={
+            dimension: sorted(
+                rows[dimension].values(), key=lambda f: (f.name is None, f.name or "")
+            )
+            for dimension in by
+        },
     )
+
+
+async def _rows(
+    connection: Connection, scope: Scope, arguments: tuple[Any, ...]
+) -> dict[str | None, Figures]:
+    """The figures of each row of one scope, by name."""
+    rows: dict[str | None, Figures] = {}
+
+    def figures_for(record: asyncpg.Record) -> Figures:
+        name = record["name"]
+        return rows.setdefault(name, Figures(scope, name))
+
+    for record in await connection.fetch(_case_figures(scope), *arguments):
+        figures = figures_for(record)
+        figures.cases = record["cases"]
+        figures.unique_customers = record["unique_customers"]
+        figures.skipped_cases = record["skipped_cases"]
+        figures.cases_needing_reply = record["cases"] - record["skipped_cases"]
+        figures.replied_cases = record["replied_cases"]
+        figures.first_response_seconds = _durations(record, "first_response")
+        figures.resolution_seconds = _durations(record, "resolution")
+    for record in await connection.fetch(_inbound_messages(scope), *arguments):
+        figures_for(record).inbound_messages = record["inbound_messages"]
+    tags: dict[str | None, list[tuple[str, int]]] = {}
+    for record in await connection.fetch(_tag_counts(scope), *arguments):
+        figures_for(record)
+        tags.setdefault(record["name"], []).append((record["tag"], record["cases"]))
+    for name, counts in tags.items():
+        rows[name].top_tags = sorted(counts, key=lambda item: (-item[1], item[0]))[:TOP_TAGS]
+    return rows
 
 
 def _durations(record: asyncpg.Record, column: str) -> Durations:
@@ -212,28 +330,130 @@ def _durations(record: asyncpg.Record, column: str) -> Durations:
     return Durations(seconds("average"), seconds("median"), seconds("p90"))
 
 
+_HEADINGS: dict[Dimension, str] = {
+    "team": "By team",
+    "agent": "By agent",
+    "tag": "By tag",
+    "platform": "By platform",
+    "language": "By language",
+}
+_NO_NAME: dict[Scope, str] = {
+    "overall": "all",
+    "team": "(no team)",
+    "agent": "(unassigned)",
+    "tag": "(untagged)",
+    "platform": "(no platform)",
+    "language": "(unknown)",
+}
+_FOOTNOTE = (
+    "reply rate = cases with a brand reply / cases needing one (skipped cases excluded);"
+    " times are from the first inbound message; resolution counts resolved cases only."
+    " Definitions: docs/report.md."
+)
+
+
+def _period(since: datetime | None, until: datetime | None) -> str:
+    return (
+        f"from {since.isoformat() if since else 'the beginning'}"
+        f" until {until.isoformat() if until else 'now'}"
+    )
+
+
 def render_table(report: Report) -> str:
     """The report as fixed-width text tables for a terminal."""
-    period = (
-        f"from {report.since.isoformat() if report.since else 'the beginning'}"
-        f" until {report.until.isoformat() if report.until else 'now'}"
+    title = f"Casewire care report, {_period(report.since, report.until)}" + (
+        f", team {report.team}" if report.team else ""
     )
-    title = f"Casewire care report, {period}" + (f", team {report.team}" if report.team else "")
-    if report.is_empty:
-        return f"{title}\n\nNo cases and no inbound messages in this period.\n"
-    sections = [
-        ("Overall", [report.overall]),
-        ("By team", report.teams),
-        ("By agent", report.agents),
-    ]
+    return f"{title}\n{_sections(report)}\n{_FOOTNOTE}\n"
+
+
+def render_daily_table(
+    reports: list[Report], since: datetime | None, until: datetime | None, team: str | None
+) -> str:
+    """Daily reports, one block per day, for a terminal."""
+    title = f"Casewire care report by day, {_period(since, until)}" + (
+        f", team {team}" if team else ""
+    )
+    if not reports:
+        return f"{title}\n\nNo cases in this period.\n"
     parts = [title]
-    for heading, figures in sections:
-        parts.append(f"\n{heading}\n{_table(figures)}")
-    parts.append(
-        "\nreply rate = cases with a brand reply / cases needing one (skipped cases excluded);"
-        " times are from the first inbound message; resolution counts resolved cases only."
-    )
+    for report in reports:
+        assert report.since is not None
+        parts.append(f"\n== {report.since.date().isoformat()} ==\n{_sections(report)}")
+    return "\n".join(parts) + f"\n{_FOOTNOTE}\n"
+
+
+def _sections(report: Report) -> str:
+    if report.is_empty:
+        return "\nNo cases and no inbound messages in this period.\n"
+    parts = [f"\nOverall\n{_table([report.overall])}"]
+    for dimension, rows in report.breakdowns.items():
+        parts.append(f"\n{_HEADINGS[dimension]}\n{_table(rows)}")
     return "\n".join(parts) + "\n"
+
+
+CSV_COLUMNS = (
+    "day",
+    "scope",
+    "name",
+    "inbound_messages",
+    "cases",
+    "unique_customers",
+    "cases_needing_reply",
+    "replied_cases",
+    "reply_rate",
+    "skipped_cases",
+    "skipped_share",
+    "first_response_average_seconds",
+    "first_response_median_seconds",
+    "first_response_p90_seconds",
+    "resolution_average_seconds",
+    "resolution_median_seconds",
+    "resolution_p90_seconds",
+    "top_tags",
+)
+
+
+def render_csv(reports: list[Report], *, daily: bool = False) -> str:
+    """One CSV row per figures row (overall first, then each breakdown), with a `day` column
+    (empty unless daily); empty cells where a figure has no value; top tags as `tag:count`
+    separated by spaces."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for report in reports:
+        day = report.since.date().isoformat() if daily and report.since else ""
+        rows = [report.overall] + [f for rows in report.breakdowns.values() for f in rows]
+        for figures in rows:
+            writer.writerow(
+                [
+                    day,
+                    figures.scope,
+                    figures.name or "",
+                    figures.inbound_messages,
+                    figures.cases,
+                    figures.unique_customers,
+                    figures.cases_needing_reply,
+                    figures.replied_cases,
+                    _number(figures.reply_rate),
+                    figures.skipped_cases,
+                    _number(figures.skipped_share),
+                    *(
+                        _number(getattr(durations, part))
+                        for durations in (
+                            figures.first_response_seconds,
+                            figures.resolution_seconds,
+                        )
+                        for part in ("average", "median", "p90")
+                    ),
+                    " ".join(f"{tag}:{count}" for tag, count in figures.top_tags),
+                ]
+            )
+    return out.getvalue()
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.6g}"
 
 
 _HEADERS = (
@@ -267,11 +487,11 @@ def _table(rows: list[Figures]) -> str:
 
 
 def _cells(figures: Figures) -> tuple[str, ...]:
-    name = {"overall": "all", "team": figures.name, "agent": figures.name}[figures.scope]
+    name = "all" if figures.scope == "overall" else figures.name
     skipped = f"{figures.skipped_cases} ({_percent(figures.skipped_share)})"
     replied = f"{figures.replied_cases}/{figures.cases_needing_reply}"
     return (
-        name or "(unassigned)",
+        name or _NO_NAME[figures.scope],
         str(figures.inbound_messages),
         str(figures.cases),
         str(figures.unique_customers),

@@ -181,6 +181,7 @@ def record_reply(case: CaseState, reply: CanonicalMessage, outcome: BatchOutcome
     outcome.stored_messages.append((reply, case.id))
     first = case.first_response_at is None
     if first:
+        outcome.first_answers.add(case.id)
         case.first_response_at = reply.sent_at
         outcome.cases[case.id] = case
     outcome.emit(ev.CASE_RESPONDED, case, reply.id, first_response=first, agent_id=reply.author.id)

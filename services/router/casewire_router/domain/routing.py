@@ -135,6 +135,9 @@ class BatchOutcome:
     # Cases absorbed into another of the same reply chain, in the order merged: (absorbed id,
     # kept id). Their messages and conversations move to the kept case, after the batch's own.
     absorbed: list[tuple[str, str]] = field(default_factory=list)
+    # Cases that got their first brand reply in this batch (none before): each answered once
+    # in the care metrics, even when an earlier-sent reply read later takes the first's place.
+    first_answers: set[str] = field(default_factory=set)
 
     def emit(
         self,
@@ -791,6 +794,8 @@ class Router:
         processed after a later-sent one takes its place (and says it is the first)."""
         batch.state.cases_by_message[(reply.platform, reply.platform_message_id)] = case
         first = case.first_response_at is None or reply.sent_at < case.first_response_at
+        if case.first_response_at is None:
+            batch.result.first_answers.add(case.id)
         if first:
             case.first_response_at = reply.sent_at
             batch.result.cases[case.id] = case

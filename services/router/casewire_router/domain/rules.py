@@ -342,6 +342,11 @@ class RuleSet:
         }
         self.extra_negative_words: list[str] = list(spec.urgency.negative)
         self.escalation: list[EscalationRule] = list(spec.escalation)
+        # Every tag a case can get from this file: the label values of the per-tag metrics.
+        self.tags: frozenset[str] = frozenset(
+            [tag for rule in spec.rules for tag in rule.then.tags]
+            + [tag for rule in spec.escalation for tag in rule.then.tags]
+        )
         self._rules = [_CompiledRule.of(rule) for rule in spec.rules]
         self._matcher = KeywordMatcher(
             keyword

@@ -50,7 +50,15 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--since", type=_instant, help="cases opened at or after (ISO 8601)")
     report.add_argument("--until", type=_instant, help="cases opened before (ISO 8601)")
     report.add_argument("--team", help="only this team's cases")
-    report.add_argument("--format", choices=("table", "json"), default="table")
+    report.add_argument(
+        "--by",
+        type=_breakdowns,
+        default=None,
+        metavar="team|agent|tag|platform|language",
+        help="rows besides the overall one, comma-separated (default: team,agent)",
+    )
+    report.add_argument("--daily", action="store_true", help="one report per UTC day")
+    report.add_argument("--format", choices=("table", "json", "csv"), default="table")
     args = parser.parse_args(argv)
 
     if args.command == "serve":
@@ -67,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check-rules":
         return _check_rules(args.file)
     if args.command == "report":
-        return _report(args.since, args.until, args.team, args.format)
+        return _report(
+            ReportRequest(args.since, args.until, args.team, args.by, args.daily, args.format)
+        )
     return _route(args.rules, args.agents, args.input)
 
 
@@ -99,30 +109,90 @@ def _instant(text: str) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def _report(since: datetime | None, until: datetime | None, team: str | None, form: str) -> int:
+def _breakdowns(text: str) -> tuple[str, ...]:
+    """`team,tag`: the report's breakdowns, in order, each once."""
+    from casewire_router.adapters.report import DIMENSIONS
+
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in DIMENSIONS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"not a breakdown: {', '.join(unknown) or repr(text)} (one or more of"
+            f" {', '.join(DIMENSIONS)}, comma-separated)"
+        )
+    return tuple(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    since: datetime | None
+    until: datetime | None
+    team: str | None
+    by: tuple[str, ...] | None
+    daily: bool
+    form: str
+
+
+def _report(request: ReportRequest) -> int:
     """Read-only figures over the router's database; exit 2 when it cannot be read."""
     import asyncpg
 
-    from casewire_router.adapters.report import ReportError, build_report, render_table
+    from casewire_router.adapters import report as care_report
     from casewire_router.settings import RouterSettings
 
+    since, until, team = request.since, request.until, request.team
     if since is not None and until is not None and since >= until:
         print("--since must be before --until", file=sys.stderr)
         return 2
+    by: tuple[care_report.Dimension, ...] = care_report.DEFAULT_BY
+    if request.by is not None:
+        by = tuple(d for d in care_report.DIMENSIONS if d in request.by)
+        by = tuple(sorted(by, key=request.by.index))
 
     async def run() -> str:
         connection = await asyncpg.connect(RouterSettings().database_url.get_secret_value())
         try:
-            report = await build_report(connection, since=since, until=until, team=team)
+            if request.daily:
+                reports = await care_report.build_daily_reports(
+                    connection, since=since, until=until, team=team, by=by
+                )
+            else:
+                reports = [
+                    await care_report.build_report(
+                        connection, since=since, until=until, team=team, by=by
+                    )
+                ]
         finally:
             await connection.close()
-        if form == "json":
-            return json.dumps(report.as_dict(), ensure_ascii=False, indent=2) + "\n"
-        return render_table(report)
+        if request.form == "csv":
+            return care_report.render_csv(reports, daily=request.daily)
+        if request.form == "json":
+            body: dict[str, Any] = (
+                {
+                    "since": since.isoformat() if since else None,
+                    "until": until.isoformat() if until else None,
+                    "team": team,
+                    "days": [
+                        {"day": r.since.date().isoformat() if r.since else None, **r.as_dict()}
+                        for r in reports
+                    ],
+                }
+                if request.daily
+                else reports[0].as_dict()
+            )
+            return json.dumps(body, ensure_ascii=False, indent=2) + "\n"
+        if request.daily:
+            return care_report.render_daily_table(reports, since, until, team)
+        return care_report.render_table(reports[0])
 
     try:
         sys.stdout.write(asyncio.run(run()))
-    except (ReportError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+    except (
+        care_report.ReportError,
+        OSError,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+    ) as error:
         print(f"report: {error}", file=sys.stderr)
         return 2
     return 0

@@ -1,4 +1,12 @@
-"""The service's own Prometheus metrics, beside faststream's and the outbox relay's."""
+"""The service's own Prometheus metrics, beside faststream's and the outbox relay's.
+
+Business time by agent (`casewire_sla_agent_response_seconds`) is measured here rather than in
+the router, which has the agents: business time is the open time of a clock's calendar with its
+pauses out, and only this service has both - the policy file's calendars and each clock's
+pauses, under the policy its case selects at each moment. The router would need the policy
+file, the calendar arithmetic and the pause rules as a second copy to keep in step. The roster
+is the smaller thing to share: the agents file, read once at start (`domain/roster.py`).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from casewire_sla.adapters.alerts import ClockRecord
 from casewire_sla.domain.policies import CLOCKS
+from casewire_sla.domain.roster import Roster
 from casewire_sla.service import BatchOutcome, FiredAlert, Fulfilment
 
 # Responses on social range from seconds to days; resolutions to weeks.
@@ -74,8 +83,25 @@ def response_times(fulfilment: Fulfilment) -> dict[str, float]:
     }
 
 
+def counts_for_agents(fulfilment: Fulfilment) -> bool:
+    """Whether a fulfilled clock is observed in the per-agent figures: only the contract's.
+
+    A case runs one track of clocks under its contract (the first matching policy that is not
+    additive) and one more per matching additive policy, and one reply fulfils the
+    first_response clock of every track at once (domain/policies.py). Observing each would
+    count the case once per policy that applies, and mix calendars: a channel expectation
+    counted on `always` beside a contract counted in office hours. The contract is the one
+    track every case has at most one of, and its calendar is the business time the team is
+    held to, so the per-agent figures take its clocks alone: one observation per case and
+    clock cycle. A case no contract matches (a policy file without a catch-all) is left out
+    here; its additive clocks stay in `casewire_sla_response_seconds`, by policy.
+    """
+    return not fulfilment.clock.additive
+
+
 class SlaMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, roster: Roster | None = None) -> None:
+        self.roster = roster or Roster()
         self.breaches = Counter(
             "casewire_sla_breaches_total",
             "SLA breaches fired, by clock, policy, team and priority.",
@@ -118,6 +144,16 @@ class SlaMetrics:
             "How long clocks ran until fulfilled (first/next reply, resolution), in business"
             " time (open calendar time, pauses out) and calendar (wall) time.",
             ["clock", "time", "policy", "team", "priority", "platform", "channel"],
+            buckets=_RESPONSE_BUCKETS,
+            registry=registry,
+        )
+        self.agent_response_seconds = Histogram(
+            "casewire_sla_agent_response_seconds",
+            "How long the contract's clocks ran until fulfilled, in business time (open"
+            " calendar time, pauses out), by clock, the case's team and its assignee when the"
+            " clock ended (roster agents, else other; unassigned). Additive policies' clocks"
+            " are left out: a case counts once.",
+            ["clock", "team", "agent"],
             buckets=_RESPONSE_BUCKETS,
             registry=registry,
         )
@@ -190,6 +226,15 @@ class SlaMetrics:
         )
         precreate(self.response_seconds, [{**response, "time": t} for t in _RESPONSE_TIMES])
 
+    def start_roster_series(self) -> None:
+        """Start each roster agent's series at zero, for each of their teams and every clock,
+        so that a leaderboard shows those who answered nothing yet (and `rate()` sees their
+        first observation)."""
+        for agent, teams in self.roster.teams.items():
+            for team in teams:
+                for clock in CLOCKS:
+                    self.agent_response_seconds.labels(clock, team, agent)
+
     def record_alerts(self, fired: Iterable[FiredAlert]) -> None:
         for alert in fired:
             counter = self.breaches if alert.kind == "breach" else self.warnings
@@ -225,6 +270,11 @@ class SlaMetrics:
         labels = response_labels(fulfilment.clock)
         for time, seconds in response_times(fulfilment).items():
             self.response_seconds.labels(time=time, **labels).observe(seconds)
+        if counts_for_agents(fulfilment):
+            clock = fulfilment.clock
+            self.agent_response_seconds.labels(
+                clock.clock, clock.team or UNKNOWN, self.roster.agent(fulfilment.assignee)
+            ).observe(response_times(fulfilment)["business"])
         met = "true" if fulfilment.within_target else "false"
         self.clocks_fulfilled.labels(**clock_labels(fulfilment.clock), within_target=met).inc()
 
