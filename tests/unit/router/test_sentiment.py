@@ -12,12 +12,16 @@ from casewire_common import events as ev
 from casewire_router.domain.keywords import fold
 from casewire_router.domain.routing import BatchState, router_for
 from casewire_router.domain.sentiment import (
+    FORMAT,
     MAX_CHARS,
     NEUTRAL,
     Sentiment,
     default_model,
     features,
     guess_language,
+    pack,
+    read_model,
+    unpack,
 )
 from casewire_router.domain.urgency import default_model as urgency_model
 from casewire_router.domain.urgency import read_text, score
@@ -152,6 +156,41 @@ def test_recorded_evaluation_matches_a_reevaluation_of_the_shipped_model(
         majority = figures[(language, "all")]["majority"]
         shipped = figures[(language, "all")]["shipped"]
         assert shipped[1] > majority[1] + 0.2, language  # macro-F1 well above the baseline
+
+
+def test_packed_weights_sum_without_carrying_between_labels() -> None:
+    triples = [(-32768, 0, 32767), (509, -415, -94), (-1, -1, 2), (32767, -32768, 0)]
+    total = sum(pack(*triple) for triple in triples)
+    assert unpack(total, len(triples)) == tuple(map(sum, zip(*triples, strict=True)))
+    # The longest text has at most 4 * MAX_CHARS features, all of them extreme.
+    hits = 4 * MAX_CHARS
+    assert unpack(pack(-32768, 32767, -32768) * hits, hits) == (
+        -32768 * hits,
+        32767 * hits,
+        -32768 * hits,
+    )
+    with pytest.raises(ValueError, match="out of range"):
+        pack(0, 32768, 0)
+
+
+def _model_lines(features_counted: int, rows: list[str]) -> list[str]:
+    table = {"prior": [0, 0, 0], "temperature": 1.0, "features": 0}
+    languages = {language: dict(table) for language in ("ar", "el", "en", "es", "th")}
+    languages["en"]["features"] = features_counted
+    return [json.dumps({"format": FORMAT, "languages": languages}), *rows]
+
+
+def test_model_file_is_read_line_by_line_and_checked() -> None:
+    model = read_model(_model_lines(2, ['["bad",90,-10,-80]', '["good",-70,0,70]']))
+    assert model.languages["en"].weights["bad"] == pack(90, -10, -80)
+    with pytest.raises(ValueError, match="cut short"):
+        read_model(_model_lines(3, ['["bad",90,-10,-80]', '["good",-70,0,70]']))
+    with pytest.raises(ValueError, match="more lines"):
+        read_model(_model_lines(1, ['["bad",90,-10,-80]', '["good",-70,0,70]']))
+    with pytest.raises(ValueError, match="repeats"):
+        read_model(_model_lines(2, ['["bad",90,-10,-80]', '["bad",90,-10,-80]']))
+    with pytest.raises(ValueError, match="format"):
+        read_model(['{"format": 1, "languages": {}}'])
 
 
 def test_training_split_is_deterministic_and_by_text() -> None:

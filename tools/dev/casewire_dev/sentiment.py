@@ -47,6 +47,7 @@ from casewire_dev.paths import repo_root, shared_data
 LABELS = ("negative", "neutral", "positive")
 LANGUAGE_NAMES = {"ar": "Arabic", "el": "Greek", "en": "English", "es": "Spanish", "th": "Thai"}
 SCALE = 100  # as casewire_router.domain.sentiment._SCALE
+FORMAT = 2  # as casewire_router.domain.sentiment.FORMAT
 ALPHAS = (0.1, 0.3, 1.0)
 MIN_COUNTS = (2, 3)
 PRIOR_WEIGHTS = (0.0, 0.5, 1.0)
@@ -381,15 +382,34 @@ def train(items: Sequence[Item]) -> dict[str, Any]:
             "weights": {feature: list(weights[feature]) for feature in sorted(weights)},
         }
     return {
-        "format": 1,
+        "format": FORMAT,
         "trained": {"method": "multinomial Naive Bayes, `casewire-dev sentiment --train`"},
         "languages": languages,
     }
 
 
 def encode(document: Mapping[str, Any]) -> bytes:
-    text = json.dumps(document, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    """The model file (`casewire_router.domain.sentiment.FORMAT`): a JSON header, then one
+    JSON line per feature, language after language in the header's (sorted) order."""
+    header = {key: value for key, value in document.items() if key != "languages"}
+    header["format"] = FORMAT
+    header["languages"] = {
+        language: {
+            **{key: value for key, value in table.items() if key != "weights"},
+            "features": len(table["weights"]),
+        }
+        for language, table in document["languages"].items()
+    }
+    lines = [_json_line(header)]
+    for language in sorted(document["languages"]):
+        weights = document["languages"][language]["weights"]
+        lines.extend(_json_line([feature, *weights[feature]]) for feature in sorted(weights))
+    text = "".join(f"{line}\n" for line in lines)
     return gzip.compress(text.encode(), compresslevel=9, mtime=0)
+
+
+def _json_line(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
 def train_labels(items: Sequence[Item]) -> dict[str, Counter[str]]:
@@ -468,13 +488,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     intents = data / "intents"
     if not intents.is_dir():
         parser.error(f"no labelled data under {intents}")
-    from casewire_router.domain.sentiment import build_model, read_model_file
+    from casewire_router.domain.sentiment import read_model_file
 
     items = load_items(intents)
     if args.train:
-        document = _with_summary(train(items))
-        (root / MODEL_PATH).write_bytes(encode(document))
-        model = build_model(document)
+        data = encode(_with_summary(train(items)))
+        (root / MODEL_PATH).write_bytes(data)
+        model = read_model_file(data)
         print(f"wrote {MODEL_PATH} ({(root / MODEL_PATH).stat().st_size:,} bytes)", file=sys.stderr)
     else:
         model = read_model_file((root / MODEL_PATH).read_bytes())
