@@ -223,7 +223,13 @@ def check_precreated(scrapes: dict[str, str]) -> None:
     """Every label set the catalog says is pre-created is there before any event (the router
     may already count records other tests left: presence, not the value, is checked)."""
     catalog = load_catalog()
-    configured = {"team": frozenset({"care", "fastlane"}), "integration": frozenset({"tests"})}
+    languages = RouterSettings().languages.split(",")
+    configured = {
+        "team": frozenset({"care", "fastlane"}),
+        "integration": frozenset({"tests"}),
+        "language": frozenset({*languages, "other", "unknown"}),
+        "tag": frozenset({"other"}),  # the rules file has no tags
+    }
     problems = [
         f"{service}: {problem}"
         for service, text in scrapes.items()
