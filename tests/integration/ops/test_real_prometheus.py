@@ -57,7 +57,7 @@ teams: [care, fastlane]
 rules:
   - id: fastlane
     when: {any: ["hurry"]}
-    then: {team: fastlane}
+    then: {team: fastlane, tags: [rush]}
 """
 AGENTS = """
 agents:
@@ -75,6 +75,9 @@ policies:
 # (dashboard file, panel title) -> why this test's traffic leaves it without data.
 NOT_FILLED = {
     ("casewire-care.json", "Incidents and escalations"): "no crisis burst, no escalation rules",
+    ("casewire-care.json", "Trending topics (cases in the trend window / baseline)"): (
+        "a trend needs at least 5 cases of one tag in the window"
+    ),
     # Every case is assigned at once: no queue, and the queue gauges have series only for the
     # (team, priority) pairs with cases waiting.
     ("casewire-care.json", "Queue depth by team"): "every case is assigned at once",
@@ -276,6 +279,8 @@ async def running_services(
             local_stack.free_port(),
             {
                 "CASEWIRE_SLA_POLICIES": str(directory / "policies.yaml"),
+                # The roster: the agents' business-time series start at 0 (the leaderboard).
+                "CASEWIRE_SLA_AGENTS": str(directory / "agents.yaml"),
                 "CASEWIRE_SLA_CONSUMER_GROUP": groups["sla"],
             },
         ),
@@ -336,7 +341,8 @@ async def test_every_panel_the_traffic_fills_shows_it_and_the_alerts_it_should_f
                 answer = await ingest.post("/v1/messages", json=body)
             assert answer.status_code == status, answer.text
 
-        answered = message(unique, 1, "answered", "where is my order?")
+        # Negative (the sentiment panels): "terrible" is in the negative vocabulary.
+        answered = message(unique, 1, "answered", "This is terrible, where is my order?")
         await post(answered, 202)
         await post(answered, 202)  # a platform redelivery: a duplicate
         # Sent 8 s ago: its warning (at 3 s) fires late, as its clock starts; its breach (at

@@ -1,5 +1,5 @@
-"""Queue depth, agent capacity and trending topics as Prometheus gauges, read from PostgreSQL
-periodically.
+"""Queue depth, agent capacity and load, and trending topics as Prometheus gauges, read from
+PostgreSQL periodically.
 
 Every replica reports the same figures (they come from the shared database): aggregate them
 with `max by (team, ...)`, not `sum`. The topic trend is computed here for that reason: kept
@@ -69,6 +69,20 @@ class QueueMetrics:
             ["team"],
             registry=registry,
         )
+        self.agent_open_cases = Gauge(
+            "casewire_router_agent_open_cases",
+            "Open cases an agent owns (their load), by agent: roster agents by id, any other"
+            " agent under `other` (the leaderboard's open load).",
+            ["agent"],
+            registry=registry,
+        )
+        self.agent_capacity = Gauge(
+            "casewire_router_agent_capacity",
+            "An online agent's capacity (0 when offline), by agent as"
+            " casewire_router_agent_open_cases.",
+            ["agent"],
+            registry=registry,
+        )
         self.topic_trend_ratio = Gauge(
             "casewire_router_topic_trend_ratio",
             "Cases opened with a tag in the last trend window, over what the tag's rate in the"
@@ -117,6 +131,10 @@ class QueueMetricsRefresher:
                 "SELECT team, count(*) AS online, sum(capacity) AS capacity, sum(load) AS load"
                 f" FROM {SCHEMA}.agents, unnest(teams) AS team WHERE online GROUP BY team"
             )
+            agents = await connection.fetch(
+                f"SELECT id, load, CASE WHEN online THEN capacity ELSE 0 END AS capacity"
+                f" FROM {SCHEMA}.agents"
+            )
             now = datetime.now(UTC)
             window_start = now - self._trends.window
             topics = await connection.fetch(
@@ -130,6 +148,8 @@ class QueueMetricsRefresher:
             metrics.agents_online,
             metrics.team_capacity,
             metrics.team_load,
+            metrics.agent_open_cases,
+            metrics.agent_capacity,
             metrics.topic_trend_ratio,
             metrics.topic_trending,
         ):
@@ -146,6 +166,15 @@ class QueueMetricsRefresher:
             metrics.agents_online.labels(row["team"]).set(row["online"])
             metrics.team_capacity.labels(row["team"]).set(row["capacity"])
             metrics.team_load.labels(row["team"]).set(row["load"])
+        load: collections.Counter[str] = collections.Counter()
+        capacity: collections.Counter[str] = collections.Counter()
+        for row in agents:
+            agent = self._bounds.agent(row["id"])
+            load[agent] += row["load"]
+            capacity[agent] += row["capacity"]
+        for agent, cases in load.items():
+            metrics.agent_open_cases.labels(agent).set(cases)
+            metrics.agent_capacity.labels(agent).set(capacity[agent])
         self._set_trends(topics)
 
     def _set_trends(self, rows: list[asyncpg.Record]) -> None:
