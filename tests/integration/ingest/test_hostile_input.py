@@ -51,9 +51,23 @@ def ingest(
     database_url = asyncio.run(
         local_stack.ensure_database(stack.database_url, f"casewire_hostile_{time.time_ns()}")
     )
+    # A broker of its own: the 5,000 messages posted here would otherwise wait on the shared
+    # messages topic for every later router test, whose new consumer groups read it from the
+    # start.
+    port = local_stack.free_port()
+    local_stack.start_broker(logs, port)
+    try:
+        bootstrap = f"127.0.0.1:{port}"
+        asyncio.run(local_stack.create_topics(bootstrap, partitions=1))
+        yield from _served(database_url, bootstrap, logs)
+    finally:
+        local_stack.stop_broker(logs)
+
+
+def _served(database_url: str, bootstrap: str, logs: Path) -> Iterator[ServedIngest]:
     env = {
         **os.environ,
-        "CASEWIRE_KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap_servers,
+        "CASEWIRE_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "CASEWIRE_DATABASE_URL": database_url,
         "CASEWIRE_META_APPS": json.dumps([{"app_secret": META_SECRET, "verify_token": "v"}]),
         "CASEWIRE_X_APPS": json.dumps([{"consumer_secret": X_SECRET}]),
@@ -71,7 +85,7 @@ def ingest(
             f"http://127.0.0.1:{running.spec.port}",
             running.process.pid,
             running.log_path,
-            stack.kafka_bootstrap_servers,
+            bootstrap,
         )
     finally:
         asyncio.run(services.stop_all([running]))
