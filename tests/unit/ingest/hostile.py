@@ -98,7 +98,9 @@ broken_strings = st.sampled_from(
      b'"\xf4\x90\x80\x80"', b'"a\x00b"', b'"\\u12"', b'"unterminated']
 )  # fmt: skip
 tricky_strings = st.text(
-    alphabet=st.sampled_from(_TRICKY_CHARACTERS) | st.characters(), max_size=200
+    # Surrogates have no UTF-8 form: they come as escapes, in `broken_strings`.
+    alphabet=st.sampled_from(_TRICKY_CHARACTERS) | st.characters(exclude_categories=["Cs"]),
+    max_size=200,
 ).map(lambda text: json.dumps(text, ensure_ascii=False).encode())
 long_strings = st.integers(min_value=70_000, max_value=900_000).map(
     lambda n: b'"' + "ب".encode() * (n // 2) + b'"'
