@@ -29,7 +29,12 @@ from tests.integration.helpers import (
     producer,
     running,
 )
-from tests.integration.router.test_threading_incidents import about, canonical, settings_for
+from tests.integration.router.test_threading_incidents import (
+    about,
+    canonical,
+    settings_for,
+    start_at_topic_ends,
+)
 
 
 @dataclass
@@ -111,7 +116,9 @@ async def desk(
     tmp_path: Path, database_url: str, bootstrap: str, unique: str, pg: asyncpg.Connection
 ) -> AsyncIterator[Desk]:
     await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
-    app = create_app(settings_for(tmp_path, database_url, bootstrap, unique))
+    settings = settings_for(tmp_path, database_url, bootstrap, unique)
+    await start_at_topic_ends(settings)
+    app = create_app(settings)
     async with (
         running(app) as client,
         producer(bootstrap) as kafka,

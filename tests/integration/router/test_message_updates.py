@@ -17,7 +17,12 @@ from casewire_router.adapters.repository import MIGRATIONS_PACKAGE, SCHEMA
 from casewire_router.main import create_app
 
 from tests.integration.helpers import EventReader, consumer, producer, running
-from tests.integration.router.test_threading_incidents import about, canonical, settings_for
+from tests.integration.router.test_threading_incidents import (
+    about,
+    canonical,
+    settings_for,
+    start_at_topic_ends,
+)
 
 
 def update(original: bytes, event: str, text: str, at: datetime) -> bytes:
@@ -31,7 +36,9 @@ async def test_an_edit_raises_the_priority_and_edits_and_deletes_are_stored_and_
     tmp_path: Path, database_url: str, kafka_bootstrap: str, unique: str, pg: asyncpg.Connection
 ) -> None:
     await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
-    app = create_app(settings_for(tmp_path, database_url, kafka_bootstrap, unique))
+    settings = settings_for(tmp_path, database_url, kafka_bootstrap, unique)
+    await start_at_topic_ends(settings)
+    app = create_app(settings)
     conversation = f"x:brand:t{unique}:c{unique}"
     pid = f"{unique}-m"
     opened_at = datetime.now(UTC) - timedelta(minutes=5)

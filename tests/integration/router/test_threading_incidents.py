@@ -14,6 +14,7 @@ from casewire_common import topics
 from casewire_common.events import DecodedEvent, SlaAlertData, encode_event
 from casewire_common.messages import message_id
 from casewire_common.pg import migrate
+from casewire_dev import stack as local_stack
 from casewire_router.adapters.repository import MIGRATIONS_PACKAGE, SCHEMA
 from casewire_router.main import create_app
 from casewire_router.settings import RouterSettings
@@ -87,6 +88,15 @@ def settings_for(tmp_path: Path, database_url: str, bootstrap: str, unique: str)
         consumer_session_timeout_ms=6000,
         router_incident_threshold=3,
     )
+
+
+async def start_at_topic_ends(settings: RouterSettings) -> None:
+    """The router's consumer groups start where their topics end now: a new group would read
+    every message earlier tests left on the shared broker first (and give them its agents)."""
+    group = settings.router_consumer_group
+    bootstrap = settings.kafka_bootstrap_servers
+    await local_stack.start_group_at_topic_end(bootstrap, group, topics.MESSAGES)
+    await local_stack.start_group_at_topic_end(bootstrap, f"{group}-escalation", topics.SLA_ALERTS)
 
 
 def about(unique: str) -> object:
