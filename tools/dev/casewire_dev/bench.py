@@ -23,17 +23,15 @@ import argparse
 import asyncio
 import cProfile
 import gc
-import json
 import os
 import pstats
 import sys
 import tempfile
 import uuid
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 from casewire_common import topics
@@ -41,81 +39,17 @@ from casewire_common.kafka import POLL_TIMEOUT_MS
 from casewire_common.logging import configure_logging
 from casewire_common.pg import migrate
 
-from casewire_dev import bench_runs, bench_workload, stack
+from casewire_dev import bench_e2e, bench_ingest, bench_runs, bench_workload, stack
 from casewire_dev.paths import repo_root, shared_data
-
-RESULTS = Path("bench") / "results.json"
-
-Metric = dict[str, float | int | str]
-Results = dict[str, Metric]
-
-# How values print: the unit decides the precision.
-_DECIMALS = {"ratio": 3, "msgs/s": 0, "req/s": 0, "count": 0, "bytes": 0, "s": 2, "ms": 1}
-
-
-def metric(value: float, unit: str) -> Metric:
-    decimals = _DECIMALS.get(unit, 3)
-    rounded: float | int = round(value) if decimals == 0 else round(value, decimals)
-    return {"value": rounded, "unit": unit}
-
-
-def ratio(numerator: float, denominator: float) -> float:
-    """numerator / denominator, or 0 when there is nothing to divide by."""
-    return numerator / denominator if denominator > 0 else 0.0
-
-
-def load_results(path: Path) -> Results:
-    """The figures already recorded; a missing or unreadable file holds none."""
-    try:
-        document: Any = json.loads(path.read_text("utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
-    if not isinstance(document, dict):
-        return {}
-    return {
-        str(name): entry
-        for name, entry in document.items()
-        if isinstance(entry, dict) and "value" in entry and "unit" in entry
-    }
-
-
-def merge_results(existing: Mapping[str, Metric], measured: Mapping[str, Metric]) -> Results:
-    """Others' figures kept, ours replaced; existing keys keep their place, new ones follow."""
-    merged: Results = {name: dict(entry) for name, entry in existing.items()}
-    for name, entry in measured.items():
-        merged[name] = dict(entry)
-    return merged
-
-
-def write_results(path: Path, measured: Mapping[str, Metric]) -> Results:
-    merged = merge_results(load_results(path), measured)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(merged, indent=2, ensure_ascii=False) + "\n", "utf-8")
-    temporary.replace(path)
-    return merged
-
-
-def format_value(entry: Mapping[str, Any]) -> str:
-    value = entry["value"]
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return str(value)
-    decimals = _DECIMALS.get(str(entry["unit"]), 3)
-    return f"{value:,.{decimals}f}"
-
-
-def format_table(results: Mapping[str, Mapping[str, Any]]) -> str:
-    """metric | value | unit, values right-aligned."""
-    rows = [("metric", "value", "unit")] + [
-        (name, format_value(entry), str(entry["unit"])) for name, entry in results.items()
-    ]
-    widths = [max(len(row[column]) for row in rows) for column in range(3)]
-    lines = []
-    for index, (name, value, unit) in enumerate(rows):
-        lines.append(f"{name:<{widths[0]}}  {value:>{widths[1]}}  {unit:<{widths[2]}}".rstrip())
-        if index == 0:
-            lines.append("  ".join("-" * width for width in widths))
-    return "\n".join(lines)
+from casewire_dev.results import (
+    RESULTS,
+    BenchError,
+    Results,
+    format_table,
+    metric,
+    ratio,
+    write_results,
+)
 
 
 @dataclass(frozen=True)
@@ -231,9 +165,7 @@ async def _measure(options: Options, bootstrap: str, server_url: str, work: Path
             )
             copied = await bench_runs.read_topic(bootstrap, targets[round_ - 1], len(records))
             if len(copied) != len(records):
-                raise bench_runs.BenchError(
-                    f"passthrough wrote {len(copied)} of {len(records)} records"
-                )
+                raise BenchError(f"passthrough wrote {len(copied)} of {len(records)} records")
             return timing
 
         before = await passthrough(1)
@@ -304,11 +236,11 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging("WARNING")
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     if options.only == "rules":  # the rules engine alone: no stack to start
-        from casewire_dev import bench_rules  # it imports this module
+        from casewire_dev import bench_rules  # imports the router: only when it runs
 
         try:
             rules_figures = bench_rules.run(shared_data(repo_root()), options.seed)
-        except bench_runs.BenchError as error:
+        except BenchError as error:
             print(f"bench failed: {error}", file=sys.stderr)
             return 1
         write_results(options.output, rules_figures)
@@ -336,18 +268,14 @@ def main(argv: list[str] | None = None) -> int:
                 _measure(options, running.kafka_bootstrap_servers, running.database_url, state_dir)
             )
         if options.only in (None, "ingest"):
-            from casewire_dev import bench_ingest  # it imports this module
-
             measured |= bench_ingest.run(
                 running, state_dir, bench_ingest.IngestOptions(seed=options.seed)
             )
         if options.only in (None, "sla"):
-            from casewire_dev import bench_sla  # it imports this module
+            from casewire_dev import bench_sla  # imports the router: only when it runs
 
             measured |= bench_sla.run(running, state_dir)
         if options.only in (None, "e2e"):
-            from casewire_dev import bench_e2e  # it imports this module
-
             if options.only is None:
                 # A latency of its own: on a fresh stack, not on the topics and tables the
                 # benchmarks before it filled (the broker holds them all in memory).
@@ -356,10 +284,10 @@ def main(argv: list[str] | None = None) -> int:
                 running = start_stack()
             measured |= bench_e2e.run(running, state_dir)
         if options.only is None:
-            from casewire_dev import bench_rules  # it imports this module
+            from casewire_dev import bench_rules  # imports the router: only when it runs
 
             measured |= bench_rules.run(shared_data(repo_root()), options.seed)
-    except bench_runs.BenchError as error:
+    except BenchError as error:
         print(f"bench failed: {error}", file=sys.stderr)
         return 1
     finally:

@@ -29,14 +29,11 @@ from casewire_common.events import ROUTER_WATERMARK, DecodedEvent, decode_event
 from casewire_common.messages import CanonicalMessage
 
 from casewire_dev.bench_workload import Expectation, Record, predictable_counts
+from casewire_dev.results import BenchError
 
 SESSION_TIMEOUT_MS = 6000  # Tansu lets a member join after about half of it
 HEARTBEAT_MS = 1500
 POLL_SECONDS = 0.05
-
-
-class BenchError(RuntimeError):
-    """A run that did not produce what it had to: no figure is written."""
 
 
 @dataclass(frozen=True)

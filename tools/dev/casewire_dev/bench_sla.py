@@ -44,9 +44,7 @@ from casewire_common.events import (
 from casewire_router.adapters.watermarks import watermark_records
 
 from casewire_dev import services, stack
-from casewire_dev.bench import Results, metric
-from casewire_dev.bench_ingest import percentile
-from casewire_dev.bench_runs import BenchError
+from casewire_dev.results import BenchError, Results, metric, percentile
 
 SEEDED_CLOCKS = 100_000
 WINDOW_CLOCKS = 3_000
