@@ -33,7 +33,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 from casewire_common import topics
 from casewire_common.kafka import POLL_TIMEOUT_MS
 from casewire_common.logging import configure_logging
@@ -191,7 +190,7 @@ async def _measure(options: Options, bootstrap: str, server_url: str, work: Path
         after = await passthrough(2)
     finally:
         gc.unfreeze()
-        await _drop_database(server_url, database)
+        await stack.drop_database(server_url, database)
     if profiler is not None and options.profile is not None:
         profiler.dump_stats(str(options.profile))
         print(f"\nrouter profile (cProfile, by own time; full stats in {options.profile}):")
@@ -217,17 +216,6 @@ async def _measure(options: Options, bootstrap: str, server_url: str, work: Path
         "bench_message_bytes": metric(message_bytes, "bytes"),
         "router_case_events": metric(sum(routed.events.values()), "count"),
     }
-
-
-async def _drop_database(server_url: str, database_url: str) -> None:
-    """The run's database goes with the run (the embedded server goes too, but an external
-    one, from CASEWIRE_DATABASE_URL, stays)."""
-    name = database_url.rsplit("/", 1)[1]
-    connection = await asyncpg.connect(server_url)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
 
 
 def main(argv: list[str] | None = None) -> int:

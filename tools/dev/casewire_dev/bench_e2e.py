@@ -211,7 +211,7 @@ async def measure(running: stack.Stack, work: Path) -> Results:
     await stack.start_group_at_topic_end(
         running.kafka_bootstrap_servers, f"{group}-escalation", topics.SLA_ALERTS
     )
-    ingest_port, router_port = stack.free_port(), stack.free_port()
+    ingest_port, router_port = stack.free_ports(2)
     started = [
         services.start(services.ServiceSpec("ingest", ingest_port), env, logs),
         services.start(
@@ -286,6 +286,7 @@ async def measure(running: stack.Stack, work: Path) -> Results:
         with contextlib.suppress(Exception):
             await consumer.stop()
         await services.stop_all(started)
+        await stack.drop_database(running.database_url, database_url)
     measured = [c for c, at in due.items() if at >= begin + WARM_UP_SECONDS]
     hops = {
         "ingest_answer": hop_ms(due, sender.answered, measured),

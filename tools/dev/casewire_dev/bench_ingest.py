@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import copy
 import hashlib
 import hmac
@@ -45,7 +44,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
-import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from casewire_common import topics
 
@@ -316,15 +314,6 @@ class IngestOptions:
     seed: int = 7
 
 
-def _ports(count: int) -> list[int]:
-    ports: list[int] = []
-    while len(ports) < count:
-        port = stack.free_port()
-        if port not in ports:
-            ports.append(port)
-    return ports
-
-
 async def _read_ours(
     bootstrap: str, topic: str, ours: Mapping[K, int], key_of: Callable[[Any], K], expected: int
 ) -> list[K]:
@@ -399,15 +388,6 @@ async def _count_published(
     )
 
 
-async def _drop_database(server_url: str, database_url: str) -> None:
-    name = database_url.rsplit("/", 1)[1]
-    connection = await asyncpg.connect(server_url)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
-
-
 def _report(run: LoadRun) -> None:
     print(
         f"  {run.target}: {run.rate:,.0f} req/s ({run.measured:,} in {run.seconds:.1f}s),"
@@ -450,7 +430,7 @@ async def measure(running: stack.Stack, work: Path, options: IngestOptions) -> R
     started: list[services.RunningService] = []
     try:
         await services.migrate("ingest", env, log_dir)
-        ingest_port, bare_port = _ports(2)
+        ingest_port, bare_port = stack.free_ports(2)
         print("starting casewire-ingest serve and the bare ASGI endpoint ...", flush=True)
         ingest = services.start(services.ServiceSpec("ingest", ingest_port), env, log_dir)
         started.append(ingest)
@@ -498,7 +478,7 @@ async def measure(running: stack.Stack, work: Path, options: IngestOptions) -> R
         raise BenchError(str(error)) from error
     finally:
         killed = await services.stop_all(started)
-        await _drop_database_after(running.database_url, database)
+        await stack.drop_database(running.database_url, database)
     if killed:
         print(f"warning: {', '.join(killed)} had to be killed", file=sys.stderr)
     raw, published = await _count_published(bootstrap, webhooks, ingested.sent)
@@ -527,11 +507,6 @@ async def measure(running: stack.Stack, work: Path, options: IngestOptions) -> R
         "ingest_bench_requests": metric(ingested.answered, "count"),
         "ingest_bench_body_bytes": metric(body_bytes, "bytes"),
     }
-
-
-async def _drop_database_after(server_url: str, database_url: str) -> None:
-    with contextlib.suppress(OSError, asyncpg.PostgresError):
-        await _drop_database(server_url, database_url)
 
 
 def run(running: stack.Stack, work: Path, options: IngestOptions | None = None) -> Results:

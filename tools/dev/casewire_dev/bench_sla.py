@@ -419,8 +419,7 @@ async def measure(running: stack.Stack, work: Path) -> Results:
             await consumer.stop()
         await connection.close()
         killed = await services.stop_all(started)
-        with contextlib.suppress(OSError, asyncpg.PostgresError):
-            await _drop_database(running.database_url, database)
+        await stack.drop_database(running.database_url, database)
     if killed:
         print(f"warning: {', '.join(killed)} had to be killed", file=sys.stderr)
     lateness = check_breaches(expected, breaches)
@@ -438,15 +437,6 @@ async def measure(running: stack.Stack, work: Path) -> Results:
         "sla_bench_open_clocks": metric(SEEDED_CLOCKS, "count"),
         "sla_bench_case_events": metric(producer.sent, "count"),
     }
-
-
-async def _drop_database(server_url: str, database_url: str) -> None:
-    name = database_url.rsplit("/", 1)[1]
-    connection = await asyncpg.connect(server_url)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
 
 
 def run(running: stack.Stack, work: Path) -> Results:
