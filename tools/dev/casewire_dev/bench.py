@@ -231,10 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         except BenchError as error:
             print(f"bench failed: {error}", file=sys.stderr)
             return 1
-        write_results(options.output, rules_figures)
-        print(f"\n{options.output}:")
-        print(format_table(rules_figures))
-        return 0
+        return _record(options, rules_figures)
     state_dir = Path(tempfile.mkdtemp(prefix="casewire-bench-"))
     external_database = os.environ.get("CASEWIRE_DATABASE_URL")
     print(f"starting a local stack in {state_dir} ({options.partitions} partitions) ...")
@@ -284,6 +281,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n(profiled run: figures distorted, {options.output} left as it was)")
         print(format_table(measured))
         return 0
+    return _record(options, measured)
+
+
+def _record(options: Options, measured: Results) -> int:
+    """Write the figures into the results file and print them."""
     write_results(options.output, measured)
     print(f"\n{options.output}:")
     print(format_table(measured))

@@ -44,10 +44,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from casewire_common import topics
 
-from casewire_dev import bench_workload, services, stack
+from casewire_dev import bench_runs, bench_workload, services, stack
 from casewire_dev.cpu import stack_processes
 from casewire_dev.load_client import HOST, LoadRun, encode_request, generate_load
 from casewire_dev.paths import repo_root, shared_data
@@ -317,36 +316,12 @@ class IngestOptions:
 async def _read_ours(
     bootstrap: str, topic: str, ours: Mapping[K, int], key_of: Callable[[Any], K], expected: int
 ) -> list[K]:
-    """The keys of the records of `topic` (from the beginning, every partition) that are in
-    `ours`: until `expected` of them are in and nothing new came for a moment, or nothing new
-    came for a few seconds. Other benchmarks' records on the topic are skipped. (The whole
-    topic is read because end offsets cannot be trusted here: Tansu's ListOffsets sometimes
-    answers a partition's last offset instead of the next one.)"""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        client_id="bench-ingest-reader",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
+    """The keys of the records of `topic` that are in `ours` (other benchmarks' records on
+    the topic are skipped), read until `expected` of them are in (`bench_runs.read_topic`)."""
+    records = await bench_runs.read_topic(
+        bootstrap, topic, expected, keep=lambda record: key_of(record) in ours
     )
-    found: list[K] = []
-    await consumer.start()
-    try:
-        await consumer.topics()
-        partitions = consumer.partitions_for_topic(topic) or set()
-        if not partitions:
-            raise BenchError(f"topic {topic} has no partitions")
-        consumer.assign([TopicPartition(topic, partition) for partition in sorted(partitions)])
-        loop = asyncio.get_running_loop()
-        last_new = loop.time()
-        while loop.time() - last_new < (3.0 if len(found) < expected else 0.5):
-            batches = await consumer.getmany(timeout_ms=200, max_records=10_000)
-            for batch in batches.values():
-                found.extend(key for key in map(key_of, batch) if key in ours)
-                last_new = loop.time()
-    finally:
-        await consumer.stop()
-    return found
+    return [key_of(record) for record in records]
 
 
 def check_written_once(topic: str, keys: Sequence[K], index: Mapping[K, int], sent: int) -> int:
