@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from casewire_common.events import ROUTER_WATERMARK
 from casewire_dev import bench_runs
+from casewire_dev import stack as local_stack
 
 from tests.integration.helpers import producer
 
@@ -17,7 +18,7 @@ async def test_the_reader_keeps_the_runs_records_and_leaves_watermarks_out(
     kafka_bootstrap: str, unique: str
 ) -> None:
     topic = f"bench.reader.{unique}"
-    await bench_runs.create_topics(kafka_bootstrap, [topic], partitions=2)
+    await local_stack.create_topics(kafka_bootstrap, partitions=2, names=[topic])
     async with producer(kafka_bootstrap) as kafka:
         for value in (b"ours-1", b"other", b"ours-2"):
             await kafka.send_and_wait(topic, value, key=value)

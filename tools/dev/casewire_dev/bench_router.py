@@ -67,7 +67,7 @@ async def measure(options: RouterOptions, bootstrap: str, server_url: str, work:
         await migrate(database, SCHEMA, MIGRATIONS_PACKAGE)
         source = f"bench.passthrough.in.{tag}"
         targets = [f"bench.passthrough.out.{tag}.{round_}" for round_ in (1, 2)]
-        await bench_runs.create_topics(bootstrap, [source, *targets], options.partitions)
+        await stack.create_topics(bootstrap, options.partitions, names=[source, *targets])
         print("producing them to the router's and the passthrough's input topics ...", flush=True)
         await bench_runs.produce(bootstrap, source, records)
         last_per_partition = await bench_runs.produce(bootstrap, topics.MESSAGES, records)

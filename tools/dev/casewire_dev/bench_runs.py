@@ -22,7 +22,6 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from casewire_common import events as ev
 from casewire_common import topics
 from casewire_common.events import ROUTER_WATERMARK, DecodedEvent, decode_event
@@ -44,17 +43,6 @@ class Timing:
     @property
     def rate(self) -> float:
         return self.messages / self.seconds if self.seconds > 0 else 0.0
-
-
-async def create_topics(bootstrap: str, names: Sequence[str], partitions: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names]
-        )
-    finally:
-        await admin.close()
 
 
 async def produce(bootstrap: str, topic: str, records: Sequence[Record]) -> dict[int, int]:

@@ -17,7 +17,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -239,13 +239,20 @@ def _wait(ready: object, what: str, seconds: float, process: subprocess.Popen[by
     raise RuntimeError(f"{what} did not answer within {seconds}s")
 
 
-async def create_topics(bootstrap: str, partitions: int = DEFAULT_PARTITIONS) -> None:
-    """Every contract topic and its dead-letter topic; existing ones are left as they are."""
+async def create_topics(
+    bootstrap: str, partitions: int = DEFAULT_PARTITIONS, names: Sequence[str] | None = None
+) -> None:
+    """`names`, by default every contract topic and its dead-letter topic (one partition for
+    a dead-letter topic); existing ones are left as they are."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = [name for topic in topics.ALL for name in (topic, topics.dlq(topic))]
+        wanted = (
+            [name for topic in topics.ALL for name in (topic, topics.dlq(topic))]
+            if names is None
+            else list(names)
+        )
         new = [
             NewTopic(
                 name,
