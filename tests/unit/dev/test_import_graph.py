@@ -1,11 +1,11 @@
 """Who imports whom, read from the source with `ast` (imports inside functions included: a lazy
 import is an import): no package of the workspace imports itself in a loop, the services keep
-their layers, and no service imports another.
+their layers, no service imports another, and the tools' shared modules import no command.
 
-The rules are data (`LAYER_RULES`, `ONLY_IMPORTED_BY`, `PACKAGE_RULES`): a module's layer is
-read from its path, so a service that renames or adds modules keeps the same rules. An edge
-that breaks a rule today and is being worked on goes in `KNOWN_EXCEPTIONS`, with why; the rule
-itself stays as strict as it is.
+The rules are data (`LAYER_RULES`, `ONLY_IMPORTED_BY`, `PACKAGE_RULES`, `SHARED_TOOL_MODULES`):
+a service module's layer is read from its path, so a service that renames or adds modules keeps
+the same rules. An edge that breaks a rule today and is being worked on goes in
+`KNOWN_EXCEPTIONS`, with why; the rule itself stays as strict as it is.
 """
 
 from __future__ import annotations
@@ -38,6 +38,22 @@ PACKAGE_RULES: Mapping[str, frozenset[str]] = {
     "libs": frozenset(),
     "services": frozenset({"casewire_common"}),
 }
+
+# tools/dev: the modules the commands and benchmarks share import nothing else of the tools
+# (bench.py and the benchmarks once imported each other in a loop for want of them).
+SHARED_TOOL_MODULES: frozenset[str] = frozenset(
+    f"casewire_dev.{name}"
+    for name in (
+        "paths",
+        "results",
+        "cpu",
+        "load_client",
+        "stack",
+        "services",
+        "webhooks",
+        "corpus",
+    )
+)
 
 # (importer, imported) edges that break a rule today, each with the reason it is tolerated
 # until the module's owners remove it. Keep it empty when you can; a listed edge that no
@@ -198,6 +214,16 @@ def package_violations(
     return broken
 
 
+def shared_tool_violations(graph: Mapping[str, Iterable[str]]) -> set[tuple[str, str]]:
+    """The edges from a shared tools module to a tools module that is not shared."""
+    return {
+        (importer, target)
+        for importer in SHARED_TOOL_MODULES & graph.keys()
+        for target in graph[importer]
+        if target.split(".")[0] == importer.split(".")[0] and target not in SHARED_TOOL_MODULES
+    }
+
+
 MODULES = discover()
 GRAPH = import_graph(MODULES)
 
@@ -227,8 +253,17 @@ def test_no_service_imports_another_and_the_common_library_imports_none() -> Non
     assert sorted(broken - KNOWN_EXCEPTIONS) == []
 
 
+def test_the_modules_the_tools_share_import_no_command_or_benchmark() -> None:
+    assert GRAPH.keys() >= SHARED_TOOL_MODULES  # each one still exists
+    assert sorted(shared_tool_violations(GRAPH) - KNOWN_EXCEPTIONS) == []
+
+
 def test_every_known_exception_still_exists() -> None:
-    broken = layer_violations(GRAPH, MODULES) | package_violations(GRAPH, MODULES)
+    broken = (
+        layer_violations(GRAPH, MODULES)
+        | package_violations(GRAPH, MODULES)
+        | shared_tool_violations(GRAPH)
+    )
     assert sorted(KNOWN_EXCEPTIONS - broken) == [], "fixed: remove it from KNOWN_EXCEPTIONS"
 
 
