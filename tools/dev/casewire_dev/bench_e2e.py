@@ -196,7 +196,7 @@ async def measure(running: stack.Stack, work: Path) -> Results:
     logs.mkdir(exist_ok=True)
     env = {
         **os.environ,
-        "CASEWIRE_KAFKA_BOOTSTRAP_SERVERS": running.kafka_bootstrap_servers,
+        **running.env(),
         "CASEWIRE_DATABASE_URL": database_url,
         "CASEWIRE_INTEGRATIONS": json.dumps(
             [{"name": INTEGRATION, "secrets": [INTEGRATION_SECRET]}]
