@@ -6,24 +6,25 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from casewire_common import events as ev
 from casewire_common.messages import CanonicalMessage
-from casewire_dev import bench, bench_workload
+from casewire_dev import bench_workload, results
 from casewire_router.domain.agents_file import parse_agents
 from casewire_router.domain.rules import parse_rules
 
 
 def test_merging_keeps_other_benchmarks_and_replaces_only_measured_figures() -> None:
-    existing: bench.Results = {
+    existing: results.Results = {
         "sla_timers_per_s": {"value": 900, "unit": "timers/s"},
         "router_msgs_per_s": {"value": 1, "unit": "msgs/s"},
     }
     measured = {
-        "router_msgs_per_s": bench.metric(2469.6, "msgs/s"),
-        "router_vs_passthrough": bench.metric(0.13456, "ratio"),
+        "router_msgs_per_s": results.metric(2469.6, "msgs/s"),
+        "router_vs_passthrough": results.metric(0.13456, "ratio"),
     }
 
-    merged = bench.merge_results(existing, measured)
+    merged = results.merge_results(existing, measured)
 
     assert merged == {
         "sla_timers_per_s": {"value": 900, "unit": "timers/s"},
@@ -37,9 +38,9 @@ def test_results_file_is_merged_in_place_and_stays_name_to_value_and_unit(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "bench" / "results.json"
-    bench.write_results(path, {"ingest_msgs_per_s": bench.metric(5000, "msgs/s")})
+    results.write_results(path, {"ingest_msgs_per_s": results.metric(5000, "msgs/s")})
 
-    bench.write_results(path, {"passthrough_msgs_per_s": bench.metric(18340.4, "msgs/s")})
+    results.write_results(path, {"passthrough_msgs_per_s": results.metric(18340.4, "msgs/s")})
 
     assert json.loads(path.read_text("utf-8")) == {
         "ingest_msgs_per_s": {"value": 5000, "unit": "msgs/s"},
@@ -53,22 +54,22 @@ def test_missing_or_unreadable_results_file_holds_no_figures(tmp_path: Path) -> 
     odd = tmp_path / "odd.json"
     odd.write_text('{"kept": {"value": 1, "unit": "count"}, "dropped": 3}', "utf-8")
 
-    assert bench.load_results(tmp_path / "absent.json") == {}
-    assert bench.load_results(broken) == {}
-    assert bench.load_results(odd) == {"kept": {"value": 1, "unit": "count"}}
+    assert results.load_results(tmp_path / "absent.json") == {}
+    assert results.load_results(broken) == {}
+    assert results.load_results(odd) == {"kept": {"value": 1, "unit": "count"}}
 
 
 def test_ratio_divides_and_is_zero_when_the_ceiling_is_unknown() -> None:
-    assert bench.ratio(2470, 18340) == 2470 / 18340
-    assert bench.ratio(2470, 0) == 0.0
+    assert results.ratio(2470, 18340) == 2470 / 18340
+    assert results.ratio(2470, 0) == 0.0
 
 
 def test_table_formats_values_by_unit_and_aligns_columns() -> None:
-    table = bench.format_table(
+    table = results.format_table(
         {
-            "passthrough_msgs_per_s": bench.metric(18340.4, "msgs/s"),
-            "router_vs_passthrough": bench.metric(0.1346, "ratio"),
-            "bench_partitions": bench.metric(6, "count"),
+            "passthrough_msgs_per_s": results.metric(18340.4, "msgs/s"),
+            "router_vs_passthrough": results.metric(0.1346, "ratio"),
+            "bench_partitions": results.metric(6, "count"),
         }
     )
 
@@ -173,3 +174,13 @@ def test_twcs_sample_gives_unescaped_customer_and_brand_texts(shared_data: Path)
     assert len(corpus.brand_texts) == len(corpus.brands) > 2000
     assert "AmazonHelp" in corpus.brands
     assert not any("&amp;" in text for text in corpus.brand_texts + corpus.customer_texts)
+
+
+def test_ratio_percentile_and_units() -> None:
+    assert results.ratio(1200, 4000) == pytest.approx(0.3)
+    assert results.ratio(5, 0) == 0.0
+    assert results.percentile([], 0.99) == 0.0
+    assert results.percentile([float(v) for v in range(1, 101)], 0.5) == 50.0
+    assert results.percentile([float(v) for v in range(1, 101)], 0.99) == 99.0
+    assert results.metric(1234.56, "req/s") == {"value": 1235, "unit": "req/s"}
+    assert results.metric(12.345, "ms") == {"value": 12.3, "unit": "ms"}

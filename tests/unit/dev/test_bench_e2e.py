@@ -1,10 +1,9 @@
-from collections import deque
 from datetime import UTC, datetime
 
 import pytest
 from casewire_common.messages import CanonicalMessage
-from casewire_dev.bench_e2e import _Sender, hop_ms, latencies_ms, message_body
-from casewire_dev.bench_runs import BenchError
+from casewire_dev.bench_e2e import hop_ms, latencies_ms, message_body
+from casewire_dev.results import BenchError
 from casewire_ingest.domain.generic import normalize_generic
 
 
@@ -28,28 +27,3 @@ def test_a_hop_counts_only_conversations_seen_at_both_ends() -> None:
     start = {"a": 1.0, "b": 2.0, "c": 3.0}
     end = {"a": 1.02, "c": 3.5, "d": 9.0}
     assert hop_ms(start, end, ["a", "b", "c", "d"]) == pytest.approx([20.0, 500.0])
-
-
-class _RecordingConnection:
-    def __init__(self) -> None:
-        self.written: list[str] = []
-
-    def write(self, name: str, request: bytes) -> None:
-        self.written.append(name)
-
-
-def test_the_open_loop_sender_queues_requests_when_every_connection_is_busy() -> None:
-    sender = _Sender(expected_status=202)
-    first, second = _RecordingConnection(), _RecordingConnection()
-    sender.idle.extend([first, second])  # type: ignore[list-item]
-    for name in ("r1", "r2", "r3", "r4"):
-        sender.send(name, name.encode())
-    assert (first.written, second.written) == (["r1"], ["r2"])
-    assert [name for name, _ in sender.waiting] == ["r3", "r4"]
-    sender.on_answer(second, "r2", 202, b"")  # type: ignore[arg-type]
-    sender.on_answer(first, "r1", 500, b"boom")  # type: ignore[arg-type]
-    assert (first.written, second.written, sender.waiting) == (["r1", "r4"], ["r2", "r3"], deque())
-    sender.on_answer(first, "r4", 202, b"")  # type: ignore[arg-type]
-    assert list(sender.idle) == [first]  # type: ignore[comparison-overlap]
-    assert sorted(sender.answered) == ["r1", "r2", "r4"]
-    assert sender.failures == ["500 boom"]

@@ -1,4 +1,5 @@
-"""The pure parts of the ingest benchmark: webhook bodies, signing, requests, answers, ratio."""
+"""The pure parts of the ingest benchmark: webhook bodies, signing, requests, the check of
+what the broker holds."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from casewire_dev import bench, bench_ingest
-from casewire_dev.bench_runs import BenchError
+from casewire_dev.results import BenchError
 from casewire_ingest.domain.platforms import normalize
 from casewire_ingest.domain.signatures import hex_signature_valid
 
@@ -77,78 +78,6 @@ def test_a_signed_request_is_a_complete_post_that_ingest_verifies() -> None:
     assert hex_signature_valid(["s3cret"], body, headers["X-Hub-Signature-256"])
     assert not hex_signature_valid(["other"], body, headers["X-Hub-Signature-256"])
     assert not hex_signature_valid(["s3cret"], body + b" ", headers["X-Hub-Signature-256"])
-
-
-OK = b"HTTP/1.1 200 OK\r\ncontent-length: 15\r\ncontent-type: application/json\r\n\r\n"
-
-
-def test_answers_are_split_from_a_keep_alive_stream_whatever_the_packets() -> None:
-    problem = b'{"error":"unavailable"}'
-    stream = (
-        OK
-        + b'{"status":"ok"}'
-        + b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: %d\r\n\r\n" % len(problem)
-        + problem
-        + OK
-        + b'{"status":"ok"}'
-    )
-    expected = [
-        bench_ingest.Answer(200, b""),
-        bench_ingest.Answer(503, problem),
-        bench_ingest.Answer(200, b""),
-    ]
-    whole = bench_ingest.ResponseParser()
-    assert whole.feed(stream) == expected
-    assert not whole.pending
-
-    for size in (1, 2, 7, 40):
-        parser = bench_ingest.ResponseParser()
-        answers = []
-        for start in range(0, len(stream), size):
-            answers += parser.feed(stream[start : start + size])
-        assert answers == expected
-        assert not parser.pending
-
-
-def test_an_incomplete_answer_is_pending() -> None:
-    parser = bench_ingest.ResponseParser()
-
-    assert parser.feed(OK + b'{"status"') == []
-    assert parser.pending
-    assert parser.feed(b':"ok"}') == [bench_ingest.Answer(200, b"")]
-
-
-@pytest.mark.parametrize(
-    ("head", "problem"),
-    [
-        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked", "chunked"),
-        (b"HTTP/1.1 204 No Content\r\nServer: x", "without Content-Length"),
-        (b"SSH-2.0-OpenSSH_9.6", "status line"),
-        (b"HTTP/1.1 2x0 OK\r\nContent-Length: 0", "status line"),
-        (b"HTTP/1.1 200 OK\r\nContent-Length: many", "Content-Length"),
-    ],
-)
-def test_unreadable_answers_fail_loudly(head: bytes, problem: str) -> None:
-    with pytest.raises(bench_ingest.ProtocolError, match=problem):
-        bench_ingest.ResponseParser().feed(head + b"\r\n\r\n")
-
-
-def test_head_parsing_reads_status_and_length() -> None:
-    assert bench_ingest.parse_head(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 7") == (
-        413,
-        7,
-    )
-    assert bench_ingest.parse_head(b"HTTP/1.0 200\r\nCONTENT-LENGTH:12\r\nx: y") == (200, 12)
-
-
-def test_ratio_percentile_and_units() -> None:
-    assert bench.ratio(1200, 4000) == pytest.approx(0.3)
-    assert bench.ratio(5, 0) == 0.0
-    assert bench_ingest.percentile([], 0.99) == 0.0
-    assert bench_ingest.percentile([float(v) for v in range(1, 101)], 0.5) == 50.0
-    assert bench_ingest.percentile([float(v) for v in range(1, 101)], 0.99) == 99.0
-    assert bench.metric(1234.56, "req/s") == {"value": 1235, "unit": "req/s"}
-    assert bench.metric(12.345, "ms") == {"value": 12.3, "unit": "ms"}
 
 
 def test_only_selects_one_benchmark(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from casewire_common.events import (
     decode_event,
 )
 from casewire_dev import bench_sla
-from casewire_dev.bench_runs import BenchError
+from casewire_dev.results import BenchError
 from casewire_sla.domain.policies import load_policy_file
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)

@@ -2,13 +2,13 @@
 request to the `casewire.case.assigned` event being readable by a consumer.
 
 Real `casewire-ingest serve` and `casewire-router serve` processes on the local stack. The
-sender is open-loop: every request has its instant on a fixed schedule, whatever the answers
-do, and its latency counts from that instant (a request that waits for a free connection
-waits on the clock). It is lean on purpose, like the ingest benchmark's client (requests built
-and encoded before the clock starts, raw asyncio sockets, a pool of keep-alive connections),
-so that the harness sharing the two cores with the services does not become what it
-measures. Each message opens a new conversation; the latency ends when a consumer reads its
-assigned event.
+sender is open-loop (`load_client.send_schedule`): every request has its instant on a fixed
+schedule, whatever the answers do, and its latency counts from that instant (a request that
+waits for a free connection waits on the clock). It is the ingest benchmark's lean client
+(requests built and encoded before the clock starts, raw asyncio sockets, a pool of keep-alive
+connections), so that the harness sharing the two cores with the services does not become
+what it measures. Each message opens a new conversation; the latency ends when a consumer
+reads its assigned event.
 
 Where the time goes is reported too, without a consumer of its own (every consumer costs the
 broker and the harness CPU that the services then lack): request → answered (ingest wrote the
@@ -24,12 +24,11 @@ import json
 import os
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer
@@ -37,18 +36,9 @@ from casewire_common import events as ev
 from casewire_common import topics
 
 from casewire_dev import services, stack
-from casewire_dev.bench import Results, metric
-from casewire_dev.bench_ingest import (
-    HOST,
-    CpuSnapshot,
-    CpuUse,
-    ProtocolError,
-    ResponseParser,
-    encode_request,
-    percentile,
-    postgres_pids,
-)
-from casewire_dev.bench_runs import BenchError
+from casewire_dev.cpu import CpuSnapshot, CpuUse, stack_processes
+from casewire_dev.load_client import encode_request, send_schedule
+from casewire_dev.results import BenchError, Results, metric, percentile
 from casewire_dev.webhooks import integration_headers
 
 RATE_PER_SECOND = 200
@@ -111,112 +101,6 @@ def hop_ms(
 ) -> list[float]:
     """One hop's durations, for the conversations seen at both of its ends."""
     return [(end[c] - start[c]) * 1000 for c in conversations if c in start and c in end]
-
-
-# --- Open-loop sender -----------------------------------------------------------------------
-
-
-@dataclass
-class _Sender:
-    """A pool of keep-alive connections; a request goes out on an idle one at its instant, or
-    waits (on the clock) for the first one to become idle."""
-
-    expected_status: int
-    idle: deque[_Connection] = field(default_factory=deque)
-    waiting: deque[tuple[str, bytes]] = field(default_factory=deque)
-    answered: dict[str, float] = field(default_factory=dict)  # request name → when (wall)
-    failures: list[str] = field(default_factory=list)
-
-    def send(self, name: str, request: bytes) -> None:
-        if self.idle:
-            self.idle.popleft().write(name, request)
-        else:
-            self.waiting.append((name, request))
-
-    def on_answer(self, connection: _Connection, name: str, status: int, body: bytes) -> None:
-        self.answered[name] = time.time()
-        if status != self.expected_status:
-            self.failures.append(f"{status} {body[:200].decode('utf-8', 'replace')}")
-        if self.waiting:
-            connection.write(*self.waiting.popleft())
-        else:
-            self.idle.append(connection)
-
-    def on_lost(self, connection: _Connection, error: str) -> None:
-        self.failures.append(error)
-        with contextlib.suppress(ValueError):
-            self.idle.remove(connection)
-
-
-class _Connection(asyncio.Protocol):
-    def __init__(self, sender: _Sender) -> None:
-        self._sender = sender
-        self._parser = ResponseParser()
-        self._transport: asyncio.Transport | None = None
-        self._in_flight: str | None = None  # the name of the request waiting for its answer
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.Transport, transport)
-
-    def write(self, name: str, request: bytes) -> None:
-        assert self._transport is not None
-        self._in_flight = name
-        self._transport.write(request)
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            answers = self._parser.feed(data)
-        except ProtocolError as error:
-            self._sender.on_lost(self, str(error))
-            if self._transport is not None:
-                self._transport.close()
-            return
-        for answer in answers:
-            name, self._in_flight = self._in_flight, None
-            if name is None:
-                self._sender.on_lost(self, "an answer to a request that was not sent")
-                return
-            self._sender.on_answer(self, name, answer.status, answer.body)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._in_flight is not None:
-            self._sender.on_lost(
-                self, f"the server closed a connection with a request in flight: {exc}"
-            )
-
-    def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-
-
-async def _send_schedule(
-    port: int, requests: Sequence[tuple[str, bytes]], begin: float, rate: float
-) -> _Sender:
-    """Send request i at `begin + i / rate` (wall clock); returns once every one is answered."""
-    loop = asyncio.get_running_loop()
-    sender = _Sender(expected_status=202)
-    connections = []
-    for _ in range(CONNECTIONS):
-        _, protocol = await loop.create_connection(lambda: _Connection(sender), HOST, port)
-        connections.append(protocol)
-        sender.idle.append(protocol)
-    try:
-        for index, (name, request) in enumerate(requests):
-            delay = begin + index / rate - time.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            sender.send(name, request)
-        deadline = loop.time() + 30
-        while (
-            len(sender.answered) + len(sender.failures) < len(requests) and loop.time() < deadline
-        ):
-            await asyncio.sleep(0.05)
-    finally:
-        for connection in connections:
-            connection.close()
-    if len(sender.answered) < len(requests) and not sender.failures:
-        sender.failures.append(f"only {len(sender.answered)} of {len(requests)} requests answered")
-    return sender
 
 
 # --- Reader ---------------------------------------------------------------------------------
@@ -312,7 +196,7 @@ async def measure(running: stack.Stack, work: Path) -> Results:
     logs.mkdir(exist_ok=True)
     env = {
         **os.environ,
-        "CASEWIRE_KAFKA_BOOTSTRAP_SERVERS": running.kafka_bootstrap_servers,
+        **running.env(),
         "CASEWIRE_DATABASE_URL": database_url,
         "CASEWIRE_INTEGRATIONS": json.dumps(
             [{"name": INTEGRATION, "secrets": [INTEGRATION_SECRET]}]
@@ -327,7 +211,7 @@ async def measure(running: stack.Stack, work: Path) -> Results:
     await stack.start_group_at_topic_end(
         running.kafka_bootstrap_servers, f"{group}-escalation", topics.SLA_ALERTS
     )
-    ingest_port, router_port = stack.free_port(), stack.free_port()
+    ingest_port, router_port = stack.free_ports(2)
     started = [
         services.start(services.ServiceSpec("ingest", ingest_port), env, logs),
         services.start(
@@ -374,12 +258,18 @@ async def measure(running: stack.Stack, work: Path) -> Results:
             return {
                 "ingest": [started[0].process.pid],
                 "router": [started[1].process.pid],
-                "broker": [running.broker_pid] if running.broker_pid else [],
-                "postgres": postgres_pids(running.postgres_data),
+                **stack_processes(running),
             }
 
         cpu = asyncio.create_task(_cpu_over_window(watch, begin + WARM_UP_SECONDS))
-        sender = await _send_schedule(ingest_port, requests, begin, RATE_PER_SECOND)
+        sender = await send_schedule(
+            ingest_port,
+            requests,
+            begin,
+            RATE_PER_SECOND,
+            connections=CONNECTIONS,
+            expected_status=202,
+        )
         if sender.failures:
             raise BenchError(f"{len(sender.failures)} requests failed, e.g. {sender.failures[0]}")
         loop = asyncio.get_running_loop()
@@ -396,6 +286,7 @@ async def measure(running: stack.Stack, work: Path) -> Results:
         with contextlib.suppress(Exception):
             await consumer.stop()
         await services.stop_all(started)
+        await stack.drop_database(running.database_url, database_url)
     measured = [c for c, at in due.items() if at >= begin + WARM_UP_SECONDS]
     hops = {
         "ingest_answer": hop_ms(due, sender.answered, measured),

@@ -12,12 +12,12 @@ second, next to what a bare ASGI endpoint takes under the same server, client an
   settings of every service) in its own process; measured before and after ingest, averaged.
 - `ingest_vs_bare_asgi`: their ratio (the goal is at least 0.3).
 
-The client is lean on purpose (it must not be what limits the bare endpoint): asyncio
-protocols on raw sockets, N keep-alive connections with one request in flight each, requests
-built, signed and encoded before the clock starts, and only the status line and
-Content-Length read from answers. Every run has a warm-up that is not counted. The CPU time
-of the client, of the server and (for ingest) of the broker and PostgreSQL over the measured
-window is printed, with how busy the machine was.
+The client (`load_client.generate_load`) is lean on purpose (it must not be what limits the
+bare endpoint): asyncio protocols on raw sockets, N keep-alive connections with one request
+in flight each, requests built, signed and encoded before the clock starts, and only the
+status line and Content-Length read from answers. Every run has a warm-up that is not
+counted. The CPU time of the client, of the server and (for ingest) of the broker and
+PostgreSQL over the measured window (`cpu`) is printed, with how busy the machine was.
 
 A run counts only if every answer was 200 and the broker holds exactly one message on
 `casewire.messages.v1` (and one body on `casewire.raw.v1`) per answered ingest request, each
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import copy
 import hashlib
 import hmac
@@ -37,23 +36,21 @@ import os
 import random
 import subprocess
 import sys
-import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
-import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from casewire_common import topics
 
-from casewire_dev import bench_workload, services, stack
-from casewire_dev.bench import Results, metric, ratio
-from casewire_dev.bench_runs import BenchError
+from casewire_dev import bench_runs, bench_workload, services, stack
+from casewire_dev.cpu import stack_processes
+from casewire_dev.load_client import HOST, LoadRun, encode_request, generate_load
 from casewire_dev.paths import repo_root, shared_data
+from casewire_dev.results import BenchError, Results, metric, ratio
 from casewire_dev.webhooks import (
     DISPLAY_NUMBER,
     INSTAGRAM_ID,
@@ -66,7 +63,6 @@ from casewire_dev.webhooks import (
 META_WEBHOOK_PATH = "/v1/webhooks/meta"
 APP_SECRET = "casewire-bench-meta-app-secret"  # noqa: S105 - a throw-away secret for the run
 VERIFY_TOKEN = "casewire-bench-verify-token"  # noqa: S105
-HOST = "127.0.0.1"
 
 # Shapes of what Meta sends, read in place from the shared payloads.
 PAYLOADS = Path("payloads")
@@ -93,8 +89,6 @@ CUSTOMERS_PER_KIND = 3000
 
 K = TypeVar("K", bound=Hashable)
 
-MAX_HEAD_BYTES = 64 * 1024
-DRAIN_TIMEOUT_SECONDS = 30.0
 BUSY_MACHINE_CORES = 0.25  # used by other processes: warn that a figure is disturbed
 
 
@@ -237,19 +231,6 @@ def build_webhooks(
     return webhooks
 
 
-def encode_request(path: str, body: bytes, headers: Iterable[tuple[str, str]]) -> bytes:
-    """A complete HTTP/1.1 POST (keep-alive is HTTP/1.1's default)."""
-    lines = [
-        f"POST {path} HTTP/1.1",
-        f"Host: {HOST}",
-        *(f"{name}: {value}" for name, value in headers),
-        f"Content-Length: {len(body)}",
-        "",
-        "",
-    ]
-    return "\r\n".join(lines).encode("latin-1") + body
-
-
 def signed_request(body: bytes, secret: str = APP_SECRET) -> bytes:
     """What Meta POSTs to a webhook callback, signed with the app secret."""
     sha1 = hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()
@@ -263,367 +244,6 @@ def signed_request(body: bytes, secret: str = APP_SECRET) -> bytes:
             ("X-Hub-Signature", f"sha1={sha1}"),
             ("X-Hub-Signature-256", meta_signature(secret, body)),
         ],
-    )
-
-
-# --- Response parsing ----------------------------------------------------------------------
-
-
-class ProtocolError(BenchError):
-    """An answer the client cannot read (or will not: no Content-Length)."""
-
-
-class Answer(NamedTuple):
-    status: int
-    body: bytes  # kept only when the status is not 200, to say what went wrong
-
-
-def parse_head(head: bytes) -> tuple[int, int]:
-    """Status and Content-Length of a response head (without its final blank line)."""
-    if not head.startswith(b"HTTP/1.") or len(head) < 12 or head[12:13] not in (b" ", b"\r", b""):
-        raise ProtocolError(f"not an HTTP/1.x status line: {head[:40]!r}")
-    try:
-        status = int(head[9:12])
-    except ValueError as error:
-        raise ProtocolError(f"bad status line: {head[:40]!r}") from error
-    lowered = head.lower()
-    if b"\r\ntransfer-encoding:" in lowered:
-        raise ProtocolError("chunked answers are not read by this client")
-    start = lowered.find(b"\r\ncontent-length:")
-    if start < 0:
-        raise ProtocolError(f"an answer without Content-Length (status {status})")
-    start += len(b"\r\ncontent-length:")
-    end = lowered.find(b"\r\n", start)
-    try:
-        length = int(lowered[start : end if end >= 0 else len(lowered)].strip())
-    except ValueError as error:
-        raise ProtocolError("bad Content-Length") from error
-    return status, length
-
-
-class ResponseParser:
-    """Splits a keep-alive byte stream into answers, whatever the packet boundaries."""
-
-    def __init__(self) -> None:
-        self._buffer = b""
-        self._status: int | None = None
-        self._length = 0
-
-    def feed(self, data: bytes) -> list[Answer]:
-        buffer = self._buffer + data if self._buffer else data
-        answers: list[Answer] = []
-        while True:
-            if self._status is None:
-                end = buffer.find(b"\r\n\r\n")
-                if end < 0:
-                    if len(buffer) > MAX_HEAD_BYTES:
-                        raise ProtocolError("an answer head larger than 64 KiB")
-                    break
-                self._status, self._length = parse_head(buffer[:end])
-                buffer = buffer[end + 4 :]
-            if len(buffer) < self._length:
-                break
-            body = b"" if self._status == 200 else buffer[: self._length]
-            answers.append(Answer(self._status, body))
-            buffer = buffer[self._length :]
-            self._status = None
-        self._buffer = buffer
-        return answers
-
-    @property
-    def pending(self) -> bool:
-        """Whether part of an answer was received and not yet completed."""
-        return bool(self._buffer) or self._status is not None
-
-
-# --- Load generator -------------------------------------------------------------------------
-
-
-class _Load:
-    """What the connections of one run share: the requests to send, and what came back."""
-
-    def __init__(self, requests: Sequence[bytes], *, cycle: bool, connections: int) -> None:
-        self.requests = requests
-        self.cycle = cycle
-        self.next = 0
-        self.stopping = False
-        self.measuring = False
-        self.answered = 0
-        self.latencies: list[float] = []
-        self.error: BenchError | None = None
-        self.open = connections
-        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def take(self) -> bytes | None:
-        if self.stopping:
-            return None
-        if self.next >= len(self.requests):
-            if not self.cycle:
-                return None
-            self.next = 0
-        request = self.requests[self.next]
-        self.next += 1
-        return request
-
-    def fail(self, error: BenchError) -> None:
-        if self.error is None:
-            self.error = error
-        self.stopping = True
-
-    def connection_closed(self) -> None:
-        self.open -= 1
-        if self.open <= 0 and not self.closed.done():
-            self.closed.set_result(None)
-
-
-class _Connection(asyncio.Protocol):
-    """One keep-alive connection, one request in flight: the next leaves as soon as the
-    previous answer is complete (no task, no future per request)."""
-
-    def __init__(self, load: _Load) -> None:
-        self._load = load
-        self._parser = ResponseParser()
-        self._transport: asyncio.Transport | None = None
-        self._sent_at = 0.0
-        self._waiting = False
-        self._closing = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.Transport, transport)
-
-    def send_next(self) -> None:
-        assert self._transport is not None
-        request = self._load.take()
-        if request is None:
-            self._closing = True
-            self._transport.close()
-            return
-        self._waiting = True
-        self._sent_at = time.perf_counter()
-        self._transport.write(request)
-
-    def data_received(self, data: bytes) -> None:
-        assert self._transport is not None
-        try:
-            answers = self._parser.feed(data)
-        except ProtocolError as error:
-            self._abort(error)
-            return
-        if not answers:
-            return
-        if len(answers) > 1 or not self._waiting:
-            self._abort(ProtocolError("an answer to a request that was not sent"))
-            return
-        answer = answers[0]
-        self._waiting = False
-        load = self._load
-        load.answered += 1
-        if load.measuring:
-            load.latencies.append(time.perf_counter() - self._sent_at)
-        if answer.status != 200:
-            detail = answer.body[:300].decode("utf-8", "replace")
-            self._abort(BenchError(f"answer {answer.status} (every answer must be 200): {detail}"))
-            return
-        self.send_next()
-
-    def _abort(self, error: BenchError) -> None:
-        self._load.fail(error)
-        self._closing = True
-        if self._transport is not None:
-            self._transport.close()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self._closing:
-            state = "with a request in flight" if self._waiting else "while idle"
-            self._load.fail(BenchError(f"the server closed a keep-alive connection {state}"))
-        self._load.connection_closed()
-
-
-# --- CPU accounting -------------------------------------------------------------------------
-
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def process_cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of a process (all its threads), from /proc; None if gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
-
-
-def _children(parent: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[1]) == parent:
-            found.append(int(entry.name))
-    return found
-
-
-def _machine_jiffies() -> tuple[int, int]:
-    """Busy and total jiffies of all CPUs since boot."""
-    values = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = values[3] + (values[4] if len(values) > 4 else 0)
-    total = sum(values[:8])
-    return total - idle, total
-
-
-# The processes to account for, by name, found again at each snapshot (PostgreSQL's
-# backends come and go).
-Watch = Callable[[], Mapping[str, Sequence[int]]]
-
-
-@dataclass(frozen=True)
-class CpuSnapshot:
-    client: float
-    processes: dict[str, dict[int, float]]
-    machine: tuple[int, int]
-
-    @staticmethod
-    def take(watch: Watch) -> CpuSnapshot:
-        processes: dict[str, dict[int, float]] = {}
-        for name, pids in watch().items():
-            seconds = {pid: process_cpu_seconds(pid) for pid in pids}
-            processes[name] = {pid: value for pid, value in seconds.items() if value is not None}
-        return CpuSnapshot(time.process_time(), processes, _machine_jiffies())
-
-
-@dataclass(frozen=True)
-class CpuUse:
-    """CPU used over a window, in cores (1.0 = one core busy the whole window)."""
-
-    client: float
-    processes: dict[str, float]
-    machine: float  # every process on the machine, this client included
-
-    @staticmethod
-    def between(before: CpuSnapshot, after: CpuSnapshot, seconds: float) -> CpuUse:
-        def cores(value: float) -> float:
-            return value / seconds if seconds > 0 else 0.0
-
-        processes = {
-            name: cores(
-                sum(
-                    value - before.processes.get(name, {}).get(pid, 0.0)
-                    for pid, value in now.items()
-                )
-            )
-            for name, now in after.processes.items()
-        }
-        busy = after.machine[0] - before.machine[0]
-        total = after.machine[1] - before.machine[1]
-        machine = (os.cpu_count() or 1) * busy / total if total > 0 else 0.0
-        return CpuUse(cores(after.client - before.client), processes, machine)
-
-    @property
-    def others(self) -> float:
-        """What the rest of the machine used meanwhile (another benchmark, a build...)."""
-        return max(0.0, self.machine - self.client - sum(self.processes.values()))
-
-    def describe(self) -> str:
-        parts = [f"client {self.client:.2f}"]
-        parts += [f"{name} {value:.2f}" for name, value in self.processes.items()]
-        parts.append(f"everything else {self.others:.2f}")
-        return ", ".join(parts) + f"; machine {self.machine:.2f} of {os.cpu_count()} cores busy"
-
-
-# --- One measured run -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LoadRun:
-    target: str
-    measured: int  # answers inside the measured window
-    seconds: float  # the window
-    answered: int  # every answer, warm-up and drain included
-    sent: int  # requests sent (without `cycle`: the first `sent` of them)
-    latencies: list[float] = field(repr=False)
-    cpu: CpuUse
-    exhausted: bool  # the requests ran out before the window's end
-
-    @property
-    def rate(self) -> float:
-        return self.measured / self.seconds if self.seconds > 0 else 0.0
-
-    def latency_ms(self, quantile: float) -> float:
-        return percentile(self.latencies, quantile) * 1000
-
-
-def percentile(values: Sequence[float], quantile: float) -> float:
-    """The nearest-rank `quantile` (0..1) of `values`, 0 when there are none."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = min(len(ordered) - 1, max(0, round(quantile * len(ordered)) - 1))
-    return ordered[rank]
-
-
-async def generate_load(
-    target: str,
-    port: int,
-    requests: Sequence[bytes],
-    *,
-    connections: int,
-    warmup: float,
-    seconds: float,
-    cycle: bool,
-    watch: Watch,
-) -> LoadRun:
-    """Send `requests` in order over `connections` keep-alive connections; count what is
-    answered in the `seconds` after `warmup` (or until the requests run out, unless `cycle`
-    starts them over), then let every request in flight complete."""
-    loop = asyncio.get_running_loop()
-    load = _Load(requests, cycle=cycle, connections=connections)
-    protocols: list[_Connection] = []
-    try:
-        for _ in range(connections):
-            _, protocol = await loop.create_connection(lambda: _Connection(load), HOST, port)
-            protocols.append(protocol)
-    except OSError as error:
-        for protocol in protocols:
-            protocol._abort(BenchError("connect failed"))
-        raise BenchError(f"cannot connect to {target} on port {port}: {error}") from error
-    for protocol in protocols:
-        protocol.send_next()
-    await asyncio.wait([load.closed], timeout=warmup)
-    if load.closed.done() and load.error is None:
-        load.fail(BenchError(f"the {len(requests)} requests ran out during the warm-up"))
-    before = CpuSnapshot.take(watch)
-    load.measuring = True
-    first = load.answered
-    started = time.perf_counter()
-    if load.error is None:
-        await asyncio.wait([load.closed], timeout=seconds)
-    finished = time.perf_counter()
-    load.measuring = False
-    after = CpuSnapshot.take(watch)
-    measured = load.answered - first
-    load.stopping = True
-    try:
-        await asyncio.wait_for(asyncio.shield(load.closed), DRAIN_TIMEOUT_SECONDS)
-    except TimeoutError as error:
-        raise BenchError(
-            f"{target}: requests still unanswered {DRAIN_TIMEOUT_SECONDS:.0f}s after the end"
-        ) from error
-    if load.error is not None:
-        raise BenchError(f"{target}: {load.error}")
-    window = finished - started
-    return LoadRun(
-        target=target,
-        measured=measured,
-        seconds=window,
-        answered=load.answered,
-        sent=load.next if not cycle else load.answered,
-        latencies=load.latencies,
-        cpu=CpuUse.between(before, after, window),
-        exhausted=not cycle and load.next >= len(requests) and window < seconds * 0.99,
     )
 
 
@@ -693,58 +313,15 @@ class IngestOptions:
     seed: int = 7
 
 
-def _ports(count: int) -> list[int]:
-    ports: list[int] = []
-    while len(ports) < count:
-        port = stack.free_port()
-        if port not in ports:
-            ports.append(port)
-    return ports
-
-
-def postgres_pids(data: str | None) -> list[int]:
-    if data is None:
-        return []
-    try:
-        postmaster = int((Path(data) / "postmaster.pid").read_text().split("\n", 1)[0])
-    except (OSError, ValueError):
-        return []
-    return [postmaster, *_children(postmaster)]
-
-
 async def _read_ours(
     bootstrap: str, topic: str, ours: Mapping[K, int], key_of: Callable[[Any], K], expected: int
 ) -> list[K]:
-    """The keys of the records of `topic` (from the beginning, every partition) that are in
-    `ours`: until `expected` of them are in and nothing new came for a moment, or nothing new
-    came for a few seconds. Other benchmarks' records on the topic are skipped. (The whole
-    topic is read because end offsets cannot be trusted here: Tansu's ListOffsets sometimes
-    answers a partition's last offset instead of the next one.)"""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        client_id="bench-ingest-reader",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
+    """The keys of the records of `topic` that are in `ours` (other benchmarks' records on
+    the topic are skipped), read until `expected` of them are in (`bench_runs.read_topic`)."""
+    records = await bench_runs.read_topic(
+        bootstrap, topic, expected, keep=lambda record: key_of(record) in ours
     )
-    found: list[K] = []
-    await consumer.start()
-    try:
-        await consumer.topics()
-        partitions = consumer.partitions_for_topic(topic) or set()
-        if not partitions:
-            raise BenchError(f"topic {topic} has no partitions")
-        consumer.assign([TopicPartition(topic, partition) for partition in sorted(partitions)])
-        loop = asyncio.get_running_loop()
-        last_new = loop.time()
-        while loop.time() - last_new < (3.0 if len(found) < expected else 0.5):
-            batches = await consumer.getmany(timeout_ms=200, max_records=10_000)
-            for batch in batches.values():
-                found.extend(key for key in map(key_of, batch) if key in ours)
-                last_new = loop.time()
-    finally:
-        await consumer.stop()
-    return found
+    return [key_of(record) for record in records]
 
 
 def check_written_once(topic: str, keys: Sequence[K], index: Mapping[K, int], sent: int) -> int:
@@ -784,15 +361,6 @@ async def _count_published(
         check_written_once(topics.RAW, raw, bodies, sent),
         check_written_once(topics.MESSAGES, published, messages, sent),
     )
-
-
-async def _drop_database(server_url: str, database_url: str) -> None:
-    name = database_url.rsplit("/", 1)[1]
-    connection = await asyncpg.connect(server_url)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
 
 
 def _report(run: LoadRun) -> None:
@@ -837,7 +405,7 @@ async def measure(running: stack.Stack, work: Path, options: IngestOptions) -> R
     started: list[services.RunningService] = []
     try:
         await services.migrate("ingest", env, log_dir)
-        ingest_port, bare_port = _ports(2)
+        ingest_port, bare_port = stack.free_ports(2)
         print("starting casewire-ingest serve and the bare ASGI endpoint ...", flush=True)
         ingest = services.start(services.ServiceSpec("ingest", ingest_port), env, log_dir)
         started.append(ingest)
@@ -852,8 +420,7 @@ async def measure(running: stack.Stack, work: Path, options: IngestOptions) -> R
         def watch_ingest() -> dict[str, list[int]]:
             return {
                 "ingest": [ingest.process.pid],
-                "broker": [running.broker_pid] if running.broker_pid else [],
-                "postgres": postgres_pids(running.postgres_data),
+                **stack_processes(running),
             }
 
         async def run_bare(round_: int) -> LoadRun:
@@ -886,7 +453,7 @@ async def measure(running: stack.Stack, work: Path, options: IngestOptions) -> R
         raise BenchError(str(error)) from error
     finally:
         killed = await services.stop_all(started)
-        await _drop_database_after(running.database_url, database)
+        await stack.drop_database(running.database_url, database)
     if killed:
         print(f"warning: {', '.join(killed)} had to be killed", file=sys.stderr)
     raw, published = await _count_published(bootstrap, webhooks, ingested.sent)
@@ -915,11 +482,6 @@ async def measure(running: stack.Stack, work: Path, options: IngestOptions) -> R
         "ingest_bench_requests": metric(ingested.answered, "count"),
         "ingest_bench_body_bytes": metric(body_bytes, "bytes"),
     }
-
-
-async def _drop_database_after(server_url: str, database_url: str) -> None:
-    with contextlib.suppress(OSError, asyncpg.PostgresError):
-        await _drop_database(server_url, database_url)
 
 
 def run(running: stack.Stack, work: Path, options: IngestOptions | None = None) -> Results:

@@ -41,8 +41,7 @@ from casewire_router.domain.rules import (
 )
 
 from casewire_dev import bench_workload
-from casewire_dev.bench import Results, metric, ratio
-from casewire_dev.bench_runs import BenchError
+from casewire_dev.results import BenchError, Results, metric, ratio
 
 AIRLINE_TWEETS = Path("intents") / "twitter_us_airline_sentiment" / "Tweets_ramlah0.csv"
 THAI_POSTS = Path("intents") / "wisesight_thai"

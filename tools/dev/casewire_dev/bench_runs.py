@@ -15,28 +15,24 @@ import contextlib
 import cProfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from casewire_common import events as ev
 from casewire_common import topics
 from casewire_common.events import ROUTER_WATERMARK, DecodedEvent, decode_event
 from casewire_common.messages import CanonicalMessage
 
 from casewire_dev.bench_workload import Expectation, Record, predictable_counts
+from casewire_dev.results import BenchError
 
 SESSION_TIMEOUT_MS = 6000  # Tansu lets a member join after about half of it
 HEARTBEAT_MS = 1500
 POLL_SECONDS = 0.05
-
-
-class BenchError(RuntimeError):
-    """A run that did not produce what it had to: no figure is written."""
 
 
 @dataclass(frozen=True)
@@ -47,17 +43,6 @@ class Timing:
     @property
     def rate(self) -> float:
         return self.messages / self.seconds if self.seconds > 0 else 0.0
-
-
-async def create_topics(bootstrap: str, names: Sequence[str], partitions: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names]
-        )
-    finally:
-        await admin.close()
 
 
 async def produce(bootstrap: str, topic: str, records: Sequence[Record]) -> dict[int, int]:
@@ -151,11 +136,15 @@ async def read_topic(
     *,
     idle_seconds: float = 3.0,
     settle_seconds: float = 0.5,
+    keep: Callable[[Any], bool] | None = None,
 ) -> list[Any]:
     """Every record of `topic` from the beginning, read by partition assignment (no group to
     join): until nothing new came for `idle_seconds`, or for `settle_seconds` once `expected`
     records are in (so that a surplus shows too). The router's watermarks, which keep coming
-    while it runs, are left out."""
+    while it runs, are left out; so are the records `keep` refuses (other runs' records on a
+    shared topic), though reading them counts as something new. (The whole topic is read
+    because end offsets cannot be trusted here: Tansu's ListOffsets sometimes answers a
+    partition's last offset instead of the next one.)"""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
@@ -177,9 +166,9 @@ async def read_topic(
         ):
             batches = await consumer.getmany(timeout_ms=200, max_records=5000)
             for batch in batches.values():
-                wanted = [r for r in batch if ("ce_type", _WATERMARK) not in r.headers]
-                records.extend(wanted)
-                if wanted:
+                read = [r for r in batch if ("ce_type", _WATERMARK) not in r.headers]
+                records.extend(read if keep is None else filter(keep, read))
+                if read:
                     last_new = loop.time()
     return records
 

@@ -44,9 +44,7 @@ from casewire_common.events import (
 from casewire_router.adapters.watermarks import watermark_records
 
 from casewire_dev import services, stack
-from casewire_dev.bench import Results, metric
-from casewire_dev.bench_ingest import percentile
-from casewire_dev.bench_runs import BenchError
+from casewire_dev.results import BenchError, Results, metric, percentile
 
 SEEDED_CLOCKS = 100_000
 WINDOW_CLOCKS = 3_000
@@ -421,8 +419,7 @@ async def measure(running: stack.Stack, work: Path) -> Results:
             await consumer.stop()
         await connection.close()
         killed = await services.stop_all(started)
-        with contextlib.suppress(OSError, asyncpg.PostgresError):
-            await _drop_database(running.database_url, database)
+        await stack.drop_database(running.database_url, database)
     if killed:
         print(f"warning: {', '.join(killed)} had to be killed", file=sys.stderr)
     lateness = check_breaches(expected, breaches)
@@ -440,15 +437,6 @@ async def measure(running: stack.Stack, work: Path) -> Results:
         "sla_bench_open_clocks": metric(SEEDED_CLOCKS, "count"),
         "sla_bench_case_events": metric(producer.sent, "count"),
     }
-
-
-async def _drop_database(server_url: str, database_url: str) -> None:
-    name = database_url.rsplit("/", 1)[1]
-    connection = await asyncpg.connect(server_url)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
 
 
 def run(running: stack.Stack, work: Path) -> Results:

@@ -15,7 +15,7 @@ import json
 import random
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Set
+from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -82,16 +82,24 @@ AGENT_IDS = (
 )
 
 
-def agents_yaml(capacity: int) -> str:
-    """Everyone online with room for the whole run: every case that wants an agent gets one,
-    so the expected events do not depend on which partition the router reads first."""
+def agents_file(agents: Iterable[tuple[str, Sequence[str], Sequence[str], int]]) -> str:
+    """An agents file (`CASEWIRE_ROUTER_AGENTS`) of (id, teams, languages, capacity), every
+    agent online."""
     lines = ["agents:"]
-    for agent_id, teams, languages in AGENT_IDS:
+    for agent_id, teams, languages, capacity in agents:
         lines.append(
             f"  - {{id: {agent_id}, teams: [{', '.join(teams)}],"
             f" languages: [{', '.join(languages)}], capacity: {capacity}, online: true}}"
         )
     return "\n".join(lines) + "\n"
+
+
+def agents_yaml(capacity: int) -> str:
+    """Everyone online with room for the whole run: every case that wants an agent gets one,
+    so the expected events do not depend on which partition the router reads first."""
+    return agents_file(
+        (agent_id, teams, languages, capacity) for agent_id, teams, languages in AGENT_IDS
+    )
 
 
 @dataclass(frozen=True)

@@ -63,29 +63,6 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-async def recreate_database(server_url: str, name: str) -> str:
-    """Drop and create `name` on the server behind `server_url`; returns the new database's
-    URL. Connections left by an earlier demo are closed by the drop."""
-    connection = await asyncpg.connect(server_url)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-    base, _, _ = server_url.rpartition("/")
-    return f"{base}/{name}"
-
-
 class Demo:
     """One demo run: what it started, so that it can stop exactly that."""
 
@@ -189,14 +166,13 @@ class Demo:
             await stack.create_topics(bootstrap)
             _say(f"using Kafka at {bootstrap} and the database in CASEWIRE_DATABASE_URL")
             return env
-        existing = stack.read_state(self.state_dir)
-        already_running = bool(existing and existing.broker_pid and _pid_alive(existing.broker_pid))
+        already_running = stack.running_stack(self.state_dir) is not None
         _say("local stack: " + ("reusing the running one" if already_running else "starting"))
         self.started_stack = not already_running
         running = await asyncio.to_thread(
             stack.up, self.state_dir, database_url=os.environ.get("CASEWIRE_DATABASE_URL")
         )
-        database_url = await recreate_database(running.database_url, DEMO_DATABASE)
+        database_url = await stack.ensure_database(running.database_url, DEMO_DATABASE, fresh=True)
         _say(f"kafka {running.kafka_bootstrap_servers}, database {database_url} (recreated)")
         env.update(running.env())
         env["CASEWIRE_DATABASE_URL"] = database_url

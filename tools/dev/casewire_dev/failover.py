@@ -24,13 +24,12 @@ import signal
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -362,29 +361,10 @@ def _consumer_settings(env: dict[str, str]) -> ServiceSettings:
     return ServiceSettings.model_validate(consumer)
 
 
-@contextlib.asynccontextmanager
-async def _database(server_url: str) -> AsyncIterator[str]:
-    """A fresh database for this run on the server of `server_url`, dropped afterwards."""
-    name = f"casewire_failover_{uuid.uuid4().hex[:8]}"
-    connection = await asyncpg.connect(server_url)
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-    base, _, _ = server_url.rpartition("/")
-    try:
-        yield f"{base}/{name}"
-    finally:
-        connection = await asyncpg.connect(server_url)
-        try:
-            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await connection.close()
-
-
 async def _measure(options: Options, running: stack.Stack, log_dir: Path) -> dict[str, Any]:
     root = repo_root()
-    async with _database(running.database_url) as database_url:
+    name = f"casewire_failover_{uuid.uuid4().hex[:8]}"
+    async with stack.scratch_database(running.database_url, name) as database_url:
         env = {
             **stack.LOCAL_CONSUMER_SETTINGS,
             **os.environ,  # consumer settings given here win: to compare settings

@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,24 +86,55 @@ class RunningService:
         )
 
 
-def start(spec: ServiceSpec, env: Mapping[str, str], log_dir: Path) -> RunningService:
-    """`casewire-<name> serve` in its own session (so a terminal Ctrl-C does not reach it
-    before the demo has stopped what feeds it), JSON logs to `<log_dir>/<name>.log`."""
-    log_path = log_dir / f"{spec.name}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(console_script(f"casewire-{spec.name}")), "serve"],
-            env={
-                **env,
-                **spec.settings,
-                "CASEWIRE_HTTP_HOST": "127.0.0.1",
-                "CASEWIRE_HTTP_PORT": str(spec.port),
-            },
+def serve_process(
+    service: str, port: int, env: Mapping[str, str], log_path: Path, *, append: bool = False
+) -> subprocess.Popen[bytes]:
+    """`casewire-<service> serve` on 127.0.0.1:`port`, in its own session (so a terminal
+    Ctrl-C does not reach it before what feeds it has stopped), its JSON logs in `log_path`
+    (with `append`, after the earlier ones: a restarted replica keeps its log)."""
+    with log_path.open("ab" if append else "wb") as log:
+        return subprocess.Popen(
+            [str(console_script(f"casewire-{service}")), "serve"],
+            env={**env, "CASEWIRE_HTTP_HOST": "127.0.0.1", "CASEWIRE_HTTP_PORT": str(port)},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+def start(spec: ServiceSpec, env: Mapping[str, str], log_dir: Path) -> RunningService:
+    """`casewire-<name> serve` (`serve_process`), its logs in `<log_dir>/<name>.log`."""
+    log_path = log_dir / f"{spec.name}.log"
+    process = serve_process(spec.name, spec.port, {**env, **spec.settings}, log_path)
     return RunningService(spec, process, log_path)
+
+
+async def poll_ready(
+    url: str,
+    *,
+    exited: Callable[[], str | None],
+    late: Callable[[], str],
+    timeout: float,
+    interval: float,
+    stop: asyncio.Event | None = None,
+) -> bool:
+    """Poll `url` (a `/readyz`) until it answers 200: True; False if `stop` is set first.
+    ServiceError, saying `exited()`, as soon as that is not None (the process ended), or
+    saying `late()` after `timeout`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        while stop is None or not stop.is_set():
+            failure = exited()
+            if failure is not None:
+                raise ServiceError(failure)
+            with contextlib.suppress(httpx.TransportError):
+                if (await client.get(url)).status_code == 200:
+                    return True
+            if loop.time() > deadline:
+                raise ServiceError(late())
+            await asyncio.sleep(interval)
+    return False
 
 
 async def wait_ready(
@@ -111,22 +142,17 @@ async def wait_ready(
 ) -> bool:
     """Poll `/readyz` until it answers 200; False if `stop` was set first."""
     url = f"http://127.0.0.1:{service.spec.port}/readyz"
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    async with httpx.AsyncClient(timeout=2.0) as client:
-        while not stop.is_set():
-            if service.process.poll() is not None:
-                raise ServiceError(service.describe_exit())
-            with contextlib.suppress(httpx.TransportError):
-                if (await client.get(url)).status_code == 200:
-                    return True
-            if loop.time() > deadline:
-                raise ServiceError(
-                    f"{service.spec.name} not ready on {url} within {timeout:.0f}s; "
-                    f"see {service.log_path}:\n{log_tail(service.log_path)}"
-                )
-            await asyncio.sleep(0.3)
-    return False
+    return await poll_ready(
+        url,
+        exited=lambda: service.describe_exit() if service.process.poll() is not None else None,
+        late=lambda: (
+            f"{service.spec.name} not ready on {url} within {timeout:.0f}s; "
+            f"see {service.log_path}:\n{log_tail(service.log_path)}"
+        ),
+        timeout=timeout,
+        interval=0.3,
+        stop=stop,
+    )
 
 
 def _signal_group(process: subprocess.Popen[bytes], signum: signal.Signals) -> None:

@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -54,6 +55,16 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` different free ports."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
 
 
 def port_open(port: int) -> bool:
@@ -212,6 +223,8 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
+    except PermissionError:  # there, but not ours
+        return True
     return True
 
 
@@ -226,13 +239,20 @@ def _wait(ready: object, what: str, seconds: float, process: subprocess.Popen[by
     raise RuntimeError(f"{what} did not answer within {seconds}s")
 
 
-async def create_topics(bootstrap: str, partitions: int = DEFAULT_PARTITIONS) -> None:
-    """Every contract topic and its dead-letter topic; existing ones are left as they are."""
+async def create_topics(
+    bootstrap: str, partitions: int = DEFAULT_PARTITIONS, names: Sequence[str] | None = None
+) -> None:
+    """`names`, by default every contract topic and its dead-letter topic (one partition for
+    a dead-letter topic); existing ones are left as they are."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = [name for topic in topics.ALL for name in (topic, topics.dlq(topic))]
+        wanted = (
+            [name for topic in topics.ALL for name in (topic, topics.dlq(topic))]
+            if names is None
+            else list(names)
+        )
         new = [
             NewTopic(
                 name,
@@ -281,17 +301,49 @@ async def start_group_at_topic_end(bootstrap: str, group: str, topic: str) -> No
         await consumer.stop()
 
 
-async def ensure_database(server_url: str, database: str) -> str:
-    """Create `database` on the server if it is missing; returns its URL."""
+def database_url(server_url: str, database: str) -> str:
+    """The URL of `database` on the server that `server_url` points at."""
+    base, _, _ = server_url.rpartition("/")
+    return f"{base}/{database}"
+
+
+async def ensure_database(server_url: str, database: str, *, fresh: bool = False) -> str:
+    """Create `database` on the server if it is missing; returns its URL. With `fresh`, drop it
+    first (connections left to it are closed by the drop)."""
     connection = await asyncpg.connect(server_url)
     try:
+        if fresh:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
         if not exists:
             await connection.execute(f'CREATE DATABASE "{database}"')
     finally:
         await connection.close()
-    base, _, _ = server_url.rpartition("/")
-    return f"{base}/{database}"
+    return database_url(server_url, database)
+
+
+async def drop_database(server_url: str, database: str) -> None:
+    """After a run: drop its `database` (a name, or its URL) from the server, closing the
+    connections left to it. The embedded server goes with its stack, but an external one
+    (CASEWIRE_DATABASE_URL) stays. A drop that fails is passed over: clean-up must not hide
+    how the run ended."""
+    name = database.rsplit("/", 1)[-1]
+    with contextlib.suppress(OSError, asyncpg.PostgresError):
+        connection = await asyncpg.connect(server_url)
+        try:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await connection.close()
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(server_url: str, database: str) -> AsyncIterator[str]:
+    """A database for one run, given by its URL, dropped after it (`drop_database`)."""
+    url = await ensure_database(server_url, database)
+    try:
+        yield url
+    finally:
+        await drop_database(server_url, url)
 
 
 async def _wait_for_postgres(url: str, seconds: float = 30) -> None:
@@ -319,8 +371,8 @@ def up(
     """Start the broker and (without `database_url`) PostgreSQL; create topics and database."""
     state_dir.mkdir(parents=True, exist_ok=True)
     state_dir = state_dir.resolve()
-    existing = read_state(state_dir)
-    if existing is not None and existing.broker_pid is not None and _alive(existing.broker_pid):
+    existing = running_stack(state_dir)
+    if existing is not None:
         return existing
     down(state_dir)  # a half-stopped stack: the broker keeps nothing, so start clean
     broker_pid = start_broker(state_dir, kafka_port)
@@ -363,6 +415,14 @@ def read_state(state_dir: Path) -> Stack | None:
     if not path.exists():
         return None
     return Stack(**json.loads(path.read_text()))
+
+
+def running_stack(state_dir: Path) -> Stack | None:
+    """The stack that `up` started in `state_dir`, if its broker still runs."""
+    existing = read_state(state_dir)
+    if existing is not None and existing.broker_pid is not None and _alive(existing.broker_pid):
+        return existing
+    return None
 
 
 def down(state_dir: Path, *, remove: bool = False) -> None:

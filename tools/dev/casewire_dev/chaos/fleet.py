@@ -63,36 +63,25 @@ class Fleet:
 
     def start(self, replica: Replica) -> None:
         """`casewire-<service> serve` in its own session, its log appended."""
-        with self.log_path(replica).open("ab") as log:
-            replica.process = subprocess.Popen(
-                [str(services.console_script(f"casewire-{replica.service}")), "serve"],
-                env={
-                    **self.env,
-                    **replica.settings,
-                    "CASEWIRE_HTTP_HOST": "127.0.0.1",
-                    "CASEWIRE_HTTP_PORT": str(replica.port),
-                },
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        replica.process = services.serve_process(
+            replica.service,
+            replica.port,
+            {**self.env, **replica.settings},
+            self.log_path(replica),
+            append=True,
+        )
 
     async def wait_ready(self, replica: Replica, timeout: float = 60.0) -> None:
         """Until `/readyz` answers 200; ServiceError if it exits or takes too long."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        async with httpx.AsyncClient(timeout=2.0) as client:
-            while True:
-                if not replica.running:
-                    raise services.ServiceError(f"{replica.name} exited; {self._tail(replica)}")
-                with contextlib.suppress(httpx.TransportError):
-                    if (await client.get(f"{replica.url}/readyz")).status_code == 200:
-                        return
-                if loop.time() > deadline:
-                    raise services.ServiceError(
-                        f"{replica.name} not ready within {timeout:.0f}s; {self._tail(replica)}"
-                    )
-                await asyncio.sleep(0.2)
+        await services.poll_ready(
+            f"{replica.url}/readyz",
+            exited=lambda: (
+                None if replica.running else f"{replica.name} exited; {self._tail(replica)}"
+            ),
+            late=lambda: f"{replica.name} not ready within {timeout:.0f}s; {self._tail(replica)}",
+            timeout=timeout,
+            interval=0.2,
+        )
 
     def signal(self, replica: Replica, signum: signal.Signals) -> None:
         """Send `signum` to the replica's whole process group."""

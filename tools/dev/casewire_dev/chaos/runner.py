@@ -46,6 +46,7 @@ from casewire_common.events import ROUTER_WATERMARK
 from prometheus_client.parser import text_string_to_metric_families
 
 from casewire_dev import services, stack
+from casewire_dev.bench_workload import agents_file
 from casewire_dev.chaos import faults, verdict, workload
 from casewire_dev.chaos.capture import Capture, Record, SentMessage, StoredMessage
 from casewire_dev.chaos.desk import CareDesk
@@ -95,13 +96,7 @@ class ChaosOptions:
 
 
 def agents_yaml() -> str:
-    lines = ["agents:"]
-    for agent_id, teams, languages, capacity in AGENTS:
-        lines.append(
-            f"  - {{id: {agent_id}, teams: [{', '.join(teams)}],"
-            f" languages: [{', '.join(languages)}], capacity: {capacity}, online: true}}"
-        )
-    return "\n".join(lines) + "\n"
+    return agents_file(AGENTS)
 
 
 def policies_yaml(first_response_seconds: float) -> str:
