@@ -957,8 +957,15 @@ def reopen_case(
 
 def router_for(rules: RuleSet, windows: CaseWindows | None = None) -> Router:
     """The router for a rules file: its rules, and the shipped urgency vocabularies extended
-    by the file's `urgency` section."""
-    urgency = default_model(rules.extra_crisis_words, rules.extra_negative_words)
+    by the file's `urgency` and `vocabulary` sections."""
+    crisis = {
+        topic: [
+            *rules.extra_crisis_words.get(topic, []),
+            *rules.vocabulary_crisis_words.get(topic, []),
+        ]
+        for topic in {**rules.extra_crisis_words, **rules.vocabulary_crisis_words}
+    }
+    urgency = default_model(crisis, rules.extra_negative_words, rules.vocabulary_words)
     return Router(rules=rules, urgency=urgency, windows=windows or CaseWindows())
 
 
