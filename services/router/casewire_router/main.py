@@ -26,7 +26,8 @@ from casewire_router.adapters.watermarks import WatermarkHeartbeat
 from casewire_router.case_service import CaseService
 from casewire_router.domain.agents_file import load_agents
 from casewire_router.domain.care import TrendSettings
-from casewire_router.domain.routing import CaseWindows, router_for
+from casewire_router.domain.case import CaseWindows
+from casewire_router.domain.routing import case_router_for
 from casewire_router.domain.rules import RuleSet, load_rules
 from casewire_router.entrypoints.http import case_api
 from casewire_router.entrypoints.kafka import kafka_router
@@ -55,7 +56,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         incident=settings.router_incident_window,
         incident_threshold=settings.router_incident_threshold,
     )
-    router = router_for(load_rules(str(settings.router_rules)), windows)
+    router = case_router_for(load_rules(str(settings.router_rules)), windows)
     database = Database(dsn, min_size=1, max_size=5, server_settings=CUSTOM_PLANS)
 
     publisher = OrderedPublisher(settings.kafka_bootstrap_servers, "router")
@@ -135,7 +136,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         await broker.start()
 
         def use_rules(rules: RuleSet) -> None:
-            service.router = router_for(rules, windows)  # from the next batch on
+            service.router = case_router_for(rules, windows)  # from the next batch on
             metrics.care.use_tags(rules.tags)
             metrics.precreate_teams(rules.teams)
 

@@ -34,7 +34,9 @@ from pydantic import BaseModel, ValidationError
 from casewire_router.adapters import repository
 from casewire_router.adapters.care_metrics import CareMetrics
 from casewire_router.adapters.escalations import ALERT_KINDS, Alert, apply_alerts
-from casewire_router.domain.routing import BatchOutcome, MessageReading, Router, close_incident
+from casewire_router.domain.incidents import close_incident
+from casewire_router.domain.outcome import RoutingOutcome
+from casewire_router.domain.routing import CaseRouter, MessageReading
 from casewire_router.domain.sentiment import SentimentLabel
 
 log = structlog.get_logger(__name__)
@@ -154,7 +156,7 @@ class RoutingService:
     def __init__(
         self,
         database: Database,
-        router: Router,
+        router: CaseRouter,
         dead_letters: DeadLetters,
         relay: OutboxRelay,
         metrics: RouterMetrics,
@@ -308,7 +310,7 @@ class RoutingService:
             quiet = await repository.close_quiet_incidents(
                 connection, now - self.router.windows.incident
             )
-            outcome = BatchOutcome(incidents=[close_incident(incident) for incident in quiet])
+            outcome = RoutingOutcome(incidents=[close_incident(incident) for incident in quiet])
             await add_to_outbox(connection, repository.SCHEMA, await event_records(outcome, now))
         if quiet:
             self._relay.wake()
@@ -318,7 +320,7 @@ class RoutingService:
     def _count(
         self,
         fresh: Sequence[CanonicalMessage],
-        outcome: BatchOutcome,
+        outcome: RoutingOutcome,
         readings: Mapping[str, MessageReading],
     ) -> None:
         # Counted per batch, one increment per label set: the per-message cost adds up.
@@ -363,7 +365,7 @@ class RoutingService:
         self._metrics.care.record(outcome)
 
 
-async def event_records(outcome: BatchOutcome, now: datetime) -> list[tuple[str, ev.EventRecord]]:
+async def event_records(outcome: RoutingOutcome, now: datetime) -> list[tuple[str, ev.EventRecord]]:
     """The batch's events as outbox records, yielding to the event loop every few events so
     that the batch's writes (another task on the same connection) go on meanwhile.
 

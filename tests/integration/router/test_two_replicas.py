@@ -28,7 +28,7 @@ from casewire_common.pg import Connection, Database, migrate
 from casewire_router.adapters import repository
 from casewire_router.adapters.repository import MIGRATIONS_PACKAGE, SCHEMA
 from casewire_router.domain.agents_file import parse_agents
-from casewire_router.domain.routing import Router
+from casewire_router.domain.routing import CaseRouter
 from casewire_router.domain.rules import load_rules
 from casewire_router.domain.urgency import default_model
 from casewire_router.main import create_app
@@ -283,7 +283,7 @@ def routing_service(database: Database, settings: RouterSettings) -> RoutingServ
     dsn = settings.database_url.get_secret_value()
     return RoutingService(
         database,
-        Router(rules=load_rules(str(settings.router_rules)), urgency=default_model()),
+        CaseRouter(rules=load_rules(str(settings.router_rules)), urgency=default_model()),
         DeadLetters(
             build_broker(settings.kafka_bootstrap_servers, registry, "router"), registry, "router"
         ),

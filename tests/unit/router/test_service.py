@@ -16,7 +16,9 @@ from casewire_common.events import EventRecord, decode_event
 from casewire_common.metrics import new_registry
 from casewire_router.adapters import repository
 from casewire_router.domain.assignment import AgentState
-from casewire_router.domain.routing import BatchOutcome, BatchState, Router
+from casewire_router.domain.batch import BatchState
+from casewire_router.domain.outcome import RoutingOutcome
+from casewire_router.domain.routing import CaseRouter
 from casewire_router.domain.urgency import default_model
 from casewire_router.service import RouterMetrics, RoutingService
 
@@ -96,7 +98,7 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
             agents={"amal": AgentState("amal", ["shipping", "care"], ["en"], 5, True, 0, None)}
         )
 
-    async def save_outcome(_: object, outcome: BatchOutcome, now: object) -> None:
+    async def save_outcome(_: object, outcome: RoutingOutcome, now: object) -> None:
         recorder.log.append("save:start")
         await asyncio.sleep(0.01)  # PostgreSQL at work
         recorder.log.append("save:end")
@@ -115,7 +117,7 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
 def routing_service(recorder: Recorder) -> RoutingService:
     return RoutingService(
         FakeDatabase(recorder),  # type: ignore[arg-type]
-        Router(RULES, default_model()),
+        CaseRouter(RULES, default_model()),
         FakeDeadLetters(recorder),  # type: ignore[arg-type]
         FakeRelay(),  # type: ignore[arg-type]
         RouterMetrics(new_registry()),

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from casewire_router.domain import urgency
 from casewire_router.domain.keywords import fold
-from casewire_router.domain.routing import router_for
+from casewire_router.domain.routing import case_router_for
 from casewire_router.domain.rules import parse_rules
 from casewire_router.domain.urgency import assess
 from casewire_router.entrypoints.cli import main
@@ -21,7 +21,7 @@ SHIPPED = Path(urgency.__file__).with_name(urgency.VOCABULARY_FILE)
 
 
 def signals(rules_text: str, text: str) -> dict[str, str]:
-    model = router_for(parse_rules(rules_text)).urgency
+    model = case_router_for(parse_rules(rules_text)).urgency
     assessment = assess(model, message(text, channel="dm"))
     return {signal.name: signal.detail or "" for signal in assessment.urgency.signals}
 
@@ -55,7 +55,7 @@ def test_rules_file_vocabulary_adds_crisis_words_to_a_topic_or_a_new_one() -> No
         + "vocabulary:\n  crisis:\n    outage: {de: [server ausgefallen]}\n"
         + "    recall: {en: [product recall]}\n"
     )
-    model = router_for(parse_rules(rules)).urgency
+    model = case_router_for(parse_rules(rules)).urgency
     outage = assess(model, message("der Server ausgefallen, schon wieder", channel="dm"))
     assert outage.crisis_topics == {"outage"}
     recall = assess(model, message("is there a product recall?", channel="dm"))
@@ -64,7 +64,7 @@ def test_rules_file_vocabulary_adds_crisis_words_to_a_topic_or_a_new_one() -> No
 
 def test_vocabulary_and_urgency_sections_add_up() -> None:
     rules = HEAD + "urgency: {negative: [meh]}\nvocabulary:\n  negative: {en: [blah]}\n"
-    model = router_for(parse_rules(rules)).urgency
+    model = case_router_for(parse_rules(rules)).urgency
     for text in ("meh", "blah"):
         assert "negative_tone" in {
             s.name for s in assess(model, message(text, channel="dm")).urgency.signals
@@ -90,7 +90,7 @@ def test_check_rules_lists_problems_of_the_vocabulary_section(
 
 def test_without_a_vocabulary_section_the_shipped_model_is_unchanged() -> None:
     text = "my order is STILL not delivered since yesterday, this is a joke!!!"
-    plain = router_for(parse_rules(HEAD)).urgency
+    plain = case_router_for(parse_rules(HEAD)).urgency
     shipped = urgency.default_model()
     msg = message(text, channel="dm")
     assert assess(plain, msg, fold(text)) == assess(shipped, msg, fold(text))

@@ -31,7 +31,8 @@ from casewire_router.domain.escalation import (
     escalate_recorded,
     undo_escalation,
 )
-from casewire_router.domain.routing import BatchOutcome, Router
+from casewire_router.domain.outcome import RoutingOutcome
+from casewire_router.domain.routing import CaseRouter
 
 log = structlog.get_logger(__name__)
 
@@ -60,7 +61,7 @@ def alert_key(alert: Alert) -> str:
 class Escalations:
     """What a batch of alerts did: the changes to save and publish, in order."""
 
-    outcomes: list[BatchOutcome] = field(default_factory=list)
+    outcomes: list[RoutingOutcome] = field(default_factory=list)
     escalated: int = 0
     # Retractions by what became of the escalation: undone, case_changed, no_escalation.
     retractions: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -68,7 +69,7 @@ class Escalations:
 
 
 async def apply_alerts(
-    work: UnitOfWork, alerts: Sequence[Alert], router: Router, now: datetime
+    work: UnitOfWork, alerts: Sequence[Alert], router: CaseRouter, now: datetime
 ) -> Escalations:
     """Escalate (or undo escalations of) the cases the alerts are about, save the changes and
     record the escalations. The unit of work claims the alerts about cases this router holds
@@ -93,7 +94,7 @@ async def apply_alerts(
         connection, [a.data.retracted_alert_id for a in fresh if a.data.retracted_alert_id]
     )
     agents = await lock_agents(connection)
-    outcome = BatchOutcome()
+    outcome = RoutingOutcome()
     made: dict[str, EscalationRecord] = {}
     undone: dict[str, str] = {}  # escalation's alert id -> the retraction's
     teams_to_drain: set[str] = set()

@@ -18,18 +18,11 @@ from casewire_common.pg import Connection
 from casewire_common.unit_of_work import UnitOfWork
 
 from casewire_router.domain.assignment import AgentState
-from casewire_router.domain.routing import (
-    CLOSED_STATUSES,
-    BatchOutcome,
-    BatchState,
-    CaseState,
-    CaseWindows,
-    MessageReading,
-    QuietIncident,
-    Router,
-    TopicState,
-    customer_key,
-)
+from casewire_router.domain.batch import BatchState
+from casewire_router.domain.case import CLOSED_STATUSES, CaseState, CaseWindows, customer_key
+from casewire_router.domain.incidents import QuietIncident, TopicState
+from casewire_router.domain.outcome import RoutingOutcome
+from casewire_router.domain.routing import CaseRouter, MessageReading
 from casewire_router.domain.sentiment import LABELS, Sentiment
 
 SCHEMA = "router"
@@ -100,7 +93,7 @@ RECENT_CONTACTS_LOADED = 20  # a customer's earlier messages read for the repeat
 async def load_batch_state(
     connection: Connection,
     messages: Sequence[CanonicalMessage],
-    router: Router,
+    router: CaseRouter,
     windows: CaseWindows,
     now: datetime,
     readings: Mapping[str, MessageReading] | None = None,
@@ -109,7 +102,7 @@ async def load_batch_state(
     (customers and answered messages, cases, orphan replies, crisis topics, cases on them,
     agents) so replicas never deadlock in the common case and serialize where they must: one
     customer's conversations, a message and the replies to it, one topic.
-    `readings`: the customer messages' texts already read (`Router.read_customer_messages`)."""
+    `readings`: the customer messages' texts already read (`CaseRouter.read_customer_messages`)."""
     loaded: dict[str, CaseState] = {}  # one object per case row, however it was reached
 
     def known(row: asyncpg.Record) -> CaseState:
@@ -512,7 +505,7 @@ async def lock_agents(connection: Connection) -> dict[str, AgentState]:
     }
 
 
-async def save_outcome(connection: Connection, outcome: BatchOutcome, now: datetime) -> None:
+async def save_outcome(connection: Connection, outcome: RoutingOutcome, now: datetime) -> None:
     opened = [case for case_id, case in outcome.cases.items() if case_id in outcome.opened]
     changed = [case for case_id, case in outcome.cases.items() if case_id not in outcome.opened]
     if opened:
@@ -644,7 +637,7 @@ async def store_messages(
     )
 
 
-async def _save_topic_hits(connection: Connection, outcome: BatchOutcome, now: datetime) -> None:
+async def _save_topic_hits(connection: Connection, outcome: RoutingOutcome, now: datetime) -> None:
     await connection.execute(
         f"INSERT INTO {SCHEMA}.topic_hits (topic, case_id, at)"
         " SELECT t, c, $3 FROM unnest($1::text[], $2::uuid[]) AS h(t, c)",

@@ -11,7 +11,8 @@ from casewire_common import events as ev
 from casewire_common.events import Priority
 
 from casewire_router.domain.assignment import AgentState, choose_agent
-from casewire_router.domain.routing import CLOSED_STATUSES, BatchOutcome, CaseState
+from casewire_router.domain.case import CLOSED_STATUSES, CaseState
+from casewire_router.domain.outcome import RoutingOutcome
 from casewire_router.domain.rules import PRIORITY_ORDER, EscalationRule
 
 
@@ -36,7 +37,7 @@ def escalate_recorded(
     rule: EscalationRule,
     alert_id: str,
     agents: dict[str, AgentState],
-    outcome: BatchOutcome,
+    outcome: RoutingOutcome,
     now: datetime,
 ) -> tuple[set[str], EscalationRecord | None]:
     """`escalate`, and the record that lets a retraction of the alert undo it (None: the case
@@ -57,7 +58,7 @@ def escalate(
     rule: EscalationRule,
     alert_id: str,
     agents: dict[str, AgentState],
-    outcome: BatchOutcome,
+    outcome: RoutingOutcome,
     now: datetime,
 ) -> set[str]:
     """Raise the priority, move the case to another team, give it to a lead, tag it — as the
@@ -116,7 +117,7 @@ def undo_escalation(
     escalation: EscalationRecord,
     retraction_id: str,
     agents: Mapping[str, AgentState],
-    outcome: BatchOutcome,
+    outcome: RoutingOutcome,
     now: datetime,
 ) -> set[str] | None:
     """Put a case back as it was before `escalation` (priority, team, tags), its owner as the

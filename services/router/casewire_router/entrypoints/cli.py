@@ -20,16 +20,11 @@ from pydantic import ValidationError
 
 from casewire_router.domain.agents_file import AgentsError, AgentsFile, load_agents, not_utf8
 from casewire_router.domain.assignment import AgentState
-from casewire_router.domain.routing import (
-    BatchOutcome,
-    BatchState,
-    CaseWindows,
-    CustomerKey,
-    Router,
-    TopicState,
-    customer_key,
-    router_for,
-)
+from casewire_router.domain.batch import BatchState
+from casewire_router.domain.case import CaseWindows, CustomerKey, customer_key
+from casewire_router.domain.incidents import TopicState
+from casewire_router.domain.outcome import RoutingOutcome
+from casewire_router.domain.routing import CaseRouter, case_router_for
 from casewire_router.domain.rules import RulesError, RuleSet, load_rules
 
 
@@ -302,7 +297,7 @@ def _route(rules_path: Path, agents_path: Path | None, source: str) -> int:
     if setup is None:
         return EXIT_BAD_SETUP
     rules, agents_file = setup
-    router = router_for(rules)
+    router = case_router_for(rules)
     agents: dict[str, AgentState] = {}
     for spec in agents_file.agents:
         online = spec.online if "online" in spec.model_fields_set else True
@@ -367,7 +362,7 @@ class _History:
             if topic_state.incident_id is None:
                 topic_state.recent_case_ids = sorted({case_id for _, case_id in recent})
 
-    def record(self, message: CanonicalMessage, outcome: BatchOutcome) -> None:
+    def record(self, message: CanonicalMessage, outcome: RoutingOutcome) -> None:
         if message.event == "message" and message.direction == "inbound":
             self.contacts.setdefault(customer_key(message), []).append(message.sent_at)
         for topic, case_id in outcome.topic_hits:
@@ -376,7 +371,7 @@ class _History:
 
 
 def _decision_row(
-    router: Router, state: BatchState, history: _History, message: CanonicalMessage
+    router: CaseRouter, state: BatchState, history: _History, message: CanonicalMessage
 ) -> dict[str, Any]:
     # Read as the service reads a batch: once, for the locks, routing and the case's sentiment.
     readings = router.read_customer_messages([message])
