@@ -25,7 +25,7 @@ from casewire_router.domain.case import CaseState
 from casewire_router.domain.case_actions import TransitionError, UnknownAgent
 from casewire_router.domain.outcome import RoutingOutcome
 from casewire_router.domain.queue import drain, queue_order
-from casewire_router.service import RouterMetrics, event_records
+from casewire_router.message_service import RouterMetrics, event_records
 
 T = TypeVar("T")
 

@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 
 from casewire_router.adapters import repository
+from casewire_router.adapters.message_store import PostgresMessageStore
 from casewire_router.adapters.queue_metrics import QueueMetrics, QueueMetricsRefresher
 from casewire_router.adapters.rules_source import RulesMetrics, RulesWatcher
 from casewire_router.adapters.watermarks import WatermarkHeartbeat
@@ -31,7 +32,7 @@ from casewire_router.domain.routing import case_router_for
 from casewire_router.domain.rules import RuleSet, load_rules
 from casewire_router.entrypoints.http import case_api
 from casewire_router.entrypoints.kafka import kafka_router
-from casewire_router.service import DEAD_LETTER_REASONS, RouterMetrics, RoutingService
+from casewire_router.message_service import DEAD_LETTER_REASONS, MessageService, RouterMetrics
 from casewire_router.settings import RouterSettings
 
 # Plans made for each statement's own values. With PostgreSQL's default, a plan cached while
@@ -78,11 +79,10 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         metrics.care.bounds,
     )
     cases = CaseService(database, relay, metrics)
-    service = RoutingService(
-        database,
+    service = MessageService(
+        PostgresMessageStore(database, relay),
         router,
         DeadLetters(broker, registry, "router", DEAD_LETTER_REASONS),
-        relay,
         metrics,
     )
     incident_closer = Periodic(
@@ -136,7 +136,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         await broker.start()
 
         def use_rules(rules: RuleSet) -> None:
-            service.router = case_router_for(rules, windows)  # from the next batch on
+            service.case_router = case_router_for(rules, windows)  # from the next batch on
             metrics.care.use_tags(rules.tags)
             metrics.precreate_teams(rules.teams)
 

@@ -29,7 +29,7 @@ from casewire_router.domain.batch import BatchState
 from casewire_router.domain.routing import CaseRouter
 from casewire_router.domain.rules import parse_rules
 from casewire_router.domain.urgency import default_model
-from casewire_router.service import event_records
+from casewire_router.message_service import event_records
 from casewire_sla.adapters.alerts import ClockRecord, alert_record
 from jsonschema import Draft202012Validator
 from prometheus_client import CollectorRegistry

@@ -69,7 +69,7 @@ class Escalations:
 
 
 async def apply_alerts(
-    work: UnitOfWork, alerts: Sequence[Alert], router: CaseRouter, now: datetime
+    work: UnitOfWork, alerts: Sequence[Alert], case_router: CaseRouter, now: datetime
 ) -> Escalations:
     """Escalate (or undo escalations of) the cases the alerts are about, save the changes and
     record the escalations. The unit of work claims the alerts about cases this router holds
@@ -120,7 +120,9 @@ async def apply_alerts(
             undone[escalation.alert_id] = alert.event_id
             teams_to_drain |= drain
             continue
-        rule = router.rules.escalation_for(alert.kind, alert.data.clock, case.team, case.priority)
+        rule = case_router.rules.escalation_for(
+            alert.kind, alert.data.clock, case.team, case.priority
+        )
         if rule is None:
             continue
         drain, record = escalate_recorded(case, rule, alert.event_id, agents, outcome, now)

@@ -14,12 +14,13 @@ from typing import Any
 import asyncpg
 from casewire_common import events as ev
 from casewire_common.messages import CanonicalMessage
-from casewire_common.pg import Connection
+from casewire_common.pg import Connection, Database, pending_migrations
 from casewire_common.unit_of_work import UnitOfWork
 
 from casewire_router.domain.assignment import AgentState
 from casewire_router.domain.batch import BatchState
 from casewire_router.domain.case import CLOSED_STATUSES, CaseState, CaseWindows, customer_key
+from casewire_router.domain.deliveries import processing_key
 from casewire_router.domain.incidents import QuietIncident, TopicState
 from casewire_router.domain.outcome import RoutingOutcome
 from casewire_router.domain.routing import CaseRouter, MessageReading
@@ -69,15 +70,6 @@ _MESSAGE_COLUMNS = (
 )
 
 
-def processing_key(message: CanonicalMessage) -> str:
-    """What makes a delivery 'the same' for the idempotent consumer."""
-    if message.event == "message":
-        return message.id
-    if message.event == "edit":
-        return f"{message.id}:edit:{message.sent_at.isoformat()}"
-    return f"{message.id}:delete"
-
-
 async def claim_new(
     work: UnitOfWork, messages: Sequence[CanonicalMessage]
 ) -> list[CanonicalMessage]:
@@ -93,7 +85,7 @@ RECENT_CONTACTS_LOADED = 20  # a customer's earlier messages read for the repeat
 async def load_batch_state(
     connection: Connection,
     messages: Sequence[CanonicalMessage],
-    router: CaseRouter,
+    case_router: CaseRouter,
     windows: CaseWindows,
     now: datetime,
     readings: Mapping[str, MessageReading] | None = None,
@@ -264,7 +256,7 @@ async def load_batch_state(
     )
     topic_counts: dict[str, int] = {}
     for message in customer_messages:
-        for topic in router.crisis_topics(message, readings):
+        for topic in case_router.crisis_topics(message, readings):
             topic_counts[topic] = topic_counts.get(topic, 0) + 1
     if topic_counts:
         await _load_topics(connection, state, topic_counts, windows, now, known, list(loaded))
@@ -758,3 +750,13 @@ def _case_row(case: CaseState) -> tuple[Any, ...]:
         case.worst_sentiment.label if case.worst_sentiment else None,
         case.worst_sentiment.score if case.worst_sentiment else None,
     )
+
+
+async def require_migrated(database: Database) -> None:
+    """Refuse to start on a schema older than the code: `casewire-router migrate` first."""
+    async with database.pool.acquire() as connection:
+        pending = await pending_migrations(connection, SCHEMA, MIGRATIONS_PACKAGE)
+    if pending:
+        raise RuntimeError(
+            f"{pending} database migration(s) pending: run `casewire-router migrate`"
+        )

@@ -13,7 +13,7 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 
 from casewire_router.adapters.watermarks import WatermarkHeartbeat
-from casewire_router.service import TRANSIENT_ERRORS, RoutingService
+from casewire_router.message_service import TRANSIENT_ERRORS, MessageService
 from casewire_router.settings import RouterSettings
 
 
@@ -23,7 +23,7 @@ async def _raw_bodies(message: Any) -> Any:
 
 
 def kafka_router(
-    service: RoutingService,
+    service: MessageService,
     settings: RouterSettings,
     watermarks: Callable[[BatchSubscriber], WatermarkHeartbeat],
 ) -> tuple[KafkaRouter, dict[str, BatchSubscriber], WatermarkHeartbeat]:
