@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import pytest
 from aiokafka import ConsumerRecord
@@ -124,3 +125,20 @@ async def test_a_burst_across_batches_opens_one_incident_and_raises_its_earlier_
     assert len(store.cases) == threshold
     assert {case.priority for case in store.cases.values()} == {"P1"}
     assert all("incident" in case.tags for case in store.cases.values())
+
+
+async def test_an_incident_quiet_for_a_whole_window_is_closed_on_the_timer() -> None:
+    windows = CaseWindows(incident=timedelta(microseconds=1), incident_threshold=1)
+    amal = AgentState("amal", ["shipping", "care"], ["en"], 5, True, 0, None)
+    store = InMemoryMessageStore(windows, {"amal": amal})
+    service = MessageService(
+        store,
+        CaseRouter(RULES, default_model(), windows),
+        RecordedDeadLetters(),
+        RouterMetrics(new_registry()),
+    )
+    await service.handle_records([as_record(message("outage: the app is down again"))])
+    assert await service.close_quiet_incidents() == 1
+    assert await service.close_quiet_incidents() == 0  # closed once
+    types = [decode_event(r.headers, r.value, r.key.encode()).type for _, r in store.outbox]
+    assert (types.count(ev.INCIDENT_OPENED), types.count(ev.INCIDENT_CLOSED)) == (1, 1)

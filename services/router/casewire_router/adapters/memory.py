@@ -117,6 +117,8 @@ class InMemoryMessageStore:
 
 @dataclass
 class InMemoryMessageTransaction:
+    """One batch on the in-memory store: its claims and events count once it commits."""
+
     store: InMemoryMessageStore
     duplicates: int = 0
     claimed: set[str] = field(default_factory=set)

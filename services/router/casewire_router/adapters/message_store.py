@@ -63,6 +63,8 @@ class PostgresMessageTransaction:
 
 
 class PostgresMessageStore:
+    """`MessageStore` in PostgreSQL: a transaction is a unit of work on a pooled connection."""
+
     def __init__(self, database: Database, relay: OutboxRelay) -> None:
         self._database = database
         self._relay = relay

@@ -22,6 +22,8 @@ CLOSED_STATUSES: frozenset[CaseStatus] = frozenset({"resolved", "no_action"})
 
 @dataclass
 class CaseState:
+    """One case as routing sees it: whose it is, where it stands, who owns it."""
+
     id: str
     conversation_id: str
     customer_id: str
@@ -88,6 +90,7 @@ CustomerKey = tuple[str, str, str]  # platform, brand account, customer
 
 
 def customer_key(message: CanonicalMessage) -> CustomerKey:
+    """The customer a message is from (or to): one customer per platform and brand account."""
     return (message.platform, message.account_id, message.customer_id)
 
 
@@ -103,4 +106,5 @@ class CaseWindows:
 
 
 def customer_of(case: CaseState) -> CustomerKey:
+    """The customer whose case it is."""
     return (case.platform, case.account_id, case.customer_id)

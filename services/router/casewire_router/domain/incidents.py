@@ -35,6 +35,8 @@ class TopicState:
 
 @dataclass(frozen=True)
 class IncidentChange:
+    """An incident event to publish (opened, updated or closed)."""
+
     event_type: str
     data: ev.IncidentData
 

@@ -28,6 +28,9 @@ class CaseChange:
 
 @dataclass
 class RoutingOutcome:
+    """What a batch (or a case action) changed: the cases, agents and links to save, and the
+    events to publish, in order."""
+
     cases: dict[str, CaseState] = field(default_factory=dict)  # opened or changed, by id
     opened: set[str] = field(default_factory=set)  # ids of the cases the batch opened
     stored_messages: list[tuple[CanonicalMessage, str | None]] = field(default_factory=list)

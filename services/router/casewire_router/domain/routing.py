@@ -437,6 +437,7 @@ def replace_decision(
     assignee: str | None,
     reason: str,
 ) -> RoutingDecision:
+    """The decision with the assignment's outcome: candidates, assignee and why."""
     return decision.model_copy(
         update={"candidates": candidates, "assignee": assignee, "assignment_reason": reason}
     )
