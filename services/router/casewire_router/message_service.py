@@ -15,8 +15,9 @@ import collections
 import itertools
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol, get_args
 
@@ -32,10 +33,19 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import BaseModel, ValidationError
 
 from casewire_router.adapters.care_metrics import CareMetrics
-from casewire_router.adapters.escalations import ALERT_KINDS, Alert, Escalations
+from casewire_router.domain.assignment import AgentState
 from casewire_router.domain.batch import BatchState
+from casewire_router.domain.case import CaseState
+from casewire_router.domain.escalation import (
+    ALERT_KINDS,
+    Alert,
+    EscalationRecord,
+    escalate_recorded,
+    undo_escalation,
+)
 from casewire_router.domain.incidents import QuietIncident, close_incident
 from casewire_router.domain.outcome import RoutingOutcome
+from casewire_router.domain.queue import drain as drain_queues
 from casewire_router.domain.routing import CaseRouter, MessageReading
 from casewire_router.domain.sentiment import SentimentLabel
 
@@ -96,10 +106,31 @@ class MessageTransaction(Protocol):
         """Write what routing changed."""
         ...
 
-    async def apply_alerts(
-        self, alerts: Sequence[Alert], case_router: CaseRouter, now: datetime
-    ) -> Escalations:
-        """Escalate (or undo escalations of) the cases the alerts are about, and save that."""
+    async def claim_alerts(self, alerts: Sequence[Alert]) -> list[Alert]:
+        """Mark the alerts processed; returns those not processed before, in order."""
+        ...
+
+    async def lock_cases(self, case_ids: Collection[str]) -> dict[str, CaseState]:
+        """The cases with these ids that this router holds, locked."""
+        ...
+
+    async def lock_agents(self) -> dict[str, AgentState]:
+        """Every agent, locked."""
+        ...
+
+    async def lock_queues(self, teams: Collection[str]) -> list[CaseState]:
+        """The waiting cases of these teams, locked."""
+        ...
+
+    async def standing_escalations(self, alert_ids: Sequence[str]) -> dict[str, EscalationRecord]:
+        """The escalations these alerts caused that no retraction has undone yet."""
+        ...
+
+    async def record_escalations(
+        self, made: Mapping[str, EscalationRecord], undone: Mapping[str, str], now: datetime
+    ) -> None:
+        """Remember the escalations made (with what they changed) and those undone (by which
+        retraction)."""
         ...
 
     async def close_quiet_incidents(self, since: datetime) -> list[QuietIncident]:
@@ -109,6 +140,17 @@ class MessageTransaction(Protocol):
     def add_events(self, records: Iterable[tuple[str, ev.EventRecord]]) -> None:
         """Queue events: published once the transaction commits."""
         ...
+
+
+@dataclass
+class Escalations:
+    """What a batch of alerts did: the changes to save and publish, in order."""
+
+    outcomes: list[RoutingOutcome] = field(default_factory=list)
+    escalated: int = 0
+    # Retractions by what became of the escalation: undone, case_changed, no_escalation.
+    retractions: collections.Counter[str] = field(default_factory=collections.Counter)
+    unknown_cases: list[Alert] = field(default_factory=list)
 
 
 class MessageStore(Protocol):
@@ -335,9 +377,7 @@ class MessageService:
         hold, as dead letters to send."""
         now = datetime.now(UTC)
         async with self._store.transaction() as work:
-            escalations = await work.apply_alerts(
-                [alert for _, alert in alerts], self.case_router, now
-            )
+            escalations = await self._escalate(work, [alert for _, alert in alerts], now)
             for outcome in escalations.outcomes:
                 work.add_events(await event_records(outcome, now))
         self._metrics.escalations.inc(escalations.escalated)
@@ -348,6 +388,83 @@ class MessageService:
             (record_of[alert.event_id], "unknown_case", f"no case {alert.data.case_id}")
             for alert in escalations.unknown_cases
         ]
+
+    async def _escalate(
+        self, work: MessageTransaction, alerts: Sequence[Alert], now: datetime
+    ) -> Escalations:
+        """Escalate (or undo escalations of) the cases the alerts are about, save the changes and
+        record the escalations. The transaction claims the alerts about cases this router holds
+        (after locking them), so a redelivered alert changes nothing and an alert about an
+        unknown case stays unclaimed (it is dead-lettered, and sent again if that fails)."""
+        result = Escalations()
+        cases = await work.lock_cases({alert.data.case_id for alert in alerts})
+        result.unknown_cases = [alert for alert in alerts if alert.data.case_id not in cases]
+        known = [alert for alert in alerts if alert.data.case_id in cases]
+        fresh = await work.claim_alerts(known)  # also the same alert twice in one batch
+        if not fresh:
+            return result
+        standing = await work.standing_escalations(
+            [a.data.retracted_alert_id for a in fresh if a.data.retracted_alert_id]
+        )
+        agents = await work.lock_agents()
+        outcome = RoutingOutcome()
+        made: dict[str, EscalationRecord] = {}
+        undone: dict[str, str] = {}  # escalation's alert id -> the retraction's
+        teams_to_drain: set[str] = set()
+        for alert in fresh:
+            case = cases[alert.data.case_id]
+            if alert.kind == "retracted":
+                escalation = standing.get(alert.data.retracted_alert_id or "")
+                if (
+                    escalation is None
+                    or escalation.case_id != case.id
+                    or escalation.alert_id in undone
+                ):
+                    result.retractions["no_escalation"] += 1
+                    continue
+                drain = undo_escalation(case, escalation, alert.event_id, agents, outcome, now)
+                if drain is None:
+                    result.retractions["case_changed"] += 1
+                    log.info(
+                        "escalation kept: the case changed after it",
+                        case_id=case.id,
+                        alert_id=escalation.alert_id,
+                        escalated_at_version=escalation.case_version,
+                        version=case.version,
+                    )
+                    continue
+                result.retractions["undone"] += 1
+                undone[escalation.alert_id] = alert.event_id
+                teams_to_drain |= drain
+                continue
+            rule = self.case_router.rules.escalation_for(
+                alert.kind, alert.data.clock, case.team, case.priority
+            )
+            if rule is None:
+                continue
+            drain, record = escalate_recorded(case, rule, alert.event_id, agents, outcome, now)
+            teams_to_drain |= drain
+            if record is not None:
+                made[record.alert_id] = record
+                standing[record.alert_id] = record  # a retraction later in the batch finds it
+                result.escalated += 1
+        await work.save(outcome, now)
+        result.outcomes.append(outcome)
+        if teams_to_drain:
+            # Read after the escalations are written: the queues as they now are.
+            waiting = await work.lock_queues(teams_to_drain)
+            drained = RoutingOutcome()
+            drain_queues(waiting, await work.lock_agents(), drained, now)
+            await work.save(drained, now)
+            result.outcomes.append(drained)
+            # A case the drain gave an owner: that is part of its last escalation.
+            last_escalation = {record.case_id: record for record in made.values()}
+            for case_id, case in drained.cases.items():
+                record = last_escalation.get(case_id)
+                if record is not None and record.alert_id not in undone:
+                    record.case_version = case.version
+        await work.record_escalations(made, undone, now)
+        return result
 
     async def close_quiet_incidents(self) -> int:
         """Close the incidents quiet for a whole incident window (`casewire.incident.closed`),

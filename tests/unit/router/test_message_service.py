@@ -5,23 +5,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiokafka import ConsumerRecord
 from casewire_common import events as ev
-from casewire_common.events import decode_event
+from casewire_common.events import SlaAlertData, decode_event, encode_event
 from casewire_common.messages import CanonicalMessage
 from casewire_common.metrics import new_registry
 from casewire_router.adapters.memory import InMemoryMessageStore
 from casewire_router.domain.assignment import AgentState
 from casewire_router.domain.case import CaseWindows
-from casewire_router.domain.routing import CaseRouter
+from casewire_router.domain.routing import CaseRouter, case_router_for
 from casewire_router.domain.urgency import default_model
 from casewire_router.message_service import MessageService, Rejected, RouterMetrics
 
 from tests.unit.router.factories import message
 from tests.unit.router.test_routing import RULES
+from tests.unit.router.test_threading import RULES as THREADING_RULES
+from tests.unit.router.test_threading import WINDOWS
 
 
 @dataclass
@@ -142,3 +144,70 @@ async def test_an_incident_quiet_for_a_whole_window_is_closed_on_the_timer() -> 
     assert await service.close_quiet_incidents() == 0  # closed once
     types = [decode_event(r.headers, r.value, r.key.encode()).type for _, r in store.outbox]
     assert (types.count(ev.INCIDENT_OPENED), types.count(ev.INCIDENT_CLOSED)) == (1, 1)
+
+
+def alert_record(
+    event_type: str, case_id: str, event_id: str, retracts: str | None = None
+) -> ConsumerRecord[bytes, bytes]:
+    now = datetime.now(UTC)
+    record = encode_event(
+        event_id=event_id,
+        event_type=event_type,
+        source="casewire/sla",
+        subject=case_id,
+        time=now,
+        data=SlaAlertData(
+            case_id=case_id,
+            policy_id="standard",
+            clock="first_response",
+            target_seconds=900,
+            started_at=now - timedelta(minutes=15),
+            due_at=now,
+            fraction=1.0,
+            team="care",
+            priority="P3",
+            retracted_alert_id=retracts,
+        ),
+    )
+    return ConsumerRecord(
+        topic="casewire.sla-alerts.v1",
+        partition=0,
+        offset=0,
+        timestamp=0,
+        timestamp_type=0,
+        key=case_id.encode(),
+        value=record.value,
+        checksum=None,
+        serialized_key_size=0,
+        serialized_value_size=0,
+        headers=list(record.headers.items()),
+    )
+
+
+async def test_a_breach_escalates_once_and_its_retraction_undoes_it() -> None:
+    agents = {"lena": AgentState("lena", ["leads"], ["en"], 2, True, 0, None)}
+    store = InMemoryMessageStore(WINDOWS, agents)
+    dead_letters = RecordedDeadLetters()
+    service = MessageService(
+        store,
+        case_router_for(THREADING_RULES, WINDOWS),
+        dead_letters,
+        RouterMetrics(new_registry()),
+    )
+    await service.handle_records([as_record(message("hello, any news?", channel="dm"))])
+    (case,) = store.cases.values()
+    assert (case.team, case.assignee) == ("care", None)
+    breach = alert_record(ev.SLA_BREACHED, case.id, "breach-1")
+    await service.handle_alerts([breach])
+    await service.handle_alerts([breach])  # redelivered: changes nothing
+    assert (case.team, case.priority, case.assignee) == ("leads", "P1", "lena")
+    assert "escalated" in case.tags
+    await service.handle_alerts(
+        [alert_record(ev.SLA_BREACH_RETRACTED, case.id, "retraction-1", retracts="breach-1")]
+    )
+    assert (case.team, case.assignee) == ("care", None)
+    assert "escalated" not in case.tags
+    assert agents["lena"].load == 0
+    unknown = alert_record(ev.SLA_BREACHED, "no-such-case", "breach-2")
+    await service.handle_alerts([unknown])
+    assert dead_letters.sent == [("unknown_case", "no case no-such-case")]

@@ -3,11 +3,10 @@ the offline `route` tool, in place of a database."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from casewire_common import events as ev
 from casewire_common.messages import CanonicalMessage
@@ -17,12 +16,10 @@ from casewire_router.domain.batch import BatchState
 from casewire_router.domain.case import CLOSED_STATUSES, CaseState, CaseWindows, CustomerKey
 from casewire_router.domain.case import customer_key as key_of
 from casewire_router.domain.deliveries import processing_key
+from casewire_router.domain.escalation import Alert, EscalationRecord, alert_key
 from casewire_router.domain.incidents import QuietIncident, TopicState, is_quiet
 from casewire_router.domain.outcome import RoutingOutcome
 from casewire_router.domain.routing import CaseRouter, MessageReading
-
-if TYPE_CHECKING:
-    from casewire_router.adapters.escalations import Alert, Escalations
 
 
 class InMemoryMessageStore:
@@ -42,6 +39,8 @@ class InMemoryMessageStore:
         self._contacts: dict[CustomerKey, list[datetime]] = {}
         self._hits: dict[str, list[tuple[datetime, str]]] = {}  # topic -> (at, case id)
         self._incident_last_seen: dict[str, datetime] = {}
+        self.escalations: dict[str, EscalationRecord] = {}  # by the alert that caused it
+        self.undone: dict[str, str] = {}  # escalation's alert id -> the retraction's
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[InMemoryMessageTransaction]:
@@ -148,12 +147,39 @@ class InMemoryMessageTransaction:
     async def save(self, outcome: RoutingOutcome, now: datetime) -> None:
         self.store.save(self.messages, outcome, now)
 
-    async def apply_alerts(
-        self, alerts: Sequence[Alert], case_router: CaseRouter, now: datetime
-    ) -> Escalations:
-        raise NotImplementedError(
-            "escalations are applied in PostgreSQL only (adapters/escalations)"
-        )
+    async def claim_alerts(self, alerts: Sequence[Alert]) -> list[Alert]:
+        first_by_key: dict[str, Alert] = {}
+        for alert in alerts:
+            first_by_key.setdefault(alert_key(alert), alert)
+        new_keys = self.store.claim(first_by_key) - self.claimed
+        self.claimed |= new_keys
+        return [alert for key, alert in first_by_key.items() if key in new_keys]
+
+    async def lock_cases(self, case_ids: Collection[str]) -> dict[str, CaseState]:
+        return {i: self.store.cases[i] for i in sorted(case_ids) if i in self.store.cases}
+
+    async def lock_agents(self) -> dict[str, AgentState]:
+        return self.store.state.agents
+
+    async def lock_queues(self, teams: Collection[str]) -> list[CaseState]:
+        return [
+            case
+            for case in self.store.cases.values()
+            if case.team in teams and case.assignee is None and case.status not in CLOSED_STATUSES
+        ]
+
+    async def standing_escalations(self, alert_ids: Sequence[str]) -> dict[str, EscalationRecord]:
+        return {
+            alert_id: self.store.escalations[alert_id]
+            for alert_id in alert_ids
+            if alert_id in self.store.escalations and alert_id not in self.store.undone
+        }
+
+    async def record_escalations(
+        self, made: Mapping[str, EscalationRecord], undone: Mapping[str, str], now: datetime
+    ) -> None:
+        self.store.escalations.update(made)
+        self.store.undone.update(undone)
 
     async def close_quiet_incidents(self, since: datetime) -> list[QuietIncident]:
         return self.store.close_quiet_incidents(since)

@@ -1,10 +1,10 @@
 """The message path's store in PostgreSQL: each transaction a unit of work
-(`casewire_common.unit_of_work`) over the SQL of `repository` and `escalations`; the outbox
-relay is woken once a transaction that queued events has committed."""
+(`casewire_common.unit_of_work`) over the SQL of `repository`, `escalations` and
+`case_store`; the outbox relay is woken once a transaction that queued events committed."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 
@@ -14,9 +14,11 @@ from casewire_common.outbox import OutboxRelay
 from casewire_common.pg import Connection, Database
 from casewire_common.unit_of_work import UnitOfWork, unit_of_work
 
-from casewire_router.adapters import repository
-from casewire_router.adapters.escalations import Alert, Escalations, apply_alerts
+from casewire_router.adapters import case_store, escalations, repository
+from casewire_router.domain.assignment import AgentState
 from casewire_router.domain.batch import BatchState
+from casewire_router.domain.case import CaseState
+from casewire_router.domain.escalation import Alert, EscalationRecord, alert_key
 from casewire_router.domain.incidents import QuietIncident
 from casewire_router.domain.outcome import RoutingOutcome
 from casewire_router.domain.routing import CaseRouter, MessageReading
@@ -50,10 +52,25 @@ class PostgresMessageTransaction:
     async def save(self, outcome: RoutingOutcome, now: datetime) -> None:
         await repository.save_outcome(self._connection, outcome, now)
 
-    async def apply_alerts(
-        self, alerts: Sequence[Alert], case_router: CaseRouter, now: datetime
-    ) -> Escalations:
-        return await apply_alerts(self._work, alerts, case_router, now)
+    async def claim_alerts(self, alerts: Sequence[Alert]) -> list[Alert]:
+        return await self._work.claim(alerts, alert_key)
+
+    async def lock_cases(self, case_ids: Collection[str]) -> dict[str, CaseState]:
+        return await escalations.lock_cases(self._connection, case_ids)
+
+    async def lock_agents(self) -> dict[str, AgentState]:
+        return await repository.lock_agents(self._connection)
+
+    async def lock_queues(self, teams: Collection[str]) -> list[CaseState]:
+        return await case_store.lock_queues(self._connection, teams)
+
+    async def standing_escalations(self, alert_ids: Sequence[str]) -> dict[str, EscalationRecord]:
+        return await escalations.standing_escalations(self._connection, list(alert_ids))
+
+    async def record_escalations(
+        self, made: Mapping[str, EscalationRecord], undone: Mapping[str, str], now: datetime
+    ) -> None:
+        await escalations.record_escalations(self._connection, dict(made), dict(undone), now)
 
     async def close_quiet_incidents(self, since: datetime) -> list[QuietIncident]:
         return await repository.close_quiet_incidents(self._connection, since)

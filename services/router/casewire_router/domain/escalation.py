@@ -15,6 +15,27 @@ from casewire_router.domain.case import CLOSED_STATUSES, CaseState
 from casewire_router.domain.outcome import RoutingOutcome
 from casewire_router.domain.rules import PRIORITY_ORDER, EscalationRule
 
+# The SLA events the router acts on, by the kind of alert they are.
+ALERT_KINDS = {
+    ev.SLA_WARNING: "warning",
+    ev.SLA_BREACHED: "breached",
+    ev.SLA_BREACH_RETRACTED: "retracted",
+}
+
+
+@dataclass(frozen=True)
+class Alert:
+    """An SLA warning, breach or breach retraction, as read from `casewire.sla-alerts.v1`."""
+
+    event_id: str
+    kind: str  # "warning", "breached" or "retracted"
+    data: ev.SlaAlertData
+
+
+def alert_key(alert: Alert) -> str:
+    """What makes a delivery of an alert 'the same' for the idempotent consumer."""
+    return f"sla-alert:{alert.event_id}"
+
 
 @dataclass
 class EscalationRecord:
