@@ -17,11 +17,10 @@ from casewire_common.events import RoutingDecision
 from casewire_common.pg import Connection
 
 from casewire_router.adapters import repository
-from casewire_router.adapters.repository import SCHEMA, case_columns, lock_agents
+from casewire_router.adapters.repository import SCHEMA, case_columns
 from casewire_router.domain.assignment import AgentState
 from casewire_router.domain.case import CaseState
 from casewire_router.domain.outcome import RoutingOutcome
-from casewire_router.domain.queue import drain
 
 _SELECT_CASES = f"SELECT {case_columns()}, decision FROM {SCHEMA}.cases"
 WAITING = "assignee IS NULL AND status NOT IN ('resolved', 'no_action')"
@@ -84,19 +83,6 @@ async def lock_queues(connection: Connection, teams: Collection[str] | None) -> 
         None if teams is None else list(teams),
     )
     return [_full_case(row) for row in rows]
-
-
-async def drain_teams(
-    connection: Connection, teams: Collection[str], now: datetime
-) -> RoutingOutcome:
-    """Drain these teams' queues as they are stored now (for the message and alert paths,
-    e.g. after an escalation moved cases to another team): locks the queues, then every
-    agent, and returns the assignments for the caller to save and publish."""
-    waiting = await lock_queues(connection, teams)
-    agents = await lock_agents(connection)
-    outcome = RoutingOutcome()
-    drain(waiting, agents, outcome, now)
-    return outcome
 
 
 async def team_queue(connection: Connection, team: str) -> list[CaseState]:
