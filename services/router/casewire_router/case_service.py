@@ -21,10 +21,11 @@ from casewire_router.adapters import case_store
 from casewire_router.adapters.repository import SCHEMA, lock_agents
 from casewire_router.domain import case_actions
 from casewire_router.domain.assignment import AgentState
+from casewire_router.domain.case import CaseState
 from casewire_router.domain.case_actions import TransitionError, UnknownAgent
+from casewire_router.domain.outcome import RoutingOutcome
 from casewire_router.domain.queue import drain, queue_order
-from casewire_router.domain.routing import BatchOutcome, CaseState
-from casewire_router.service import RouterMetrics, event_records
+from casewire_router.message_service import RouterMetrics, event_records
 
 T = TypeVar("T")
 
@@ -56,7 +57,7 @@ class AgentResult:
     assigned_from_queue: list[CaseState]
 
 
-Action = Callable[[Connection, datetime, BatchOutcome], Awaitable[T]]
+Action = Callable[[Connection, datetime, RoutingOutcome], Awaitable[T]]
 
 
 class CaseService:
@@ -89,7 +90,9 @@ class CaseService:
     # Case actions.
 
     async def claim(self, case_id: str, agent_id: str, *, force: bool) -> ActionResult:
-        async def action(connection: Connection, now: datetime, outcome: BatchOutcome) -> CaseState:
+        async def action(
+            connection: Connection, now: datetime, outcome: RoutingOutcome
+        ) -> CaseState:
             case = await self._lock_case(connection, case_id)
             agents = await lock_agents(connection)
             case_actions.claim(case, agent_id, agents, outcome, now, force=force)
@@ -99,7 +102,7 @@ class CaseService:
 
     async def reassign(self, case_id: str, agent_id: str, *, force: bool) -> ActionResult:
         async def action(
-            connection: Connection, now: datetime, outcome: BatchOutcome
+            connection: Connection, now: datetime, outcome: RoutingOutcome
         ) -> ActionResult:
             case, waiting = await self._lock_case_and_queues(connection, case_id)
             agents = await lock_agents(connection)
@@ -109,7 +112,9 @@ class CaseService:
         return await self._transact(action)
 
     async def set_pending(self, case_id: str) -> ActionResult:
-        async def action(connection: Connection, now: datetime, outcome: BatchOutcome) -> CaseState:
+        async def action(
+            connection: Connection, now: datetime, outcome: RoutingOutcome
+        ) -> CaseState:
             case = await self._lock_case(connection, case_id)
             case_actions.set_pending(case, outcome)
             return case
@@ -120,7 +125,7 @@ class CaseService:
         """Resolve (or close as no_action); the owner's freed place drains the team queue."""
 
         async def action(
-            connection: Connection, now: datetime, outcome: BatchOutcome
+            connection: Connection, now: datetime, outcome: RoutingOutcome
         ) -> ActionResult:
             case, waiting = await self._lock_case_and_queues(connection, case_id)
             agents = await lock_agents(connection)
@@ -130,7 +135,9 @@ class CaseService:
         return await self._transact(action)
 
     async def reopen(self, case_id: str) -> ActionResult:
-        async def action(connection: Connection, now: datetime, outcome: BatchOutcome) -> CaseState:
+        async def action(
+            connection: Connection, now: datetime, outcome: RoutingOutcome
+        ) -> CaseState:
             case = await self._lock_case(connection, case_id)
             agents = await lock_agents(connection)
             case_actions.reopen(case, agents, outcome, now)
@@ -144,7 +151,7 @@ class CaseService:
         """Record a reply made outside the platforms; returns whether it was the first."""
 
         async def action(
-            connection: Connection, now: datetime, outcome: BatchOutcome
+            connection: Connection, now: datetime, outcome: RoutingOutcome
         ) -> tuple[ActionResult, bool]:
             case = await self._lock_case(connection, case_id)
             if await case_store.agent_teams(connection, agent_id) is None:
@@ -164,7 +171,7 @@ class CaseService:
         open cases they own stay theirs (even over a lowered capacity)."""
 
         async def action(
-            connection: Connection, now: datetime, outcome: BatchOutcome
+            connection: Connection, now: datetime, outcome: RoutingOutcome
         ) -> AgentResult:
             current_teams = await case_store.agent_teams(connection, agent_id) or []
             waiting = await case_store.lock_queues(connection, {*current_teams, *teams})
@@ -190,7 +197,7 @@ class CaseService:
         or raising capacity takes waiting cases at once."""
 
         async def action(
-            connection: Connection, now: datetime, outcome: BatchOutcome
+            connection: Connection, now: datetime, outcome: RoutingOutcome
         ) -> AgentResult:
             teams = await case_store.agent_teams(connection, agent_id)
             if teams is None:
@@ -211,7 +218,7 @@ class CaseService:
         """Drain every team queue (at start: the agents file may have changed capacity)."""
 
         async def action(
-            connection: Connection, now: datetime, outcome: BatchOutcome
+            connection: Connection, now: datetime, outcome: RoutingOutcome
         ) -> list[CaseState]:
             waiting = await case_store.lock_queues(connection, None)
             agents = await lock_agents(connection)
@@ -225,7 +232,7 @@ class CaseService:
         attempt = 0
         while True:
             attempt += 1
-            outcome = BatchOutcome()
+            outcome = RoutingOutcome()
             now = datetime.now(UTC)
             try:
                 async with self._database.pool.acquire() as connection, connection.transaction():
@@ -248,7 +255,7 @@ class CaseService:
             self._count(outcome)
             return result
 
-    def _count(self, outcome: BatchOutcome) -> None:
+    def _count(self, outcome: RoutingOutcome) -> None:
         for event in outcome.events:
             if event.type == ev.CASE_ASSIGNED:
                 self._metrics.assignments.labels(event.data.case.team).inc()

@@ -1,8 +1,12 @@
-"""The router app: canonical messages in; cases in PostgreSQL and case events out."""
+"""The router app: canonical messages in; cases in PostgreSQL and case events out.
+
+`create_app` is the one place the router is wired: adapters, then the service layer
+(`message_service`, `case_service`), then the entrypoints (Kafka subscribers, HTTP API). The
+lifespan only starts the components in order and stops them in order.
+"""
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,23 +18,26 @@ from casewire_common.logging import configure_logging
 from casewire_common.metrics import new_registry
 from casewire_common.outbox import OutboxMetrics, OutboxRelay
 from casewire_common.periodic import Periodic
-from casewire_common.pg import Database, pending_migrations
+from casewire_common.pg import Database
 from casewire_common.unit_of_work import AgedTable, RetentionPruner, processed_inputs
 from fastapi import FastAPI
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 
 from casewire_router.adapters import repository
+from casewire_router.adapters.agents_source import AgentsSync
+from casewire_router.adapters.gc_tuning import GcTuning
+from casewire_router.adapters.message_store import PostgresMessageStore
 from casewire_router.adapters.queue_metrics import QueueMetrics, QueueMetricsRefresher
 from casewire_router.adapters.rules_source import RulesMetrics, RulesWatcher
 from casewire_router.adapters.watermarks import WatermarkHeartbeat
 from casewire_router.case_service import CaseService
-from casewire_router.domain.agents_file import load_agents
 from casewire_router.domain.care import TrendSettings
-from casewire_router.domain.routing import CaseWindows, router_for
+from casewire_router.domain.case import CaseWindows
+from casewire_router.domain.routing import case_router_for
 from casewire_router.domain.rules import RuleSet, load_rules
 from casewire_router.entrypoints.http import case_api
-from casewire_router.entrypoints.kafka import kafka_router
-from casewire_router.service import DEAD_LETTER_REASONS, RouterMetrics, RoutingService
+from casewire_router.entrypoints.kafka import subscriptions
+from casewire_router.message_service import DEAD_LETTER_REASONS, MessageService, RouterMetrics
 from casewire_router.settings import RouterSettings
 
 # Plans made for each statement's own values. With PostgreSQL's default, a plan cached while
@@ -43,11 +50,11 @@ log = structlog.get_logger(__name__)
 
 
 def create_app(settings: RouterSettings | None = None) -> FastAPI:
+    """The router, wired: adapters, service layer, entrypoints."""
     settings = settings or RouterSettings()
     configure_logging(settings.log_level)
     dsn = settings.database_url.get_secret_value()
     registry = new_registry()
-    broker = build_broker(settings.kafka_bootstrap_servers, registry, "router")
     windows = CaseWindows(
         reopen=settings.router_reopen_window,
         merge=settings.router_merge_window,
@@ -55,15 +62,45 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         incident=settings.router_incident_window,
         incident_threshold=settings.router_incident_threshold,
     )
-    router = router_for(load_rules(str(settings.router_rules)), windows)
-    database = Database(dsn, min_size=1, max_size=5, server_settings=CUSTOM_PLANS)
+    case_router = case_router_for(load_rules(str(settings.router_rules)), windows)
 
+    # Adapters.
+    broker = build_broker(settings.kafka_bootstrap_servers, registry, "router")
+    database = Database(dsn, min_size=1, max_size=5, server_settings=CUSTOM_PLANS)
     publisher = OrderedPublisher(settings.kafka_bootstrap_servers, "router")
     relay = OutboxRelay(dsn, repository.SCHEMA, publisher, OutboxMetrics(registry, "router"))
     metrics = RouterMetrics(registry)
-    metrics.care.use_tags(router.rules.tags)
+    metrics.care.use_tags(case_router.rules.tags)
     metrics.care.use_languages(code.strip() for code in settings.languages.split(","))
-    metrics.precreate_teams(router.rules.teams)
+    metrics.precreate_teams(case_router.rules.teams)
+    store = PostgresMessageStore(database, relay)
+
+    # Service layer.
+    cases = CaseService(database, relay, metrics)
+    service = MessageService(
+        store,
+        case_router,
+        DeadLetters(broker, registry, "router", DEAD_LETTER_REASONS),
+        metrics,
+    )
+
+    # Background duties.
+    agents_sync = AgentsSync(
+        settings.router_agents, lambda: service.case_router.rules.teams, database, metrics.care
+    )
+
+    def use_rules(rules: RuleSet) -> None:
+        service.case_router = case_router_for(rules, windows)  # from the next batch on
+        metrics.care.use_tags(rules.tags)
+        metrics.precreate_teams(rules.teams)
+
+    rules_watcher = RulesWatcher(
+        settings.router_rules,
+        case_router.rules,
+        use_rules,
+        RulesMetrics(registry),
+        settings.router_rules_reload_seconds,
+    )
     queue_metrics = QueueMetricsRefresher(
         database,
         QueueMetrics(registry),
@@ -76,21 +113,20 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         ),
         metrics.care.bounds,
     )
-    cases = CaseService(database, relay, metrics)
-    service = RoutingService(
-        database,
-        router,
-        DeadLetters(broker, registry, "router", DEAD_LETTER_REASONS),
-        relay,
-        metrics,
-    )
     incident_closer = Periodic(
         "incident-closer",
         settings.router_incident_check_seconds,
         service.close_quiet_incidents,
         wait_first=True,
     )
+    # Escalations are remembered for their retraction, which comes minutes after the breach.
+    escalations = AgedTable(repository.SCHEMA, "escalations", "escalated_at")
+    pruner = RetentionPruner(
+        dsn, [processed_inputs(repository.SCHEMA), escalations], settings.processed_retention
+    )
+    gc_tuning = GcTuning()
 
+    # Entrypoints.
     def heartbeat(subscriber: BatchSubscriber) -> WatermarkHeartbeat:
         return WatermarkHeartbeat(
             database,
@@ -101,66 +137,30 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
             settings.router_watermark_interval_seconds,
         )
 
-    messages_router, subscribers, watermarks = kafka_router(service, settings, heartbeat)
-    broker.include_router(messages_router)
+    kafka_routes, subscribers, watermarks = subscriptions(service, settings, heartbeat)
+    broker.include_router(kafka_routes)
     lag = ConsumerLag(registry, list(subscribers.items()))
-    # Escalations are remembered for their retraction, which comes minutes after the breach.
-    escalations = AgedTable(repository.SCHEMA, "escalations", "escalated_at")
-    pruner = RetentionPruner(
-        dsn, [processed_inputs(repository.SCHEMA), escalations], settings.processed_retention
-    )
+    api_routes = case_api(cases, settings.router_api_token)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await database.open()
-        async with database.pool.acquire() as connection:
-            pending = await pending_migrations(
-                connection, repository.SCHEMA, repository.MIGRATIONS_PACKAGE
-            )
-            if pending:
-                raise RuntimeError(
-                    f"{pending} database migration(s) pending: run `casewire-router migrate`"
-                )
-            if settings.router_agents is not None:
-                agents = load_agents(settings.router_agents, teams=router.rules.teams)
-                metrics.care.use_roster(agents.agents)
-                await repository.sync_agents(
-                    connection, [agent.model_dump() for agent in agents.agents]
-                )
+        await repository.require_migrated(database)
+        await agents_sync.start()
         await publisher.start()
         await relay.start()
         await cases.drain_all()  # the agents file may have freed capacity while we were away
         # Joins the consumer groups last: a long drain (thousands of queued cases) inside a
         # new member's first session got it dropped from the group, and the others waited.
         await broker.start()
-
-        def use_rules(rules: RuleSet) -> None:
-            service.router = router_for(rules, windows)  # from the next batch on
-            metrics.care.use_tags(rules.tags)
-            metrics.precreate_teams(rules.teams)
-
-        rules_watcher = RulesWatcher(
-            settings.router_rules,
-            router.rules,
-            use_rules,
-            RulesMetrics(registry),
-            settings.router_rules_reload_seconds,
-        )
         rules_watcher.start()
         queue_metrics.task.start()
         lag.task.start()
         watermarks.task.start()
         pruner.task.start()
         incident_closer.start()
-        # What is alive once started (modules, app, clients) lives as long as the process:
-        # frozen, it is no longer scanned by every full garbage collection, which otherwise
-        # costs about a tenth of the router's time. Garbage is collected first, not frozen.
-        gc.collect()
-        gc.freeze()
-        # A batch allocates hundreds of thousands of short-lived objects that reference counting
-        # frees; collecting the youngest generation every 700 allocations only re-scans them.
-        gc.set_threshold(50_000, 20, 100)
-        log.info("router started", rules_version=router.rules.version)
+        gc_tuning.start()
+        log.info("router started", rules_version=service.case_router.rules.version)
         if settings.router_api_token is None or not settings.router_api_token.get_secret_value():
             log.warning("case and agent API off: set CASEWIRE_ROUTER_API_TOKEN to turn it on")
         try:
@@ -181,7 +181,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="Casewire router", lifespan=lifespan)
     app.state.broker = broker  # its channels are the published contract (casewire-dev contracts)
-    app.include_router(case_api(cases, settings.router_api_token))
+    app.include_router(api_routes)
     mount_operations(
         app,
         registry,

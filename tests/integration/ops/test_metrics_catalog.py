@@ -20,7 +20,7 @@ from casewire_ingest.settings import IngestSettings
 from casewire_router.adapters.repository import MIGRATIONS_PACKAGE as ROUTER_MIGRATIONS
 from casewire_router.adapters.repository import SCHEMA as ROUTER_SCHEMA
 from casewire_router.main import create_app as create_router
-from casewire_router.service import DEAD_LETTER_REASONS as ROUTER_DEAD_LETTERS
+from casewire_router.message_service import DEAD_LETTER_REASONS as ROUTER_DEAD_LETTERS
 from casewire_router.settings import RouterSettings
 from casewire_sla.adapters.store import MIGRATIONS as SLA_MIGRATIONS
 from casewire_sla.adapters.store import SCHEMA as SLA_SCHEMA

@@ -9,7 +9,8 @@ import asyncpg
 from casewire_common.pg import migrate
 from casewire_router.adapters import repository
 from casewire_router.adapters.repository import MIGRATIONS_PACKAGE, SCHEMA
-from casewire_router.domain.routing import BatchOutcome, CaseState
+from casewire_router.domain.case import CaseState
+from casewire_router.domain.outcome import RoutingOutcome
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -42,7 +43,7 @@ async def test_changed_cases_are_written_each_with_its_own_values(
     await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
     originals = [case(number) for number in range(1, 4)]
     await repository.save_outcome(
-        pg, BatchOutcome(cases={c.id: c for c in originals}, opened={c.id for c in originals}), T0
+        pg, RoutingOutcome(cases={c.id: c for c in originals}, opened={c.id for c in originals}), T0
     )
     changed = [
         case(
@@ -61,7 +62,7 @@ async def test_changed_cases_are_written_each_with_its_own_values(
         case(3, status="pending", tags=[]),
     ]
 
-    await repository.save_outcome(pg, BatchOutcome(cases={c.id: c for c in changed}), T0)
+    await repository.save_outcome(pg, RoutingOutcome(cases={c.id: c for c in changed}), T0)
 
     rows = await pg.fetch(f"SELECT {repository.case_columns()} FROM {SCHEMA}.cases ORDER BY id")
     assert [repository.read_case(row) for row in rows] == changed

@@ -16,7 +16,7 @@ from casewire_common import events as ev
 from casewire_common.messages import message_id
 from casewire_common.pg import Database, migrate
 from casewire_router.adapters.repository import MIGRATIONS_PACKAGE, SCHEMA
-from casewire_router.service import RoutingService
+from casewire_router.message_service import MessageService
 from casewire_router.settings import RouterSettings
 
 from tests.integration.router.test_event_time_order import waiting_on_locks
@@ -94,7 +94,7 @@ async def test_an_answer_processed_before_the_reply_it_answers_is_absorbed_into_
     )
     database = Database(database_url, min_size=1, max_size=2)
     await database.open()
-    service: RoutingService = routing_service(database, settings(tmp_path, database_url))
+    service: MessageService = routing_service(database, settings(tmp_path, database_url))
     chain = Chain(unique, datetime.now(UTC).replace(microsecond=0) - timedelta(days=2))
     try:
         await service.handle_records([chain.record("c")])  # its own case: the reply is unknown

@@ -26,13 +26,14 @@ from casewire_common.metrics import new_registry
 from casewire_common.outbox import OutboxMetrics, OutboxRelay
 from casewire_common.pg import Connection, Database, migrate
 from casewire_router.adapters import repository
+from casewire_router.adapters.message_store import PostgresMessageStore
 from casewire_router.adapters.repository import MIGRATIONS_PACKAGE, SCHEMA
 from casewire_router.domain.agents_file import parse_agents
-from casewire_router.domain.routing import Router
+from casewire_router.domain.routing import CaseRouter
 from casewire_router.domain.rules import load_rules
 from casewire_router.domain.urgency import default_model
 from casewire_router.main import create_app
-from casewire_router.service import TRANSIENT_ERRORS, RouterMetrics, RoutingService
+from casewire_router.message_service import TRANSIENT_ERRORS, MessageService, RouterMetrics
 from casewire_router.settings import RouterSettings
 
 from tests.integration.helpers import (
@@ -276,18 +277,18 @@ async def _never_relayed(records: Sequence[KafkaRecord]) -> None:
     raise AssertionError("the relay is not started in this test: events stay in the outbox")
 
 
-def routing_service(database: Database, settings: RouterSettings) -> RoutingService:
+def routing_service(database: Database, settings: RouterSettings) -> MessageService:
     """A replica's routing service as `create_app` wires it, without Kafka: its events stay
     in the outbox, where the test reads them."""
     registry = new_registry()
     dsn = settings.database_url.get_secret_value()
-    return RoutingService(
-        database,
-        Router(rules=load_rules(str(settings.router_rules)), urgency=default_model()),
+    relay = OutboxRelay(dsn, SCHEMA, _never_relayed, OutboxMetrics(registry, "router"))
+    return MessageService(
+        PostgresMessageStore(database, relay),
+        CaseRouter(rules=load_rules(str(settings.router_rules)), urgency=default_model()),
         DeadLetters(
             build_broker(settings.kafka_bootstrap_servers, registry, "router"), registry, "router"
         ),
-        OutboxRelay(dsn, SCHEMA, _never_relayed, OutboxMetrics(registry, "router")),
         RouterMetrics(registry),
     )
 
@@ -309,7 +310,7 @@ async def test_concurrent_transactions_of_two_replicas_never_over_fill_an_agent(
         messages = burst(unique)
         conversations = sorted({conversation for conversation, _ in messages})
 
-        async def apply(replica: RoutingService, batch: list[tuple[str, bytes]]) -> None:
+        async def apply(replica: MessageService, batch: list[tuple[str, bytes]]) -> None:
             records = [as_record(c, body, offset) for offset, (c, body) in enumerate(batch)]
             for _ in range(10):  # a transient error (a deadlock) redelivers, as Kafka would
                 try:
@@ -322,7 +323,7 @@ async def test_concurrent_transactions_of_two_replicas_never_over_fill_an_agent(
         # Each replica owns half of the conversations (as partitions would split them). All
         # batches of a round start at once; each replica runs four at a time (its pool).
         for round_messages in (messages[:CONVERSATIONS], messages[CONVERSATIONS:]):
-            batches: list[tuple[RoutingService, list[tuple[str, bytes]]]] = []
+            batches: list[tuple[MessageService, list[tuple[str, bytes]]]] = []
             for index, replica in enumerate(replicas):
                 owned = [m for m in round_messages if conversations.index(m[0]) % 2 == index]
                 batches += [

@@ -25,10 +25,11 @@ from casewire_dev.paths import repo_root
 from casewire_ingest.adapters.publisher import IngestMetrics, KafkaIngestPublisher
 from casewire_ingest.domain.generic import normalize_generic
 from casewire_ingest.service import Rejected, WebhookIngest
-from casewire_router.domain.routing import BatchState, Router
+from casewire_router.domain.batch import BatchState
+from casewire_router.domain.routing import CaseRouter
 from casewire_router.domain.rules import parse_rules
 from casewire_router.domain.urgency import default_model
-from casewire_router.service import event_records
+from casewire_router.message_service import event_records
 from casewire_sla.adapters.alerts import ClockRecord, alert_record
 from jsonschema import Draft202012Validator
 from prometheus_client import CollectorRegistry
@@ -201,7 +202,7 @@ async def test_ingest_writes_raw_bodies_messages_and_dead_letters_as_documented(
 
 
 async def test_router_case_and_incident_events_are_cloudevents_as_documented() -> None:
-    router = Router(
+    router = CaseRouter(
         parse_rules("version: 1\ndefault_team: care\nteams: [care]\nrules: []\n"), default_model()
     )
     ids = iter(f"id-{n}" for n in range(100))

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from casewire_common.events import CaseStatus, Priority
 from casewire_router.domain.assignment import AgentState
-from casewire_router.domain.routing import CaseState
+from casewire_router.domain.case import CaseState
 
 from tests.unit.router.factories import T0
 

@@ -18,7 +18,7 @@ from casewire_router.domain.care import (
     TrendSettings,
     topic_trend,
 )
-from casewire_router.domain.routing import BatchOutcome
+from casewire_router.domain.outcome import RoutingOutcome
 from casewire_router.settings import RouterSettings
 from prometheus_client import CollectorRegistry
 
@@ -42,7 +42,7 @@ def value(registry: CollectorRegistry, name: str, **labels: str) -> float:
 def test_a_reply_and_a_resolution_count_under_the_case_team_and_roster_agent() -> None:
     metrics, registry = care_metrics()
     shipping = case("c1", status="assigned", assignee="amal")
-    outcome = BatchOutcome()
+    outcome = RoutingOutcome()
     reply = case_actions.reply_message(
         shipping, "amal", "on its way", T0 + timedelta(minutes=2), T0
     )
@@ -66,7 +66,7 @@ def test_a_reply_and_a_resolution_count_under_the_case_team_and_roster_agent() -
 
 def test_an_agent_outside_the_roster_counts_as_other_and_no_owner_as_unassigned() -> None:
     metrics, registry = care_metrics()
-    outcome = BatchOutcome()
+    outcome = RoutingOutcome()
     stranger = case("c1", status="assigned", assignee="api-made-agent-7")
     nobody = case("c2")
     for one in (stranger, nobody):
@@ -87,7 +87,7 @@ def test_an_agent_outside_the_roster_counts_as_other_and_no_owner_as_unassigned(
 
 def test_opened_cases_count_by_bounded_tag_and_need_a_reply_unless_skipped() -> None:
     metrics, registry = care_metrics()
-    outcome = BatchOutcome()
+    outcome = RoutingOutcome()
     tagged = case("c1")
     tagged.tags = ["shipping", "vip", "old-tag", "older-tag"]
     skipped = case("c2", status="no_action")
@@ -106,7 +106,7 @@ def test_opened_cases_count_by_bounded_tag_and_need_a_reply_unless_skipped() -> 
 
 def test_cases_count_by_language_held_to_the_configured_ones() -> None:
     metrics, registry = care_metrics()
-    outcome = BatchOutcome()
+    outcome = RoutingOutcome()
     greek = case("c1", language="el")
     swahili = case("c2", language="sw")  # given by a platform, outside CASEWIRE_LANGUAGES
     undetected = case("c3", language=None)
@@ -145,7 +145,7 @@ def test_an_earlier_reply_read_later_does_not_answer_the_case_twice() -> None:
     metrics, registry = care_metrics()
     answered = case("c1", status="assigned", assignee="amal")
     answered.first_response_at = T0 + timedelta(minutes=5)
-    outcome = BatchOutcome()
+    outcome = RoutingOutcome()
     outcome.emit(ev.CASE_RESPONDED, answered, first_response=True)  # not in first_answers
     metrics.record(outcome)
     assert value(registry, "casewire_router_replies_total", team="shipping", agent="amal") == 1

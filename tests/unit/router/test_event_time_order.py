@@ -2,8 +2,9 @@
 
 from casewire_common import events as ev
 from casewire_common.messages import CanonicalMessage
-from casewire_router.domain.routing import OrphanReplies, counts_as_response, router_for
+from casewire_router.domain.routing import case_router_for
 from casewire_router.domain.rules import parse_rules
+from casewire_router.domain.threading import OrphanReplies, counts_as_response
 
 from tests.unit.router.factories import T0, message
 from tests.unit.router.test_threading import WINDOWS, Desk, types, x_tweet
@@ -269,7 +270,7 @@ rules:
 """
     )
     desk = Desk()
-    desk.router = router_for(rules, WINDOWS)
+    desk.router = case_router_for(rules, WINDOWS)
     thanks = desk.route(message("thank you!", pid="p1", conversation="x:brand:t1:cust1", minutes=5))
     assert thanks.events[0].data.case.status == "no_action"
     desk.state.closed_by_customer[("x", "brand", "cust1")] = [desk.cases["id-1"]]

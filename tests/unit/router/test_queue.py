@@ -1,8 +1,8 @@
 from datetime import timedelta
 
 from casewire_common import events as ev
+from casewire_router.domain.outcome import RoutingOutcome
 from casewire_router.domain.queue import drain, queue_order
-from casewire_router.domain.routing import BatchOutcome
 
 from tests.unit.router.case_factories import agent, case
 from tests.unit.router.factories import T0
@@ -24,7 +24,7 @@ def test_drain_gives_the_freed_place_to_the_p1_before_an_older_p3() -> None:
     agents = {"amal": agent("amal", load=1, capacity=2)}
     old_p3 = case("old-p3", priority="P3", minutes=0)
     new_p1 = case("new-p1", priority="P1", minutes=30)
-    outcome = BatchOutcome()
+    outcome = RoutingOutcome()
     assigned = drain([old_p3, new_p1], agents, outcome, NOW)
     assert [c.id for c in assigned] == ["new-p1"]
     assert (new_p1.assignee, old_p3.assignee, agents["amal"].load) == ("amal", None, 2)
@@ -34,7 +34,7 @@ def test_drain_gives_the_freed_place_to_the_p1_before_an_older_p3() -> None:
 def test_drain_never_exceeds_capacity() -> None:
     agents = {"amal": agent("amal", capacity=2), "sara": agent("sara", capacity=1)}
     waiting = [case(f"c{n}", minutes=n) for n in range(6)]
-    assigned = drain(waiting, agents, BatchOutcome(), NOW)
+    assigned = drain(waiting, agents, RoutingOutcome(), NOW)
     assert [c.id for c in assigned] == ["c0", "c1", "c2"]
     assert all(a.load <= a.capacity for a in agents.values())
     assert (agents["amal"].load, agents["sara"].load) == (2, 1)
@@ -46,7 +46,7 @@ def test_drain_prefers_an_agent_who_speaks_the_language_then_the_least_loaded() 
         "nikos": agent("nikos", languages=("el", "en"), capacity=4),
     }
     arabic, english = case("ar", language="ar", minutes=0), case("en", minutes=1)
-    drain([english, arabic], agents, BatchOutcome(), NOW)
+    drain([english, arabic], agents, RoutingOutcome(), NOW)
     assert (arabic.assignee, english.assignee) == ("amal", "nikos")
 
 
@@ -57,7 +57,7 @@ def test_drain_skips_offline_agents_and_teams_without_room_but_serves_other_team
     }
     shipping = case("ship", team="shipping", priority="P1")
     care = case("care", team="care", priority="P4", minutes=5)
-    assigned = drain([shipping, care], agents, BatchOutcome(), NOW)
+    assigned = drain([shipping, care], agents, RoutingOutcome(), NOW)
     assert [c.id for c in assigned] == ["care"]
     assert shipping.status == "queued"
 
@@ -65,5 +65,5 @@ def test_drain_skips_offline_agents_and_teams_without_room_but_serves_other_team
 def test_drain_leaves_cases_that_are_no_longer_waiting() -> None:
     agents = {"amal": agent("amal")}
     owned = case("owned", status="assigned", assignee="sara")
-    assert drain([owned], agents, BatchOutcome(), NOW) == []
+    assert drain([owned], agents, RoutingOutcome(), NOW) == []
     assert owned.assignee == "sara"

@@ -3,7 +3,10 @@ import itertools
 from casewire_common import events as ev
 from casewire_common.messages import CanonicalMessage
 from casewire_router.domain.assignment import AgentState, choose_agent
-from casewire_router.domain.routing import BatchOutcome, BatchState, CaseState, Router
+from casewire_router.domain.batch import BatchState
+from casewire_router.domain.case import CaseState
+from casewire_router.domain.outcome import RoutingOutcome
+from casewire_router.domain.routing import CaseRouter
 from casewire_router.domain.rules import PRIORITY_ORDER, parse_rules
 from casewire_router.domain.urgency import W_NEGATIVE_MILD, default_model, priority_for, score
 
@@ -38,10 +41,10 @@ def route(
     messages: list[CanonicalMessage],
     open_cases: dict[str, CaseState],
     team_agents: dict[str, AgentState],
-) -> BatchOutcome:
+) -> RoutingOutcome:
     counter = itertools.count(1)
     state = BatchState(open_cases=open_cases, agents=team_agents)
-    return Router(RULES, default_model()).route_batch(
+    return CaseRouter(RULES, default_model()).route_batch(
         messages, state, new_id=lambda: f"case-{next(counter)}", now=T0
     )
 

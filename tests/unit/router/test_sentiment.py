@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 from casewire_common import events as ev
+from casewire_router.domain.batch import BatchState
 from casewire_router.domain.keywords import fold
-from casewire_router.domain.routing import BatchState, router_for
+from casewire_router.domain.routing import case_router_for
 from casewire_router.domain.sentiment import (
     FORMAT,
     MAX_CHARS,
@@ -120,7 +121,7 @@ def test_case_carries_latest_and_worst_sentiment_of_its_customer_messages() -> N
     state = BatchState()
     first = message("my order is late again, this is terrible service", pid="m1")
     second = message("ok thank you so much, great help!", pid="m2", minutes=1)
-    outcome = router_for(RULES, WINDOWS).route_batch(
+    outcome = case_router_for(RULES, WINDOWS).route_batch(
         [first, second], state, new_id=lambda: "case-1", now=first.sent_at
     )
     snapshots = [event.data.case for event in outcome.events if event.case_id == "case-1"]

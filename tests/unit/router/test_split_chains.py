@@ -10,7 +10,8 @@ from datetime import timedelta
 import pytest
 from casewire_common import events as ev
 from casewire_common.messages import CanonicalMessage
-from casewire_router.domain.routing import CLOSED_STATUSES, BatchOutcome, CaseState
+from casewire_router.domain.case import CLOSED_STATUSES, CaseState
+from casewire_router.domain.outcome import RoutingOutcome
 
 from tests.unit.router.factories import T0
 from tests.unit.router.test_threading import Desk, types, x_tweet
@@ -45,9 +46,9 @@ class ChainDesk(Desk):
     def __init__(self) -> None:
         super().__init__()
         self.case_of: dict[str, str] = {}
-        self.outcomes: list[BatchOutcome] = []
+        self.outcomes: list[RoutingOutcome] = []
 
-    def route(self, *messages: CanonicalMessage) -> BatchOutcome:
+    def route(self, *messages: CanonicalMessage) -> RoutingOutcome:
         outcome = super().route(*messages)
         self.outcomes.append(outcome)
         for message, case_id in [*outcome.stored_messages, *outcome.attached_replies]:

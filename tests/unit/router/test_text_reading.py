@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import itertools
 
+from casewire_router.domain.batch import BatchState
 from casewire_router.domain.keywords import KeywordMatcher, TaggedKeywordMatcher, fold
-from casewire_router.domain.routing import BatchState, MessageReading, Router
+from casewire_router.domain.routing import CaseRouter, MessageReading
 from casewire_router.domain.rules import parse_rules
 from casewire_router.domain.urgency import (
     CRISIS_VOCABULARY,
@@ -77,7 +78,7 @@ rules:
 )
 
 
-def route(router: Router, readings: dict[str, MessageReading] | None) -> list[str]:
+def route(router: CaseRouter, readings: dict[str, MessageReading] | None) -> list[str]:
     messages = [
         message("the app is NOT working, since yesterday!!!", pid="m1"),
         message("my account was hacked @brand", pid="m2", conversation="x:brand:root2:c2"),
@@ -93,13 +94,13 @@ def route(router: Router, readings: dict[str, MessageReading] | None) -> list[st
 
 
 def test_routing_with_readings_decides_as_routing_without() -> None:
-    router = Router(RULES, default_model())
+    router = CaseRouter(RULES, default_model())
 
     assert route(router, {}) == route(router, None)
 
 
 def test_a_reading_of_another_text_is_not_used() -> None:
-    router = Router(RULES, default_model())
+    router = CaseRouter(RULES, default_model())
     stale = router.read(message("my account was hacked", pid="m1"))
     current = message("thanks, all good now", pid="m1")
 

@@ -6,18 +6,12 @@ from datetime import timedelta
 from casewire_common import events as ev
 from casewire_common.messages import CanonicalMessage
 from casewire_router.domain.assignment import AgentState
+from casewire_router.domain.batch import BatchState
+from casewire_router.domain.case import CaseState, CaseWindows
 from casewire_router.domain.escalation import escalate, escalate_recorded, undo_escalation
-from casewire_router.domain.routing import (
-    INCIDENT_TAG,
-    BatchOutcome,
-    BatchState,
-    CaseState,
-    CaseWindows,
-    QuietIncident,
-    Router,
-    TopicState,
-    router_for,
-)
+from casewire_router.domain.incidents import INCIDENT_TAG, QuietIncident, TopicState
+from casewire_router.domain.outcome import RoutingOutcome
+from casewire_router.domain.routing import CaseRouter, case_router_for
 from casewire_router.domain.rules import parse_rules
 
 from tests.unit.router.factories import T0, message
@@ -56,12 +50,12 @@ class Desk:
     """One router and the state it keeps between batches, as the database would."""
 
     def __init__(self, agents: dict[str, AgentState] | None = None) -> None:
-        self.router: Router = router_for(RULES, WINDOWS)
+        self.router: CaseRouter = case_router_for(RULES, WINDOWS)
         self.state = BatchState(agents=team() if agents is None else agents)
         self.counter = itertools.count(1)
         self.cases: dict[str, CaseState] = {}
 
-    def route(self, *messages: CanonicalMessage) -> BatchOutcome:
+    def route(self, *messages: CanonicalMessage) -> RoutingOutcome:
         outcome = self.router.route_batch(
             list(messages), self.state, new_id=lambda: f"id-{next(self.counter)}", now=T0
         )
@@ -83,7 +77,7 @@ class Desk:
             self.state.agents[case.assignee].load -= 1
 
 
-def types(outcome: BatchOutcome) -> list[str]:
+def types(outcome: RoutingOutcome) -> list[str]:
     return [event.type for event in outcome.events]
 
 
@@ -258,7 +252,7 @@ def test_escalation_raises_priority_moves_team_and_gives_the_case_to_the_lead() 
     assert (case.team, case.priority, case.assignee) == ("care", case.priority, "amal")
     rule = RULES.escalation_for("breached", "first_response", case.team, case.priority)
     assert rule is not None
-    outcome = BatchOutcome()
+    outcome = RoutingOutcome()
     drain = escalate(case, rule, "alert-1", desk.state.agents, outcome, T0)
     assert types(outcome) == [ev.CASE_ESCALATED, ev.CASE_ASSIGNED]
     escalated = outcome.events[0].data
@@ -278,11 +272,11 @@ def test_escalation_leaves_closed_cases_and_never_overfills_the_lead() -> None:
     case = desk.cases["id-1"]
     rule = RULES.escalation_for("breached", "first_response", case.team, case.priority)
     assert rule is not None
-    outcome = BatchOutcome()
+    outcome = RoutingOutcome()
     escalate(case, rule, "alert-2", desk.state.agents, outcome, T0)
     assert types(outcome) == [ev.CASE_ESCALATED]
     assert (case.team, case.assignee, case.status) == ("leads", None, "queued")
-    closed = BatchOutcome()
+    closed = RoutingOutcome()
     case.status = "resolved"
     assert escalate(case, rule, "alert-3", desk.state.agents, closed, T0) == set()
     assert closed.events == []
@@ -295,11 +289,11 @@ def test_undoing_an_escalation_restores_priority_team_tags_and_the_owner_before_
     before = (case.priority, case.team, list(case.tags), case.assignee)
     rule = RULES.escalation_for("breached", "first_response", case.team, case.priority)
     assert rule is not None
-    _, record = escalate_recorded(case, rule, "breach-1", desk.state.agents, BatchOutcome(), T0)
+    _, record = escalate_recorded(case, rule, "breach-1", desk.state.agents, RoutingOutcome(), T0)
     assert record is not None
     assert record.case_version == case.version  # escalated, then given to the lead
 
-    outcome = BatchOutcome()
+    outcome = RoutingOutcome()
     drain = undo_escalation(case, record, "retraction-1", desk.state.agents, outcome, T0)
     assert drain == {"leads"}  # lena's place is free again
     assert types(outcome) == [ev.CASE_ESCALATED, ev.CASE_ASSIGNED]
@@ -319,10 +313,10 @@ def test_an_escalation_is_not_undone_once_something_else_changed_the_case() -> N
     case = desk.cases["id-1"]
     rule = RULES.escalation_for("breached", "first_response", case.team, case.priority)
     assert rule is not None
-    _, record = escalate_recorded(case, rule, "breach-1", desk.state.agents, BatchOutcome(), T0)
+    _, record = escalate_recorded(case, rule, "breach-1", desk.state.agents, RoutingOutcome(), T0)
     assert record is not None
     desk.route(message("any news?", pid="2", minutes=1))  # the customer wrote again
-    outcome = BatchOutcome()
+    outcome = RoutingOutcome()
     assert undo_escalation(case, record, "retraction-1", desk.state.agents, outcome, T0) is None
     assert outcome.events == []
     assert (case.priority, case.team, case.assignee) == ("P1", "leads", "lena")
@@ -461,7 +455,7 @@ rules:
 """
     )
     desk = Desk()
-    desk.router = router_for(rules, WINDOWS)
+    desk.router = case_router_for(rules, WINDOWS)
     desk.route(message("where is my refund", pid="1"))
     desk.resolve("id-1", minutes=10)
 

@@ -34,7 +34,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from casewire_router.domain.agents_file import AgentSpec
 from casewire_router.domain.care import OTHER, UNKNOWN_LANGUAGE, CareBounds
-from casewire_router.domain.routing import BatchOutcome
+from casewire_router.domain.outcome import RoutingOutcome
 
 # Responses on social range from seconds to days, resolutions to weeks (as the SLA service's).
 DURATION_BUCKETS = (
@@ -168,7 +168,7 @@ class CareMetrics:
         """The tags of the rules file in force (on every reload)."""
         self.bounds.tags = frozenset(tags)
 
-    def record(self, outcome: BatchOutcome) -> None:
+    def record(self, outcome: RoutingOutcome) -> None:
         """Count what a committed change did. One increment per label set per change: the
         per-event cost adds up on large batches."""
         bounds = self.bounds

@@ -17,10 +17,10 @@ from casewire_common.events import RoutingDecision
 from casewire_common.pg import Connection
 
 from casewire_router.adapters import repository
-from casewire_router.adapters.repository import SCHEMA, case_columns, lock_agents
+from casewire_router.adapters.repository import SCHEMA, case_columns
 from casewire_router.domain.assignment import AgentState
-from casewire_router.domain.queue import drain
-from casewire_router.domain.routing import BatchOutcome, CaseState
+from casewire_router.domain.case import CaseState
+from casewire_router.domain.outcome import RoutingOutcome
 
 _SELECT_CASES = f"SELECT {case_columns()}, decision FROM {SCHEMA}.cases"
 WAITING = "assignee IS NULL AND status NOT IN ('resolved', 'no_action')"
@@ -85,19 +85,6 @@ async def lock_queues(connection: Connection, teams: Collection[str] | None) -> 
     return [_full_case(row) for row in rows]
 
 
-async def drain_teams(
-    connection: Connection, teams: Collection[str], now: datetime
-) -> BatchOutcome:
-    """Drain these teams' queues as they are stored now (for the message and alert paths,
-    e.g. after an escalation moved cases to another team): locks the queues, then every
-    agent, and returns the assignments for the caller to save and publish."""
-    waiting = await lock_queues(connection, teams)
-    agents = await lock_agents(connection)
-    outcome = BatchOutcome()
-    drain(waiting, agents, outcome, now)
-    return outcome
-
-
 async def team_queue(connection: Connection, team: str) -> list[CaseState]:
     rows = await connection.fetch(f"{_SELECT_CASES} WHERE team = $1 AND {WAITING}", team)
     return [_full_case(row) for row in rows]
@@ -131,7 +118,7 @@ async def agent_teams(connection: Connection, agent_id: str) -> list[str] | None
     return None if teams is None else list(teams)
 
 
-async def save(connection: Connection, outcome: BatchOutcome) -> None:
+async def save(connection: Connection, outcome: RoutingOutcome) -> None:
     """Write what an action changed: cases, agents, and replies recorded as messages."""
     if outcome.cases:
         await connection.executemany(

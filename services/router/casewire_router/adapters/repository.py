@@ -14,22 +14,16 @@ from typing import Any
 import asyncpg
 from casewire_common import events as ev
 from casewire_common.messages import CanonicalMessage
-from casewire_common.pg import Connection
+from casewire_common.pg import Connection, Database, pending_migrations
 from casewire_common.unit_of_work import UnitOfWork
 
 from casewire_router.domain.assignment import AgentState
-from casewire_router.domain.routing import (
-    CLOSED_STATUSES,
-    BatchOutcome,
-    BatchState,
-    CaseState,
-    CaseWindows,
-    MessageReading,
-    QuietIncident,
-    Router,
-    TopicState,
-    customer_key,
-)
+from casewire_router.domain.batch import BatchState
+from casewire_router.domain.case import CLOSED_STATUSES, CaseState, CaseWindows, customer_key
+from casewire_router.domain.deliveries import processing_key
+from casewire_router.domain.incidents import QuietIncident, TopicState
+from casewire_router.domain.outcome import RoutingOutcome
+from casewire_router.domain.routing import CaseRouter, MessageReading
 from casewire_router.domain.sentiment import LABELS, Sentiment
 
 SCHEMA = "router"
@@ -76,15 +70,6 @@ _MESSAGE_COLUMNS = (
 )
 
 
-def processing_key(message: CanonicalMessage) -> str:
-    """What makes a delivery 'the same' for the idempotent consumer."""
-    if message.event == "message":
-        return message.id
-    if message.event == "edit":
-        return f"{message.id}:edit:{message.sent_at.isoformat()}"
-    return f"{message.id}:delete"
-
-
 async def claim_new(
     work: UnitOfWork, messages: Sequence[CanonicalMessage]
 ) -> list[CanonicalMessage]:
@@ -100,7 +85,7 @@ RECENT_CONTACTS_LOADED = 20  # a customer's earlier messages read for the repeat
 async def load_batch_state(
     connection: Connection,
     messages: Sequence[CanonicalMessage],
-    router: Router,
+    case_router: CaseRouter,
     windows: CaseWindows,
     now: datetime,
     readings: Mapping[str, MessageReading] | None = None,
@@ -109,7 +94,7 @@ async def load_batch_state(
     (customers and answered messages, cases, orphan replies, crisis topics, cases on them,
     agents) so replicas never deadlock in the common case and serialize where they must: one
     customer's conversations, a message and the replies to it, one topic.
-    `readings`: the customer messages' texts already read (`Router.read_customer_messages`)."""
+    `readings`: the customer messages' texts already read (`CaseRouter.read_customer_messages`)."""
     loaded: dict[str, CaseState] = {}  # one object per case row, however it was reached
 
     def known(row: asyncpg.Record) -> CaseState:
@@ -271,7 +256,7 @@ async def load_batch_state(
     )
     topic_counts: dict[str, int] = {}
     for message in customer_messages:
-        for topic in router.crisis_topics(message, readings):
+        for topic in case_router.crisis_topics(message, readings):
             topic_counts[topic] = topic_counts.get(topic, 0) + 1
     if topic_counts:
         await _load_topics(connection, state, topic_counts, windows, now, known, list(loaded))
@@ -512,7 +497,7 @@ async def lock_agents(connection: Connection) -> dict[str, AgentState]:
     }
 
 
-async def save_outcome(connection: Connection, outcome: BatchOutcome, now: datetime) -> None:
+async def save_outcome(connection: Connection, outcome: RoutingOutcome, now: datetime) -> None:
     opened = [case for case_id, case in outcome.cases.items() if case_id in outcome.opened]
     changed = [case for case_id, case in outcome.cases.items() if case_id not in outcome.opened]
     if opened:
@@ -644,7 +629,7 @@ async def store_messages(
     )
 
 
-async def _save_topic_hits(connection: Connection, outcome: BatchOutcome, now: datetime) -> None:
+async def _save_topic_hits(connection: Connection, outcome: RoutingOutcome, now: datetime) -> None:
     await connection.execute(
         f"INSERT INTO {SCHEMA}.topic_hits (topic, case_id, at)"
         " SELECT t, c, $3 FROM unnest($1::text[], $2::uuid[]) AS h(t, c)",
@@ -765,3 +750,13 @@ def _case_row(case: CaseState) -> tuple[Any, ...]:
         case.worst_sentiment.label if case.worst_sentiment else None,
         case.worst_sentiment.score if case.worst_sentiment else None,
     )
+
+
+async def require_migrated(database: Database) -> None:
+    """Refuse to start on a schema older than the code: `casewire-router migrate` first."""
+    async with database.pool.acquire() as connection:
+        pending = await pending_migrations(connection, SCHEMA, MIGRATIONS_PACKAGE)
+    if pending:
+        raise RuntimeError(
+            f"{pending} database migration(s) pending: run `casewire-router migrate`"
+        )

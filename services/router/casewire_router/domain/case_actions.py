@@ -2,7 +2,7 @@
 
 Pure transitions over plain data: each checks that the move is allowed (or raises
 `TransitionError`), changes the case and the agents' load, and records the events on a
-`BatchOutcome`. An agent's load is the number of open cases they own; a closed case keeps
+`RoutingOutcome`. An agent's load is the number of open cases they own; a closed case keeps
 the agent who owned it (for reporting) without counting towards their load.
 """
 
@@ -18,12 +18,9 @@ from casewire_common.events import CaseStatus
 from casewire_common.messages import Author, CanonicalMessage
 
 from casewire_router.domain.assignment import AgentState
-from casewire_router.domain.routing import (
-    CLOSED_STATUSES,
-    BatchOutcome,
-    CaseState,
-    reopen_case,
-)
+from casewire_router.domain.case import CLOSED_STATUSES, CaseState
+from casewire_router.domain.outcome import RoutingOutcome
+from casewire_router.domain.threading import reopen_case
 
 # The platform message ids of replies recorded through the API (they never came from a platform).
 REPLY_ID_PREFIX = "casewire-api:"
@@ -58,7 +55,7 @@ def claim(
     case: CaseState,
     agent_id: str,
     agents: Mapping[str, AgentState],
-    outcome: BatchOutcome,
+    outcome: RoutingOutcome,
     now: datetime,
     *,
     force: bool = False,
@@ -78,7 +75,7 @@ def reassign(
     case: CaseState,
     agent_id: str,
     agents: Mapping[str, AgentState],
-    outcome: BatchOutcome,
+    outcome: RoutingOutcome,
     now: datetime,
     *,
     force: bool = False,
@@ -106,7 +103,7 @@ def reassign(
     outcome.emit(ev.CASE_ASSIGNED, case, agent_id=agent.id, previous_status="pending")
 
 
-def set_pending(case: CaseState, outcome: BatchOutcome) -> None:
+def set_pending(case: CaseState, outcome: RoutingOutcome) -> None:
     """Waiting on the customer: the owner keeps the case (and its load), the SLA resolution
     clock pauses where the policy says so; the customer's next message (message path) hands
     it back to the owner."""
@@ -122,7 +119,7 @@ def close(
     case: CaseState,
     status: CaseStatus,
     agents: Mapping[str, AgentState],
-    outcome: BatchOutcome,
+    outcome: RoutingOutcome,
     now: datetime,
 ) -> None:
     """Resolve a case (or close it as needing no action): its owner's load drops; the owner
@@ -140,7 +137,7 @@ def close(
 def reopen(
     case: CaseState,
     agents: Mapping[str, AgentState],
-    outcome: BatchOutcome,
+    outcome: RoutingOutcome,
     now: datetime,
     message_id: str | None = None,
 ) -> None:
@@ -173,7 +170,7 @@ def reply_message(
     )
 
 
-def record_reply(case: CaseState, reply: CanonicalMessage, outcome: BatchOutcome) -> bool:
+def record_reply(case: CaseState, reply: CanonicalMessage, outcome: RoutingOutcome) -> bool:
     """Count a brand reply on an open case; returns whether it was the first response."""
     _require_open(case, "reply to")
     if reply.sent_at < case.opened_at:

@@ -11,8 +11,30 @@ from casewire_common import events as ev
 from casewire_common.events import Priority
 
 from casewire_router.domain.assignment import AgentState, choose_agent
-from casewire_router.domain.routing import CLOSED_STATUSES, BatchOutcome, CaseState
+from casewire_router.domain.case import CLOSED_STATUSES, CaseState
+from casewire_router.domain.outcome import RoutingOutcome
 from casewire_router.domain.rules import PRIORITY_ORDER, EscalationRule
+
+# The SLA events the router acts on, by the kind of alert they are.
+ALERT_KINDS = {
+    ev.SLA_WARNING: "warning",
+    ev.SLA_BREACHED: "breached",
+    ev.SLA_BREACH_RETRACTED: "retracted",
+}
+
+
+@dataclass(frozen=True)
+class Alert:
+    """An SLA warning, breach or breach retraction, as read from `casewire.sla-alerts.v1`."""
+
+    event_id: str
+    kind: str  # "warning", "breached" or "retracted"
+    data: ev.SlaAlertData
+
+
+def alert_key(alert: Alert) -> str:
+    """What makes a delivery of an alert 'the same' for the idempotent consumer."""
+    return f"sla-alert:{alert.event_id}"
 
 
 @dataclass
@@ -36,7 +58,7 @@ def escalate_recorded(
     rule: EscalationRule,
     alert_id: str,
     agents: dict[str, AgentState],
-    outcome: BatchOutcome,
+    outcome: RoutingOutcome,
     now: datetime,
 ) -> tuple[set[str], EscalationRecord | None]:
     """`escalate`, and the record that lets a retraction of the alert undo it (None: the case
@@ -57,7 +79,7 @@ def escalate(
     rule: EscalationRule,
     alert_id: str,
     agents: dict[str, AgentState],
-    outcome: BatchOutcome,
+    outcome: RoutingOutcome,
     now: datetime,
 ) -> set[str]:
     """Raise the priority, move the case to another team, give it to a lead, tag it — as the
@@ -116,7 +138,7 @@ def undo_escalation(
     escalation: EscalationRecord,
     retraction_id: str,
     agents: Mapping[str, AgentState],
-    outcome: BatchOutcome,
+    outcome: RoutingOutcome,
     now: datetime,
 ) -> set[str] | None:
     """Put a case back as it was before `escalation` (priority, team, tags), its owner as the

@@ -6,8 +6,10 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from casewire_router.domain.assignment import AgentState, choose_agent
+from casewire_router.domain.case import CaseState
 from casewire_router.domain.case_actions import in_queue, waiting_since
-from casewire_router.domain.routing import BatchOutcome, CaseState, replace_decision
+from casewire_router.domain.outcome import RoutingOutcome
+from casewire_router.domain.routing import replace_decision
 from casewire_router.domain.rules import PRIORITY_ORDER
 
 
@@ -19,7 +21,7 @@ def queue_order(case: CaseState) -> tuple[int, datetime, str]:
 def drain(
     waiting: Iterable[CaseState],
     agents: Mapping[str, AgentState],
-    outcome: BatchOutcome,
+    outcome: RoutingOutcome,
     now: datetime,
 ) -> list[CaseState]:
     """Assign waiting cases in queue order to agents with room (`choose_agent`: language,

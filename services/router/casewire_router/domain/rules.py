@@ -4,8 +4,8 @@ Rules are evaluated in file order; tags accumulate; the most urgent priority win
 first rule that names a team decides the team; `stop` ends evaluation. A rule matches
 when all of its conditions hold.
 
-The file may also extend the urgency vocabularies (`urgency`) and say what the router does
-on SLA alerts (`escalation`); see docs/rules.md.
+The file may also extend the urgency vocabularies (`urgency`, and by signal and language
+`vocabulary`) and say what the router does on SLA alerts (`escalation`); see docs/rules.md.
 """
 
 from __future__ import annotations
@@ -125,6 +125,23 @@ class UrgencyVocabulary(BaseModel):
     negative: list[Keyword] = Field(default_factory=list)
 
 
+WordsByLanguage = dict[Language, list[Keyword]]
+
+
+class VocabularyAdditions(BaseModel):
+    """Words added to the shipped urgency vocabularies (urgency_vocabulary.yaml), by signal and
+    language; crisis words by topic, then language (a new topic weighs W_CRISIS_DEFAULT)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    crisis: dict[Name, WordsByLanguage] = Field(default_factory=dict)
+    negative: WordsByLanguage = Field(default_factory=dict)
+    hostile: WordsByLanguage = Field(default_factory=dict)
+    event: WordsByLanguage = Field(default_factory=dict)
+    failure: WordsByLanguage = Field(default_factory=dict)
+    time: WordsByLanguage = Field(default_factory=dict)
+
+
 class EscalationWhen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -178,6 +195,7 @@ class RulesFile(BaseModel):
     teams: list[Name] = Field(min_length=1)
     rules: list[Rule] = Field(default_factory=list)
     urgency: UrgencyVocabulary = Field(default_factory=UrgencyVocabulary)
+    vocabulary: VocabularyAdditions = Field(default_factory=VocabularyAdditions)
     escalation: list[EscalationRule] = Field(default_factory=list)
 
     @model_validator(mode="before")
@@ -341,6 +359,19 @@ class RuleSet:
             topic: list(words) for topic, words in spec.urgency.crisis.items()
         }
         self.extra_negative_words: list[str] = list(spec.urgency.negative)
+        # The `vocabulary` section, each vocabulary's words the languages' in turn: crisis
+        # words by topic, the other signals' words by signal.
+        added = spec.vocabulary
+        self.vocabulary_crisis_words: dict[str, list[str]] = {
+            topic: _all_languages(by_language) for topic, by_language in added.crisis.items()
+        }
+        self.vocabulary_words: dict[str, list[str]] = {
+            "negative": _all_languages(added.negative),
+            "hostile": _all_languages(added.hostile),
+            "event": _all_languages(added.event),
+            "failure": _all_languages(added.failure),
+            "time": _all_languages(added.time),
+        }
         self.escalation: list[EscalationRule] = list(spec.escalation)
         # Every tag a case can get from this file: the label values of the per-tag metrics.
         self.tags: frozenset[str] = frozenset(
@@ -423,6 +454,10 @@ class RuleSet:
         return next(
             (rule for rule in self.escalation if rule.applies(alert, clock, team, priority)), None
         )
+
+
+def _all_languages(by_language: WordsByLanguage) -> list[str]:
+    return [word for words in by_language.values() for word in words]
 
 
 def parse_rules(text: str, source: str = "<rules>") -> RuleSet:

@@ -14,158 +14,17 @@ import string
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from types import MappingProxyType
+from typing import Any
 
+import yaml
 from casewire_common.events import Priority, Urgency, UrgencySignal
 from casewire_common.messages import CanonicalMessage
 
 from casewire_router.domain import sentiment as sentiment_model
 from casewire_router.domain.keywords import TaggedKeywordMatcher, fold
 from casewire_router.domain.sentiment import Sentiment, SentimentModel, classify
-
-# Crisis vocabulary by topic, in English, Arabic (MSA and dialect), Greek, Thai and Spanish.
-# Thai keywords match inside words (Thai has no spaces), so short ones that occur inside
-# common words (ศาล in ศาลา, สัด in สัดส่วน) are written as longer phrases.
-CRISIS_VOCABULARY: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "outage": (
-        "outage", "is down", "are down", "down again", "app down", "site down",
-        "website down", "server down", "servers down", "service down", "not working",
-        "isn't working", "isnt working", "doesn't work", "doesnt work", "does not work",
-        "stopped working", "won't load", "wont load", "can't log in", "cant log in",
-        "cannot log in", "can't login", "cant login", "unable to log in", "locked out",
-        "crash", "crashed", "crashes", "crashing", "keeps freezing", "unresponsive",
-        "black screen", "no signal", "no internet", "error 500",
-        # Arabic
-        "عطل", "معطل", "عطلان", "خربان", "لا يعمل", "ما يشتغل", "مايشتغل", "مش شغال",
-        "مو شغال", "مش بيشتغل", "ما بيشتغل", "التطبيق واقف", "الموقع واقف", "الخدمة متوقفة",
-        "انقطاع", "النت قاطع", "مقطوع", "توقف", "متوقف", "ما يفتح", "مش بيفتح",
-        "ما اقدر ادخل", "مش قادر ادخل", "لا أستطيع الدخول", "بيهنج", "يهنج", "معلق",
-        # Greek
-        "βλάβη", "δεν λειτουργεί", "δεν δουλεύει", "δε δουλεύει", "δεν ανοίγει", "έπεσε",
-        "έπεσε το σύστημα", "πεσμένο", "πεσμένη", "πεσμένο το σύστημα", "εκτός λειτουργίας",
-        "διακοπή", "διακοπή ρεύματος", "κόλλησε", "κολλάει", "κρασάρει", "κράσαρε",
-        "δεν μπορώ να συνδεθώ", "δεν έχω σήμα", "χωρίς ίντερνετ", "χωρίς σήμα",
-        # Thai ("ล่ม" alone is also in แหล่ม "awesome" and โผล่มา "showed up": only with what
-        # went down)
-        "ระบบล่ม", "แอปล่ม", "แอพล่ม", "เว็บล่ม", "เว็บไซต์ล่ม", "เซิร์ฟเวอร์ล่ม", "เซิฟล่ม",
-        "ล่มอีกแล้ว", "ล่มบ่อย", "ล่มตลอด", "ใช้งานไม่ได้", "ใช้ไม่ได้", "เข้าไม่ได้", "ล็อกอินไม่ได้",
-        "เข้าระบบไม่ได้", "เน็ตหลุด", "เน็ตล่ม", "ไม่มีสัญญาณ", "สัญญาณหาย", "แอปค้าง",
-        "เครื่องค้าง", "จอค้าง", "เด้งออก", "โหลดไม่ขึ้น", "ไฟดับ",
-        # Spanish
-        "caído", "caída", "se cayó", "está caído", "no funciona", "no sirve",
-        "dejó de funcionar", "no carga", "no puedo entrar", "no me deja entrar",
-        "no puedo iniciar sesión", "sin servicio", "sin internet", "sin señal", "se colgó",
-        "se congela", "se traba",
-    ),
-    "security": (
-        "hacked", "hacker", "hackers", "fraud", "fraudulent", "scam", "scammed", "scammer",
-        "scammers", "stolen", "stole", "unauthorized", "unauthorised", "unauthorized charge",
-        "didn't authorize", "identity theft", "phishing", "data breach", "breach", "leaked",
-        "compromised", "someone logged into my account", "someone accessed my account",
-        # Arabic
-        "اختراق", "مخترق", "تهكير", "اتهكر", "انهكر", "تهكر", "احتيال", "نصب", "نصاب",
-        "نصابين", "سرقة", "مسروق", "انسرق", "اتسرق", "سرقوا", "غير مصرح", "بدون علمي",
-        "تسريب", "تصيد",
-        # Greek
-        "απάτη", "απατεώνες", "κλοπή", "κλεμμένο", "κλεμμένη", "έκλεψαν", "χάκαραν",
-        "χακαρίστηκε", "χακαρισμένος", "παραβίαση", "υποκλοπή", "μη εξουσιοδοτημένη",
-        "χωρίς την έγκρισή μου",
-        # Thai
-        "โดนแฮก", "ถูกแฮก", "โดนแฮ็ก", "แฮ็ก", "แฮก", "หลอกลวง", "โกง", "โดนโกง",
-        "มิจฉาชีพ", "ขโมย", "โดนขโมย", "โจรกรรม", "ข้อมูลรั่ว", "ข้อมูลหลุด",
-        "ตัดเงินโดยไม่ได้", "เงินหายจากบัญชี",
-        # Spanish
-        "fraude", "estafa", "estafaron", "me estafaron", "estafadores", "robo", "robado",
-        "robada", "me robaron", "hackeado", "hackeada", "me hackearon", "jaquearon",
-        "suplantación", "cargo no autorizado", "cargos no reconocidos", "no reconozco",
-        "filtración",
-    ),
-    "safety": (
-        "caught fire", "on fire", "fire hazard", "burst into flames", "flames", "smoke",
-        "exploded", "explosion", "burned", "burnt", "electric shock", "danger", "dangerous",
-        "unsafe", "emergency", "injury", "injured", "got hurt", "was hurt", "bleeding",
-        "hospital", "ambulance", "food poisoning", "poisoned", "allergic reaction",
-        "overheating", "swollen battery", "battery swollen", "gas leak", "carbon monoxide",
-        # Arabic
-        "حريق", "احترق", "اشتعل", "انفجر", "انفجار", "دخان", "إصابة", "انصاب", "مجروح",
-        "خطر", "طوارئ", "إسعاف", "مستشفى", "المستشفى", "تسمم", "تسمم غذائي", "حساسية",
-        "ماس كهربائي", "صعق", "تسرب غاز",
-        # Greek
-        "φωτιά", "πήρε φωτιά", "έπιασε φωτιά", "καπνός", "έκρηξη", "εξερράγη", "κάηκε",
-        "τραυματισμός", "τραυματίστηκα", "τραυματίστηκε", "κίνδυνος", "επικίνδυνο",
-        "επικίνδυνη", "έκτακτη ανάγκη", "νοσοκομείο", "ασθενοφόρο", "δηλητηρίαση",
-        "τροφική δηλητηρίαση", "αλλεργική αντίδραση", "ηλεκτροπληξία", "διαρροή αερίου",
-        # Thai
-        "ไฟไหม้", "ไฟลุก", "แบตระเบิด", "เครื่องระเบิด", "ควันขึ้น", "มีควัน",
-        "ได้รับบาดเจ็บ", "เจ็บตัว", "อันตรายมาก", "เป็นอันตราย", "เหตุฉุกเฉิน",
-        "เข้าโรงพยาบาล", "ส่งโรงพยาบาล", "นอนโรงพยาบาล", "อาหารเป็นพิษ", "ท้องเสีย",
-        "ไฟดูด", "ไฟช็อต", "แก๊สรั่ว", "เลือดออก", "แพ้อย่างรุนแรง",
-        # Spanish
-        "incendio", "se incendió", "fuego", "humo", "explotó", "explosión", "herido", "herida",
-        "lesión", "me lastimé", "peligro", "peligroso", "emergencia", "hospital", "ambulancia",
-        "intoxicación", "intoxicación alimentaria", "reacción alérgica",
-        "descarga eléctrica", "fuga de gas", "se quemó",
-    ),
-    "legal": (
-        "lawyer", "lawyers", "attorney", "lawsuit", "sue", "suing", "sued", "legal action",
-        "class action", "small claims", "regulator", "ombudsman", "ftc", "fcc", "dot complaint",
-        "consumer protection", "better business bureau", "bbb", "trading standards",
-        "chargeback", "report you to",
-        # Arabic
-        "محامي", "محامى", "محامييني", "قضية", "رفع قضية", "دعوى", "شكوى رسمية", "محكمة",
-        "المحكمة", "حماية المستهلك", "وزارة التجارة", "هقاضيكم", "سأقاضيكم", "راح اشتكي",
-        # Greek
-        "δικηγόρο", "δικηγόρος", "δικηγόρου", "μήνυση", "αγωγή", "δικαστήριο", "δικαστήρια",
-        "συνήγορο του καταναλωτή", "συνήγορος του καταναλωτή", "καταγγελία", "εεττ",
-        "εισαγγελέα", "νομικά μέτρα",
-        # Thai
-        "ทนาย", "ฟ้องร้อง", "ฟ้องศาล", "ขึ้นศาล", "แจ้งความ", "สคบ", "ร้องเรียน",
-        "ดำเนินคดี", "กสทช",
-        # Spanish
-        "abogado", "abogados", "demanda", "demandar", "los voy a demandar", "denuncia",
-        "denunciar", "profeco", "tribunal", "juicio", "acción legal", "acciones legales",
-        "defensa del consumidor",
-    ),
-    # The customer's trip or order has broken down: someone is stranded or lost property.
-    "disruption": (
-        "stranded", "cancelled my flight", "canceled my flight", "flight cancelled",
-        "flight canceled", "cancelled flight", "canceled flight", "flight was cancelled",
-        "flight was canceled", "missed my connection", "missed connection",
-        "missed my flight", "lost luggage", "lost my luggage", "lost bag", "lost my bag",
-        "lost bags", "lost baggage", "lost my baggage", "damaged luggage", "damaged bag",
-        "bag was damaged", "delayed for hours", "hours delayed", "still no bag",
-        "lost package", "package lost",
-        # Arabic
-        "الرحلة اتلغت", "ألغوا الرحلة", "الغوا رحلتي", "إلغاء الرحلة", "فاتتني الرحلة",
-        "عالق", "عالقين", "ضاعت الشنطة", "شنطتي ضاعت", "ضياع الأمتعة", "الأمتعة مفقودة",
-        "الشحنة ضاعت",
-        # Greek
-        "ακυρώθηκε η πτήση", "ακύρωσαν την πτήση", "ακύρωση πτήσης", "έχασα την ανταπόκριση",
-        "εγκλωβισμένοι", "εγκλωβισμένος", "χάθηκε η βαλίτσα", "χάσατε τη βαλίτσα",
-        "χαμένη αποσκευή", "χαμένες αποσκευές", "το δέμα χάθηκε",
-        # Thai
-        "เที่ยวบินยกเลิก", "ยกเลิกเที่ยวบิน", "ตกเครื่อง", "กระเป๋าหาย", "สัมภาระหาย",
-        "กระเป๋าเสียหาย", "พัสดุหาย", "ของหาย", "ติดค้างที่สนามบิน",
-        # Spanish
-        "cancelaron mi vuelo", "vuelo cancelado", "perdí mi conexión", "perdí la conexión",
-        "varado", "varados", "maleta perdida", "perdieron mi maleta", "equipaje perdido",
-        "maleta dañada", "paquete perdido",
-    ),
-    # Money taken wrongly (fraud is "security").
-    "billing": (
-        "charged twice", "double charged", "charged me twice", "overcharged",
-        "still being charged", "still charged", "charged again", "wrong charge",
-        # Arabic
-        "خصم مرتين", "اتخصم مرتين", "سحبوا مرتين", "خصم زيادة",
-        # Greek
-        "χρεώθηκα δύο φορές", "διπλή χρέωση", "λάθος χρέωση", "υπερχρέωση",
-        # Thai
-        "ตัดเงินซ้ำ", "หักเงินซ้ำ", "โดนหักเงินสองครั้ง", "เก็บเงินซ้ำ",
-        # Spanish
-        "cobro doble", "me cobraron dos veces", "doble cargo", "cobro indebido",
-        "me siguen cobrando",
-    ),
-})  # fmt: skip
 
 # Topics differ in how much they weigh: a danger to people outranks a billing mistake.
 # A topic the rules file adds weighs W_CRISIS_DEFAULT.
@@ -175,136 +34,44 @@ CRISIS_TOPIC_WEIGHTS: Mapping[str, int] = MappingProxyType({
 W_CRISIS_DEFAULT = 40
 W_CRISIS_EXTRA_TOPIC = 5  # per further topic in the same message
 
-NEGATIVE_WORDS = (
-    "terrible", "worst", "awful", "horrible", "unacceptable", "angry", "furious", "ridiculous",
-    "disgusting", "useless", "disappointed", "disappointing", "never again", "hate",
-    "no answer", "sucks", "pathetic", "a joke", "fed up", "sick of",
-    "frustrated", "frustrating", "annoyed", "annoying", "upset", "shameful", "appalling",
-    "rude", "incompetent", "unprofessional", "nightmare", "disaster", "#fail", "epic fail",
-    "not happy", "unhappy", "no help", "inexcusable", "poor service", "bad service",
-    "horrible service", "customer service sucks", "ugh", "smh", "worst experience",
-    "😡", "🤬", "😤", "😠", "👎",
-    # Arabic
-    "سيء", "سيئ", "أسوأ", "زفت", "غاضب", "مستاء", "زعلان", "غير مقبول", "مو مقبول",
-    "مش معقول", "حرام عليكم", "مهزلة", "فاشل", "فاشلين", "خدمة سيئة", "محد يرد",
-    "ولا حد بيرد", "ما في حد يرد", "قرف", "مقرف", "للأسف", "تعبنا", "خايس",
-    # Greek
-    "απαράδεκτο", "απαράδεκτοι", "απαράδεκτη", "χειρότερη", "χειρότερο", "θυμωμένος",
-    "θυμωμένη", "απογοητευμένος", "απογοητευμένη", "απογοήτευση", "άθλιο", "άθλια", "χάλια",
-    "αίσχος", "ντροπή", "κοροϊδία", "εμπαιγμός", "τραγικό", "τραγική εξυπηρέτηση",
-    "δεν απαντάει κανείς", "βαρέθηκα", "σιχάθηκα",
-    # Thai
-    "แย่", "แย่มาก", "แย่ที่สุด", "ผิดหวัง", "น่าผิดหวัง", "โมโห", "ห่วย", "เซ็ง",
-    "หงุดหงิด", "ไม่พอใจ", "โกรธ", "เสียความรู้สึก", "บริการแย่", "ไม่ประทับใจ",
-    "ไม่โอเค", "เสียดายเงิน", "ไม่คุ้ม", "รอนาน", "ช้ามาก", "ไม่ไหว", "เบื่อ", "ไม่อร่อย",
-    "ไม่ดีเลย", "แย่สุด",
-    # Spanish
-    "pésimo", "pésima", "peor", "inaceptable", "enojado", "enojada", "molesto", "molesta",
-    "decepcionado", "decepcionada", "vergüenza", "un asco", "harto", "harta", "indignado",
-    "indignante", "nadie responde", "nadie contesta", "mal servicio", "lamentable",
-    "ridículo",
-)  # fmt: skip
+# The shipped vocabularies, by signal and language (urgency_vocabulary.yaml), read once.
+VOCABULARY_FILE = "urgency_vocabulary.yaml"
+SIGNAL_VOCABULARIES = ("negative", "hostile", "event", "failure", "time")
 
-# Insults and profanity (and a few slurs) a hostile author uses. They count as negative tone;
-# with no specifics and little else said they mark a likely troll.
-HOSTILE_WORDS = (
-    "fuck", "fucking", "fucked", "fuckin", "f*ck", "f*cking", "fck", "fk", "wtf", "stfu",
-    "shit", "shitty", "bullshit", "piece of shit", "crap", "crappy", "asshole", "assholes",
-    "bitch", "bitches", "bastard", "bastards", "idiot", "idiots", "moron", "morons",
-    "stupid", "dumb", "dumbass", "retard", "retarded", "scum", "scumbag", "scumbags",
-    "trash", "garbage", "clowns", "losers", "go to hell", "screw you", "shut up",
-    "dickhead", "dickheads", "cunt", "cunts", "motherfucker", "motherfuckers", "kys",
-    "kill yourself",
-    # Arabic
-    "حمار", "حمير", "غبي", "أغبياء", "اغبياء", "كلب", "كلاب", "حقير", "حقيرين", "حرامية",
-    "زبالة", "وسخ", "وسخين", "تفو", "تف عليكم", "يلعن", "الله يلعنكم", "لعنة", "منيك",
-    "شرموط", "شراميط", "كس امك", "خرا", "تبا لكم", "قذر", "قذرين", "خنزير", "حيوانات",
-    # Greek
-    "μαλάκα", "μαλάκες", "μαλακία", "μαλακίες", "γαμώ", "γαμώτο", "γαμημένο", "γαμημένη",
-    "γαμιέστε", "άντε γαμηθείτε", "σκατά", "ηλίθιοι", "ηλίθιε", "βλάκες", "βλάκα", "κλέφτες",
-    "αλήτες", "καραγκιόζηδες", "κωλοεταιρεία", "πούστηδες",
-    # Thai
-    "ควาย", "เหี้ย", "ไอ้สัส", "ไอ้สัด", "ไอ้เหี้ย", "ไอ้ควาย", "ระยำ", "ชิบหาย", "เชี่ย",
-    "โง่", "ส้นตีน", "แม่ง", "เฮงซวย", "ตอแหล", "สถุน", "อีดอก", "พ่อมึงตาย",
-    # Spanish
-    "mierda", "puta", "puto", "putos", "pinche", "pinches", "cabrón", "cabrones", "pendejo",
-    "pendejos", "idiota", "idiotas", "imbécil", "imbéciles", "estúpido", "estúpidos",
-    "basura", "ladrones", "rateros", "hijos de puta", "hijo de puta", "hdp", "chingada",
-    "vete a la mierda", "joder", "coño", "gilipollas", "malditos", "culeros", "maricones",
-)  # fmt: skip
 
-# What the customer did or what was done to them, and the references a customer with a real
-# problem gives (neutral facts; what went wrong is in FAILURE_WORDS).
-EVENT_WORDS = (
-    "charged", "was charged", "delivered", "refund", "refunded", "returned", "ordered",
-    "my order", "booked", "rebooked", "arrived", "received", "on hold", "waiting for",
-    "since yesterday", "tracking", "tracking number", "order number", "booking",
-    "reservation", "confirmation number", "case number", "receipt", "invoice",
-    "after the update", "updated", "deleted", "reset", "billed", "subscription",
-    "replacement", "package", "parcel", "my flight", "my bag", "my luggage",
-    # Arabic
-    "طلبت", "طلبي", "الطلب", "رقم الطلب", "اتخصم", "تم خصم", "خصم", "سحبوا", "إلغاء",
-    "الغاء", "وصلني", "استرجاع", "استرداد", "فاتورة", "حجز", "حجزي", "الشحنة",
-    "رقم التتبع", "الطرد", "اشتراك", "رحلتي", "شنطتي",
-    # Greek
-    "χρεώθηκα", "χρέωση", "με χρέωσαν", "παραγγελία", "παραγγελίας", "ακύρωση",
-    "επιστροφή χρημάτων", "παραδόθηκε", "κράτηση", "απόδειξη", "τιμολόγιο", "δέμα",
-    "κωδικός αποστολής", "συνδρομή", "η πτήση μου", "η βαλίτσα μου",
-    # Thai
-    "สั่งซื้อ", "สั่งของ", "ออเดอร์", "เลขพัสดุ", "พัสดุ", "คืนเงิน", "โดนหักเงิน",
-    "หักเงิน", "ตัดเงิน", "การจอง", "จองไว้", "ใบเสร็จ", "ใบแจ้งหนี้", "สมัครไว้",
-    "เติมเงิน", "โอนเงิน",
-    # Spanish
-    "me cobraron", "cobro", "cobraron", "pedido", "mi pedido", "número de pedido",
-    "reembolso", "devolución", "entregado", "entregaron", "reserva", "factura", "paquete",
-    "número de seguimiento", "suscripción", "mi vuelo", "mi maleta",
-)  # fmt: skip
+def _words_by_language(entry: object, where: str) -> tuple[str, ...]:
+    """One vocabulary's words, the languages' in turn (the file's order)."""
+    if not isinstance(entry, dict) or not all(
+        isinstance(words, list) and all(isinstance(word, str) for word in words)
+        for words in entry.values()
+    ):
+        raise ValueError(f"{VOCABULARY_FILE}: {where}: expected lists of words by language")
+    return tuple(word for words in entry.values() for word in words)
 
-# What went wrong for this customer: the heart of an unhappy customer's message.
-FAILURE_WORDS = (
-    "delay", "delayed", "delays", "cancelled", "canceled", "cancellation", "stuck",
-    "missing", "lost", "broken", "damaged", "not delivered", "wasn't delivered",
-    "didn't arrive", "hasn't arrived", "has not arrived", "never arrived", "never came",
-    "never received",
-    "not received",
-    "haven't received", "still haven't", "still no", "still not", "still waiting",
-    "no refund", "won't refund", "refused", "denied", "declined", "on hold for", "hung up",
-    "no one answers", "nobody answers", "can't get through", "can't reach", "cant reach",
-    "can't change", "cannot change", "can't rebook", "won't let me", "failed", "error",
-    "glitch", "glitches", "bug", "freezes", "freezing", "frozen", "keeps restarting",
-    "won't turn on", "wont turn on", "drains", "draining", "wrong item", "wrong order",
-    "overbooked", "bumped", "missed", "late", "no response", "no reply",
-    # Arabic
-    "تأخير", "تأخرت", "تأخر", "متأخر", "اتأخر", "ألغيت", "اتلغت", "اتلغى", "انلغى",
-    "ملغي", "ضاع", "ضايع", "ضاعت", "مفقود", "مكسور", "تالف", "ما وصل", "ماوصل", "موصلش",
-    "لم يصل", "ما وصلني", "لم أستلم", "ما استلمت", "لسه مستني", "لسا ناطر", "لسه ما",
-    "ما رجعوا فلوسي", "رفضوا", "مرفوض", "علقت", "خطأ", "فشل", "ما حد رد", "محدش رد",
-    # Greek
-    "καθυστέρηση", "καθυστερεί", "καθυστέρησε", "ακυρώθηκε", "ακύρωσαν", "χάθηκε",
-    "χαμένο", "σπασμένο", "χαλασμένο", "χάλασε", "δεν ήρθε", "δεν ήρθε ποτέ", "δεν έχει έρθει",
-    "δεν παρέλαβα", "δεν έχω παραλάβει", "ακόμα περιμένω", "περιμένω ακόμα",
-    "δεν μου επέστρεψαν", "απορρίφθηκε", "σφάλμα", "κόλλησα", "κανείς δεν απαντά",
-    # Thai
-    "ดีเลย์", "ล่าช้า", "ส่งช้า", "ส่งผิด", "โดนยกเลิก", "ถูกยกเลิก", "ของไม่ถึง",
-    "ยังไม่ได้รับ", "ไม่ได้รับของ", "ยังไม่ได้ของ", "ของเสีย", "ชำรุด", "พัง",
-    "ยังไม่คืนเงิน", "ไม่คืนเงิน", "ไม่ได้เงินคืน", "ติดต่อไม่ได้", "โทรไม่ติด",
-    "ไม่มีคนรับสาย", "ไม่ตอบ", "ไม่มีใครตอบ", "ขึ้นerror", "ผิดพลาด", "รอมา",
-    # Spanish
-    "retrasado", "retraso", "demorado", "demora", "cancelado", "cancelaron", "perdido",
-    "perdieron", "roto", "dañado", "no llegó", "nunca llegó", "no ha llegado", "no me llegó",
-    "sigo esperando", "todavía espero", "no me han devuelto", "rechazado", "rechazaron",
-    "error", "atascado", "nadie me responde",
-)  # fmt: skip
 
-# When, and for how long: words and unit names (after a number) in the five languages.
-TIME_WORDS = (
-    "yesterday", "today", "this morning", "last night", "tonight", "tomorrow", "since",
-    "for hours", "for days", "all day", "last week",
-    "أمس", "امبارح", "البارحة", "من امبارح", "منذ", "من يومين", "اليوم", "الصبح",
-    "χθες", "χτες", "από χθες", "σήμερα", "εδώ και", "απόψε", "αύριο",
-    "เมื่อวาน", "ตั้งแต่", "วันนี้", "เมื่อคืน", "เมื่อเช้า", "พรุ่งนี้",
-    "ayer", "desde ayer", "hoy", "anoche", "esta mañana", "desde hace", "mañana",
-)  # fmt: skip
+def _load_vocabularies() -> dict[str, Any]:
+    text = resources.files("casewire_router.domain").joinpath(VOCABULARY_FILE).read_text("utf-8")
+    document = yaml.safe_load(text)
+    return {
+        "crisis": MappingProxyType(
+            {
+                topic: _words_by_language(entry, f"crisis.{topic}")
+                for topic, entry in document["crisis"].items()
+            }
+        ),
+        **{name: _words_by_language(document[name], name) for name in SIGNAL_VOCABULARIES},
+    }
+
+
+_SHIPPED = _load_vocabularies()
+# Crisis vocabulary by topic (what incidents group by), and the words of the other signals.
+CRISIS_VOCABULARY: Mapping[str, tuple[str, ...]] = _SHIPPED["crisis"]
+NEGATIVE_WORDS: tuple[str, ...] = _SHIPPED["negative"]
+# Insults and profanity: negative tone; with no specifics and little said, a likely troll.
+HOSTILE_WORDS: tuple[str, ...] = _SHIPPED["hostile"]
+EVENT_WORDS: tuple[str, ...] = _SHIPPED["event"]  # what was done: neutral facts
+FAILURE_WORDS: tuple[str, ...] = _SHIPPED["failure"]  # what went wrong for the customer
+TIME_WORDS: tuple[str, ...] = _SHIPPED["time"]
 _TIME_UNITS = (
     r"min|mins|minutes?|hours?|hrs?|days?|weeks?|months?"
     r"|ساعة|ساعات|دقيقة|دقائق|يوم|أيام|ايام|أسبوع|شهر"
@@ -405,9 +172,11 @@ class Assessment:
 def default_model(
     extra_crisis: Mapping[str, Sequence[str]] = MappingProxyType({}),
     extra_negative: Sequence[str] = (),
+    extra_words: Mapping[str, Sequence[str]] = MappingProxyType({}),
 ) -> UrgencyModel:
-    """The built-in vocabularies plus the rules file's `urgency:` section: crisis words by
-    topic (a new topic weighs W_CRISIS_DEFAULT) and negative words."""
+    """The shipped vocabularies plus a rules file's: crisis words by topic (a new topic weighs
+    W_CRISIS_DEFAULT), negative words, and the other signals' words by signal name
+    (`negative`, `hostile`, `event`, `failure`, `time`)."""
     topics_of: dict[str, set[str]] = {}
     for vocabulary in (CRISIS_VOCABULARY, extra_crisis):
         for topic, words in vocabulary.items():
@@ -425,11 +194,11 @@ def default_model(
         vocabularies=TaggedKeywordMatcher(
             {
                 CRISIS: topics_of,
-                NEGATIVE: (*NEGATIVE_WORDS, *extra_negative),
-                HOSTILE: HOSTILE_WORDS,
-                FAILURE: FAILURE_WORDS,
-                EVENT: EVENT_WORDS,
-                TIME: TIME_WORDS,
+                NEGATIVE: (*NEGATIVE_WORDS, *extra_negative, *extra_words.get(NEGATIVE, ())),
+                HOSTILE: (*HOSTILE_WORDS, *extra_words.get(HOSTILE, ())),
+                FAILURE: (*FAILURE_WORDS, *extra_words.get(FAILURE, ())),
+                EVENT: (*EVENT_WORDS, *extra_words.get(EVENT, ())),
+                TIME: (*TIME_WORDS, *extra_words.get(TIME, ())),
             }
         ),
         crisis_topics=MappingProxyType({word: frozenset(t) for word, t in topics_of.items()}),

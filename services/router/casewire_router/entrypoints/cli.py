@@ -10,7 +10,7 @@ import json
 import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
@@ -18,18 +18,10 @@ from typing import Any, BinaryIO, TextIO
 from casewire_common.messages import CanonicalMessage
 from pydantic import ValidationError
 
+from casewire_router.adapters.memory import InMemoryMessageStore
 from casewire_router.domain.agents_file import AgentsError, AgentsFile, load_agents, not_utf8
 from casewire_router.domain.assignment import AgentState
-from casewire_router.domain.routing import (
-    BatchOutcome,
-    BatchState,
-    CaseWindows,
-    CustomerKey,
-    Router,
-    TopicState,
-    customer_key,
-    router_for,
-)
+from casewire_router.domain.routing import CaseRouter, case_router_for
 from casewire_router.domain.rules import RulesError, RuleSet, load_rules
 
 
@@ -302,7 +294,7 @@ def _route(rules_path: Path, agents_path: Path | None, source: str) -> int:
     if setup is None:
         return EXIT_BAD_SETUP
     rules, agents_file = setup
-    router = router_for(rules)
+    case_router = case_router_for(rules)
     agents: dict[str, AgentState] = {}
     for spec in agents_file.agents:
         online = spec.online if "online" in spec.model_fields_set else True
@@ -315,8 +307,7 @@ def _route(rules_path: Path, agents_path: Path | None, source: str) -> int:
     except OSError as error:
         print(f"{name}: cannot read: {error.strerror or error}", file=sys.stderr)
         return EXIT_REJECTED
-    state = BatchState(agents=agents)
-    history = _History(router.windows)
+    store = InMemoryMessageStore(case_router.windows, agents)
     rejected = 0
     with handle if source != "-" else contextlib.nullcontext(handle):
         for number, line in _lines(handle, name, sys.stderr):
@@ -331,65 +322,30 @@ def _route(rules_path: Path, agents_path: Path | None, source: str) -> int:
                 rejected += 1
                 print(f"{name}:{number}: {_validation_summary(error)}", file=sys.stderr)
                 continue
-            history.bring_up_to(state, message)
-            print(json.dumps(_decision_row(router, state, history, message), ensure_ascii=False))
+            print(json.dumps(_decision_row(case_router, store, message), ensure_ascii=False))
     return EXIT_REJECTED if rejected else EXIT_OK
 
 
-@dataclass
-class _History:
-    """What the service reads from its database within the time windows, kept in memory for
-    the offline tool: each customer's messages and each crisis topic's hits, with their time.
-    Without it, repeat contacts and bursts would add up over the whole input (messages a month
-    apart counted as "earlier contacts in 24 h", a burst opening an incident over weeks)."""
-
-    windows: CaseWindows
-    contacts: dict[CustomerKey, list[datetime]] = field(default_factory=dict)
-    hits: dict[str, list[tuple[datetime, str]]] = field(default_factory=dict)
-    incident_last_seen: dict[str, datetime] = field(default_factory=dict)
-
-    def bring_up_to(self, state: BatchState, message: CanonicalMessage) -> None:
-        """Set `state` to what the database would tell just before `message` (its `sent_at`
-        is the tool's clock)."""
-        now = message.sent_at
-        key = customer_key(message)
-        since_contact = now - self.windows.repeat_contact
-        state.contact_times[key] = [at for at in self.contacts.get(key, ()) if at >= since_contact]
-        since = now - self.windows.incident
-        for topic in list(state.topics):
-            recent = [(at, case_id) for at, case_id in self.hits.get(topic, ()) if at >= since]
-            self.hits[topic] = recent
-            topic_state = state.topics[topic]
-            last_seen = self.incident_last_seen.get(topic, now)
-            if topic_state.incident_id is not None and last_seen < since:
-                topic_state = state.topics[topic] = TopicState()  # quiet for a window: over
-            topic_state.recent_count = len(recent)
-            if topic_state.incident_id is None:
-                topic_state.recent_case_ids = sorted({case_id for _, case_id in recent})
-
-    def record(self, message: CanonicalMessage, outcome: BatchOutcome) -> None:
-        if message.event == "message" and message.direction == "inbound":
-            self.contacts.setdefault(customer_key(message), []).append(message.sent_at)
-        for topic, case_id in outcome.topic_hits:
-            self.hits.setdefault(topic, []).append((message.sent_at, case_id))
-            self.incident_last_seen[topic] = message.sent_at
-
-
 def _decision_row(
-    router: Router, state: BatchState, history: _History, message: CanonicalMessage
+    case_router: CaseRouter, store: InMemoryMessageStore, message: CanonicalMessage
 ) -> dict[str, Any]:
+    """Route one message as the service routes a batch, the message's sending time for the
+    clock: the state loaded, routed, saved (`InMemoryMessageStore` keeps the windows)."""
     # Read as the service reads a batch: once, for the locks, routing and the case's sentiment.
-    readings = router.read_customer_messages([message])
-    outcome = router.route_batch(
+    readings = case_router.read_customer_messages([message])
+    state = store.load_state([message], message.sent_at)
+    outcome = case_router.route_batch(
         [message], state, new_id=lambda: str(uuid.uuid4()), now=message.sent_at, readings=readings
     )
-    history.record(message, outcome)
+    store.save([message], outcome, message.sent_at)
     sentiment = None
     if message.direction == "inbound" and message.event != "delete":
-        tone = router.read(message, readings).vocabulary.sentiment
+        tone = case_router.read(message, readings).vocabulary.sentiment
         sentiment = {"label": tone.label, "score": tone.score}
-    decision = outcome.decisions.get(message.id) or router.decide(message)[0]
-    case = state.open_cases.get(message.conversation_id) or next(iter(outcome.cases.values()), None)
+    decision = outcome.decisions.get(message.id) or case_router.decide(message)[0]
+    case = store.state.open_cases.get(message.conversation_id) or next(
+        iter(outcome.cases.values()), None
+    )
     return {
         "message_id": message.id,
         "case_key": message.conversation_id,

@@ -20,6 +20,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, mod
 from casewire_router.adapters.case_store import StoredMessage
 from casewire_router.case_service import ActionResult, AgentResult, CaseNotFound, CaseService
 from casewire_router.domain.assignment import AgentState
+from casewire_router.domain.case import CaseState
 from casewire_router.domain.case_actions import (
     InvalidInput,
     TransitionError,
@@ -27,7 +28,6 @@ from casewire_router.domain.case_actions import (
     in_queue,
     waiting_since,
 )
-from casewire_router.domain.routing import CaseState
 
 T = TypeVar("T")
 

@@ -13,7 +13,7 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 
 from casewire_router.adapters.watermarks import WatermarkHeartbeat
-from casewire_router.service import TRANSIENT_ERRORS, RoutingService
+from casewire_router.message_service import TRANSIENT_ERRORS, MessageService
 from casewire_router.settings import RouterSettings
 
 
@@ -22,15 +22,16 @@ async def _raw_bodies(message: Any) -> Any:
     return [record.value for record in records_of(message.raw_message)]
 
 
-def kafka_router(
-    service: RoutingService,
+def subscriptions(
+    service: MessageService,
     settings: RouterSettings,
     watermarks: Callable[[BatchSubscriber], WatermarkHeartbeat],
 ) -> tuple[KafkaRouter, dict[str, BatchSubscriber], WatermarkHeartbeat]:
-    """The subscribers, by consumer group: canonical messages, and SLA alerts (escalation);
-    and the watermark heartbeat that follows what the message subscriber processed."""
-    router = KafkaRouter()
-    subscriber = router.subscriber(
+    """The Kafka routes (FastStream's `KafkaRouter`) and their subscribers, by consumer group:
+    canonical messages, and SLA alerts (escalation); and the watermark heartbeat that follows
+    what the message subscriber processed."""
+    routes = KafkaRouter()
+    subscriber = routes.subscriber(
         topics.MESSAGES,
         group_id=settings.router_consumer_group,
         decoder=_raw_bodies,
@@ -54,7 +55,7 @@ def kafka_router(
         heartbeat.processed(records)
 
     alerts_group = f"{settings.router_consumer_group}-escalation"
-    alerts = router.subscriber(
+    alerts = routes.subscriber(
         topics.SLA_ALERTS,
         group_id=alerts_group,
         decoder=_raw_bodies,
@@ -74,4 +75,4 @@ def kafka_router(
             await asyncio.sleep(1.0)
             raise
 
-    return router, {settings.router_consumer_group: subscriber, alerts_group: alerts}, heartbeat
+    return routes, {settings.router_consumer_group: subscriber, alerts_group: alerts}, heartbeat
