@@ -34,7 +34,7 @@ from pydantic import BaseModel, ValidationError
 
 from casewire_router.adapters.care_metrics import CareMetrics
 from casewire_router.domain.assignment import AgentState
-from casewire_router.domain.batch import BatchState
+from casewire_router.domain.batch import BatchState, MessageReading, QuietIncident
 from casewire_router.domain.case import CaseState
 from casewire_router.domain.escalation import (
     ALERT_KINDS,
@@ -43,10 +43,10 @@ from casewire_router.domain.escalation import (
     escalate_recorded,
     undo_escalation,
 )
-from casewire_router.domain.incidents import QuietIncident, close_incident
+from casewire_router.domain.incidents import close_incident
 from casewire_router.domain.outcome import RoutingOutcome
 from casewire_router.domain.queue import drain as drain_queues
-from casewire_router.domain.routing import CaseRouter, MessageReading
+from casewire_router.domain.routing import CaseRouter
 from casewire_router.domain.sentiment import SentimentLabel
 
 log = structlog.get_logger(__name__)

@@ -2,9 +2,10 @@
 
 from casewire_common import events as ev
 from casewire_common.messages import CanonicalMessage
+from casewire_router.domain.batch import OrphanReplies
 from casewire_router.domain.routing import case_router_for
 from casewire_router.domain.rules import parse_rules
-from casewire_router.domain.threading import OrphanReplies, counts_as_response
+from casewire_router.domain.threading import counts_as_response
 
 from tests.unit.router.factories import T0, message
 from tests.unit.router.test_threading import WINDOWS, Desk, types, x_tweet

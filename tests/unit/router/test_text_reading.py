@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import itertools
 
-from casewire_router.domain.batch import BatchState
+from casewire_router.domain.batch import BatchState, MessageReading
 from casewire_router.domain.keywords import KeywordMatcher, TaggedKeywordMatcher, fold
-from casewire_router.domain.routing import CaseRouter, MessageReading
+from casewire_router.domain.routing import CaseRouter
 from casewire_router.domain.rules import parse_rules
 from casewire_router.domain.urgency import (
     CRISIS_VOCABULARY,

@@ -6,10 +6,10 @@ from datetime import timedelta
 from casewire_common import events as ev
 from casewire_common.messages import CanonicalMessage
 from casewire_router.domain.assignment import AgentState
-from casewire_router.domain.batch import BatchState
+from casewire_router.domain.batch import BatchState, QuietIncident, TopicState
 from casewire_router.domain.case import CaseState, CaseWindows
 from casewire_router.domain.escalation import escalate, escalate_recorded, undo_escalation
-from casewire_router.domain.incidents import INCIDENT_TAG, QuietIncident, TopicState
+from casewire_router.domain.incidents import INCIDENT_TAG
 from casewire_router.domain.outcome import RoutingOutcome
 from casewire_router.domain.routing import CaseRouter, case_router_for
 from casewire_router.domain.rules import parse_rules

@@ -1,6 +1,6 @@
 """`casewire-dev bench --only rules`: does the rules engine's cost grow with the number of rules?
 
-`Router.decide` (rules and urgency, the whole decision) over real customer texts — the TWCS
+`CaseRouter.decide` (rules and urgency, the whole decision) over real customer texts — the TWCS
 sample, US airline tweets, Thai Wisesight posts — with 10 and with 10,000 keyword rules:
 
 - `rules_10k_vs_10`: decisions/s with 10,000 rules ÷ decisions/s with 10 (goal ≥ 0.8);
@@ -30,7 +30,7 @@ from pathlib import Path
 from casewire_common.events import Priority
 from casewire_common.messages import Author, CanonicalMessage, message_id
 from casewire_router.domain.keywords import fold
-from casewire_router.domain.routing import Router, router_for
+from casewire_router.domain.routing import CaseRouter, case_router_for
 from casewire_router.domain.rules import (
     Rule,
     RuleOutcome,
@@ -216,7 +216,7 @@ class NaiveRegexRules(RuleSet):
         return RuleOutcome(team or self.default_team, priority, tags, matched, False, None, None)
 
 
-def decisions_per_second(router: Router, messages: Sequence[CanonicalMessage]) -> float:
+def decisions_per_second(router: CaseRouter, messages: Sequence[CanonicalMessage]) -> float:
     """Decisions over the messages, again and again for about SECONDS_PER_ROUND."""
     decided = 0
     started = time.perf_counter()
@@ -247,10 +247,10 @@ def run(data: Path, seed: int) -> Results:
     parse_seconds = time.perf_counter() - started
     few = parse_rules(few_text)
     routers = {
-        "indexed": (router_for(few), router_for(many)),
+        "indexed": (case_router_for(few), case_router_for(many)),
         "naive": (
-            router_for(NaiveRegexRules(few.spec, few_text)),
-            router_for(NaiveRegexRules(many.spec, many_text)),
+            case_router_for(NaiveRegexRules(few.spec, few_text)),
+            case_router_for(NaiveRegexRules(many.spec, many_text)),
         ),
     }
     naive_messages = messages[:NAIVE_MESSAGES]

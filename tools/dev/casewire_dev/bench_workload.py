@@ -304,10 +304,11 @@ def expected_outcome(records: list[Record], rules_path: Path, agents_path: Path)
     """
     from casewire_router.domain.agents_file import parse_agents
     from casewire_router.domain.assignment import AgentState
-    from casewire_router.domain.routing import BatchState, router_for
+    from casewire_router.domain.batch import BatchState
+    from casewire_router.domain.routing import case_router_for
     from casewire_router.domain.rules import load_rules
 
-    router = router_for(load_rules(str(rules_path)))
+    router = case_router_for(load_rules(str(rules_path)))
     agents = {
         spec.id: AgentState(
             id=spec.id,

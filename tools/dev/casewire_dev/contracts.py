@@ -27,7 +27,7 @@ from casewire_common.messages import CanonicalMessage
 from casewire_ingest.main import create_app as create_ingest_app
 from casewire_ingest.settings import IngestSettings
 from casewire_router.main import create_app as create_router_app
-from casewire_router.service import EVENT_SOURCE as ROUTER_SOURCE
+from casewire_router.message_service import EVENT_SOURCE as ROUTER_SOURCE
 from casewire_router.settings import RouterSettings
 from casewire_sla.adapters.alerts import SOURCE as SLA_SOURCE
 from casewire_sla.main import create_app as create_sla_app

@@ -12,14 +12,14 @@ from casewire_common import events as ev
 from casewire_common.messages import CanonicalMessage
 
 from casewire_router.domain.assignment import AgentState
-from casewire_router.domain.batch import BatchState
+from casewire_router.domain.batch import BatchState, MessageReading, QuietIncident, TopicState
 from casewire_router.domain.case import CLOSED_STATUSES, CaseState, CaseWindows, CustomerKey
 from casewire_router.domain.case import customer_key as key_of
 from casewire_router.domain.deliveries import processing_key
 from casewire_router.domain.escalation import Alert, EscalationRecord, alert_key
-from casewire_router.domain.incidents import QuietIncident, TopicState, is_quiet
+from casewire_router.domain.incidents import is_quiet
 from casewire_router.domain.outcome import RoutingOutcome
-from casewire_router.domain.routing import CaseRouter, MessageReading
+from casewire_router.domain.routing import CaseRouter
 
 
 class InMemoryMessageStore:

@@ -16,12 +16,11 @@ from casewire_common.unit_of_work import UnitOfWork, unit_of_work
 
 from casewire_router.adapters import case_store, escalations, repository
 from casewire_router.domain.assignment import AgentState
-from casewire_router.domain.batch import BatchState
+from casewire_router.domain.batch import BatchState, MessageReading, QuietIncident
 from casewire_router.domain.case import CaseState
 from casewire_router.domain.escalation import Alert, EscalationRecord, alert_key
-from casewire_router.domain.incidents import QuietIncident
 from casewire_router.domain.outcome import RoutingOutcome
-from casewire_router.domain.routing import CaseRouter, MessageReading
+from casewire_router.domain.routing import CaseRouter
 
 
 class PostgresMessageTransaction:

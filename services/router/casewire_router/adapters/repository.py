@@ -18,12 +18,11 @@ from casewire_common.pg import Connection, Database, pending_migrations
 from casewire_common.unit_of_work import UnitOfWork
 
 from casewire_router.domain.assignment import AgentState
-from casewire_router.domain.batch import BatchState
+from casewire_router.domain.batch import BatchState, MessageReading, QuietIncident, TopicState
 from casewire_router.domain.case import CLOSED_STATUSES, CaseState, CaseWindows, customer_key
 from casewire_router.domain.deliveries import processing_key
-from casewire_router.domain.incidents import QuietIncident, TopicState
 from casewire_router.domain.outcome import RoutingOutcome
-from casewire_router.domain.routing import CaseRouter, MessageReading
+from casewire_router.domain.routing import CaseRouter
 from casewire_router.domain.sentiment import LABELS, Sentiment
 
 SCHEMA = "router"

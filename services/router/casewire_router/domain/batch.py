@@ -1,21 +1,105 @@
 """The state a batch of messages is routed against: what the adapter loaded (and locked) for
-it, and the batch in progress (its outcome and its crisis-topic hits)."""
+it — cases, agents, orphan replies, crisis topics and quiet incidents, the texts already read —
+and the batch in progress (its outcome and its crisis-topic hits). The decisions that read it
+(routing, threading, incidents) import it; it imports none of them, so there is no loop."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+
+from casewire_common.messages import CanonicalMessage
 
 from casewire_router.domain.assignment import AgentState
 from casewire_router.domain.case import CaseState, CustomerKey
-from casewire_router.domain.incidents import QuietIncident, TopicState
 from casewire_router.domain.outcome import RoutingOutcome
-from casewire_router.domain.threading import OrphanReplies
+from casewire_router.domain.urgency import TextReading
 
-if TYPE_CHECKING:
-    from casewire_router.domain.routing import MessageReading
+
+@dataclass(frozen=True)
+class MessageReading:
+    """A message's text as routing reads it: folded once for the rules and the urgency
+    signals, and what the urgency vocabularies found in it."""
+
+    text: str  # the text read (a reading is used only for the message with this text)
+    folded: str
+    vocabulary: TextReading
+
+
+@dataclass
+class TopicState:
+    """One crisis topic's recent past, as the adapter found it. Bounded whatever the burst:
+    case ids are kept only below the incident threshold; once an incident is open, counts."""
+
+    recent_count: int = 0  # hits on the topic in the window before the batch (capped count)
+    recent_case_ids: list[str] = field(default_factory=list)  # them, while no incident is open
+    incident_id: str | None = None  # its open incident
+    opened_at: datetime | None = None
+    incident_case_count: int = 0
+    # The incident's cases among those this batch can touch (every case the adapter loaded).
+    incident_case_ids: set[str] = field(default_factory=set)
+    open_cases: dict[str, CaseState] = field(default_factory=dict)  # linkable, locked, by id
+
+
+@dataclass(frozen=True)
+class QuietIncident:
+    """An open incident whose crisis topic had no new case for a whole incident window."""
+
+    incident_id: str
+    topic: str
+    opened_at: datetime
+    last_seen_at: datetime
+    case_count: int
+
+
+class OrphanReplies:
+    """Brand replies without a case, found by the message they name (`in_reply_to`) or by
+    their conversation, on the same platform and brand account: a lookup per customer
+    message, whatever the number of orphans."""
+
+    def __init__(self) -> None:
+        self._replies: dict[str, CanonicalMessage] = {}  # by id
+        self._ids: dict[tuple[str, str, str, str], set[str]] = {}  # by what they answer
+
+    def add(self, reply: CanonicalMessage) -> None:
+        self._replies[reply.id] = reply
+        for key in _orphan_keys(reply):
+            self._ids.setdefault(key, set()).add(reply.id)
+
+    def remove(self, reply: CanonicalMessage) -> None:
+        del self._replies[reply.id]
+        for key in _orphan_keys(reply):
+            ids = self._ids[key]
+            ids.discard(reply.id)
+            if not ids:
+                del self._ids[key]
+
+    def answering(self, message: CanonicalMessage) -> list[CanonicalMessage]:
+        """The orphans that name the customer message or are in its conversation, earliest
+        sent first. (Whether each counts depends on when it was sent: `counts_as_response`.)"""
+        where = (message.platform, message.account_id)
+        ids = self._ids.get(("answers", *where, message.platform_message_id), set())
+        ids = ids | self._ids.get(("conversation", *where, message.conversation_id), set())
+        return sorted((self._replies[i] for i in ids), key=lambda reply: reply.sent_at)
+
+    def __contains__(self, reply_id: object) -> bool:
+        return reply_id in self._replies
+
+    def __iter__(self) -> Iterator[CanonicalMessage]:
+        return iter(list(self._replies.values()))
+
+    def __len__(self) -> int:
+        return len(self._replies)
+
+
+def _orphan_keys(reply: CanonicalMessage) -> list[tuple[str, str, str, str]]:
+    keys: list[tuple[str, str, str, str]] = [
+        ("conversation", reply.platform, reply.account_id, reply.conversation_id)
+    ]
+    if reply.in_reply_to is not None:
+        keys.append(("answers", reply.platform, reply.account_id, reply.in_reply_to))
+    return keys
 
 
 @dataclass

@@ -4,52 +4,15 @@ closed."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from casewire_common import events as ev
 
-from casewire_router.domain.case import CLOSED_STATUSES, CaseState
-
-if TYPE_CHECKING:
-    from casewire_router.domain.batch import Batch
+from casewire_router.domain.batch import Batch, QuietIncident, TopicState
+from casewire_router.domain.case import CLOSED_STATUSES
+from casewire_router.domain.outcome import IncidentChange
 
 INCIDENT_TAG = "incident"
-
-
-@dataclass
-class TopicState:
-    """One crisis topic's recent past, as the adapter found it. Bounded whatever the burst:
-    case ids are kept only below the incident threshold; once an incident is open, counts."""
-
-    recent_count: int = 0  # hits on the topic in the window before the batch (capped count)
-    recent_case_ids: list[str] = field(default_factory=list)  # them, while no incident is open
-    incident_id: str | None = None  # its open incident
-    opened_at: datetime | None = None
-    incident_case_count: int = 0
-    # The incident's cases among those this batch can touch (every case the adapter loaded).
-    incident_case_ids: set[str] = field(default_factory=set)
-    open_cases: dict[str, CaseState] = field(default_factory=dict)  # linkable, locked, by id
-
-
-@dataclass(frozen=True)
-class IncidentChange:
-    """An incident event to publish (opened, updated or closed)."""
-
-    event_type: str
-    data: ev.IncidentData
-
-
-@dataclass(frozen=True)
-class QuietIncident:
-    """An open incident whose crisis topic had no new case for a whole incident window."""
-
-    incident_id: str
-    topic: str
-    opened_at: datetime
-    last_seen_at: datetime
-    case_count: int
 
 
 def close_incident(incident: QuietIncident) -> IncidentChange:

@@ -13,7 +13,14 @@ from casewire_common.messages import CanonicalMessage
 
 from casewire_router.domain.assignment import AgentState
 from casewire_router.domain.case import CaseState
-from casewire_router.domain.incidents import IncidentChange
+
+
+@dataclass(frozen=True)
+class IncidentChange:
+    """An incident event to publish (opened, updated or closed)."""
+
+    event_type: str
+    data: ev.IncidentData
 
 
 @dataclass(frozen=True)

@@ -26,15 +26,14 @@ from casewire_common.events import RoutingDecision
 from casewire_common.messages import CanonicalMessage
 
 from casewire_router.domain.assignment import choose_agent
-from casewire_router.domain.batch import Batch
-from casewire_router.domain.batch import BatchState as BatchState  # tools/dev imports it here
+from casewire_router.domain.batch import Batch, BatchState, MessageReading, TopicState
 from casewire_router.domain.case import (
     CLOSED_STATUSES,
     CaseState,
     CaseWindows,
     customer_key,
 )
-from casewire_router.domain.incidents import TopicState, close_incident, open_incidents
+from casewire_router.domain.incidents import close_incident, open_incidents
 from casewire_router.domain.keywords import fold
 from casewire_router.domain.outcome import RoutingOutcome
 from casewire_router.domain.rules import PRIORITY_ORDER, RuleSet, most_urgent
@@ -51,7 +50,6 @@ from casewire_router.domain.threading import (
 )
 from casewire_router.domain.urgency import (
     Assessment,
-    TextReading,
     UrgencyContext,
     UrgencyModel,
     assess,
@@ -61,16 +59,6 @@ from casewire_router.domain.urgency import (
 )
 
 TROLL_TAG = "likely-troll"
-
-
-@dataclass(frozen=True)
-class MessageReading:
-    """A message's text as routing reads it: folded once for the rules and the urgency
-    signals, and what the urgency vocabularies found in it."""
-
-    text: str  # the text read (a reading is used only for the message with this text)
-    folded: str
-    vocabulary: TextReading
 
 
 @dataclass(frozen=True)
@@ -451,9 +439,3 @@ def earlier_contacts(
     messages its customer sent after it."""
     since = message.sent_at - windows.repeat_contact
     return sum(1 for at in times if since <= at < message.sent_at)
-
-
-# The former names, kept only while tools/dev (bench_rules, bench_workload) imports them from
-# here: delete once it imports `CaseRouter` and `case_router_for` (issue 16).
-Router = CaseRouter
-router_for = case_router_for

@@ -6,14 +6,14 @@ Decided by sending times, whatever the arrival order."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from casewire_common import events as ev
 from casewire_common.messages import CanonicalMessage
 
 from casewire_router.domain.assignment import AgentState, choose_agent
+from casewire_router.domain.batch import Batch, BatchState
 from casewire_router.domain.case import (
     CLOSED_STATUSES,
     CaseState,
@@ -22,9 +22,6 @@ from casewire_router.domain.case import (
 )
 from casewire_router.domain.outcome import RoutingOutcome
 from casewire_router.domain.rules import PRIORITY_ORDER
-
-if TYPE_CHECKING:
-    from casewire_router.domain.batch import Batch, BatchState
 
 
 def counts_as_response(reply: CanonicalMessage, case: CaseState, answered_at: datetime) -> bool:
@@ -81,55 +78,6 @@ def reopen_case(
     choice = choose_agent(case.team, case.language, list(agents.values()), requested=previous_owner)
     if choice.agent_id is not None:
         outcome.assign(case, agents[choice.agent_id], now, message_id=message_id)
-
-
-class OrphanReplies:
-    """Brand replies without a case, found by the message they name (`in_reply_to`) or by
-    their conversation, on the same platform and brand account: a lookup per customer
-    message, whatever the number of orphans."""
-
-    def __init__(self) -> None:
-        self._replies: dict[str, CanonicalMessage] = {}  # by id
-        self._ids: dict[tuple[str, str, str, str], set[str]] = {}  # by what they answer
-
-    def add(self, reply: CanonicalMessage) -> None:
-        self._replies[reply.id] = reply
-        for key in _orphan_keys(reply):
-            self._ids.setdefault(key, set()).add(reply.id)
-
-    def remove(self, reply: CanonicalMessage) -> None:
-        del self._replies[reply.id]
-        for key in _orphan_keys(reply):
-            ids = self._ids[key]
-            ids.discard(reply.id)
-            if not ids:
-                del self._ids[key]
-
-    def answering(self, message: CanonicalMessage) -> list[CanonicalMessage]:
-        """The orphans that name the customer message or are in its conversation, earliest
-        sent first. (Whether each counts depends on when it was sent: `counts_as_response`.)"""
-        where = (message.platform, message.account_id)
-        ids = self._ids.get(("answers", *where, message.platform_message_id), set())
-        ids = ids | self._ids.get(("conversation", *where, message.conversation_id), set())
-        return sorted((self._replies[i] for i in ids), key=lambda reply: reply.sent_at)
-
-    def __contains__(self, reply_id: object) -> bool:
-        return reply_id in self._replies
-
-    def __iter__(self) -> Iterator[CanonicalMessage]:
-        return iter(list(self._replies.values()))
-
-    def __len__(self) -> int:
-        return len(self._replies)
-
-
-def _orphan_keys(reply: CanonicalMessage) -> list[tuple[str, str, str, str]]:
-    keys: list[tuple[str, str, str, str]] = [
-        ("conversation", reply.platform, reply.account_id, reply.conversation_id)
-    ]
-    if reply.in_reply_to is not None:
-        keys.append(("answers", reply.platform, reply.account_id, reply.in_reply_to))
-    return keys
 
 
 def closed_after_sending(message: CanonicalMessage, state: BatchState) -> CaseState | None:
