@@ -26,12 +26,12 @@ from prometheus_client import CollectorRegistry
 
 from casewire_sla.adapters.metrics import SlaMetrics
 from casewire_sla.adapters.store import MIGRATIONS, SCHEMA, SlaStore
+from casewire_sla.clock_service import ClockService
 from casewire_sla.domain.holding import WatermarkHold
 from casewire_sla.domain.policies import PolicySet, load_policy_file
 from casewire_sla.domain.roster import load_roster
-from casewire_sla.entrypoints.consumer import DEAD_LETTER_REASONS, case_event_router
+from casewire_sla.entrypoints.kafka import DEAD_LETTER_REASONS, case_event_router
 from casewire_sla.entrypoints.scheduler import TimerScheduler
-from casewire_sla.service import SlaService
 from casewire_sla.settings import SlaSettings
 
 log = structlog.get_logger(__name__)
@@ -50,7 +50,7 @@ class SlaRuntime:
     broker: KafkaBroker
     subscriber: BatchSubscriber
     store: SlaStore
-    service: SlaService
+    service: ClockService
     scheduler: TimerScheduler
     relay: OutboxRelay
     metrics: SlaMetrics
@@ -85,7 +85,7 @@ def create_app(settings: SlaSettings | None = None) -> FastAPI:
     metrics.start_roster_series()
     dsn = settings.database_url.get_secret_value()
     store = SlaStore(dsn, pool_size=settings.sla_pool_size)
-    service = SlaService(store, policies)
+    service = ClockService(store, policies)
     subscriber_of: list[BatchSubscriber] = []
 
     def watermark_hold() -> WatermarkHold | None:

@@ -1,6 +1,6 @@
 """The `sla` schema in PostgreSQL: clocks, their timers, the router's watermarks, attainment,
 processed case events and the outbox. SQL only: what to change, and which alerts that makes,
-is the service's decision (`casewire_sla.service`, `casewire_sla.domain`).
+is the service's decision (`casewire_sla.clock_service`, `casewire_sla.domain`).
 
 Every change of one transaction (`SlaStore.transaction`, a `casewire_common.unit_of_work`)
 commits with the alerts it causes (outbox rows) and the processed markers of its case events,

@@ -141,7 +141,7 @@ def _migrate() -> int:
 def _recompute(policies_path: Path, apply: bool) -> int:
     """One JSON line per open clock, old and new due_at; `--apply` writes them back."""
     from casewire_sla.adapters.store import SlaStore
-    from casewire_sla.service import SlaService
+    from casewire_sla.clock_service import ClockService
     from casewire_sla.settings import SlaSettings
 
     policies = _load_or_report(policies_path)
@@ -153,7 +153,7 @@ def _recompute(policies_path: Path, apply: bool) -> int:
         store = SlaStore(settings.database_url.get_secret_value(), pool_size=2)
         await store.open()
         try:
-            results = await SlaService(store, policies).recompute(apply=apply)
+            results = await ClockService(store, policies).recompute(apply=apply)
         finally:
             await store.close()
         for result in results:

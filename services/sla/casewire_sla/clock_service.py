@@ -70,9 +70,10 @@ Records = list[tuple[str, EventRecord]]
 
 
 @dataclass(frozen=True)
-class CaseEvent:
-    """A decoded case event: its CloudEvent id and type, its data when this service uses it,
-    and its `time` (when it happened; the instant a clock starts or stops on it)."""
+class IncomingCaseEvent:
+    """A record of `casewire.case-events.v1` as this service reads it: a case event's
+    CloudEvent id and type, its data when this service uses it, and its `time` (when it
+    happened; the instant a clock starts or stops on it); or a router watermark."""
 
     id: str
     type: str
@@ -119,8 +120,10 @@ class Fulfilment:
 
 
 @dataclass
-class BatchOutcome:
-    """What a committed batch changed: for metrics and to wake the timer scheduler."""
+class CommittedChanges:
+    """What a committed batch of incoming case events changed (clocks started and ended,
+    alerts fired and retracted, attainment moved): for metrics and to wake the timer
+    scheduler. (The `ClockChange`s of `domain.clocks` are decisions, before they commit.)"""
 
     applied: int = 0
     duplicates: int = 0
@@ -232,7 +235,7 @@ class _Moment:
         return self._bound
 
 
-class SlaService:
+class ClockService:
     """Clocks kept by case events and fired by time, under one policy file."""
 
     def __init__(self, store: SlaStore, policies: PolicySet) -> None:
@@ -244,8 +247,8 @@ class SlaService:
         return elapsed_with_pauses(calendar, clock.started_at, clock.pauses, until)
 
     async def apply_case_events(
-        self, events: Sequence[CaseEvent], now: datetime, hold: WatermarkHold | None = None
-    ) -> BatchOutcome:
+        self, events: Sequence[IncomingCaseEvent], now: datetime, hold: WatermarkHold | None = None
+    ) -> CommittedChanges:
         """Apply a batch of case events in one transaction; already processed ids are skipped.
 
         Events are applied in order, each to the clocks its predecessors left: a batch may
@@ -253,7 +256,7 @@ class SlaService:
         need no processed marker: recording one twice changes nothing). With `hold`, a clock
         ended by a reply fires only the overdue alerts that `fire_due_timers` would fire now.
         """
-        outcome = BatchOutcome()
+        outcome = CommittedChanges()
         if not events:
             return outcome
         async with self.store.transaction() as tx:
@@ -296,7 +299,7 @@ class SlaService:
         change: ClockChange,
         case: CaseSnapshot,
         moment: _Moment,
-        outcome: BatchOutcome,
+        outcome: CommittedChanges,
         records: Records,
     ) -> None:
         now = moment.now
@@ -353,7 +356,7 @@ class SlaService:
         fulfilment: ClockFulfilment,
         case: CaseSnapshot,
         moment: _Moment,
-        outcome: BatchOutcome,
+        outcome: CommittedChanges,
         records: Records,
     ) -> None:
         at, now = fulfilment.fulfilled_at, moment.now
@@ -378,7 +381,7 @@ class SlaService:
         tx: SlaTransaction,
         refulfilment: ClockRefulfilment,
         moment: _Moment,
-        outcome: BatchOutcome,
+        outcome: CommittedChanges,
         records: Records,
     ) -> None:
         """An answered clock ends at an earlier reply: its count moves to the outcome of that
@@ -404,7 +407,7 @@ class SlaService:
         tx: SlaTransaction,
         backdate: ClockBackdate,
         moment: _Moment,
-        outcome: BatchOutcome,
+        outcome: CommittedChanges,
         records: Records,
     ) -> None:
         """An answered clock starts earlier: its timers are those of the new start, its count
@@ -431,7 +434,9 @@ class SlaService:
         await tx.record_outcome(clock.id, fulfilled.outcome)
         records.append(alert_record(clock, SLA_CLOCK_FULFILLED, time=now, elapsed=elapsed, at=at))
 
-    async def _fire_ended(self, moment: _Moment, outcome: BatchOutcome, records: Records) -> None:
+    async def _fire_ended(
+        self, moment: _Moment, outcome: CommittedChanges, records: Records
+    ) -> None:
         """The overdue alerts of the clocks ended so far in the batch, each up to its end."""
         ended = sorted(moment.ended.values(), key=lambda entry: entry[2], reverse=True)
         moment.ended.clear()
@@ -446,7 +451,7 @@ class SlaService:
         tx: SlaTransaction,
         ended: EndedClock,
         now: datetime,
-        outcome: BatchOutcome,
+        outcome: CommittedChanges,
         records: Records,
     ) -> None:
         """The breach fired for the clock withdrawn, named by the id it fired with."""
@@ -469,7 +474,7 @@ class SlaService:
         clock: ClockRecord,
         until: datetime,
         now: datetime,
-        outcome: BatchOutcome,
+        outcome: CommittedChanges,
         records: Records,
         bound: AlertBound | None = None,
     ) -> None:
