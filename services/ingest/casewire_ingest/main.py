@@ -15,14 +15,19 @@ from casewire_common.pg import Database, pending_migrations
 from casewire_common.unit_of_work import RetentionPruner
 from fastapi import FastAPI
 
-from casewire_ingest.adapters.dedup import MIGRATIONS_PACKAGE, SCHEMA, SEEN_MESSAGES, DedupStore
+from casewire_ingest.adapters.dedup import (
+    MIGRATIONS_PACKAGE,
+    SCHEMA,
+    SEEN_MESSAGES,
+    PostgresDedupStore,
+)
 from casewire_ingest.adapters.publisher import IngestMetrics, KafkaIngestPublisher
 from casewire_ingest.domain.json_body import JsonLimits
 from casewire_ingest.domain.language import LanguageDetector
 from casewire_ingest.domain.sources import ReadingRules, Source
 from casewire_ingest.entrypoints.http import IngestApp
-from casewire_ingest.service import WebhookIngest
 from casewire_ingest.settings import IngestSettings
+from casewire_ingest.webhook_service import WebhookService
 
 
 class NotMigrated(RuntimeError):
@@ -39,7 +44,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     records = OrderedPublisher(settings.kafka_bootstrap_servers, "ingest")
     metrics = IngestMetrics(registry, [i.name for i in settings.integrations])
     database = Database(settings.database_url.get_secret_value(), min_size=1, max_size=10)
-    dedup = DedupStore(database, timedelta(seconds=settings.dedup_claim_timeout_seconds))
+    dedup = PostgresDedupStore(database, timedelta(seconds=settings.dedup_claim_timeout_seconds))
     # The memory of published keys outlasts platforms' redeliveries (hours) and the raw
     # topic's retention, and no more: it stays bounded.
     pruner = RetentionPruner(
@@ -48,7 +53,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         timedelta(days=settings.dedup_retention_days),
     )
     detector = LanguageDetector(settings.languages.split(","))
-    ingest = WebhookIngest(
+    ingest = WebhookService(
         KafkaIngestPublisher(records, metrics),
         dedup,
         detector.detect,
@@ -101,7 +106,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
 
 
 @asynccontextmanager
-async def replay_ingest(settings: IngestSettings) -> AsyncIterator[WebhookIngest]:
+async def replay_ingest(settings: IngestSettings) -> AsyncIterator[WebhookService]:
     """Ingest's use case wired for `casewire-ingest replay`: the service's Kafka producer and
     deduplication memory, without the HTTP app. Writes the pending dedup marks on the way out."""
     database = Database(settings.database_url.get_secret_value(), min_size=1, max_size=2)
@@ -116,9 +121,11 @@ async def replay_ingest(settings: IngestSettings) -> AsyncIterator[WebhookIngest
         records = OrderedPublisher(settings.kafka_bootstrap_servers, "ingest-replay")
         await records.start()
         metrics = IngestMetrics(new_registry())
-        dedup = DedupStore(database, timedelta(seconds=settings.dedup_claim_timeout_seconds))
+        dedup = PostgresDedupStore(
+            database, timedelta(seconds=settings.dedup_claim_timeout_seconds)
+        )
         try:
-            yield WebhookIngest(
+            yield WebhookService(
                 KafkaIngestPublisher(records, metrics),
                 dedup,
                 LanguageDetector(settings.languages.split(",")).detect,

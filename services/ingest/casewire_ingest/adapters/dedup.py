@@ -38,7 +38,9 @@ MARK_LINGER_SECONDS = 0.02
 log = structlog.get_logger(__name__)
 
 
-class DedupStore:
+class PostgresDedupStore:
+    """The dedup memory (`webhook_service.DedupStore`) in PostgreSQL."""
+
     def __init__(self, database: Database, claim_timeout: timedelta) -> None:
         self._database = database
         self._claim_timeout = claim_timeout

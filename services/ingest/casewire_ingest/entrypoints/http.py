@@ -30,8 +30,8 @@ from casewire_ingest.domain.signatures import (
     x_signature_valid,
 )
 from casewire_ingest.domain.sources import SOURCE_NORMALIZERS, Normalizer
-from casewire_ingest.service import Rejected, Unavailable, WebhookIngest
 from casewire_ingest.settings import IngestSettings, XApp
+from casewire_ingest.webhook_service import Rejected, Unavailable, WebhookService
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class IngestApp(FastAPI):
 
     def __init__(
         self,
-        ingest: WebhookIngest,
+        ingest: WebhookService,
         metrics: IngestMetrics,
         settings: IngestSettings,
         **fastapi_options: Any,
@@ -109,7 +109,7 @@ class WebhookEndpoints:
         self,
         app: ASGIApp,
         *,
-        ingest: WebhookIngest,
+        ingest: WebhookService,
         metrics: IngestMetrics,
         settings: IngestSettings,
     ) -> None:
