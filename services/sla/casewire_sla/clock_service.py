@@ -1,6 +1,7 @@
 """The SLA service's use cases: case events in, clock changes and alerts out; due timers fired.
 
-Each use case runs in one transaction of the store (`SlaStore.transaction`): the clock changes,
+Each use case runs in one transaction of its store (`ClockStore.transaction`, a port declared
+here and kept in PostgreSQL by `adapters.store.PostgresClockStore`): the clock changes,
 their alerts (outbox rows) and the processed markers commit together, so an alert is published
 if and only if the change committed, and a redelivered case event changes nothing. What a
 case event does to its clocks is decided by `domain.clocks`, when an alert may fire by
@@ -13,9 +14,11 @@ end the clock in time, and then they never fire.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Protocol, TypeVar
 
 from casewire_common.events import (
     SLA_BREACH_RETRACTED,
@@ -32,25 +35,20 @@ from casewire_common.events import (
 )
 
 from casewire_sla.adapters.alerts import LATE_AFTER, ClockRecord, alert_event_id, alert_record
-from casewire_sla.adapters.store import (
-    ClockStats,
-    EndedClock,
-    SlaStore,
-    SlaTransaction,
-    StoredClock,
-    WatermarkRow,
-)
 from casewire_sla.domain.calendars import elapsed_with_pauses
 from casewire_sla.domain.clocks import (
     BREACH,
+    AnsweredClock,
     CaseAbsorption,
     ClockBackdate,
     ClockChange,
     ClockFulfilment,
     ClockPause,
     ClockRefulfilment,
+    ClockReselection,
     ClockResume,
     ClockStart,
+    OpenClock,
     Schedule,
     calendar_of,
     clock_changes,
@@ -59,6 +57,7 @@ from casewire_sla.domain.clocks import (
 )
 from casewire_sla.domain.holding import (
     AlertBound,
+    WatermarkCoverage,
     WatermarkHold,
     alert_bound,
     low_watermark,
@@ -67,6 +66,237 @@ from casewire_sla.domain.holding import (
 from casewire_sla.domain.policies import PolicySet
 
 Records = list[tuple[str, EventRecord]]
+Input = TypeVar("Input")
+
+
+@dataclass(frozen=True)
+class StoredClock:
+    """An open clock as stored, with the warning fractions (and BREACH) already alerted."""
+
+    clock: ClockRecord
+    fired: frozenset[float]
+    first_cycle: bool
+
+    def as_open(self) -> OpenClock:
+        """The clock as the domain decides about it."""
+        clock = self.clock
+        return OpenClock(
+            clock=clock.clock,
+            policy_id=clock.policy_id,
+            calendar_id=clock.calendar_id,
+            target=timedelta(seconds=clock.target_seconds),
+            started_at=clock.started_at,
+            team=clock.team,
+            priority=clock.priority,
+            pauses=clock.pauses,
+            fired=self.fired,
+            additive=clock.additive,
+            first_cycle=self.first_cycle,
+        )
+
+
+@dataclass(frozen=True)
+class EndedClock:
+    """A clock just ended (or whose end or start just moved), the instant its breach fired for
+    (None: not breached) and the outcome attainment counted it with until now (None: not
+    counted)."""
+
+    clock: ClockRecord
+    breached_at: datetime | None
+    counted: str | None = None
+    # The start its breach fired under, when the clock's start moved since (the alert's id
+    # derives from it); None: its own start.
+    breach_started_at: datetime | None = None
+    fulfilled_at: datetime | None = None
+
+    @property
+    def breach_id_clock(self) -> ClockRecord:
+        """The clock as its breach alert named it."""
+        if self.breach_started_at is None:
+            return self.clock
+        return replace(self.clock, started_at=self.breach_started_at)
+
+
+@dataclass(frozen=True)
+class FiredTimer:
+    kind: str  # "warning" or "breach"
+    fraction: float
+    fire_at: datetime
+
+
+@dataclass(frozen=True)
+class DueTimer:
+    """A timer claimed for firing (locked until the transaction ends), and when its clock
+    ended (None: it runs) when it was held for the watermark past that end."""
+
+    id: int
+    timer: FiredTimer
+    clock: ClockRecord
+    ended_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ClockStats:
+    """Open clocks by clock name, and the earliest due_at among those running unbreached."""
+
+    open: dict[str, int]
+    earliest_due: dict[str, datetime]
+
+
+@dataclass(frozen=True)
+class WatermarkRow:
+    case_partition: int
+    topic: str
+    source_partition: int
+    partitions: int
+    watermark: datetime
+
+
+class ClockTransaction(Protocol):
+    """The reads and writes of one unit of work (`ClockStore.transaction`): the clock changes,
+    their alerts (outbox rows) and the processed markers of the inputs commit together, or
+    not at all. Statements only: what to change is this module's decision."""
+
+    async def claim(self, inputs: Sequence[Input], key: Callable[[Input], str]) -> list[Input]:
+        """Processed markers for these inputs; returns, in order, those not processed before."""
+        ...
+
+    @property
+    def duplicates(self) -> int:
+        """Inputs claimed before (redelivery), or twice in one batch."""
+        ...
+
+    async def open_clocks(self, case: CaseSnapshot) -> list[StoredClock]:
+        """The case's open clocks; their copy of the case's fields is brought up to date."""
+        ...
+
+    async def answered_clocks(self, case_id: str) -> list[AnsweredClock]:
+        """Per clock name and track, the case's latest clock if it ended by what it waited for."""
+        ...
+
+    async def start(self, start: ClockStart, case: CaseSnapshot) -> ClockRecord | None:
+        """A new clock; None when this cycle of it exists already."""
+        ...
+
+    async def add_timers(
+        self, clock_id: int, warnings: Sequence[tuple[float, datetime]], breach_at: datetime | None
+    ) -> datetime | None:
+        """The clock's pending timers; returns the earliest instant among them."""
+        ...
+
+    async def replace_timers(self, clock_id: int, schedule: Schedule) -> datetime | None:
+        """The clock's pending timers replaced by those of `schedule`."""
+        ...
+
+    async def fire_overdue(
+        self, clock_id: int, until: datetime, now: datetime, fires_until: datetime | None = None
+    ) -> list[FiredTimer]:
+        """The clock stops at `until`: its pending timers due before it fire now (up to
+        `fires_until`, the others stay pending), those due from `until` on are dropped."""
+        ...
+
+    async def fulfil(self, fulfilment: ClockFulfilment) -> EndedClock | None:
+        """The open clock of the name and track ends; None: no such open clock."""
+        ...
+
+    async def record_outcome(self, clock_id: int, outcome: str) -> None:
+        """The outcome attainment counts the clock with."""
+        ...
+
+    async def refulfil(self, refulfilment: ClockRefulfilment) -> EndedClock | None:
+        """The latest answered clock of the name and track ends earlier; None: none ended
+        later."""
+        ...
+
+    async def backdate(self, backdate: ClockBackdate) -> EndedClock | None:
+        """The latest answered clock of the name and track starts earlier; None: none started
+        later, or another cycle of it started then."""
+        ...
+
+    async def absorb(self, absorption: CaseAbsorption) -> list[EndedClock]:
+        """Every clock of the case not absorbed yet ends absorbed, with no outcome."""
+        ...
+
+    async def clear_breach(self, clock_id: int) -> None:
+        """The clock is no longer breached (its breach was withdrawn)."""
+        ...
+
+    async def pause(self, pause: ClockPause) -> ClockRecord | None:
+        """The running clock of the name and track pauses; None: no such running clock."""
+        ...
+
+    async def resume(self, resume: ClockResume) -> ClockRecord | None:
+        """The paused clock of the name and track runs again; None: no such paused clock."""
+        ...
+
+    async def reselect(self, reselection: ClockReselection) -> int | None:
+        """The open clock under its new policy; returns its id (None: no such open clock)."""
+        ...
+
+    async def record_watermarks(self, rows: Sequence[WatermarkRow]) -> None:
+        """Each (case partition, input partition) keeps the highest watermark written to it."""
+        ...
+
+    async def count_attainment(self, counts: Mapping[tuple[str, str, str], int]) -> None:
+        """Adds to the attainment counts, by (clock, policy, outcome)."""
+        ...
+
+    async def watermark_coverage(self, topic: str, case_partitions: int) -> WatermarkCoverage:
+        """The recorded watermarks of the router's input topic."""
+        ...
+
+    async def claim_due_timers(self, until: datetime, limit: int) -> list[DueTimer]:
+        """Unfired timers due by `until`, earliest first, locked; those another replica holds
+        are skipped (it fires them)."""
+        ...
+
+    async def mark_fired(self, due: Sequence[DueTimer], now: datetime) -> None:
+        """Claimed timers fired now; a breach among them marks its clock breached."""
+        ...
+
+    async def lock_open_clocks(self) -> list[StoredClock]:
+        """Every open clock, locked until the transaction ends."""
+        ...
+
+    async def move_clock(
+        self,
+        clock_id: int,
+        policy_id: str,
+        calendar_id: str,
+        target_seconds: int,
+        due_at: datetime | None,
+    ) -> None:
+        """A clock's policy, target and (unless None: paused) due_at rewritten."""
+        ...
+
+    def add_to_outbox(self, records: Sequence[tuple[str, EventRecord]]) -> None:
+        """Alerts written to the outbox when the unit of work commits."""
+        ...
+
+
+class ClockStore(Protocol):
+    """Where clocks, their timers, the router's watermarks and attainment are kept
+    (`adapters.store.PostgresClockStore`)."""
+
+    def transaction(self) -> AbstractAsyncContextManager[ClockTransaction]:
+        """One unit of work: it commits when the block ends, or rolls back on an error."""
+        ...
+
+    async def next_fire_at(self) -> datetime | None:
+        """The instant of the earliest timer not fired yet, written by any replica."""
+        ...
+
+    async def clock_stats(self) -> ClockStats:
+        """Open clocks by name, and the next due_at of running clocks not breached yet."""
+        ...
+
+    async def attainment(self) -> dict[tuple[str, str, str], int]:
+        """Clocks ended by what they waited for, by (clock, policy, final outcome)."""
+        ...
+
+    async def watermark_coverage(self, topic: str, case_partitions: int) -> WatermarkCoverage:
+        """The recorded watermarks of the router's input topic."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -205,7 +435,9 @@ def _watermark_rows(marks: Sequence[tuple[int, WatermarkData]]) -> list[Watermar
     return list(highest.values())
 
 
-async def _alert_bound(tx: SlaTransaction, now: datetime, hold: WatermarkHold | None) -> AlertBound:
+async def _alert_bound(
+    tx: ClockTransaction, now: datetime, hold: WatermarkHold | None
+) -> AlertBound:
     """Up to which instant alerts fire now, as the recorded watermarks say."""
     low = None
     if hold is not None:
@@ -217,7 +449,7 @@ async def _alert_bound(tx: SlaTransaction, now: datetime, hold: WatermarkHold | 
 class _Moment:
     """When a batch is applied, and (read once, when first needed) its alert bound."""
 
-    tx: SlaTransaction
+    tx: ClockTransaction
     now: datetime
     hold: WatermarkHold | None
     _bound: AlertBound | None = None
@@ -238,7 +470,7 @@ class _Moment:
 class ClockService:
     """Clocks kept by case events and fired by time, under one policy file."""
 
-    def __init__(self, store: SlaStore, policies: PolicySet) -> None:
+    def __init__(self, store: ClockStore, policies: PolicySet) -> None:
         self.store = store
         self.policies = policies
 
@@ -295,7 +527,7 @@ class ClockService:
 
     async def _apply(
         self,
-        tx: SlaTransaction,
+        tx: ClockTransaction,
         change: ClockChange,
         case: CaseSnapshot,
         moment: _Moment,
@@ -352,7 +584,7 @@ class ClockService:
 
     async def _fulfil(
         self,
-        tx: SlaTransaction,
+        tx: ClockTransaction,
         fulfilment: ClockFulfilment,
         case: CaseSnapshot,
         moment: _Moment,
@@ -378,7 +610,7 @@ class ClockService:
 
     async def _refulfil(
         self,
-        tx: SlaTransaction,
+        tx: ClockTransaction,
         refulfilment: ClockRefulfilment,
         moment: _Moment,
         outcome: CommittedChanges,
@@ -404,7 +636,7 @@ class ClockService:
 
     async def _backdate(
         self,
-        tx: SlaTransaction,
+        tx: ClockTransaction,
         backdate: ClockBackdate,
         moment: _Moment,
         outcome: CommittedChanges,
@@ -448,7 +680,7 @@ class ClockService:
 
     async def _retract(
         self,
-        tx: SlaTransaction,
+        tx: ClockTransaction,
         ended: EndedClock,
         now: datetime,
         outcome: CommittedChanges,
@@ -470,7 +702,7 @@ class ClockService:
 
     async def _fire_overdue(
         self,
-        tx: SlaTransaction,
+        tx: ClockTransaction,
         clock: ClockRecord,
         until: datetime,
         now: datetime,

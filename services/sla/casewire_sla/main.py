@@ -25,7 +25,7 @@ from faststream.kafka.subscriber.usecase import BatchSubscriber
 from prometheus_client import CollectorRegistry
 
 from casewire_sla.adapters.metrics import SlaMetrics
-from casewire_sla.adapters.store import MIGRATIONS, SCHEMA, SlaStore
+from casewire_sla.adapters.store import MIGRATIONS, SCHEMA, PostgresClockStore
 from casewire_sla.clock_service import ClockService
 from casewire_sla.domain.holding import WatermarkHold
 from casewire_sla.domain.policies import PolicySet, load_policy_file
@@ -49,7 +49,7 @@ class SlaRuntime:
     policies: PolicySet
     broker: KafkaBroker
     subscriber: BatchSubscriber
-    store: SlaStore
+    store: PostgresClockStore
     service: ClockService
     scheduler: TimerScheduler
     relay: OutboxRelay
@@ -62,7 +62,7 @@ class SlaRuntime:
         return consumer is not None and bool(consumer.assignment())
 
 
-async def _drain_outbox(store: SlaStore, timeout: float) -> None:
+async def _drain_outbox(store: PostgresClockStore, timeout: float) -> None:
     """Give the relay a moment to publish what was just committed (the next start would)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -84,7 +84,7 @@ def create_app(settings: SlaSettings | None = None) -> FastAPI:
     metrics = SlaMetrics(registry, roster)
     metrics.start_roster_series()
     dsn = settings.database_url.get_secret_value()
-    store = SlaStore(dsn, pool_size=settings.sla_pool_size)
+    store = PostgresClockStore(dsn, pool_size=settings.sla_pool_size)
     service = ClockService(store, policies)
     subscriber_of: list[BatchSubscriber] = []
 

@@ -21,7 +21,7 @@ from casewire_common.events import (
     SLA_WARNING,
     CaseEventData,
 )
-from casewire_sla.adapters.store import SlaStore
+from casewire_sla.adapters.store import PostgresClockStore
 from casewire_sla.clock_service import ClockService, IncomingCaseEvent
 from casewire_sla.domain.policies import parse_policy_set
 from casewire_sla.entrypoints.cli import main
@@ -154,7 +154,7 @@ async def test_redelivered_events_and_recompute_keep_one_clock_per_policy(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     policies = parse_policy_set(POLICIES)
-    store = SlaStore(migrated_url)
+    store = PostgresClockStore(migrated_url)
     await store.open()
     try:
         opened = datetime.now(UTC) - timedelta(seconds=1)

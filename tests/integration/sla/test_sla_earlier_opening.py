@@ -26,7 +26,7 @@ from casewire_common.events import (
     SLA_WARNING,
     WatermarkData,
 )
-from casewire_sla.adapters.store import SlaStore
+from casewire_sla.adapters.store import PostgresClockStore
 from casewire_sla.clock_service import ClockService, IncomingCaseEvent
 from casewire_sla.domain.holding import WatermarkHold
 from casewire_sla.domain.policies import parse_policy_set
@@ -111,7 +111,7 @@ async def clock_row(pg: asyncpg.Connection) -> dict[str, object]:
 
 
 async def test_an_answered_clock_met_from_its_opening_breached_from_the_earlier_message(
-    store: SlaStore, pg: asyncpg.Connection
+    store: PostgresClockStore, pg: asyncpg.Connection
 ) -> None:
     service = ClockService(store, POLICIES)
     # Opened at +6 s and answered at +10.5 s: met (warned at +11 s, due +16 s). The customer
@@ -151,7 +151,7 @@ async def test_an_answered_clock_met_from_its_opening_breached_from_the_earlier_
 
 
 async def test_a_warning_fired_under_the_old_start_stays_and_is_not_fired_again(
-    store: SlaStore, pg: asyncpg.Connection
+    store: PostgresClockStore, pg: asyncpg.Connection
 ) -> None:
     service = ClockService(store, POLICIES)
     # Opened at +4 s, warned at +9 s, answered at +13 s (met, due +14 s); then the customer's
@@ -172,7 +172,7 @@ async def test_a_warning_fired_under_the_old_start_stays_and_is_not_fired_again(
 
 
 async def test_the_breach_now_standing_waits_for_the_watermark_and_an_earlier_reply_cancels_it(
-    store: SlaStore, pg: asyncpg.Connection
+    store: PostgresClockStore, pg: asyncpg.Connection
 ) -> None:
     service = ClockService(store, POLICIES)
     thread = Thread(datetime.now(UTC) - timedelta(seconds=60), opened=4, reply=12)
@@ -198,7 +198,7 @@ async def test_the_breach_now_standing_waits_for_the_watermark_and_an_earlier_re
 
 
 async def test_a_held_breach_fires_once_the_watermark_passes_it_under_the_new_start(
-    store: SlaStore, pg: asyncpg.Connection
+    store: PostgresClockStore, pg: asyncpg.Connection
 ) -> None:
     service = ClockService(store, POLICIES)
     thread = Thread(datetime.now(UTC) - timedelta(seconds=60), opened=4, reply=12)
@@ -219,7 +219,7 @@ async def test_a_held_breach_fires_once_the_watermark_passes_it_under_the_new_st
 
 
 async def test_a_breach_fired_under_the_old_start_is_retracted_under_its_own_id(
-    store: SlaStore, pg: asyncpg.Connection
+    store: PostgresClockStore, pg: asyncpg.Connection
 ) -> None:
     service = ClockService(store, POLICIES)
     # Opened at +4 s, answered at +16 s: breached (due +14 s). Then the customer's message of
@@ -245,7 +245,7 @@ async def test_a_breach_fired_under_the_old_start_is_retracted_under_its_own_id(
 
 
 async def test_a_clock_a_reopening_started_keeps_its_start_and_its_deadline(
-    store: SlaStore, pg: asyncpg.Connection
+    store: PostgresClockStore, pg: asyncpg.Connection
 ) -> None:
     service = ClockService(store, POLICIES)
     thread = Thread(datetime.now(UTC) - timedelta(seconds=60), opened=0, reply=0)
@@ -308,7 +308,7 @@ async def test_the_running_service_fires_the_breach_of_the_earlier_message(
 
 
 async def test_a_late_message_and_the_earlier_reply_it_brings_in_one_batch_fire_no_breach(
-    store: SlaStore, pg: asyncpg.Connection
+    store: PostgresClockStore, pg: asyncpg.Connection
 ) -> None:
     # Chaos run 100k-b (case 5d57a87a): the customer's message of +0 s reached ingest minutes
     # late; the router then published it and the brand's reply of +9 s (parked until then)

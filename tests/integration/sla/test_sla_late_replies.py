@@ -22,7 +22,7 @@ from casewire_common.events import (
     CaseSnapshot,
     WatermarkData,
 )
-from casewire_sla.adapters.store import SlaStore
+from casewire_sla.adapters.store import PostgresClockStore
 from casewire_sla.clock_service import ClockService, IncomingCaseEvent
 from casewire_sla.domain.holding import WatermarkHold
 from casewire_sla.domain.policies import PolicySet, parse_policy_set
@@ -64,7 +64,7 @@ async def attainment(pg: asyncpg.Connection) -> dict[str, int]:
 
 
 async def test_an_earlier_reply_read_after_a_late_one_retracts_the_breach_and_counts_met(
-    store: SlaStore, pg: asyncpg.Connection
+    store: PostgresClockStore, pg: asyncpg.Connection
 ) -> None:
     service = ClockService(store, POLICIES)
     opened_at = datetime.now(UTC) - timedelta(seconds=60)
@@ -114,7 +114,7 @@ def watermark(at: datetime) -> IncomingCaseEvent:
 
 
 async def test_a_late_reply_leaves_the_breach_held_and_an_earlier_reply_cancels_it(
-    store: SlaStore, pg: asyncpg.Connection
+    store: PostgresClockStore, pg: asyncpg.Connection
 ) -> None:
     service = ClockService(store, POLICIES)
     opened_at = datetime.now(UTC) - timedelta(seconds=60)
@@ -138,7 +138,7 @@ async def test_a_late_reply_leaves_the_breach_held_and_an_earlier_reply_cancels_
 
 
 async def test_a_held_breach_of_a_clock_ended_late_fires_once_the_watermark_passes_it(
-    store: SlaStore, pg: asyncpg.Connection
+    store: PostgresClockStore, pg: asyncpg.Connection
 ) -> None:
     service = ClockService(store, POLICIES)
     opened_at = datetime.now(UTC) - timedelta(seconds=60)
@@ -169,7 +169,7 @@ def merged(case: CaseSnapshot, *, at: datetime, **data: object) -> IncomingCaseE
 
 
 async def test_an_absorbed_case_ends_its_clocks_with_no_outcome_and_withdraws_its_breach(
-    store: SlaStore, pg: asyncpg.Connection
+    store: PostgresClockStore, pg: asyncpg.Connection
 ) -> None:
     service = ClockService(store, POLICIES)
     opened_at = datetime.now(UTC) - timedelta(seconds=60)
@@ -200,7 +200,7 @@ async def test_an_absorbed_case_ends_its_clocks_with_no_outcome_and_withdraws_it
 
 
 async def test_an_absorbed_case_answered_before_the_merge_leaves_the_attainment_counts(
-    store: SlaStore, pg: asyncpg.Connection
+    store: PostgresClockStore, pg: asyncpg.Connection
 ) -> None:
     service = ClockService(store, POLICIES)
     opened_at = datetime.now(UTC) - timedelta(seconds=60)
@@ -231,7 +231,7 @@ async def test_an_absorbed_case_answered_before_the_merge_leaves_the_attainment_
 
 
 async def test_the_kept_case_clock_moves_back_to_the_earlier_opening_and_takes_its_reply(
-    store: SlaStore, pg: asyncpg.Connection
+    store: PostgresClockStore, pg: asyncpg.Connection
 ) -> None:
     service = ClockService(store, POLICIES)
     t0 = datetime.now(UTC) - timedelta(seconds=60)
@@ -257,7 +257,7 @@ async def test_the_kept_case_clock_moves_back_to_the_earlier_opening_and_takes_i
 
 
 async def test_the_kept_case_answered_late_takes_the_absorbed_case_earlier_reply(
-    store: SlaStore, pg: asyncpg.Connection
+    store: PostgresClockStore, pg: asyncpg.Connection
 ) -> None:
     service = ClockService(store, POLICIES)
     t0 = datetime.now(UTC) - timedelta(seconds=60)

@@ -11,7 +11,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 from casewire_common.events import CASE_CREATED, CASE_STATUS_CHANGED, CaseEventData
-from casewire_sla.adapters.store import SlaStore
+from casewire_sla.adapters.store import PostgresClockStore
 from casewire_sla.clock_service import ClockService, IncomingCaseEvent
 from casewire_sla.domain.policies import parse_policy_set
 from casewire_sla.entrypoints.cli import main
@@ -52,7 +52,7 @@ async def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> list[d
 
 
 async def test_recompute_reports_then_applies_new_due_times_with_policy_reselection(
-    store: SlaStore,
+    store: PostgresClockStore,
     migrated_url: str,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],

@@ -18,7 +18,7 @@ from casewire_common.events import (
     SLA_WARNING,
     CaseEventData,
 )
-from casewire_sla.adapters.store import SlaStore
+from casewire_sla.adapters.store import PostgresClockStore
 from casewire_sla.clock_service import ClockService, IncomingCaseEvent
 from casewire_sla.domain.policies import PolicySet, parse_policy_set
 
@@ -49,7 +49,7 @@ async def outbox_types(pg: asyncpg.Connection) -> list[str]:
 
 
 async def test_batch_applied_twice_changes_nothing_the_second_time(
-    store: SlaStore, pg: asyncpg.Connection
+    store: PostgresClockStore, pg: asyncpg.Connection
 ) -> None:
     now = datetime.now(UTC)
     batch = [created("c-1", now), created("c-2", now)]
@@ -63,7 +63,7 @@ async def test_batch_applied_twice_changes_nothing_the_second_time(
 
 
 async def test_created_and_replied_in_one_batch_start_and_fulfil_the_clock(
-    store: SlaStore, pg: asyncpg.Connection
+    store: PostgresClockStore, pg: asyncpg.Connection
 ) -> None:
     now = datetime.now(UTC)
     outcome = await ClockService(store, POLICIES).apply_case_events(
@@ -79,7 +79,7 @@ async def test_created_and_replied_in_one_batch_start_and_fulfil_the_clock(
 
 
 async def test_reply_after_due_read_before_the_timer_fired_still_raises_the_breach_late(
-    store: SlaStore, pg: asyncpg.Connection
+    store: PostgresClockStore, pg: asyncpg.Connection
 ) -> None:
     opened_at = datetime.now(UTC) - timedelta(seconds=30)
     await ClockService(store, POLICIES).apply_case_events([created("c-1", opened_at)], opened_at)
@@ -104,7 +104,7 @@ async def test_reply_after_due_read_before_the_timer_fired_still_raises_the_brea
 
 
 async def test_a_reply_at_the_very_deadline_read_late_is_in_time(
-    store: SlaStore, pg: asyncpg.Connection
+    store: PostgresClockStore, pg: asyncpg.Connection
 ) -> None:
     opened_at = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=30)
     await ClockService(store, POLICIES).apply_case_events([created("c-1", opened_at)], opened_at)
@@ -118,19 +118,19 @@ async def test_a_reply_at_the_very_deadline_read_late_is_in_time(
 
 
 async def test_timers_fire_once_even_with_several_replicas_firing_at_the_same_time(
-    store: SlaStore, migrated_url: str, pg: asyncpg.Connection
+    store: PostgresClockStore, migrated_url: str, pg: asyncpg.Connection
 ) -> None:
     opened_at = datetime.now(UTC) - timedelta(minutes=5)
     cases = 150
     await ClockService(store, POLICIES).apply_case_events(
         [created(f"c-{n}", opened_at) for n in range(cases)], opened_at
     )
-    replicas = [SlaStore(migrated_url) for _ in range(3)]
+    replicas = [PostgresClockStore(migrated_url) for _ in range(3)]
     for replica in replicas:
         await replica.open()
     try:
 
-        async def fire_until_none_left(replica: SlaStore) -> int:
+        async def fire_until_none_left(replica: PostgresClockStore) -> int:
             fired = 0
             while batch := await ClockService(replica, POLICIES).fire_due_timers(
                 datetime.now(UTC), 20
@@ -158,7 +158,7 @@ async def test_timers_fire_once_even_with_several_replicas_firing_at_the_same_ti
     assert await pg.fetchval("SELECT count(*) FROM sla.timers WHERE fired_at IS NULL") == 0
 
 
-async def test_next_fire_at_is_the_earliest_pending_timer(store: SlaStore) -> None:
+async def test_next_fire_at_is_the_earliest_pending_timer(store: PostgresClockStore) -> None:
     now = datetime.now(UTC)
     assert await store.next_fire_at() is None
     await ClockService(store, POLICIES).apply_case_events([created("c-1", now)], now)
@@ -166,7 +166,7 @@ async def test_next_fire_at_is_the_earliest_pending_timer(store: SlaStore) -> No
 
 
 async def test_clocks_keep_the_case_fields_as_last_seen_and_report_the_next_due(
-    store: SlaStore, pg: asyncpg.Connection
+    store: PostgresClockStore, pg: asyncpg.Connection
 ) -> None:
     now = datetime.now(UTC)
     await ClockService(store, POLICIES).apply_case_events([created("c-1", now)], now)

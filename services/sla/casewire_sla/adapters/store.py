@@ -2,7 +2,7 @@
 processed case events and the outbox. SQL only: what to change, and which alerts that makes,
 is the service's decision (`casewire_sla.clock_service`, `casewire_sla.domain`).
 
-Every change of one transaction (`SlaStore.transaction`, a `casewire_common.unit_of_work`)
+Every change of one transaction (`PostgresClockStore.transaction`, a `casewire_common.unit_of_work`)
 commits with the alerts it causes (outbox rows) and the processed markers of its case events,
 or not at all.
 """
@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TypeVar
 
 import asyncpg
@@ -22,6 +21,14 @@ from casewire_common.pg import create_pool
 from casewire_common.unit_of_work import UnitOfWork, unit_of_work
 
 from casewire_sla.adapters.alerts import ClockRecord
+from casewire_sla.clock_service import (
+    ClockStats,
+    DueTimer,
+    EndedClock,
+    FiredTimer,
+    StoredClock,
+    WatermarkRow,
+)
 from casewire_sla.domain.calendars import Pause
 from casewire_sla.domain.clocks import (
     BREACH,
@@ -34,7 +41,6 @@ from casewire_sla.domain.clocks import (
     ClockReselection,
     ClockResume,
     ClockStart,
-    OpenClock,
     Schedule,
 )
 from casewire_sla.domain.holding import WatermarkCoverage
@@ -59,89 +65,6 @@ _DECISION_COLUMNS = (
     " AND cycle.clock = c.clock AND cycle.slot = c.slot AND cycle.started_at < c.started_at)"
     " AS first_cycle"
 )
-
-
-@dataclass(frozen=True)
-class StoredClock:
-    """An open clock as stored, with the warning fractions (and BREACH) already alerted."""
-
-    clock: ClockRecord
-    fired: frozenset[float]
-    first_cycle: bool
-
-    def as_open(self) -> OpenClock:
-        """The clock as the domain decides about it."""
-        clock = self.clock
-        return OpenClock(
-            clock=clock.clock,
-            policy_id=clock.policy_id,
-            calendar_id=clock.calendar_id,
-            target=timedelta(seconds=clock.target_seconds),
-            started_at=clock.started_at,
-            team=clock.team,
-            priority=clock.priority,
-            pauses=clock.pauses,
-            fired=self.fired,
-            additive=clock.additive,
-            first_cycle=self.first_cycle,
-        )
-
-
-@dataclass(frozen=True)
-class EndedClock:
-    """A clock just ended (or whose end or start just moved), the instant its breach fired for
-    (None: not breached) and the outcome attainment counted it with until now (None: not
-    counted)."""
-
-    clock: ClockRecord
-    breached_at: datetime | None
-    counted: str | None = None
-    # The start its breach fired under, when the clock's start moved since (the alert's id
-    # derives from it); None: its own start.
-    breach_started_at: datetime | None = None
-    fulfilled_at: datetime | None = None
-
-    @property
-    def breach_id_clock(self) -> ClockRecord:
-        """The clock as its breach alert named it."""
-        if self.breach_started_at is None:
-            return self.clock
-        return replace(self.clock, started_at=self.breach_started_at)
-
-
-@dataclass(frozen=True)
-class FiredTimer:
-    kind: str  # "warning" or "breach"
-    fraction: float
-    fire_at: datetime
-
-
-@dataclass(frozen=True)
-class DueTimer:
-    """A timer claimed for firing (locked until the transaction ends), and when its clock
-    ended (None: it runs) when it was held for the watermark past that end."""
-
-    id: int
-    timer: FiredTimer
-    clock: ClockRecord
-    ended_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class ClockStats:
-    """Open clocks by clock name, and the earliest due_at among those running unbreached."""
-
-    open: dict[str, int]
-    earliest_due: dict[str, datetime]
-
-
-@dataclass(frozen=True)
-class WatermarkRow:
-    case_partition: int
-    topic: str
-    source_partition: int
-    partitions: int
-    watermark: datetime
 
 
 def _clock(row: asyncpg.Record) -> ClockRecord:
@@ -200,8 +123,8 @@ def _has_snapshot(clock: ClockRecord, case: CaseSnapshot) -> bool:
     return (clock.platform, clock.channel, clock.visibility, clock.tags) == _snapshot_of(case)
 
 
-class SlaTransaction:
-    """The statements of one unit of work, on its connection."""
+class PostgresClockTransaction:
+    """The statements of one unit of work, on its connection (`clock_service.ClockTransaction`)."""
 
     def __init__(self, work: UnitOfWork) -> None:
         self._work = work
@@ -616,8 +539,9 @@ async def _coverage(connection: Connection, topic: str, case_partitions: int) ->
     return WatermarkCoverage(row["pairs"], row["partitions"], row["lowest"])
 
 
-class SlaStore:
-    """The service's PostgreSQL. Open it before use; the pool lives as long as the service."""
+class PostgresClockStore:
+    """The clock store (`clock_service.ClockStore`) in PostgreSQL. Open it before use; the
+    pool lives as long as the service."""
 
     def __init__(self, dsn: str, *, pool_size: int = 10) -> None:
         self._dsn = dsn
@@ -638,17 +562,17 @@ class SlaStore:
 
     def _require_pool(self) -> asyncpg.Pool:
         if self._pool is None:
-            raise RuntimeError("SlaStore is not open")
+            raise RuntimeError("PostgresClockStore is not open")
         return self._pool
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[SlaTransaction]:
+    async def transaction(self) -> AsyncIterator[PostgresClockTransaction]:
         """One transaction: it commits when the block ends, or rolls back on an error."""
         async with (
             self._require_pool().acquire() as connection,
             unit_of_work(connection, SCHEMA) as work,
         ):
-            yield SlaTransaction(work)
+            yield PostgresClockTransaction(work)
 
     async def next_fire_at(self) -> datetime | None:
         """The instant of the earliest timer not fired yet, written by any replica."""

@@ -140,7 +140,7 @@ def _migrate() -> int:
 
 def _recompute(policies_path: Path, apply: bool) -> int:
     """One JSON line per open clock, old and new due_at; `--apply` writes them back."""
-    from casewire_sla.adapters.store import SlaStore
+    from casewire_sla.adapters.store import PostgresClockStore
     from casewire_sla.clock_service import ClockService
     from casewire_sla.settings import SlaSettings
 
@@ -150,7 +150,7 @@ def _recompute(policies_path: Path, apply: bool) -> int:
     settings = SlaSettings()
 
     async def run() -> None:
-        store = SlaStore(settings.database_url.get_secret_value(), pool_size=2)
+        store = PostgresClockStore(settings.database_url.get_secret_value(), pool_size=2)
         await store.open()
         try:
             results = await ClockService(store, policies).recompute(apply=apply)
