@@ -54,6 +54,7 @@ from casewire_sla.domain.clocks import (
     clock_changes,
     reads_answered,
     rederive,
+    target_seconds,
 )
 from casewire_sla.domain.holding import (
     AlertBound,
@@ -64,6 +65,7 @@ from casewire_sla.domain.holding import (
     retracts_breach,
 )
 from casewire_sla.domain.policies import PolicySet
+from casewire_sla.domain.timers import Timer, earliest, schedule_timers, start_timers
 
 Records = list[tuple[str, EventRecord]]
 Input = TypeVar("Input")
@@ -118,19 +120,12 @@ class EndedClock:
 
 
 @dataclass(frozen=True)
-class FiredTimer:
-    kind: str  # "warning" or "breach"
-    fraction: float
-    fire_at: datetime
-
-
-@dataclass(frozen=True)
 class DueTimer:
     """A timer claimed for firing (locked until the transaction ends), and when its clock
     ended (None: it runs) when it was held for the watermark past that end."""
 
     id: int
-    timer: FiredTimer
+    timer: Timer
     clock: ClockRecord
     ended_at: datetime | None = None
 
@@ -166,8 +161,13 @@ class ClockTransaction(Protocol):
         """Inputs claimed before (redelivery), or twice in one batch."""
         ...
 
-    async def open_clocks(self, case: CaseSnapshot) -> list[StoredClock]:
-        """The case's open clocks; their copy of the case's fields is brought up to date."""
+    async def open_clocks(self, case_id: str) -> list[StoredClock]:
+        """The case's open clocks."""
+        ...
+
+    async def copy_case_fields(self, case: CaseSnapshot) -> None:
+        """The case's open clocks keep the case's fields as they are now (its policy is
+        selected again from them: `recompute`)."""
         ...
 
     async def answered_clocks(self, case_id: str) -> list[AnsweredClock]:
@@ -178,21 +178,31 @@ class ClockTransaction(Protocol):
         """A new clock; None when this cycle of it exists already."""
         ...
 
-    async def add_timers(
-        self, clock_id: int, warnings: Sequence[tuple[float, datetime]], breach_at: datetime | None
-    ) -> datetime | None:
-        """The clock's pending timers; returns the earliest instant among them."""
+    async def add_timers(self, clock_id: int, timers: Sequence[Timer]) -> None:
+        """Pending timers of the clock."""
         ...
 
-    async def replace_timers(self, clock_id: int, schedule: Schedule) -> datetime | None:
-        """The clock's pending timers replaced by those of `schedule`."""
+    async def replace_timers(self, clock_id: int, timers: Sequence[Timer]) -> None:
+        """The clock's pending timers, instead of those it had."""
         ...
 
-    async def fire_overdue(
-        self, clock_id: int, until: datetime, now: datetime, fires_until: datetime | None = None
-    ) -> list[FiredTimer]:
-        """The clock stops at `until`: its pending timers due before it fire now (up to
-        `fires_until`, the others stay pending), those due from `until` on are dropped."""
+    async def fire_timers_before(
+        self, clock_id: int, before: datetime, now: datetime, up_to: datetime | None = None
+    ) -> list[Timer]:
+        """The clock's pending timers due strictly before `before` (and, with `up_to`, by
+        `up_to`) marked fired `now`; returns them."""
+        ...
+
+    async def drop_timers(self, clock_id: int, since: datetime) -> None:
+        """The clock's pending timers due at or after `since` dropped."""
+        ...
+
+    async def cancel_timers(self, clock_ids: Sequence[int]) -> None:
+        """Every pending timer of these clocks dropped."""
+        ...
+
+    async def mark_breached(self, clock_ids: Sequence[int]) -> None:
+        """These clocks breached (at their due_at): their breach fired."""
         ...
 
     async def fulfil(self, fulfilment: ClockFulfilment) -> EndedClock | None:
@@ -250,8 +260,8 @@ class ClockTransaction(Protocol):
         are skipped (it fires them)."""
         ...
 
-    async def mark_fired(self, due: Sequence[DueTimer], now: datetime) -> None:
-        """Claimed timers fired now; a breach among them marks its clock breached."""
+    async def mark_fired(self, timer_ids: Sequence[int], now: datetime) -> None:
+        """Claimed timers fired now."""
         ...
 
     async def lock_open_clocks(self) -> list[StoredClock]:
@@ -467,6 +477,22 @@ class _Moment:
         return self._bound
 
 
+def _copies_case(clock: ClockRecord, case: CaseSnapshot) -> bool:
+    """Whether the clock's copy of the case's fields (the ones its policy is selected by)
+    is the case's as it is now."""
+    kept = (clock.platform, clock.channel, clock.visibility, clock.tags)
+    return kept == (case.platform, case.channel, case.visibility, tuple(case.tags))
+
+
+async def _replace_timers(
+    tx: ClockTransaction, clock_id: int, schedule: Schedule, outcome: CommittedChanges
+) -> None:
+    """The clock's pending timers become those of `schedule`."""
+    timers = schedule_timers(schedule)
+    await tx.replace_timers(clock_id, timers)
+    outcome.timer_added(earliest(timers))
+
+
 class ClockService:
     """Clocks kept by case events and fired by time, under one policy file."""
 
@@ -508,7 +534,10 @@ class ClockService:
                 if event.data is None:
                     continue
                 case = event.data.case
-                open_clocks = [stored.as_open() for stored in await tx.open_clocks(case)]
+                stored_clocks = await tx.open_clocks(case.id)
+                if any(not _copies_case(stored.clock, case) for stored in stored_clocks):
+                    await tx.copy_case_fields(case)
+                open_clocks = [stored.as_open() for stored in stored_clocks]
                 answered = []
                 if reads_answered(event.type, event.data):
                     answered = await tx.answered_clocks(case.id)
@@ -541,7 +570,9 @@ class ClockService:
             clock = await tx.start(change, case)
             if clock is None:  # this cycle of the clock exists already
                 return
-            outcome.timer_added(await tx.add_timers(clock.id, change.warnings, change.due_at))
+            timers = start_timers(change)
+            await tx.add_timers(clock.id, timers)
+            outcome.timer_added(earliest(timers))
             outcome.started.append(clock)
             records.append(alert_record(clock, SLA_CLOCK_STARTED, time=now))
         elif isinstance(change, ClockFulfilment):
@@ -551,7 +582,9 @@ class ClockService:
         elif isinstance(change, ClockBackdate):
             await self._backdate(tx, change, moment, outcome, records)
         elif isinstance(change, CaseAbsorption):
-            for ended in await tx.absorb(change):
+            absorbed = await tx.absorb(change)
+            await tx.cancel_timers([ended.clock.id for ended in absorbed])
+            for ended in absorbed:
                 outcome.recount(ended.clock, ended.counted, None)
                 if ended.breached_at is not None:  # the case it fired for was never one
                     await self._retract(tx, ended, now, outcome, records)
@@ -570,7 +603,7 @@ class ClockService:
             resumed = await tx.resume(change)
             if resumed is None:
                 return
-            outcome.timer_added(await tx.replace_timers(resumed.id, change.schedule))
+            await _replace_timers(tx, resumed.id, change.schedule, outcome)
             elapsed = self._elapsed(resumed, change.resumed_at)
             records.append(
                 alert_record(
@@ -580,7 +613,7 @@ class ClockService:
         else:
             clock_id = await tx.reselect(change)
             if clock_id is not None and change.schedule is not None:
-                outcome.timer_added(await tx.replace_timers(clock_id, change.schedule))
+                await _replace_timers(tx, clock_id, change.schedule, outcome)
 
     async def _fulfil(
         self,
@@ -624,6 +657,7 @@ class ClockService:
         if ended is None:  # none ended later: a redelivery, or an older reply than its own
             return
         clock = ended.clock
+        await tx.drop_timers(clock.id, at)  # held ones due from its new end on never fire
         if clock.id in moment.ended:  # ended earlier in this batch: its alerts wait for `at`
             moment.ended[clock.id] = (clock, at, moment.ended[clock.id][2])
         elapsed = self._elapsed(clock, at)
@@ -658,7 +692,7 @@ class ClockService:
         if ended is None or ended.fulfilled_at is None:  # a redelivery: it starts then already
             return
         clock, at = ended.clock, ended.fulfilled_at
-        outcome.timer_added(await tx.replace_timers(clock.id, backdate.schedule))
+        await _replace_timers(tx, clock.id, backdate.schedule, outcome)
         moment.ended[clock.id] = (clock, at, len(records))
         elapsed = self._elapsed(clock, at)
         fulfilled = Fulfilment(clock, at, elapsed)
@@ -718,7 +752,14 @@ class ClockService:
         reply read later may still prove them wrong.
         """
         fires_until = None if bound is None else bound.fires_until
-        for timer in await tx.fire_overdue(clock.id, until, now, fires_until):
+        overdue = sorted(
+            await tx.fire_timers_before(clock.id, until, now, fires_until),
+            key=lambda timer: timer.fire_at,
+        )
+        if any(timer.is_breach for timer in overdue):
+            await tx.mark_breached([clock.id])
+        await tx.drop_timers(clock.id, until)  # those due from then on: the clock stopped
+        for timer in overdue:
             fired = FiredAlert(
                 clock,
                 timer.kind,
@@ -757,7 +798,10 @@ class ClockService:
             due = await tx.claim_due_timers(bound.fires_until, limit)
             if not due:
                 return []
-            await tx.mark_fired(due, now)
+            await tx.mark_fired([timer.id for timer in due], now)
+            breached = [timer.clock.id for timer in due if timer.timer.is_breach]
+            if breached:
+                await tx.mark_breached(breached)
             fired = [
                 FiredAlert(
                     timer.clock,
@@ -807,7 +851,7 @@ class ClockService:
                         result.due_at,
                     )
                     if timers is not None:  # paused: no pending timers until it resumes
-                        await tx.replace_timers(result.clock.id, timers)
+                        await tx.replace_timers(result.clock.id, schedule_timers(timers))
         return results
 
     def _rederive(self, stored: StoredClock) -> tuple[Recomputed, Schedule | None]:
@@ -827,7 +871,7 @@ class ClockService:
             clock=clock,
             policy_id=moved.policy_id,
             calendar_id=moved.calendar_id,
-            target_seconds=max(1, round(moved.target.total_seconds())),
+            target_seconds=target_seconds(moved.target),
             due_at=None if timers is None else timers.due_at,
             case_known=case is not None,
         )

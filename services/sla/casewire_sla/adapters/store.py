@@ -1,10 +1,12 @@
 """The `sla` schema in PostgreSQL: clocks, their timers, the router's watermarks, attainment,
-processed case events and the outbox. SQL only: what to change, and which alerts that makes,
-is the service's decision (`casewire_sla.clock_service`, `casewire_sla.domain`).
+processed case events and the outbox (`PostgresClockStore`, the service's `ClockStore`). SQL
+only: what to change - which clocks start or end, which timers a clock has, when a fired
+timer breaches it, which timers go when it stops - and which alerts that makes, is the
+service's decision (`casewire_sla.clock_service`, `casewire_sla.domain`).
 
-Every change of one transaction (`PostgresClockStore.transaction`, a `casewire_common.unit_of_work`)
-commits with the alerts it causes (outbox rows) and the processed markers of its case events,
-or not at all.
+Every change of one transaction (`PostgresClockStore.transaction`, a
+`casewire_common.unit_of_work`) commits with the alerts it causes (outbox rows) and the
+processed markers of its case events, or not at all.
 """
 
 from __future__ import annotations
@@ -25,13 +27,11 @@ from casewire_sla.clock_service import (
     ClockStats,
     DueTimer,
     EndedClock,
-    FiredTimer,
     StoredClock,
     WatermarkRow,
 )
 from casewire_sla.domain.calendars import Pause
 from casewire_sla.domain.clocks import (
-    BREACH,
     AnsweredClock,
     CaseAbsorption,
     ClockBackdate,
@@ -41,9 +41,9 @@ from casewire_sla.domain.clocks import (
     ClockReselection,
     ClockResume,
     ClockStart,
-    Schedule,
 )
 from casewire_sla.domain.holding import WatermarkCoverage
+from casewire_sla.domain.timers import Timer
 
 SCHEMA = "sla"
 Input = TypeVar("Input")
@@ -111,16 +111,8 @@ def _slot(additive_policy: str | None) -> str:
     return additive_policy or ""
 
 
-def _target_seconds(start: ClockStart | ClockReselection) -> int:
-    return max(1, round(start.target.total_seconds()))
-
-
-def _snapshot_of(case: CaseSnapshot) -> tuple[str, str, str, tuple[str, ...]]:
-    return case.platform, case.channel, case.visibility, tuple(case.tags)
-
-
-def _has_snapshot(clock: ClockRecord, case: CaseSnapshot) -> bool:
-    return (clock.platform, clock.channel, clock.visibility, clock.tags) == _snapshot_of(case)
+def _tags(case: CaseSnapshot) -> list[str]:
+    return list(case.tags)
 
 
 class PostgresClockTransaction:
@@ -139,26 +131,24 @@ class PostgresClockTransaction:
         """Inputs claimed before (redelivery), or twice in one batch."""
         return self._work.duplicates
 
-    async def open_clocks(self, case: CaseSnapshot) -> list[StoredClock]:
-        """The case's open clocks; their copy of the case's fields is brought up to date."""
+    async def open_clocks(self, case_id: str) -> list[StoredClock]:
         rows = await self._connection.fetch(
             f"SELECT {_CLOCK_COLUMNS}, {_DECISION_COLUMNS} FROM {SCHEMA}.clocks AS c"
             " WHERE c.case_id = $1 AND c.status IN ('running', 'paused')",
-            case.id,
+            case_id,
         )
-        clocks = [_stored(row) for row in rows]
-        if any(not _has_snapshot(stored.clock, case) for stored in clocks):
-            platform, channel, visibility, tags = _snapshot_of(case)
-            await self._connection.execute(
-                f"UPDATE {SCHEMA}.clocks SET platform = $2, channel = $3, visibility = $4,"
-                " tags = $5 WHERE case_id = $1 AND status IN ('running', 'paused')",
-                case.id,
-                platform,
-                channel,
-                visibility,
-                list(tags),
-            )
-        return clocks
+        return [_stored(row) for row in rows]
+
+    async def copy_case_fields(self, case: CaseSnapshot) -> None:
+        await self._connection.execute(
+            f"UPDATE {SCHEMA}.clocks SET platform = $2, channel = $3, visibility = $4,"
+            " tags = $5 WHERE case_id = $1 AND status IN ('running', 'paused')",
+            case.id,
+            case.platform,
+            case.channel,
+            case.visibility,
+            _tags(case),
+        )
 
     async def start(self, start: ClockStart, case: CaseSnapshot) -> ClockRecord | None:
         """A new clock; None when this cycle of it exists already."""
@@ -172,7 +162,7 @@ class PostgresClockTransaction:
             start.clock,
             start.policy_id,
             start.calendar_id,
-            _target_seconds(start),
+            start.target_seconds,
             start.started_at,
             start.due_at,
             start.team,
@@ -180,73 +170,63 @@ class PostgresClockTransaction:
             case.platform,
             case.channel,
             case.visibility,
-            list(case.tags),
+            _tags(case),
             start.additive,
         )
         return None if row is None else _clock(row)
 
-    async def add_timers(
-        self, clock_id: int, warnings: Sequence[tuple[float, datetime]], breach_at: datetime | None
-    ) -> datetime | None:
-        """The clock's pending timers; returns the earliest instant among them."""
-        timers = [("warning", fraction, at) for fraction, at in warnings]
-        if breach_at is not None:
-            timers.append(("breach", BREACH, breach_at))
+    async def add_timers(self, clock_id: int, timers: Sequence[Timer]) -> None:
         if not timers:
-            return None
+            return
         await self._connection.execute(
             f"INSERT INTO {SCHEMA}.timers (clock_id, kind, fraction, fire_at)"
             " SELECT $1, * FROM unnest($2::text[], $3::float8[], $4::timestamptz[])",
             clock_id,
-            [timer[0] for timer in timers],
-            [timer[1] for timer in timers],
-            [timer[2] for timer in timers],
+            [timer.kind for timer in timers],
+            [timer.fraction for timer in timers],
+            [timer.fire_at for timer in timers],
         )
-        return min(timer[2] for timer in timers)
 
-    async def replace_timers(self, clock_id: int, schedule: Schedule) -> datetime | None:
-        """The clock's pending timers replaced by those of `schedule`."""
+    async def replace_timers(self, clock_id: int, timers: Sequence[Timer]) -> None:
         await self._connection.execute(
             f"DELETE FROM {SCHEMA}.timers WHERE clock_id = $1 AND fired_at IS NULL", clock_id
         )
-        breach_at = schedule.due_at if schedule.breach else None
-        return await self.add_timers(clock_id, schedule.warnings, breach_at)
+        await self.add_timers(clock_id, timers)
 
-    async def fire_overdue(
-        self, clock_id: int, until: datetime, now: datetime, fires_until: datetime | None = None
-    ) -> list[FiredTimer]:
-        """The clock stops at `until`: its timers due before then that had not fired are marked
-        fired now (a breach among them marks the clock breached), those due at or after it are
-        dropped. With `fires_until`, overdue timers due after it stay pending (held for the
-        watermark). A reply at the very instant of a deadline is in time (meets the target)."""
+    async def fire_timers_before(
+        self, clock_id: int, before: datetime, now: datetime, up_to: datetime | None = None
+    ) -> list[Timer]:
+        # Strictly before: a reply at the very instant of a deadline is in time.
         rows = await self._connection.fetch(
             f"UPDATE {SCHEMA}.timers SET fired_at = $3"
             " WHERE clock_id = $1 AND fired_at IS NULL AND fire_at < $2"
             " AND ($4::timestamptz IS NULL OR fire_at <= $4)"
             " RETURNING kind, fraction, fire_at",
             clock_id,
-            until,
+            before,
             now,
-            fires_until,
+            up_to,
         )
-        overdue = sorted(
-            (FiredTimer(row["kind"], row["fraction"], row["fire_at"]) for row in rows),
-            key=lambda timer: timer.fire_at,
-        )
-        if any(timer.kind == "breach" for timer in overdue):
-            await self._connection.execute(
-                f"UPDATE {SCHEMA}.clocks SET breached_at = due_at WHERE id = $1", clock_id
-            )
-        await self._drop_timers(clock_id, until)
-        return overdue
+        return [Timer(row["kind"], row["fraction"], row["fire_at"]) for row in rows]
 
-    async def _drop_timers(self, clock_id: int, since: datetime) -> None:
-        """The clock's pending timers due at or after `since` dropped."""
+    async def drop_timers(self, clock_id: int, since: datetime) -> None:
         await self._connection.execute(
             f"DELETE FROM {SCHEMA}.timers WHERE clock_id = $1 AND fired_at IS NULL"
             " AND fire_at >= $2",
             clock_id,
             since,
+        )
+
+    async def cancel_timers(self, clock_ids: Sequence[int]) -> None:
+        await self._connection.execute(
+            f"DELETE FROM {SCHEMA}.timers WHERE clock_id = ANY($1::bigint[]) AND fired_at IS NULL",
+            list(clock_ids),
+        )
+
+    async def mark_breached(self, clock_ids: Sequence[int]) -> None:
+        await self._connection.execute(
+            f"UPDATE {SCHEMA}.clocks SET breached_at = due_at WHERE id = ANY($1::bigint[])",
+            list(clock_ids),
         )
 
     async def fulfil(self, fulfilment: ClockFulfilment) -> EndedClock | None:
@@ -304,10 +284,7 @@ class PostgresClockTransaction:
             refulfilment.fulfilled_at,
             _slot(refulfilment.additive_policy),
         )
-        if row is None:
-            return None
-        await self._drop_timers(row["id"], refulfilment.fulfilled_at)
-        return _ended(row)
+        return None if row is None else _ended(row)
 
     async def backdate(self, backdate: ClockBackdate) -> EndedClock | None:
         """The latest answered clock of the name and track starts earlier: its due_at moves
@@ -354,10 +331,6 @@ class PostgresClockTransaction:
             " ended.outcome AS counted",
             absorption.case_id,
             absorption.at,
-        )
-        await self._connection.execute(
-            f"DELETE FROM {SCHEMA}.timers WHERE clock_id = ANY($1::bigint[]) AND fired_at IS NULL",
-            [row["id"] for row in rows],
         )
         return [_ended(row) for row in rows]
 
@@ -411,7 +384,7 @@ class PostgresClockTransaction:
             reselection.clock,
             reselection.policy_id,
             reselection.calendar_id,
-            _target_seconds(reselection),
+            reselection.target_seconds,
             reselection.team,
             reselection.priority,
             None if timers is None else timers.due_at,
@@ -475,26 +448,19 @@ class PostgresClockTransaction:
         return [
             DueTimer(
                 row["timer_id"],
-                FiredTimer(row["kind"], row["fraction"], row["fire_at"]),
+                Timer(row["kind"], row["fraction"], row["fire_at"]),
                 _clock(row),
                 row["ended_at"],
             )
             for row in rows
         ]
 
-    async def mark_fired(self, due: Sequence[DueTimer], now: datetime) -> None:
-        """Claimed timers fired now; a breach among them marks its clock breached."""
+    async def mark_fired(self, timer_ids: Sequence[int], now: datetime) -> None:
         await self._connection.execute(
             f"UPDATE {SCHEMA}.timers SET fired_at = $2 WHERE id = ANY($1::bigint[])",
-            [timer.id for timer in due],
+            list(timer_ids),
             now,
         )
-        breached = [timer.clock.id for timer in due if timer.timer.kind == "breach"]
-        if breached:
-            await self._connection.execute(
-                f"UPDATE {SCHEMA}.clocks SET breached_at = due_at WHERE id = ANY($1::bigint[])",
-                breached,
-            )
 
     async def lock_open_clocks(self) -> list[StoredClock]:
         """Every open clock, locked until the transaction ends (recompute)."""
