@@ -62,6 +62,18 @@ class SlaRuntime:
         return consumer is not None and bool(consumer.assignment())
 
 
+async def _require_migrated(store: PostgresClockStore) -> None:
+    """Refuse to serve on a schema older than this code."""
+    assert store.pool is not None
+    async with store.pool.acquire() as connection:
+        pending = await pending_migrations(connection, SCHEMA, MIGRATIONS)
+    if pending:
+        raise PendingMigrationsError(
+            f"the {SCHEMA!r} schema has {pending} pending migration(s):"
+            " run `casewire-sla migrate` (same CASEWIRE_DATABASE_URL) before serving"
+        )
+
+
 async def _drain_outbox(store: PostgresClockStore, timeout: float) -> None:
     """Give the relay a moment to publish what was just committed (the next start would)."""
     loop = asyncio.get_running_loop()
@@ -74,6 +86,9 @@ async def _drain_outbox(store: PostgresClockStore, timeout: float) -> None:
 
 
 def create_app(settings: SlaSettings | None = None) -> FastAPI:
+    """The wiring: policies and roster, adapters (PostgreSQL, Kafka, metrics), the clock
+    service, its entrypoints (case-event subscriber, timer scheduler); the lifespan only
+    starts and stops them."""
     settings = settings or SlaSettings()
     configure_logging(settings.log_level)
     # An invalid policy file stops the service here, before it touches Kafka or PostgreSQL.
@@ -132,14 +147,7 @@ def create_app(settings: SlaSettings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await store.open()
         try:
-            assert store.pool is not None
-            async with store.pool.acquire() as connection:
-                pending = await pending_migrations(connection, SCHEMA, MIGRATIONS)
-            if pending:
-                raise PendingMigrationsError(
-                    f"the {SCHEMA!r} schema has {pending} pending migration(s):"
-                    " run `casewire-sla migrate` (same CASEWIRE_DATABASE_URL) before serving"
-                )
+            await _require_migrated(store)
             await broker.start()
             await publisher.start()
             try:
