@@ -184,3 +184,17 @@ def create_app(settings: SlaSettings | None = None) -> FastAPI:
         {"kafka": kafka_check(broker), "postgres": postgres_check(lambda: store.pool)},
     )
     return app
+
+
+@asynccontextmanager
+async def offline_clock_service(
+    settings: SlaSettings, policies: PolicySet
+) -> AsyncIterator[ClockService]:
+    """The clock service wired for `casewire-sla recompute`: its PostgreSQL store only, no
+    Kafka (what it changes is in the database; no alert is written)."""
+    store = PostgresClockStore(settings.database_url.get_secret_value(), pool_size=2)
+    await store.open()
+    try:
+        yield ClockService(store, policies)
+    finally:
+        await store.close()
