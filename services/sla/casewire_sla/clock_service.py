@@ -34,8 +34,9 @@ from casewire_common.events import (
     WatermarkData,
 )
 
-from casewire_sla.adapters.alerts import LATE_AFTER, ClockRecord, alert_event_id, alert_record
+from casewire_sla.adapters.alerts import alert_event_id, alert_record
 from casewire_sla.domain.calendars import elapsed_with_pauses
+from casewire_sla.domain.clock_record import ClockRecord
 from casewire_sla.domain.clocks import (
     BREACH,
     AnsweredClock,
@@ -65,7 +66,13 @@ from casewire_sla.domain.holding import (
     retracts_breach,
 )
 from casewire_sla.domain.policies import PolicySet
-from casewire_sla.domain.timers import Timer, earliest, schedule_timers, start_timers
+from casewire_sla.domain.timers import (
+    Timer,
+    earliest,
+    fired_late,
+    schedule_timers,
+    start_timers,
+)
 
 Records = list[tuple[str, EventRecord]]
 Input = TypeVar("Input")
@@ -764,7 +771,7 @@ class ClockService:
                 clock,
                 timer.kind,
                 timer.fraction,
-                now - timer.fire_at > LATE_AFTER,
+                fired_late(timer.fire_at, now),
                 provisional=bound is not None and bound.provisional(timer.fire_at),
             )
             outcome.fired.append(fired)
@@ -807,7 +814,7 @@ class ClockService:
                     timer.clock,
                     timer.timer.kind,
                     timer.timer.fraction,
-                    now - timer.timer.fire_at > LATE_AFTER,
+                    fired_late(timer.timer.fire_at, now),
                     provisional=bound.provisional(timer.timer.fire_at),
                 )
                 for timer in due

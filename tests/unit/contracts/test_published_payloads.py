@@ -30,7 +30,8 @@ from casewire_router.domain.routing import BatchState, Router
 from casewire_router.domain.rules import parse_rules
 from casewire_router.domain.urgency import default_model
 from casewire_router.service import event_records
-from casewire_sla.adapters.alerts import ClockRecord, alert_record
+from casewire_sla.adapters.alerts import alert_record
+from casewire_sla.domain.clock_record import ClockRecord
 from jsonschema import Draft202012Validator
 from prometheus_client import CollectorRegistry
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from casewire_sla.adapters.alerts import ClockRecord
 from casewire_sla.adapters.metrics import (
     SlaMetrics,
     response_labels,
@@ -12,6 +11,7 @@ from casewire_sla.adapters.metrics import (
 )
 from casewire_sla.clock_service import CommittedChanges, FiredAlert, Fulfilment
 from casewire_sla.domain.calendars import Pause, elapsed_with_pauses
+from casewire_sla.domain.clock_record import ClockRecord
 from casewire_sla.domain.policies import parse_policy_set
 from casewire_sla.domain.roster import parse_roster
 from prometheus_client import CollectorRegistry

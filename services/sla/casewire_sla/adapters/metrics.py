@@ -19,8 +19,8 @@ from casewire_common.messages import Channel, Platform
 from casewire_common.metrics import precreate
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from casewire_sla.adapters.alerts import ClockRecord
 from casewire_sla.clock_service import CommittedChanges, FiredAlert, Fulfilment
+from casewire_sla.domain.clock_record import ClockRecord
 from casewire_sla.domain.policies import CLOCKS
 from casewire_sla.domain.roster import Roster
 

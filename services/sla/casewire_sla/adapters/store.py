@@ -22,7 +22,6 @@ from casewire_common.events import CaseSnapshot, EventRecord
 from casewire_common.pg import create_pool
 from casewire_common.unit_of_work import UnitOfWork, unit_of_work
 
-from casewire_sla.adapters.alerts import ClockRecord
 from casewire_sla.clock_service import (
     ClockStats,
     DueTimer,
@@ -31,6 +30,7 @@ from casewire_sla.clock_service import (
     WatermarkRow,
 )
 from casewire_sla.domain.calendars import Pause
+from casewire_sla.domain.clock_record import ClockRecord
 from casewire_sla.domain.clocks import (
     AnsweredClock,
     CaseAbsorption,

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from casewire_sla.domain.clocks import BREACH, ClockStart, Schedule
+
+# An alert that leaves more than this after its instant is marked `late`.
+LATE_AFTER = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -49,3 +52,8 @@ def schedule_timers(schedule: Schedule) -> list[Timer]:
 def earliest(timers: Sequence[Timer]) -> datetime | None:
     """The instant the first of them fires (None: no timer)."""
     return min((timer.fire_at for timer in timers), default=None)
+
+
+def fired_late(fire_at: datetime, now: datetime) -> bool:
+    """Whether a timer due at `fire_at` that fires `now` fires late (its alert says so)."""
+    return now - fire_at > LATE_AFTER
