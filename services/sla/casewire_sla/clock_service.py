@@ -4,8 +4,10 @@ Each use case runs in one transaction of its store (`ClockStore.transaction`, a 
 here and kept in PostgreSQL by `adapters.store.PostgresClockStore`): the clock changes,
 their alerts (outbox rows) and the processed markers commit together, so an alert is published
 if and only if the change committed, and a redelivered case event changes nothing. What a
-case event does to its clocks is decided by `domain.clocks`, when an alert may fire by
-`domain.holding`; the store only reads and writes.
+case event does to its clocks is decided by `domain.clocks` (deadlines by
+`domain.calendars`), which timers a clock has by `domain.timers`, when an alert may fire by
+`domain.holding`; this module applies those decisions (a fired breach timer marks its clock
+breached, a stopped clock drops its later timers); the store only reads and writes.
 
 A clock ended by a reply keeps the overdue alerts the router's watermark has not vouched for
 pending (held), as a running clock would: a first reply sent earlier may still turn up and
