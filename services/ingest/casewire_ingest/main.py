@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -11,16 +10,17 @@ from casewire_common.http import kafka_check, mount_operations, postgres_check
 from casewire_common.kafka import OrderedPublisher, build_broker, stop_broker
 from casewire_common.logging import configure_logging
 from casewire_common.metrics import new_registry
-from casewire_common.pg import Database, pending_migrations
+from casewire_common.pg import Database
 from casewire_common.unit_of_work import RetentionPruner
 from fastapi import FastAPI
 
 from casewire_ingest.adapters.dedup import (
-    MIGRATIONS_PACKAGE,
-    SCHEMA,
     SEEN_MESSAGES,
+    NotMigrated,
     PostgresDedupStore,
+    require_migrated,
 )
+from casewire_ingest.adapters.gc_tuning import GcTuning
 from casewire_ingest.adapters.publisher import IngestMetrics, KafkaIngestPublisher
 from casewire_ingest.domain.json_body import JsonLimits
 from casewire_ingest.domain.language import LanguageDetector
@@ -28,32 +28,6 @@ from casewire_ingest.domain.sources import ReadingRules, Source
 from casewire_ingest.entrypoints.http import IngestApp
 from casewire_ingest.settings import IngestSettings
 from casewire_ingest.webhook_service import WebhookService
-
-
-class NotMigrated(RuntimeError):
-    """The database lacks migrations this code needs."""
-
-
-class GcTuning:
-    """Garbage collection for a request-serving process, set once start-up is done.
-
-    What start-up built lives as long as the process: frozen, full collections no longer
-    scan it. A request allocates many short-lived objects that reference counting frees;
-    collecting the youngest generation every 700 allocations only re-scans them (measured:
-    2 % of ingest's instructions per request)."""
-
-    def start(self) -> None:
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(50_000, 20, 100)
-
-
-async def _require_migrated(database: Database) -> None:
-    """Refuse to serve on a schema older than this code."""
-    async with database.pool.acquire() as connection:
-        pending = await pending_migrations(connection, SCHEMA, MIGRATIONS_PACKAGE)
-    if pending:
-        raise NotMigrated(f"{pending} database migration(s) pending: run `casewire-ingest migrate`")
 
 
 def create_app(settings: IngestSettings | None = None) -> FastAPI:
@@ -92,7 +66,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await database.open()
         try:
-            await _require_migrated(database)
+            await require_migrated(database)
         except NotMigrated:
             await database.close()
             raise
@@ -129,7 +103,7 @@ async def replay_ingest(settings: IngestSettings) -> AsyncIterator[WebhookServic
     database = Database(settings.database_url.get_secret_value(), min_size=1, max_size=2)
     await database.open()
     try:
-        await _require_migrated(database)
+        await require_migrated(database)
         records = OrderedPublisher(settings.kafka_bootstrap_servers, "ingest-replay")
         await records.start()
         metrics = IngestMetrics(new_registry())

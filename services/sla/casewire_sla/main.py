@@ -17,7 +17,6 @@ from casewire_common.lag import ConsumerLag
 from casewire_common.logging import configure_logging
 from casewire_common.metrics import new_registry
 from casewire_common.outbox import OutboxMetrics, OutboxRelay
-from casewire_common.pg import pending_migrations
 from casewire_common.unit_of_work import RetentionPruner, processed_inputs
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
@@ -25,7 +24,7 @@ from faststream.kafka.subscriber.usecase import BatchSubscriber
 from prometheus_client import CollectorRegistry
 
 from casewire_sla.adapters.metrics import SlaMetrics
-from casewire_sla.adapters.store import MIGRATIONS, SCHEMA, PostgresClockStore
+from casewire_sla.adapters.store import SCHEMA, PostgresClockStore
 from casewire_sla.clock_service import ClockService
 from casewire_sla.domain.holding import WatermarkHold
 from casewire_sla.domain.policies import PolicySet, load_policy_file
@@ -35,10 +34,6 @@ from casewire_sla.entrypoints.scheduler import TimerScheduler
 from casewire_sla.settings import SlaSettings
 
 log = structlog.get_logger(__name__)
-
-
-class PendingMigrationsError(RuntimeError):
-    """The database schema is older than this code: it must be migrated first."""
 
 
 @dataclass(frozen=True)
@@ -60,18 +55,6 @@ class SlaRuntime:
         """Whether the case-event consumer has joined its group and owns partitions."""
         consumer: Any = self.subscriber.consumer
         return consumer is not None and bool(consumer.assignment())
-
-
-async def _require_migrated(store: PostgresClockStore) -> None:
-    """Refuse to serve on a schema older than this code."""
-    assert store.pool is not None
-    async with store.pool.acquire() as connection:
-        pending = await pending_migrations(connection, SCHEMA, MIGRATIONS)
-    if pending:
-        raise PendingMigrationsError(
-            f"the {SCHEMA!r} schema has {pending} pending migration(s):"
-            " run `casewire-sla migrate` (same CASEWIRE_DATABASE_URL) before serving"
-        )
 
 
 async def _drain_outbox(store: PostgresClockStore, timeout: float) -> None:
@@ -147,7 +130,7 @@ def create_app(settings: SlaSettings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await store.open()
         try:
-            await _require_migrated(store)
+            await store.require_migrated()
             await broker.start()
             await publisher.start()
             try:

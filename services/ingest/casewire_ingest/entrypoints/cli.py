@@ -101,8 +101,9 @@ def _replay(args: argparse.Namespace) -> int:
     from asyncpg import PostgresError
     from casewire_common.logging import configure_logging
 
+    from casewire_ingest.adapters.dedup import NotMigrated
     from casewire_ingest.adapters.raw_archive import RawTopicReader, TopicMissing
-    from casewire_ingest.main import NotMigrated, oldest_remembered, replay_accounts, replay_ingest
+    from casewire_ingest.main import oldest_remembered, replay_accounts, replay_ingest
     from casewire_ingest.replay import replay_kept_bodies
     from casewire_ingest.settings import IngestSettings
     from casewire_ingest.webhook_service import Unavailable

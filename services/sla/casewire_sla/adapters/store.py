@@ -19,7 +19,7 @@ from typing import TypeVar
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from casewire_common.events import CaseSnapshot, EventRecord
-from casewire_common.pg import create_pool
+from casewire_common.pg import create_pool, pending_migrations
 from casewire_common.unit_of_work import UnitOfWork, unit_of_work
 
 from casewire_sla.clock_service import (
@@ -505,6 +505,10 @@ async def _coverage(connection: Connection, topic: str, case_partitions: int) ->
     return WatermarkCoverage(row["pairs"], row["partitions"], row["lowest"])
 
 
+class PendingMigrationsError(RuntimeError):
+    """The database schema is older than this code: it must be migrated first."""
+
+
 class PostgresClockStore:
     """The clock store (`clock_service.ClockStore`) in PostgreSQL. Open it before use; the
     pool lives as long as the service."""
@@ -525,6 +529,16 @@ class PostgresClockStore:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+    async def require_migrated(self) -> None:
+        """Refuse to start on a schema older than the code: `casewire-sla migrate` first."""
+        async with self._require_pool().acquire() as connection:
+            pending = await pending_migrations(connection, SCHEMA, MIGRATIONS)
+        if pending:
+            raise PendingMigrationsError(
+                f"the {SCHEMA!r} schema has {pending} pending migration(s):"
+                " run `casewire-sla migrate` (same CASEWIRE_DATABASE_URL) before serving"
+            )
 
     def _require_pool(self) -> asyncpg.Pool:
         if self._pool is None:
