@@ -29,7 +29,7 @@ from casewire_sla.clock_service import ClockService
 from casewire_sla.domain.holding import WatermarkHold
 from casewire_sla.domain.policies import PolicySet, load_policy_file
 from casewire_sla.domain.roster import load_roster
-from casewire_sla.entrypoints.kafka import DEAD_LETTER_REASONS, case_event_router
+from casewire_sla.entrypoints.kafka import DEAD_LETTER_REASONS, subscriptions
 from casewire_sla.entrypoints.scheduler import TimerScheduler
 from casewire_sla.settings import SlaSettings
 
@@ -110,7 +110,7 @@ def create_app(settings: SlaSettings | None = None) -> FastAPI:
 
     publisher = OrderedPublisher(settings.kafka_bootstrap_servers, "sla")
     relay = OutboxRelay(dsn, SCHEMA, publisher, OutboxMetrics(registry, "sla"))
-    router, subscriber = case_event_router(
+    kafka_routes, subscriber = subscriptions(
         settings,
         service,
         scheduler,
@@ -119,7 +119,7 @@ def create_app(settings: SlaSettings | None = None) -> FastAPI:
         hold=watermark_hold,
     )
     subscriber_of.append(subscriber)
-    broker.include_router(router)
+    broker.include_router(kafka_routes)
     lag = ConsumerLag(registry, [(settings.sla_consumer_group, subscriber)])
     pruner = RetentionPruner(dsn, [processed_inputs(SCHEMA)], settings.processed_retention)
     runtime = SlaRuntime(

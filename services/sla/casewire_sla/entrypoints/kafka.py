@@ -63,7 +63,7 @@ def decode_case_event(record: ConsumerRecord[bytes, bytes]) -> IncomingCaseEvent
     return IncomingCaseEvent(event.id, event.type, data, event.time)
 
 
-def case_event_router(
+def subscriptions(
     settings: SlaSettings,
     service: ClockService,
     scheduler: TimerScheduler,
@@ -74,8 +74,8 @@ def case_event_router(
 ) -> tuple[KafkaRouter, BatchSubscriber]:
     """The subscriber of case events; a failed batch is not acknowledged and is read again.
     `hold` is how alerts wait for the router's watermark (as the timer scheduler's)."""
-    router = KafkaRouter()
-    subscriber = router.subscriber(
+    routes = KafkaRouter()
+    subscriber = routes.subscriber(
         topics.CASE_EVENTS,
         group_id=settings.sla_consumer_group,
         batch=True,
@@ -142,4 +142,4 @@ def case_event_router(
             dead_lettered=len(rejected),
         )
 
-    return router, subscriber
+    return routes, subscriber
