@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -11,25 +10,29 @@ from casewire_common.http import kafka_check, mount_operations, postgres_check
 from casewire_common.kafka import OrderedPublisher, build_broker, stop_broker
 from casewire_common.logging import configure_logging
 from casewire_common.metrics import new_registry
-from casewire_common.pg import Database, pending_migrations
+from casewire_common.pg import Database
 from casewire_common.unit_of_work import RetentionPruner
 from fastapi import FastAPI
 
-from casewire_ingest.adapters.dedup import MIGRATIONS_PACKAGE, SCHEMA, SEEN_MESSAGES, DedupStore
+from casewire_ingest.adapters.dedup import (
+    SEEN_MESSAGES,
+    NotMigrated,
+    PostgresDedupStore,
+    require_migrated,
+)
+from casewire_ingest.adapters.gc_tuning import GcTuning
 from casewire_ingest.adapters.publisher import IngestMetrics, KafkaIngestPublisher
 from casewire_ingest.domain.json_body import JsonLimits
 from casewire_ingest.domain.language import LanguageDetector
 from casewire_ingest.domain.sources import ReadingRules, Source
 from casewire_ingest.entrypoints.http import IngestApp
-from casewire_ingest.service import WebhookIngest
 from casewire_ingest.settings import IngestSettings
-
-
-class NotMigrated(RuntimeError):
-    """The database lacks migrations this code needs."""
+from casewire_ingest.webhook_service import WebhookService
 
 
 def create_app(settings: IngestSettings | None = None) -> FastAPI:
+    """The wiring: adapters (Kafka producer, PostgreSQL dedup memory, metrics), the webhook
+    service, its HTTP entrypoints; the lifespan only starts and stops them."""
     settings = settings or IngestSettings()
     configure_logging(settings.log_level)
     registry = new_registry()
@@ -39,7 +42,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     records = OrderedPublisher(settings.kafka_bootstrap_servers, "ingest")
     metrics = IngestMetrics(registry, [i.name for i in settings.integrations])
     database = Database(settings.database_url.get_secret_value(), min_size=1, max_size=10)
-    dedup = DedupStore(database, timedelta(seconds=settings.dedup_claim_timeout_seconds))
+    dedup = PostgresDedupStore(database, timedelta(seconds=settings.dedup_claim_timeout_seconds))
     # The memory of published keys outlasts platforms' redeliveries (hours) and the raw
     # topic's retention, and no more: it stays bounded.
     pruner = RetentionPruner(
@@ -48,7 +51,8 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         timedelta(days=settings.dedup_retention_days),
     )
     detector = LanguageDetector(settings.languages.split(","))
-    ingest = WebhookIngest(
+    gc_tuning = GcTuning()
+    ingest = WebhookService(
         KafkaIngestPublisher(records, metrics),
         dedup,
         detector.detect,
@@ -61,22 +65,14 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await database.open()
-        async with database.pool.acquire() as connection:
-            pending = await pending_migrations(connection, SCHEMA, MIGRATIONS_PACKAGE)
-        if pending:
+        try:
+            await require_migrated(database)
+        except NotMigrated:
             await database.close()
-            raise NotMigrated(
-                f"{pending} database migration(s) pending: run `casewire-ingest migrate`"
-            )
+            raise
         await broker.start()
         await records.start()
-        # What start-up built lives as long as the process: frozen, full collections no longer
-        # scan it. A request allocates many short-lived objects that reference
-        # counting frees; collecting the youngest generation every 700 allocations only
-        # re-scans them (measured: 2 % of ingest's instructions per request).
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(50_000, 20, 100)
+        gc_tuning.start()  # once connected: what start-up built is frozen
         pruner.task.start()
         try:
             yield
@@ -101,24 +97,21 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
 
 
 @asynccontextmanager
-async def replay_ingest(settings: IngestSettings) -> AsyncIterator[WebhookIngest]:
+async def replay_ingest(settings: IngestSettings) -> AsyncIterator[WebhookService]:
     """Ingest's use case wired for `casewire-ingest replay`: the service's Kafka producer and
     deduplication memory, without the HTTP app. Writes the pending dedup marks on the way out."""
     database = Database(settings.database_url.get_secret_value(), min_size=1, max_size=2)
     await database.open()
     try:
-        async with database.pool.acquire() as connection:
-            pending = await pending_migrations(connection, SCHEMA, MIGRATIONS_PACKAGE)
-        if pending:
-            raise NotMigrated(
-                f"{pending} database migration(s) pending: run `casewire-ingest migrate`"
-            )
+        await require_migrated(database)
         records = OrderedPublisher(settings.kafka_bootstrap_servers, "ingest-replay")
         await records.start()
         metrics = IngestMetrics(new_registry())
-        dedup = DedupStore(database, timedelta(seconds=settings.dedup_claim_timeout_seconds))
+        dedup = PostgresDedupStore(
+            database, timedelta(seconds=settings.dedup_claim_timeout_seconds)
+        )
         try:
-            yield WebhookIngest(
+            yield WebhookService(
                 KafkaIngestPublisher(records, metrics),
                 dedup,
                 LanguageDetector(settings.languages.split(",")).detect,

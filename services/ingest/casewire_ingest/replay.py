@@ -20,7 +20,7 @@ from casewire_ingest.domain.archive import (
 )
 from casewire_ingest.domain.normalized import NormalizationError
 from casewire_ingest.domain.sources import SOURCE_NORMALIZERS, Source
-from casewire_ingest.service import Rejected, WebhookIngest
+from casewire_ingest.webhook_service import Rejected, WebhookService
 
 log = structlog.get_logger(__name__)
 
@@ -33,7 +33,7 @@ REPLAY_WINDOW = 200
 
 async def replay_kept_bodies(
     records: AsyncIterable[KeptBody],
-    ingest: WebhookIngest,
+    ingest: WebhookService,
     summary: ReplaySummary,
     *,
     received: TimeRange,
@@ -68,7 +68,7 @@ async def replay_kept_bodies(
 
 async def _replay_window(
     window: list[tuple[KeptBody, Replayable]],
-    ingest: WebhookIngest,
+    ingest: WebhookService,
     summary: ReplaySummary,
     accounts: Mapping[Source, Collection[str] | None],
 ) -> None:

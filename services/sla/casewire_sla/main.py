@@ -17,7 +17,6 @@ from casewire_common.lag import ConsumerLag
 from casewire_common.logging import configure_logging
 from casewire_common.metrics import new_registry
 from casewire_common.outbox import OutboxMetrics, OutboxRelay
-from casewire_common.pg import pending_migrations
 from casewire_common.unit_of_work import RetentionPruner, processed_inputs
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
@@ -25,20 +24,16 @@ from faststream.kafka.subscriber.usecase import BatchSubscriber
 from prometheus_client import CollectorRegistry
 
 from casewire_sla.adapters.metrics import SlaMetrics
-from casewire_sla.adapters.store import MIGRATIONS, SCHEMA, SlaStore
+from casewire_sla.adapters.store import SCHEMA, PostgresClockStore
+from casewire_sla.clock_service import ClockService
 from casewire_sla.domain.holding import WatermarkHold
 from casewire_sla.domain.policies import PolicySet, load_policy_file
 from casewire_sla.domain.roster import load_roster
-from casewire_sla.entrypoints.consumer import DEAD_LETTER_REASONS, case_event_router
+from casewire_sla.entrypoints.kafka import DEAD_LETTER_REASONS, subscriptions
 from casewire_sla.entrypoints.scheduler import TimerScheduler
-from casewire_sla.service import SlaService
 from casewire_sla.settings import SlaSettings
 
 log = structlog.get_logger(__name__)
-
-
-class PendingMigrationsError(RuntimeError):
-    """The database schema is older than this code: it must be migrated first."""
 
 
 @dataclass(frozen=True)
@@ -49,8 +44,8 @@ class SlaRuntime:
     policies: PolicySet
     broker: KafkaBroker
     subscriber: BatchSubscriber
-    store: SlaStore
-    service: SlaService
+    store: PostgresClockStore
+    service: ClockService
     scheduler: TimerScheduler
     relay: OutboxRelay
     metrics: SlaMetrics
@@ -62,7 +57,7 @@ class SlaRuntime:
         return consumer is not None and bool(consumer.assignment())
 
 
-async def _drain_outbox(store: SlaStore, timeout: float) -> None:
+async def _drain_outbox(store: PostgresClockStore, timeout: float) -> None:
     """Give the relay a moment to publish what was just committed (the next start would)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -74,6 +69,9 @@ async def _drain_outbox(store: SlaStore, timeout: float) -> None:
 
 
 def create_app(settings: SlaSettings | None = None) -> FastAPI:
+    """The wiring: policies and roster, adapters (PostgreSQL, Kafka, metrics), the clock
+    service, its entrypoints (case-event subscriber, timer scheduler); the lifespan only
+    starts and stops them."""
     settings = settings or SlaSettings()
     configure_logging(settings.log_level)
     # An invalid policy file stops the service here, before it touches Kafka or PostgreSQL.
@@ -84,8 +82,8 @@ def create_app(settings: SlaSettings | None = None) -> FastAPI:
     metrics = SlaMetrics(registry, roster)
     metrics.start_roster_series()
     dsn = settings.database_url.get_secret_value()
-    store = SlaStore(dsn, pool_size=settings.sla_pool_size)
-    service = SlaService(store, policies)
+    store = PostgresClockStore(dsn, pool_size=settings.sla_pool_size)
+    service = ClockService(store, policies)
     subscriber_of: list[BatchSubscriber] = []
 
     def watermark_hold() -> WatermarkHold | None:
@@ -112,7 +110,7 @@ def create_app(settings: SlaSettings | None = None) -> FastAPI:
 
     publisher = OrderedPublisher(settings.kafka_bootstrap_servers, "sla")
     relay = OutboxRelay(dsn, SCHEMA, publisher, OutboxMetrics(registry, "sla"))
-    router, subscriber = case_event_router(
+    kafka_routes, subscriber = subscriptions(
         settings,
         service,
         scheduler,
@@ -121,7 +119,7 @@ def create_app(settings: SlaSettings | None = None) -> FastAPI:
         hold=watermark_hold,
     )
     subscriber_of.append(subscriber)
-    broker.include_router(router)
+    broker.include_router(kafka_routes)
     lag = ConsumerLag(registry, [(settings.sla_consumer_group, subscriber)])
     pruner = RetentionPruner(dsn, [processed_inputs(SCHEMA)], settings.processed_retention)
     runtime = SlaRuntime(
@@ -132,14 +130,7 @@ def create_app(settings: SlaSettings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await store.open()
         try:
-            assert store.pool is not None
-            async with store.pool.acquire() as connection:
-                pending = await pending_migrations(connection, SCHEMA, MIGRATIONS)
-            if pending:
-                raise PendingMigrationsError(
-                    f"the {SCHEMA!r} schema has {pending} pending migration(s):"
-                    " run `casewire-sla migrate` (same CASEWIRE_DATABASE_URL) before serving"
-                )
+            await store.require_migrated()
             await broker.start()
             await publisher.start()
             try:
@@ -176,3 +167,17 @@ def create_app(settings: SlaSettings | None = None) -> FastAPI:
         {"kafka": kafka_check(broker), "postgres": postgres_check(lambda: store.pool)},
     )
     return app
+
+
+@asynccontextmanager
+async def offline_clock_service(
+    settings: SlaSettings, policies: PolicySet
+) -> AsyncIterator[ClockService]:
+    """The clock service wired for `casewire-sla recompute`: its PostgreSQL store only, no
+    Kafka (what it changes is in the database; no alert is written)."""
+    store = PostgresClockStore(settings.database_url.get_secret_value(), pool_size=2)
+    await store.open()
+    try:
+        yield ClockService(store, policies)
+    finally:
+        await store.close()

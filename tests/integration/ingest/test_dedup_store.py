@@ -10,7 +10,12 @@ from datetime import timedelta
 import pytest
 from casewire_common.pg import Database, migrate
 from casewire_common.unit_of_work import RetentionPruner
-from casewire_ingest.adapters.dedup import MIGRATIONS_PACKAGE, SCHEMA, SEEN_MESSAGES, DedupStore
+from casewire_ingest.adapters.dedup import (
+    MIGRATIONS_PACKAGE,
+    SCHEMA,
+    SEEN_MESSAGES,
+    PostgresDedupStore,
+)
 
 
 @pytest.fixture
@@ -27,7 +32,7 @@ async def database(database_url: str) -> AsyncIterator[Database]:
 async def test_concurrent_claims_of_one_key_give_it_to_exactly_one_request(
     database: Database, unique: str
 ) -> None:
-    store = DedupStore(database, timedelta(seconds=60))
+    store = PostgresDedupStore(database, timedelta(seconds=60))
     shared, own = f"{unique}:shared", [f"{unique}:own-{n}" for n in range(8)]
     # Eight requests at once, as a redelivery racing the first delivery: one statement.
     claims = await asyncio.gather(*(store.claim([shared, key]) for key in own))
@@ -38,7 +43,7 @@ async def test_concurrent_claims_of_one_key_give_it_to_exactly_one_request(
 async def test_published_keys_are_never_claimed_again_and_released_ones_are(
     database: Database, unique: str
 ) -> None:
-    store = DedupStore(database, timedelta(seconds=60))
+    store = PostgresDedupStore(database, timedelta(seconds=60))
     published, failed = f"{unique}:published", f"{unique}:failed"
     assert await store.claim([published]) == {published}
     assert await store.claim([failed]) == {failed}
@@ -46,14 +51,14 @@ async def test_published_keys_are_never_claimed_again_and_released_ones_are(
     await store.release([failed])
     await store.flush()
     # A new store: the memory is in PostgreSQL, not in the process (a restart, a replica).
-    again = DedupStore(database, timedelta(seconds=60))
+    again = PostgresDedupStore(database, timedelta(seconds=60))
     assert await again.claim([published, failed]) == {failed}
 
 
 async def test_a_claim_of_a_request_that_never_finished_expires(
     database: Database, unique: str
 ) -> None:
-    store = DedupStore(database, timedelta(milliseconds=50))
+    store = PostgresDedupStore(database, timedelta(milliseconds=50))
     key = f"{unique}:abandoned"
     assert await store.claim([key]) == {key}
     assert await store.claim([key]) == set()  # still held by the first request
@@ -64,19 +69,19 @@ async def test_a_claim_of_a_request_that_never_finished_expires(
 async def test_marks_land_in_the_background_without_anyone_waiting(
     database: Database, unique: str
 ) -> None:
-    store = DedupStore(database, timedelta(milliseconds=50))
+    store = PostgresDedupStore(database, timedelta(milliseconds=50))
     keys = [f"{unique}:answered-{n}" for n in range(5)]
     assert await store.claim(keys) == set(keys)
     for key in keys:  # five requests answered one after the other
         store.mark_published([key])
     await asyncio.sleep(0.3)  # longer than the claims live: only the marks keep the keys out
-    assert await DedupStore(database, timedelta(milliseconds=50)).claim(keys) == set()
+    assert await PostgresDedupStore(database, timedelta(milliseconds=50)).claim(keys) == set()
 
 
 async def test_keys_older_than_the_retention_are_forgotten_younger_ones_still_drop_redeliveries(
     database: Database, database_url: str, unique: str
 ) -> None:
-    store = DedupStore(database, timedelta(seconds=60))
+    store = PostgresDedupStore(database, timedelta(seconds=60))
     old, young = f"{unique}:old", f"{unique}:young"
     assert await store.claim([old, young]) == {old, young}
     store.mark_published([old, young])

@@ -24,7 +24,7 @@ from casewire_router.message_service import DEAD_LETTER_REASONS as ROUTER_DEAD_L
 from casewire_router.settings import RouterSettings
 from casewire_sla.adapters.store import MIGRATIONS as SLA_MIGRATIONS
 from casewire_sla.adapters.store import SCHEMA as SLA_SCHEMA
-from casewire_sla.entrypoints.consumer import DEAD_LETTER_REASONS as SLA_DEAD_LETTERS
+from casewire_sla.entrypoints.kafka import DEAD_LETTER_REASONS as SLA_DEAD_LETTERS
 from casewire_sla.main import create_app as create_sla
 from casewire_sla.settings import SlaSettings
 from prometheus_client.parser import text_string_to_metric_families

@@ -26,9 +26,9 @@ from casewire_common.events import (
 )
 from casewire_common.pg import migrate
 from casewire_dev.stack import start_group_at_topic_end
-from casewire_sla.adapters.store import MIGRATIONS, SCHEMA, SlaStore
+from casewire_sla.adapters.store import MIGRATIONS, SCHEMA, PostgresClockStore
+from casewire_sla.clock_service import IncomingCaseEvent
 from casewire_sla.main import SlaRuntime, create_app
-from casewire_sla.service import CaseEvent
 from casewire_sla.settings import SlaSettings
 
 from tests.unit.sla.factories import case_event, snapshot
@@ -60,8 +60,8 @@ async def migrated_url(database_url: str) -> str:
 
 
 @pytest.fixture
-async def store(migrated_url: str) -> AsyncIterator[SlaStore]:
-    opened = SlaStore(migrated_url)
+async def store(migrated_url: str) -> AsyncIterator[PostgresClockStore]:
+    opened = PostgresClockStore(migrated_url)
     await opened.open()
     try:
         yield opened
@@ -71,9 +71,9 @@ async def store(migrated_url: str) -> AsyncIterator[SlaStore]:
 
 def event(
     event_type: str, case: CaseSnapshot, *, at: datetime, event_id: str = "", **data: object
-) -> CaseEvent:
+) -> IncomingCaseEvent:
     """A case event that happened at `at`, as the consumer hands it to the service."""
-    return CaseEvent(
+    return IncomingCaseEvent(
         event_id or str(uuid.uuid4()),
         event_type,
         CaseEventData.model_validate({"case": case, **data}),

@@ -21,10 +21,10 @@ from casewire_common.events import (
     SLA_WARNING,
     CaseEventData,
 )
-from casewire_sla.adapters.store import SlaStore
+from casewire_sla.adapters.store import PostgresClockStore
+from casewire_sla.clock_service import ClockService, IncomingCaseEvent
 from casewire_sla.domain.policies import parse_policy_set
 from casewire_sla.entrypoints.cli import main
-from casewire_sla.service import CaseEvent, SlaService
 
 from tests.integration.sla.conftest import (
     ON_TIME,
@@ -154,18 +154,18 @@ async def test_redelivered_events_and_recompute_keep_one_clock_per_policy(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     policies = parse_policy_set(POLICIES)
-    store = SlaStore(migrated_url)
+    store = PostgresClockStore(migrated_url)
     await store.open()
     try:
         opened = datetime.now(UTC) - timedelta(seconds=1)
-        created = CaseEvent(
+        created = IncomingCaseEvent(
             str(uuid.uuid4()), CASE_CREATED, CaseEventData(case=snapshot("c-re", opened))
         )
-        service = SlaService(store, policies)
+        service = ClockService(store, policies)
         first = await service.apply_case_events([created, created], opened)
         again = await service.apply_case_events([created], opened)
         # A new event id for the same opening (e.g. replayed by another producer) adds nothing.
-        copy = CaseEvent(str(uuid.uuid4()), CASE_CREATED, created.data)
+        copy = IncomingCaseEvent(str(uuid.uuid4()), CASE_CREATED, created.data)
         duplicate = await service.apply_case_events([copy], opened)
     finally:
         await store.close()

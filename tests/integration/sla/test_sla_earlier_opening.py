@@ -26,10 +26,10 @@ from casewire_common.events import (
     SLA_WARNING,
     WatermarkData,
 )
-from casewire_sla.adapters.store import SlaStore
+from casewire_sla.adapters.store import PostgresClockStore
+from casewire_sla.clock_service import ClockService, IncomingCaseEvent
 from casewire_sla.domain.holding import WatermarkHold
 from casewire_sla.domain.policies import parse_policy_set
-from casewire_sla.service import CaseEvent, SlaService
 
 from tests.integration.sla.conftest import (
     case_on_running_sla,
@@ -52,11 +52,11 @@ def held() -> WatermarkHold:
     )
 
 
-def watermark(at: datetime) -> CaseEvent:
+def watermark(at: datetime) -> IncomingCaseEvent:
     mark = WatermarkData(
         topic=topics.MESSAGES, partitions=1, watermarks={0: at}, caught_up=[0], replica="test"
     )
-    return CaseEvent(str(uuid.uuid4()), ROUTER_WATERMARK, None, at, mark, 0)
+    return IncomingCaseEvent(str(uuid.uuid4()), ROUTER_WATERMARK, None, at, mark, 0)
 
 
 class Thread:
@@ -71,19 +71,19 @@ class Thread:
     def at(self, seconds: float) -> datetime:
         return self.t0 + timedelta(seconds=seconds)
 
-    def created(self) -> CaseEvent:
+    def created(self) -> IncomingCaseEvent:
         return event(CASE_CREATED, snapshot("c-1", self.opened_at), at=self.opened_at)
 
     def replied(
         self, reply: datetime | None = None, *, opened_at: datetime | None = None
-    ) -> CaseEvent:
+    ) -> IncomingCaseEvent:
         reply = reply or self.reply
         case = snapshot(
             "c-1", opened_at or self.opened_at, status="assigned", first_response_at=reply
         )
         return event(CASE_RESPONDED, case, at=reply, first_response=True)
 
-    def earlier(self, sent: float) -> CaseEvent:
+    def earlier(self, sent: float) -> IncomingCaseEvent:
         """The customer's message sent at `sent`, before the opening, read now."""
         case = snapshot("c-1", self.at(sent), status="assigned", first_response_at=self.reply)
         return event(CASE_MESSAGE_ADDED, case, at=self.at(sent))
@@ -111,9 +111,9 @@ async def clock_row(pg: asyncpg.Connection) -> dict[str, object]:
 
 
 async def test_an_answered_clock_met_from_its_opening_breached_from_the_earlier_message(
-    store: SlaStore, pg: asyncpg.Connection
+    store: PostgresClockStore, pg: asyncpg.Connection
 ) -> None:
-    service = SlaService(store, POLICIES)
+    service = ClockService(store, POLICIES)
     # Opened at +6 s and answered at +10.5 s: met (warned at +11 s, due +16 s). The customer
     # wrote at +0 s (their public post, read after their DM): warned at +5 s, due +10 s.
     thread = Thread(datetime.now(UTC) - timedelta(seconds=60), opened=6, reply=10.5)
@@ -151,9 +151,9 @@ async def test_an_answered_clock_met_from_its_opening_breached_from_the_earlier_
 
 
 async def test_a_warning_fired_under_the_old_start_stays_and_is_not_fired_again(
-    store: SlaStore, pg: asyncpg.Connection
+    store: PostgresClockStore, pg: asyncpg.Connection
 ) -> None:
-    service = SlaService(store, POLICIES)
+    service = ClockService(store, POLICIES)
     # Opened at +4 s, warned at +9 s, answered at +13 s (met, due +14 s); then the customer's
     # message of +2 s: due +12 s, breached; the warning (now +7 s) was alerted already.
     thread = Thread(datetime.now(UTC) - timedelta(seconds=60), opened=4, reply=13)
@@ -172,9 +172,9 @@ async def test_a_warning_fired_under_the_old_start_stays_and_is_not_fired_again(
 
 
 async def test_the_breach_now_standing_waits_for_the_watermark_and_an_earlier_reply_cancels_it(
-    store: SlaStore, pg: asyncpg.Connection
+    store: PostgresClockStore, pg: asyncpg.Connection
 ) -> None:
-    service = SlaService(store, POLICIES)
+    service = ClockService(store, POLICIES)
     thread = Thread(datetime.now(UTC) - timedelta(seconds=60), opened=4, reply=12)
     await service.apply_case_events([thread.created(), thread.replied()], datetime.now(UTC), held())
 
@@ -198,9 +198,9 @@ async def test_the_breach_now_standing_waits_for_the_watermark_and_an_earlier_re
 
 
 async def test_a_held_breach_fires_once_the_watermark_passes_it_under_the_new_start(
-    store: SlaStore, pg: asyncpg.Connection
+    store: PostgresClockStore, pg: asyncpg.Connection
 ) -> None:
-    service = SlaService(store, POLICIES)
+    service = ClockService(store, POLICIES)
     thread = Thread(datetime.now(UTC) - timedelta(seconds=60), opened=4, reply=12)
     await service.apply_case_events(
         [thread.created(), thread.replied(), thread.earlier(0)], datetime.now(UTC), held()
@@ -219,9 +219,9 @@ async def test_a_held_breach_fires_once_the_watermark_passes_it_under_the_new_st
 
 
 async def test_a_breach_fired_under_the_old_start_is_retracted_under_its_own_id(
-    store: SlaStore, pg: asyncpg.Connection
+    store: PostgresClockStore, pg: asyncpg.Connection
 ) -> None:
-    service = SlaService(store, POLICIES)
+    service = ClockService(store, POLICIES)
     # Opened at +4 s, answered at +16 s: breached (due +14 s). Then the customer's message of
     # +0 s (due +10 s: still breached), then the brand's reply of +9 s: met after all.
     thread = Thread(datetime.now(UTC) - timedelta(seconds=60), opened=4, reply=16)
@@ -245,9 +245,9 @@ async def test_a_breach_fired_under_the_old_start_is_retracted_under_its_own_id(
 
 
 async def test_a_clock_a_reopening_started_keeps_its_start_and_its_deadline(
-    store: SlaStore, pg: asyncpg.Connection
+    store: PostgresClockStore, pg: asyncpg.Connection
 ) -> None:
-    service = SlaService(store, POLICIES)
+    service = ClockService(store, POLICIES)
     thread = Thread(datetime.now(UTC) - timedelta(seconds=60), opened=0, reply=0)
     resolved = snapshot("c-1", thread.at(0), status="resolved", resolved_at=thread.at(2))
     reopened = snapshot("c-1", thread.at(0), status="reopened")
@@ -308,14 +308,14 @@ async def test_the_running_service_fires_the_breach_of_the_earlier_message(
 
 
 async def test_a_late_message_and_the_earlier_reply_it_brings_in_one_batch_fire_no_breach(
-    store: SlaStore, pg: asyncpg.Connection
+    store: PostgresClockStore, pg: asyncpg.Connection
 ) -> None:
     # Chaos run 100k-b (case 5d57a87a): the customer's message of +0 s reached ingest minutes
     # late; the router then published it and the brand's reply of +9 s (parked until then)
     # together, and the SLA read both in one batch with the watermark long past. It fired the
     # backdated clock's breach (due +10 s) on the message and retracted it on the reply, in
     # the same transaction: a confirmed page for a clock met in time.
-    service = SlaService(store, POLICIES)
+    service = ClockService(store, POLICIES)
     thread = Thread(datetime.now(UTC) - timedelta(seconds=60), opened=4, reply=12)
     await service.apply_case_events([thread.created(), thread.replied()], datetime.now(UTC), held())
     await service.apply_case_events([watermark(datetime.now(UTC))], datetime.now(UTC), held())

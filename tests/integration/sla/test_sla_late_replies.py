@@ -22,10 +22,10 @@ from casewire_common.events import (
     CaseSnapshot,
     WatermarkData,
 )
-from casewire_sla.adapters.store import SlaStore
+from casewire_sla.adapters.store import PostgresClockStore
+from casewire_sla.clock_service import ClockService, IncomingCaseEvent
 from casewire_sla.domain.holding import WatermarkHold
 from casewire_sla.domain.policies import PolicySet, parse_policy_set
-from casewire_sla.service import CaseEvent, SlaService
 
 from tests.integration.sla.conftest import event, policy_text
 from tests.unit.sla.factories import snapshot
@@ -36,7 +36,7 @@ POLICIES: PolicySet = parse_policy_set(policy_text("10s"))
 TARGET = timedelta(seconds=10)
 
 
-def replied(case_id: str, opened_at: datetime, reply_at: datetime) -> CaseEvent:
+def replied(case_id: str, opened_at: datetime, reply_at: datetime) -> IncomingCaseEvent:
     """The router's `responded` for a reply it takes as the first (the earliest sent so far)."""
     case = snapshot(case_id, opened_at, status="assigned", first_response_at=reply_at)
     return event(CASE_RESPONDED, case, at=reply_at, first_response=True)
@@ -64,9 +64,9 @@ async def attainment(pg: asyncpg.Connection) -> dict[str, int]:
 
 
 async def test_an_earlier_reply_read_after_a_late_one_retracts_the_breach_and_counts_met(
-    store: SlaStore, pg: asyncpg.Connection
+    store: PostgresClockStore, pg: asyncpg.Connection
 ) -> None:
-    service = SlaService(store, POLICIES)
+    service = ClockService(store, POLICIES)
     opened_at = datetime.now(UTC) - timedelta(seconds=60)
     await service.apply_case_events(
         [event(CASE_CREATED, snapshot("c-1", opened_at), at=opened_at)], opened_at
@@ -105,18 +105,18 @@ def held(case_partitions: int = 1) -> WatermarkHold:
     )
 
 
-def watermark(at: datetime) -> CaseEvent:
+def watermark(at: datetime) -> IncomingCaseEvent:
     """The router vouching that it processed everything received before `at`."""
     mark = WatermarkData(
         topic=topics.MESSAGES, partitions=1, watermarks={0: at}, caught_up=[0], replica="test"
     )
-    return CaseEvent(str(uuid.uuid4()), ROUTER_WATERMARK, None, at, mark, 0)
+    return IncomingCaseEvent(str(uuid.uuid4()), ROUTER_WATERMARK, None, at, mark, 0)
 
 
 async def test_a_late_reply_leaves_the_breach_held_and_an_earlier_reply_cancels_it(
-    store: SlaStore, pg: asyncpg.Connection
+    store: PostgresClockStore, pg: asyncpg.Connection
 ) -> None:
-    service = SlaService(store, POLICIES)
+    service = ClockService(store, POLICIES)
     opened_at = datetime.now(UTC) - timedelta(seconds=60)
     await service.apply_case_events(
         [event(CASE_CREATED, snapshot("c-1", opened_at), at=opened_at)], opened_at, held()
@@ -138,9 +138,9 @@ async def test_a_late_reply_leaves_the_breach_held_and_an_earlier_reply_cancels_
 
 
 async def test_a_held_breach_of_a_clock_ended_late_fires_once_the_watermark_passes_it(
-    store: SlaStore, pg: asyncpg.Connection
+    store: PostgresClockStore, pg: asyncpg.Connection
 ) -> None:
-    service = SlaService(store, POLICIES)
+    service = ClockService(store, POLICIES)
     opened_at = datetime.now(UTC) - timedelta(seconds=60)
     await service.apply_case_events(
         [event(CASE_CREATED, snapshot("c-1", opened_at), at=opened_at)], opened_at, held()
@@ -164,14 +164,14 @@ async def test_a_held_breach_of_a_clock_ended_late_fires_once_the_watermark_pass
 # A case absorbed into another
 
 
-def merged(case: CaseSnapshot, *, at: datetime, **data: object) -> CaseEvent:
+def merged(case: CaseSnapshot, *, at: datetime, **data: object) -> IncomingCaseEvent:
     return event(CASE_MERGED, case, at=at, **data)
 
 
 async def test_an_absorbed_case_ends_its_clocks_with_no_outcome_and_withdraws_its_breach(
-    store: SlaStore, pg: asyncpg.Connection
+    store: PostgresClockStore, pg: asyncpg.Connection
 ) -> None:
-    service = SlaService(store, POLICIES)
+    service = ClockService(store, POLICIES)
     opened_at = datetime.now(UTC) - timedelta(seconds=60)
     await service.apply_case_events(
         [event(CASE_CREATED, snapshot("c-absorbed", opened_at), at=opened_at)], opened_at
@@ -200,9 +200,9 @@ async def test_an_absorbed_case_ends_its_clocks_with_no_outcome_and_withdraws_it
 
 
 async def test_an_absorbed_case_answered_before_the_merge_leaves_the_attainment_counts(
-    store: SlaStore, pg: asyncpg.Connection
+    store: PostgresClockStore, pg: asyncpg.Connection
 ) -> None:
-    service = SlaService(store, POLICIES)
+    service = ClockService(store, POLICIES)
     opened_at = datetime.now(UTC) - timedelta(seconds=60)
     await service.apply_case_events(
         [
@@ -231,9 +231,9 @@ async def test_an_absorbed_case_answered_before_the_merge_leaves_the_attainment_
 
 
 async def test_the_kept_case_clock_moves_back_to_the_earlier_opening_and_takes_its_reply(
-    store: SlaStore, pg: asyncpg.Connection
+    store: PostgresClockStore, pg: asyncpg.Connection
 ) -> None:
-    service = SlaService(store, POLICIES)
+    service = ClockService(store, POLICIES)
     t0 = datetime.now(UTC) - timedelta(seconds=60)
     # Processed first, the customer's second message opened the kept case at +6 s; the case
     # absorbed held their first message (t0) and the brand's reply to it (+8 s).
@@ -257,9 +257,9 @@ async def test_the_kept_case_clock_moves_back_to_the_earlier_opening_and_takes_i
 
 
 async def test_the_kept_case_answered_late_takes_the_absorbed_case_earlier_reply(
-    store: SlaStore, pg: asyncpg.Connection
+    store: PostgresClockStore, pg: asyncpg.Connection
 ) -> None:
-    service = SlaService(store, POLICIES)
+    service = ClockService(store, POLICIES)
     t0 = datetime.now(UTC) - timedelta(seconds=60)
     await service.apply_case_events(
         [

@@ -11,10 +11,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 from casewire_common.events import CASE_CREATED, CASE_STATUS_CHANGED, CaseEventData
-from casewire_sla.adapters.store import SlaStore
+from casewire_sla.adapters.store import PostgresClockStore
+from casewire_sla.clock_service import ClockService, IncomingCaseEvent
 from casewire_sla.domain.policies import parse_policy_set
 from casewire_sla.entrypoints.cli import main
-from casewire_sla.service import CaseEvent, SlaService
 
 from tests.unit.sla.factories import snapshot
 
@@ -39,9 +39,11 @@ policies:
 """
 
 
-def event(event_type: str, case_id: str, opened_at: datetime, **changes: object) -> CaseEvent:
+def event(
+    event_type: str, case_id: str, opened_at: datetime, **changes: object
+) -> IncomingCaseEvent:
     data = CaseEventData(case=snapshot(case_id, opened_at, **changes))
-    return CaseEvent(str(uuid.uuid4()), event_type, data)
+    return IncomingCaseEvent(str(uuid.uuid4()), event_type, data)
 
 
 async def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> list[dict[str, object]]:
@@ -50,14 +52,14 @@ async def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> list[d
 
 
 async def test_recompute_reports_then_applies_new_due_times_with_policy_reselection(
-    store: SlaStore,
+    store: PostgresClockStore,
     migrated_url: str,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     opened = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
-    await SlaService(store, parse_policy_set(BEFORE)).apply_case_events(
+    await ClockService(store, parse_policy_set(BEFORE)).apply_case_events(
         [
             event(CASE_CREATED, "p1", opened, priority="P1"),
             event(CASE_CREATED, "p2", opened),

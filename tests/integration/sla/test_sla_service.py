@@ -18,7 +18,8 @@ from casewire_common.events import (
     SLA_CLOCK_STARTED,
     SLA_WARNING,
 )
-from casewire_sla.main import PendingMigrationsError, create_app
+from casewire_sla.adapters.store import PendingMigrationsError
+from casewire_sla.main import create_app
 
 from tests.integration.sla.conftest import (
     ON_TIME,

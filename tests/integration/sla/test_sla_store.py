@@ -18,9 +18,9 @@ from casewire_common.events import (
     SLA_WARNING,
     CaseEventData,
 )
-from casewire_sla.adapters.store import SlaStore
+from casewire_sla.adapters.store import PostgresClockStore
+from casewire_sla.clock_service import ClockService, IncomingCaseEvent
 from casewire_sla.domain.policies import PolicySet, parse_policy_set
-from casewire_sla.service import CaseEvent, SlaService
 
 from tests.integration.sla.conftest import policy_text
 from tests.unit.sla.factories import snapshot
@@ -30,15 +30,15 @@ pytestmark = pytest.mark.integration
 POLICIES: PolicySet = parse_policy_set(policy_text("10s", "[0.5, 0.8]"))
 
 
-def created(case_id: str, opened_at: datetime) -> CaseEvent:
-    return CaseEvent(
+def created(case_id: str, opened_at: datetime) -> IncomingCaseEvent:
+    return IncomingCaseEvent(
         str(uuid.uuid4()), CASE_CREATED, CaseEventData(case=snapshot(case_id, opened_at))
     )
 
 
-def responded(case_id: str, opened_at: datetime, replied_at: datetime) -> CaseEvent:
+def responded(case_id: str, opened_at: datetime, replied_at: datetime) -> IncomingCaseEvent:
     case = snapshot(case_id, opened_at, first_response_at=replied_at)
-    return CaseEvent(
+    return IncomingCaseEvent(
         str(uuid.uuid4()), CASE_RESPONDED, CaseEventData(case=case, first_response=True)
     )
 
@@ -49,12 +49,12 @@ async def outbox_types(pg: asyncpg.Connection) -> list[str]:
 
 
 async def test_batch_applied_twice_changes_nothing_the_second_time(
-    store: SlaStore, pg: asyncpg.Connection
+    store: PostgresClockStore, pg: asyncpg.Connection
 ) -> None:
     now = datetime.now(UTC)
     batch = [created("c-1", now), created("c-2", now)]
-    first = await SlaService(store, POLICIES).apply_case_events(batch, now)
-    second = await SlaService(store, POLICIES).apply_case_events(batch, now)
+    first = await ClockService(store, POLICIES).apply_case_events(batch, now)
+    second = await ClockService(store, POLICIES).apply_case_events(batch, now)
     assert (first.applied, len(first.started)) == (2, 2)
     assert (second.applied, second.duplicates, len(second.started)) == (0, 2, 0)
     assert await pg.fetchval("SELECT count(*) FROM sla.clocks") == 2
@@ -63,10 +63,10 @@ async def test_batch_applied_twice_changes_nothing_the_second_time(
 
 
 async def test_created_and_replied_in_one_batch_start_and_fulfil_the_clock(
-    store: SlaStore, pg: asyncpg.Connection
+    store: PostgresClockStore, pg: asyncpg.Connection
 ) -> None:
     now = datetime.now(UTC)
-    outcome = await SlaService(store, POLICIES).apply_case_events(
+    outcome = await ClockService(store, POLICIES).apply_case_events(
         [created("c-1", now), responded("c-1", now, now + timedelta(seconds=2))], now
     )
     assert [fulfilment.clock.case_id for fulfilment in outcome.fulfilled] == ["c-1"]
@@ -79,13 +79,13 @@ async def test_created_and_replied_in_one_batch_start_and_fulfil_the_clock(
 
 
 async def test_reply_after_due_read_before_the_timer_fired_still_raises_the_breach_late(
-    store: SlaStore, pg: asyncpg.Connection
+    store: PostgresClockStore, pg: asyncpg.Connection
 ) -> None:
     opened_at = datetime.now(UTC) - timedelta(seconds=30)
-    await SlaService(store, POLICIES).apply_case_events([created("c-1", opened_at)], opened_at)
+    await ClockService(store, POLICIES).apply_case_events([created("c-1", opened_at)], opened_at)
     # The reply came 12 s after opening (due at 10 s) but is read before any timer fired.
     now = datetime.now(UTC)
-    outcome = await SlaService(store, POLICIES).apply_case_events(
+    outcome = await ClockService(store, POLICIES).apply_case_events(
         [responded("c-1", opened_at, opened_at + timedelta(seconds=12))], now
     )
     assert [(alert.kind, alert.fraction, alert.late) for alert in outcome.fired] == [
@@ -104,12 +104,12 @@ async def test_reply_after_due_read_before_the_timer_fired_still_raises_the_brea
 
 
 async def test_a_reply_at_the_very_deadline_read_late_is_in_time(
-    store: SlaStore, pg: asyncpg.Connection
+    store: PostgresClockStore, pg: asyncpg.Connection
 ) -> None:
     opened_at = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=30)
-    await SlaService(store, POLICIES).apply_case_events([created("c-1", opened_at)], opened_at)
+    await ClockService(store, POLICIES).apply_case_events([created("c-1", opened_at)], opened_at)
     # Platforms date in whole seconds: the reply is stamped exactly at due_at (10 s).
-    outcome = await SlaService(store, POLICIES).apply_case_events(
+    outcome = await ClockService(store, POLICIES).apply_case_events(
         [responded("c-1", opened_at, opened_at + timedelta(seconds=10))], datetime.now(UTC)
     )
     assert [alert.kind for alert in outcome.fired] == ["warning", "warning"]
@@ -118,21 +118,21 @@ async def test_a_reply_at_the_very_deadline_read_late_is_in_time(
 
 
 async def test_timers_fire_once_even_with_several_replicas_firing_at_the_same_time(
-    store: SlaStore, migrated_url: str, pg: asyncpg.Connection
+    store: PostgresClockStore, migrated_url: str, pg: asyncpg.Connection
 ) -> None:
     opened_at = datetime.now(UTC) - timedelta(minutes=5)
     cases = 150
-    await SlaService(store, POLICIES).apply_case_events(
+    await ClockService(store, POLICIES).apply_case_events(
         [created(f"c-{n}", opened_at) for n in range(cases)], opened_at
     )
-    replicas = [SlaStore(migrated_url) for _ in range(3)]
+    replicas = [PostgresClockStore(migrated_url) for _ in range(3)]
     for replica in replicas:
         await replica.open()
     try:
 
-        async def fire_until_none_left(replica: SlaStore) -> int:
+        async def fire_until_none_left(replica: PostgresClockStore) -> int:
             fired = 0
-            while batch := await SlaService(replica, POLICIES).fire_due_timers(
+            while batch := await ClockService(replica, POLICIES).fire_due_timers(
                 datetime.now(UTC), 20
             ):
                 fired += len(batch)
@@ -158,21 +158,21 @@ async def test_timers_fire_once_even_with_several_replicas_firing_at_the_same_ti
     assert await pg.fetchval("SELECT count(*) FROM sla.timers WHERE fired_at IS NULL") == 0
 
 
-async def test_next_fire_at_is_the_earliest_pending_timer(store: SlaStore) -> None:
+async def test_next_fire_at_is_the_earliest_pending_timer(store: PostgresClockStore) -> None:
     now = datetime.now(UTC)
     assert await store.next_fire_at() is None
-    await SlaService(store, POLICIES).apply_case_events([created("c-1", now)], now)
+    await ClockService(store, POLICIES).apply_case_events([created("c-1", now)], now)
     assert await store.next_fire_at() == now + timedelta(seconds=5)  # the 0.5 warning
 
 
 async def test_clocks_keep_the_case_fields_as_last_seen_and_report_the_next_due(
-    store: SlaStore, pg: asyncpg.Connection
+    store: PostgresClockStore, pg: asyncpg.Connection
 ) -> None:
     now = datetime.now(UTC)
-    await SlaService(store, POLICIES).apply_case_events([created("c-1", now)], now)
+    await ClockService(store, POLICIES).apply_case_events([created("c-1", now)], now)
     moved = snapshot("c-1", now, channel="dm", tags=["vip"], status="assigned")
-    await SlaService(store, POLICIES).apply_case_events(
-        [CaseEvent(str(uuid.uuid4()), CASE_ASSIGNED, CaseEventData(case=moved))], now
+    await ClockService(store, POLICIES).apply_case_events(
+        [IncomingCaseEvent(str(uuid.uuid4()), CASE_ASSIGNED, CaseEventData(case=moved))], now
     )
     rows = await pg.fetch("SELECT platform, channel, visibility, tags FROM sla.clocks")
     assert [tuple(row) for row in rows] == [("x", "dm", "public", ["vip"])] * len(rows)

@@ -22,19 +22,20 @@ from casewire_common.events import decode_event
 from casewire_common.kafka import DeadLetters, KafkaRecord
 from casewire_dev.contracts import PAYLOADS, SERVICES
 from casewire_dev.paths import repo_root
+from casewire_ingest.adapters.memory import InMemoryDedupStore
 from casewire_ingest.adapters.publisher import IngestMetrics, KafkaIngestPublisher
 from casewire_ingest.domain.generic import normalize_generic
-from casewire_ingest.service import Rejected, WebhookIngest
+from casewire_ingest.webhook_service import Rejected, WebhookService
 from casewire_router.domain.batch import BatchState
 from casewire_router.domain.routing import CaseRouter
 from casewire_router.domain.rules import parse_rules
 from casewire_router.domain.urgency import default_model
 from casewire_router.message_service import event_records
-from casewire_sla.adapters.alerts import ClockRecord, alert_record
+from casewire_sla.adapters.alerts import alert_record
+from casewire_sla.domain.clock_record import ClockRecord
 from jsonschema import Draft202012Validator
 from prometheus_client import CollectorRegistry
 
-from tests.unit.ingest.fakes import MemoryDedup
 from tests.unit.router.factories import T0, message
 
 CONTRACTS = repo_root() / "contracts"
@@ -149,9 +150,9 @@ async def test_ingest_writes_raw_bodies_messages_and_dead_letters_as_documented(
     broker = RecordingBroker()
     registry = CollectorRegistry()
     metrics = IngestMetrics(registry)
-    ingest = WebhookIngest(
+    ingest = WebhookService(
         KafkaIngestPublisher(broker.send_records, metrics),
-        MemoryDedup(),
+        InMemoryDedupStore(),
         lambda text: "en",
         metrics,
         timeout_seconds=1.0,

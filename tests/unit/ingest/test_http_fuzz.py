@@ -13,14 +13,15 @@ from typing import Any
 import httpx
 from casewire_common.metrics import new_registry
 from casewire_dev.webhooks import integration_headers
+from casewire_ingest.adapters.memory import InMemoryDedupStore
 from casewire_ingest.adapters.publisher import IngestMetrics
 from casewire_ingest.entrypoints.http import IngestApp
-from casewire_ingest.service import WebhookIngest
 from casewire_ingest.settings import IngestSettings
+from casewire_ingest.webhook_service import WebhookService
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.unit.ingest.fakes import MemoryDedup, RecordingPublisher
+from tests.unit.ingest.fakes import RecordingPublisher
 from tests.unit.ingest.hostile import hostile_bodies
 
 SECRET = "fuzz-secret"
@@ -71,8 +72,8 @@ platform_shaped = st.one_of(
 
 def make_client() -> httpx.AsyncClient:
     metrics = IngestMetrics(new_registry())
-    ingest = WebhookIngest(
-        RecordingPublisher(), MemoryDedup(), lambda text: None, metrics, timeout_seconds=1
+    ingest = WebhookService(
+        RecordingPublisher(), InMemoryDedupStore(), lambda text: None, metrics, timeout_seconds=1
     )
     app = IngestApp(
         ingest,

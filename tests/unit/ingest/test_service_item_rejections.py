@@ -11,13 +11,14 @@ from typing import Any
 import pytest
 from casewire_common.messages import message_id
 from casewire_common.metrics import new_registry
+from casewire_ingest.adapters.memory import InMemoryDedupStore
 from casewire_ingest.adapters.publisher import IngestMetrics
 from casewire_ingest.domain.normalized import ItemRejection
 from casewire_ingest.domain.platforms import normalize
-from casewire_ingest.service import Accepted, Rejected, Unavailable, WebhookIngest
+from casewire_ingest.webhook_service import Accepted, Rejected, Unavailable, WebhookService
 from prometheus_client import CollectorRegistry
 
-from tests.unit.ingest.fakes import MemoryDedup, RecordingPublisher
+from tests.unit.ingest.fakes import RecordingPublisher
 
 PAGE = "1000000000001"
 SENT_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -51,18 +52,20 @@ class DeadLetterDown(RecordingPublisher):
 
 
 def ingest_with(
-    publisher: RecordingPublisher, dedup: MemoryDedup, registry: CollectorRegistry | None = None
-) -> WebhookIngest:
+    publisher: RecordingPublisher,
+    dedup: InMemoryDedupStore,
+    registry: CollectorRegistry | None = None,
+) -> WebhookService:
     metrics = IngestMetrics(registry or new_registry())
-    return WebhookIngest(publisher, dedup, lambda text: "en", metrics, timeout_seconds=1)
+    return WebhookService(publisher, dedup, lambda text: "en", metrics, timeout_seconds=1)
 
 
-async def accept(ingest: WebhookIngest, raw: bytes) -> Accepted:
+async def accept(ingest: WebhookService, raw: bytes) -> Accepted:
     return await ingest.accept(source="meta", raw=raw, received_at=RECEIVED_AT, normalize=normalize)
 
 
 async def test_the_good_message_is_published_and_the_body_dead_lettered_for_replay() -> None:
-    publisher, dedup, registry = RecordingPublisher(), MemoryDedup(), new_registry()
+    publisher, dedup, registry = RecordingPublisher(), InMemoryDedupStore(), new_registry()
     ingest = ingest_with(publisher, dedup, registry)
     raw = body(CUSTOMER, GUEST)
 
@@ -91,7 +94,7 @@ async def test_an_acknowledged_event_beside_the_bad_item_is_enough_to_accept_the
     publisher = RecordingPublisher()
     raw = body(READ, GUEST)
 
-    accepted = await accept(ingest_with(publisher, MemoryDedup()), raw)
+    accepted = await accept(ingest_with(publisher, InMemoryDedupStore()), raw)
 
     assert (accepted.published, accepted.ignored) == ([], {"read": 1})
     assert [item.where for item in accepted.rejected] == ["entry[0].messaging[1]"]
@@ -104,7 +107,7 @@ async def test_a_body_with_nothing_but_bad_items_is_refused_as_a_whole() -> None
     raw = body(GUEST, GUEST | {"message": {"mid": "m_7"}})
 
     with pytest.raises(Rejected) as refused:
-        await accept(ingest_with(publisher, MemoryDedup(), registry), raw)
+        await accept(ingest_with(publisher, InMemoryDedupStore(), registry), raw)
 
     assert (refused.value.status, refused.value.reason, refused.value.detail) == (
         422,
@@ -118,7 +121,7 @@ async def test_a_body_with_nothing_but_bad_items_is_refused_as_a_whole() -> None
 
 
 async def test_a_dead_letter_write_failure_answers_unavailable_so_the_body_comes_back() -> None:
-    dedup, failing = MemoryDedup(), DeadLetterDown()
+    dedup, failing = InMemoryDedupStore(), DeadLetterDown()
     raw = body(CUSTOMER, GUEST)
 
     with pytest.raises(Unavailable):
@@ -133,7 +136,7 @@ async def test_the_dead_letter_detail_names_the_first_bad_items_and_counts_the_r
     publisher = RecordingPublisher()
     guests = [GUEST | {"message": {"mid": f"m_guest_{n}"}} for n in range(30)]
 
-    await accept(ingest_with(publisher, MemoryDedup()), body(CUSTOMER, *guests))
+    await accept(ingest_with(publisher, InMemoryDedupStore()), body(CUSTOMER, *guests))
 
     [detail] = publisher.dead_errors
     assert detail.startswith("30 item(s) rejected: entry[0].messaging[1]: missing_field; ")

@@ -13,7 +13,7 @@ from casewire_common.messages import CanonicalMessage
 from casewire_common.metrics import new_registry
 from casewire_ingest.adapters.publisher import IngestMetrics
 from casewire_ingest.domain.generic import normalize_generic
-from casewire_ingest.service import Unavailable, WebhookIngest
+from casewire_ingest.webhook_service import Unavailable, WebhookService
 
 BODY = json.dumps(
     {
@@ -85,12 +85,12 @@ class JournalDedup:
         return set()
 
 
-def ingest_with(publisher: SlowPublisher, dedup: JournalDedup) -> WebhookIngest:
+def ingest_with(publisher: SlowPublisher, dedup: JournalDedup) -> WebhookService:
     metrics = IngestMetrics(new_registry())
-    return WebhookIngest(publisher, dedup, lambda text: "en", metrics, timeout_seconds=1)
+    return WebhookService(publisher, dedup, lambda text: "en", metrics, timeout_seconds=1)
 
 
-async def accept(ingest: WebhookIngest) -> None:
+async def accept(ingest: WebhookService) -> None:
     await ingest.accept(
         source="generic",
         raw=BODY,

@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 from casewire_common.metrics import new_registry
+from casewire_ingest.adapters.memory import InMemoryDedupStore
 from casewire_ingest.adapters.publisher import IngestMetrics
 from casewire_ingest.domain.sources import SOURCE_NORMALIZERS
-from casewire_ingest.service import WebhookIngest
+from casewire_ingest.webhook_service import WebhookService
 
-from tests.unit.ingest.fakes import MemoryDedup, RecordingPublisher
+from tests.unit.ingest.fakes import RecordingPublisher
 
 RECEIVED_AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -37,7 +38,9 @@ def with_status(body: dict[str, Any], state: str, timestamp: int) -> bytes:
 async def deliver(bodies: list[bytes]) -> RecordingPublisher:
     publisher = RecordingPublisher()
     metrics = IngestMetrics(new_registry())
-    ingest = WebhookIngest(publisher, MemoryDedup(), lambda _: None, metrics, timeout_seconds=1)
+    ingest = WebhookService(
+        publisher, InMemoryDedupStore(), lambda _: None, metrics, timeout_seconds=1
+    )
     for raw in bodies:
         await ingest.accept(
             source="whatsapp",

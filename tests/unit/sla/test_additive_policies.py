@@ -21,7 +21,8 @@ from casewire_common.events import (
     CaseStatus,
     ClockName,
 )
-from casewire_sla.adapters.alerts import ClockRecord, alert_event_id
+from casewire_sla.adapters.alerts import alert_event_id
+from casewire_sla.domain.clock_record import ClockRecord
 from casewire_sla.domain.clocks import (
     ClockFulfilment,
     ClockPause,

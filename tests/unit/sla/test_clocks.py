@@ -21,6 +21,7 @@ from casewire_common.events import (
     EventRecord,
     Priority,
 )
+from casewire_sla.clock_service import IncomingCaseEvent
 from casewire_sla.domain.calendars import Pause
 from casewire_sla.domain.clocks import (
     ClockFulfilment,
@@ -33,8 +34,7 @@ from casewire_sla.domain.clocks import (
     clock_changes,
 )
 from casewire_sla.domain.policies import parse_policy_set
-from casewire_sla.entrypoints.consumer import decode_case_event
-from casewire_sla.service import CaseEvent
+from casewire_sla.entrypoints.kafka import decode_case_event
 
 from tests.unit.sla.factories import case_event, snapshot
 
@@ -314,7 +314,7 @@ def test_escalation_to_another_priority_selects_the_policy_again_like_any_change
 def test_escalated_event_is_decoded_with_its_case_not_only_marked_processed() -> None:
     record = case_event(CASE_ESCALATED, snapshot("c1", OPENED, priority="P1"), event_id="evt-3")
     decoded = decode_case_event(consumer_record(record))
-    assert isinstance(decoded, CaseEvent)
+    assert isinstance(decoded, IncomingCaseEvent)
     assert decoded.data is not None
     assert decoded.data.case.priority == "P1"
 
@@ -503,7 +503,7 @@ def consumer_record(
 def test_valid_case_event_decodes_with_its_id_and_data() -> None:
     record = case_event(CASE_CREATED, snapshot("c1", OPENED), event_id="evt-1")
     decoded = decode_case_event(consumer_record(record))
-    assert isinstance(decoded, CaseEvent)
+    assert isinstance(decoded, IncomingCaseEvent)
     assert decoded.id == "evt-1"
     assert decoded.time is not None
     assert decoded.data is not None
@@ -528,7 +528,7 @@ def test_unused_event_type_is_kept_without_data_so_it_is_only_marked_processed()
     record = case_event(INCIDENT_OPENED, snapshot("c1", OPENED), event_id="evt-2")
     broken = record.model_copy(update={"value": b'{"anything": 1}'})
     decoded = decode_case_event(consumer_record(broken))
-    assert decoded == CaseEvent("evt-2", INCIDENT_OPENED, None)
+    assert decoded == IncomingCaseEvent("evt-2", INCIDENT_OPENED, None)
 
 
 def test_a_first_response_clock_moves_back_when_the_case_turns_out_to_have_opened_earlier() -> None:

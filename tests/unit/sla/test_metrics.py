@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from casewire_sla.adapters.alerts import ClockRecord
 from casewire_sla.adapters.metrics import (
     SlaMetrics,
     response_labels,
     response_times,
 )
+from casewire_sla.clock_service import CommittedChanges, FiredAlert, Fulfilment
 from casewire_sla.domain.calendars import Pause, elapsed_with_pauses
+from casewire_sla.domain.clock_record import ClockRecord
 from casewire_sla.domain.policies import parse_policy_set
 from casewire_sla.domain.roster import parse_roster
-from casewire_sla.service import BatchOutcome, FiredAlert, Fulfilment
 from prometheus_client import CollectorRegistry
 
 # Monday 2026-03-02 17:00 in Athens (15:00 UTC): one hour before closing.
@@ -95,7 +95,7 @@ def test_fulfilments_feed_both_histograms_and_the_attainment_counter() -> None:
     missed = fulfilment(
         record(clock="next_response", target_seconds=60), STARTED + timedelta(hours=1)
     )
-    metrics.record_batch(BatchOutcome(fulfilled=[met, missed]))
+    metrics.record_batch(CommittedChanges(fulfilled=[met, missed]))
     labels = response_labels(record())
     sample = registry.get_sample_value
     assert sample("casewire_sla_response_seconds_sum", {**labels, "time": "business"}) == 1800
@@ -126,7 +126,7 @@ def test_a_contract_and_an_additive_policy_breaching_the_same_case_count_apart()
     contract = record(policy_id="high")
     additive = record(id=2, policy_id="public-x", additive=True)
     metrics.record_batch(
-        BatchOutcome(
+        CommittedChanges(
             fired=[
                 FiredAlert(contract, "breach", 1.0, late=False),
                 FiredAlert(additive, "breach", 1.0, late=False),
@@ -152,7 +152,7 @@ def test_a_started_clock_has_its_alert_and_fulfilment_series_at_0_before_they_ha
     )
     labels = {"clock": "first_response", "policy": "p", "team": "care", "priority": "P2"}
     assert sample("casewire_sla_breaches_total", labels) is None
-    metrics.record_batch(BatchOutcome(started=[record()]))
+    metrics.record_batch(CommittedChanges(started=[record()]))
     assert sample("casewire_sla_clocks_started_total", labels) == 1
     for counter in (
         "casewire_sla_breaches_total",

@@ -7,11 +7,11 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from casewire_sla.adapters.metrics import SlaMetrics
-from casewire_sla.adapters.store import ClockStats, SlaStore
+from casewire_sla.adapters.store import PostgresClockStore
+from casewire_sla.clock_service import ClockService, ClockStats, FiredAlert
 from casewire_sla.domain.holding import WatermarkHold
 from casewire_sla.domain.policies import parse_policy_set
 from casewire_sla.entrypoints.scheduler import TimerScheduler
-from casewire_sla.service import FiredAlert, SlaService
 from prometheus_client import CollectorRegistry
 
 POLICIES = parse_policy_set(
@@ -20,11 +20,11 @@ POLICIES = parse_policy_set(
 )
 
 
-class FakeTimers(SlaService):
+class FakeTimers(ClockService):
     """Pending timer instants in memory; records when each pass looked for due ones."""
 
     def __init__(self) -> None:
-        super().__init__(SlaStore("postgresql://unused"), POLICIES)
+        super().__init__(PostgresClockStore("postgresql://unused"), POLICIES)
         self.pending: list[datetime] = []
         self.fired_at: list[tuple[datetime, datetime]] = []
         self.watermark: datetime | None = None  # the router's, as the store would compute it

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Sequence
 from datetime import timedelta
 
 import structlog
-from casewire_common.pg import Database
+from casewire_common.pg import Database, pending_migrations
 from casewire_common.unit_of_work import AgedTable
 
 from casewire_ingest.adapters.group_commit import GroupCommit
@@ -38,7 +38,21 @@ MARK_LINGER_SECONDS = 0.02
 log = structlog.get_logger(__name__)
 
 
-class DedupStore:
+class NotMigrated(RuntimeError):
+    """The database lacks migrations this code needs."""
+
+
+async def require_migrated(database: Database) -> None:
+    """Refuse to start on a schema older than the code: `casewire-ingest migrate` first."""
+    async with database.pool.acquire() as connection:
+        pending = await pending_migrations(connection, SCHEMA, MIGRATIONS_PACKAGE)
+    if pending:
+        raise NotMigrated(f"{pending} database migration(s) pending: run `casewire-ingest migrate`")
+
+
+class PostgresDedupStore:
+    """The dedup memory (`webhook_service.DedupStore`) in PostgreSQL."""
+
     def __init__(self, database: Database, claim_timeout: timedelta) -> None:
         self._database = database
         self._claim_timeout = claim_timeout

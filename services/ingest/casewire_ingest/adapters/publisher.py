@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from typing import Protocol, get_args
+from typing import get_args
 
 from casewire_common import topics
 from casewire_common.kafka import KafkaRecord, dead_letter_counter
@@ -129,31 +129,11 @@ class IngestMetrics:
         )
 
 
-class IngestPublisher(Protocol):
-    async def publish_raw(self, raw_body: bytes, key: str, headers: dict[str, str]) -> None:
-        """Return once Kafka acknowledged the body on `casewire.raw.v1`."""
-
-    async def publish_messages(
-        self,
-        messages: Sequence[CanonicalMessage],
-        *,
-        integration: str | None = None,
-        time_adjusted: Collection[str] = (),
-    ) -> None:
-        """Return once Kafka acknowledged every message on `casewire.messages.v1`, each with
-        the header `casewire-integration` when an integration sent it and
-        `casewire-time-adjusted: true` when its delivery key is in `time_adjusted`."""
-
-    async def dead_letter_raw(
-        self, raw_body: bytes, key: str, headers: dict[str, str], reason: str, error: str
-    ) -> None:
-        """Keep a verified body that could not be normalized on `casewire.raw.v1.dlq`."""
-
-
 class KafkaIngestPublisher:
-    """The records of concurrent requests leave together (group commit): one produce request
-    carries one record batch per partition for all of them, where a send per record costs
-    more than the rest of a request."""
+    """Ingest's publisher (`webhook_service.IngestPublisher`) on Kafka. The records of
+    concurrent requests leave together (group commit): one produce request carries one
+    record batch per partition for all of them, where a send per record costs more than the
+    rest of a request."""
 
     def __init__(self, send: SendRecords, metrics: IngestMetrics) -> None:
         self._send = send

@@ -101,11 +101,12 @@ def _replay(args: argparse.Namespace) -> int:
     from asyncpg import PostgresError
     from casewire_common.logging import configure_logging
 
+    from casewire_ingest.adapters.dedup import NotMigrated
     from casewire_ingest.adapters.raw_archive import RawTopicReader, TopicMissing
-    from casewire_ingest.main import NotMigrated, oldest_remembered, replay_accounts, replay_ingest
+    from casewire_ingest.main import oldest_remembered, replay_accounts, replay_ingest
     from casewire_ingest.replay import replay_kept_bodies
-    from casewire_ingest.service import Unavailable
     from casewire_ingest.settings import IngestSettings
+    from casewire_ingest.webhook_service import Unavailable
 
     settings = IngestSettings()
     configure_logging(settings.log_level)
@@ -174,8 +175,8 @@ def _normalize(files: list[Path], platform: WebhookPlatform | None) -> int:
     same times); report bad bodies and bad items on stderr and exit 1."""
     from casewire_ingest.domain.language import LanguageDetector
     from casewire_ingest.main import reading_rules
-    from casewire_ingest.service import read_body
     from casewire_ingest.settings import IngestSettings
+    from casewire_ingest.webhook_service import read_body
 
     settings = IngestSettings()
     detector = LanguageDetector(settings.languages.split(","))

@@ -4,7 +4,7 @@ channel. Every refusal is a 4xx with a reason code; no stack trace ever reaches 
 The POSTs that carry messages are served by `WebhookEndpoints`, a plain ASGI layer in front of
 FastAPI: they take only raw bytes and answer small JSON documents, and FastAPI's routing,
 request and response objects cost more than the rest of such a request. The handshakes stay
-FastAPI routes (`http_router`); `IngestApp` is the FastAPI app with both.
+FastAPI routes (`handshake_api`); `IngestApp` is the FastAPI app with both.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from casewire_ingest.domain.signatures import (
     x_signature_valid,
 )
 from casewire_ingest.domain.sources import SOURCE_NORMALIZERS, Normalizer
-from casewire_ingest.service import Rejected, Unavailable, WebhookIngest
 from casewire_ingest.settings import IngestSettings, XApp
+from casewire_ingest.webhook_service import Rejected, Unavailable, WebhookService
 
 
 @dataclass(frozen=True)
@@ -67,13 +67,13 @@ class IngestApp(FastAPI):
 
     def __init__(
         self,
-        ingest: WebhookIngest,
+        ingest: WebhookService,
         metrics: IngestMetrics,
         settings: IngestSettings,
         **fastapi_options: Any,
     ) -> None:
         super().__init__(**fastapi_options)
-        self.include_router(http_router(settings, metrics))
+        self.include_router(handshake_api(settings, metrics))
         self.message_endpoints = WebhookEndpoints(
             super().__call__, ingest=ingest, metrics=metrics, settings=settings
         )
@@ -109,7 +109,7 @@ class WebhookEndpoints:
         self,
         app: ASGIApp,
         *,
-        ingest: WebhookIngest,
+        ingest: WebhookService,
         metrics: IngestMetrics,
         settings: IngestSettings,
     ) -> None:
@@ -309,12 +309,12 @@ async def _send_json(send: Send, status: int, document: Mapping[str, Any]) -> No
     await send({"type": "http.response.body", "body": body})
 
 
-def http_router(settings: IngestSettings, metrics: IngestMetrics) -> APIRouter:
+def handshake_api(settings: IngestSettings, metrics: IngestMetrics) -> APIRouter:
     """The subscription handshakes (GET); the POSTs are `WebhookEndpoints`'."""
-    router = APIRouter()
+    routes = APIRouter()
 
-    @router.get("/v1/webhooks/meta", response_class=PlainTextResponse)
-    @router.get("/v1/webhooks/whatsapp", response_class=PlainTextResponse)
+    @routes.get("/v1/webhooks/meta", response_class=PlainTextResponse)
+    @routes.get("/v1/webhooks/whatsapp", response_class=PlainTextResponse)
     async def meta_subscribe(request: Request) -> Response:
         """Meta's subscription handshake: echo `hub.challenge` when the verify token is ours."""
         query = request.query_params
@@ -329,8 +329,8 @@ def http_router(settings: IngestSettings, metrics: IngestMetrics) -> APIRouter:
             return PlainTextResponse("verification failed", status_code=403)
         return PlainTextResponse(challenge)
 
-    @router.get(X_WEBHOOK_PATH)
-    @router.get(X_WEBHOOK_PATH + "/{app_name}")
+    @routes.get(X_WEBHOOK_PATH)
+    @routes.get(X_WEBHOOK_PATH + "/{app_name}")
     async def x_crc(request: Request, app_name: str | None = None) -> Response:
         """X's CRC check: prove we hold the consumer secret (token already URL-decoded)."""
         app = x_app(settings, app_name)
@@ -343,4 +343,4 @@ def http_router(settings: IngestSettings, metrics: IngestMetrics) -> APIRouter:
             {"response_token": x_crc_response(app.consumer_secret.get_secret_value(), token)}
         )
 
-    return router
+    return routes

@@ -3,41 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from casewire_common import topics
-from casewire_common.events import ClockName, EventRecord, Priority, SlaAlertData, encode_event
+from casewire_common.events import EventRecord, SlaAlertData, encode_event
 
-from casewire_sla.domain.calendars import Pause
+from casewire_sla.domain.clock_record import ClockRecord
 
 SOURCE = "casewire/sla"
-# An alert that leaves more than this after its instant is marked `late`.
-LATE_AFTER = timedelta(seconds=1)
 _ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://casewire/sla-alerts")
-
-
-@dataclass(frozen=True)
-class ClockRecord:
-    """A clock as stored: what every alert about it carries."""
-
-    id: int
-    case_id: str
-    clock: ClockName
-    policy_id: str
-    calendar_id: str
-    target_seconds: int
-    started_at: datetime
-    due_at: datetime
-    team: str
-    priority: Priority
-    pauses: tuple[Pause, ...] = ()
-    # The case's other fields as last seen (None on clocks stored before they were kept).
-    platform: str | None = None
-    channel: str | None = None
-    visibility: str | None = None
-    tags: tuple[str, ...] | None = None
-    additive: bool = False  # an additive policy's clock, beside the contract's
 
 
 def alert_event_id(

@@ -19,10 +19,10 @@ from casewire_common.messages import Channel, Platform
 from casewire_common.metrics import precreate
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from casewire_sla.adapters.alerts import ClockRecord
+from casewire_sla.clock_service import CommittedChanges, FiredAlert, Fulfilment
+from casewire_sla.domain.clock_record import ClockRecord
 from casewire_sla.domain.policies import CLOCKS
 from casewire_sla.domain.roster import Roster
-from casewire_sla.service import BatchOutcome, FiredAlert, Fulfilment
 
 # Responses on social range from seconds to days; resolutions to weeks.
 _RESPONSE_BUCKETS = (
@@ -244,7 +244,7 @@ class SlaMetrics:
             if alert.provisional:
                 self.provisional.labels(alert.clock.clock, alert.kind).inc()
 
-    def record_batch(self, outcome: BatchOutcome) -> None:
+    def record_batch(self, outcome: CommittedChanges) -> None:
         self.case_events.labels("applied").inc(outcome.applied)
         self.case_events.labels("duplicate").inc(outcome.duplicates)
         for clock in outcome.started:

@@ -1,30 +1,37 @@
 """The `sla` schema in PostgreSQL: clocks, their timers, the router's watermarks, attainment,
-processed case events and the outbox. SQL only: what to change, and which alerts that makes,
-is the service's decision (`casewire_sla.service`, `casewire_sla.domain`).
+processed case events and the outbox (`PostgresClockStore`, the service's `ClockStore`). SQL
+only: what to change - which clocks start or end, which timers a clock has, when a fired
+timer breaches it, which timers go when it stops - and which alerts that makes, is the
+service's decision (`casewire_sla.clock_service`, `casewire_sla.domain`).
 
-Every change of one transaction (`SlaStore.transaction`, a `casewire_common.unit_of_work`)
-commits with the alerts it causes (outbox rows) and the processed markers of its case events,
-or not at all.
+Every change of one transaction (`PostgresClockStore.transaction`, a
+`casewire_common.unit_of_work`) commits with the alerts it causes (outbox rows) and the
+processed markers of its case events, or not at all.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TypeVar
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from casewire_common.events import CaseSnapshot, EventRecord
-from casewire_common.pg import create_pool
+from casewire_common.pg import create_pool, pending_migrations
 from casewire_common.unit_of_work import UnitOfWork, unit_of_work
 
-from casewire_sla.adapters.alerts import ClockRecord
+from casewire_sla.clock_service import (
+    ClockStats,
+    DueTimer,
+    EndedClock,
+    StoredClock,
+    WatermarkRow,
+)
 from casewire_sla.domain.calendars import Pause
+from casewire_sla.domain.clock_record import ClockRecord
 from casewire_sla.domain.clocks import (
-    BREACH,
     AnsweredClock,
     CaseAbsorption,
     ClockBackdate,
@@ -34,10 +41,9 @@ from casewire_sla.domain.clocks import (
     ClockReselection,
     ClockResume,
     ClockStart,
-    OpenClock,
-    Schedule,
 )
 from casewire_sla.domain.holding import WatermarkCoverage
+from casewire_sla.domain.timers import Timer
 
 SCHEMA = "sla"
 Input = TypeVar("Input")
@@ -59,89 +65,6 @@ _DECISION_COLUMNS = (
     " AND cycle.clock = c.clock AND cycle.slot = c.slot AND cycle.started_at < c.started_at)"
     " AS first_cycle"
 )
-
-
-@dataclass(frozen=True)
-class StoredClock:
-    """An open clock as stored, with the warning fractions (and BREACH) already alerted."""
-
-    clock: ClockRecord
-    fired: frozenset[float]
-    first_cycle: bool
-
-    def as_open(self) -> OpenClock:
-        """The clock as the domain decides about it."""
-        clock = self.clock
-        return OpenClock(
-            clock=clock.clock,
-            policy_id=clock.policy_id,
-            calendar_id=clock.calendar_id,
-            target=timedelta(seconds=clock.target_seconds),
-            started_at=clock.started_at,
-            team=clock.team,
-            priority=clock.priority,
-            pauses=clock.pauses,
-            fired=self.fired,
-            additive=clock.additive,
-            first_cycle=self.first_cycle,
-        )
-
-
-@dataclass(frozen=True)
-class EndedClock:
-    """A clock just ended (or whose end or start just moved), the instant its breach fired for
-    (None: not breached) and the outcome attainment counted it with until now (None: not
-    counted)."""
-
-    clock: ClockRecord
-    breached_at: datetime | None
-    counted: str | None = None
-    # The start its breach fired under, when the clock's start moved since (the alert's id
-    # derives from it); None: its own start.
-    breach_started_at: datetime | None = None
-    fulfilled_at: datetime | None = None
-
-    @property
-    def breach_id_clock(self) -> ClockRecord:
-        """The clock as its breach alert named it."""
-        if self.breach_started_at is None:
-            return self.clock
-        return replace(self.clock, started_at=self.breach_started_at)
-
-
-@dataclass(frozen=True)
-class FiredTimer:
-    kind: str  # "warning" or "breach"
-    fraction: float
-    fire_at: datetime
-
-
-@dataclass(frozen=True)
-class DueTimer:
-    """A timer claimed for firing (locked until the transaction ends), and when its clock
-    ended (None: it runs) when it was held for the watermark past that end."""
-
-    id: int
-    timer: FiredTimer
-    clock: ClockRecord
-    ended_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class ClockStats:
-    """Open clocks by clock name, and the earliest due_at among those running unbreached."""
-
-    open: dict[str, int]
-    earliest_due: dict[str, datetime]
-
-
-@dataclass(frozen=True)
-class WatermarkRow:
-    case_partition: int
-    topic: str
-    source_partition: int
-    partitions: int
-    watermark: datetime
 
 
 def _clock(row: asyncpg.Record) -> ClockRecord:
@@ -188,20 +111,12 @@ def _slot(additive_policy: str | None) -> str:
     return additive_policy or ""
 
 
-def _target_seconds(start: ClockStart | ClockReselection) -> int:
-    return max(1, round(start.target.total_seconds()))
+def _tags(case: CaseSnapshot) -> list[str]:
+    return list(case.tags)
 
 
-def _snapshot_of(case: CaseSnapshot) -> tuple[str, str, str, tuple[str, ...]]:
-    return case.platform, case.channel, case.visibility, tuple(case.tags)
-
-
-def _has_snapshot(clock: ClockRecord, case: CaseSnapshot) -> bool:
-    return (clock.platform, clock.channel, clock.visibility, clock.tags) == _snapshot_of(case)
-
-
-class SlaTransaction:
-    """The statements of one unit of work, on its connection."""
+class PostgresClockTransaction:
+    """The statements of one unit of work, on its connection (`clock_service.ClockTransaction`)."""
 
     def __init__(self, work: UnitOfWork) -> None:
         self._work = work
@@ -216,26 +131,24 @@ class SlaTransaction:
         """Inputs claimed before (redelivery), or twice in one batch."""
         return self._work.duplicates
 
-    async def open_clocks(self, case: CaseSnapshot) -> list[StoredClock]:
-        """The case's open clocks; their copy of the case's fields is brought up to date."""
+    async def open_clocks(self, case_id: str) -> list[StoredClock]:
         rows = await self._connection.fetch(
             f"SELECT {_CLOCK_COLUMNS}, {_DECISION_COLUMNS} FROM {SCHEMA}.clocks AS c"
             " WHERE c.case_id = $1 AND c.status IN ('running', 'paused')",
-            case.id,
+            case_id,
         )
-        clocks = [_stored(row) for row in rows]
-        if any(not _has_snapshot(stored.clock, case) for stored in clocks):
-            platform, channel, visibility, tags = _snapshot_of(case)
-            await self._connection.execute(
-                f"UPDATE {SCHEMA}.clocks SET platform = $2, channel = $3, visibility = $4,"
-                " tags = $5 WHERE case_id = $1 AND status IN ('running', 'paused')",
-                case.id,
-                platform,
-                channel,
-                visibility,
-                list(tags),
-            )
-        return clocks
+        return [_stored(row) for row in rows]
+
+    async def copy_case_fields(self, case: CaseSnapshot) -> None:
+        await self._connection.execute(
+            f"UPDATE {SCHEMA}.clocks SET platform = $2, channel = $3, visibility = $4,"
+            " tags = $5 WHERE case_id = $1 AND status IN ('running', 'paused')",
+            case.id,
+            case.platform,
+            case.channel,
+            case.visibility,
+            _tags(case),
+        )
 
     async def start(self, start: ClockStart, case: CaseSnapshot) -> ClockRecord | None:
         """A new clock; None when this cycle of it exists already."""
@@ -249,7 +162,7 @@ class SlaTransaction:
             start.clock,
             start.policy_id,
             start.calendar_id,
-            _target_seconds(start),
+            start.target_seconds,
             start.started_at,
             start.due_at,
             start.team,
@@ -257,73 +170,63 @@ class SlaTransaction:
             case.platform,
             case.channel,
             case.visibility,
-            list(case.tags),
+            _tags(case),
             start.additive,
         )
         return None if row is None else _clock(row)
 
-    async def add_timers(
-        self, clock_id: int, warnings: Sequence[tuple[float, datetime]], breach_at: datetime | None
-    ) -> datetime | None:
-        """The clock's pending timers; returns the earliest instant among them."""
-        timers = [("warning", fraction, at) for fraction, at in warnings]
-        if breach_at is not None:
-            timers.append(("breach", BREACH, breach_at))
+    async def add_timers(self, clock_id: int, timers: Sequence[Timer]) -> None:
         if not timers:
-            return None
+            return
         await self._connection.execute(
             f"INSERT INTO {SCHEMA}.timers (clock_id, kind, fraction, fire_at)"
             " SELECT $1, * FROM unnest($2::text[], $3::float8[], $4::timestamptz[])",
             clock_id,
-            [timer[0] for timer in timers],
-            [timer[1] for timer in timers],
-            [timer[2] for timer in timers],
+            [timer.kind for timer in timers],
+            [timer.fraction for timer in timers],
+            [timer.fire_at for timer in timers],
         )
-        return min(timer[2] for timer in timers)
 
-    async def replace_timers(self, clock_id: int, schedule: Schedule) -> datetime | None:
-        """The clock's pending timers replaced by those of `schedule`."""
+    async def replace_timers(self, clock_id: int, timers: Sequence[Timer]) -> None:
         await self._connection.execute(
             f"DELETE FROM {SCHEMA}.timers WHERE clock_id = $1 AND fired_at IS NULL", clock_id
         )
-        breach_at = schedule.due_at if schedule.breach else None
-        return await self.add_timers(clock_id, schedule.warnings, breach_at)
+        await self.add_timers(clock_id, timers)
 
-    async def fire_overdue(
-        self, clock_id: int, until: datetime, now: datetime, fires_until: datetime | None = None
-    ) -> list[FiredTimer]:
-        """The clock stops at `until`: its timers due before then that had not fired are marked
-        fired now (a breach among them marks the clock breached), those due at or after it are
-        dropped. With `fires_until`, overdue timers due after it stay pending (held for the
-        watermark). A reply at the very instant of a deadline is in time (meets the target)."""
+    async def fire_timers_before(
+        self, clock_id: int, before: datetime, now: datetime, up_to: datetime | None = None
+    ) -> list[Timer]:
+        # Strictly before: a reply at the very instant of a deadline is in time.
         rows = await self._connection.fetch(
             f"UPDATE {SCHEMA}.timers SET fired_at = $3"
             " WHERE clock_id = $1 AND fired_at IS NULL AND fire_at < $2"
             " AND ($4::timestamptz IS NULL OR fire_at <= $4)"
             " RETURNING kind, fraction, fire_at",
             clock_id,
-            until,
+            before,
             now,
-            fires_until,
+            up_to,
         )
-        overdue = sorted(
-            (FiredTimer(row["kind"], row["fraction"], row["fire_at"]) for row in rows),
-            key=lambda timer: timer.fire_at,
-        )
-        if any(timer.kind == "breach" for timer in overdue):
-            await self._connection.execute(
-                f"UPDATE {SCHEMA}.clocks SET breached_at = due_at WHERE id = $1", clock_id
-            )
-        await self._drop_timers(clock_id, until)
-        return overdue
+        return [Timer(row["kind"], row["fraction"], row["fire_at"]) for row in rows]
 
-    async def _drop_timers(self, clock_id: int, since: datetime) -> None:
-        """The clock's pending timers due at or after `since` dropped."""
+    async def drop_timers(self, clock_id: int, since: datetime) -> None:
         await self._connection.execute(
             f"DELETE FROM {SCHEMA}.timers WHERE clock_id = $1 AND fired_at IS NULL"
             " AND fire_at >= $2",
             clock_id,
             since,
+        )
+
+    async def cancel_timers(self, clock_ids: Sequence[int]) -> None:
+        await self._connection.execute(
+            f"DELETE FROM {SCHEMA}.timers WHERE clock_id = ANY($1::bigint[]) AND fired_at IS NULL",
+            list(clock_ids),
+        )
+
+    async def mark_breached(self, clock_ids: Sequence[int]) -> None:
+        await self._connection.execute(
+            f"UPDATE {SCHEMA}.clocks SET breached_at = due_at WHERE id = ANY($1::bigint[])",
+            list(clock_ids),
         )
 
     async def fulfil(self, fulfilment: ClockFulfilment) -> EndedClock | None:
@@ -381,10 +284,7 @@ class SlaTransaction:
             refulfilment.fulfilled_at,
             _slot(refulfilment.additive_policy),
         )
-        if row is None:
-            return None
-        await self._drop_timers(row["id"], refulfilment.fulfilled_at)
-        return _ended(row)
+        return None if row is None else _ended(row)
 
     async def backdate(self, backdate: ClockBackdate) -> EndedClock | None:
         """The latest answered clock of the name and track starts earlier: its due_at moves
@@ -431,10 +331,6 @@ class SlaTransaction:
             " ended.outcome AS counted",
             absorption.case_id,
             absorption.at,
-        )
-        await self._connection.execute(
-            f"DELETE FROM {SCHEMA}.timers WHERE clock_id = ANY($1::bigint[]) AND fired_at IS NULL",
-            [row["id"] for row in rows],
         )
         return [_ended(row) for row in rows]
 
@@ -488,7 +384,7 @@ class SlaTransaction:
             reselection.clock,
             reselection.policy_id,
             reselection.calendar_id,
-            _target_seconds(reselection),
+            reselection.target_seconds,
             reselection.team,
             reselection.priority,
             None if timers is None else timers.due_at,
@@ -552,26 +448,19 @@ class SlaTransaction:
         return [
             DueTimer(
                 row["timer_id"],
-                FiredTimer(row["kind"], row["fraction"], row["fire_at"]),
+                Timer(row["kind"], row["fraction"], row["fire_at"]),
                 _clock(row),
                 row["ended_at"],
             )
             for row in rows
         ]
 
-    async def mark_fired(self, due: Sequence[DueTimer], now: datetime) -> None:
-        """Claimed timers fired now; a breach among them marks its clock breached."""
+    async def mark_fired(self, timer_ids: Sequence[int], now: datetime) -> None:
         await self._connection.execute(
             f"UPDATE {SCHEMA}.timers SET fired_at = $2 WHERE id = ANY($1::bigint[])",
-            [timer.id for timer in due],
+            list(timer_ids),
             now,
         )
-        breached = [timer.clock.id for timer in due if timer.timer.kind == "breach"]
-        if breached:
-            await self._connection.execute(
-                f"UPDATE {SCHEMA}.clocks SET breached_at = due_at WHERE id = ANY($1::bigint[])",
-                breached,
-            )
 
     async def lock_open_clocks(self) -> list[StoredClock]:
         """Every open clock, locked until the transaction ends (recompute)."""
@@ -616,8 +505,13 @@ async def _coverage(connection: Connection, topic: str, case_partitions: int) ->
     return WatermarkCoverage(row["pairs"], row["partitions"], row["lowest"])
 
 
-class SlaStore:
-    """The service's PostgreSQL. Open it before use; the pool lives as long as the service."""
+class PendingMigrationsError(RuntimeError):
+    """The database schema is older than this code: it must be migrated first."""
+
+
+class PostgresClockStore:
+    """The clock store (`clock_service.ClockStore`) in PostgreSQL. Open it before use; the
+    pool lives as long as the service."""
 
     def __init__(self, dsn: str, *, pool_size: int = 10) -> None:
         self._dsn = dsn
@@ -636,19 +530,29 @@ class SlaStore:
             await self._pool.close()
             self._pool = None
 
+    async def require_migrated(self) -> None:
+        """Refuse to start on a schema older than the code: `casewire-sla migrate` first."""
+        async with self._require_pool().acquire() as connection:
+            pending = await pending_migrations(connection, SCHEMA, MIGRATIONS)
+        if pending:
+            raise PendingMigrationsError(
+                f"the {SCHEMA!r} schema has {pending} pending migration(s):"
+                " run `casewire-sla migrate` (same CASEWIRE_DATABASE_URL) before serving"
+            )
+
     def _require_pool(self) -> asyncpg.Pool:
         if self._pool is None:
-            raise RuntimeError("SlaStore is not open")
+            raise RuntimeError("PostgresClockStore is not open")
         return self._pool
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[SlaTransaction]:
+    async def transaction(self) -> AsyncIterator[PostgresClockTransaction]:
         """One transaction: it commits when the block ends, or rolls back on an error."""
         async with (
             self._require_pool().acquire() as connection,
             unit_of_work(connection, SCHEMA) as work,
         ):
-            yield SlaTransaction(work)
+            yield PostgresClockTransaction(work)
 
     async def next_fire_at(self) -> datetime | None:
         """The instant of the earliest timer not fired yet, written by any replica."""

@@ -78,6 +78,11 @@ HANDLED_TYPES = frozenset(
 BREACH = 1.0
 
 
+def target_seconds(target: timedelta) -> int:
+    """A target in whole seconds, at least one: as a clock keeps it and its alerts carry it."""
+    return max(1, round(target.total_seconds()))
+
+
 @dataclass(frozen=True)
 class OpenClock:
     """A clock that has not ended, as stored: what a decision about it needs."""
@@ -152,6 +157,10 @@ class ClockStart:
     def additive_policy(self) -> str | None:
         return self.policy_id if self.additive else None
 
+    @property
+    def target_seconds(self) -> int:
+        return target_seconds(self.target)
+
 
 # The changes below name the clock they change by case, clock name and track
 # (`additive_policy`: None for the contract's clock, else the additive policy's id).
@@ -200,6 +209,10 @@ class ClockReselection:
     schedule: Schedule | None  # None while the clock is paused: it has no timers
     additive_policy: str | None = None
     started_at: datetime | None = None  # moved earlier (the case opened earlier), else None
+
+    @property
+    def target_seconds(self) -> int:
+        return target_seconds(self.target)
 
 
 @dataclass(frozen=True)

@@ -140,8 +140,7 @@ def _migrate() -> int:
 
 def _recompute(policies_path: Path, apply: bool) -> int:
     """One JSON line per open clock, old and new due_at; `--apply` writes them back."""
-    from casewire_sla.adapters.store import SlaStore
-    from casewire_sla.service import SlaService
+    from casewire_sla.main import offline_clock_service
     from casewire_sla.settings import SlaSettings
 
     policies = _load_or_report(policies_path)
@@ -150,12 +149,8 @@ def _recompute(policies_path: Path, apply: bool) -> int:
     settings = SlaSettings()
 
     async def run() -> None:
-        store = SlaStore(settings.database_url.get_secret_value(), pool_size=2)
-        await store.open()
-        try:
-            results = await SlaService(store, policies).recompute(apply=apply)
-        finally:
-            await store.close()
+        async with offline_clock_service(settings, policies) as service:
+            results = await service.recompute(apply=apply)
         for result in results:
             old = result.clock
             row = {

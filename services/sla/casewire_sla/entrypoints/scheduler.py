@@ -22,8 +22,8 @@ import structlog
 from casewire_common.periodic import BackgroundTask
 
 from casewire_sla.adapters.metrics import SlaMetrics
+from casewire_sla.clock_service import ClockService
 from casewire_sla.domain.holding import WatermarkHold
-from casewire_sla.service import SlaService
 
 log = structlog.get_logger(__name__)
 
@@ -41,7 +41,7 @@ def _utc_now() -> datetime:
 class TimerScheduler:
     def __init__(
         self,
-        service: SlaService,
+        service: ClockService,
         metrics: SlaMetrics,
         *,
         max_sleep: float = 1.0,

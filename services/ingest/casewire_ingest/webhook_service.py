@@ -16,7 +16,7 @@ import structlog
 from casewire_common import topics
 from casewire_common.messages import CanonicalMessage
 
-from casewire_ingest.adapters.publisher import IngestMetrics, IngestPublisher
+from casewire_ingest.adapters.publisher import IngestMetrics
 from casewire_ingest.domain.event_time import settle_event_times
 from casewire_ingest.domain.json_body import parse_json
 from casewire_ingest.domain.normalized import ItemRejection, NormalizationError, Normalized
@@ -38,8 +38,32 @@ INVALID_ITEM = "invalid_item"
 _LISTED_ITEMS = 20
 
 
-class Dedup(Protocol):
-    """The memory of published messages (see adapters/dedup.py)."""
+class IngestPublisher(Protocol):
+    """Where accepted bodies and their messages are written (`KafkaIngestPublisher`)."""
+
+    async def publish_raw(self, raw_body: bytes, key: str, headers: dict[str, str]) -> None:
+        """Return once Kafka acknowledged the body on `casewire.raw.v1`."""
+
+    async def publish_messages(
+        self,
+        messages: Sequence[CanonicalMessage],
+        *,
+        integration: str | None = None,
+        time_adjusted: Collection[str] = (),
+    ) -> None:
+        """Return once Kafka acknowledged every message on `casewire.messages.v1`, each with
+        the header `casewire-integration` when an integration sent it and
+        `casewire-time-adjusted: true` when its delivery key is in `time_adjusted`."""
+
+    async def dead_letter_raw(
+        self, raw_body: bytes, key: str, headers: dict[str, str], reason: str, error: str
+    ) -> None:
+        """Keep a verified body that could not be normalized on `casewire.raw.v1.dlq`."""
+
+
+class DedupStore(Protocol):
+    """The memory of published messages (`PostgresDedupStore`; `InMemoryDedupStore` in unit
+    tests)."""
 
     def claim(self, keys: Sequence[str]) -> Awaitable[set[str]]:
         """The keys the caller now owns; may start before it is awaited."""
@@ -80,11 +104,13 @@ class Accepted:
     unconfirmed: int = 0
 
 
-class WebhookIngest:
+class WebhookService:
+    """Webhook bodies in (`accept`), and kept bodies again (`replay`): their messages out once."""
+
     def __init__(
         self,
         publisher: IngestPublisher,
-        dedup: Dedup,
+        dedup: DedupStore,
         detect_language: LanguageDetector,
         metrics: IngestMetrics,
         *,

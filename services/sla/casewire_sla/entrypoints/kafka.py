@@ -22,10 +22,10 @@ from faststream.kafka.subscriber.usecase import BatchSubscriber
 from pydantic import ValidationError
 
 from casewire_sla.adapters.metrics import SlaMetrics
+from casewire_sla.clock_service import ClockService, CommittedChanges, IncomingCaseEvent
 from casewire_sla.domain.clocks import HANDLED_TYPES
 from casewire_sla.domain.holding import WatermarkHold
 from casewire_sla.entrypoints.scheduler import TimerScheduler
-from casewire_sla.service import BatchOutcome, CaseEvent, SlaService
 from casewire_sla.settings import SlaSettings
 
 log = structlog.get_logger(__name__)
@@ -42,7 +42,7 @@ DEAD_LETTER_REASONS = {
 }
 
 
-def decode_case_event(record: ConsumerRecord[bytes, bytes]) -> CaseEvent | Rejected:
+def decode_case_event(record: ConsumerRecord[bytes, bytes]) -> IncomingCaseEvent | Rejected:
     """A case event, or the record with the reason it cannot be processed."""
     try:
         event = decode_event(record.headers, record.value or b"", record.key)
@@ -53,19 +53,19 @@ def decode_case_event(record: ConsumerRecord[bytes, bytes]) -> CaseEvent | Rejec
             mark = WatermarkData.model_validate(event.data)
         except ValidationError as error:
             return record, "invalid_watermark", str(error)
-        return CaseEvent(event.id, event.type, None, event.time, mark, record.partition)
+        return IncomingCaseEvent(event.id, event.type, None, event.time, mark, record.partition)
     if event.type not in HANDLED_TYPES:
-        return CaseEvent(event.id, event.type, None)
+        return IncomingCaseEvent(event.id, event.type, None)
     try:
         data = CaseEventData.model_validate(event.data)
     except ValidationError as error:
         return record, "invalid_case_event", str(error)
-    return CaseEvent(event.id, event.type, data, event.time)
+    return IncomingCaseEvent(event.id, event.type, data, event.time)
 
 
-def case_event_router(
+def subscriptions(
     settings: SlaSettings,
-    service: SlaService,
+    service: ClockService,
     scheduler: TimerScheduler,
     dead_letters: DeadLetters,
     metrics: SlaMetrics,
@@ -74,8 +74,8 @@ def case_event_router(
 ) -> tuple[KafkaRouter, BatchSubscriber]:
     """The subscriber of case events; a failed batch is not acknowledged and is read again.
     `hold` is how alerts wait for the router's watermark (as the timer scheduler's)."""
-    router = KafkaRouter()
-    subscriber = router.subscriber(
+    routes = KafkaRouter()
+    subscriber = routes.subscriber(
         topics.CASE_EVENTS,
         group_id=settings.sla_consumer_group,
         batch=True,
@@ -89,7 +89,8 @@ def case_event_router(
     )
 
     async def apply_each(
-        accepted: list[tuple[ConsumerRecord[bytes, bytes], CaseEvent]], rejected: list[Rejected]
+        accepted: list[tuple[ConsumerRecord[bytes, bytes], IncomingCaseEvent]],
+        rejected: list[Rejected],
     ) -> None:
         """One transaction per event, so that one unstorable event cannot block the rest."""
         for record, event in accepted:
@@ -102,7 +103,7 @@ def case_event_router(
                 continue
             applied(outcome)
 
-    def applied(outcome: BatchOutcome) -> None:
+    def applied(outcome: CommittedChanges) -> None:
         metrics.record_batch(outcome)
         if outcome.earliest_timer is not None:
             scheduler.timer_added(outcome.earliest_timer)
@@ -116,11 +117,11 @@ def case_event_router(
             await apply_batch(records)
 
     async def apply_batch(records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
-        accepted: list[tuple[ConsumerRecord[bytes, bytes], CaseEvent]] = []
+        accepted: list[tuple[ConsumerRecord[bytes, bytes], IncomingCaseEvent]] = []
         rejected: list[Rejected] = []
         for record in records:
             decoded = decode_case_event(record)
-            if isinstance(decoded, CaseEvent):
+            if isinstance(decoded, IncomingCaseEvent):
                 accepted.append((record, decoded))
             else:
                 rejected.append(decoded)
@@ -141,4 +142,4 @@ def case_event_router(
             dead_lettered=len(rejected),
         )
 
-    return router, subscriber
+    return routes, subscriber

@@ -1,10 +1,13 @@
 """The SLA service's use cases: case events in, clock changes and alerts out; due timers fired.
 
-Each use case runs in one transaction of the store (`SlaStore.transaction`): the clock changes,
+Each use case runs in one transaction of its store (`ClockStore.transaction`, a port declared
+here and kept in PostgreSQL by `adapters.store.PostgresClockStore`): the clock changes,
 their alerts (outbox rows) and the processed markers commit together, so an alert is published
 if and only if the change committed, and a redelivered case event changes nothing. What a
-case event does to its clocks is decided by `domain.clocks`, when an alert may fire by
-`domain.holding`; the store only reads and writes.
+case event does to its clocks is decided by `domain.clocks` (deadlines by
+`domain.calendars`), which timers a clock has by `domain.timers`, when an alert may fire by
+`domain.holding`; this module applies those decisions (a fired breach timer marks its clock
+breached, a stopped clock drops its later timers); the store only reads and writes.
 
 A clock ended by a reply keeps the overdue alerts the router's watermark has not vouched for
 pending (held), as a running clock would: a first reply sent earlier may still turn up and
@@ -13,9 +16,11 @@ end the clock in time, and then they never fire.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Protocol, TypeVar
 
 from casewire_common.events import (
     SLA_BREACH_RETRACTED,
@@ -31,48 +36,293 @@ from casewire_common.events import (
     WatermarkData,
 )
 
-from casewire_sla.adapters.alerts import LATE_AFTER, ClockRecord, alert_event_id, alert_record
-from casewire_sla.adapters.store import (
-    ClockStats,
-    EndedClock,
-    SlaStore,
-    SlaTransaction,
-    StoredClock,
-    WatermarkRow,
-)
+from casewire_sla.adapters.alerts import alert_event_id, alert_record
 from casewire_sla.domain.calendars import elapsed_with_pauses
+from casewire_sla.domain.clock_record import ClockRecord
 from casewire_sla.domain.clocks import (
     BREACH,
+    AnsweredClock,
     CaseAbsorption,
     ClockBackdate,
     ClockChange,
     ClockFulfilment,
     ClockPause,
     ClockRefulfilment,
+    ClockReselection,
     ClockResume,
     ClockStart,
+    OpenClock,
     Schedule,
     calendar_of,
     clock_changes,
     reads_answered,
     rederive,
+    target_seconds,
 )
 from casewire_sla.domain.holding import (
     AlertBound,
+    WatermarkCoverage,
     WatermarkHold,
     alert_bound,
     low_watermark,
     retracts_breach,
 )
 from casewire_sla.domain.policies import PolicySet
+from casewire_sla.domain.timers import (
+    Timer,
+    earliest,
+    fired_late,
+    schedule_timers,
+    start_timers,
+)
 
 Records = list[tuple[str, EventRecord]]
+Input = TypeVar("Input")
 
 
 @dataclass(frozen=True)
-class CaseEvent:
-    """A decoded case event: its CloudEvent id and type, its data when this service uses it,
-    and its `time` (when it happened; the instant a clock starts or stops on it)."""
+class StoredClock:
+    """An open clock as stored, with the warning fractions (and BREACH) already alerted."""
+
+    clock: ClockRecord
+    fired: frozenset[float]
+    first_cycle: bool
+
+    def as_open(self) -> OpenClock:
+        """The clock as the domain decides about it."""
+        clock = self.clock
+        return OpenClock(
+            clock=clock.clock,
+            policy_id=clock.policy_id,
+            calendar_id=clock.calendar_id,
+            target=timedelta(seconds=clock.target_seconds),
+            started_at=clock.started_at,
+            team=clock.team,
+            priority=clock.priority,
+            pauses=clock.pauses,
+            fired=self.fired,
+            additive=clock.additive,
+            first_cycle=self.first_cycle,
+        )
+
+
+@dataclass(frozen=True)
+class EndedClock:
+    """A clock just ended (or whose end or start just moved), the instant its breach fired for
+    (None: not breached) and the outcome attainment counted it with until now (None: not
+    counted)."""
+
+    clock: ClockRecord
+    breached_at: datetime | None
+    counted: str | None = None
+    # The start its breach fired under, when the clock's start moved since (the alert's id
+    # derives from it); None: its own start.
+    breach_started_at: datetime | None = None
+    fulfilled_at: datetime | None = None
+
+    @property
+    def breach_id_clock(self) -> ClockRecord:
+        """The clock as its breach alert named it."""
+        if self.breach_started_at is None:
+            return self.clock
+        return replace(self.clock, started_at=self.breach_started_at)
+
+
+@dataclass(frozen=True)
+class DueTimer:
+    """A timer claimed for firing (locked until the transaction ends), and when its clock
+    ended (None: it runs) when it was held for the watermark past that end."""
+
+    id: int
+    timer: Timer
+    clock: ClockRecord
+    ended_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ClockStats:
+    """Open clocks by clock name, and the earliest due_at among those running unbreached."""
+
+    open: dict[str, int]
+    earliest_due: dict[str, datetime]
+
+
+@dataclass(frozen=True)
+class WatermarkRow:
+    case_partition: int
+    topic: str
+    source_partition: int
+    partitions: int
+    watermark: datetime
+
+
+class ClockTransaction(Protocol):
+    """The reads and writes of one unit of work (`ClockStore.transaction`): the clock changes,
+    their alerts (outbox rows) and the processed markers of the inputs commit together, or
+    not at all. Statements only: what to change is this module's decision."""
+
+    async def claim(self, inputs: Sequence[Input], key: Callable[[Input], str]) -> list[Input]:
+        """Processed markers for these inputs; returns, in order, those not processed before."""
+        ...
+
+    @property
+    def duplicates(self) -> int:
+        """Inputs claimed before (redelivery), or twice in one batch."""
+        ...
+
+    async def open_clocks(self, case_id: str) -> list[StoredClock]:
+        """The case's open clocks."""
+        ...
+
+    async def copy_case_fields(self, case: CaseSnapshot) -> None:
+        """The case's open clocks keep the case's fields as they are now (its policy is
+        selected again from them: `recompute`)."""
+        ...
+
+    async def answered_clocks(self, case_id: str) -> list[AnsweredClock]:
+        """Per clock name and track, the case's latest clock if it ended by what it waited for."""
+        ...
+
+    async def start(self, start: ClockStart, case: CaseSnapshot) -> ClockRecord | None:
+        """A new clock; None when this cycle of it exists already."""
+        ...
+
+    async def add_timers(self, clock_id: int, timers: Sequence[Timer]) -> None:
+        """Pending timers of the clock."""
+        ...
+
+    async def replace_timers(self, clock_id: int, timers: Sequence[Timer]) -> None:
+        """The clock's pending timers, instead of those it had."""
+        ...
+
+    async def fire_timers_before(
+        self, clock_id: int, before: datetime, now: datetime, up_to: datetime | None = None
+    ) -> list[Timer]:
+        """The clock's pending timers due strictly before `before` (and, with `up_to`, by
+        `up_to`) marked fired `now`; returns them."""
+        ...
+
+    async def drop_timers(self, clock_id: int, since: datetime) -> None:
+        """The clock's pending timers due at or after `since` dropped."""
+        ...
+
+    async def cancel_timers(self, clock_ids: Sequence[int]) -> None:
+        """Every pending timer of these clocks dropped."""
+        ...
+
+    async def mark_breached(self, clock_ids: Sequence[int]) -> None:
+        """These clocks breached (at their due_at): their breach fired."""
+        ...
+
+    async def fulfil(self, fulfilment: ClockFulfilment) -> EndedClock | None:
+        """The open clock of the name and track ends; None: no such open clock."""
+        ...
+
+    async def record_outcome(self, clock_id: int, outcome: str) -> None:
+        """The outcome attainment counts the clock with."""
+        ...
+
+    async def refulfil(self, refulfilment: ClockRefulfilment) -> EndedClock | None:
+        """The latest answered clock of the name and track ends earlier; None: none ended
+        later."""
+        ...
+
+    async def backdate(self, backdate: ClockBackdate) -> EndedClock | None:
+        """The latest answered clock of the name and track starts earlier; None: none started
+        later, or another cycle of it started then."""
+        ...
+
+    async def absorb(self, absorption: CaseAbsorption) -> list[EndedClock]:
+        """Every clock of the case not absorbed yet ends absorbed, with no outcome."""
+        ...
+
+    async def clear_breach(self, clock_id: int) -> None:
+        """The clock is no longer breached (its breach was withdrawn)."""
+        ...
+
+    async def pause(self, pause: ClockPause) -> ClockRecord | None:
+        """The running clock of the name and track pauses; None: no such running clock."""
+        ...
+
+    async def resume(self, resume: ClockResume) -> ClockRecord | None:
+        """The paused clock of the name and track runs again; None: no such paused clock."""
+        ...
+
+    async def reselect(self, reselection: ClockReselection) -> int | None:
+        """The open clock under its new policy; returns its id (None: no such open clock)."""
+        ...
+
+    async def record_watermarks(self, rows: Sequence[WatermarkRow]) -> None:
+        """Each (case partition, input partition) keeps the highest watermark written to it."""
+        ...
+
+    async def count_attainment(self, counts: Mapping[tuple[str, str, str], int]) -> None:
+        """Adds to the attainment counts, by (clock, policy, outcome)."""
+        ...
+
+    async def watermark_coverage(self, topic: str, case_partitions: int) -> WatermarkCoverage:
+        """The recorded watermarks of the router's input topic."""
+        ...
+
+    async def claim_due_timers(self, until: datetime, limit: int) -> list[DueTimer]:
+        """Unfired timers due by `until`, earliest first, locked; those another replica holds
+        are skipped (it fires them)."""
+        ...
+
+    async def mark_fired(self, timer_ids: Sequence[int], now: datetime) -> None:
+        """Claimed timers fired now."""
+        ...
+
+    async def lock_open_clocks(self) -> list[StoredClock]:
+        """Every open clock, locked until the transaction ends."""
+        ...
+
+    async def move_clock(
+        self,
+        clock_id: int,
+        policy_id: str,
+        calendar_id: str,
+        target_seconds: int,
+        due_at: datetime | None,
+    ) -> None:
+        """A clock's policy, target and (unless None: paused) due_at rewritten."""
+        ...
+
+    def add_to_outbox(self, records: Sequence[tuple[str, EventRecord]]) -> None:
+        """Alerts written to the outbox when the unit of work commits."""
+        ...
+
+
+class ClockStore(Protocol):
+    """Where clocks, their timers, the router's watermarks and attainment are kept
+    (`adapters.store.PostgresClockStore`)."""
+
+    def transaction(self) -> AbstractAsyncContextManager[ClockTransaction]:
+        """One unit of work: it commits when the block ends, or rolls back on an error."""
+        ...
+
+    async def next_fire_at(self) -> datetime | None:
+        """The instant of the earliest timer not fired yet, written by any replica."""
+        ...
+
+    async def clock_stats(self) -> ClockStats:
+        """Open clocks by name, and the next due_at of running clocks not breached yet."""
+        ...
+
+    async def attainment(self) -> dict[tuple[str, str, str], int]:
+        """Clocks ended by what they waited for, by (clock, policy, final outcome)."""
+        ...
+
+    async def watermark_coverage(self, topic: str, case_partitions: int) -> WatermarkCoverage:
+        """The recorded watermarks of the router's input topic."""
+        ...
+
+
+@dataclass(frozen=True)
+class IncomingCaseEvent:
+    """A record of `casewire.case-events.v1` as this service reads it: a case event's
+    CloudEvent id and type, its data when this service uses it, and its `time` (when it
+    happened; the instant a clock starts or stops on it); or a router watermark."""
 
     id: str
     type: str
@@ -119,8 +369,10 @@ class Fulfilment:
 
 
 @dataclass
-class BatchOutcome:
-    """What a committed batch changed: for metrics and to wake the timer scheduler."""
+class CommittedChanges:
+    """What a committed batch of incoming case events changed (clocks started and ended,
+    alerts fired and retracted, attainment moved): for metrics and to wake the timer
+    scheduler. (The `ClockChange`s of `domain.clocks` are decisions, before they commit.)"""
 
     applied: int = 0
     duplicates: int = 0
@@ -202,7 +454,9 @@ def _watermark_rows(marks: Sequence[tuple[int, WatermarkData]]) -> list[Watermar
     return list(highest.values())
 
 
-async def _alert_bound(tx: SlaTransaction, now: datetime, hold: WatermarkHold | None) -> AlertBound:
+async def _alert_bound(
+    tx: ClockTransaction, now: datetime, hold: WatermarkHold | None
+) -> AlertBound:
     """Up to which instant alerts fire now, as the recorded watermarks say."""
     low = None
     if hold is not None:
@@ -214,7 +468,7 @@ async def _alert_bound(tx: SlaTransaction, now: datetime, hold: WatermarkHold | 
 class _Moment:
     """When a batch is applied, and (read once, when first needed) its alert bound."""
 
-    tx: SlaTransaction
+    tx: ClockTransaction
     now: datetime
     hold: WatermarkHold | None
     _bound: AlertBound | None = None
@@ -232,10 +486,26 @@ class _Moment:
         return self._bound
 
 
-class SlaService:
+def _copies_case(clock: ClockRecord, case: CaseSnapshot) -> bool:
+    """Whether the clock's copy of the case's fields (the ones its policy is selected by)
+    is the case's as it is now."""
+    kept = (clock.platform, clock.channel, clock.visibility, clock.tags)
+    return kept == (case.platform, case.channel, case.visibility, tuple(case.tags))
+
+
+async def _replace_timers(
+    tx: ClockTransaction, clock_id: int, schedule: Schedule, outcome: CommittedChanges
+) -> None:
+    """The clock's pending timers become those of `schedule`."""
+    timers = schedule_timers(schedule)
+    await tx.replace_timers(clock_id, timers)
+    outcome.timer_added(earliest(timers))
+
+
+class ClockService:
     """Clocks kept by case events and fired by time, under one policy file."""
 
-    def __init__(self, store: SlaStore, policies: PolicySet) -> None:
+    def __init__(self, store: ClockStore, policies: PolicySet) -> None:
         self.store = store
         self.policies = policies
 
@@ -244,8 +514,8 @@ class SlaService:
         return elapsed_with_pauses(calendar, clock.started_at, clock.pauses, until)
 
     async def apply_case_events(
-        self, events: Sequence[CaseEvent], now: datetime, hold: WatermarkHold | None = None
-    ) -> BatchOutcome:
+        self, events: Sequence[IncomingCaseEvent], now: datetime, hold: WatermarkHold | None = None
+    ) -> CommittedChanges:
         """Apply a batch of case events in one transaction; already processed ids are skipped.
 
         Events are applied in order, each to the clocks its predecessors left: a batch may
@@ -253,7 +523,7 @@ class SlaService:
         need no processed marker: recording one twice changes nothing). With `hold`, a clock
         ended by a reply fires only the overdue alerts that `fire_due_timers` would fire now.
         """
-        outcome = BatchOutcome()
+        outcome = CommittedChanges()
         if not events:
             return outcome
         async with self.store.transaction() as tx:
@@ -273,7 +543,10 @@ class SlaService:
                 if event.data is None:
                     continue
                 case = event.data.case
-                open_clocks = [stored.as_open() for stored in await tx.open_clocks(case)]
+                stored_clocks = await tx.open_clocks(case.id)
+                if any(not _copies_case(stored.clock, case) for stored in stored_clocks):
+                    await tx.copy_case_fields(case)
+                open_clocks = [stored.as_open() for stored in stored_clocks]
                 answered = []
                 if reads_answered(event.type, event.data):
                     answered = await tx.answered_clocks(case.id)
@@ -292,11 +565,11 @@ class SlaService:
 
     async def _apply(
         self,
-        tx: SlaTransaction,
+        tx: ClockTransaction,
         change: ClockChange,
         case: CaseSnapshot,
         moment: _Moment,
-        outcome: BatchOutcome,
+        outcome: CommittedChanges,
         records: Records,
     ) -> None:
         now = moment.now
@@ -306,7 +579,9 @@ class SlaService:
             clock = await tx.start(change, case)
             if clock is None:  # this cycle of the clock exists already
                 return
-            outcome.timer_added(await tx.add_timers(clock.id, change.warnings, change.due_at))
+            timers = start_timers(change)
+            await tx.add_timers(clock.id, timers)
+            outcome.timer_added(earliest(timers))
             outcome.started.append(clock)
             records.append(alert_record(clock, SLA_CLOCK_STARTED, time=now))
         elif isinstance(change, ClockFulfilment):
@@ -316,7 +591,9 @@ class SlaService:
         elif isinstance(change, ClockBackdate):
             await self._backdate(tx, change, moment, outcome, records)
         elif isinstance(change, CaseAbsorption):
-            for ended in await tx.absorb(change):
+            absorbed = await tx.absorb(change)
+            await tx.cancel_timers([ended.clock.id for ended in absorbed])
+            for ended in absorbed:
                 outcome.recount(ended.clock, ended.counted, None)
                 if ended.breached_at is not None:  # the case it fired for was never one
                     await self._retract(tx, ended, now, outcome, records)
@@ -335,7 +612,7 @@ class SlaService:
             resumed = await tx.resume(change)
             if resumed is None:
                 return
-            outcome.timer_added(await tx.replace_timers(resumed.id, change.schedule))
+            await _replace_timers(tx, resumed.id, change.schedule, outcome)
             elapsed = self._elapsed(resumed, change.resumed_at)
             records.append(
                 alert_record(
@@ -345,15 +622,15 @@ class SlaService:
         else:
             clock_id = await tx.reselect(change)
             if clock_id is not None and change.schedule is not None:
-                outcome.timer_added(await tx.replace_timers(clock_id, change.schedule))
+                await _replace_timers(tx, clock_id, change.schedule, outcome)
 
     async def _fulfil(
         self,
-        tx: SlaTransaction,
+        tx: ClockTransaction,
         fulfilment: ClockFulfilment,
         case: CaseSnapshot,
         moment: _Moment,
-        outcome: BatchOutcome,
+        outcome: CommittedChanges,
         records: Records,
     ) -> None:
         at, now = fulfilment.fulfilled_at, moment.now
@@ -375,10 +652,10 @@ class SlaService:
 
     async def _refulfil(
         self,
-        tx: SlaTransaction,
+        tx: ClockTransaction,
         refulfilment: ClockRefulfilment,
         moment: _Moment,
-        outcome: BatchOutcome,
+        outcome: CommittedChanges,
         records: Records,
     ) -> None:
         """An answered clock ends at an earlier reply: its count moves to the outcome of that
@@ -389,6 +666,7 @@ class SlaService:
         if ended is None:  # none ended later: a redelivery, or an older reply than its own
             return
         clock = ended.clock
+        await tx.drop_timers(clock.id, at)  # held ones due from its new end on never fire
         if clock.id in moment.ended:  # ended earlier in this batch: its alerts wait for `at`
             moment.ended[clock.id] = (clock, at, moment.ended[clock.id][2])
         elapsed = self._elapsed(clock, at)
@@ -401,10 +679,10 @@ class SlaService:
 
     async def _backdate(
         self,
-        tx: SlaTransaction,
+        tx: ClockTransaction,
         backdate: ClockBackdate,
         moment: _Moment,
-        outcome: BatchOutcome,
+        outcome: CommittedChanges,
         records: Records,
     ) -> None:
         """An answered clock starts earlier: its timers are those of the new start, its count
@@ -423,7 +701,7 @@ class SlaService:
         if ended is None or ended.fulfilled_at is None:  # a redelivery: it starts then already
             return
         clock, at = ended.clock, ended.fulfilled_at
-        outcome.timer_added(await tx.replace_timers(clock.id, backdate.schedule))
+        await _replace_timers(tx, clock.id, backdate.schedule, outcome)
         moment.ended[clock.id] = (clock, at, len(records))
         elapsed = self._elapsed(clock, at)
         fulfilled = Fulfilment(clock, at, elapsed)
@@ -431,7 +709,9 @@ class SlaService:
         await tx.record_outcome(clock.id, fulfilled.outcome)
         records.append(alert_record(clock, SLA_CLOCK_FULFILLED, time=now, elapsed=elapsed, at=at))
 
-    async def _fire_ended(self, moment: _Moment, outcome: BatchOutcome, records: Records) -> None:
+    async def _fire_ended(
+        self, moment: _Moment, outcome: CommittedChanges, records: Records
+    ) -> None:
         """The overdue alerts of the clocks ended so far in the batch, each up to its end."""
         ended = sorted(moment.ended.values(), key=lambda entry: entry[2], reverse=True)
         moment.ended.clear()
@@ -443,10 +723,10 @@ class SlaService:
 
     async def _retract(
         self,
-        tx: SlaTransaction,
+        tx: ClockTransaction,
         ended: EndedClock,
         now: datetime,
-        outcome: BatchOutcome,
+        outcome: CommittedChanges,
         records: Records,
     ) -> None:
         """The breach fired for the clock withdrawn, named by the id it fired with."""
@@ -465,11 +745,11 @@ class SlaService:
 
     async def _fire_overdue(
         self,
-        tx: SlaTransaction,
+        tx: ClockTransaction,
         clock: ClockRecord,
         until: datetime,
         now: datetime,
-        outcome: BatchOutcome,
+        outcome: CommittedChanges,
         records: Records,
         bound: AlertBound | None = None,
     ) -> None:
@@ -481,12 +761,19 @@ class SlaService:
         reply read later may still prove them wrong.
         """
         fires_until = None if bound is None else bound.fires_until
-        for timer in await tx.fire_overdue(clock.id, until, now, fires_until):
+        overdue = sorted(
+            await tx.fire_timers_before(clock.id, until, now, fires_until),
+            key=lambda timer: timer.fire_at,
+        )
+        if any(timer.is_breach for timer in overdue):
+            await tx.mark_breached([clock.id])
+        await tx.drop_timers(clock.id, until)  # those due from then on: the clock stopped
+        for timer in overdue:
             fired = FiredAlert(
                 clock,
                 timer.kind,
                 timer.fraction,
-                now - timer.fire_at > LATE_AFTER,
+                fired_late(timer.fire_at, now),
                 provisional=bound is not None and bound.provisional(timer.fire_at),
             )
             outcome.fired.append(fired)
@@ -520,13 +807,16 @@ class SlaService:
             due = await tx.claim_due_timers(bound.fires_until, limit)
             if not due:
                 return []
-            await tx.mark_fired(due, now)
+            await tx.mark_fired([timer.id for timer in due], now)
+            breached = [timer.clock.id for timer in due if timer.timer.is_breach]
+            if breached:
+                await tx.mark_breached(breached)
             fired = [
                 FiredAlert(
                     timer.clock,
                     timer.timer.kind,
                     timer.timer.fraction,
-                    now - timer.timer.fire_at > LATE_AFTER,
+                    fired_late(timer.timer.fire_at, now),
                     provisional=bound.provisional(timer.timer.fire_at),
                 )
                 for timer in due
@@ -570,7 +860,7 @@ class SlaService:
                         result.due_at,
                     )
                     if timers is not None:  # paused: no pending timers until it resumes
-                        await tx.replace_timers(result.clock.id, timers)
+                        await tx.replace_timers(result.clock.id, schedule_timers(timers))
         return results
 
     def _rederive(self, stored: StoredClock) -> tuple[Recomputed, Schedule | None]:
@@ -590,7 +880,7 @@ class SlaService:
             clock=clock,
             policy_id=moved.policy_id,
             calendar_id=moved.calendar_id,
-            target_seconds=max(1, round(moved.target.total_seconds())),
+            target_seconds=target_seconds(moved.target),
             due_at=None if timers is None else timers.due_at,
             case_known=case is not None,
         )
