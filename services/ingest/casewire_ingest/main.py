@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
+from casewire_common.gc_tuning import GcTuning
 from casewire_common.http import kafka_check, mount_operations, postgres_check
 from casewire_common.kafka import OrderedPublisher, build_broker, stop_broker
 from casewire_common.logging import configure_logging
@@ -20,7 +21,6 @@ from casewire_ingest.adapters.dedup import (
     PostgresDedupStore,
     require_migrated,
 )
-from casewire_ingest.adapters.gc_tuning import GcTuning
 from casewire_ingest.adapters.publisher import IngestMetrics, KafkaIngestPublisher
 from casewire_ingest.domain.json_body import JsonLimits
 from casewire_ingest.domain.language import LanguageDetector

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import structlog
+from casewire_common.gc_tuning import GcTuning
 from casewire_common.http import kafka_check, mount_operations, postgres_check
 from casewire_common.kafka import DeadLetters, OrderedPublisher, build_broker, stop_broker
 from casewire_common.lag import ConsumerLag
@@ -25,7 +26,6 @@ from faststream.kafka.subscriber.usecase import BatchSubscriber
 
 from casewire_router.adapters import repository
 from casewire_router.adapters.agents_source import AgentsSync
-from casewire_router.adapters.gc_tuning import GcTuning
 from casewire_router.adapters.message_store import PostgresMessageStore
 from casewire_router.adapters.queue_metrics import QueueMetrics, QueueMetricsRefresher
 from casewire_router.adapters.rules_source import RulesMetrics, RulesWatcher
