@@ -182,5 +182,9 @@ def test_ratio_percentile_and_units() -> None:
     assert results.percentile([], 0.99) == 0.0
     assert results.percentile([float(v) for v in range(1, 101)], 0.5) == 50.0
     assert results.percentile([float(v) for v in range(1, 101)], 0.99) == 99.0
+    # Nearest rank: always an observed value, the rank rounded up (also for the demo's p90).
+    assert results.percentile([5.0, 1.0, 3.0], 0.5) == 3.0
+    assert results.percentile([1.0, 2.0], 0.9) == 2.0
+    assert results.percentile([1.0, 2.0, 3.0, 4.0, 5.0], 0.9) == 5.0
     assert results.metric(1234.56, "req/s") == {"value": 1235, "unit": "req/s"}
     assert results.metric(12.345, "ms") == {"value": 12.3, "unit": "ms"}

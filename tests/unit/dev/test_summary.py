@@ -6,11 +6,10 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from casewire_common import events, topics
 from casewire_dev.care_desk import DeskProgress
 from casewire_dev.replay import ReplayProgress
-from casewire_dev.summary import DemoSummary, duration, one_line, percentile, render
+from casewire_dev.summary import DemoSummary, duration, one_line, render
 from pydantic import BaseModel
 from rich.console import Console
 
@@ -153,13 +152,6 @@ def test_records_that_are_not_events_are_counted_as_unreadable() -> None:
     summary.add_record(topics.MESSAGES, [], b"[1]", None)
     assert summary.unreadable == 2
     assert not summary.cases
-
-
-def test_percentile_is_an_observed_value() -> None:
-    assert percentile([5.0, 1.0, 3.0], 0.5) == 3.0
-    assert percentile([1.0, 2.0], 0.9) == 2.0
-    with pytest.raises(ValueError, match="no values"):
-        percentile([], 0.5)
 
 
 def test_durations_read_like_a_clock() -> None:

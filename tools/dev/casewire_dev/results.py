@@ -9,6 +9,7 @@ Every benchmark module imports this one; it imports none of them.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,12 +39,13 @@ def ratio(numerator: float, denominator: float) -> float:
 
 
 def percentile(values: Sequence[float], quantile: float) -> float:
-    """The nearest-rank `quantile` (0..1) of `values`, 0 when there are none."""
+    """The nearest-rank `quantile` (0..1) of `values` (the smallest value with at least that
+    share of the values at or below it: always an observed value), 0 when there are none."""
     if not values:
         return 0.0
     ordered = sorted(values)
-    rank = min(len(ordered) - 1, max(0, round(quantile * len(ordered)) - 1))
-    return ordered[rank]
+    rank = min(len(ordered), max(1, math.ceil(quantile * len(ordered))))
+    return ordered[rank - 1]
 
 
 def load_results(path: Path) -> Results:

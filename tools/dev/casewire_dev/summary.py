@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
 import statistics
 from collections import Counter
 from collections.abc import Sequence
@@ -26,18 +25,10 @@ from rich.text import Text
 
 from casewire_dev.care_desk import DeskProgress
 from casewire_dev.replay import ReplayProgress
+from casewire_dev.results import percentile
 
 PRIORITIES = ("P1", "P2", "P3", "P4")
 DEAD_LETTER_TOPICS = tuple(topics.dlq(topic) for topic in topics.ALL)
-
-
-def percentile(values: Sequence[float], fraction: float) -> float:
-    """Nearest-rank percentile: always one of the observed values."""
-    if not values:
-        raise ValueError("no values")
-    ordered = sorted(values)
-    rank = max(1, math.ceil(fraction * len(ordered)))
-    return ordered[rank - 1]
 
 
 @dataclass

@@ -104,7 +104,7 @@ def _replay(args: argparse.Namespace) -> int:
     from casewire_ingest.adapters.dedup import NotMigrated
     from casewire_ingest.adapters.raw_archive import RawTopicReader, TopicMissing
     from casewire_ingest.main import oldest_remembered, replay_accounts, replay_ingest
-    from casewire_ingest.replay import replay_kept_bodies
+    from casewire_ingest.replay_service import replay_kept_bodies
     from casewire_ingest.settings import IngestSettings
     from casewire_ingest.webhook_service import Unavailable
 
