@@ -1,24 +1,26 @@
 """The case API's use cases: each action is one transaction — lock, pure transition, save,
 outbox, commit — then the outbox relay is woken. Deadlocks and serialization failures
-(possible against the message path) retry the whole transaction."""
+(possible against the message path) retry the whole transaction.
+
+The store is a port (`CaseStore`, `CaseTransaction`): `adapters.case_store.PostgresCaseStore`
+in the service, where a transaction is a unit of work (`casewire_common.unit_of_work`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Iterable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import asyncpg
 from casewire_common import events as ev
 from casewire_common.events import CaseStatus
-from casewire_common.outbox import OutboxRelay, add_to_outbox
-from casewire_common.pg import Connection, Database
 
-from casewire_router.adapters import case_store
-from casewire_router.adapters.repository import SCHEMA, lock_agents
+from casewire_router.adapters.case_store import StoredMessage
 from casewire_router.domain import case_actions
 from casewire_router.domain.assignment import AgentState
 from casewire_router.domain.case import CaseState
@@ -57,44 +59,96 @@ class AgentResult:
     assigned_from_queue: list[CaseState]
 
 
-Action = Callable[[Connection, datetime, RoutingOutcome], Awaitable[T]]
+class CaseTransaction(Protocol):
+    """One transaction of the case API: what it locks, writes and queues commits together, or
+    nothing does. Lock order (shared with the message path): cases, then agents."""
+
+    async def lock_case(self, case_id: str) -> CaseState | None:
+        """The case, locked; None: no such case."""
+        ...
+
+    async def lock_case_and_queues(self, case_id: str) -> tuple[CaseState, list[CaseState]] | None:
+        """The case and the waiting cases its owner's place could go to, locked together;
+        None: no such case."""
+        ...
+
+    async def lock_queues(self, teams: Collection[str] | None) -> list[CaseState]:
+        """The waiting cases of these teams (None: of every team), locked."""
+        ...
+
+    async def lock_agents(self) -> dict[str, AgentState]:
+        """Every agent, locked."""
+        ...
+
+    async def agent_teams(self, agent_id: str) -> list[str] | None:
+        """The agent's teams; None: no such agent."""
+        ...
+
+    async def insert_agent(self, agent: AgentState) -> bool:
+        """Add a new agent; False when another transaction added the same id first."""
+        ...
+
+    async def save(self, outcome: RoutingOutcome) -> None:
+        """Write what an action changed."""
+        ...
+
+    def add_events(self, records: Iterable[tuple[str, ev.EventRecord]]) -> None:
+        """Queue events: published once the transaction commits."""
+        ...
+
+
+class CaseStore(Protocol):
+    """Where the case API reads and changes cases, their queues, messages and agents."""
+
+    def transaction(self) -> AbstractAsyncContextManager[CaseTransaction]:
+        """One unit of work: it commits when the block ends (then the outbox relay is woken if
+        it queued events), or rolls back on an error."""
+        ...
+
+    async def team_queue(self, team: str) -> list[CaseState]:
+        """The team's waiting cases, unlocked, in no particular order."""
+        ...
+
+    async def case_detail(self, case_id: str) -> tuple[CaseState, list[StoredMessage]] | None:
+        """The case and its messages, read in one snapshot; None: no such case."""
+        ...
+
+    async def read_agents(self) -> list[AgentState]:
+        """Every agent, unlocked, in id order."""
+        ...
+
+
+Action = Callable[[CaseTransaction, datetime, RoutingOutcome], Awaitable[T]]
 
 
 class CaseService:
-    def __init__(self, database: Database, relay: OutboxRelay, metrics: RouterMetrics) -> None:
-        self._database = database
-        self._relay = relay
+    def __init__(self, store: CaseStore, metrics: RouterMetrics) -> None:
+        self._store = store
         self._metrics = metrics
 
-    # Reads: no locks, a consistent snapshot of one statement each.
+    # Reads: no locks, a consistent snapshot each.
 
     async def team_queue(self, team: str) -> list[CaseState]:
-        async with self._database.pool.acquire() as connection:
-            waiting = await case_store.team_queue(connection, team)
+        waiting = await self._store.team_queue(team)
         return sorted(waiting, key=queue_order)
 
-    async def case_detail(self, case_id: str) -> tuple[CaseState, list[case_store.StoredMessage]]:
-        async with (
-            self._database.pool.acquire() as connection,
-            connection.transaction(isolation="repeatable_read", readonly=True),
-        ):
-            case = await case_store.find_case(connection, case_id)
-            if case is None:
-                raise CaseNotFound(f"no case {case_id}")
-            return case, await case_store.case_messages(connection, case_id)
+    async def case_detail(self, case_id: str) -> tuple[CaseState, list[StoredMessage]]:
+        detail = await self._store.case_detail(case_id)
+        if detail is None:
+            raise CaseNotFound(f"no case {case_id}")
+        return detail
 
     async def agents(self) -> list[AgentState]:
-        async with self._database.pool.acquire() as connection:
-            return await case_store.read_agents(connection)
+        return await self._store.read_agents()
 
     # Case actions.
 
     async def claim(self, case_id: str, agent_id: str, *, force: bool) -> ActionResult:
         async def action(
-            connection: Connection, now: datetime, outcome: RoutingOutcome
+            work: CaseTransaction, now: datetime, outcome: RoutingOutcome
         ) -> CaseState:
-            case = await self._lock_case(connection, case_id)
-            agents = await lock_agents(connection)
+            case = await self._lock_case(work, case_id)
+            agents = await work.lock_agents()
             case_actions.claim(case, agent_id, agents, outcome, now, force=force)
             return case
 
@@ -102,10 +156,10 @@ class CaseService:
 
     async def reassign(self, case_id: str, agent_id: str, *, force: bool) -> ActionResult:
         async def action(
-            connection: Connection, now: datetime, outcome: RoutingOutcome
+            work: CaseTransaction, now: datetime, outcome: RoutingOutcome
         ) -> ActionResult:
-            case, waiting = await self._lock_case_and_queues(connection, case_id)
-            agents = await lock_agents(connection)
+            case, waiting = await self._lock_case_and_queues(work, case_id)
+            agents = await work.lock_agents()
             case_actions.reassign(case, agent_id, agents, outcome, now, force=force)
             return ActionResult(case, drain(waiting, agents, outcome, now))
 
@@ -113,9 +167,9 @@ class CaseService:
 
     async def set_pending(self, case_id: str) -> ActionResult:
         async def action(
-            connection: Connection, now: datetime, outcome: RoutingOutcome
+            work: CaseTransaction, now: datetime, outcome: RoutingOutcome
         ) -> CaseState:
-            case = await self._lock_case(connection, case_id)
+            case = await self._lock_case(work, case_id)
             case_actions.set_pending(case, outcome)
             return case
 
@@ -125,10 +179,10 @@ class CaseService:
         """Resolve (or close as no_action); the owner's freed place drains the team queue."""
 
         async def action(
-            connection: Connection, now: datetime, outcome: RoutingOutcome
+            work: CaseTransaction, now: datetime, outcome: RoutingOutcome
         ) -> ActionResult:
-            case, waiting = await self._lock_case_and_queues(connection, case_id)
-            agents = await lock_agents(connection)
+            case, waiting = await self._lock_case_and_queues(work, case_id)
+            agents = await work.lock_agents()
             case_actions.close(case, status, agents, outcome, now)
             return ActionResult(case, drain(waiting, agents, outcome, now))
 
@@ -136,10 +190,10 @@ class CaseService:
 
     async def reopen(self, case_id: str) -> ActionResult:
         async def action(
-            connection: Connection, now: datetime, outcome: RoutingOutcome
+            work: CaseTransaction, now: datetime, outcome: RoutingOutcome
         ) -> CaseState:
-            case = await self._lock_case(connection, case_id)
-            agents = await lock_agents(connection)
+            case = await self._lock_case(work, case_id)
+            agents = await work.lock_agents()
             case_actions.reopen(case, agents, outcome, now)
             return case
 
@@ -151,10 +205,10 @@ class CaseService:
         """Record a reply made outside the platforms; returns whether it was the first."""
 
         async def action(
-            connection: Connection, now: datetime, outcome: RoutingOutcome
+            work: CaseTransaction, now: datetime, outcome: RoutingOutcome
         ) -> tuple[ActionResult, bool]:
-            case = await self._lock_case(connection, case_id)
-            if await case_store.agent_teams(connection, agent_id) is None:
+            case = await self._lock_case(work, case_id)
+            if await work.agent_teams(agent_id) is None:
                 raise UnknownAgent(f"no agent {agent_id!r}")
             reply = case_actions.reply_message(case, agent_id, text, sent_at or now, now)
             first = case_actions.record_reply(case, reply, outcome)
@@ -171,16 +225,16 @@ class CaseService:
         open cases they own stay theirs (even over a lowered capacity)."""
 
         async def action(
-            connection: Connection, now: datetime, outcome: RoutingOutcome
+            work: CaseTransaction, now: datetime, outcome: RoutingOutcome
         ) -> AgentResult:
-            current_teams = await case_store.agent_teams(connection, agent_id) or []
-            waiting = await case_store.lock_queues(connection, {*current_teams, *teams})
-            agents = await lock_agents(connection)
+            current_teams = await work.agent_teams(agent_id) or []
+            waiting = await work.lock_queues({*current_teams, *teams})
+            agents = await work.lock_agents()
             agent = agents.get(agent_id)
             created = agent is None
             if agent is None:
                 agent = AgentState(agent_id, teams, languages, capacity, online, 0, None)
-                if not await case_store.insert_agent(connection, agent):
+                if not await work.insert_agent(agent):
                     raise _RaceLost  # created meanwhile: the next attempt updates it
                 agents[agent_id] = agent
             agent.teams, agent.languages = teams, languages
@@ -197,13 +251,13 @@ class CaseService:
         or raising capacity takes waiting cases at once."""
 
         async def action(
-            connection: Connection, now: datetime, outcome: RoutingOutcome
+            work: CaseTransaction, now: datetime, outcome: RoutingOutcome
         ) -> AgentResult:
-            teams = await case_store.agent_teams(connection, agent_id)
+            teams = await work.agent_teams(agent_id)
             if teams is None:
                 raise UnknownAgent(f"no agent {agent_id!r}")
-            waiting = await case_store.lock_queues(connection, teams)
-            agents = await lock_agents(connection)
+            waiting = await work.lock_queues(teams)
+            agents = await work.lock_agents()
             agent = agents[agent_id]
             if online is not None:
                 agent.online = online
@@ -218,10 +272,10 @@ class CaseService:
         """Drain every team queue (at start: the agents file may have changed capacity)."""
 
         async def action(
-            connection: Connection, now: datetime, outcome: RoutingOutcome
+            work: CaseTransaction, now: datetime, outcome: RoutingOutcome
         ) -> list[CaseState]:
-            waiting = await case_store.lock_queues(connection, None)
-            agents = await lock_agents(connection)
+            waiting = await work.lock_queues(None)
+            agents = await work.lock_agents()
             return drain(waiting, agents, outcome, now)
 
         return await self._transact(action)
@@ -235,10 +289,10 @@ class CaseService:
             outcome = RoutingOutcome()
             now = datetime.now(UTC)
             try:
-                async with self._database.pool.acquire() as connection, connection.transaction():
-                    result = await action(connection, now, outcome)
-                    await case_store.save(connection, outcome)
-                    await add_to_outbox(connection, SCHEMA, await event_records(outcome, now))
+                async with self._store.transaction() as work:
+                    result = await action(work, now, outcome)
+                    await work.save(outcome)
+                    work.add_events(await event_records(outcome, now))
             except (*RETRYABLE, _RaceLost):
                 if attempt == ATTEMPTS:
                     raise
@@ -250,8 +304,6 @@ class CaseService:
                         "the case's conversation has another open case: resolve or merge it first"
                     ) from error
                 raise
-            if outcome.events:
-                self._relay.wake()
             self._count(outcome)
             return result
 
@@ -261,16 +313,16 @@ class CaseService:
                 self._metrics.assignments.labels(event.data.case.team).inc()
         self._metrics.care.record(outcome)
 
-    async def _lock_case(self, connection: Connection, case_id: str) -> CaseState:
-        case = await case_store.lock_case(connection, case_id)
+    async def _lock_case(self, work: CaseTransaction, case_id: str) -> CaseState:
+        case = await work.lock_case(case_id)
         if case is None:
             raise CaseNotFound(f"no case {case_id}")
         return case
 
     async def _lock_case_and_queues(
-        self, connection: Connection, case_id: str
+        self, work: CaseTransaction, case_id: str
     ) -> tuple[CaseState, list[CaseState]]:
-        locked = await case_store.lock_case_and_queues(connection, case_id)
+        locked = await work.lock_case_and_queues(case_id)
         if locked is None:
             raise CaseNotFound(f"no case {case_id}")
         return locked

@@ -26,6 +26,7 @@ from faststream.kafka.subscriber.usecase import BatchSubscriber
 
 from casewire_router.adapters import repository
 from casewire_router.adapters.agents_source import AgentsSync
+from casewire_router.adapters.case_store import PostgresCaseStore
 from casewire_router.adapters.message_store import PostgresMessageStore
 from casewire_router.adapters.queue_metrics import QueueMetrics, QueueMetricsRefresher
 from casewire_router.adapters.rules_source import RulesMetrics, RulesWatcher
@@ -76,7 +77,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     store = PostgresMessageStore(database, relay)
 
     # Service layer.
-    cases = CaseService(database, relay, metrics)
+    cases = CaseService(PostgresCaseStore(database, relay), metrics)
     service = MessageService(
         store,
         case_router,

@@ -4,17 +4,25 @@ Lock order, shared with the message path (which locks its open cases, then every
 cases first, in id order and in one statement, then agents in id order. A transaction that
 needs a case and the queues it may drain locks them together, so two transactions never
 wait on each other in a circle.
+
+`PostgresCaseStore` is the case API's `CaseStore` (`case_service`) over these functions: each
+transaction a unit of work (`casewire_common.unit_of_work`); the outbox relay is woken once a
+transaction that queued events committed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import AsyncIterator, Collection, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
+from casewire_common import events as ev
 from casewire_common.events import RoutingDecision
-from casewire_common.pg import Connection
+from casewire_common.outbox import OutboxRelay
+from casewire_common.pg import Connection, Database
+from casewire_common.unit_of_work import UnitOfWork, unit_of_work
 
 from casewire_router.adapters import repository
 from casewire_router.adapters.repository import SCHEMA, case_columns
@@ -173,6 +181,75 @@ async def insert_agent(connection: Connection, agent: AgentState) -> bool:
         agent.online,
     )
     return inserted is not None
+
+
+class PostgresCaseTransaction:
+    """One unit of work on one pooled connection."""
+
+    def __init__(self, work: UnitOfWork) -> None:
+        self._work = work
+        self._connection: Connection = work.connection
+
+    async def lock_case(self, case_id: str) -> CaseState | None:
+        return await lock_case(self._connection, case_id)
+
+    async def lock_case_and_queues(self, case_id: str) -> tuple[CaseState, list[CaseState]] | None:
+        return await lock_case_and_queues(self._connection, case_id)
+
+    async def lock_queues(self, teams: Collection[str] | None) -> list[CaseState]:
+        return await lock_queues(self._connection, teams)
+
+    async def lock_agents(self) -> dict[str, AgentState]:
+        return await repository.lock_agents(self._connection)
+
+    async def agent_teams(self, agent_id: str) -> list[str] | None:
+        return await agent_teams(self._connection, agent_id)
+
+    async def insert_agent(self, agent: AgentState) -> bool:
+        return await insert_agent(self._connection, agent)
+
+    async def save(self, outcome: RoutingOutcome) -> None:
+        await save(self._connection, outcome)
+
+    def add_events(self, records: Iterable[tuple[str, ev.EventRecord]]) -> None:
+        self._work.add_events(records)
+
+
+class PostgresCaseStore:
+    """`CaseStore` in PostgreSQL: a transaction is a unit of work on a pooled connection (read
+    committed, its outbox rows written at its end); the reads take no locks."""
+
+    def __init__(self, database: Database, relay: OutboxRelay) -> None:
+        self._database = database
+        self._relay = relay
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[PostgresCaseTransaction]:
+        async with (
+            self._database.pool.acquire() as connection,
+            unit_of_work(connection, SCHEMA) as work,
+        ):
+            yield PostgresCaseTransaction(work)
+        if work.events:
+            self._relay.wake()
+
+    async def team_queue(self, team: str) -> list[CaseState]:
+        async with self._database.pool.acquire() as connection:
+            return await team_queue(connection, team)
+
+    async def case_detail(self, case_id: str) -> tuple[CaseState, list[StoredMessage]] | None:
+        async with (
+            self._database.pool.acquire() as connection,
+            connection.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            case = await find_case(connection, case_id)
+            if case is None:
+                return None
+            return case, await case_messages(connection, case_id)
+
+    async def read_agents(self) -> list[AgentState]:
+        async with self._database.pool.acquire() as connection:
+            return await read_agents(connection)
 
 
 def _full_case(row: asyncpg.Record) -> CaseState:
