@@ -6,6 +6,13 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+# Histogram buckets of a response or resolution time, in seconds: on social media responses
+# range from seconds to days, resolutions to weeks. One set for every service, so that the
+# router's and the SLA service's histograms can be read side by side.
+RESPONSE_TIME_BUCKETS = (
+    30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 604800,
+)  # fmt: skip
+
 
 def new_registry() -> CollectorRegistry:
     """A service-owned registry (no global default: tests build several apps in one process)."""

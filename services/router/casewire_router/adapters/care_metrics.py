@@ -29,30 +29,12 @@ from typing import get_args
 
 from casewire_common import events as ev
 from casewire_common.messages import Channel, Platform
-from casewire_common.metrics import precreate
+from casewire_common.metrics import RESPONSE_TIME_BUCKETS, precreate
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from casewire_router.domain.agents_file import AgentSpec
 from casewire_router.domain.care import OTHER, UNKNOWN_LANGUAGE, CareBounds
 from casewire_router.domain.outcome import RoutingOutcome
-
-# Responses on social range from seconds to days, resolutions to weeks (as the SLA service's).
-DURATION_BUCKETS = (
-    30,
-    60,
-    120,
-    300,
-    600,
-    900,
-    1800,
-    3600,
-    7200,
-    14400,
-    28800,
-    86400,
-    172800,
-    604800,
-)
 
 
 class CareMetrics:
@@ -64,7 +46,7 @@ class CareMetrics:
             " the case is first answered, by the case's team and assignee (roster agents, else"
             " other; unassigned).",
             ["team", "agent"],
-            buckets=DURATION_BUCKETS,
+            buckets=RESPONSE_TIME_BUCKETS,
             registry=registry,
         )
         self.resolution = Histogram(
@@ -72,7 +54,7 @@ class CareMetrics:
             "Time from a case's opening to its resolution, observed when it is resolved, by"
             " team and assignee.",
             ["team", "agent"],
-            buckets=DURATION_BUCKETS,
+            buckets=RESPONSE_TIME_BUCKETS,
             registry=registry,
         )
         self.replies = Counter(

@@ -16,7 +16,7 @@ from typing import get_args
 
 from casewire_common.events import Priority
 from casewire_common.messages import Channel, Platform
-from casewire_common.metrics import precreate
+from casewire_common.metrics import RESPONSE_TIME_BUCKETS, precreate
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from casewire_sla.clock_service import CommittedChanges, FiredAlert, Fulfilment
@@ -24,23 +24,6 @@ from casewire_sla.domain.clock_record import ClockRecord
 from casewire_sla.domain.policies import CLOCKS
 from casewire_sla.domain.roster import Roster
 
-# Responses on social range from seconds to days; resolutions to weeks.
-_RESPONSE_BUCKETS = (
-    30,
-    60,
-    120,
-    300,
-    600,
-    900,
-    1800,
-    3600,
-    7200,
-    14400,
-    28800,
-    86400,
-    172800,
-    604800,
-)
 # Label values outside the contract's enums (or not stored, on older clocks) count here, so
 # that a label never takes more values than the contract has.
 UNKNOWN = "unknown"
@@ -144,7 +127,7 @@ class SlaMetrics:
             "How long clocks ran until fulfilled (first/next reply, resolution), in business"
             " time (open calendar time, pauses out) and calendar (wall) time.",
             ["clock", "time", "policy", "team", "priority", "platform", "channel"],
-            buckets=_RESPONSE_BUCKETS,
+            buckets=RESPONSE_TIME_BUCKETS,
             registry=registry,
         )
         self.agent_response_seconds = Histogram(
@@ -154,7 +137,7 @@ class SlaMetrics:
             " clock ended (roster agents, else other; unassigned). Additive policies' clocks"
             " are left out: a case counts once.",
             ["clock", "team", "agent"],
-            buckets=_RESPONSE_BUCKETS,
+            buckets=RESPONSE_TIME_BUCKETS,
             registry=registry,
         )
         self.clocks_fulfilled = Counter(
