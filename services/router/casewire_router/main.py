@@ -34,6 +34,7 @@ from casewire_router.adapters.watermarks import WatermarkHeartbeat
 from casewire_router.case_service import CaseService
 from casewire_router.domain.care import TrendSettings
 from casewire_router.domain.case import CaseWindows
+from casewire_router.domain.handover import HandoverPolicy
 from casewire_router.domain.routing import case_router_for
 from casewire_router.domain.rules import RuleSet, load_rules
 from casewire_router.entrypoints.http import case_api
@@ -63,7 +64,12 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         incident=settings.router_incident_window,
         incident_threshold=settings.router_incident_threshold,
     )
-    case_router = case_router_for(load_rules(str(settings.router_rules)), windows)
+    handover = HandoverPolicy(
+        casewire_app_ids=frozenset(settings.router_handover_app_ids),
+        page_inbox_is_human=settings.router_handover_page_inbox_is_human,
+        bot_accounts=settings.handover_bot_accounts,
+    )
+    case_router = case_router_for(load_rules(str(settings.router_rules)), windows, handover)
 
     # Adapters.
     broker = build_broker(settings.kafka_bootstrap_servers, registry, "router")
@@ -91,7 +97,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     )
 
     def use_rules(rules: RuleSet) -> None:
-        service.case_router = case_router_for(rules, windows)  # from the next batch on
+        service.case_router = case_router_for(rules, windows, handover)  # from the next batch
         metrics.care.use_tags(rules.tags)
         metrics.precreate_teams(rules.teams)
 
@@ -162,6 +168,12 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         incident_closer.start()
         gc_tuning.start()
         log.info("router started", rules_version=service.case_router.rules.version)
+        handoff = service.case_router.rules.handoff
+        if handover.bot_accounts and not (handoff.customer_says or handoff.bot_says):
+            log.warning(
+                "bot accounts set but the rules file has no handoff: their conversations never"
+                " reach a human (docs/handover.md)"
+            )
         if settings.router_api_token is None or not settings.router_api_token.get_secret_value():
             log.warning("case and agent API off: set CASEWIRE_ROUTER_API_TOKEN to turn it on")
         try:
