@@ -119,12 +119,12 @@ class ConversationControl:
         earlier = [h for h in self.handovers if h.at <= instant]
         return earlier[-1] if earlier else None
 
-    def case_after(self, instant: datetime) -> str | None:
-        """The case of the first handover to humans at or after `instant`: a transcript
-        message sent then belongs to it."""
+    def handover_after(self, instant: datetime) -> Handover | None:
+        """The first handover to humans at or after `instant`: a transcript message sent then
+        belongs to its case."""
         for handover in self.handovers:
             if handover.at >= instant and handover.owner == "human":
-                return handover.case_id
+                return handover
         return None
 
     def wait(self, message: CanonicalMessage, marks: DeliveryMarks) -> None:

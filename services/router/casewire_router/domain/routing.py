@@ -206,11 +206,17 @@ class CaseRouter:
         late), else waiting for one. On a bot account, it may hand the conversation over."""
         result = batch.result
         control = batch.state.controls.setdefault(message.conversation_id, ConversationControl())
-        case_id = control.case_after(message.sent_at)
+        handover = control.handover_after(message.sent_at)
+        case_id = handover.case_id if handover is not None else None
         if case_id is None:
             control.wait(message, batch.marks.get(message.id, NO_MARKS))
         result.stored_messages.append((message, case_id))
         result.bot_phase.add(message.id)
+        if handover is not None and case_id is None and message.direction == "inbound":
+            # The handover was read first and had no customer message to open a case on: it
+            # has one now (its case opens at the handover's time all the same).
+            self._settle(handover, batch)
+            return
         if not self.handover.bot_first(message.platform, message.account_id):
             return
         folded = (
@@ -259,10 +265,16 @@ class CaseRouter:
         """Humans have the conversation from `handover.at`: its case opens then (or its open
         case takes it) with the transcript sent until then; messages read earlier but sent
         after it are routed again as what they now are."""
-        state, result = batch.state, batch.result
-        control = state.controls.setdefault(handover.conversation_id, ConversationControl())
+        control = batch.state.controls.setdefault(handover.conversation_id, ConversationControl())
         control.add(handover)
-        result.handovers.append(handover)
+        batch.result.handovers.append(handover)
+        self._settle(handover, batch)
+
+    def _settle(self, handover: Handover, batch: Batch) -> None:
+        """What a handover to humans does to its conversation's waiting transcript (see
+        `_hand_over`), once recorded."""
+        state, result = batch.state, batch.result
+        control = state.controls[handover.conversation_id]
         transcript = sorted(
             (m for m in control.waiting if m.sent_at <= handover.at), key=lambda m: m.sent_at
         )
@@ -274,6 +286,7 @@ class CaseRouter:
                 case = self._open_handover_case(handover, customer, batch)
         if case is not None:
             handover.case_id = case.id
+            result.handovers.append(handover)
             control.take_waiting(transcript)
             result.transcripts.extend((message.id, case.id) for message in transcript)
         stored_now = {message.id for message, _ in result.stored_messages}
