@@ -35,8 +35,10 @@ def thread_control_id(
 
 
 class ThreadControl(BaseModel):
-    """A handover event: an app passed (`pass`) or took (`take`) control of a conversation,
-    or asked for it (`request`). The fields are Meta's, from `messaging_handovers`."""
+    """A handover event of Meta's protocol: who controls a conversation now.
+
+    An app passed (`pass`) or took (`take`) control of the conversation, or asked for it
+    (`request`). The fields are Meta's, from the `messaging_handovers` webhook."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
