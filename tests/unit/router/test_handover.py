@@ -8,19 +8,29 @@ import itertools
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
+from aiokafka import ConsumerRecord
 from casewire_common import events as ev
+from casewire_common import topics
+from casewire_common.events import decode_event
 from casewire_common.messages import CanonicalMessage, message_id
+from casewire_common.metrics import new_registry
 from casewire_common.thread_control import PAGE_INBOX_APP_ID, ThreadControl, thread_control_id
+from casewire_router.adapters.memory import InMemoryMessageStore
 from casewire_router.domain.assignment import AgentState
 from casewire_router.domain.batch import BatchState
-from casewire_router.domain.case import CaseState
+from casewire_router.domain.case import CaseState, CaseWindows
 from casewire_router.domain.deliveries import Routable
 from casewire_router.domain.handover import DeliveryMarks, HandoverPolicy
 from casewire_router.domain.outcome import RoutingOutcome
 from casewire_router.domain.routing import case_router_for
-from casewire_router.domain.rules import parse_rules
+from casewire_router.domain.rules import RulesError, parse_rules
+from casewire_router.message_service import MessageService, RouterMetrics
+from casewire_router.settings import RouterSettings
+from pydantic import ValidationError
 
 from tests.unit.router.factories import T0
+from tests.unit.router.test_message_service import RecordedDeadLetters
 
 CASEWIRE_APP = "990011223344556"
 BOT_APP = "618371462290011"
@@ -417,3 +427,93 @@ def test_other_accounts_are_not_bot_accounts() -> None:
         update={"account_id": "999", "conversation_id": f"whatsapp:999:{WA_CUSTOMER}"}
     )
     assert types(desk.route(other)) == [ev.CASE_CREATED, ev.CASE_ASSIGNED]
+
+
+# --- The message service: records of the messages topic ------------------------------------------
+
+
+def record(value: bytes, offset: int, *headers: tuple[str, bytes]) -> ConsumerRecord[bytes, bytes]:
+    return ConsumerRecord(
+        topic=topics.MESSAGES,
+        partition=0,
+        offset=offset,
+        timestamp=0,
+        timestamp_type=0,
+        key=MESSENGER.encode(),
+        value=value,
+        checksum=None,
+        serialized_key_size=0,
+        serialized_value_size=0,
+        headers=list(headers),
+    )
+
+
+async def test_the_service_tells_records_apart_by_header_and_dead_letters_what_it_cannot_read() -> (
+    None
+):
+    store = InMemoryMessageStore(CaseWindows(), Desk().state.agents)
+    dead = RecordedDeadLetters()
+    metrics = RouterMetrics(new_registry())
+    service = MessageService(store, case_router_for(RULES, handover=POLICY), dead, metrics)
+    asks, bot = dm("my parcel?", "m1", 0), dm("Bot: checking", "m2", 1, outbound=True)
+    handover = control("pass", 3, CASEWIRE_APP)
+    standby = (topics.STANDBY_HEADER, b"true")
+    as_control = (topics.RECORD_HEADER, b"thread_control")
+
+    await service.handle_records(
+        [
+            record(asks.model_dump_json().encode(), 0, standby),
+            record(bot.model_dump_json().encode(), 1, standby, (topics.APP_ID_HEADER, b"6183")),
+            record(handover.model_dump_json().encode(), 2, as_control),
+            record(handover.model_dump_json().encode(), 3, as_control),  # redelivered
+            record(asks.model_dump_json().encode(), 4, (topics.RECORD_HEADER, b"reaction")),
+            record(b'{"id": "x", "action": "pass"}', 5, as_control),
+            record(handover.model_dump_json().encode(), 6),  # not a canonical message
+        ]
+    )
+
+    assert [reason for reason, _ in dead.sent] == [
+        "unknown_record",
+        "invalid_thread_control",
+        "invalid_message",
+    ]
+    created = [
+        decode_event(r.headers, r.value, r.key.encode())
+        for _, r in store.outbox
+        if r.headers["ce_type"] == ev.CASE_CREATED.encode()
+    ]
+    assert len(created) == 1
+    assert created[0].data["case"]["opened_at"] == at(3).isoformat().replace("+00:00", "Z")
+    assert metrics.duplicates._value.get() == 1
+    labels = {"action": "pass", "outcome": "human"}
+    assert metrics.thread_controls.labels(**labels)._value.get() == 1
+    assert metrics.bot_phase_messages.labels("inbound")._value.get() == 1
+    assert metrics.bot_phase_messages.labels("outbound")._value.get() == 1
+
+
+# --- Settings and the rules file -----------------------------------------------------------------
+
+
+def test_bot_accounts_are_platform_and_account() -> None:
+    settings = RouterSettings(
+        router_handover_bot_accounts=["whatsapp:106540352242922", "x:2975699229"]
+    )
+    assert settings.handover_bot_accounts == {
+        ("whatsapp", "106540352242922"),
+        ("x", "2975699229"),
+    }
+    for wrong in ("106540352242922", "telegram:1", "whatsapp:"):
+        with pytest.raises(ValidationError, match="platform:account_id"):
+            RouterSettings(router_handover_bot_accounts=[wrong])
+
+
+def test_a_broken_handoff_section_is_listed_by_line() -> None:
+    with pytest.raises(RulesError) as caught:
+        parse_rules(
+            "version: 1\ndefault_team: care\nteams: [care]\nhandoff:\n"
+            "  customer_says: [agent, 'ـــ']\n  bot_sez: ['#handoff']\n",
+            "rules.yaml",
+        )
+    problems = str(caught.value)
+    assert "rules.yaml:5: handoff.customer_says.1: keyword 'ـــ' folds to nothing" in problems
+    assert "rules.yaml:6: handoff.bot_sez: Extra inputs are not permitted" in problems

@@ -205,9 +205,12 @@ def _check_rules(path: Path) -> int:
     except OSError as error:
         print(f"{path}: {error.strerror}", file=sys.stderr)
         return 1
+    handoff = len(rules.handoff.customer_says) + len(rules.handoff.bot_says)
     print(
         f"{path}: ok, {len(rules.spec.rules)} rules, {rules.keywords} keywords,"
-        f" {len(rules.escalation)} escalations, version {rules.version}"
+        f" {len(rules.escalation)} escalations,"
+        + (f" {handoff} handoff keywords," if handoff else "")
+        + f" version {rules.version}"
     )
     return 0
 
