@@ -537,3 +537,58 @@ async def test_a_whatsapp_bot_account_hands_over_on_the_customers_keyword(
         "source_id": message_id("whatsapp", "w3"),
         "case_id": case["id"],
     }
+
+
+async def test_an_x_bot_accounts_marker_hands_over_and_the_case_gets_an_agent(
+    tmp_path: Path, database_url: str, kafka_bootstrap: str, unique: str, pg: asyncpg.Connection
+) -> None:
+    await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
+    brand, customer = "2975699229", str(int(unique, 16))
+    conversation = f"x:{brand}:{customer}"
+    settings = router_settings(
+        tmp_path,
+        database_url,
+        kafka_bootstrap,
+        unique,
+        router_handover_bot_accounts=[f"x:{brand}"],
+    )
+    await start_at_topic_ends(settings)
+    sent = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
+    marker_at = sent + timedelta(seconds=20)
+    async with (
+        running(create_router_app(settings)),
+        producer(kafka_bootstrap) as kafka,
+        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"events-{unique}") as events_in,
+    ):
+        await send(
+            kafka,
+            conversation,
+            canonical(conversation, "x", brand, customer, f"{unique}-1", "ขอเปลี่ยนที่อยู่จัดส่ง", sent),
+        )
+        await eventually(lambda: transcript_rows(pg, conversation), lambda found: len(found) == 1)
+        # Alone in its batch: the bot's marker, the only message of it, still gives the case
+        # an agent.
+        await send(
+            kafka,
+            conversation,
+            canonical(
+                conversation,
+                "x",
+                brand,
+                customer,
+                f"{unique}-2",
+                "I'll pass you to my colleagues #handoff",
+                marker_at,
+                outbound=True,
+            ),
+        )
+        events = await EventReader(events_in).read_until(
+            lambda got: any(e.type == ev.CASE_ASSIGNED for e in got),
+            keep=of_conversation(conversation),
+        )
+
+    assert [e.type for e in events] == [ev.CASE_CREATED, ev.CASE_ASSIGNED]
+    case = events[1].data["case"]
+    assert datetime.fromisoformat(case["opened_at"]) == marker_at
+    assert case["assignee"] == "amal"
+    assert case["first_response_at"] is None  # the marker is the bot's, not a response

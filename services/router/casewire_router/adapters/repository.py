@@ -273,23 +273,18 @@ async def load_batch_state(
             state.cases_by_message[key] = known(row)
     if handed:
         await _load_controls(connection, state, handed, policy)
-    # Brand replies waiting for the customer messages they answer; a handover to humans opens
-    # a case too (at its time), which takes the replies sent after it in its conversation.
-    handing = [c for c in controls if policy.owner_after(c) == "human"]
-    handing_at = [control.sent_at for control in handing]
-    handing_at += [
-        m.sent_at for m in customer_messages if policy.bot_first(m.platform, m.account_id)
-    ]
+    # Brand replies waiting for the customer messages they answer; a handover to humans (a
+    # pass, or a bot account's handoff message) opens a case too, at its time, which takes the
+    # replies sent after it in its conversation.
+    handing: list[Routable] = [c for c in controls if policy.owner_after(c) == "human"]
+    handing += [m for m in messages if policy.bot_first(m.platform, m.account_id)]
     if customer_messages or handing:
         await _load_orphan_replies(
             connection,
             state,
             sorted({m.platform_message_id for m in customer_messages}),
-            sorted(
-                {m.conversation_id for m in customer_messages}
-                | {c.conversation_id for c in handing}
-            ),
-            min([m.sent_at for m in customer_messages] + handing_at),
+            sorted({m.conversation_id for m in [*customer_messages, *handing]}),
+            min(m.sent_at for m in [*customer_messages, *handing]),
         )
     await _load_split_chains(
         connection, state, [m for m in messages if m.event == "message"], known
