@@ -56,6 +56,9 @@ class RoutingOutcome:
     # Cases that got their first brand reply in this batch (none before): each answered once
     # in the care metrics, even when an earlier-sent reply read later takes the first's place.
     first_answers: set[str] = field(default_factory=set)
+    # Who acted, for a case action of the API (None: the router decided, from messages).
+    actor: ev.ActorRef | None = None
+    agent_changes: list[ev.AgentData] = field(default_factory=list)  # made through the API
 
     def emit(
         self,
@@ -70,7 +73,9 @@ class RoutingOutcome:
         event counts one more version of the case, so the case is written back."""
         case.version += 1
         self.cases[case.id] = case
-        data = CaseEventData(case=case.snapshot(), message_id=message_id, **details)
+        data = CaseEventData(
+            case=case.snapshot(), actor=self.actor, message_id=message_id, **details
+        )
         self.events.append(CaseChange(event_type, case.id, data, at))
 
     def assign(
