@@ -173,14 +173,14 @@ class CaseService:
         self, actor: Actor, case_id: str, agent_id: str | None, *, force: bool
     ) -> ActionResult:
         """Take a waiting case: an agent for themselves, a lead or a service for a named agent."""
-        assignee = _acting_agent(actor, agent_id)
 
         async def action(
             work: CaseTransaction, now: datetime, outcome: RoutingOutcome
         ) -> CaseState:
             case = await self._lock_case(work, case_id)
-            require_case_action(actor, case, CaseAction.CLAIM, assignee, force=force)
+            require_case_action(actor, case, CaseAction.CLAIM, agent_id, force=force)
             agents = await work.lock_agents()
+            assignee = _acting_agent(actor, agent_id)
             case_actions.claim(case, assignee, agents, outcome, now, force=force)
             return case
 
@@ -247,13 +247,13 @@ class CaseService:
     ) -> tuple[ActionResult, bool]:
         """Record a reply made outside the platforms; returns whether it was the first. A
         person's reply is theirs; a service names the agent who wrote it."""
-        author = _acting_agent(actor, agent_id)
 
         async def action(
             work: CaseTransaction, now: datetime, outcome: RoutingOutcome
         ) -> tuple[ActionResult, bool]:
             case = await self._lock_case(work, case_id)
-            require_case_action(actor, case, CaseAction.WORK, author)
+            require_case_action(actor, case, CaseAction.WORK, agent_id)
+            author = _acting_agent(actor, agent_id)
             if author != actor.id and await work.agent_teams(author) is None:
                 raise UnknownAgent(f"no agent {author!r}")
             reply = case_actions.reply_message(case, author, text, sent_at or now, now)
