@@ -171,6 +171,9 @@ async def test_claims_may_be_nested_and_scopes_come_from_the_token(
         )
     )
     assert (service.role, service.scopes) == ("service", frozenset({Scope.CASES_READ}))
+    auth0 = OidcVerifier(settings(provider.jwks_path, roles_claim="https://casewire.example/roles"))
+    namespaced = provider.token("lee", [], **{"https://casewire.example/roles": ["lead"]})
+    assert (await auth0.verify(namespaced)).role == "lead"
 
 
 async def test_service_tokens_are_known_by_digest_and_named() -> None:

@@ -235,6 +235,8 @@ def principal_from_claims(claims: Mapping[str, Any], settings: OidcSettings) -> 
 
 
 def _claim(claims: Mapping[str, Any], path: str) -> Any:
+    if path in claims:  # a namespaced claim (`https://example.com/roles`) is its own name
+        return claims[path]
     value: Any = claims
     for part in path.split("."):
         if not isinstance(value, Mapping):
