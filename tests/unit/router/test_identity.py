@@ -4,6 +4,7 @@ fetches."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -26,6 +27,9 @@ from casewire_router.adapters.identity import (
 )
 from casewire_router.domain.access import Scope
 from cryptography.hazmat.primitives import serialization
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 
@@ -122,7 +126,7 @@ async def test_stale_foreign_and_forged_tokens_are_refused(
         "invalid_token"
     )
     assert await refusal(verifier, "not-a-jwt") == "malformed_token"
-    assert await refusal(verifier, provider.token("amal", ["viewer"])) == "no_role"
+    assert (await verifier.verify(provider.token("amal", ["viewer"]))).role is None  # 403
 
 
 async def test_a_rotated_key_is_fetched_once_per_cooldown(
@@ -201,3 +205,34 @@ async def test_service_tokens_are_known_by_digest_and_named() -> None:
     with pytest.raises(ValidationError):
         parse_service_tokens(raw.replace("cases:write", "everything"))
     assert not Authenticator(None, ServiceTokens([])).enabled
+
+
+@pytest.fixture(scope="module")
+def hostile_target(tmp_path_factory: pytest.TempPathFactory) -> OidcVerifier:
+    provider = LocalIdentity(tmp_path_factory.mktemp("jwks") / "jwks.json")
+    return OidcVerifier(settings(provider.jwks_path))
+
+
+@given(
+    header=st.dictionaries(
+        st.sampled_from(["alg", "kid", "typ", "crit"]), st.text() | st.integers()
+    ),
+    body=st.binary(max_size=200),
+    signature=st.binary(max_size=100),
+    raw=st.text(max_size=300),
+)
+@hyp_settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_no_token_however_hostile_raises_anything_but_a_refusal(
+    header: dict[str, Any], body: bytes, signature: bytes, raw: str, hostile_target: OidcVerifier
+) -> None:
+    verifier = hostile_target
+
+    def part(value: bytes) -> str:
+        return base64.urlsafe_b64encode(value).rstrip(b"=").decode()
+
+    crafted = ".".join((part(json.dumps(header).encode()), part(body), part(signature)))
+    for token in (crafted, raw, f"{raw}.{raw}.{raw}"):
+        try:
+            asyncio.run(verifier.verify(token))
+        except InvalidToken:
+            continue
