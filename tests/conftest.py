@@ -17,6 +17,7 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer
 from casewire_dev import stack as local_stack
+from casewire_dev.identity import LocalIdentity
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -27,6 +28,16 @@ def shared_data() -> Path:
     path = Path(os.environ.get("CASEWIRE_SHARED_DATA", SHARED_DATA))
     assert path.is_dir(), f"shared data not found at {path}: set CASEWIRE_SHARED_DATA"
     return path
+
+
+@pytest.fixture
+def identity(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LocalIdentity:
+    """A local identity provider that the routers this test creates trust (its settings are in
+    the environment); `identity.token(...)` signs a caller's token."""
+    provider = LocalIdentity(tmp_path / "identity" / "jwks.json")
+    for name, value in provider.router_env().items():
+        monkeypatch.setenv(name, value)
+    return provider
 
 
 @pytest.fixture(scope="session")

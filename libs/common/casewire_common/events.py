@@ -25,6 +25,7 @@ CASE_STATUS_CHANGED = "casewire.case.status_changed"
 CASE_MERGED = "casewire.case.merged"
 CASE_ESCALATED = "casewire.case.escalated"
 CASE_MESSAGE_UPDATED = "casewire.case.message_updated"
+AGENT_UPDATED = "casewire.agent.updated"
 INCIDENT_OPENED = "casewire.incident.opened"
 INCIDENT_UPDATED = "casewire.incident.updated"
 INCIDENT_CLOSED = "casewire.incident.closed"
@@ -55,6 +56,7 @@ CASE_EVENT_TYPES = (
     CASE_MESSAGE_UPDATED,
 )
 INCIDENT_EVENT_TYPES = (INCIDENT_OPENED, INCIDENT_UPDATED, INCIDENT_CLOSED)
+AGENT_EVENT_TYPES = (AGENT_UPDATED,)
 WATERMARK_EVENT_TYPES = (ROUTER_WATERMARK,)
 SLA_EVENT_TYPES = (
     SLA_WARNING,
@@ -163,12 +165,27 @@ class RoutingDecision(BaseModel):
     assignment_reason: str = ""
 
 
+class ActorRef(BaseModel):
+    """Who made a change through the API: the verified token's subject and the role it acted
+    with (`agent`, `lead`, `admin`, or `service` with the token's name as id)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    role: Literal["agent", "lead", "admin", "service"]
+
+
 class CaseEventData(BaseModel):
     """The data of every `casewire.case.*` event."""
 
     model_config = ConfigDict(frozen=True)
 
     case: CaseSnapshot
+    actor: ActorRef | None = Field(
+        default=None,
+        description="Who made the change through the API; null for what the router decided"
+        " from messages (routing, threading, escalation).",
+    )
     message_id: str | None = None
     decision: RoutingDecision | None = None
     first_response: bool | None = None
@@ -211,6 +228,25 @@ class CaseEventData(BaseModel):
         default=None,
         description="casewire.case.escalated: this event undoes the escalation that SLA alert"
         " (ce_id) caused, its breach having been retracted (`sla_alert_id` is the retraction).",
+    )
+
+
+class AgentData(BaseModel):
+    """The data of `casewire.agent.updated`: an agent created or changed through the API (key:
+    `agent:<id>`), with who did it and the waiting cases the change gave them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    agent_id: str
+    teams: list[str]
+    languages: list[str]
+    capacity: int
+    online: bool
+    created: bool
+    actor: ActorRef
+    assigned_case_ids: list[str] = Field(
+        default_factory=list,
+        description="Waiting cases the change assigned (each also has its casewire.case.assigned).",
     )
 
 

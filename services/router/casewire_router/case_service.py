@@ -22,9 +22,18 @@ from casewire_common.events import CaseStatus
 
 from casewire_router.adapters.case_store import StoredMessage
 from casewire_router.domain import case_actions
+from casewire_router.domain.access import (
+    Actor,
+    AgentChange,
+    CaseAction,
+    require_agent_change,
+    require_case_action,
+    require_team,
+    visible_agents,
+)
 from casewire_router.domain.assignment import AgentState
 from casewire_router.domain.case import CaseState
-from casewire_router.domain.case_actions import TransitionError, UnknownAgent
+from casewire_router.domain.case_actions import InvalidInput, TransitionError, UnknownAgent
 from casewire_router.domain.outcome import RoutingOutcome
 from casewire_router.domain.queue import drain, queue_order
 from casewire_router.message_service import RouterMetrics, event_records
@@ -117,109 +126,152 @@ class CaseStore(Protocol):
         """Every agent, unlocked, in id order."""
         ...
 
+    async def agent_teams(self, agent_id: str) -> list[str] | None:
+        """The agent's teams, unlocked; None: no such agent."""
+        ...
+
 
 Action = Callable[[CaseTransaction, datetime, RoutingOutcome], Awaitable[T]]
 
 
 class CaseService:
+    """The case and agent API's use cases, each for a verified `Actor`: `domain.access`
+    decides what the actor may do (`Forbidden` otherwise), on the case as locked."""
+
     def __init__(self, store: CaseStore, metrics: RouterMetrics) -> None:
         self._store = store
         self._metrics = metrics
 
     # Reads: no locks, a consistent snapshot each.
 
-    async def team_queue(self, team: str) -> list[CaseState]:
+    async def roster_teams(self, agent_id: str) -> list[str] | None:
+        """The agent's teams on the roster; None: not on it."""
+        return await self._store.agent_teams(agent_id)
+
+    async def team_queue(self, actor: Actor, team: str) -> list[CaseState]:
+        require_team(actor, team)
         waiting = await self._store.team_queue(team)
         return sorted(waiting, key=queue_order)
 
-    async def case_detail(self, case_id: str) -> tuple[CaseState, list[StoredMessage]]:
+    async def case_detail(
+        self, actor: Actor, case_id: str
+    ) -> tuple[CaseState, list[StoredMessage]]:
         detail = await self._store.case_detail(case_id)
         if detail is None:
             raise CaseNotFound(f"no case {case_id}")
+        require_case_action(actor, detail[0], CaseAction.READ)
         return detail
 
-    async def agents(self) -> list[AgentState]:
-        return await self._store.read_agents()
+    async def agents(self, actor: Actor) -> list[AgentState]:
+        agents = await self._store.read_agents()
+        visible = visible_agents(actor, {agent.id: agent.teams for agent in agents})
+        return [agent for agent in agents if visible is None or agent.id in visible]
 
     # Case actions.
 
-    async def claim(self, case_id: str, agent_id: str, *, force: bool) -> ActionResult:
+    async def claim(
+        self, actor: Actor, case_id: str, agent_id: str | None, *, force: bool
+    ) -> ActionResult:
+        """Take a waiting case: an agent for themselves, a lead or a service for a named agent."""
+
         async def action(
             work: CaseTransaction, now: datetime, outcome: RoutingOutcome
         ) -> CaseState:
             case = await self._lock_case(work, case_id)
+            require_case_action(actor, case, CaseAction.CLAIM, agent_id, force=force)
             agents = await work.lock_agents()
-            case_actions.claim(case, agent_id, agents, outcome, now, force=force)
+            assignee = _acting_agent(actor, agent_id)
+            case_actions.claim(case, assignee, agents, outcome, now, force=force)
             return case
 
-        return ActionResult(await self._transact(action))
+        return ActionResult(await self._transact(actor, action))
 
-    async def reassign(self, case_id: str, agent_id: str, *, force: bool) -> ActionResult:
+    async def reassign(
+        self, actor: Actor, case_id: str, agent_id: str, *, force: bool
+    ) -> ActionResult:
         async def action(
             work: CaseTransaction, now: datetime, outcome: RoutingOutcome
         ) -> ActionResult:
             case, waiting = await self._lock_case_and_queues(work, case_id)
+            require_case_action(actor, case, CaseAction.ASSIGN, agent_id, force=force)
             agents = await work.lock_agents()
             case_actions.reassign(case, agent_id, agents, outcome, now, force=force)
             return ActionResult(case, drain(waiting, agents, outcome, now))
 
-        return await self._transact(action)
+        return await self._transact(actor, action)
 
-    async def set_pending(self, case_id: str) -> ActionResult:
+    async def set_pending(self, actor: Actor, case_id: str) -> ActionResult:
         async def action(
             work: CaseTransaction, now: datetime, outcome: RoutingOutcome
         ) -> CaseState:
             case = await self._lock_case(work, case_id)
+            require_case_action(actor, case, CaseAction.WORK)
             case_actions.set_pending(case, outcome)
             return case
 
-        return ActionResult(await self._transact(action))
+        return ActionResult(await self._transact(actor, action))
 
-    async def close(self, case_id: str, status: CaseStatus) -> ActionResult:
+    async def close(self, actor: Actor, case_id: str, status: CaseStatus) -> ActionResult:
         """Resolve (or close as no_action); the owner's freed place drains the team queue."""
 
         async def action(
             work: CaseTransaction, now: datetime, outcome: RoutingOutcome
         ) -> ActionResult:
             case, waiting = await self._lock_case_and_queues(work, case_id)
+            require_case_action(actor, case, CaseAction.WORK)
             agents = await work.lock_agents()
             case_actions.close(case, status, agents, outcome, now)
             return ActionResult(case, drain(waiting, agents, outcome, now))
 
-        return await self._transact(action)
+        return await self._transact(actor, action)
 
-    async def reopen(self, case_id: str) -> ActionResult:
+    async def reopen(self, actor: Actor, case_id: str) -> ActionResult:
         async def action(
             work: CaseTransaction, now: datetime, outcome: RoutingOutcome
         ) -> CaseState:
             case = await self._lock_case(work, case_id)
+            require_case_action(actor, case, CaseAction.WORK)
             agents = await work.lock_agents()
             case_actions.reopen(case, agents, outcome, now)
             return case
 
-        return ActionResult(await self._transact(action))
+        return ActionResult(await self._transact(actor, action))
 
     async def reply(
-        self, case_id: str, agent_id: str, text: str, sent_at: datetime | None
+        self,
+        actor: Actor,
+        case_id: str,
+        agent_id: str | None,
+        text: str,
+        sent_at: datetime | None,
     ) -> tuple[ActionResult, bool]:
-        """Record a reply made outside the platforms; returns whether it was the first."""
+        """Record a reply made outside the platforms; returns whether it was the first. A
+        person's reply is theirs; a service names the agent who wrote it."""
 
         async def action(
             work: CaseTransaction, now: datetime, outcome: RoutingOutcome
         ) -> tuple[ActionResult, bool]:
             case = await self._lock_case(work, case_id)
-            if await work.agent_teams(agent_id) is None:
-                raise UnknownAgent(f"no agent {agent_id!r}")
-            reply = case_actions.reply_message(case, agent_id, text, sent_at or now, now)
+            require_case_action(actor, case, CaseAction.WORK, agent_id)
+            author = _acting_agent(actor, agent_id)
+            if author != actor.id and await work.agent_teams(author) is None:
+                raise UnknownAgent(f"no agent {author!r}")
+            reply = case_actions.reply_message(case, author, text, sent_at or now, now)
             first = case_actions.record_reply(case, reply, outcome)
             return ActionResult(case), first
 
-        return await self._transact(action)
+        return await self._transact(actor, action)
 
     # Agents.
 
     async def put_agent(
-        self, agent_id: str, teams: list[str], languages: list[str], capacity: int, online: bool
+        self,
+        actor: Actor,
+        agent_id: str,
+        teams: list[str],
+        languages: list[str],
+        capacity: int,
+        online: bool,
     ) -> AgentResult:
         """Create an agent or replace their teams, languages, capacity and presence; the
         open cases they own stay theirs (even over a lowered capacity)."""
@@ -228,6 +280,9 @@ class CaseService:
             work: CaseTransaction, now: datetime, outcome: RoutingOutcome
         ) -> AgentResult:
             current_teams = await work.agent_teams(agent_id) or []
+            require_agent_change(
+                actor, agent_id, [*current_teams, *teams], {AgentChange.DEFINITION}
+            )
             waiting = await work.lock_queues({*current_teams, *teams})
             agents = await work.lock_agents()
             agent = agents.get(agent_id)
@@ -239,16 +294,20 @@ class CaseService:
                 agents[agent_id] = agent
             agent.teams, agent.languages = teams, languages
             agent.capacity, agent.online = capacity, online
-            outcome.agents[agent_id] = agent
-            return AgentResult(agent, created, drain(waiting, agents, outcome, now))
+            return _agent_changed(
+                actor, agent, created, drain(waiting, agents, outcome, now), outcome
+            )
 
-        return await self._transact(action)
+        return await self._transact(actor, action)
 
     async def patch_agent(
-        self, agent_id: str, *, online: bool | None, capacity: int | None
+        self, actor: Actor, agent_id: str, *, online: bool | None, capacity: int | None
     ) -> AgentResult:
         """Presence and capacity. Going offline keeps the agent's open cases; going online
         or raising capacity takes waiting cases at once."""
+        changes = {AgentChange.PRESENCE} if online is not None else set()
+        if capacity is not None:
+            changes.add(AgentChange.CAPACITY)
 
         async def action(
             work: CaseTransaction, now: datetime, outcome: RoutingOutcome
@@ -256,6 +315,7 @@ class CaseService:
             teams = await work.agent_teams(agent_id)
             if teams is None:
                 raise UnknownAgent(f"no agent {agent_id!r}")
+            require_agent_change(actor, agent_id, teams, changes)
             waiting = await work.lock_queues(teams)
             agents = await work.lock_agents()
             agent = agents[agent_id]
@@ -263,10 +323,11 @@ class CaseService:
                 agent.online = online
             if capacity is not None:
                 agent.capacity = capacity
-            outcome.agents[agent_id] = agent
-            return AgentResult(agent, False, drain(waiting, agents, outcome, now))
+            return _agent_changed(
+                actor, agent, False, drain(waiting, agents, outcome, now), outcome
+            )
 
-        return await self._transact(action)
+        return await self._transact(actor, action)
 
     async def drain_all(self) -> list[CaseState]:
         """Drain every team queue (at start: the agents file may have changed capacity)."""
@@ -278,15 +339,15 @@ class CaseService:
             agents = await work.lock_agents()
             return drain(waiting, agents, outcome, now)
 
-        return await self._transact(action)
+        return await self._transact(None, action)
 
     # The unit of work.
 
-    async def _transact(self, action: Action[T]) -> T:
+    async def _transact(self, actor: Actor | None, action: Action[T]) -> T:
         attempt = 0
         while True:
             attempt += 1
-            outcome = RoutingOutcome()
+            outcome = RoutingOutcome(actor=actor.ref if actor is not None else None)
             now = datetime.now(UTC)
             try:
                 async with self._store.transaction() as work:
@@ -326,3 +387,37 @@ class CaseService:
         if locked is None:
             raise CaseNotFound(f"no case {case_id}")
         return locked
+
+
+def _acting_agent(actor: Actor, agent_id: str | None) -> str:
+    """Who a claim takes a case for, or who wrote a reply: a person acts as themselves unless
+    they name someone (a lead assigning; `domain.access` judges it), a service must name one."""
+    if agent_id is not None:
+        return agent_id
+    if not actor.is_person:
+        raise InvalidInput("a service token must name the agent (agent_id)")
+    return actor.id
+
+
+def _agent_changed(
+    actor: Actor,
+    agent: AgentState,
+    created: bool,
+    assigned: list[CaseState],
+    outcome: RoutingOutcome,
+) -> AgentResult:
+    """Save the agent and audit the change (`casewire.agent.updated`, with the actor)."""
+    outcome.agents[agent.id] = agent
+    outcome.agent_changes.append(
+        ev.AgentData(
+            agent_id=agent.id,
+            teams=agent.teams,
+            languages=agent.languages,
+            capacity=agent.capacity,
+            online=agent.online,
+            created=created,
+            actor=actor.ref,
+            assigned_case_ids=[case.id for case in assigned],
+        )
+    )
+    return AgentResult(agent, created, assigned)

@@ -27,6 +27,13 @@ from faststream.kafka.subscriber.usecase import BatchSubscriber
 from casewire_router.adapters import repository
 from casewire_router.adapters.agents_source import AgentsSync
 from casewire_router.adapters.case_store import PostgresCaseStore
+from casewire_router.adapters.identity import (
+    Authenticator,
+    OidcSettings,
+    OidcVerifier,
+    ServiceTokens,
+    parse_service_tokens,
+)
 from casewire_router.adapters.message_store import PostgresMessageStore
 from casewire_router.adapters.queue_metrics import QueueMetrics, QueueMetricsRefresher
 from casewire_router.adapters.rules_source import RulesMetrics, RulesWatcher
@@ -37,6 +44,7 @@ from casewire_router.domain.case import CaseWindows
 from casewire_router.domain.handover import HandoverPolicy
 from casewire_router.domain.routing import case_router_for
 from casewire_router.domain.rules import RuleSet, load_rules
+from casewire_router.entrypoints.auth import actor_dependency, install_error_handlers
 from casewire_router.entrypoints.http import case_api
 from casewire_router.entrypoints.kafka import subscriptions
 from casewire_router.message_service import DEAD_LETTER_REASONS, MessageService, RouterMetrics
@@ -147,7 +155,8 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     kafka_routes, subscribers, watermarks = subscriptions(service, settings, heartbeat)
     broker.include_router(kafka_routes)
     lag = ConsumerLag(registry, list(subscribers.items()))
-    api_routes = case_api(cases, settings.router_api_token)
+    authenticator = authenticator_for(settings)
+    api_routes = case_api(cases, actor_dependency(authenticator, cases.roster_teams))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -174,8 +183,11 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
                 "bot accounts set but the rules file has no handoff: their conversations never"
                 " reach a human (docs/handover.md)"
             )
-        if settings.router_api_token is None or not settings.router_api_token.get_secret_value():
-            log.warning("case and agent API off: set CASEWIRE_ROUTER_API_TOKEN to turn it on")
+        if not authenticator.enabled:
+            log.warning(
+                "case and agent API off: set CASEWIRE_ROUTER_OIDC_ISSUER or"
+                " CASEWIRE_ROUTER_SERVICE_TOKENS to turn it on"
+            )
         try:
             yield
         finally:
@@ -195,6 +207,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     app = FastAPI(title="Casewire router", lifespan=lifespan)
     app.state.broker = broker  # its channels are the published contract (casewire-dev contracts)
     app.include_router(api_routes)
+    install_error_handlers(app)
     mount_operations(
         app,
         registry,
@@ -204,3 +217,30 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         },
     )
     return app
+
+
+def authenticator_for(settings: RouterSettings) -> Authenticator:
+    """Who may call the API: the identity provider's tokens (if an issuer is set) and the
+    named service tokens."""
+    oidc = None
+    if settings.router_oidc_issuer:
+        oidc = OidcVerifier(
+            OidcSettings(
+                issuer=settings.router_oidc_issuer,
+                audience=settings.router_oidc_audience,
+                jwks_url=settings.router_oidc_jwks_url,
+                algorithms=[
+                    name.strip() for name in settings.router_oidc_algorithms.split(",") if name
+                ],
+                leeway_seconds=settings.router_oidc_leeway_seconds,
+                agent_claim=settings.router_oidc_agent_claim,
+                roles_claim=settings.router_oidc_roles_claim,
+                teams_claim=settings.router_oidc_teams_claim,
+                scopes_claim=settings.router_oidc_scopes_claim,
+                jwks_cooldown_seconds=settings.router_oidc_jwks_cooldown_seconds,
+                jwks_max_age_seconds=settings.router_oidc_jwks_max_age_seconds,
+            )
+        )
+    raw_tokens = settings.router_service_tokens
+    tokens = parse_service_tokens(raw_tokens.get_secret_value() if raw_tokens else "")
+    return Authenticator(oidc, ServiceTokens(tokens))

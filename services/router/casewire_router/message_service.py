@@ -615,6 +615,10 @@ async def event_records(outcome: RoutingOutcome, now: datetime) -> list[tuple[st
         (change.event_type, change.data.incident_id, now, change.data)
         for change in outcome.incidents
     ]
+    happened += [
+        (ev.AGENT_UPDATED, f"agent:{change.agent_id}", now, change)
+        for change in outcome.agent_changes
+    ]
     records = []
     for index, (event_type, subject, at, data) in enumerate(happened):
         if index % _EVENTS_BETWEEN_YIELDS == 0:

@@ -22,9 +22,51 @@ class RouterSettings(ConsumerSettings):
     router_rules_reload_seconds: float = Field(
         default=5.0, gt=0, description="How often the rules file is checked for changes."
     )
-    router_api_token: SecretStr | None = Field(
+    router_oidc_issuer: str | None = Field(
         default=None,
-        description="Bearer token for the case and agent API (a secret); unset: the API is off.",
+        description="The identity provider's issuer URL (the tokens' `iss`); unset: only"
+        " service tokens are accepted.",
+    )
+    router_oidc_audience: str = Field(
+        default="casewire", description="The `aud` the router's tokens must carry."
+    )
+    router_oidc_jwks_url: str | None = Field(
+        default=None,
+        description="Where the provider's signing keys are (https:// or file://); unset: the"
+        " `jwks_uri` of the issuer's discovery document.",
+    )
+    router_oidc_algorithms: str = Field(
+        default="RS256,ES256,PS256,EdDSA",
+        description="Signature algorithms accepted (comma-separated); `none` never is.",
+    )
+    router_oidc_leeway_seconds: float = Field(
+        default=60.0, ge=0, le=600, description="Clock skew allowed on exp, nbf and iat."
+    )
+    router_oidc_agent_claim: str = Field(
+        default="sub", description="The claim holding the agent id (dotted path allowed)."
+    )
+    router_oidc_roles_claim: str = Field(
+        default="roles",
+        description="The claim listing the roles agent, lead, admin or service (dotted path"
+        " allowed, e.g. realm_access.roles).",
+    )
+    router_oidc_teams_claim: str = Field(
+        default="teams", description="The claim listing a lead's teams."
+    )
+    router_oidc_scopes_claim: str = Field(
+        default="scope", description="The claim holding a service token's scopes."
+    )
+    router_oidc_jwks_cooldown_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="A token with an unknown key id fetches the keys again at most this often.",
+    )
+    router_oidc_jwks_max_age_seconds: float = Field(
+        default=300.0, gt=0, description="How long fetched keys are used before a refresh."
+    )
+    router_service_tokens: SecretStr | None = Field(
+        default=None,
+        description="Machine clients (a secret): JSON list of {name, token_sha256, scopes}.",
     )
     router_reopen_window: timedelta = Field(
         default=timedelta(days=7),

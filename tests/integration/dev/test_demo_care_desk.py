@@ -14,13 +14,14 @@ import pytest
 from casewire_common import topics
 from casewire_common.pg import migrate
 from casewire_dev.care_desk import DeskProgress, PlannedResolution, run_care_desk
+from casewire_dev.identity import LocalIdentity
 from casewire_dev.replay import ReplayProgress
 from casewire_dev.summary import DemoSummary, follow
 from casewire_router.adapters.repository import MIGRATIONS_PACKAGE, SCHEMA
 from casewire_router.main import create_app
 
 from tests.integration.helpers import eventually, producer
-from tests.integration.router.test_case_api import TOKEN, customer_message, settings_for
+from tests.integration.router.test_case_api import customer_message, settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -30,9 +31,8 @@ async def test_care_desk_resolves_cases_and_the_waiting_case_takes_the_freed_pla
     database_url: str,
     kafka_bootstrap: str,
     unique: str,
-    monkeypatch: pytest.MonkeyPatch,
+    identity: LocalIdentity,
 ) -> None:
-    monkeypatch.setenv("CASEWIRE_ROUTER_API_TOKEN", TOKEN)
     await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
     app = create_app(settings_for(tmp_path, database_url, kafka_bootstrap, unique))
     first, second = (f"x:brand:{unique}{name}:cust{unique}{name}" for name in ("a", "b"))
@@ -64,7 +64,10 @@ async def test_care_desk_resolves_cases_and_the_waiting_case_takes_the_freed_pla
         return httpx.AsyncClient(transport=transport, base_url="http://router", headers=headers)
 
     try:
-        async with app.router.lifespan_context(app), router(TOKEN) as desk_client:
+        async with (
+            app.router.lifespan_context(app),
+            router(identity.token("care-desk", ["admin"])) as desk_client,
+        ):
             agent = {"teams": ["shipping"], "languages": ["en"], "capacity": 1, "online": True}
             created = await desk_client.put("/v1/agents/amal", json=agent)
             assert created.status_code == 201, created.text

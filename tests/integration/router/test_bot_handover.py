@@ -28,6 +28,7 @@ from casewire_common.events import DecodedEvent
 from casewire_common.messages import message_id
 from casewire_common.pg import migrate
 from casewire_common.thread_control import ThreadControl, thread_control_id
+from casewire_dev.identity import LocalIdentity, bearer
 from casewire_ingest.adapters.dedup import MIGRATIONS_PACKAGE as INGEST_MIGRATIONS
 from casewire_ingest.adapters.dedup import SCHEMA as INGEST_SCHEMA
 from casewire_ingest.main import create_app as create_ingest_app
@@ -45,7 +46,6 @@ from tests.integration.sla.conftest import running_sla, sla_settings, topic_read
 CASEWIRE_APP = "990011223344556"
 BOT_APP = "618371462290011"
 APP_SECRET = "meta-app-secret-for-handover"
-TOKEN = "handover-test-token"
 RULES = """
 version: 1
 default_team: care
@@ -82,7 +82,6 @@ def router_settings(
         router_rules=rules,
         router_agents=agents,
         router_consumer_group=f"router-handover-{unique}",
-        router_api_token=TOKEN,
         consumer_session_timeout_ms=6000,
         router_handover_app_ids=[CASEWIRE_APP],
         **handover,
@@ -146,7 +145,12 @@ async def transcript_rows(pg: asyncpg.Connection, conversation: str) -> list[asy
 
 
 async def test_a_bot_first_messenger_conversation_reaches_a_human_with_its_transcript_and_clock(
-    tmp_path: Path, database_url: str, kafka_bootstrap: str, unique: str, pg: asyncpg.Connection
+    tmp_path: Path,
+    database_url: str,
+    kafka_bootstrap: str,
+    unique: str,
+    pg: asyncpg.Connection,
+    identity: LocalIdentity,
 ) -> None:
     for schema, package in (
         (INGEST_SCHEMA, INGEST_MIGRATIONS),
@@ -317,7 +321,7 @@ async def test_a_bot_first_messenger_conversation_reaches_a_human_with_its_trans
 
         # The case view lists the transcript, marked, before the agent's reply.
         view = await router.get(
-            f"/v1/cases/{case['id']}", headers={"Authorization": f"Bearer {TOKEN}"}
+            f"/v1/cases/{case['id']}", headers=bearer(identity.token("lena", ["admin"]))
         )
         assert view.status_code == 200, view.text
         listed = [(m["platform_message_id"], m["bot_phase"]) for m in view.json()["messages"]]

@@ -14,17 +14,16 @@ import pytest
 from casewire_common import topics
 from casewire_common.messages import message_id
 from casewire_common.pg import migrate
+from casewire_dev.identity import LocalIdentity, bearer
 from casewire_router.adapters.report import Figures, build_report
 from casewire_router.adapters.repository import MIGRATIONS_PACKAGE, SCHEMA
 from casewire_router.main import create_app
 from casewire_router.settings import RouterSettings
-from pydantic import SecretStr
 
 from tests.integration.helpers import eventually, metric_value, producer, running
 
 pytestmark = pytest.mark.integration
 
-TOKEN = "test-token-for-the-care-figures"
 # One team of this test's own: other tests' messages on the shared topic reach `care`.
 RULES = """
 version: 1
@@ -79,7 +78,11 @@ def canonical(
 
 
 async def test_care_metrics_and_report_agree_on_the_same_cases(
-    tmp_path: Path, database_url: str, kafka_bootstrap: str, unique: str
+    tmp_path: Path,
+    database_url: str,
+    kafka_bootstrap: str,
+    unique: str,
+    identity: LocalIdentity,
 ) -> None:
     await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
     team = f"t{unique}"
@@ -91,7 +94,6 @@ async def test_care_metrics_and_report_agree_on_the_same_cases(
         router_rules=tmp_path / "rules.yaml",
         router_agents=tmp_path / "agents.yaml",
         router_consumer_group=f"router-care-{unique}",
-        router_api_token=SecretStr(TOKEN),
         consumer_session_timeout_ms=6000,
         router_queue_metrics_seconds=0.2,
     )
@@ -146,7 +148,8 @@ async def test_care_metrics_and_report_agree_on_the_same_cases(
                 f"SELECT id FROM {SCHEMA}.cases WHERE conversation_id = $1", conversation["a"]
             )
             resolved = await router.post(
-                f"/v1/cases/{case_a}/resolve", headers={"Authorization": f"Bearer {TOKEN}"}
+                f"/v1/cases/{case_a}/resolve",
+                headers=bearer(identity.token("lead", ["lead"], teams=[team])),
             )
             assert resolved.status_code == 200, resolved.text
             text = await scrape()

@@ -11,22 +11,19 @@ from typing import Any
 
 import asyncpg
 import httpx
-import pytest
 from casewire_common import events as ev
 from casewire_common import topics
 from casewire_common.events import DecodedEvent
 from casewire_common.messages import message_id
 from casewire_common.pg import migrate
+from casewire_dev.identity import LocalIdentity, bearer
 from casewire_router.adapters.repository import MIGRATIONS_PACKAGE, SCHEMA
 from casewire_router.main import create_app
 from casewire_router.settings import RouterSettings
-from fastapi import FastAPI
-from pydantic import SecretStr
 
 from tests.integration.helpers import EventReader, consumer, producer, running
 
-TOKEN = "test-token-for-the-case-api"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
+ADMIN = "test-admin"
 # Only this test's messages carry its keywords, so only they reach `shipping` (the topic is
 # shared by the whole session and every router reads it from the start).
 RULES = """
@@ -139,9 +136,9 @@ async def test_case_api_drives_cases_drains_queues_and_publishes_every_change(
     database_url: str,
     kafka_bootstrap: str,
     unique: str,
-    monkeypatch: pytest.MonkeyPatch,
+    identity: LocalIdentity,
 ) -> None:
-    monkeypatch.setenv("CASEWIRE_ROUTER_API_TOKEN", TOKEN)
+    auth = bearer(identity.token(ADMIN, ["admin"]))
     await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
     app = create_app(settings_for(tmp_path, database_url, kafka_bootstrap, unique))
     now = datetime.now(UTC)
@@ -161,11 +158,11 @@ async def test_case_api_drives_cases_drains_queues_and_publishes_every_change(
 
         # Agents: amal has room for one case; sara is offline with no room.
         amal = {"teams": ["shipping"], "languages": ["en"], "capacity": 1, "online": True}
-        created = await ok(await client.put("/v1/agents/amal", json=amal, headers=AUTH), 201)
+        created = await ok(await client.put("/v1/agents/amal", json=amal, headers=auth), 201)
         assert created["created"] is True
         assert created["agent"] == {**amal, "id": "amal", "load": 0, "last_assigned_at": None}
         sara = {"teams": ["shipping"], "languages": ["el"], "capacity": 0, "online": False}
-        await ok(await client.put("/v1/agents/sara", json=sara, headers=AUTH), 201)
+        await ok(await client.put("/v1/agents/sara", json=sara, headers=auth), 201)
 
         # Case A takes amal's only place; B (older, P3 by rule) and C (newer, P1) wait.
         await send("a", f"where is my parcel{unique}?", minutes_ago=30)
@@ -174,7 +171,7 @@ async def test_case_api_drives_cases_drains_queues_and_publishes_every_change(
         await send("b", f"a question about my parcel{unique}", minutes_ago=20)
         await send("c", f"outage{unique} nothing works", minutes_ago=5)
         case_b, case_c = await cases.opened("b", "c")
-        queue = await ok(await client.get("/v1/teams/shipping/queue", headers=AUTH))
+        queue = await ok(await client.get("/v1/teams/shipping/queue", headers=auth))
         assert [item["id"] for item in queue] == [case_c, case_b]  # P1 before the older P3
         assert queue[0]["priority"] == "P1"
         assert queue[1]["priority"] != "P1"
@@ -182,25 +179,25 @@ async def test_case_api_drives_cases_drains_queues_and_publishes_every_change(
         assert queue[1]["waiting_since"] == queue[1]["opened_at"]
 
         # Resolving A frees amal's place: C, the P1, gets it at once.
-        resolved = await ok(await client.post(f"/v1/cases/{case_a}/resolve", headers=AUTH))
+        resolved = await ok(await client.post(f"/v1/cases/{case_a}/resolve", headers=auth))
         assert (resolved["case"]["status"], resolved["case"]["assignee"]) == ("resolved", "amal")
         assert resolved["case"]["resolved_at"] is not None
         assert resolved["assigned_from_queue"] == [{"case_id": case_c, "agent_id": "amal"}]
-        queue = await ok(await client.get("/v1/teams/shipping/queue", headers=AUTH))
+        queue = await ok(await client.get("/v1/teams/shipping/queue", headers=auth))
         assert [item["id"] for item in queue] == [case_b]
-        again = await client.post(f"/v1/cases/{case_a}/resolve", headers=AUTH)
+        again = await client.post(f"/v1/cases/{case_a}/resolve", headers=auth)
         assert again.status_code == 409
         assert "resolved" in again.json()["detail"]
 
         # Sara is offline: a claim is refused; going online with room takes B from the queue.
         refused = await client.post(
-            f"/v1/cases/{case_b}/claim", json={"agent_id": "sara"}, headers=AUTH
+            f"/v1/cases/{case_b}/claim", json={"agent_id": "sara"}, headers=auth
         )
         assert refused.status_code == 409
         assert "offline" in refused.json()["detail"]
         online = await ok(
             await client.patch(
-                "/v1/agents/sara", json={"online": True, "capacity": 1}, headers=AUTH
+                "/v1/agents/sara", json={"online": True, "capacity": 1}, headers=auth
             )
         )
         assert online["assigned_from_queue"] == [{"case_id": case_b, "agent_id": "sara"}]
@@ -210,27 +207,29 @@ async def test_case_api_drives_cases_drains_queues_and_publishes_every_change(
         await send("d", f"parcel{unique} wrong address", minutes_ago=1)
         (case_d,) = await cases.opened("d")
         over = await client.post(
-            f"/v1/cases/{case_d}/claim", json={"agent_id": "amal"}, headers=AUTH
+            f"/v1/cases/{case_d}/claim", json={"agent_id": "amal"}, headers=auth
         )
         assert over.status_code == 409
         assert "capacity" in over.json()["detail"]
         claimed = await ok(
             await client.post(
-                f"/v1/cases/{case_d}/claim", json={"agent_id": "amal", "force": True}, headers=AUTH
+                f"/v1/cases/{case_d}/claim", json={"agent_id": "amal", "force": True}, headers=auth
             )
         )
         assert (claimed["case"]["status"], claimed["case"]["assignee"]) == ("assigned", "amal")
 
-        # C: pending, two replies made by phone, then handed to sara (forced), still pending.
-        pending = await ok(await client.post(f"/v1/cases/{case_c}/pending", headers=AUTH))
+        # C: pending, two replies amal made by phone, then handed to sara (forced), still
+        # pending. Amal acts with her own token: the reply is hers.
+        as_amal = bearer(identity.token("amal", ["agent"]))
+        pending = await ok(await client.post(f"/v1/cases/{case_c}/pending", headers=as_amal))
         assert pending["case"]["status"] == "pending"
-        twice = await client.post(f"/v1/cases/{case_c}/pending", headers=AUTH)
+        twice = await client.post(f"/v1/cases/{case_c}/pending", headers=auth)
         assert twice.status_code == 409
         first = await ok(
             await client.post(
                 f"/v1/cases/{case_c}/replies",
-                json={"agent_id": "amal", "text": "called the customer"},
-                headers=AUTH,
+                json={"text": "called the customer"},
+                headers=as_amal,
             ),
             201,
         )
@@ -239,8 +238,8 @@ async def test_case_api_drives_cases_drains_queues_and_publishes_every_change(
         second = await ok(
             await client.post(
                 f"/v1/cases/{case_c}/replies",
-                json={"agent_id": "amal", "text": "sent a voucher by mail"},
-                headers=AUTH,
+                json={"text": "sent a voucher by mail"},
+                headers=as_amal,
             ),
             201,
         )
@@ -249,24 +248,24 @@ async def test_case_api_drives_cases_drains_queues_and_publishes_every_change(
             await client.post(
                 f"/v1/cases/{case_c}/reassign",
                 json={"agent_id": "sara", "force": True},
-                headers=AUTH,
+                headers=auth,
             )
         )
         assert (moved["case"]["status"], moved["case"]["assignee"]) == ("pending", "sara")
 
         # A reopens: amal (D, 1/1 once C is handed over) and sara (B and C, 2/1) are full, so
         # A waits as `reopened`, from now on; raising amal's capacity takes it.
-        reopened = await ok(await client.post(f"/v1/cases/{case_a}/reopen", headers=AUTH))
+        reopened = await ok(await client.post(f"/v1/cases/{case_a}/reopen", headers=auth))
         assert (reopened["case"]["status"], reopened["case"]["assignee"]) == ("reopened", None)
         assert reopened["case"]["resolved_at"] is None
-        queue = await ok(await client.get("/v1/teams/shipping/queue", headers=AUTH))
+        queue = await ok(await client.get("/v1/teams/shipping/queue", headers=auth))
         assert [item["id"] for item in queue] == [case_a]
         assert queue[0]["waiting_since"] > queue[0]["opened_at"]
-        raised = await ok(await client.patch("/v1/agents/amal", json={"capacity": 2}, headers=AUTH))
+        raised = await ok(await client.patch("/v1/agents/amal", json={"capacity": 2}, headers=auth))
         assert raised["assigned_from_queue"] == [{"case_id": case_a, "agent_id": "amal"}]
 
         # Reads: the case with its messages and decision; the agents with their load.
-        detail = await ok(await client.get(f"/v1/cases/{case_c}", headers=AUTH))
+        detail = await ok(await client.get(f"/v1/cases/{case_c}", headers=auth))
         assert detail["case"]["id"] == case_c
         assert detail["decision"]["matched_rules"] == ["urgent"]
         assert detail["waiting_since"] is None
@@ -276,7 +275,7 @@ async def test_case_api_drives_cases_drains_queues_and_publishes_every_change(
             ("outbound", "amal", "sent a voucher by mail"),
         ]
         assert not any(m["deleted"] or m["edited"] for m in detail["messages"])
-        agents = await ok(await client.get("/v1/agents", headers=AUTH))
+        agents = await ok(await client.get("/v1/agents", headers=auth))
         assert [(a["id"], a["load"], a["capacity"], a["online"]) for a in agents] == [
             ("amal", 2, 2, True),  # D and A
             ("sara", 2, 1, True),  # B and C (forced)
@@ -284,23 +283,22 @@ async def test_case_api_drives_cases_drains_queues_and_publishes_every_change(
 
         # Clear refusals.
         unknown_case = "00000000-0000-0000-0000-000000000000"
-        assert (await client.get(f"/v1/cases/{unknown_case}", headers=AUTH)).status_code == 404
-        assert (await client.get("/v1/cases/not-a-case", headers=AUTH)).status_code == 404
+        assert (await client.get(f"/v1/cases/{unknown_case}", headers=auth)).status_code == 404
+        assert (await client.get("/v1/cases/not-a-case", headers=auth)).status_code == 404
         ghost = await client.post(
-            f"/v1/cases/{case_b}/reassign", json={"agent_id": "ghost"}, headers=AUTH
+            f"/v1/cases/{case_b}/reassign", json={"agent_id": "ghost"}, headers=auth
         )
         assert ghost.status_code == 404
         assert (
-            await client.patch("/v1/agents/ghost", json={"online": True}, headers=AUTH)
+            await client.patch("/v1/agents/ghost", json={"online": True}, headers=auth)
         ).status_code == 404
         for method, path, body in [
-            ("POST", f"/v1/cases/{case_b}/claim", {}),
             ("POST", f"/v1/cases/{case_b}/replies", {"agent_id": "amal"}),
             ("PATCH", "/v1/agents/amal", {}),
             ("PUT", "/v1/agents/amal", {**amal, "capacity": -1}),
             ("PUT", "/v1/agents/amal", {**amal, "languages": ["english"]}),
         ]:
-            response = await client.request(method, path, json=body, headers=AUTH)
+            response = await client.request(method, path, json=body, headers=auth)
             assert response.status_code == 422, (path, body, response.text)
 
         # Every change is on Kafka, in order, each with the whole case.
@@ -362,9 +360,9 @@ async def test_concurrent_resolves_drain_the_queue_once_and_never_over_fill(
     database_url: str,
     kafka_bootstrap: str,
     unique: str,
-    monkeypatch: pytest.MonkeyPatch,
+    identity: LocalIdentity,
 ) -> None:
-    monkeypatch.setenv("CASEWIRE_ROUTER_API_TOKEN", TOKEN)
+    auth = bearer(identity.token(ADMIN, ["admin"]))
     await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
     app = create_app(settings_for(tmp_path, database_url, kafka_bootstrap, unique))
     now = datetime.now(UTC)
@@ -377,7 +375,7 @@ async def test_concurrent_resolves_drain_the_queue_once_and_never_over_fill(
         cases = Cases(EventReader(events_in), unique)
         for agent_id in ("amal", "sara"):
             agent = {"teams": ["shipping"], "languages": ["en"], "capacity": 2, "online": True}
-            await ok(await client.put(f"/v1/agents/{agent_id}", json=agent, headers=AUTH), 201)
+            await ok(await client.put(f"/v1/agents/{agent_id}", json=agent, headers=auth), 201)
         for minutes_ago, name in enumerate(reversed(names)):
             conversation = cases.conversation(name)
             body = customer_message(
@@ -388,20 +386,20 @@ async def test_concurrent_resolves_drain_the_queue_once_and_never_over_fill(
             )
             await kafka.send_and_wait(topics.MESSAGES, body, key=conversation.encode())
         case_ids = await cases.opened(*names)
-        agents = await ok(await client.get("/v1/agents", headers=AUTH))
+        agents = await ok(await client.get("/v1/agents", headers=auth))
         assert [a["load"] for a in agents] == [2, 2]
-        queue = await ok(await client.get("/v1/teams/shipping/queue", headers=AUTH))
+        queue = await ok(await client.get("/v1/teams/shipping/queue", headers=auth))
         waiting = [item["id"] for item in queue]
         owned = [case_id for case_id in case_ids if case_id not in waiting]
         assert (len(waiting), len(owned)) == (4, 4)
 
         resolved = await asyncio.gather(
-            *(client.post(f"/v1/cases/{case_id}/resolve", headers=AUTH) for case_id in owned)
+            *(client.post(f"/v1/cases/{case_id}/resolve", headers=auth) for case_id in owned)
         )
         assert [response.status_code for response in resolved] == [200] * 4
         drained = [a["case_id"] for r in resolved for a in r.json()["assigned_from_queue"]]
         assert sorted(drained) == sorted(waiting)  # each waiting case went out exactly once
-        queue = await ok(await client.get("/v1/teams/shipping/queue", headers=AUTH))
+        queue = await ok(await client.get("/v1/teams/shipping/queue", headers=auth))
         assert queue == []
 
     connection = await asyncpg.connect(database_url)
@@ -425,9 +423,9 @@ async def test_a_place_freed_in_one_team_goes_to_the_queue_of_the_agents_other_t
     database_url: str,
     kafka_bootstrap: str,
     unique: str,
-    monkeypatch: pytest.MonkeyPatch,
+    identity: LocalIdentity,
 ) -> None:
-    monkeypatch.setenv("CASEWIRE_ROUTER_API_TOKEN", TOKEN)
+    auth = bearer(identity.token(ADMIN, ["admin"]))
     await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
     app = create_app(settings_for(tmp_path, database_url, kafka_bootstrap, unique))
     now = datetime.now(UTC)
@@ -443,45 +441,16 @@ async def test_a_place_freed_in_one_team_goes_to_the_queue_of_the_agents_other_t
             "capacity": 1,
             "online": True,
         }
-        await ok(await client.put("/v1/agents/amal", json=amal, headers=AUTH), 201)
+        await ok(await client.put("/v1/agents/amal", json=amal, headers=auth), 201)
         for name, text in (("s", f"my parcel{unique}"), ("i", f"my invoice{unique}")):
             conversation = cases.conversation(name)
             body = customer_message(conversation, f"{unique}-{name}", text, now)
             await kafka.send_and_wait(topics.MESSAGES, body, key=conversation.encode())
             await cases.opened(name)  # one after the other: the first one takes amal's place
         shipping, billing = cases.ids["s"], cases.ids["i"]
-        queue = await ok(await client.get("/v1/teams/billing/queue", headers=AUTH))
+        queue = await ok(await client.get("/v1/teams/billing/queue", headers=auth))
         assert [item["id"] for item in queue] == [billing]
 
-        resolved = await ok(await client.post(f"/v1/cases/{shipping}/resolve", headers=AUTH))
+        resolved = await ok(await client.post(f"/v1/cases/{shipping}/resolve", headers=auth))
         assert resolved["assigned_from_queue"] == [{"case_id": billing, "agent_id": "amal"}]
-        assert await ok(await client.get("/v1/teams/billing/queue", headers=AUTH)) == []
-
-
-async def test_the_api_needs_the_configured_bearer_token(
-    tmp_path: Path, database_url: str, kafka_bootstrap: str, unique: str
-) -> None:
-    await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
-    settings = settings_for(tmp_path, database_url, kafka_bootstrap, unique)
-    for token in (None, SecretStr("")):  # an empty token must not open the API either
-        closed = create_app(settings.model_copy(update={"router_api_token": token}))
-        async with asgi_client(closed) as client:
-            off = await client.get("/v1/agents", headers={"Authorization": "Bearer "})
-            assert off.status_code == 503
-            assert "CASEWIRE_ROUTER_API_TOKEN" in off.json()["detail"]
-
-    app = create_app(settings.model_copy(update={"router_api_token": SecretStr(TOKEN)}))
-    async with running(app) as client:
-        assert (await client.get("/v1/agents")).status_code == 401
-        wrong = await client.get("/v1/agents", headers={"Authorization": "Bearer nope"})
-        assert wrong.status_code == 401
-        assert wrong.headers["www-authenticate"] == "Bearer"
-        basic = await client.get("/v1/agents", headers={"Authorization": f"Basic {TOKEN}"})
-        assert basic.status_code == 401
-        assert (await client.get("/v1/agents", headers=AUTH)).status_code == 200
-        assert (await client.get("/healthz")).status_code == 200  # operations stay open
-
-
-def asgi_client(app: FastAPI) -> httpx.AsyncClient:
-    """A client without the app's lifespan: the token check answers before any I/O."""
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app")
+        assert await ok(await client.get("/v1/teams/billing/queue", headers=auth)) == []

@@ -115,10 +115,10 @@ class _Waiting:
     since: float
 
 
-def router_client(router_url: str, api_token: str) -> httpx.AsyncClient:
-    """A client for the router's case API, with its bearer token."""
+def router_client(router_url: str, token: str) -> httpx.AsyncClient:
+    """A client for the router's case API, with a caller's bearer token."""
     return httpx.AsyncClient(
-        base_url=router_url, headers={"Authorization": f"Bearer {api_token}"}, timeout=10.0
+        base_url=router_url, headers={"Authorization": f"Bearer {token}"}, timeout=10.0
     )
 
 

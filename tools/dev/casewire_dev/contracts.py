@@ -142,6 +142,14 @@ PAYLOADS: tuple[Payload, ...] = (
         ROUTER_SOURCE,
     ),
     Payload(
+        "agent-data",
+        ev.AgentData,
+        topics.CASE_EVENTS,
+        "`agent:<agent id>`",
+        ev.AGENT_EVENT_TYPES,
+        ROUTER_SOURCE,
+    ),
+    Payload(
         "watermark-data",
         ev.WatermarkData,
         topics.CASE_EVENTS,
@@ -166,7 +174,8 @@ TOPIC_DESCRIPTIONS = {
     "conversation (the key); beside them, thread-control records of Meta's handover protocol "
     "(header `casewire-record: thread_control`).",
     topics.CASE_EVENTS: "CloudEvents 1.0 in Kafka binary mode: every change to a case (with "
-    "the full case snapshot) and every incident, in order per key.",
+    "the full case snapshot and, for API actions, the actor), every incident and every "
+    "change to an agent made through the API, in order per key.",
     topics.SLA_ALERTS: "CloudEvents 1.0 in Kafka binary mode: SLA warnings, breaches and the "
     "clock audit trail, in order per case (the key).",
 }

@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from casewire_router.domain.rules import load_rules
 
 from casewire_dev import corpus, services, stack
 from casewire_dev.care_desk import DeskProgress, plan_resolutions, router_client, run_care_desk
+from casewire_dev.identity import LocalIdentity
 from casewire_dev.paths import repo_root, shared_data
 from casewire_dev.replay import ReplayProgress, ScheduledMessage, replay, schedule
 from casewire_dev.summary import DemoSummary, follow, show
@@ -34,6 +36,7 @@ INGEST_PORT, ROUTER_PORT, SLA_PORT = 8081, 8082, 8083
 # too, or the router would take the replayed messages for ones it has already processed.
 DEMO_DATABASE = "casewire_demo"
 DEMO_INTEGRATION = "demo-replay"
+DESK_ID = "care-desk"  # the lead the demo's care desk acts as
 
 
 class DemoError(RuntimeError):
@@ -75,8 +78,9 @@ class Demo:
         self.started_stack = False
         self.running: list[services.RunningService] = []
         self.tasks: list[asyncio.Task[None]] = []
-        # The care desk's key to the router's case API, new for every run.
-        self.router_api_token = secrets.token_urlsafe(32)
+        # The local identity provider: a signing key new for every run, trusted by the router;
+        # the care desk acts as a lead of every team with a token it signs.
+        self.identity = LocalIdentity(self.state_dir / "identity" / "jwks.json")
         # The replay posts on the generic channel as an integration, with a key minted per run.
         self.integration = IntegrationAuth(DEMO_INTEGRATION, secrets.token_urlsafe(32))
 
@@ -125,7 +129,7 @@ class Demo:
                 {
                     "CASEWIRE_ROUTER_RULES": str(config["rules"]),
                     "CASEWIRE_ROUTER_AGENTS": str(config["agents"]),
-                    "CASEWIRE_ROUTER_API_TOKEN": self.router_api_token,
+                    **self.identity.router_env(),
                 },
             ),
             services.ServiceSpec("sla", SLA_PORT, {"CASEWIRE_SLA_POLICIES": str(config["sla"])}),
@@ -220,7 +224,10 @@ class Demo:
     ) -> None:
         planned = plan_resolutions(plan, speed=self.options.speed)
         router_url = f"http://127.0.0.1:{ROUTER_PORT}"
-        async with router_client(router_url, self.router_api_token) as client:
+        desk_token = self.identity.token(
+            DESK_ID, ["lead"], teams=load_rules(str(self._config_files()["rules"])).teams
+        )
+        async with router_client(router_url, desk_token) as client:
             await run_care_desk(planned, summary, progress, client, desk)
 
     def _spawn(self, name: str, work: Coroutine[Any, Any, None]) -> None:

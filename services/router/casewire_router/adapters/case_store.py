@@ -253,6 +253,10 @@ class PostgresCaseStore:
         async with self._database.pool.acquire() as connection:
             return await read_agents(connection)
 
+    async def agent_teams(self, agent_id: str) -> list[str] | None:
+        async with self._database.pool.acquire() as connection:
+            return await agent_teams(connection, agent_id)
+
 
 def _full_case(row: asyncpg.Record) -> CaseState:
     case = repository.read_case(row)

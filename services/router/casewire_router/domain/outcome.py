@@ -72,6 +72,9 @@ class RoutingOutcome:
     rerouted: set[str] = field(default_factory=set)
     # Thread-control records read, and what each did: human, bot, request, not_followed.
     thread_controls: list[tuple[str, str]] = field(default_factory=list)  # (action, outcome)
+    # Who acted, for a case action of the API (None: the router decided, from messages).
+    actor: ev.ActorRef | None = None
+    agent_changes: list[ev.AgentData] = field(default_factory=list)  # made through the API
 
     def emit(
         self,
@@ -86,7 +89,9 @@ class RoutingOutcome:
         event counts one more version of the case, so the case is written back."""
         case.version += 1
         self.cases[case.id] = case
-        data = CaseEventData(case=case.snapshot(), message_id=message_id, **details)
+        data = CaseEventData(
+            case=case.snapshot(), actor=self.actor, message_id=message_id, **details
+        )
         self.events.append(CaseChange(event_type, case.id, data, at))
 
     def assign(

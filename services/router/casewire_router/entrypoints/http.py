@@ -1,24 +1,26 @@
 """The router's HTTP API (`/v1`): team queues, cases and what agents do to them, agents.
 
-Every endpoint needs `Authorization: Bearer <CASEWIRE_ROUTER_API_TOKEN>`; without a
-configured token the API answers 503 (it is never open). docs/api.md describes it.
+Every endpoint needs a bearer token naming who calls (an OpenID Connect token of an agent, a
+lead or an admin, or a named service token; `entrypoints.auth`), and `domain.access` decides
+what that caller may do. Without an identity provider or service tokens the API answers 503
+(it is never open). docs/api.md and docs/identity.md describe it.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: the routes' `Caller` type is built inside
+# `case_api`, and FastAPI must see it as an object, not as a name to look up in this module.
 
-import secrets
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, TypeVar
+from typing import Annotated, Self, TypeVar
 
 from casewire_common.events import CaseSnapshot, RoutingDecision
 from fastapi import APIRouter, Depends, HTTPException, Path, Response, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from casewire_router.adapters.case_store import StoredMessage
 from casewire_router.case_service import ActionResult, AgentResult, CaseNotFound, CaseService
+from casewire_router.domain.access import Actor, Forbidden
 from casewire_router.domain.assignment import AgentState
 from casewire_router.domain.case import CaseState
 from casewire_router.domain.case_actions import (
@@ -28,6 +30,7 @@ from casewire_router.domain.case_actions import (
     in_queue,
     waiting_since,
 )
+from casewire_router.entrypoints.auth import forbidden
 
 T = TypeVar("T")
 
@@ -37,25 +40,39 @@ REPLY_CLOCK_SKEW = timedelta(minutes=2)
 AgentId = Annotated[str, Path(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9._@-]+$")]
 Team = Annotated[str, Path(min_length=1, max_length=256)]
 Language = Annotated[str, Field(pattern=r"^[a-z]{2}$")]
-Credentials = Annotated[
-    HTTPAuthorizationCredentials | None,
-    Depends(HTTPBearer(auto_error=False, description="CASEWIRE_ROUTER_API_TOKEN")),
-]
+ActorDependency = Callable[..., Awaitable[Actor]]
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class AssignBody(_Body):
-    agent_id: str = Field(min_length=1, max_length=256)
+class ClaimBody(_Body):
+    agent_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="Who takes the case: default the caller; a lead (or a service) names an"
+        " agent of the case's team.",
+    )
     force: bool = Field(
-        default=False, description="Assign even over the agent's capacity or while offline."
+        default=False,
+        description="Leads: assign even over the agent's capacity or while offline.",
     )
 
 
-class ReplyBody(_Body):
+class AssignBody(ClaimBody):
     agent_id: str = Field(min_length=1, max_length=256)
+
+
+class ReplyBody(_Body):
+    agent_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="Service tokens only: the agent who wrote the reply (a person's reply is"
+        " theirs).",
+    )
     text: str = Field(max_length=65536)
     sent_at: AwareDatetime | None = Field(default=None, description="Default: now.")
 
@@ -72,7 +89,7 @@ class AgentPatch(_Body):
     capacity: int | None = Field(default=None, ge=0, le=10_000)
 
     @model_validator(mode="after")
-    def _something(self) -> AgentPatch:
+    def _something(self) -> Self:
         if self.online is None and self.capacity is None:
             raise ValueError("give online, capacity or both")
         return self
@@ -140,38 +157,24 @@ class AgentChangeView(BaseModel):
     assigned_from_queue: list[Assignment]
 
 
-def case_api(service: CaseService, token: SecretStr | None) -> APIRouter:
-    """The `/v1` routes, all behind the bearer token."""
+def case_api(service: CaseService, current_actor: ActorDependency) -> APIRouter:
+    """The `/v1` routes: each knows its caller (`current_actor`) and asks the service layer,
+    which applies `domain.access`."""
 
-    expected = token.get_secret_value().encode() if token is not None else b""
-
-    async def authorized(credentials: Credentials) -> None:
-        if not expected:  # unset or empty: an empty token would let anyone in
-            raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE,
-                "the case API is off: no CASEWIRE_ROUTER_API_TOKEN is configured",
-            )
-        given = credentials.credentials.encode() if credentials is not None else b""
-        if not secrets.compare_digest(given, expected):
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                "a valid bearer token is required",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-
-    api = APIRouter(prefix="/v1", tags=["cases"], dependencies=[Depends(authorized)])
+    api = APIRouter(prefix="/v1", tags=["cases"])
+    Caller = Annotated[Actor, Depends(current_actor)]  # noqa: N806 (a type alias)
 
     @api.get("/teams/{team}/queue")
-    async def team_queue(team: Team) -> list[QueuedCase]:
+    async def team_queue(team: Team, actor: Caller) -> list[QueuedCase]:
         """The team's waiting cases in drain order: most urgent first, then longest waiting."""
         return [
             QueuedCase(**case.snapshot().model_dump(), waiting_since=waiting_since(case))
-            for case in await service.team_queue(team)
+            for case in await _answer(service.team_queue(actor, team))
         ]
 
     @api.get("/cases/{case_id}")
-    async def get_case(case_id: str) -> CaseDetail:
-        case, messages = await _answer(service.case_detail(_case_id(case_id)))
+    async def get_case(case_id: str, actor: Caller) -> CaseDetail:
+        case, messages = await _answer(service.case_detail(actor, _case_id(case_id)))
         waiting = waiting_since(case) if in_queue(case) else None
         return CaseDetail(
             case=case.snapshot(),
@@ -181,56 +184,64 @@ def case_api(service: CaseService, token: SecretStr | None) -> APIRouter:
         )
 
     @api.post("/cases/{case_id}/claim")
-    async def claim(case_id: str, body: AssignBody) -> CaseActionView:
-        """An agent takes a waiting case."""
+    async def claim(case_id: str, actor: Caller, body: ClaimBody | None = None) -> CaseActionView:
+        """An agent takes a waiting case (a lead may name the agent)."""
+        body = body or ClaimBody()
         return _action_view(
-            await _answer(service.claim(_case_id(case_id), body.agent_id, force=body.force))
+            await _answer(service.claim(actor, _case_id(case_id), body.agent_id, force=body.force))
         )
 
     @api.post("/cases/{case_id}/reassign")
-    async def reassign(case_id: str, body: AssignBody) -> CaseActionView:
+    async def reassign(case_id: str, body: AssignBody, actor: Caller) -> CaseActionView:
         """Give the case to another agent; the previous owner's freed place drains the queue."""
         return _action_view(
-            await _answer(service.reassign(_case_id(case_id), body.agent_id, force=body.force))
+            await _answer(
+                service.reassign(actor, _case_id(case_id), body.agent_id, force=body.force)
+            )
         )
 
     @api.post("/cases/{case_id}/pending")
-    async def pending(case_id: str) -> CaseActionView:
+    async def pending(case_id: str, actor: Caller) -> CaseActionView:
         """Waiting on the customer; their next message hands it back to the owner."""
-        return _action_view(await _answer(service.set_pending(_case_id(case_id))))
+        return _action_view(await _answer(service.set_pending(actor, _case_id(case_id))))
 
     @api.post("/cases/{case_id}/resolve")
-    async def resolve(case_id: str) -> CaseActionView:
-        return _action_view(await _answer(service.close(_case_id(case_id), "resolved")))
+    async def resolve(case_id: str, actor: Caller) -> CaseActionView:
+        return _action_view(await _answer(service.close(actor, _case_id(case_id), "resolved")))
 
     @api.post("/cases/{case_id}/no-action")
-    async def no_action(case_id: str) -> CaseActionView:
+    async def no_action(case_id: str, actor: Caller) -> CaseActionView:
         """Close a case that needs no reply (spam, praise, a troll)."""
-        return _action_view(await _answer(service.close(_case_id(case_id), "no_action")))
+        return _action_view(await _answer(service.close(actor, _case_id(case_id), "no_action")))
 
     @api.post("/cases/{case_id}/reopen")
-    async def reopen(case_id: str) -> CaseActionView:
-        return _action_view(await _answer(service.reopen(_case_id(case_id))))
+    async def reopen(case_id: str, actor: Caller) -> CaseActionView:
+        return _action_view(await _answer(service.reopen(actor, _case_id(case_id))))
 
     @api.post("/cases/{case_id}/replies", status_code=status.HTTP_201_CREATED)
-    async def reply(case_id: str, body: ReplyBody) -> ReplyView:
+    async def reply(case_id: str, body: ReplyBody, actor: Caller) -> ReplyView:
         """Record a reply made outside the platforms (it counts for response times)."""
         if body.sent_at is not None and body.sent_at > datetime.now(UTC) + REPLY_CLOCK_SKEW:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "sent_at is in the future")
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "sent_at is in the future")
         result, first = await _answer(
-            service.reply(_case_id(case_id), body.agent_id, body.text, body.sent_at)
+            service.reply(actor, _case_id(case_id), body.agent_id, body.text, body.sent_at)
         )
         return ReplyView(**_action_view(result).model_dump(), first_response=first)
 
     @api.get("/agents", tags=["agents"])
-    async def list_agents() -> list[AgentView]:
-        return [_agent_view(agent) for agent in await service.agents()]
+    async def list_agents(actor: Caller) -> list[AgentView]:
+        """The agents the caller may see: all (admins, services), their teams' (leads),
+        themselves (agents)."""
+        return [_agent_view(agent) for agent in await _answer(service.agents(actor))]
 
     @api.put("/agents/{agent_id}", tags=["agents"])
-    async def put_agent(agent_id: AgentId, body: AgentBody, response: Response) -> AgentChangeView:
+    async def put_agent(
+        agent_id: AgentId, body: AgentBody, response: Response, actor: Caller
+    ) -> AgentChangeView:
         """Create an agent (201) or replace their teams, languages, capacity and presence."""
         result = await _answer(
             service.put_agent(
+                actor,
                 agent_id,
                 list(dict.fromkeys(body.teams)),
                 list(dict.fromkeys(body.languages)),
@@ -243,11 +254,11 @@ def case_api(service: CaseService, token: SecretStr | None) -> APIRouter:
         return _agent_change_view(result)
 
     @api.patch("/agents/{agent_id}", tags=["agents"])
-    async def patch_agent(agent_id: AgentId, body: AgentPatch) -> AgentChangeView:
+    async def patch_agent(agent_id: AgentId, body: AgentPatch, actor: Caller) -> AgentChangeView:
         """Presence and capacity: going online or raising capacity takes waiting cases at
         once; going offline keeps the agent's open cases."""
         result = await _answer(
-            service.patch_agent(agent_id, online=body.online, capacity=body.capacity)
+            service.patch_agent(actor, agent_id, online=body.online, capacity=body.capacity)
         )
         return _agent_change_view(result)
 
@@ -255,16 +266,18 @@ def case_api(service: CaseService, token: SecretStr | None) -> APIRouter:
 
 
 async def _answer(call: Awaitable[T]) -> T:
-    """Domain refusals as HTTP answers: unknown case or agent 404, invalid transition 409,
-    input that contradicts the case 422."""
+    """Domain refusals as HTTP answers: not allowed 403, unknown case or agent 404, invalid
+    transition 409, input that contradicts the case 422."""
     try:
         return await call
+    except Forbidden as error:
+        raise forbidden(error) from error
     except (CaseNotFound, UnknownAgent) as error:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from error
     except TransitionError as error:
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
     except InvalidInput as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(error)) from error
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from error
 
 
 def _case_id(raw: str) -> str:

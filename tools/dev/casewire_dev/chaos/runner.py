@@ -26,7 +26,6 @@ import json
 import os
 import pickle
 import random
-import secrets
 import shutil
 import signal
 import subprocess
@@ -43,6 +42,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from casewire_common import topics
 from casewire_common.events import ROUTER_WATERMARK
+from casewire_router.domain.rules import load_rules
 from prometheus_client.parser import text_string_to_metric_families
 
 from casewire_dev import services, stack
@@ -51,6 +51,7 @@ from casewire_dev.chaos import faults, verdict, workload
 from casewire_dev.chaos.capture import Capture, Record, SentMessage, StoredMessage
 from casewire_dev.chaos.desk import CareDesk
 from casewire_dev.chaos.fleet import Fleet
+from casewire_dev.identity import LocalIdentity
 from casewire_dev.paths import repo_root, shared_data
 
 ROUTER_GROUP = "casewire-router"  # the router's consumer group (its default setting)
@@ -407,7 +408,8 @@ class ChaosRun:
         self.tasks: list[asyncio.Task[None]] = []
         self.started_stack = False
         self.verdicts: list[verdict.Verdict] = []
-        self.router_api_token = secrets.token_urlsafe(32)  # the care desk's, new every run
+        # A signing key new every run; the care desk resolves cases as a lead of every team.
+        self.identity = LocalIdentity(self.config_dir / "identity" / "jwks.json")
 
     async def main(self) -> int:
         try:
@@ -467,7 +469,10 @@ class ChaosRun:
         )
         reader = TopicReader(bootstrap)
         await reader.start()
-        desk = CareDesk(fleet, self.router_api_token, options.seed)
+        desk_token = self.identity.token(
+            "chaos-desk", ["lead"], teams=load_rules(str(self.root / workload.RULES_FILE)).teams
+        )
+        desk = CareDesk(fleet, desk_token, options.seed)
         loop = asyncio.get_running_loop()
         started = loop.time()
         following = asyncio.gather(desk.run(), self._follow(reader, desk))
@@ -592,7 +597,7 @@ class ChaosRun:
         router_settings = {
             "CASEWIRE_ROUTER_RULES": str(self.root / workload.RULES_FILE),
             "CASEWIRE_ROUTER_AGENTS": str(self.config_dir / "agents.yaml"),
-            "CASEWIRE_ROUTER_API_TOKEN": self.router_api_token,
+            **self.identity.router_env(),
         }
         sla_settings = {"CASEWIRE_SLA_POLICIES": str(self.config_dir / "sla-policies.yaml")}
         for _ in range(self.options.replicas):
