@@ -31,9 +31,12 @@ from typing import Literal
 from casewire_common.messages import CanonicalMessage
 from casewire_common.thread_control import PAGE_INBOX_APP_ID, ThreadControl
 
+from casewire_router.domain.rules import HandoffReason
+
 Owner = Literal["bot", "human"]
-# What handed the conversation over: a thread-control record's action, or the handoff rule.
-HandoverReason = Literal["pass", "take", "customer_asked", "bot_said"]
+# What handed the conversation over: a thread-control record's action, or the rules file's
+# handoff (`HandoffReason`).
+HandoverReason = Literal["pass", "take"] | HandoffReason
 HANDOVER_TAG = "bot_handover"
 
 _META_PLATFORMS = frozenset({"facebook", "instagram"})
