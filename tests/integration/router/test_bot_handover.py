@@ -137,7 +137,8 @@ def of_conversation(conversation: str) -> Any:
 async def transcript_rows(pg: asyncpg.Connection, conversation: str) -> list[asyncpg.Record]:
     return list(
         await pg.fetch(
-            f"SELECT platform_message_id, case_id, bot_phase FROM {SCHEMA}.messages"
+            "SELECT platform_message_id, case_id, bot_phase, standby, sending_app"
+            f" FROM {SCHEMA}.messages"
             " WHERE conversation_id = $1 ORDER BY sent_at",
             conversation,
         )
@@ -207,6 +208,11 @@ async def test_a_bot_first_messenger_conversation_reaches_a_human_with_its_trans
             lambda: transcript_rows(pg, conversation), lambda found: len(found) == 3
         )
         assert [(row["case_id"], row["bot_phase"]) for row in rows] == [(None, True)] * 3
+        assert [(row["standby"], row["sending_app"]) for row in rows] == [
+            (True, None),
+            (True, BOT_APP),
+            (True, None),
+        ]
         assert (
             await pg.fetchval(
                 f"SELECT count(*) FROM {SCHEMA}.cases WHERE conversation_id = $1", conversation

@@ -244,6 +244,20 @@ def test_a_pass_read_before_the_standby_messages_sent_before_it_opens_the_case_a
         assert outcome.bot_phase == {first.id, second.id}
 
 
+def test_standby_messages_sent_after_a_pass_read_late_stay_the_bots() -> None:
+    desk = Desk()
+    before, after = dm("parcel?", "m1", 0), dm("hello? bot?", "m2", 5)
+    desk.standby(before, after)
+
+    handed = desk.route(control("pass", 2, CASEWIRE_APP))
+
+    assert types(handed) == [ev.CASE_CREATED, ev.CASE_ASSIGNED]
+    assert [message for message, _ in handed.transcripts] == [before.id]
+    # Sent on standby after the pass: another app owned the thread again by then.
+    assert handed.rerouted == set()
+    assert [m.id for m in desk.state.controls[MESSENGER].waiting] == [after.id]
+
+
 def test_the_page_inbox_counts_as_human_by_setting() -> None:
     desk = Desk()
     desk.standby(dm("help", "m1", 0))

@@ -166,6 +166,8 @@ class CaseRouter:
         result.incidents.extend(close_incident(quiet) for quiet in state.quiet_incidents)
         state.quiet_incidents = []
         batch = Batch(state, result, new_id, now, readings or {}, marks or {})
+        result.marks = dict(batch.marks)  # stored with the messages (their phase may be
+        # decided again when a handover read late says when control changed)
         for item in messages:
             if isinstance(item, ThreadControl):
                 self._on_thread_control(item, batch)
