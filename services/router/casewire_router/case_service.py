@@ -31,7 +31,7 @@ from casewire_router.domain.access import (
     require_team,
     visible_agents,
 )
-from casewire_router.domain.assignment import AgentState
+from casewire_router.domain.assignment import AgentScope, AgentState
 from casewire_router.domain.case import CaseState
 from casewire_router.domain.case_actions import InvalidInput, TransitionError, UnknownAgent
 from casewire_router.domain.outcome import RoutingOutcome
@@ -85,8 +85,9 @@ class CaseTransaction(Protocol):
         """The waiting cases of these teams (None: of every team), locked."""
         ...
 
-    async def lock_agents(self) -> dict[str, AgentState]:
-        """Every agent, locked."""
+    async def lock_agents(self, scope: AgentScope | None) -> dict[str, AgentState]:
+        """The agents of `scope` (None: every agent), locked: an action of one team never
+        waits for another team's."""
         ...
 
     async def agent_teams(self, agent_id: str) -> list[str] | None:
@@ -179,8 +180,8 @@ class CaseService:
         ) -> CaseState:
             case = await self._lock_case(work, case_id)
             require_case_action(actor, case, CaseAction.CLAIM, agent_id, force=force)
-            agents = await work.lock_agents()
             assignee = _acting_agent(actor, agent_id)
+            agents = await work.lock_agents(AgentScope.of(agent_ids=[assignee]))
             case_actions.claim(case, assignee, agents, outcome, now, force=force)
             return case
 
@@ -194,7 +195,7 @@ class CaseService:
         ) -> ActionResult:
             case, waiting = await self._lock_case_and_queues(work, case_id)
             require_case_action(actor, case, CaseAction.ASSIGN, agent_id, force=force)
-            agents = await work.lock_agents()
+            agents = await work.lock_agents(AgentScope.of([case.team], [agent_id, case.assignee]))
             case_actions.reassign(case, agent_id, agents, outcome, now, force=force)
             return ActionResult(case, drain(waiting, agents, outcome, now))
 
@@ -219,7 +220,7 @@ class CaseService:
         ) -> ActionResult:
             case, waiting = await self._lock_case_and_queues(work, case_id)
             require_case_action(actor, case, CaseAction.WORK)
-            agents = await work.lock_agents()
+            agents = await work.lock_agents(AgentScope.of([case.team], [case.assignee]))
             case_actions.close(case, status, agents, outcome, now)
             return ActionResult(case, drain(waiting, agents, outcome, now))
 
@@ -231,7 +232,7 @@ class CaseService:
         ) -> CaseState:
             case = await self._lock_case(work, case_id)
             require_case_action(actor, case, CaseAction.WORK)
-            agents = await work.lock_agents()
+            agents = await work.lock_agents(AgentScope.of([case.team], [case.assignee]))
             case_actions.reopen(case, agents, outcome, now)
             return case
 
@@ -284,7 +285,7 @@ class CaseService:
                 actor, agent_id, [*current_teams, *teams], {AgentChange.DEFINITION}
             )
             waiting = await work.lock_queues({*current_teams, *teams})
-            agents = await work.lock_agents()
+            agents = await work.lock_agents(AgentScope.of([*current_teams, *teams], [agent_id]))
             agent = agents.get(agent_id)
             created = agent is None
             if agent is None:
@@ -317,7 +318,7 @@ class CaseService:
                 raise UnknownAgent(f"no agent {agent_id!r}")
             require_agent_change(actor, agent_id, teams, changes)
             waiting = await work.lock_queues(teams)
-            agents = await work.lock_agents()
+            agents = await work.lock_agents(AgentScope.of(teams, [agent_id]))
             agent = agents[agent_id]
             if online is not None:
                 agent.online = online
@@ -336,7 +337,7 @@ class CaseService:
             work: CaseTransaction, now: datetime, outcome: RoutingOutcome
         ) -> list[CaseState]:
             waiting = await work.lock_queues(None)
-            agents = await work.lock_agents()
+            agents = await work.lock_agents(None)
             return drain(waiting, agents, outcome, now)
 
         return await self._transact(None, action)
