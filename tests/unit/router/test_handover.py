@@ -531,3 +531,20 @@ def test_a_broken_handoff_section_is_listed_by_line() -> None:
     problems = str(caught.value)
     assert "rules.yaml:5: handoff.customer_says.1: keyword 'ـــ' folds to nothing" in problems
     assert "rules.yaml:6: handoff.bot_sez: Extra inputs are not permitted" in problems
+
+
+def test_only_batches_that_may_open_a_handover_case_lock_every_agent() -> None:
+    desk = Desk()
+    router, state = desk.router, desk.state
+    assert router.may_hand_over([control("pass", 1, CASEWIRE_APP)], state)
+    assert not router.may_hand_over([control("pass", 1, BOT_APP)], state)
+    assert not router.may_hand_over([control("request", 1, CASEWIRE_APP)], state)
+    assert not router.may_hand_over([wa("hello", "w1", 0)], state)
+    assert router.may_hand_over([wa("أريد موظف", "w2", 1)], state)
+    assert router.may_hand_over([wa("bye #handoff", "w3", 1, outbound=True)], state)
+    desk.standby(dm("hi", "m0", 0, outbound=True))
+    desk.route(control("pass", 5, CASEWIRE_APP))  # no customer message: no case yet
+    assert router.may_hand_over([dm("parcel?", "m1", 3)], state)  # it would open it
+    assert not router.may_hand_over([dm("parcel?", "m1", 6)], state)  # sent after the pass
+    desk.route(wa("hello", "w4", 0), wa("agent", "w5", 1))
+    assert not router.may_hand_over([wa("agent again", "w6", 2)], state)  # its case is open

@@ -295,15 +295,21 @@ async def load_batch_state(
             topic_counts[topic] = topic_counts.get(topic, 0) + 1
     if topic_counts:
         await _load_topics(connection, state, topic_counts, windows, now, known, list(loaded))
+    handing_over = bool(handed) and case_router.may_hand_over(items, state, readings)
     if (
         state.cases_answering
         or any(m.conversation_id not in state.open_cases for m in customer_messages)
-        or any(c.conversation_id not in state.open_cases for c in handing)
+        or handing_over
     ):
         # A case may open or reopen (it may be given to an agent), or be absorbed (its owner's
-        # load released).
-        scope = case_router.agents_needed(
-            customer_messages, loaded.values(), state.open_cases, readings
+        # load released). A handover's case goes to the team its whole transcript decides:
+        # every agent (None), in the rare batches that may hand over.
+        scope = (
+            None
+            if handing_over
+            else case_router.agents_needed(
+                customer_messages, loaded.values(), state.open_cases, readings
+            )
         )
         state.agents = await lock_agents(connection, scope)
     return state

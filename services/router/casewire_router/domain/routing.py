@@ -142,6 +142,42 @@ class CaseRouter:
                 agent_ids.add(outcome.assign_to)
         return AgentScope.of(teams, agent_ids)
 
+    def may_hand_over(
+        self,
+        items: Sequence[Routable],
+        state: BatchState,
+        readings: Mapping[str, MessageReading] | None = None,
+    ) -> bool:
+        """Whether routing these items may open a case at a handover to humans (a pass to
+        humans, a bot account's handoff message, a transcript message read after the pass it
+        precedes), in a conversation with no open case: that case's team is decided on the
+        whole transcript, which the batch alone does not show, so the caller locks every
+        agent. Handovers are rare; ordinary batches keep `agents_needed`."""
+        for item in items:
+            if item.conversation_id in state.open_cases:
+                continue
+            if isinstance(item, ThreadControl):
+                if self.handover.follows_protocol(item.platform) and (
+                    self.handover.owner_after(item) == "human"
+                ):
+                    return True
+                continue
+            if item.event != "message" or not self.handover.applies(item.platform, item.account_id):
+                continue
+            if self.handover.bot_first(item.platform, item.account_id):
+                folded = (
+                    self.read(item, readings).folded
+                    if item.direction == "inbound"
+                    else fold(item.text)
+                )
+                if self.rules.handoff_reason(item, folded) is not None:
+                    return True
+            control = state.controls.get(item.conversation_id)
+            handover = control.handover_after(item.sent_at) if control else None
+            if handover is not None and handover.case_id is None:
+                return True
+        return False
+
     def decide(
         self,
         message: CanonicalMessage,
