@@ -27,6 +27,7 @@ from faststream.kafka.subscriber.usecase import BatchSubscriber
 from casewire_router.adapters import repository
 from casewire_router.adapters.agents_source import AgentsSync
 from casewire_router.adapters.case_store import PostgresCaseStore
+from casewire_router.adapters.customer_store import PostgresCustomerStore
 from casewire_router.adapters.identity import (
     Authenticator,
     OidcSettings,
@@ -37,16 +38,33 @@ from casewire_router.adapters.identity import (
 from casewire_router.adapters.message_store import PostgresMessageStore
 from casewire_router.adapters.queue_metrics import QueueMetrics, QueueMetricsRefresher
 from casewire_router.adapters.rules_source import RulesMetrics, RulesWatcher
+from casewire_router.adapters.saved_replies_source import (
+    SavedRepliesMetrics,
+    SavedRepliesWatcher,
+    read_saved_replies,
+)
+from casewire_router.adapters.saved_reply_store import PostgresSavedReplyStore
 from casewire_router.adapters.watermarks import WatermarkHeartbeat
 from casewire_router.case_service import CaseService
+from casewire_router.customer_service import CustomerService
 from casewire_router.domain.care import TrendSettings
 from casewire_router.domain.case import CaseWindows
 from casewire_router.domain.routing import case_router_for
-from casewire_router.domain.rules import RuleSet, load_rules
+from casewire_router.domain.rules import RuleSet, parse_rules
+from casewire_router.domain.saved_replies import (
+    SavedRepliesError,
+    SavedRepliesFile,
+    rules_fit_replies,
+    unknown_team_warnings,
+)
+from casewire_router.domain.yaml_files import dotted
 from casewire_router.entrypoints.auth import actor_dependency, install_error_handlers
 from casewire_router.entrypoints.http import case_api
+from casewire_router.entrypoints.http_customers import customers_api
+from casewire_router.entrypoints.http_saved_replies import saved_replies_api
 from casewire_router.entrypoints.kafka import subscriptions
 from casewire_router.message_service import DEAD_LETTER_REASONS, MessageService, RouterMetrics
+from casewire_router.saved_replies_service import SavedRepliesService
 from casewire_router.settings import RouterSettings
 
 # Plans made for each statement's own values. With PostgreSQL's default, a plan cached while
@@ -71,7 +89,36 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         incident=settings.router_incident_window,
         incident_threshold=settings.router_incident_threshold,
     )
-    case_router = case_router_for(load_rules(str(settings.router_rules)), windows)
+    rules_path = settings.router_rules
+    # Read once as bytes (no newline translation): the version hashes what the watcher sees.
+    rules_text = rules_path.read_bytes().decode("utf-8")
+    case_router = case_router_for(parse_rules(rules_text, str(rules_path)), windows)
+    replies_path = settings.router_saved_replies
+    replies_file, replies_digest = (
+        read_saved_replies(replies_path) if replies_path is not None else (SavedRepliesFile(), "")
+    )
+    replies_source = str(replies_path or "no saved-replies file (CASEWIRE_ROUTER_SAVED_REPLIES)")
+
+    def replies_fit(rules: RuleSet, replies: SavedRepliesFile, text: str | None) -> list[str]:
+        return rules_fit_replies(
+            rules.spec,
+            replies,
+            rules_source=str(rules_path),
+            replies_source=replies_source,
+            rules_text=text,
+        )
+
+    # A rule naming a saved reply the file lacks: refused at start, before anything runs.
+    problems = replies_fit(case_router.rules, replies_file, rules_text)
+    if problems:
+        raise SavedRepliesError(problems)
+    warnings = unknown_team_warnings(replies_file, case_router.rules.teams)
+    if warnings:
+        log.warning(
+            "saved replies name teams the rules do not declare: never offered there",
+            file=replies_source,
+            problems=[f"{dotted(location)}: {warning}" for location, warning in warnings],
+        )
 
     # Adapters.
     broker = build_broker(settings.kafka_bootstrap_servers, registry, "router")
@@ -86,6 +133,13 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
 
     # Service layer.
     cases = CaseService(PostgresCaseStore(database, relay), metrics)
+    saved_replies = SavedRepliesService(
+        PostgresSavedReplyStore(database, relay),
+        replies_file,
+        lambda: service.case_router.rules.teams,
+        metrics.care,
+    )
+    customers = CustomerService(PostgresCustomerStore(database), windows.repeat_contact)
     service = MessageService(
         store,
         case_router,
@@ -102,13 +156,27 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         service.case_router = case_router_for(rules, windows)  # from the next batch on
         metrics.care.use_tags(rules.tags)
         metrics.precreate_teams(rules.teams)
+        saved_replies.offer(saved_replies.file.replies)
 
     rules_watcher = RulesWatcher(
-        settings.router_rules,
+        rules_path,
         case_router.rules,
         use_rules,
         RulesMetrics(registry),
         settings.router_rules_reload_seconds,
+        fits=lambda rules, text: replies_fit(rules, saved_replies.file, text),
+    )
+    replies_watcher = (
+        None
+        if replies_path is None
+        else SavedRepliesWatcher(
+            replies_path,
+            replies_digest,
+            saved_replies.use_file,
+            lambda replies: replies_fit(service.case_router.rules, replies, None),
+            SavedRepliesMetrics(registry),
+            settings.router_rules_reload_seconds,
+        )
     )
     queue_metrics = QueueMetricsRefresher(
         database,
@@ -150,13 +218,19 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     broker.include_router(kafka_routes)
     lag = ConsumerLag(registry, list(subscribers.items()))
     authenticator = authenticator_for(settings)
-    api_routes = case_api(cases, actor_dependency(authenticator, cases.roster_teams))
+    current_actor = actor_dependency(authenticator, cases.roster_teams)
+    api_routes = [
+        case_api(cases, current_actor, saved_replies, customers),
+        saved_replies_api(saved_replies, current_actor),
+        customers_api(customers, current_actor),
+    ]
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await database.open()
         await repository.require_migrated(database)
         await agents_sync.start()
+        await saved_replies.start()
         await publisher.start()
         await relay.start()
         await cases.drain_all()  # the agents file may have freed capacity while we were away
@@ -164,6 +238,8 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         # new member's first session got it dropped from the group, and the others waited.
         await broker.start()
         rules_watcher.start()
+        if replies_watcher is not None:
+            replies_watcher.start()
         queue_metrics.task.start()
         lag.task.start()
         watermarks.task.start()
@@ -180,6 +256,8 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
             yield
         finally:
             await rules_watcher.stop()
+            if replies_watcher is not None:
+                await replies_watcher.stop()
             await queue_metrics.task.stop()
             await lag.task.stop()
             await watermarks.task.stop()
@@ -194,7 +272,8 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="Casewire router", lifespan=lifespan)
     app.state.broker = broker  # its channels are the published contract (casewire-dev contracts)
-    app.include_router(api_routes)
+    for routes in api_routes:
+        app.include_router(routes)
     install_error_handlers(app)
     mount_operations(
         app,
