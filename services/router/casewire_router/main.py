@@ -157,6 +157,12 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         metrics.care.use_tags(rules.tags)
         metrics.precreate_teams(rules.teams)
         saved_replies.offer(saved_replies.file.replies)
+        if replies_watcher is not None:
+            replies_watcher.retry()  # a file refused for want of these rules may fit now
+
+    def use_replies(replies: SavedRepliesFile) -> None:
+        saved_replies.use_file(replies)
+        rules_watcher.retry()  # rules refused for want of these replies may fit now
 
     rules_watcher = RulesWatcher(
         rules_path,
@@ -172,7 +178,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         else SavedRepliesWatcher(
             replies_path,
             replies_digest,
-            saved_replies.use_file,
+            use_replies,
             lambda replies: replies_fit(service.case_router.rules, replies, None),
             SavedRepliesMetrics(registry),
             settings.router_rules_reload_seconds,

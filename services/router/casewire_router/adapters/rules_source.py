@@ -79,6 +79,10 @@ class RulesWatcher:
     async def stop(self) -> None:
         await self._file.stop()
 
+    def retry(self) -> None:
+        """Check the file again though it did not change (see `WatchedFile.retry`)."""
+        self._file.retry()
+
     async def check(self) -> RuleSet | None:
         """Read the file once; the new rules if it changed, is valid and fits, else None."""
         return await self._file.check()

@@ -78,6 +78,10 @@ class SavedRepliesWatcher:
     async def stop(self) -> None:
         await self._file.stop()
 
+    def retry(self) -> None:
+        """Check the file again though it did not change (see `WatchedFile.retry`)."""
+        self._file.retry()
+
     async def check(self) -> SavedRepliesFile | None:
         """Read the file once; the new replies if it changed, is valid and fits, else None."""
         return await self._file.check()

@@ -64,6 +64,7 @@ class WatchedFile(Generic[T]):
         self._hint = hint
         # What was last seen, good or bad: a broken file is reported once, not at every check.
         self._seen_digest = digest
+        self._in_force_digest = digest
         name = f"{what.replace(' ', '-')}-watcher"
         self._checks = Periodic(name, interval, self.check, wait_first=True)
 
@@ -72,6 +73,13 @@ class WatchedFile(Generic[T]):
 
     async def stop(self) -> None:
         await self._checks.stop()
+
+    def retry(self) -> None:
+        """Check a refused file again at the next check, though it did not change: the rest of
+        the configuration changed, and it may fit now. (An unreadable file is read at every
+        check anyway.)"""
+        if self._seen_digest != _UNREADABLE:
+            self._seen_digest = self._in_force_digest
 
     async def check(self) -> T | None:
         """Read the file once; the new configuration if it changed, is valid and fits, else
@@ -107,6 +115,7 @@ class WatchedFile(Generic[T]):
             )
             self._failures.inc()
             return None
+        self._in_force_digest = digest
         self._on_change(parsed)
         self._reloads.inc()
         return parsed

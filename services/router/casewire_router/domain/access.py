@@ -193,7 +193,7 @@ def may_read_saved_reply(actor: Actor, reply_teams: Iterable[str]) -> bool:
 def require_saved_reply_read(actor: Actor, reply_id: str, reply_teams: Iterable[str]) -> None:
     require_scope(actor, Scope.SAVED_REPLIES_READ)
     if not may_read_saved_reply(actor, reply_teams):
-        raise Forbidden(f"saved reply {reply_id!r} is not for one of {actor.id!r}'s teams")
+        raise Forbidden(f"saved reply {reply_id!r} is not for a team of {actor.id!r}")
 
 
 def require_saved_reply_change(
