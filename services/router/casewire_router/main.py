@@ -94,6 +94,12 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     rules_text = rules_path.read_bytes().decode("utf-8")
     case_router = case_router_for(parse_rules(rules_text, str(rules_path)), windows)
     replies_path = settings.router_saved_replies
+    if (
+        replies_path is not None
+        and "router_saved_replies" not in settings.model_fields_set
+        and not replies_path.exists()
+    ):
+        replies_path = None  # the default file may be absent; a configured one must be there
     replies_file, replies_digest = (
         read_saved_replies(replies_path) if replies_path is not None else (SavedRepliesFile(), "")
     )

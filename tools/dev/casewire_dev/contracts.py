@@ -149,6 +149,7 @@ def _router_broker(root: Path) -> KafkaBroker:
     settings = RouterSettings(
         kafka_bootstrap_servers=BOOTSTRAP_PLACEHOLDER,
         router_rules=root / "config" / "rules.yaml",
+        router_saved_replies=root / "config" / "saved-replies.yaml",
         router_agents=None,
     )
     return cast(KafkaBroker, create_router_app(settings).state.broker)
