@@ -31,7 +31,7 @@ from casewire_router.domain.access import (
     require_team,
     visible_agents,
 )
-from casewire_router.domain.assignment import AgentState
+from casewire_router.domain.assignment import AgentScope, AgentState
 from casewire_router.domain.case import CaseState
 from casewire_router.domain.case_actions import InvalidInput, TransitionError, UnknownAgent
 from casewire_router.domain.outcome import RoutingOutcome
@@ -85,8 +85,9 @@ class CaseTransaction(Protocol):
         """The waiting cases of these teams (None: of every team), locked."""
         ...
 
-    async def lock_agents(self) -> dict[str, AgentState]:
-        """Every agent, locked."""
+    async def lock_agents(self, scope: AgentScope | None) -> dict[str, AgentState]:
+        """The agents of `scope` (None: every agent), locked: an action of one team never
+        waits for another team's."""
         ...
 
     async def agent_teams(self, agent_id: str) -> list[str] | None:
@@ -173,14 +174,14 @@ class CaseService:
         self, actor: Actor, case_id: str, agent_id: str | None, *, force: bool
     ) -> ActionResult:
         """Take a waiting case: an agent for themselves, a lead or a service for a named agent."""
-        assignee = _acting_agent(actor, agent_id)
 
         async def action(
             work: CaseTransaction, now: datetime, outcome: RoutingOutcome
         ) -> CaseState:
             case = await self._lock_case(work, case_id)
-            require_case_action(actor, case, CaseAction.CLAIM, assignee, force=force)
-            agents = await work.lock_agents()
+            require_case_action(actor, case, CaseAction.CLAIM, agent_id, force=force)
+            assignee = _acting_agent(actor, agent_id)
+            agents = await work.lock_agents(AgentScope.of(agent_ids=[assignee]))
             case_actions.claim(case, assignee, agents, outcome, now, force=force)
             return case
 
@@ -194,7 +195,7 @@ class CaseService:
         ) -> ActionResult:
             case, waiting = await self._lock_case_and_queues(work, case_id)
             require_case_action(actor, case, CaseAction.ASSIGN, agent_id, force=force)
-            agents = await work.lock_agents()
+            agents = await work.lock_agents(AgentScope.of([case.team], [agent_id, case.assignee]))
             case_actions.reassign(case, agent_id, agents, outcome, now, force=force)
             return ActionResult(case, drain(waiting, agents, outcome, now))
 
@@ -219,7 +220,7 @@ class CaseService:
         ) -> ActionResult:
             case, waiting = await self._lock_case_and_queues(work, case_id)
             require_case_action(actor, case, CaseAction.WORK)
-            agents = await work.lock_agents()
+            agents = await work.lock_agents(AgentScope.of([case.team], [case.assignee]))
             case_actions.close(case, status, agents, outcome, now)
             return ActionResult(case, drain(waiting, agents, outcome, now))
 
@@ -231,7 +232,7 @@ class CaseService:
         ) -> CaseState:
             case = await self._lock_case(work, case_id)
             require_case_action(actor, case, CaseAction.WORK)
-            agents = await work.lock_agents()
+            agents = await work.lock_agents(AgentScope.of([case.team], [case.assignee]))
             case_actions.reopen(case, agents, outcome, now)
             return case
 
@@ -249,13 +250,13 @@ class CaseService:
         """Record a reply made outside the platforms; returns whether it was the first. A
         person's reply is theirs; a service names the agent who wrote it. `saved_reply_id`
         (checked to exist by the caller) counts a use of that saved reply."""
-        author = _acting_agent(actor, agent_id)
 
         async def action(
             work: CaseTransaction, now: datetime, outcome: RoutingOutcome
         ) -> tuple[ActionResult, bool]:
             case = await self._lock_case(work, case_id)
-            require_case_action(actor, case, CaseAction.WORK, author)
+            require_case_action(actor, case, CaseAction.WORK, agent_id)
+            author = _acting_agent(actor, agent_id)
             if author != actor.id and await work.agent_teams(author) is None:
                 raise UnknownAgent(f"no agent {author!r}")
             reply = case_actions.reply_message(case, author, text, sent_at or now, now)
@@ -286,7 +287,7 @@ class CaseService:
                 actor, agent_id, [*current_teams, *teams], {AgentChange.DEFINITION}
             )
             waiting = await work.lock_queues({*current_teams, *teams})
-            agents = await work.lock_agents()
+            agents = await work.lock_agents(AgentScope.of([*current_teams, *teams], [agent_id]))
             agent = agents.get(agent_id)
             created = agent is None
             if agent is None:
@@ -319,7 +320,7 @@ class CaseService:
                 raise UnknownAgent(f"no agent {agent_id!r}")
             require_agent_change(actor, agent_id, teams, changes)
             waiting = await work.lock_queues(teams)
-            agents = await work.lock_agents()
+            agents = await work.lock_agents(AgentScope.of(teams, [agent_id]))
             agent = agents[agent_id]
             if online is not None:
                 agent.online = online
@@ -338,7 +339,7 @@ class CaseService:
             work: CaseTransaction, now: datetime, outcome: RoutingOutcome
         ) -> list[CaseState]:
             waiting = await work.lock_queues(None)
-            agents = await work.lock_agents()
+            agents = await work.lock_agents(None)
             return drain(waiting, agents, outcome, now)
 
         return await self._transact(None, action)

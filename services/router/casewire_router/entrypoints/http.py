@@ -252,7 +252,7 @@ def case_api(
     async def reply(case_id: str, body: ReplyBody, actor: Caller) -> ReplyView:
         """Record a reply made outside the platforms (it counts for response times)."""
         if body.sent_at is not None and body.sent_at > datetime.now(UTC) + REPLY_CLOCK_SKEW:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "sent_at is in the future")
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "sent_at is in the future")
         if body.saved_reply_id is not None:
             await _answer(saved_replies.require_known(body.saved_reply_id))
         result, first = await _answer(
@@ -316,7 +316,7 @@ async def _answer(call: Awaitable[T]) -> T:
     except TransitionError as error:
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
     except InvalidInput as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(error)) from error
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from error
 
 
 def _case_id(raw: str) -> str:
