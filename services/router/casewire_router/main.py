@@ -162,7 +162,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         service.case_router = case_router_for(rules, windows)  # from the next batch on
         metrics.care.use_tags(rules.tags)
         metrics.precreate_teams(rules.teams)
-        saved_replies.offer(saved_replies.file.replies)
+        saved_replies.use_teams()
         if replies_watcher is not None:
             replies_watcher.retry()  # a file refused for want of these rules may fit now
 

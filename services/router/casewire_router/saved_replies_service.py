@@ -85,6 +85,9 @@ class SavedRepliesService:
         self._file = file
         self._teams = teams  # the rules in force's
         self._metrics = metrics
+        # The (id, teams) of the replies whose use counters exist, each replica on its own:
+        # a reply another replica wrote gets its series at the first read here.
+        self._offered: set[tuple[str, tuple[str, ...]]] = set()
 
     @property
     def file(self) -> SavedRepliesFile:
@@ -92,26 +95,33 @@ class SavedRepliesService:
 
     async def start(self) -> None:
         """Start the use counters of every reply in force at zero."""
-        self.offer(entry.reply for entry in (await self.catalogue()).entries.values())
+        await self.catalogue()
 
     def use_file(self, file: SavedRepliesFile) -> None:
         """A new saved-replies file in force (from the next request on)."""
         self._file = file
-        self.offer(file.replies)
+        self._offer(file.replies)
 
-    def offer(self, replies: Iterable[SavedReply]) -> None:
-        """Start the (team, reply) use counters of these replies at zero (also on a rules
-        reload: the teams may have changed)."""
-        teams = self._teams()
-        self._metrics.use_saved_replies(
-            (team, reply.id)
-            for reply in replies
-            for team in (reply.teams or teams)
-            if team in teams
-        )
+    def use_teams(self) -> None:
+        """The rules' teams changed: the counters of every reply for every team start anew
+        (the API's at their next read)."""
+        self._offered.clear()
+        self._offer(self._file.replies)
 
     async def catalogue(self) -> Catalogue:
-        return catalogue(self._file, await self._store.api_replies())
+        found = catalogue(self._file, await self._store.api_replies())
+        self._offer(entry.reply for entry in found.entries.values())
+        return found
+
+    def _offer(self, replies: Iterable[SavedReply]) -> None:
+        """Start at zero the (team, reply) use counters of the replies not offered yet, so
+        that `increase()` sees their first use."""
+        teams = self._teams()
+        new = [reply for reply in replies if (reply.id, tuple(reply.teams)) not in self._offered]
+        self._offered.update((reply.id, tuple(reply.teams)) for reply in new)
+        self._metrics.use_saved_replies(
+            (team, reply.id) for reply in new for team in (reply.teams or teams) if team in teams
+        )
 
     # Reads.
 
@@ -182,7 +192,7 @@ class SavedRepliesService:
             entry = CatalogueEntry(reply, "api", from_file is not None, actor.ref, now)
             change: Change = "created" if current is None else "updated"
             work.add_events([_audit(reply.id, change, entry, actor, now)])
-        self.offer([reply])
+        self._offer([reply])
         return entry, change == "created"
 
     async def remove(self, actor: Actor, reply_id: str) -> CatalogueEntry | None:
@@ -192,7 +202,7 @@ class SavedRepliesService:
         async with self._store.transaction() as work:
             api_version = await work.lock(reply_id)
             if api_version is None:
-                require_scope(actor, Scope.SAVED_REPLIES_WRITE)
+                require_saved_reply_change(actor, reply_id, None, None)  # 403 before 404
                 raise UnknownSavedReply(
                     f"saved reply {reply_id!r} has no version written through the API"
                 )

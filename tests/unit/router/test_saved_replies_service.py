@@ -146,6 +146,27 @@ async def test_a_new_reply_is_created_and_removing_it_leaves_nothing() -> None:
         await replies.get(ADMIN, "apology")
 
 
+async def test_another_replica_starts_the_use_counters_of_a_reply_when_it_first_reads_it() -> None:
+    writer, store, _ = service()
+    other_registry = CollectorRegistry()
+    other = SavedRepliesService(
+        store, FILE, lambda: ["care", "shipping"], CareMetrics(other_registry)
+    )
+    await other.start()
+    uses = "casewire_router_saved_reply_uses_total"
+    apology = {"team": "care", "saved_reply": "apology"}
+    assert other_registry.get_sample_value(uses, apology) is None
+    await writer.put(
+        ADMIN, SavedReply(id="apology", title="Sorry", text={"en": "Sorry"}, teams=["care", "care"])
+    )
+    assert (await other.get(ADMIN, "apology")).reply.teams == ["care"]
+    assert other_registry.get_sample_value(uses, apology) == 0
+    # Every team's replies (anything-else) for every team of the rules.
+    assert (
+        other_registry.get_sample_value(uses, {"team": "care", "saved_reply": "anything-else"}) == 0
+    )
+
+
 async def test_refused_writes_change_nothing_and_publish_nothing() -> None:
     replies, store, _ = service()
     mine = SavedReply(id="shipping-policy", title="T", text={"en": "x"}, teams=["shipping"])

@@ -36,6 +36,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -122,6 +123,11 @@ class SavedReplyContent(BaseModel):
     text: dict[Language, Template] = Field(min_length=1)
     teams: list[Name] = Field(default_factory=list, max_length=100)
     tags: list[Name] = Field(default_factory=list, max_length=100)
+
+    @field_validator("teams", "tags")
+    @classmethod
+    def _once_each(cls, names: list[str]) -> list[str]:
+        return list(dict.fromkeys(names))
 
     def for_team(self, team: str) -> bool:
         return not self.teams or team in self.teams
