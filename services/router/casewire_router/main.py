@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 import structlog
 from casewire_common.gc_tuning import GcTuning
@@ -93,38 +95,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     # Read once as bytes (no newline translation): the version hashes what the watcher sees.
     rules_text = rules_path.read_bytes().decode("utf-8")
     case_router = case_router_for(parse_rules(rules_text, str(rules_path)), windows)
-    replies_path = settings.router_saved_replies
-    if (
-        replies_path is not None
-        and "router_saved_replies" not in settings.model_fields_set
-        and not replies_path.exists()
-    ):
-        replies_path = None  # the default file may be absent; a configured one must be there
-    replies_file, replies_digest = (
-        read_saved_replies(replies_path) if replies_path is not None else (SavedRepliesFile(), "")
-    )
-    replies_source = str(replies_path or "no saved-replies file (CASEWIRE_ROUTER_SAVED_REPLIES)")
-
-    def replies_fit(rules: RuleSet, replies: SavedRepliesFile, text: str | None) -> list[str]:
-        return rules_fit_replies(
-            rules.spec,
-            replies,
-            rules_source=str(rules_path),
-            replies_source=replies_source,
-            rules_text=text,
-        )
-
-    # A rule naming a saved reply the file lacks: refused at start, before anything runs.
-    problems = replies_fit(case_router.rules, replies_file, rules_text)
-    if problems:
-        raise SavedRepliesError(problems)
-    warnings = unknown_team_warnings(replies_file, case_router.rules.teams)
-    if warnings:
-        log.warning(
-            "saved replies name teams the rules do not declare: never offered there",
-            file=replies_source,
-            problems=[f"{dotted(location)}: {warning}" for location, warning in warnings],
-        )
+    replies = saved_replies_at_start(settings, case_router.rules, rules_text)
 
     # Adapters.
     broker = build_broker(settings.kafka_bootstrap_servers, registry, "router")
@@ -141,7 +112,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     cases = CaseService(PostgresCaseStore(database, relay), metrics)
     saved_replies = SavedRepliesService(
         PostgresSavedReplyStore(database, relay),
-        replies_file,
+        replies.file,
         lambda: service.case_router.rules.teams,
         metrics.care,
     )
@@ -176,16 +147,16 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         use_rules,
         RulesMetrics(registry),
         settings.router_rules_reload_seconds,
-        fits=lambda rules, text: replies_fit(rules, saved_replies.file, text),
+        fits=lambda rules, text: replies.fit(rules, saved_replies.file, text),
     )
     replies_watcher = (
         None
-        if replies_path is None
+        if replies.path is None
         else SavedRepliesWatcher(
-            replies_path,
-            replies_digest,
+            replies.path,
+            replies.digest,
             use_replies,
-            lambda replies: replies_fit(service.case_router.rules, replies, None),
+            lambda new: replies.fit(service.case_router.rules, new, None),
             SavedRepliesMetrics(registry),
             settings.router_rules_reload_seconds,
         )
@@ -296,6 +267,57 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         },
     )
     return app
+
+
+@dataclass(frozen=True)
+class SavedRepliesAtStart:
+    """The saved-replies file in force at start (`path` None: none), and how it and the rules
+    file are checked against each other from then on."""
+
+    path: Path | None
+    file: SavedRepliesFile
+    digest: str
+    rules_source: str
+
+    def fit(self, rules: RuleSet, replies: SavedRepliesFile, rules_text: str | None) -> list[str]:
+        """The rules' reply_templates the replies lack, in words (with lines given the text)."""
+        return rules_fit_replies(
+            rules.spec,
+            replies,
+            rules_source=self.rules_source,
+            replies_source=str(
+                self.path or "no saved-replies file (CASEWIRE_ROUTER_SAVED_REPLIES)"
+            ),
+            rules_text=rules_text,
+        )
+
+
+def saved_replies_at_start(
+    settings: RouterSettings, rules: RuleSet, rules_text: str
+) -> SavedRepliesAtStart:
+    """Read the saved-replies file (the default one may be absent, a configured one must be
+    there) and refuse to start (SavedRepliesError) when a rule names a reply it lacks; replies
+    for teams the rules do not declare are logged."""
+    path = settings.router_saved_replies
+    if (
+        path is not None
+        and "router_saved_replies" not in settings.model_fields_set
+        and not path.exists()
+    ):
+        path = None
+    file, digest = read_saved_replies(path) if path is not None else (SavedRepliesFile(), "")
+    replies = SavedRepliesAtStart(path, file, digest, str(settings.router_rules))
+    problems = replies.fit(rules, file, rules_text)
+    if problems:
+        raise SavedRepliesError(problems)
+    warnings = unknown_team_warnings(file, rules.teams)
+    if warnings:
+        log.warning(
+            "saved replies name teams the rules do not declare: never offered there",
+            file=str(path),
+            problems=[f"{dotted(location)}: {warning}" for location, warning in warnings],
+        )
+    return replies
 
 
 def authenticator_for(settings: RouterSettings) -> Authenticator:
