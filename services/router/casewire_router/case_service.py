@@ -245,9 +245,11 @@ class CaseService:
         agent_id: str | None,
         text: str,
         sent_at: datetime | None,
+        saved_reply_id: str | None = None,
     ) -> tuple[ActionResult, bool]:
         """Record a reply made outside the platforms; returns whether it was the first. A
-        person's reply is theirs; a service names the agent who wrote it."""
+        person's reply is theirs; a service names the agent who wrote it. `saved_reply_id`
+        (checked to exist by the caller) counts a use of that saved reply."""
 
         async def action(
             work: CaseTransaction, now: datetime, outcome: RoutingOutcome
@@ -258,7 +260,7 @@ class CaseService:
             if author != actor.id and await work.agent_teams(author) is None:
                 raise UnknownAgent(f"no agent {author!r}")
             reply = case_actions.reply_message(case, author, text, sent_at or now, now)
-            first = case_actions.record_reply(case, reply, outcome)
+            first = case_actions.record_reply(case, reply, outcome, saved_reply_id)
             return ActionResult(case), first
 
         return await self._transact(actor, action)

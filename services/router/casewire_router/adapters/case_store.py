@@ -129,7 +129,8 @@ async def agent_teams(connection: Connection, agent_id: str) -> list[str] | None
 
 
 async def save(connection: Connection, outcome: RoutingOutcome) -> None:
-    """Write what an action changed: cases, agents, and replies recorded as messages."""
+    """Write what an action changed: cases, agents, replies recorded as messages and the saved
+    replies they used."""
     if outcome.cases:
         await connection.executemany(
             f"UPDATE {SCHEMA}.cases SET status = $2, priority = $3, team = $4, assignee = $5,"
@@ -169,6 +170,21 @@ async def save(connection: Connection, outcome: RoutingOutcome) -> None:
         )
     if outcome.stored_messages:
         await repository.store_messages(connection, outcome.stored_messages)
+    # The uses of saved replies: replies recorded naming one, counted by when they were sent.
+    sent_at = {message.id: message.sent_at for message, _ in outcome.stored_messages}
+    uses = [
+        (message_id, event.case_id, event.data.saved_reply_id, sent_at[message_id])
+        for event in outcome.events
+        if event.type == ev.CASE_RESPONDED
+        and event.data.saved_reply_id is not None
+        and (message_id := event.data.message_id) is not None
+    ]
+    if uses:
+        await connection.executemany(
+            f"INSERT INTO {SCHEMA}.saved_reply_uses (message_id, case_id, saved_reply_id, used_at)"
+            " VALUES ($1, $2, $3, $4)",
+            uses,
+        )
 
 
 async def insert_agent(connection: Connection, agent: AgentState) -> bool:

@@ -170,8 +170,14 @@ def reply_message(
     )
 
 
-def record_reply(case: CaseState, reply: CanonicalMessage, outcome: RoutingOutcome) -> bool:
-    """Count a brand reply on an open case; returns whether it was the first response."""
+def record_reply(
+    case: CaseState,
+    reply: CanonicalMessage,
+    outcome: RoutingOutcome,
+    saved_reply_id: str | None = None,
+) -> bool:
+    """Count a brand reply on an open case; returns whether it was the first response.
+    `saved_reply_id`: the saved reply the agent answered with (its use is counted)."""
     _require_open(case, "reply to")
     if reply.sent_at < case.opened_at:
         raise InvalidInput(f"the reply was sent before case {case.id} opened ({case.opened_at})")
@@ -181,7 +187,14 @@ def record_reply(case: CaseState, reply: CanonicalMessage, outcome: RoutingOutco
         outcome.first_answers.add(case.id)
         case.first_response_at = reply.sent_at
         outcome.cases[case.id] = case
-    outcome.emit(ev.CASE_RESPONDED, case, reply.id, first_response=first, agent_id=reply.author.id)
+    outcome.emit(
+        ev.CASE_RESPONDED,
+        case,
+        reply.id,
+        first_response=first,
+        agent_id=reply.author.id,
+        saved_reply_id=saved_reply_id,
+    )
     return first
 
 
