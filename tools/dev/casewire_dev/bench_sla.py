@@ -12,6 +12,14 @@ The window clocks are written (COPY, as another replica would) once the service 
 the consumer idle, a moment before the first falls due; the far-future ones before it starts.
 A run counts only if every window clock produced exactly one `casewire.sla.breached`, and no
 other seeded clock produced one.
+
+- `sla_breach_lateness_p99_s_1m` (and p50, max, and the counts, all `_1m`): the same run, on
+  a fresh database and service, with `SEEDED_CLOCKS_1M` open clocks: the timer path's cost
+  must not grow with the tables.
+
+Each run also prints where the lateness went, from the window timers' `fired_at` (the instant
+the scheduler's pass looked): due → fired (the scheduler waking and claiming) and fired → Kafka
+record (the firing transaction, the outbox relay and the publish).
 """
 
 from __future__ import annotations
@@ -47,6 +55,9 @@ from casewire_dev import services, stack
 from casewire_dev.results import BenchError, Results, metric, percentile
 
 SEEDED_CLOCKS = 100_000
+SEEDED_CLOCKS_1M = 1_000_000
+# Open clocks of each run, and the suffix of its figures.
+SIZES = ((SEEDED_CLOCKS, ""), (SEEDED_CLOCKS_1M, "_1m"))
 WINDOW_CLOCKS = 3_000
 WINDOW_SECONDS = 30.0
 WINDOW_FIRST_ID = 10_000_001
@@ -176,6 +187,34 @@ def check_breaches(
     return Lateness(
         [timestamp_ms / 1000 - expected[case_id].timestamp() for case_id, timestamp_ms in breaches]
     )
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """Where the lateness of the breach alerts went: from the due instant to the scheduler's
+    pass that fired the timer (`fired`), and from that pass to the Kafka record
+    (`published`: the firing transaction, the outbox relay and the publish)."""
+
+    fired: Lateness
+    published: Lateness
+
+
+def breakdown(
+    expected: Mapping[str, datetime],
+    fired_at: Mapping[str, datetime],
+    breaches: Sequence[tuple[str, int]],
+) -> Breakdown:
+    """Each expected case's lateness split at its timer's `fired_at` (cases without one are
+    left out: `check_breaches` fails the run for them)."""
+    fired: list[float] = []
+    published: list[float] = []
+    for case_id, timestamp_ms in breaches:
+        due, at = expected.get(case_id), fired_at.get(case_id)
+        if due is None or at is None:
+            continue
+        fired.append((at - due).total_seconds())
+        published.append(timestamp_ms / 1000 - at.timestamp())
+    return Breakdown(Lateness(fired), Lateness(published))
 
 
 def case_event(
@@ -348,7 +387,28 @@ async def _assigned(consumer: AIOKafkaConsumer, timeout: float = 30.0) -> None:
         await consumer.getmany(timeout_ms=200)
 
 
-async def measure(running: stack.Stack, work: Path) -> Results:
+async def _fired_at(connection: asyncpg.Connection) -> dict[str, datetime]:
+    """When the scheduler's pass fired each window clock's breach timer, by case id."""
+    rows = await connection.fetch(
+        "SELECT c.case_id, t.fired_at FROM sla.timers AS t JOIN sla.clocks AS c"
+        " ON c.id = t.clock_id WHERE t.clock_id BETWEEN $1 AND $2 AND t.kind = 'breach'"
+        " AND t.fired_at IS NOT NULL",
+        WINDOW_FIRST_ID,
+        WINDOW_FIRST_ID + WINDOW_CLOCKS - 1,
+    )
+    return {row["case_id"]: row["fired_at"] for row in rows}
+
+
+def _quantiles(lateness: Lateness) -> str:
+    return (
+        f"p50 {lateness.quantile(0.5):.3f}s, p99 {lateness.quantile(0.99):.3f}s,"
+        f" max {lateness.worst:.3f}s"
+    )
+
+
+async def measure(running: stack.Stack, work: Path, seeded: int, suffix: str) -> Results:
+    """One run with `seeded` open clocks; its figures are named with `suffix`."""
+    run_began = time.monotonic()
     tag = uuid.uuid4().hex[:10]
     log_dir = work / f"sla-bench-{tag}"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -364,7 +424,7 @@ async def measure(running: stack.Stack, work: Path) -> Results:
         "CASEWIRE_SLA_CONSUMER_GROUP": f"bench-sla-{tag}",
         "CASEWIRE_LOG_LEVEL": "WARNING",
     }
-    far = SEEDED_CLOCKS - WINDOW_CLOCKS
+    far = seeded - WINDOW_CLOCKS
     started: list[services.RunningService] = []
     producer = _Producer(bootstrap, tag)
     consumer = AIOKafkaConsumer(
@@ -400,7 +460,7 @@ async def measure(running: stack.Stack, work: Path) -> Results:
         expected = {row[1]: row[7] for row in clocks}
         print(
             f"  {WINDOW_CLOCKS:,} more clocks fall due over {WINDOW_SECONDS:.0f}s"
-            f" ({SEEDED_CLOCKS:,} open), {2 * CASES_PER_SECOND} case events/s ...",
+            f" ({seeded:,} open), {2 * CASES_PER_SECOND} case events/s ...",
             flush=True,
         )
         loop = asyncio.get_running_loop()
@@ -411,6 +471,7 @@ async def measure(running: stack.Stack, work: Path) -> Results:
         open_clocks = await connection.fetchval(
             "SELECT count(*) FROM sla.clocks WHERE status IN ('running', 'paused')"
         )
+        fired_at = await _fired_at(connection)
     except services.ServiceError as error:
         raise BenchError(str(error)) from error
     finally:
@@ -423,22 +484,33 @@ async def measure(running: stack.Stack, work: Path) -> Results:
     if killed:
         print(f"warning: {', '.join(killed)} had to be killed", file=sys.stderr)
     lateness = check_breaches(expected, breaches)
+    split = breakdown(expected, fired_at, breaches)
     print(
-        f"  {len(lateness.seconds):,} breaches, each once; lateness p50"
-        f" {lateness.quantile(0.5):.3f}s, p99 {lateness.quantile(0.99):.3f}s,"
-        f" max {lateness.worst:.3f}s; {producer.sent:,} case events sent,"
-        f" {applied:,} applied in all; {open_clocks:,} clocks open at the end"
+        f"  {len(lateness.seconds):,} breaches, each once; lateness {_quantiles(lateness)};"
+        f" {producer.sent:,} case events sent, {applied:,} applied in all;"
+        f" {open_clocks:,} clocks open at the end\n"
+        f"  where it went: due -> fired (scheduler) {_quantiles(split.fired)};"
+        f" fired -> Kafka record (transaction, relay) {_quantiles(split.published)};"
+        f" this run took {time.monotonic() - run_began:.0f}s"
     )
     return {
-        "sla_breach_lateness_p50_s": metric(lateness.quantile(0.5), "s"),
-        "sla_breach_lateness_p99_s": metric(lateness.quantile(0.99), "s"),
-        "sla_breach_lateness_max_s": metric(lateness.worst, "s"),
-        "sla_bench_breaches": metric(len(lateness.seconds), "count"),
-        "sla_bench_open_clocks": metric(SEEDED_CLOCKS, "count"),
-        "sla_bench_case_events": metric(producer.sent, "count"),
+        f"sla_breach_lateness_p50_s{suffix}": metric(lateness.quantile(0.5), "s"),
+        f"sla_breach_lateness_p99_s{suffix}": metric(lateness.quantile(0.99), "s"),
+        f"sla_breach_lateness_max_s{suffix}": metric(lateness.worst, "s"),
+        f"sla_bench_breaches{suffix}": metric(len(lateness.seconds), "count"),
+        f"sla_bench_open_clocks{suffix}": metric(seeded, "count"),
+        f"sla_bench_case_events{suffix}": metric(producer.sent, "count"),
     }
+
+
+async def measure_all(running: stack.Stack, work: Path) -> Results:
+    """Every size in `SIZES`, one after the other, each on its own database and service."""
+    figures: Results = {}
+    for seeded, suffix in SIZES:
+        figures |= await measure(running, work, seeded, suffix)
+    return figures
 
 
 def run(running: stack.Stack, work: Path) -> Results:
     """The SLA figures, measured on a running local stack (`stack.up`)."""
-    return asyncio.run(measure(running, work))
+    return asyncio.run(measure_all(running, work))
