@@ -91,3 +91,10 @@ def test_only_sla_selects_the_sla_benchmark() -> None:
     from casewire_dev import bench
 
     assert bench.parse_options(["--only", "sla"]).only == "sla"
+
+
+def test_breakdown_splits_each_lateness_at_the_instant_its_timer_fired() -> None:
+    fired_at = {"a": T0 + timedelta(seconds=0.1), "b": T0 + timedelta(seconds=1.25)}
+    split = bench_sla.breakdown(_expected(), fired_at, [("a", _ms(T0, 0.25)), ("b", _ms(T0, 1.5))])
+    assert sorted(split.fired.seconds) == pytest.approx([0.1, 0.25])
+    assert sorted(split.published.seconds) == pytest.approx([0.15, 0.25])
