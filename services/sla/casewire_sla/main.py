@@ -29,6 +29,7 @@ from casewire_sla.clock_service import ClockService
 from casewire_sla.domain.holding import WatermarkHold
 from casewire_sla.domain.policies import PolicySet, load_policy_file
 from casewire_sla.domain.roster import load_roster
+from casewire_sla.entrypoints.gauges import ClockGauges
 from casewire_sla.entrypoints.kafka import DEAD_LETTER_REASONS, subscriptions
 from casewire_sla.entrypoints.scheduler import TimerScheduler
 from casewire_sla.settings import SlaSettings
@@ -107,6 +108,7 @@ def create_app(settings: SlaSettings | None = None) -> FastAPI:
         batch_size=settings.sla_timer_batch_size,
         hold=watermark_hold,
     )
+    gauges = ClockGauges(service, metrics, hold=watermark_hold)
 
     publisher = OrderedPublisher(settings.kafka_bootstrap_servers, "sla")
     relay = OutboxRelay(dsn, SCHEMA, publisher, OutboxMetrics(registry, "sla"))
@@ -136,6 +138,7 @@ def create_app(settings: SlaSettings | None = None) -> FastAPI:
             try:
                 await relay.start()
                 await scheduler.start()
+                gauges.task.start()
                 lag.task.start()
                 pruner.task.start()
                 log.info(
@@ -149,6 +152,7 @@ def create_app(settings: SlaSettings | None = None) -> FastAPI:
                 # what was committed is published while the broker is still connected.
                 await lag.task.stop()
                 await pruner.task.stop()
+                await gauges.task.stop()
                 await subscriber.stop()
                 await scheduler.stop()
                 await _drain_outbox(store, settings.sla_shutdown_drain_seconds)

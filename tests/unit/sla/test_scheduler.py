@@ -11,6 +11,7 @@ from casewire_sla.adapters.store import PostgresClockStore
 from casewire_sla.clock_service import ClockService, ClockStats, FiredAlert
 from casewire_sla.domain.holding import WatermarkHold
 from casewire_sla.domain.policies import parse_policy_set
+from casewire_sla.entrypoints.gauges import ClockGauges
 from casewire_sla.entrypoints.scheduler import TimerScheduler
 from prometheus_client import CollectorRegistry
 
@@ -131,3 +132,36 @@ async def test_a_held_timer_fires_at_the_latest_max_hold_after_its_instant() -> 
         await scheduler.stop()
     ((due, fired),) = store.fired_at
     assert timedelta(milliseconds=300) <= fired - due < timedelta(milliseconds=400)
+
+
+class SlowGauges(FakeTimers):
+    """Its open-clocks aggregate takes a while, as over a million open clocks."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.stats_read = 0
+
+    async def clock_stats(self) -> ClockStats:
+        await asyncio.sleep(self.seconds)
+        self.stats_read += 1
+        return ClockStats(open={"first_response": 1_000_000}, earliest_due={})
+
+
+async def test_timers_fire_at_their_instant_while_the_gauges_aggregate_runs() -> None:
+    store = SlowGauges(seconds=0.5)
+    fire_at = datetime.now(UTC) + timedelta(milliseconds=200)
+    store.pending.append(fire_at)
+    metrics = SlaMetrics(CollectorRegistry())
+    scheduler = TimerScheduler(store, metrics, max_sleep=1.0)
+    gauges = ClockGauges(store, metrics, interval=0.05)
+    gauges.task.start()
+    await scheduler.start()
+    try:
+        await asyncio.sleep(0.7)
+    finally:
+        await scheduler.stop()
+        await gauges.task.stop()
+    assert store.stats_read >= 1  # the aggregate ran meanwhile...
+    ((due, fired),) = store.fired_at  # ...and the timer did not wait for it
+    assert timedelta(0) <= fired - due < timedelta(milliseconds=100)

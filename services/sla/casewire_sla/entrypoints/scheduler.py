@@ -8,13 +8,17 @@ transaction that writes their alerts to the outbox: replicas never emit an alert
 With a `WatermarkHold`, a due timer also waits for the router's low watermark to pass its
 instant (a reply sent in time may still be on its way); the scheduler then wakes when a new
 watermark is read, or when the longest hold is over.
+
+A pass does only that: its queries find due timers by index, whatever the number of open
+clocks. The gauges that aggregate over every open clock are read by their own task
+(`entrypoints.gauges`): in the pass, their scan made breaches late in proportion to the
+tables (p99 0.25 s at 1,000,000 open clocks).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -30,8 +34,6 @@ log = structlog.get_logger(__name__)
 # When the earliest timer is already due but was claimed by another replica, look again soon
 # rather than spin.
 _RETRY_CLAIMED_SECONDS = 0.05
-# Open clocks and time to breach: one aggregate over the open clocks, not on every pass.
-_OPEN_CLOCKS_EVERY_SECONDS = 5.0
 
 
 def _utc_now() -> datetime:
@@ -59,7 +61,6 @@ class TimerScheduler:
         self._wakeup = asyncio.Event()
         self._planned: datetime | None = None
         self._task = BackgroundTask("sla-timer-scheduler", self._run)
-        self._open_clocks_at = 0.0
 
     def timer_added(self, fire_at: datetime) -> None:
         """A timer was committed by this process: wake up if it is due before the planned wake."""
@@ -97,7 +98,6 @@ class TimerScheduler:
             try:
                 fired = await self.fire_due()
                 next_at = await self._service.next_fire_at()
-                await self._refresh_open_clocks()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -123,16 +123,3 @@ class TimerScheduler:
             self._planned = now + timedelta(seconds=delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), delay)
-
-    async def _refresh_open_clocks(self) -> None:
-        if time.monotonic() - self._open_clocks_at < _OPEN_CLOCKS_EVERY_SECONDS:
-            return
-        stats = await self._service.clock_stats()
-        self._metrics.set_open_clocks(stats.open)
-        self._metrics.set_time_to_breach(stats.earliest_due, self._now())
-        self._metrics.set_attainment(await self._service.attainment())
-        hold = self._hold()
-        if hold is not None:
-            low = await self._service.low_watermark(hold)
-            self._metrics.set_watermark_delay(low, self._now())
-        self._open_clocks_at = time.monotonic()
