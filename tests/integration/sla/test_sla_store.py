@@ -19,7 +19,7 @@ from casewire_common.events import (
     CaseEventData,
 )
 from casewire_sla.adapters.store import PostgresClockStore
-from casewire_sla.clock_service import ClockService, IncomingCaseEvent
+from casewire_sla.clock_service import ClockService, ClockStats, IncomingCaseEvent
 from casewire_sla.domain.policies import PolicySet, parse_policy_set
 
 from tests.integration.sla.conftest import policy_text
@@ -179,3 +179,26 @@ async def test_clocks_keep_the_case_fields_as_last_seen_and_report_the_next_due(
     stats = await store.clock_stats()
     assert stats.open == {"first_response": 1}
     assert stats.earliest_due["first_response"] == now + timedelta(seconds=10)
+
+
+async def test_clock_stats_count_open_clocks_and_take_the_next_due_of_those_that_can_breach(
+    store: PostgresClockStore, pg: asyncpg.Connection
+) -> None:
+    now = datetime.now(UTC)
+    opened = [now + timedelta(seconds=index) for index in range(5)]  # due 10 s later each
+    await ClockService(store, POLICIES).apply_case_events(
+        [created(f"c-{index}", at) for index, at in enumerate(opened)], now
+    )
+    await pg.execute("UPDATE sla.clocks SET breached_at = due_at WHERE case_id = 'c-0'")
+    await pg.execute("UPDATE sla.clocks SET status = 'paused' WHERE case_id = 'c-1'")
+    await pg.execute("UPDATE sla.clocks SET status = 'fulfilled' WHERE case_id = 'c-2'")
+    await pg.execute("UPDATE sla.clocks SET clock = 'resolution' WHERE case_id = 'c-4'")
+    stats = await store.clock_stats()
+    # A breached clock runs (and counts) until it ends; a paused one counts but cannot breach.
+    assert stats.open == {"first_response": 3, "resolution": 1}
+    assert stats.earliest_due == {
+        "first_response": opened[3] + timedelta(seconds=10),
+        "resolution": opened[4] + timedelta(seconds=10),
+    }
+    await pg.execute("UPDATE sla.clocks SET status = 'fulfilled'")
+    assert await store.clock_stats() == ClockStats(open={}, earliest_due={})
