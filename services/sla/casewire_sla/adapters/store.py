@@ -43,7 +43,6 @@ from casewire_sla.domain.clocks import (
     ClockStart,
 )
 from casewire_sla.domain.holding import WatermarkCoverage
-from casewire_sla.domain.policies import CLOCKS
 from casewire_sla.domain.timers import Timer
 
 SCHEMA = "sla"
@@ -564,24 +563,14 @@ class PostgresClockStore:
 
     async def clock_stats(self) -> ClockStats:
         """Open clocks by name (a breached clock runs until it ends), and the next due_at of
-        running clocks not breached yet.
-
-        One pair of index lookups per clock name, whatever the planner's statistics: the
-        count reads `clocks_open_by_clock` (the rows themselves only for pages not yet marked
-        all-visible by vacuum), the next due_at is the first entry of `clocks_next_due`; a
-        single aggregate over the rows scanned every open clock's row, or, once the table
-        was analyzed, all of them on every core."""
+        running clocks not breached yet."""
         rows = await self._require_pool().fetch(
-            "SELECT n.clock,"
-            f" (SELECT count(*) FROM {SCHEMA}.clocks AS c WHERE c.clock = n.clock"
-            " AND c.status IN ('running', 'paused')) AS n,"
-            f" (SELECT min(c.due_at) FROM {SCHEMA}.clocks AS c WHERE c.clock = n.clock"
-            " AND c.status = 'running' AND c.breached_at IS NULL) AS earliest_due"
-            " FROM unnest($1::text[]) AS n (clock)",
-            list(CLOCKS),
+            f"SELECT clock, count(*) AS n, min(due_at) FILTER"
+            " (WHERE status = 'running' AND breached_at IS NULL) AS earliest_due"
+            f" FROM {SCHEMA}.clocks WHERE status IN ('running', 'paused') GROUP BY clock"
         )
         return ClockStats(
-            open={row["clock"]: row["n"] for row in rows if row["n"]},
+            open={row["clock"]: row["n"] for row in rows},
             earliest_due={
                 row["clock"]: row["earliest_due"] for row in rows if row["earliest_due"] is not None
             },
