@@ -12,7 +12,7 @@ watermark is read, or when the longest hold is over.
 A pass does only that: its queries find due timers by index, whatever the number of open
 clocks. The gauges that aggregate over every open clock are read by their own task
 (`entrypoints.gauges`): in the pass, their scan made breaches late in proportion to the
-tables (p99 0.25 s at 1,000,000 open clocks).
+tables (breach lateness p99 0.2 s at 1,000,000 open clocks, 0.02 s without).
 """
 
 from __future__ import annotations
