@@ -98,3 +98,11 @@ def test_breakdown_splits_each_lateness_at_the_instant_its_timer_fired() -> None
     split = bench_sla.breakdown(_expected(), fired_at, [("a", _ms(T0, 0.25)), ("b", _ms(T0, 1.5))])
     assert sorted(split.fired.seconds) == pytest.approx([0.1, 0.25])
     assert sorted(split.published.seconds) == pytest.approx([0.15, 0.25])
+
+
+def test_check_breaches_fails_on_an_alert_before_its_clock_fell_due() -> None:
+    # E.g. the alert of an earlier run's clock of the same case id: never this run's.
+    with pytest.raises(BenchError, match="before its clock fell due"):
+        bench_sla.check_breaches(_expected(), [("a", _ms(T0, -75.0)), ("b", _ms(T0, 1.0))])
+    on_time = bench_sla.check_breaches(_expected(), [("a", _ms(T0, -0.0004)), ("b", _ms(T0, 1))])
+    assert on_time.quantile(0.5) == pytest.approx(0.0, abs=0.001)

@@ -67,6 +67,8 @@ CASES_PER_SECOND = 50  # each case: created, then responded → 100 case events/
 RESPONSE_DELAY_SECONDS = 1.0
 DRAIN_SECONDS = 20.0  # after the window: how long the last breaches may take to arrive
 QUIET_SECONDS = 2.0  # the consumer is idle when processed_inputs has not grown for this long
+# Record timestamps are whole milliseconds: an alert at its instant may look a little early.
+EARLY_TOLERANCE_SECONDS = 0.002
 
 POLICY_ID = "bench"
 CALENDAR_ID = "always"
@@ -168,7 +170,8 @@ def check_breaches(
     expected: Mapping[str, datetime], breaches: Sequence[tuple[str, int]]
 ) -> Lateness:
     """`breaches`: (case id, record timestamp in ms) of every breach alert of a seeded clock.
-    Fails unless each expected case has exactly one and no other seeded case has any."""
+    Fails unless each expected case has exactly one, no other seeded case has any, and none
+    came before its clock fell due (a timer never fires early)."""
     counts = Counter(case_id for case_id, _ in breaches)
     unexpected = sorted(case_id for case_id in counts if case_id not in expected)
     if unexpected:
@@ -184,9 +187,15 @@ def check_breaches(
             f"{len(missing)} of {len(expected)} clocks due in the window never breached,"
             f" e.g. {missing[0]} (due {expected[missing[0]].isoformat()})"
         )
-    return Lateness(
+    lateness = Lateness(
         [timestamp_ms / 1000 - expected[case_id].timestamp() for case_id, timestamp_ms in breaches]
     )
+    if lateness.seconds and min(lateness.seconds) < -EARLY_TOLERANCE_SECONDS:
+        raise BenchError(
+            f"a breach alert {-min(lateness.seconds):.3f}s before its clock fell due:"
+            " not this run's alert, or the clocks disagree"
+        )
+    return lateness
 
 
 @dataclass(frozen=True)
@@ -437,8 +446,12 @@ async def measure(running: stack.Stack, work: Path, seeded: int, suffix: str) ->
     connection = await asyncpg.connect(database)
     try:
         await services.migrate("sla", env, log_dir)
-        # Only this benchmark's case events: not the router benchmark's, left on the topic.
+        # Only this run's case events and alerts: not those of the router benchmark or of the
+        # run before (its window clocks had the same case ids), left on the topics.
         await stack.start_group_at_topic_end(bootstrap, f"bench-sla-{tag}", topics.CASE_EVENTS)
+        await stack.start_group_at_topic_end(
+            bootstrap, f"bench-sla-alerts-{tag}", topics.SLA_ALERTS
+        )
         print(f"seeding {far:,} open clocks due in 1-2 days (COPY) ...", flush=True)
         tomorrow = datetime.now(UTC) + timedelta(days=1)
         began = time.monotonic()
