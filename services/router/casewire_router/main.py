@@ -245,6 +245,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="Casewire router", lifespan=lifespan)
     app.state.broker = broker  # its channels are the published contract (casewire-dev contracts)
+    app.state.feed_hub = feed_hub  # the streams this replica serves (its subscriptions)
     app.include_router(api_routes)
     app.include_router(desk_routes)
     install_error_handlers(app)

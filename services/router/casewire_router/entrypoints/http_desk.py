@@ -112,10 +112,10 @@ def desk_api(service: DeskService, current_actor: ActorDependency) -> APIRouter:
                 status.HTTP_409_CONFLICT,
                 "lease_held",
                 str(held),
-                extra={
-                    "holder": held.lease.holder,
-                    "expires_at": held.lease.expires_at.isoformat(),
-                },
+                # Who holds it and until when, written as the lease views write them.
+                extra=ReplyLeaseView(
+                    holder=held.lease.holder, expires_at=held.lease.expires_at
+                ).model_dump(mode="json"),
             ) from held
         lease = attempt.lease
         return ReplyLeaseTaken(
