@@ -32,7 +32,7 @@ from casewire_router.domain.access import (
     require_team,
     visible_agents,
 )
-from casewire_router.domain.assignment import AgentState
+from casewire_router.domain.assignment import AgentScope, AgentState
 from casewire_router.domain.case import CaseState
 from casewire_router.domain.case_actions import InvalidInput, TransitionError, UnknownAgent
 from casewire_router.domain.desk import FeedEntry, return_due
@@ -99,8 +99,9 @@ class CaseTransaction(Protocol):
         """The waiting cases of these teams (None: of every team), locked."""
         ...
 
-    async def lock_agents(self) -> dict[str, AgentState]:
-        """Every agent, locked."""
+    async def lock_agents(self, scope: AgentScope | None) -> dict[str, AgentState]:
+        """The agents of `scope` (None: every agent), locked: an action of one team never
+        waits for another team's."""
         ...
 
     async def agent_teams(self, agent_id: str) -> list[str] | None:
@@ -230,14 +231,14 @@ class CaseService:
         self, actor: Actor, case_id: str, agent_id: str | None, *, force: bool
     ) -> ActionResult:
         """Take a waiting case: an agent for themselves, a lead or a service for a named agent."""
-        assignee = _acting_agent(actor, agent_id)
 
         async def action(
             work: CaseTransaction, now: datetime, outcome: RoutingOutcome
         ) -> CaseState:
             case = await self._lock_case(work, case_id)
-            require_case_action(actor, case, CaseAction.CLAIM, assignee, force=force)
-            agents = await work.lock_agents()
+            require_case_action(actor, case, CaseAction.CLAIM, agent_id, force=force)
+            assignee = _acting_agent(actor, agent_id)
+            agents = await work.lock_agents(AgentScope.of(agent_ids=[assignee]))
             case_actions.claim(case, assignee, agents, outcome, now, force=force)
             return case
 
@@ -251,7 +252,7 @@ class CaseService:
         ) -> ActionResult:
             case, waiting = await self._lock_case_and_queues(work, case_id)
             require_case_action(actor, case, CaseAction.ASSIGN, agent_id, force=force)
-            agents = await work.lock_agents()
+            agents = await work.lock_agents(AgentScope.of([case.team], [agent_id, case.assignee]))
             case_actions.reassign(case, agent_id, agents, outcome, now, force=force)
             return ActionResult(case, drain(waiting, agents, outcome, now))
 
@@ -276,7 +277,7 @@ class CaseService:
         ) -> ActionResult:
             case, waiting = await self._lock_case_and_queues(work, case_id)
             require_case_action(actor, case, CaseAction.WORK)
-            agents = await work.lock_agents()
+            agents = await work.lock_agents(AgentScope.of([case.team], [case.assignee]))
             case_actions.close(case, status, agents, outcome, now)
             return ActionResult(case, drain(waiting, agents, outcome, now))
 
@@ -288,7 +289,7 @@ class CaseService:
         ) -> CaseState:
             case = await self._lock_case(work, case_id)
             require_case_action(actor, case, CaseAction.WORK)
-            agents = await work.lock_agents()
+            agents = await work.lock_agents(AgentScope.of([case.team], [case.assignee]))
             case_actions.reopen(case, agents, outcome, now)
             return case
 
@@ -309,13 +310,13 @@ class CaseService:
         someone other than the live lease's holder, or with no lease by someone other than the
         owner, collides (`domain.leases`): recorded all the same, with
         `casewire.case.collision`."""
-        author = _acting_agent(actor, agent_id)
 
         async def action(
             work: CaseTransaction, now: datetime, outcome: RoutingOutcome
         ) -> ReplyResult:
             case = await self._lock_case(work, case_id)
-            require_case_action(actor, case, CaseAction.WORK, author)
+            require_case_action(actor, case, CaseAction.WORK, agent_id)
+            author = _acting_agent(actor, agent_id)
             if author != actor.id and await work.agent_teams(author) is None:
                 raise UnknownAgent(f"no agent {author!r}")
             reply = case_actions.reply_message(
@@ -357,7 +358,7 @@ class CaseService:
                 actor, agent_id, [*current_teams, *teams], {AgentChange.DEFINITION}
             )
             waiting = await work.lock_queues({*current_teams, *teams})
-            agents = await work.lock_agents()
+            agents = await work.lock_agents(AgentScope.of([*current_teams, *teams], [agent_id]))
             agent = agents.get(agent_id)
             created = agent is None
             if agent is None:
@@ -390,7 +391,7 @@ class CaseService:
                 raise UnknownAgent(f"no agent {agent_id!r}")
             require_agent_change(actor, agent_id, teams, changes)
             waiting = await work.lock_queues(teams)
-            agents = await work.lock_agents()
+            agents = await work.lock_agents(AgentScope.of(teams, [agent_id]))
             agent = agents[agent_id]
             if online is not None:
                 agent.online = online
@@ -417,7 +418,9 @@ class CaseService:
             if not owned:
                 return []
             waiting = await work.lock_queues({case.team for case in owned})
-            agents = await work.lock_agents()
+            agents = await work.lock_agents(
+                AgentScope.of({case.team for case in owned}, {case.assignee for case in owned})
+            )
             since = await work.offline_since({case.assignee for case in owned if case.assignee})
             returned = [case for case in owned if return_due(case, agents, since, cutoff)]
             for case in returned:
@@ -455,7 +458,7 @@ class CaseService:
             work: CaseTransaction, now: datetime, outcome: RoutingOutcome
         ) -> list[CaseState]:
             waiting = await work.lock_queues(None)
-            agents = await work.lock_agents()
+            agents = await work.lock_agents(None)
             return drain(waiting, agents, outcome, now)
 
         return await self._transact(None, action)

@@ -33,7 +33,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import BaseModel, ValidationError
 
 from casewire_router.adapters.care_metrics import CareMetrics
-from casewire_router.domain.assignment import AgentState
+from casewire_router.domain.assignment import AgentScope, AgentState
 from casewire_router.domain.batch import BatchState, MessageReading, QuietIncident
 from casewire_router.domain.case import CaseState
 from casewire_router.domain.desk import FeedEntry
@@ -42,6 +42,7 @@ from casewire_router.domain.escalation import (
     Alert,
     EscalationRecord,
     escalate_recorded,
+    escalation_scope,
     undo_escalation,
 )
 from casewire_router.domain.incidents import close_incident
@@ -116,8 +117,8 @@ class MessageTransaction(Protocol):
         """The cases with these ids that this router holds, locked."""
         ...
 
-    async def lock_agents(self) -> dict[str, AgentState]:
-        """Every agent, locked."""
+    async def lock_agents(self, scope: AgentScope | None) -> dict[str, AgentState]:
+        """The agents of `scope` (None: every agent), locked."""
         ...
 
     async def lock_queues(self, teams: Collection[str]) -> list[CaseState]:
@@ -467,7 +468,12 @@ class MessageService:
         standing = await work.standing_escalations(
             [a.data.retracted_alert_id for a in fresh if a.data.retracted_alert_id]
         )
-        agents = await work.lock_agents()
+        scope = escalation_scope(
+            (cases[alert.data.case_id] for alert in fresh),
+            standing.values(),
+            self.case_router.rules.escalation,
+        )
+        agents = await work.lock_agents(scope)
         outcome = RoutingOutcome()
         made: dict[str, EscalationRecord] = {}
         undone: dict[str, str] = {}  # escalation's alert id -> the retraction's
@@ -515,7 +521,9 @@ class MessageService:
             # Read after the escalations are written: the queues as they now are.
             waiting = await work.lock_queues(teams_to_drain)
             drained = RoutingOutcome()
-            drain_queues(waiting, await work.lock_agents(), drained, now)
+            drain_queues(
+                waiting, await work.lock_agents(AgentScope.of(teams_to_drain)), drained, now
+            )
             await work.save(drained, now)
             result.outcomes.append(drained)
             # A case the drain gave an owner: that is part of its last escalation.

@@ -1,8 +1,18 @@
+import json
+from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
 from casewire_common.messages import CanonicalMessage
-from casewire_dev.bench_e2e import hop_ms, latencies_ms, message_body
+from casewire_dev.bench_e2e import (
+    REPLY_DELAY_SECONDS,
+    cost_figures,
+    hop_ms,
+    latencies_ms,
+    message_body,
+    traffic,
+)
+from casewire_dev.cpu import CpuUse
 from casewire_dev.results import BenchError
 from casewire_ingest.domain.generic import normalize_generic
 
@@ -27,3 +37,41 @@ def test_a_hop_counts_only_conversations_seen_at_both_ends() -> None:
     start = {"a": 1.0, "b": 2.0, "c": 3.0}
     end = {"a": 1.02, "c": 3.5, "d": 9.0}
     assert hop_ms(start, end, ["a", "b", "c", "d"]) == pytest.approx([20.0, 500.0])
+
+
+def test_the_traffic_mixes_openings_replies_and_follow_ups_to_earlier_conversations() -> None:
+    begin = datetime(2026, 11, 28, 12, tzinfo=UTC).timestamp()
+    load = traffic("tok", begin, 20.0, 400)
+    assert len({name for name, _ in load.requests}) == 400
+    bodies = [json.loads(request.split(b"\r\n\r\n", 1)[1]) for _, request in load.requests]
+    received = datetime.fromtimestamp(begin + 60, UTC)
+    messages = [normalize_generic(body, received).messages[0] for body in bodies]
+    first_sent = {}
+    for message in messages:
+        first_sent.setdefault(message.conversation_id, message.sent_at)
+    kinds = Counter(
+        "reply"
+        if m.direction == "outbound"
+        else "follow_up"
+        if m.text.startswith("Still")
+        else "open"
+        for m in messages
+    )
+    # 3 in 10 are replies and 1 in 10 a follow-up, once conversations are old enough to answer.
+    assert kinds["open"] == len(load.opened) == len(first_sent)
+    assert 100 <= kinds["reply"] <= 120
+    assert 30 <= kinds["follow_up"] <= 40
+    for message in messages:
+        if message.direction == "outbound":
+            waited = (message.sent_at - first_sent[message.conversation_id]).total_seconds()
+            assert waited >= REPLY_DELAY_SECONDS
+
+
+def test_cost_figures_are_the_stack_cpu_per_message_all_in_and_per_process() -> None:
+    idle = CpuUse(client=0.5, processes={"router": 0.01, "broker": 0.02}, machine=0.6)
+    at_200 = CpuUse(client=0.5, processes={"router": 0.3, "broker": 0.1}, machine=1.0)
+    figures = cost_figures(idle, {200: at_200})
+    assert figures["stack_idle_cores"]["value"] == 0.03
+    assert figures["cpu_ms_per_msg_at_200"]["value"] == 2.0
+    assert figures["cpu_ms_per_msg_at_200_router"]["value"] == 1.5
+    assert figures["idle_cores_broker"]["value"] == 0.02

@@ -250,3 +250,32 @@ def test_an_edit_of_a_message_the_router_never_got_is_stored_and_publishes_nothi
     outcome = route([message("edited", pid="unknown", event="edit")], {}, agents())
     assert outcome.events == []
     assert [message.platform_message_id for message in outcome.edits] == ["unknown"]
+
+
+def test_a_batch_locks_only_the_agents_its_cases_can_reach() -> None:
+    router = CaseRouter(RULES, default_model())
+    new = message("حالة الطلب؟", language="ar", conversation="x:brand:new:cust-new")
+    follow_up = message("still waiting", conversation="x:brand:open:cust-open")
+    reopening = CaseState(
+        id="old",
+        conversation_id="x:brand:old:cust-old",
+        customer_id="cust-old",
+        account_id="brand",
+        platform="x",
+        channel="dm",
+        visibility="private",
+        status="resolved",
+        priority="P3",
+        urgency_score=10,
+        team="vip",
+        assignee="sara",
+        tags=[],
+        language="en",
+        opened_at=T0,
+    )
+    scope = router.agents_needed(
+        [new, follow_up], [reopening], open_conversations={"x:brand:open:cust-open"}
+    )
+    # The new case's team by the rules, the loaded case's team and owner; not `care`, whose
+    # follow-up joins an open case and assigns nobody.
+    assert (scope.teams, scope.agent_ids) == (frozenset({"shipping", "vip"}), frozenset({"sara"}))

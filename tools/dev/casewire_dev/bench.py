@@ -12,7 +12,9 @@ On one fresh stack (same run, same broker, same partitions, same messages):
 - `router_vs_passthrough`: their ratio (the goal is at least 0.5); see bench_router.py.
 
 And on the same stack, `ingest_requests_per_s` and `ingest_vs_bare_asgi`: see bench_ingest.py.
-And `sla_breach_lateness_p99_s`: see bench_sla.py; `e2e_latency_p99_ms`: see bench_e2e.py.
+And `sla_breach_lateness_p99_s`: see bench_sla.py. And on a fresh stack, what the whole stack
+costs (`stack_idle_cores`, `cpu_ms_per_msg_at_20`, `cpu_ms_per_msg_at_200`, each also per
+process) with `e2e_latency_p99_ms` at 200 messages/s in the same run: see bench_e2e.py.
 And `rules_10k_vs_10`, `naive_regex_10k_vs_10`: see bench_rules.py (no stack needed).
 `--only router|ingest|sla|e2e|rules` runs one of them.
 """

@@ -42,12 +42,17 @@ class LocalIdentity:
     def __post_init__(self) -> None:
         self.publish()
 
+    def public_jwk(self) -> dict[str, Any]:
+        public: dict[str, Any] = json.loads(
+            jwt.algorithms.RSAAlgorithm.to_jwk(self._key.public_key())
+        )
+        return public | {"kid": self.kid, "use": "sig", "alg": "RS256"}
+
     def publish(self, extra_keys: Iterable[Mapping[str, Any]] = ()) -> None:
         """Write the JWKS file: this key (and any others, for rotation tests)."""
-        public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self._key.public_key()))
-        public |= {"kid": self.kid, "use": "sig", "alg": "RS256"}
         self.jwks_path.parent.mkdir(parents=True, exist_ok=True)
-        self.jwks_path.write_text(json.dumps({"keys": [public, *extra_keys]}), "utf-8")
+        keys = [self.public_jwk(), *extra_keys]
+        self.jwks_path.write_text(json.dumps({"keys": keys}), "utf-8")
 
     def token(
         self,

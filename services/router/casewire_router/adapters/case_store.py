@@ -27,7 +27,7 @@ from casewire_common.unit_of_work import UnitOfWork
 
 from casewire_router.adapters import case_feed, desk_store, repository
 from casewire_router.adapters.repository import SCHEMA, case_columns
-from casewire_router.domain.assignment import AgentState
+from casewire_router.domain.assignment import AgentScope, AgentState
 from casewire_router.domain.case import CaseState
 from casewire_router.domain.deliveries import processing_key
 from casewire_router.domain.desk import FeedEntry
@@ -210,8 +210,8 @@ class PostgresCaseTransaction:
     async def lock_queues(self, teams: Collection[str] | None) -> list[CaseState]:
         return await lock_queues(self._connection, teams)
 
-    async def lock_agents(self) -> dict[str, AgentState]:
-        return await repository.lock_agents(self._connection)
+    async def lock_agents(self, scope: AgentScope | None) -> dict[str, AgentState]:
+        return await repository.lock_agents(self._connection, scope)
 
     async def agent_teams(self, agent_id: str) -> list[str] | None:
         return await agent_teams(self._connection, agent_id)

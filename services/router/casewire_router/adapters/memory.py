@@ -11,7 +11,7 @@ from datetime import datetime
 from casewire_common import events as ev
 from casewire_common.messages import CanonicalMessage
 
-from casewire_router.domain.assignment import AgentState
+from casewire_router.domain.assignment import AgentScope, AgentState
 from casewire_router.domain.batch import BatchState, MessageReading, QuietIncident, TopicState
 from casewire_router.domain.case import CLOSED_STATUSES, CaseState, CaseWindows, CustomerKey
 from casewire_router.domain.case import customer_key as key_of
@@ -167,8 +167,8 @@ class InMemoryMessageTransaction:
     async def lock_cases(self, case_ids: Collection[str]) -> dict[str, CaseState]:
         return {i: self.store.cases[i] for i in sorted(case_ids) if i in self.store.cases}
 
-    async def lock_agents(self) -> dict[str, AgentState]:
-        return self.store.state.agents
+    async def lock_agents(self, scope: AgentScope | None) -> dict[str, AgentState]:
+        return self.store.state.agents  # one process, one transaction at a time: all of them
 
     async def lock_queues(self, teams: Collection[str]) -> list[CaseState]:
         return [

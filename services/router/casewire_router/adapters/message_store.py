@@ -15,7 +15,7 @@ from casewire_common.pg import Connection, Database
 from casewire_common.unit_of_work import UnitOfWork
 
 from casewire_router.adapters import case_feed, case_store, desk_store, escalations, repository
-from casewire_router.domain.assignment import AgentState
+from casewire_router.domain.assignment import AgentScope, AgentState
 from casewire_router.domain.batch import BatchState, MessageReading, QuietIncident
 from casewire_router.domain.case import CaseState
 from casewire_router.domain.desk import FeedEntry
@@ -60,8 +60,8 @@ class PostgresMessageTransaction:
     async def lock_cases(self, case_ids: Collection[str]) -> dict[str, CaseState]:
         return await escalations.lock_cases(self._connection, case_ids)
 
-    async def lock_agents(self) -> dict[str, AgentState]:
-        return await repository.lock_agents(self._connection)
+    async def lock_agents(self, scope: AgentScope | None) -> dict[str, AgentState]:
+        return await repository.lock_agents(self._connection, scope)
 
     async def lock_queues(self, teams: Collection[str]) -> list[CaseState]:
         return await case_store.lock_queues(self._connection, teams)

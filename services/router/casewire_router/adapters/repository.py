@@ -17,7 +17,7 @@ from casewire_common.messages import CanonicalMessage
 from casewire_common.pg import Connection, Database, pending_migrations
 from casewire_common.unit_of_work import UnitOfWork
 
-from casewire_router.domain.assignment import AgentState
+from casewire_router.domain.assignment import AgentScope, AgentState
 from casewire_router.domain.batch import BatchState, MessageReading, QuietIncident, TopicState
 from casewire_router.domain.case import CLOSED_STATUSES, CaseState, CaseWindows, customer_key
 from casewire_router.domain.deliveries import processing_key
@@ -264,7 +264,10 @@ async def load_batch_state(
     ):
         # A case may open or reopen (it may be given to an agent), or be absorbed (its owner's
         # load released).
-        state.agents = await lock_agents(connection)
+        scope = case_router.agents_needed(
+            customer_messages, loaded.values(), state.open_cases, readings
+        )
+        state.agents = await lock_agents(connection, scope)
     return state
 
 
@@ -476,12 +479,26 @@ async def close_quiet_incidents(connection: Connection, since: datetime) -> list
     return [_quiet_incident(row) for row in rows]
 
 
-async def lock_agents(connection: Connection) -> dict[str, AgentState]:
-    """All agents, locked in id order: assignment across replicas never over-fills anyone."""
-    rows = await connection.fetch(
-        f"SELECT id, teams, languages, capacity, online, load, last_assigned_at"
-        f" FROM {SCHEMA}.agents ORDER BY id FOR UPDATE"
-    )
+_SELECT_AGENTS = (
+    f"SELECT id, teams, languages, capacity, online, load, last_assigned_at FROM {SCHEMA}.agents"
+)
+
+
+async def lock_agents(connection: Connection, scope: AgentScope | None) -> dict[str, AgentState]:
+    """The agents of `scope` (None: every agent), locked in id order: assignment across
+    replicas and API calls never over-fills anyone, and a batch or an action of one team does
+    not wait for another team's."""
+    if scope is None:
+        rows = await connection.fetch(f"{_SELECT_AGENTS} ORDER BY id FOR UPDATE")
+    else:
+        rows = await connection.fetch(
+            f"{_SELECT_AGENTS} WHERE id = ANY($2::text[]) OR teams && ($1::text[] || coalesce("
+            f"(SELECT array_agg(t) FROM {SCHEMA}.agents o CROSS JOIN unnest(o.teams) t"
+            " WHERE o.id = ANY($2::text[])), '{}'))"
+            " ORDER BY id FOR UPDATE",
+            sorted(scope.teams),
+            sorted(scope.agent_ids),
+        )
     return {
         row["id"]: AgentState(
             id=row["id"],

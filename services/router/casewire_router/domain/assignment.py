@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,6 +18,21 @@ class AgentState:
     online: bool
     load: int
     last_assigned_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AgentScope:
+    """The agents one transaction locks, instead of the whole roster: every agent of `teams`
+    and of the teams of `agent_ids` (a place freed there drains those teams' queues), and the
+    `agent_ids` themselves. Locked in one statement in id order, so two scopes that overlap
+    serialize on the agents they share and never deadlock on them."""
+
+    teams: frozenset[str]
+    agent_ids: frozenset[str] = frozenset()
+
+    @staticmethod
+    def of(teams: Iterable[str] = (), agent_ids: Iterable[str | None] = ()) -> AgentScope:
+        return AgentScope(frozenset(teams), frozenset(a for a in agent_ids if a is not None))
 
 
 @dataclass(frozen=True)

@@ -3,14 +3,14 @@ how an escalation is undone when the SLA service retracts the breach that caused
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from casewire_common import events as ev
 from casewire_common.events import Priority
 
-from casewire_router.domain.assignment import AgentState, choose_agent
+from casewire_router.domain.assignment import AgentScope, AgentState, choose_agent
 from casewire_router.domain.case import CLOSED_STATUSES, CaseState
 from casewire_router.domain.outcome import RoutingOutcome
 from casewire_router.domain.rules import PRIORITY_ORDER, EscalationRule
@@ -51,6 +51,26 @@ class EscalationRecord:
     previous_assignee: str | None
     added_tags: list[str]
     case_version: int
+
+
+def escalation_scope(
+    cases: Iterable[CaseState],
+    records: Iterable[EscalationRecord],
+    rules: Sequence[EscalationRule],
+) -> AgentScope:
+    """The agents escalating (or undoing escalations of) these cases may assign or release:
+    of the cases' teams and owners, of the teams and owners the undone escalations restore,
+    and every team and agent an escalation rule names (a case escalated twice in one batch
+    may match another rule the second time)."""
+    cases, records = list(cases), list(records)
+    return AgentScope.of(
+        [case.team for case in cases]
+        + [record.previous_team for record in records]
+        + [rule.then.team for rule in rules if rule.then.team is not None],
+        [case.assignee for case in cases]
+        + [record.previous_assignee for record in records]
+        + [rule.then.assign_to for rule in rules],
+    )
 
 
 def escalate_recorded(

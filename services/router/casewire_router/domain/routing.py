@@ -17,7 +17,7 @@ resolved joins the case's history instead of reopening it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -25,7 +25,7 @@ from casewire_common import events as ev
 from casewire_common.events import RoutingDecision
 from casewire_common.messages import CanonicalMessage
 
-from casewire_router.domain.assignment import choose_agent
+from casewire_router.domain.assignment import AgentScope, choose_agent
 from casewire_router.domain.batch import Batch, BatchState, MessageReading, TopicState
 from casewire_router.domain.case import (
     CLOSED_STATUSES,
@@ -99,6 +99,31 @@ class CaseRouter:
     ) -> frozenset[str]:
         """The crisis topics an inbound message is about (what bursts and incidents group by)."""
         return self.read(message, readings).vocabulary.crisis_topics
+
+    def agents_needed(
+        self,
+        customer_messages: Sequence[CanonicalMessage],
+        loaded: Iterable[CaseState],
+        open_conversations: Collection[str],
+        readings: Mapping[str, MessageReading] | None = None,
+    ) -> AgentScope:
+        """The agents routing these messages may assign or release: of the team each new case
+        would go to (and an agent a rule asks for), of the teams of the cases already loaded
+        (a reopen, a merge) and their owners. Only these are locked, not the whole roster."""
+        teams: set[str] = set()
+        agent_ids: set[str] = set()
+        for case in loaded:
+            teams.add(case.team)
+            if case.assignee is not None:
+                agent_ids.add(case.assignee)
+        for message in customer_messages:
+            if message.conversation_id in open_conversations:
+                continue
+            outcome = self.rules.evaluate(message, self.read(message, readings).folded)
+            teams.add(outcome.team)
+            if outcome.assign_to is not None:
+                agent_ids.add(outcome.assign_to)
+        return AgentScope.of(teams, agent_ids)
 
     def decide(
         self,

@@ -14,7 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from casewire_router.adapters.identity import Authenticator, InvalidToken
-from casewire_router.domain.access import Actor, Forbidden
+from casewire_router.domain.access import ROLES, Actor, Forbidden
 
 log = structlog.get_logger(__name__)
 
@@ -79,6 +79,12 @@ def actor_dependency(
             principal = await authenticator.authenticate(credentials.credentials)
         except InvalidToken as error:
             raise _unauthorized(error.code, str(error)) from None
+        if principal.role is None:
+            raise ApiError(
+                status.HTTP_403_FORBIDDEN,
+                "no_role",
+                f"the token of {principal.id!r} holds none of the roles {list(ROLES)}",
+            )
         teams = principal.teams
         if principal.role == "agent":
             roster = await roster_teams(principal.id)

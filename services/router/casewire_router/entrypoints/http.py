@@ -255,7 +255,7 @@ def case_api(service: CaseService, current_actor: ActorDependency) -> APIRouter:
         sent through the platform's API (`platform_message_id`): 201, or 200 when its echo
         had been seen already."""
         if body.sent_at is not None and body.sent_at > datetime.now(UTC) + REPLY_CLOCK_SKEW:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "sent_at is in the future")
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "sent_at is in the future")
         result = await _answer(
             service.reply(
                 actor,
@@ -324,7 +324,7 @@ async def _answer(call: Awaitable[T]) -> T:
     except TransitionError as error:
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
     except InvalidInput as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(error)) from error
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from error
 
 
 def _case_id(raw: str) -> str:

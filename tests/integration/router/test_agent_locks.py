@@ -1,0 +1,78 @@
+"""No global agent lock, on the real PostgreSQL: while a transaction holds one team's agents
+(a routing batch of that team, say), an API action of another team goes through, and an
+action needing those agents waits for it, then succeeds."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import pytest
+from casewire_common import topics
+from casewire_common.pg import migrate
+from casewire_dev.identity import LocalIdentity, bearer
+from casewire_router.adapters import repository
+from casewire_router.adapters.repository import MIGRATIONS_PACKAGE, SCHEMA
+from casewire_router.domain.assignment import AgentScope
+from casewire_router.main import create_app
+
+from tests.integration.helpers import EventReader, consumer, producer, running
+from tests.integration.router.test_case_api import Cases, customer_message, ok, settings_for
+
+pytestmark = pytest.mark.integration
+
+
+async def test_an_action_of_one_team_does_not_wait_for_another_teams_agents(
+    tmp_path: Path,
+    database_url: str,
+    kafka_bootstrap: str,
+    unique: str,
+    identity: LocalIdentity,
+) -> None:
+    await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
+    app = create_app(settings_for(tmp_path, database_url, kafka_bootstrap, unique))
+    admin = bearer(identity.token("root", ["admin"]))
+    now = datetime.now(UTC)
+    async with (
+        running(app) as client,
+        producer(kafka_bootstrap) as kafka,
+        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"locks-{unique}") as events_in,
+    ):
+        for agent_id, team in (("amal", "shipping"), ("bea", "billing")):
+            agent = {"teams": [team], "languages": ["en"], "capacity": 3, "online": True}
+            await ok(await client.put(f"/v1/agents/{agent_id}", json=agent, headers=admin), 201)
+        cases = Cases(EventReader(events_in), unique)
+        for name, text in (("s", f"parcel{unique}"), ("b", f"invoice{unique}")):
+            conversation = cases.conversation(name)
+            body = customer_message(conversation, f"{unique}-{name}", text, now)
+            await kafka.send_and_wait(topics.MESSAGES, body, key=conversation.encode())
+        shipping, billing = await cases.opened("s", "b")
+
+        batch = await asyncpg.connect(database_url)
+        try:
+            held = batch.transaction()
+            await held.start()
+            locked = await repository.lock_agents(batch, AgentScope.of(["shipping"]))
+            assert set(locked) == {"amal"}
+
+            # Billing goes through while shipping's agents are held.
+            as_bea = bearer(identity.token("bea", ["agent"]))
+            resolved = await asyncio.wait_for(
+                client.post(f"/v1/cases/{billing}/resolve", headers=as_bea), timeout=5
+            )
+            assert resolved.status_code == 200, resolved.text
+
+            # Shipping waits for them, then succeeds.
+            as_amal = bearer(identity.token("amal", ["agent"]))
+            waiting = asyncio.create_task(
+                client.post(f"/v1/cases/{shipping}/resolve", headers=as_amal)
+            )
+            await asyncio.sleep(1.5)
+            assert not waiting.done()
+            await held.rollback()
+            answer = await asyncio.wait_for(waiting, timeout=10)
+            assert answer.status_code == 200, answer.text
+        finally:
+            await batch.close()

@@ -1,0 +1,224 @@
+"""Who may do what through the router's API, on the real stack: every role and scope against
+every endpoint (the table below is written out by hand, not derived from domain.access), bad
+tokens refused with 401, the actor on the events of what was done.
+
+Allowed calls are chosen so that they fail after the permission check (a resolved case
+resolved again, an unknown agent named) or change nothing: the table then runs in any order,
+and "allowed" means any answer but 401/403. The few calls that do change something run last
+and are checked for their events' actor.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from casewire_common import events as ev
+from casewire_common import topics
+from casewire_common.pg import migrate
+from casewire_dev.identity import LocalIdentity, bearer
+from casewire_router.adapters.repository import MIGRATIONS_PACKAGE, SCHEMA
+from casewire_router.main import create_app
+
+from tests.integration.helpers import EventReader, consumer, producer, running
+from tests.integration.router.test_case_api import Cases, customer_message, ok, settings_for
+
+pytestmark = pytest.mark.integration
+
+AGENTS = {
+    "amal": {"teams": ["shipping"], "languages": ["en"], "capacity": 2, "online": True},
+    "nikos": {"teams": ["shipping"], "languages": ["el"], "capacity": 0, "online": True},
+    "bea": {"teams": ["billing"], "languages": ["en"], "capacity": 1, "online": True},
+}
+PERSONS = ("amal", "nikos", "bea", "lead_ship", "lead_bill", "admin")
+SERVICES = ("svc_read", "svc_write", "svc_agents")
+EVERYONE = PERSONS + SERVICES
+SHIP_READERS = {"amal", "nikos", "lead_ship", "admin", "svc_read", "svc_write"}
+BILL_READERS = {"bea", "lead_bill", "admin", "svc_read", "svc_write"}
+
+
+# Who may act on amal's shipping cases (her, the shipping lead, admins, the writing service),
+# assign in shipping, claim there for themselves.
+SHIP_OWNER = {"amal", "lead_ship", "admin", "svc_write"}
+SHIP_ASSIGNERS = {"lead_ship", "admin", "svc_write"}
+SHIP_CLAIMERS = {"amal", "nikos"} | SHIP_ASSIGNERS
+AGENT_ADMINS = {"admin", "svc_agents"}
+AUTHOR_NAMERS = {"amal", "svc_write"}  # only a service names a reply's author, or amal herself
+
+
+def table() -> list[tuple[str, str, str, dict[str, Any] | None, set[str]]]:
+    """(name, method, path template, body, who may): {S1} is amal's open shipping case, {R1}
+    her resolved one, {B1} bea's billing case."""
+    s1, r1, b1 = "/v1/cases/{S1}", "/v1/cases/{R1}", "/v1/cases/{B1}"
+    amal, bea = "/v1/agents/amal", "/v1/agents/bea"
+    return [
+        ("ship queue", "GET", "/v1/teams/shipping/queue", None, SHIP_READERS),
+        ("billing queue", "GET", "/v1/teams/billing/queue", None, BILL_READERS),
+        ("ship case", "GET", s1, None, SHIP_READERS),
+        ("billing case", "GET", b1, None, BILL_READERS),
+        # An owned case claimed again: 409 (or 404, 422) once allowed.
+        ("claim", "POST", f"{s1}/claim", {}, SHIP_CLAIMERS),
+        ("claim for another", "POST", f"{s1}/claim", {"agent_id": "bea"}, SHIP_ASSIGNERS),
+        ("claim forced", "POST", f"{s1}/claim", {"force": True}, SHIP_ASSIGNERS),
+        ("claim billing", "POST", f"{b1}/claim", {}, {"bea", "lead_bill", "admin", "svc_write"}),
+        # To an unknown agent: 404 once allowed.
+        ("reassign", "POST", f"{s1}/reassign", {"agent_id": "ghost"}, SHIP_ASSIGNERS),
+        # A resolved case: 409 once allowed (only its owner, the team's lead and above).
+        ("pending", "POST", f"{r1}/pending", None, SHIP_OWNER),
+        ("resolve", "POST", f"{r1}/resolve", None, SHIP_OWNER),
+        ("no-action", "POST", f"{r1}/no-action", None, SHIP_OWNER),
+        ("reply", "POST", f"{r1}/replies", {"text": "hi"}, SHIP_OWNER),
+        ("reply as", "POST", f"{r1}/replies", {"text": "hi", "agent_id": "amal"}, AUTHOR_NAMERS),
+        # An open case: nothing to reopen, 409 once allowed.
+        ("reopen", "POST", f"{s1}/reopen", None, SHIP_OWNER),
+        ("list agents", "GET", "/v1/agents", None, set(PERSONS) | {"svc_agents"}),
+        ("put agent", "PUT", "/v1/agents/amal", AGENTS["amal"], AGENT_ADMINS),
+        ("presence", "PATCH", amal, {"online": True}, {"amal", "lead_ship"} | AGENT_ADMINS),
+        ("capacity", "PATCH", amal, {"capacity": 2}, {"lead_ship"} | AGENT_ADMINS),
+        ("bea's presence", "PATCH", bea, {"online": True}, {"bea", "lead_bill"} | AGENT_ADMINS),
+    ]  # fmt: skip
+
+
+async def test_every_role_and_scope_against_every_endpoint(
+    tmp_path: Path,
+    database_url: str,
+    kafka_bootstrap: str,
+    unique: str,
+    identity: LocalIdentity,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tokens = {
+        "amal": identity.token("amal", ["agent"]),
+        "nikos": identity.token("nikos", ["agent"]),
+        "bea": identity.token("bea", ["agent"]),
+        "lead_ship": identity.token("lee", ["agent", "lead"], teams=["shipping"]),
+        "lead_bill": identity.token("lou", ["lead"], teams=["billing"]),
+        "admin": identity.token("root", ["admin"]),
+        "svc_read": identity.service_token("bi", ["cases:read"]),
+        "svc_write": identity.service_token("crm", ["cases:read", "cases:write"]),
+        "svc_agents": identity.service_token("hr", ["agents:read", "agents:write"]),
+    }
+    for name, value in identity.router_env().items():  # now with the service tokens
+        monkeypatch.setenv(name, value)
+    await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
+    app = create_app(settings_for(tmp_path, database_url, kafka_bootstrap, unique))
+    now = datetime.now(UTC)
+    async with (
+        running(app) as client,
+        producer(kafka_bootstrap) as kafka,
+        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"roles-{unique}") as events_in,
+        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"roles-agents-{unique}") as agents_in,
+    ):
+        admin = bearer(tokens["admin"])
+        for agent_id, agent in AGENTS.items():
+            await ok(await client.put(f"/v1/agents/{agent_id}", json=agent, headers=admin), 201)
+        cases = Cases(EventReader(events_in), unique)
+        for name, text in (("s1", "parcel"), ("r1", "parcel"), ("b1", "invoice")):
+            conversation = cases.conversation(name)
+            body = customer_message(conversation, f"{unique}-{name}", f"{text}{unique}", now)
+            await kafka.send_and_wait(topics.MESSAGES, body, key=conversation.encode())
+        s1, r1, b1 = await cases.opened("s1", "r1", "b1")
+        as_amal = bearer(tokens["amal"])
+        assert (await ok(await client.get(f"/v1/cases/{r1}", headers=as_amal)))["case"][
+            "assignee"
+        ] == "amal"
+        await ok(await client.post(f"/v1/cases/{r1}/resolve", headers=as_amal))
+        ids = {"S1": s1, "R1": r1, "B1": b1}
+
+        # Who may call what: the rest is 403 with {"error", "detail"}.
+        wrong = []
+        for name, method, template, body, allowed in table():
+            for caller in EVERYONE:
+                response = await client.request(
+                    method,
+                    template.format(**ids),
+                    json=body,
+                    headers=bearer(tokens[caller]),
+                )
+                refused = response.status_code == 403
+                if refused == (caller in allowed) or response.status_code in (401, 500):
+                    wrong.append((name, caller, response.status_code, response.text[:120]))
+                if refused:
+                    assert set(response.json()) == {"error", "detail"}
+        assert wrong == []
+
+        # Agents see only themselves, leads their teams' agents.
+        listed = await ok(await client.get("/v1/agents", headers=bearer(tokens["lead_bill"])))
+        assert [agent["id"] for agent in listed] == ["bea"]
+        listed = await ok(await client.get("/v1/agents", headers=as_amal))
+        assert [agent["id"] for agent in listed] == ["amal"]
+
+        # What was done carries who did it.
+        lead = bearer(tokens["lead_ship"])
+        await ok(await client.patch("/v1/agents/nikos", json={"capacity": 1}, headers=lead))
+        moved = await client.post(
+            f"/v1/cases/{s1}/reassign", json={"agent_id": "nikos"}, headers=lead
+        )
+        assert moved.status_code == 200, moved.text
+        events = await cases.events_of("s1", 3)
+        assigned = [e for e in events if e.type == ev.CASE_ASSIGNED]
+        assert assigned[0].data["actor"] is None  # routing chose amal
+        assert assigned[-1].data["actor"] == {"id": "lee", "role": "lead"}
+        resolved = [e for e in await cases.events_of("r1", 3) if e.type == ev.CASE_STATUS_CHANGED]
+        assert resolved[-1].data["actor"] == {"id": "amal", "role": "agent"}
+
+        kim = f"kim{unique}"
+        kim_profile = {"teams": ["shipping"], "languages": ["th"], "capacity": 1, "online": False}
+        await ok(await client.put(f"/v1/agents/{kim}", json=kim_profile, headers=admin), 201)
+        await ok(await client.patch(f"/v1/agents/{kim}", json={"capacity": 3}, headers=lead))
+        changes = await EventReader(agents_in).read_until(
+            lambda events: len(events) >= 2,
+            keep=lambda event: event.subject == f"agent:{kim}",
+            types=(ev.AGENT_UPDATED,),
+        )
+        assert [(e.data["created"], e.data["capacity"], e.data["actor"]) for e in changes] == [
+            (True, 1, {"id": "root", "role": "admin"}),
+            (False, 3, {"id": "lee", "role": "lead"}),
+        ]
+
+
+async def test_bad_tokens_get_401_and_strangers_403(
+    tmp_path: Path,
+    database_url: str,
+    kafka_bootstrap: str,
+    unique: str,
+    identity: LocalIdentity,
+) -> None:
+    await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
+    app = create_app(settings_for(tmp_path, database_url, kafka_bootstrap, unique))
+    foreign = LocalIdentity(tmp_path / "foreign" / "jwks.json")
+    async with running(app) as client:
+        cases: list[tuple[dict[str, str], str]] = [
+            ({}, "missing_token"),
+            ({"Authorization": "Basic YWRtaW46YWRtaW4="}, "missing_token"),
+            (bearer("not-a-jwt"), "malformed_token"),
+            (bearer(identity.token("root", ["admin"], exp=int(time.time()) - 3600)), "expired_token"),  # noqa: E501
+            (bearer(identity.token("root", ["admin"], aud="elsewhere")), "invalid_token"),
+            (bearer(identity.token("root", ["admin"], iss="https://evil/")), "invalid_token"),
+            (bearer(foreign.token("root", ["admin"])), "unknown_key"),
+        ]  # fmt: skip
+        for headers, code in cases:
+            response = await client.get("/v1/agents", headers=headers)
+            assert response.status_code == 401, (code, response.text)
+            assert response.json()["error"] == code
+            assert response.headers["www-authenticate"].startswith("Bearer")
+        viewer = await client.get("/v1/agents", headers=bearer(identity.token("v", ["viewer"])))
+        assert (viewer.status_code, viewer.json()["error"]) == (403, "no_role")
+        stranger = await client.get(
+            "/v1/teams/shipping/queue", headers=bearer(identity.token("eve", ["agent"]))
+        )
+        assert (stranger.status_code, stranger.json()["error"]) == (403, "not_on_roster")
+        assert (await client.get("/healthz")).status_code == 200  # operations stay open
+
+
+async def test_without_an_identity_provider_or_service_tokens_the_api_is_off(
+    tmp_path: Path, database_url: str, kafka_bootstrap: str, unique: str
+) -> None:
+    await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
+    app = create_app(settings_for(tmp_path, database_url, kafka_bootstrap, unique))
+    async with running(app) as client:
+        off = await client.get("/v1/agents", headers=bearer("anything"))
+        assert (off.status_code, off.json()["error"]) == (503, "api_off")
