@@ -5,6 +5,7 @@ event it publishes."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -129,7 +130,7 @@ async def test_an_echo_during_someone_elses_lease_waits_for_them_and_one_without
     assert len(store.lease_echoes) == 1  # presumed the owner's: no lease, no wait
 
 
-async def test_the_desks_feed_gets_every_case_event_with_where_the_case_stood() -> None:
+async def test_the_desks_feed_gets_every_case_event_and_where_the_case_stood() -> None:
     store = new_store()
     await message_service(store).handle_records(
         [as_record(message("where is my shipping?", pid="q1"))]
@@ -148,4 +149,10 @@ async def test_the_desks_feed_gets_every_case_event_with_where_the_case_stood() 
     assert created.after == Placement("shipping", None, waiting=True)
     assert assigned.before == created.after
     assert assigned.after == Placement("shipping", "amal", waiting=False)
-    assert [entry.data for entry in store.feed] == [record.value for _, record in store.outbox]
+    # The data as published, but for the routing decision (a desk reads it from the case).
+    published_data = [json.loads(record.value) for _, record in store.outbox]
+    assert all(data["decision"] is not None for data in published_data)
+    assert [json.loads(entry.data) for entry in store.feed] == [
+        {name: value for name, value in data.items() if name != "decision"}
+        for data in published_data
+    ]
