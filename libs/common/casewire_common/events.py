@@ -27,6 +27,7 @@ CASE_ESCALATED = "casewire.case.escalated"
 CASE_MESSAGE_UPDATED = "casewire.case.message_updated"
 CASE_COLLISION = "casewire.case.collision"
 AGENT_UPDATED = "casewire.agent.updated"
+SAVED_REPLY_UPDATED = "casewire.saved_reply.updated"
 INCIDENT_OPENED = "casewire.incident.opened"
 INCIDENT_UPDATED = "casewire.incident.updated"
 INCIDENT_CLOSED = "casewire.incident.closed"
@@ -59,6 +60,7 @@ CASE_EVENT_TYPES = (
 )
 INCIDENT_EVENT_TYPES = (INCIDENT_OPENED, INCIDENT_UPDATED, INCIDENT_CLOSED)
 AGENT_EVENT_TYPES = (AGENT_UPDATED,)
+SAVED_REPLY_EVENT_TYPES = (SAVED_REPLY_UPDATED,)
 WATERMARK_EVENT_TYPES = (ROUTER_WATERMARK,)
 SLA_EVENT_TYPES = (
     SLA_WARNING,
@@ -251,6 +253,11 @@ class CaseEventData(BaseModel):
         " offline longer than the grace, CASEWIRE_ROUTER_OFFLINE_GRACE; `agent_id` is that"
         " owner).",
     )
+    saved_reply_id: str | None = Field(
+        default=None,
+        description="casewire.case.responded: the saved reply the agent answered with (a reply"
+        " recorded through the API naming one).",
+    )
 
 
 class AgentData(BaseModel):
@@ -270,6 +277,30 @@ class AgentData(BaseModel):
         default_factory=list,
         description="Waiting cases the change assigned (each also has its casewire.case.assigned).",
     )
+
+
+class SavedReplyData(BaseModel):
+    """The data of `casewire.saved_reply.updated`: a saved reply created, changed or removed
+    through the API (key: `saved-reply:<id>`), by whom, and the version in force after it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    saved_reply_id: str
+    change: Literal["created", "updated", "removed"] = Field(
+        description="created: no reply had this id; updated: the API wrote a new version (of a"
+        " reply of the API, or over the saved-replies file's); removed: the API version was"
+        " deleted (the file's, if any, is in force again)."
+    )
+    source: Literal["file", "api"] | None = Field(
+        description="Where the version in force comes from; null: no reply has this id now."
+    )
+    title: str | None = Field(description="The version in force (null: none).")
+    text: dict[str, str] = Field(
+        description="The version in force: its text by language (ISO 639-1), with placeholders."
+    )
+    teams: list[str] = Field(description="The teams it is offered to; empty: every team.")
+    tags: list[str]
+    actor: ActorRef
 
 
 class IncidentData(BaseModel):

@@ -302,13 +302,15 @@ class CaseService:
         agent_id: str | None,
         text: str,
         sent_at: datetime | None,
+        saved_reply_id: str | None = None,
         platform_message_id: str | None = None,
     ) -> ReplyResult:
         """Record a reply made outside the router's sight (or sent through a platform's API:
         `platform_message_id`, the id the platform gave it, makes it the same message as its
-        echo). A person's reply is theirs; a service names the agent who wrote it. A reply by
-        someone other than the live lease's holder, or with no lease by someone other than the
-        owner, collides (`domain.leases`): recorded all the same, with
+        echo). A person's reply is theirs; a service names the agent who wrote it.
+        `saved_reply_id` (checked to exist by the caller) counts a use of that saved reply. A
+        reply by someone other than the live lease's holder, or with no lease by someone other
+        than the owner, collides (`domain.leases`): recorded all the same, with
         `casewire.case.collision`."""
 
         async def action(
@@ -327,8 +329,10 @@ class CaseService:
             if platform_message_id is not None and not await work.claim_reply(reply):
                 seen = await work.stored_message(reply.id)
                 if seen is not None:
-                    return await _echo_recorded(work, case, reply, seen, holder, outcome)
-            first = case_actions.record_reply(case, reply, outcome)
+                    return await _echo_recorded(
+                        work, case, reply, seen, holder, saved_reply_id, outcome
+                    )
+            first = case_actions.record_reply(case, reply, outcome, saved_reply_id)
             collision = reply_collides(case.assignee, author, holder)
             if collision:
                 collide(case, outcome, reply.id, author=author, lease_holder=holder, source="api")
@@ -528,6 +532,7 @@ async def _echo_recorded(
     reply: CanonicalMessage,
     seen: tuple[str | None, CanonicalMessage],
     holder: str | None,
+    saved_reply_id: str | None,
     outcome: RoutingOutcome,
 ) -> ReplyResult:
     """A reply sent through a platform whose echo the router processed first: the echo is
@@ -548,7 +553,11 @@ async def _echo_recorded(
         collision = not held.collided and reply_collides(case.assignee, author, held.lease_holder)
     if seen_case is None:
         first = case_actions.record_reply(
-            case, echo.model_copy(update={"author": reply.author}), outcome, stored=True
+            case,
+            echo.model_copy(update={"author": reply.author}),
+            outcome,
+            saved_reply_id,
+            stored=True,
         )
     else:
         first = case.first_response_at == echo.sent_at

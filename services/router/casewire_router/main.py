@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 import structlog
 from casewire_common.gc_tuning import GcTuning
@@ -28,6 +30,7 @@ from casewire_router.adapters import repository
 from casewire_router.adapters.agents_source import AgentsSync
 from casewire_router.adapters.case_feed import FeedHub
 from casewire_router.adapters.case_store import PostgresCaseStore
+from casewire_router.adapters.customer_store import PostgresCustomerStore
 from casewire_router.adapters.desk_store import PostgresDeskStore
 from casewire_router.adapters.identity import (
     Authenticator,
@@ -39,18 +42,35 @@ from casewire_router.adapters.identity import (
 from casewire_router.adapters.message_store import PostgresMessageStore
 from casewire_router.adapters.queue_metrics import QueueMetrics, QueueMetricsRefresher
 from casewire_router.adapters.rules_source import RulesMetrics, RulesWatcher
+from casewire_router.adapters.saved_replies_source import (
+    SavedRepliesMetrics,
+    SavedRepliesWatcher,
+    read_saved_replies,
+)
+from casewire_router.adapters.saved_reply_store import PostgresSavedReplyStore
 from casewire_router.adapters.watermarks import WatermarkHeartbeat
 from casewire_router.case_service import CaseService
+from casewire_router.customer_service import CustomerService
 from casewire_router.desk_service import DeskService
 from casewire_router.domain.care import TrendSettings
 from casewire_router.domain.case import CaseWindows
 from casewire_router.domain.routing import case_router_for
-from casewire_router.domain.rules import RuleSet, load_rules
+from casewire_router.domain.rules import RuleSet, parse_rules
+from casewire_router.domain.saved_replies import (
+    SavedRepliesError,
+    SavedRepliesFile,
+    rules_fit_replies,
+    unknown_team_warnings,
+)
+from casewire_router.domain.yaml_files import dotted
 from casewire_router.entrypoints.auth import actor_dependency, install_error_handlers
 from casewire_router.entrypoints.http import case_api
+from casewire_router.entrypoints.http_customers import customers_api
 from casewire_router.entrypoints.http_desk import desk_api
+from casewire_router.entrypoints.http_saved_replies import saved_replies_api
 from casewire_router.entrypoints.kafka import subscriptions
 from casewire_router.message_service import DEAD_LETTER_REASONS, MessageService, RouterMetrics
+from casewire_router.saved_replies_service import SavedRepliesService
 from casewire_router.settings import RouterSettings
 
 # Plans made for each statement's own values. With PostgreSQL's default, a plan cached while
@@ -75,7 +95,11 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         incident=settings.router_incident_window,
         incident_threshold=settings.router_incident_threshold,
     )
-    case_router = case_router_for(load_rules(str(settings.router_rules)), windows)
+    rules_path = settings.router_rules
+    # Read once as bytes (no newline translation): the version hashes what the watcher sees.
+    rules_text = rules_path.read_bytes().decode("utf-8")
+    case_router = case_router_for(parse_rules(rules_text, str(rules_path)), windows)
+    replies = saved_replies_at_start(settings, case_router.rules, rules_text)
 
     # Adapters.
     broker = build_broker(settings.kafka_bootstrap_servers, registry, "router")
@@ -90,6 +114,13 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
 
     # Service layer.
     cases = CaseService(PostgresCaseStore(database, relay), metrics)
+    saved_replies = SavedRepliesService(
+        PostgresSavedReplyStore(database, relay),
+        replies.file,
+        lambda: service.case_router.rules.teams,
+        metrics.care,
+    )
+    customers = CustomerService(PostgresCustomerStore(database), windows.repeat_contact)
     service = MessageService(
         store,
         case_router,
@@ -115,13 +146,33 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         service.case_router = case_router_for(rules, windows)  # from the next batch on
         metrics.care.use_tags(rules.tags)
         metrics.precreate_teams(rules.teams)
+        saved_replies.use_teams()
+        if replies_watcher is not None:
+            replies_watcher.retry()  # a file refused for want of these rules may fit now
+
+    def use_replies(replies: SavedRepliesFile) -> None:
+        saved_replies.use_file(replies)
+        rules_watcher.retry()  # rules refused for want of these replies may fit now
 
     rules_watcher = RulesWatcher(
-        settings.router_rules,
+        rules_path,
         case_router.rules,
         use_rules,
         RulesMetrics(registry),
         settings.router_rules_reload_seconds,
+        fits=lambda rules, text: replies.fit(rules, saved_replies.file, text),
+    )
+    replies_watcher = (
+        None
+        if replies.path is None
+        else SavedRepliesWatcher(
+            replies.path,
+            replies.digest,
+            use_replies,
+            lambda new: replies.fit(service.case_router.rules, new, None),
+            SavedRepliesMetrics(registry),
+            settings.router_rules_reload_seconds,
+        )
     )
     queue_metrics = QueueMetricsRefresher(
         database,
@@ -192,14 +243,19 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     lag = ConsumerLag(registry, list(subscribers.items()))
     authenticator = authenticator_for(settings)
     current_actor = actor_dependency(authenticator, cases.roster_teams)
-    api_routes = case_api(cases, current_actor)
-    desk_routes = desk_api(desk, current_actor)
+    api_routes = [
+        case_api(cases, current_actor, saved_replies, customers),
+        saved_replies_api(saved_replies, current_actor),
+        customers_api(customers, current_actor),
+        desk_api(desk, current_actor),
+    ]
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await database.open()
         await repository.require_migrated(database)
         await agents_sync.start()
+        await saved_replies.start()
         await publisher.start()
         await relay.start()
         await feed_hub.start()  # before the API serves: streams start from its position
@@ -208,6 +264,8 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         # new member's first session got it dropped from the group, and the others waited.
         await broker.start()
         rules_watcher.start()
+        if replies_watcher is not None:
+            replies_watcher.start()
         queue_metrics.task.start()
         lag.task.start()
         watermarks.task.start()
@@ -227,6 +285,8 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
             yield
         finally:
             await rules_watcher.stop()
+            if replies_watcher is not None:
+                await replies_watcher.stop()
             await queue_metrics.task.stop()
             await lag.task.stop()
             await watermarks.task.stop()
@@ -246,8 +306,8 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     app = FastAPI(title="Casewire router", lifespan=lifespan)
     app.state.broker = broker  # its channels are the published contract (casewire-dev contracts)
     app.state.feed_hub = feed_hub  # the streams this replica serves (its subscriptions)
-    app.include_router(api_routes)
-    app.include_router(desk_routes)
+    for routes in api_routes:
+        app.include_router(routes)
     install_error_handlers(app)
     mount_operations(
         app,
@@ -258,6 +318,57 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         },
     )
     return app
+
+
+@dataclass(frozen=True)
+class SavedRepliesAtStart:
+    """The saved-replies file in force at start (`path` None: none), and how it and the rules
+    file are checked against each other from then on."""
+
+    path: Path | None
+    file: SavedRepliesFile
+    digest: str
+    rules_source: str
+
+    def fit(self, rules: RuleSet, replies: SavedRepliesFile, rules_text: str | None) -> list[str]:
+        """The rules' reply_templates the replies lack, in words (with lines given the text)."""
+        return rules_fit_replies(
+            rules.spec,
+            replies,
+            rules_source=self.rules_source,
+            replies_source=str(
+                self.path or "no saved-replies file (CASEWIRE_ROUTER_SAVED_REPLIES)"
+            ),
+            rules_text=rules_text,
+        )
+
+
+def saved_replies_at_start(
+    settings: RouterSettings, rules: RuleSet, rules_text: str
+) -> SavedRepliesAtStart:
+    """Read the saved-replies file (the default one may be absent, a configured one must be
+    there) and refuse to start (SavedRepliesError) when a rule names a reply it lacks; replies
+    for teams the rules do not declare are logged."""
+    path = settings.router_saved_replies
+    if (
+        path is not None
+        and "router_saved_replies" not in settings.model_fields_set
+        and not path.exists()
+    ):
+        path = None
+    file, digest = read_saved_replies(path) if path is not None else (SavedRepliesFile(), "")
+    replies = SavedRepliesAtStart(path, file, digest, str(settings.router_rules))
+    problems = replies.fit(rules, file, rules_text)
+    if problems:
+        raise SavedRepliesError(problems)
+    warnings = unknown_team_warnings(file, rules.teams)
+    if warnings:
+        log.warning(
+            "saved replies name teams the rules do not declare: never offered there",
+            file=str(path),
+            problems=[f"{dotted(location)}: {warning}" for location, warning in warnings],
+        )
+    return replies
 
 
 def authenticator_for(settings: RouterSettings) -> Authenticator:

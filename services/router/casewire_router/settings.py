@@ -6,10 +6,18 @@ from pathlib import Path
 from casewire_common.settings import ConsumerSettings
 from pydantic import Field, SecretStr
 
+# Also where `casewire-router check-rules` looks when neither --saved-replies nor the variable says.
+SAVED_REPLIES_FILE = Path("config/saved-replies.yaml")
+
 
 class RouterSettings(ConsumerSettings):
     router_rules: Path = Path("config/rules.yaml")
     router_agents: Path | None = Path("config/agents.yaml")
+    router_saved_replies: Path | None = Field(
+        default=SAVED_REPLIES_FILE,
+        description="The saved-replies file (reloaded when it changes); unset: only replies"
+        " written through the API, and no rule may name a reply_template.",
+    )
     router_consumer_group: str = "casewire-router"
     # The same variable as ingest's: one list of languages for the whole pipeline.
     languages: str = Field(
@@ -18,7 +26,9 @@ class RouterSettings(ConsumerSettings):
         " values the care metrics' `language` label may take besides other and unknown.",
     )
     router_rules_reload_seconds: float = Field(
-        default=5.0, gt=0, description="How often the rules file is checked for changes."
+        default=5.0,
+        gt=0,
+        description="How often the rules and saved-replies files are checked for changes.",
     )
     router_oidc_issuer: str | None = Field(
         default=None,

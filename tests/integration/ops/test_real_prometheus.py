@@ -84,7 +84,12 @@ NOT_FILLED = {
     ("casewire-care.json", "Queue depth by priority"): "every case is assigned at once",
     ("casewire-care.json", "Longest wait in queue by team"): "every case is assigned at once",
     ("casewire-pipeline.json", "Handler errors by exception"): "no handler raises",
-    ("casewire-pipeline.json", "Rules reloads and failed reloads"): "the rules file is unchanged",
+    ("casewire-pipeline.json", "Rules and saved-replies reloads, failed reloads"): (
+        "neither file changes"
+    ),
+    ("casewire-care.json", "Most used saved replies in the time range"): (
+        "no reply goes through the case API"
+    ),
     ("casewire-sla.json", "Next response time p90 by priority"): "no next_response clock",
     ("casewire-sla.json", "Next response time p50, p90, p99"): "no next_response clock",
     ("casewire-sla.json", "Resolution time p90 by priority"): "no case is resolved",

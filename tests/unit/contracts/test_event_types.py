@@ -10,12 +10,15 @@ from casewire_common import events as ev
 from casewire_dev.contracts import PAYLOADS
 
 ROOT = Path(__file__).resolve().parents[3]
-EVENT_TYPE = re.compile(r"^casewire\.(case|incident|sla|router|agent)\.[a-z_]+$")
-LITERAL = re.compile(r"""["'](casewire\.(?:case|incident|sla|router|agent)\.[a-z_]+)["']""")
+EVENT_TYPE = re.compile(r"^casewire\.(case|incident|sla|router|agent|saved_reply)\.[a-z_]+$")
+LITERAL = re.compile(
+    r"""["'](casewire\.(?:case|incident|sla|router|agent|saved_reply)\.[a-z_]+)["']"""
+)
 GROUPS = (
     ev.CASE_EVENT_TYPES,
     ev.INCIDENT_EVENT_TYPES,
     ev.AGENT_EVENT_TYPES,
+    ev.SAVED_REPLY_EVENT_TYPES,
     ev.WATERMARK_EVENT_TYPES,
     ev.SLA_EVENT_TYPES,
 )

@@ -188,3 +188,15 @@ def test_ratio_percentile_and_units() -> None:
     assert results.percentile([1.0, 2.0, 3.0, 4.0, 5.0], 0.9) == 5.0
     assert results.metric(1234.56, "req/s") == {"value": 1235, "unit": "req/s"}
     assert results.metric(12.345, "ms") == {"value": 12.3, "unit": "ms"}
+
+
+def test_the_bench_rules_name_only_saved_replies_of_the_bench() -> None:
+    from casewire_router.domain.saved_replies import parse_saved_replies, rules_fit_replies
+
+    problems = rules_fit_replies(
+        parse_rules(bench_workload.RULES_YAML).spec,
+        parse_saved_replies(bench_workload.SAVED_REPLIES_YAML),
+        rules_source="rules",
+        replies_source="saved replies",
+    )
+    assert problems == []

@@ -175,3 +175,27 @@ def test_a_topic_trends_when_far_above_its_baseline_and_busy_enough() -> None:
     assert not topic_trend(4, 0, settings).trending  # too few to matter
     assert topic_trend(5, 0, settings).ratio == 5.0  # out of nowhere: finite
     assert not topic_trend(10, 96, settings).trending  # 4 expected: 2.5 times
+
+
+def test_a_reply_with_a_saved_reply_counts_its_use_under_the_case_team() -> None:
+    metrics, registry = care_metrics()
+    metrics.use_saved_replies([("shipping", "shipping-policy"), ("billing", "shipping-policy")])
+    uses = "casewire_router_saved_reply_uses_total"
+    assert (
+        registry.get_sample_value(uses, {"team": "billing", "saved_reply": "shipping-policy"}) == 0
+    )
+    shipping = case("c1", status="assigned", assignee="amal")
+    outcome = RoutingOutcome()
+    for minutes, saved in ((1, "shipping-policy"), (2, None), (3, "shipping-policy")):
+        reply = case_actions.reply_message(
+            shipping, "amal", "text", T0 + timedelta(minutes=minutes), T0
+        )
+        case_actions.record_reply(shipping, reply, outcome, saved)
+    metrics.record(outcome)
+    assert value(registry, uses, team="shipping", saved_reply="shipping-policy") == 2
+    responded = [e for e in outcome.events if e.type == ev.CASE_RESPONDED]
+    assert [e.data.saved_reply_id for e in responded] == [
+        "shipping-policy",
+        None,
+        "shipping-policy",
+    ]

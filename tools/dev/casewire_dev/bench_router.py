@@ -55,6 +55,8 @@ async def measure(options: RouterOptions, bootstrap: str, server_url: str, work:
     rules.write_text(bench_workload.RULES_YAML, "utf-8")
     agents = work / "agents.yaml"
     agents.write_text(bench_workload.agents_yaml(max(options.messages, 1000)), "utf-8")
+    saved_replies = work / "saved-replies.yaml"
+    saved_replies.write_text(bench_workload.SAVED_REPLIES_YAML, "utf-8")
     expectation = bench_workload.expected_outcome(records, rules, agents)
     # The workload (tens of thousands of objects) lives in this process but belongs to
     # neither measured loop: frozen, the garbage collector no longer walks it on every full
@@ -106,6 +108,7 @@ async def measure(options: RouterOptions, bootstrap: str, server_url: str, work:
             expectation,
             rules=rules,
             agents=agents,
+            saved_replies=saved_replies,
             group=f"bench-router-{tag}",
             max_records=options.max_records,
             timeout=options.timeout,

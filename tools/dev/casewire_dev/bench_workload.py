@@ -82,6 +82,18 @@ AGENT_IDS = (
 )
 
 
+# The saved reply the shipping rule names (`reply_template`): the router refuses rules naming
+# one its saved-replies file lacks.
+SAVED_REPLIES_YAML = """\
+replies:
+  - id: shipping-status
+    title: Shipping status
+    teams: [shipping]
+    tags: [shipping]
+    text: {en: "Hi {customer_name}, your order is on its way."}
+"""
+
+
 def agents_file(agents: Iterable[tuple[str, Sequence[str], Sequence[str], int]]) -> str:
     """An agents file (`CASEWIRE_ROUTER_AGENTS`) of (id, teams, languages, capacity), every
     agent online."""

@@ -90,6 +90,14 @@ PAYLOADS: tuple[Payload, ...] = (
         ROUTER_SOURCE,
     ),
     Payload(
+        "saved-reply-data",
+        ev.SavedReplyData,
+        topics.CASE_EVENTS,
+        "`saved-reply:<saved reply id>`",
+        ev.SAVED_REPLY_EVENT_TYPES,
+        ROUTER_SOURCE,
+    ),
+    Payload(
         "watermark-data",
         ev.WatermarkData,
         topics.CASE_EVENTS,
@@ -113,8 +121,8 @@ TOPIC_DESCRIPTIONS = {
     topics.MESSAGES: "Canonical messages, one JSON object per record, in order per "
     "conversation (the key).",
     topics.CASE_EVENTS: "CloudEvents 1.0 in Kafka binary mode: every change to a case (with "
-    "the full case snapshot and, for API actions, the actor), every incident and every "
-    "change to an agent made through the API, in order per key.",
+    "the full case snapshot and, for API actions, the actor), every incident, and every "
+    "change to an agent or a saved reply made through the API, in order per key.",
     topics.SLA_ALERTS: "CloudEvents 1.0 in Kafka binary mode: SLA warnings, breaches and the "
     "clock audit trail, in order per case (the key).",
 }
@@ -141,6 +149,7 @@ def _router_broker(root: Path) -> KafkaBroker:
     settings = RouterSettings(
         kafka_bootstrap_servers=BOOTSTRAP_PLACEHOLDER,
         router_rules=root / "config" / "rules.yaml",
+        router_saved_replies=root / "config" / "saved-replies.yaml",
         router_agents=None,
     )
     return cast(KafkaBroker, create_router_app(settings).state.broker)

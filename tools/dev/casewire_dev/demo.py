@@ -129,6 +129,7 @@ class Demo:
                 {
                     "CASEWIRE_ROUTER_RULES": str(config["rules"]),
                     "CASEWIRE_ROUTER_AGENTS": str(config["agents"]),
+                    "CASEWIRE_ROUTER_SAVED_REPLIES": str(config["saved_replies"]),
                     **self.identity.router_env(),
                 },
             ),
@@ -152,6 +153,7 @@ class Demo:
         config = {
             "rules": self.root / "config" / "rules.yaml",
             "agents": self.root / "config" / "agents.yaml",
+            "saved_replies": self.root / "config" / "saved-replies.yaml",
             "sla": self.root / "config" / "demo" / "sla-policies.yaml",
         }
         for path in config.values():

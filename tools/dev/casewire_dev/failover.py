@@ -371,6 +371,7 @@ async def _measure(options: Options, running: stack.Stack, log_dir: Path) -> dic
             **running.env(),
             "CASEWIRE_DATABASE_URL": database_url,
             "CASEWIRE_ROUTER_RULES": str(root / "config" / "rules.yaml"),
+            "CASEWIRE_ROUTER_SAVED_REPLIES": str(root / "config" / "saved-replies.yaml"),
             "CASEWIRE_ROUTER_AGENTS": str(root / "config" / "agents.yaml"),
             "CASEWIRE_ROUTER_CONSUMER_GROUP": ROUTER_GROUP,
             "CASEWIRE_LOG_LEVEL": "WARNING",

@@ -1,9 +1,9 @@
 """Care figures in Prometheus: first-response and resolution times, replies and resolutions by
 team and agent; cases needing a reply and cases answered (the reply rate) by team, platform and
 channel, and again by team and language; cases opened by tag and team, and by language and
-team. Same definitions as `casewire-router report` (docs/report.md, "Definitions"), counted
-when they happen, from the events of each committed change (a batch of messages or a case API
-action).
+team; uses of saved replies by team and reply. Same definitions as `casewire-router report`
+(docs/report.md, "Definitions"), counted when they happen, from the events of each committed
+change (a batch of messages or a case API action).
 
 Why the router exports the agent-level figures rather than the SLA service: the router decides
 and holds what they are about (cases, replies, assignees), and it holds what bounds their labels
@@ -113,6 +113,19 @@ class CareMetrics:
             registry=registry,
         )
 
+        self.saved_reply_uses = Counter(
+            "casewire_router_saved_reply_uses_total",
+            "Replies recorded through the API with a saved reply, by the case's team and the"
+            " saved reply's id.",
+            ["team", "saved_reply"],
+            registry=registry,
+        )
+
+    def use_saved_replies(self, offered: Iterable[tuple[str, str]]) -> None:
+        """Start at zero the (team, saved reply) series of the replies each team is offered
+        (at start, on each reload of either file, when a reply is written through the API)."""
+        precreate(self.saved_reply_uses, offered)
+
     def use_roster(self, agents: Iterable[AgentSpec]) -> None:
         """Take the agents file as the roster, and start each agent's series at zero for each
         of their teams, so that a leaderboard shows those who did nothing yet (and `rate()`
@@ -162,6 +175,7 @@ class CareMetrics:
         # (counter, team, language): the three counters by language, in one pass.
         by_language: collections.Counter[tuple[Counter, str, str]] = collections.Counter()
         first_answered: set[str] = set()
+        saved_replies: collections.Counter[tuple[str, str]] = collections.Counter()
         for event in outcome.events:
             case = event.data.case
             if event.type == ev.CASE_CREATED:
@@ -175,6 +189,8 @@ class CareMetrics:
             elif event.type == ev.CASE_RESPONDED:
                 agent = bounds.agent(case.assignee)
                 replies[(case.team, agent)] += 1
+                if event.data.saved_reply_id is not None:  # checked to exist when recorded
+                    saved_replies[(case.team, event.data.saved_reply_id)] += 1
                 if (
                     case.id in outcome.first_answers
                     and case.id not in first_answered
@@ -206,5 +222,7 @@ class CareMetrics:
             self.answered.labels(*labels).inc(count)
         for (tag, team), count in tagged.items():
             self.tagged.labels(tag, team).inc(count)
+        for (team, reply), count in saved_replies.items():
+            self.saved_reply_uses.labels(team, reply).inc(count)
         for (counter, team, language), count in by_language.items():
             counter.labels(team, language).inc(count)

@@ -131,7 +131,8 @@ async def agent_teams(connection: Connection, agent_id: str) -> list[str] | None
 
 
 async def save(connection: Connection, outcome: RoutingOutcome) -> None:
-    """Write what an action changed: cases, agents, and replies recorded as messages."""
+    """Write what an action changed: cases, agents, replies recorded as messages and the saved
+    replies they used."""
     if outcome.cases:
         await connection.executemany(
             f"UPDATE {SCHEMA}.cases SET status = $2, priority = $3, team = $4, assignee = $5,"
@@ -176,6 +177,24 @@ async def save(connection: Connection, outcome: RoutingOutcome) -> None:
         await connection.executemany(
             f"UPDATE {SCHEMA}.messages SET case_id = $2 WHERE id = $1",
             [(reply.id, case_id) for reply, case_id in outcome.attached_replies],
+        )
+    # The uses of saved replies: replies recorded naming one, counted by when they were sent.
+    sent_at = {
+        message.id: message.sent_at
+        for message, _ in [*outcome.stored_messages, *outcome.attached_replies]
+    }
+    uses = [
+        (message_id, event.case_id, event.data.saved_reply_id, sent_at[message_id])
+        for event in outcome.events
+        if event.type == ev.CASE_RESPONDED
+        and event.data.saved_reply_id is not None
+        and (message_id := event.data.message_id) is not None
+    ]
+    if uses:
+        await connection.executemany(
+            f"INSERT INTO {SCHEMA}.saved_reply_uses (message_id, case_id, saved_reply_id, used_at)"
+            " VALUES ($1, $2, $3, $4)",
+            uses,
         )
 
 

@@ -1,13 +1,15 @@
 """Care-team figures from the router's tables: volume, customers, reply rate, response and
-resolution times, top tags and skipped share — overall, per team and per agent.
+resolution times, top tags, most used saved replies and skipped share — overall, per team and
+per agent.
 
 Read-only: every query runs in one read-only, repeatable-read transaction, so the figures of
 one report agree with each other even while the router keeps writing.
 
 Cases count in a period when they opened in it; inbound messages count when they were sent in
-it, under the team and agent of the case they belong to. Cases closed at once as `no_action`
-(rules said no reply is needed) are counted as skipped and left out of the reply rate and the
-response and resolution times.
+it, under the team and agent of the case they belong to, and so do the uses of saved replies
+(replies recorded through the API naming one), by when the reply was sent. Cases closed at once
+as `no_action` (rules said no reply is needed) are counted as skipped and left out of the reply
+rate and the response and resolution times.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from casewire_common.pg import Connection
 from casewire_router.adapters.repository import SCHEMA
 
 TOP_TAGS = 5
+TOP_SAVED_REPLIES = 5
 Dimension = Literal["team", "agent", "tag", "platform", "language"]
 Scope = Literal["overall", "team", "agent", "tag", "platform", "language"]
 DIMENSIONS: tuple[Dimension, ...] = ("team", "agent", "tag", "platform", "language")
@@ -112,6 +115,19 @@ def _inbound_messages(scope: Scope) -> str:
     """
 
 
+def _saved_reply_uses(scope: Scope) -> str:
+    """Replies recorded with a saved reply, sent in the period, by row and saved reply."""
+    name, join = _ROW_NAME[scope]
+    return f"""
+        SELECT {name} AS name, u.saved_reply_id AS saved_reply, count(*) AS uses
+        FROM {SCHEMA}.saved_reply_uses u JOIN {SCHEMA}.cases c ON c.id = u.case_id {join}
+        WHERE ($1::timestamptz IS NULL OR u.used_at >= $1)
+          AND ($2::timestamptz IS NULL OR u.used_at < $2)
+          AND ($3::text IS NULL OR c.team = $3)
+        GROUP BY 1, 2
+    """
+
+
 class ReportError(Exception):
     """The report cannot be made (no router schema, unreachable database); says why."""
 
@@ -142,6 +158,7 @@ class Figures:
     first_response_seconds: Durations = field(default_factory=Durations)
     resolution_seconds: Durations = field(default_factory=Durations)
     top_tags: list[tuple[str, int]] = field(default_factory=list)
+    top_saved_replies: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def reply_rate(self) -> float | None:
@@ -154,6 +171,9 @@ class Figures:
     def as_dict(self) -> dict[str, Any]:
         row = asdict(self)
         row["top_tags"] = [{"tag": tag, "cases": count} for tag, count in self.top_tags]
+        row["top_saved_replies"] = [
+            {"saved_reply": reply, "uses": count} for reply, count in self.top_saved_replies
+        ]
         row["reply_rate"] = self.reply_rate
         row["skipped_share"] = self.skipped_share
         return row
@@ -319,6 +339,14 @@ async def _rows(
         tags.setdefault(record["name"], []).append((record["tag"], record["cases"]))
     for name, counts in tags.items():
         rows[name].top_tags = sorted(counts, key=lambda item: (-item[1], item[0]))[:TOP_TAGS]
+    uses: dict[str | None, list[tuple[str, int]]] = {}
+    for record in await connection.fetch(_saved_reply_uses(scope), *arguments):
+        figures_for(record)
+        uses.setdefault(record["name"], []).append((record["saved_reply"], record["uses"]))
+    for name, counts in uses.items():
+        rows[name].top_saved_replies = sorted(counts, key=lambda item: (-item[1], item[0]))[
+            :TOP_SAVED_REPLIES
+        ]
     return rows
 
 
@@ -389,7 +417,23 @@ def _sections(report: Report) -> str:
     parts = [f"\nOverall\n{_table([report.overall])}"]
     for dimension, rows in report.breakdowns.items():
         parts.append(f"\n{_HEADINGS[dimension]}\n{_table(rows)}")
+    used = _saved_replies_used(report)
+    if used:
+        parts.append(f"\n{used}")
     return "\n".join(parts) + "\n"
+
+
+def _saved_replies_used(report: Report) -> str:
+    """The most used saved replies of each team (of the whole report without a team
+    breakdown); empty when none was used."""
+    rows = report.teams if "team" in report.breakdowns else [report.overall]
+    lines = [
+        f"{figures.name or 'all'}: "
+        + ", ".join(f"{reply} ({count})" for reply, count in figures.top_saved_replies)
+        for figures in rows
+        if figures.top_saved_replies
+    ]
+    return "Most used saved replies\n" + "\n".join(lines) if lines else ""
 
 
 CSV_COLUMNS = (
@@ -411,13 +455,14 @@ CSV_COLUMNS = (
     "resolution_median_seconds",
     "resolution_p90_seconds",
     "top_tags",
+    "top_saved_replies",
 )
 
 
 def render_csv(reports: list[Report], *, daily: bool = False) -> str:
     """One CSV row per figures row (overall first, then each breakdown), with a `day` column
-    (empty unless daily); empty cells where a figure has no value; top tags as `tag:count`
-    separated by spaces."""
+    (empty unless daily); empty cells where a figure has no value; top tags as `tag:count` and
+    top saved replies as `id:uses`, separated by spaces."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -447,6 +492,7 @@ def render_csv(reports: list[Report], *, daily: bool = False) -> str:
                         for part in ("average", "median", "p90")
                     ),
                     " ".join(f"{tag}:{count}" for tag, count in figures.top_tags),
+                    " ".join(f"{reply}:{count}" for reply, count in figures.top_saved_replies),
                 ]
             )
     return out.getvalue()

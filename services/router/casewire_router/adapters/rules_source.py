@@ -1,27 +1,20 @@
-"""The rules file on disk, watched: a changed file is parsed and put in force without a restart.
-
-The file is re-read by path at every check and compared by content hash, not by inode or
-modification time: a Kubernetes ConfigMap update swaps a symlink (`..data`) to a new
-directory, and the file seen through the path changes while its mtime may not. A file that
-does not parse is logged (where, not what) and counted; the rules in force stay.
+"""The rules file on disk, watched (`adapters.watched_file`): a changed file is parsed and put
+in force without a restart; one that does not parse, or does not fit the saved replies in
+force, is logged and counted, and the rules in force stay.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
 import structlog
-from casewire_common.periodic import Periodic
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from casewire_router.domain.rules import RulesError, RuleSet, parse_rules
+from casewire_router.adapters.watched_file import WatchedFile
+from casewire_router.domain.rules import RuleSet, parse_rules
 
 log = structlog.get_logger(__name__)
-
-_UNREADABLE = "unreadable"  # in place of a content hash: the file could not be read
 
 
 class RulesMetrics:
@@ -39,7 +32,8 @@ class RulesMetrics:
         )
         self.reload_failures = Counter(
             "casewire_router_rules_reload_failures_total",
-            "Changed rules files that could not be read or parsed (the old rules stay).",
+            "Changed rules files that could not be read, parsed or used with the saved replies in"
+            " force (the old rules stay).",
             registry=registry,
         )
 
@@ -49,14 +43,10 @@ class RulesMetrics:
         self.info.labels(version=rules.version).set(1)
 
 
-def _read(path: Path) -> tuple[str, str]:
-    """The file's SHA-256 and its text."""
-    content = path.read_bytes()
-    return hashlib.sha256(content).hexdigest(), content.decode("utf-8")
-
-
 class RulesWatcher:
-    """Checks the rules file every `interval` seconds; calls `on_change` with new rules."""
+    """Checks the rules file every `interval` seconds; calls `on_change` with new rules that
+    parse and fit the rest of the configuration (`fits(rules, text)`: the problems keeping
+    them out, e.g. a `reply_template` naming no saved reply)."""
 
     def __init__(
         self,
@@ -65,53 +55,39 @@ class RulesWatcher:
         on_change: Callable[[RuleSet], None],
         metrics: RulesMetrics,
         interval: float,
+        fits: Callable[[RuleSet, str], list[str]] | None = None,
     ) -> None:
-        self._path = path
-        self._on_change = on_change
         self._metrics = metrics
-        # What was last seen, good or bad: a broken file is reported once, not at every check.
-        self._seen_digest = current.source_digest
+        self._on_change = on_change
         metrics.in_force(current)
-        self._checks = Periodic("rules-watcher", interval, self.check, wait_first=True)
+        self._file = WatchedFile(
+            what="rules",
+            path=path,
+            digest=current.source_digest,
+            parse=parse_rules,
+            fits=fits or (lambda _rules, _text: []),
+            on_change=self._use,
+            reloads=metrics.reloads,
+            failures=metrics.reload_failures,
+            interval=interval,
+            hint="casewire-router check-rules lists them",
+        )
 
     def start(self) -> None:
-        self._checks.start()
+        self._file.start()
 
     async def stop(self) -> None:
-        await self._checks.stop()
+        await self._file.stop()
+
+    def retry(self) -> None:
+        """Check the file again though it did not change (see `WatchedFile.retry`)."""
+        self._file.retry()
 
     async def check(self) -> RuleSet | None:
-        """Read the file once; the new rules if it changed and is valid, else None."""
-        try:
-            digest, text = await asyncio.to_thread(_read, self._path)
-        except (OSError, UnicodeDecodeError) as error:
-            if self._seen_digest != _UNREADABLE:  # reported once, not at every check
-                self._seen_digest = _UNREADABLE
-                log.error(
-                    "rules file unreadable, the rules in force stay",
-                    path=str(self._path),
-                    error=type(error).__name__,
-                )
-                self._metrics.reload_failures.inc()
-            return None
-        if digest == self._seen_digest:
-            return None
-        self._seen_digest = digest
-        try:
-            # Parsing a large file takes a while: not on the event loop.
-            rules = await asyncio.to_thread(parse_rules, text, str(self._path))
-        except RulesError as error:
-            log.error(
-                "rules file invalid, the rules in force stay",
-                path=str(self._path),
-                digest=digest[:12],
-                problems=len(error.problems),
-                hint="casewire-router check-rules lists them",
-            )
-            self._metrics.reload_failures.inc()
-            return None
+        """Read the file once; the new rules if it changed, is valid and fits, else None."""
+        return await self._file.check()
+
+    def _use(self, rules: RuleSet) -> None:
         self._on_change(rules)
         self._metrics.in_force(rules)
-        self._metrics.reloads.inc()
-        log.info("rules reloaded", path=str(self._path), rules_version=rules.version)
-        return rules
+        log.info("rules reloaded", path=str(self._file.path), rules_version=rules.version)

@@ -202,3 +202,58 @@ def visible_agents(actor: Actor, teams_by_agent: dict[str, list[str]]) -> set[st
     if actor.role == "lead":
         return {agent for agent, teams in teams_by_agent.items() if actor.teams & set(teams)}
     return {actor.id} & set(teams_by_agent)
+
+
+def may_read_saved_reply(actor: Actor, reply_teams: Iterable[str]) -> bool:
+    """Saved replies are read by admins and `saved-replies:read` services (all), and by agents
+    and leads for the replies of their teams and those for every team (no teams)."""
+    if actor.role == "service":
+        return Scope.SAVED_REPLIES_READ in actor.scopes
+    teams = set(reply_teams)
+    return actor.role == "admin" or not teams or bool(actor.teams & teams)
+
+
+def require_saved_reply_read(actor: Actor, reply_id: str, reply_teams: Iterable[str]) -> None:
+    require_scope(actor, Scope.SAVED_REPLIES_READ)
+    if not may_read_saved_reply(actor, reply_teams):
+        raise Forbidden(f"saved reply {reply_id!r} is not for a team of {actor.id!r}")
+
+
+def require_saved_reply_change(
+    actor: Actor,
+    reply_id: str,
+    current_teams: Iterable[str] | None,
+    new_teams: Iterable[str] | None,
+) -> None:
+    """Writing a saved reply (or removing its API version): admins and `saved-replies:write`
+    services any; a lead only a reply that is, and stays, for their teams alone (`current_teams`:
+    those of the version in force, None for a new id; `new_teams` None for a removal). A reply
+    for every team is an admin's."""
+    if actor.role == "service":
+        require_scope(actor, Scope.SAVED_REPLIES_WRITE)
+        return
+    if actor.role == "admin":
+        return
+    require_role(actor, "lead", what="changing saved replies")
+    for teams in (current_teams, new_teams):
+        if teams is None:
+            continue
+        listed = set(teams)
+        if not listed:
+            raise Forbidden(
+                f"saved reply {reply_id!r} is for every team: only an admin changes such replies"
+            )
+        if not listed <= actor.teams:
+            raise Forbidden(
+                f"saved reply {reply_id!r} is for teams {actor.id!r} does not lead:"
+                f" {', '.join(sorted(listed - actor.teams))}"
+            )
+
+
+def customer_teams(actor: Actor) -> frozenset[str] | None:
+    """The teams whose cases make up a customer's history for this actor (None: every team):
+    admins and `customers:read` services see all, agents and leads their teams' cases only."""
+    if actor.role == "service":
+        require_scope(actor, Scope.CUSTOMERS_READ)
+        return None
+    return None if actor.role == "admin" else actor.teams

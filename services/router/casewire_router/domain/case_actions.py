@@ -202,9 +202,15 @@ def reply_message(
 
 
 def record_reply(
-    case: CaseState, reply: CanonicalMessage, outcome: RoutingOutcome, *, stored: bool = False
+    case: CaseState,
+    reply: CanonicalMessage,
+    outcome: RoutingOutcome,
+    saved_reply_id: str | None = None,
+    *,
+    stored: bool = False,
 ) -> bool:
     """Count a brand reply on an open case; returns whether it was the first response.
+    `saved_reply_id`: the saved reply the agent answered with (its use is counted).
     `stored`: the message is kept already, without a case (its platform echo came first and
     found none): it joins this one."""
     _require_open(case, "reply to")
@@ -219,7 +225,14 @@ def record_reply(
         outcome.first_answers.add(case.id)
         case.first_response_at = reply.sent_at
         outcome.cases[case.id] = case
-    outcome.emit(ev.CASE_RESPONDED, case, reply.id, first_response=first, agent_id=reply.author.id)
+    outcome.emit(
+        ev.CASE_RESPONDED,
+        case,
+        reply.id,
+        first_response=first,
+        agent_id=reply.author.id,
+        saved_reply_id=saved_reply_id,
+    )
     return first
 
 

@@ -1,4 +1,5 @@
-"""Reading the router's YAML files (rules, agents) so that every problem names its line.
+"""Reading the router's YAML files (rules, agents, saved replies) so that every problem names
+its line.
 
 One parse gives the node tree (with line marks) and the document; pydantic validates the
 document, the file's own consistency checks run on the raw document (so that they are listed
@@ -109,6 +110,40 @@ def _explained(node: yaml.Node | None, error_type: str, message: str) -> str:
     return message
 
 
+def _described(
+    root: yaml.Node | None,
+    document: Any,
+    source: str,
+    entries: Mapping[str, str],
+    location: Location,
+    message: str,
+    error_type: str = "",
+) -> tuple[int, str]:
+    """(0-based line, `source:line: entry: field: problem`) of a problem at `location`."""
+    node = yaml_node_at(root, location)
+    line = node.start_mark.line if node is not None else 0
+    label = _entry_label(document, location, entries)
+    inner = location[2:] if label else location
+    where = "".join(f"{part}: " for part in (label, dotted(inner)) if part)
+    return line, f"{source}:{line + 1}: {where}{_explained(node, error_type, message)}"
+
+
+def located(
+    text: str,
+    source: str,
+    problems: list[tuple[Location, str]],
+    entries: Mapping[str, str],
+) -> list[str]:
+    """Problems found in a valid file by looking beyond it (e.g. a rule naming a saved reply
+    that the saved-replies file lacks), each with its line and entry, in file order."""
+    root, document = compose_yaml(text)
+    described = [
+        _described(root, document, source, entries, location, message)
+        for location, message in problems
+    ]
+    return [problem for _, problem in sorted(described, key=lambda p: p[0])]
+
+
 def validated_file(
     text: str,
     source: str,
@@ -136,14 +171,7 @@ def validated_file(
     problems: list[tuple[int, str]] = []
 
     def add(location: Location, message: str, error_type: str = "") -> None:
-        node = yaml_node_at(root, location)
-        line = node.start_mark.line if node is not None else 0
-        label = _entry_label(document, location, entries)
-        inner = location[2:] if label else location
-        where = "".join(f"{part}: " for part in (label, dotted(inner)) if part)
-        problems.append(
-            (line, f"{source}:{line + 1}: {where}{_explained(node, error_type, message)}")
-        )
+        problems.append(_described(root, document, source, entries, location, message, error_type))
 
     for key, message in duplicate_keys(root):
         problems.append((key.start_mark.line, f"{source}:{key.start_mark.line + 1}: {message}"))

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import io
 import json
+import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -22,7 +23,16 @@ from casewire_router.adapters.memory import InMemoryMessageStore
 from casewire_router.domain.agents_file import AgentsError, AgentsFile, load_agents, not_utf8
 from casewire_router.domain.assignment import AgentState
 from casewire_router.domain.routing import CaseRouter, case_router_for
-from casewire_router.domain.rules import RulesError, RuleSet, load_rules
+from casewire_router.domain.rules import RulesError, RuleSet, load_rules, parse_rules
+from casewire_router.domain.saved_replies import (
+    SavedRepliesError,
+    SavedRepliesFile,
+    load_saved_replies,
+    rules_fit_replies,
+    unknown_team_warnings,
+)
+from casewire_router.domain.yaml_files import dotted
+from casewire_router.settings import SAVED_REPLIES_FILE
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,8 +40,16 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the service (settings from CASEWIRE_* env)")
     commands.add_parser("migrate", help="apply pending database migrations")
-    check = commands.add_parser("check-rules", help="validate a rules file")
+    check = commands.add_parser(
+        "check-rules", help="validate a rules file, and the saved replies its rules name"
+    )
     check.add_argument("file", type=Path)
+    check.add_argument(
+        "--saved-replies",
+        type=Path,
+        help="the saved-replies file (default: CASEWIRE_ROUTER_SAVED_REPLIES, else"
+        f" {SAVED_REPLIES_FILE} when it exists)",
+    )
     route = commands.add_parser("route", help="route canonical messages (JSON lines) offline")
     route.add_argument("--rules", type=Path, required=True)
     route.add_argument("--agents", type=Path)
@@ -65,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "migrate":
         return _migrate()
     if args.command == "check-rules":
-        return _check_rules(args.file)
+        return _check_rules(args.file, args.saved_replies)
     if args.command == "report":
         return _report(
             ReportRequest(args.since, args.until, args.team, args.by, args.daily, args.format)
@@ -190,10 +208,18 @@ def _report(request: ReportRequest) -> int:
     return 0
 
 
-def _check_rules(path: Path) -> int:
-    """Every problem of a rules file on stderr (file:line, rule, field); exit 1 if any."""
+def _check_rules(path: Path, replies_path: Path | None) -> int:
+    """Every problem of a rules file and of the saved-replies file on stderr (file:line, rule
+    or reply, field), then every rule naming a reply the file lacks; exit 1 if any. Saved
+    replies for teams the rules do not declare are warnings (never offered there)."""
+    explicit = replies_path is not None
+    if replies_path is None:
+        configured = os.environ.get("CASEWIRE_ROUTER_SAVED_REPLIES")
+        replies_path = Path(configured) if configured else SAVED_REPLIES_FILE
+        explicit = bool(configured)
     try:
-        rules = load_rules(str(path))
+        text = path.read_bytes().decode("utf-8")
+        rules = parse_rules(text, str(path))
     except RulesError as error:
         for problem in error.problems:
             print(problem, file=sys.stderr)
@@ -205,10 +231,39 @@ def _check_rules(path: Path) -> int:
     except OSError as error:
         print(f"{path}: {error.strerror}", file=sys.stderr)
         return 1
+    replies: SavedRepliesFile | None = None
+    if explicit or replies_path.exists():
+        try:
+            replies = load_saved_replies(replies_path)
+        except SavedRepliesError as error:
+            for problem in error.problems:
+                print(problem, file=sys.stderr)
+            print(f"{replies_path}: {len(error.problems)} problem(s)", file=sys.stderr)
+            return 1
+        except OSError as error:
+            print(f"{replies_path}: {error.strerror}", file=sys.stderr)
+            return 1
+    problems = rules_fit_replies(
+        rules.spec,
+        replies or SavedRepliesFile(),
+        rules_source=str(path),
+        replies_source=str(replies_path) if replies else f"no saved-replies file ({replies_path})",
+        rules_text=text,
+    )
+    if problems:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        print(f"{path}: {len(problems)} problem(s)", file=sys.stderr)
+        return 1
     print(
         f"{path}: ok, {len(rules.spec.rules)} rules, {rules.keywords} keywords,"
         f" {len(rules.escalation)} escalations, version {rules.version}"
     )
+    if replies is not None:
+        warnings = unknown_team_warnings(replies, rules.teams)
+        for location, warning in warnings:
+            print(f"{replies_path}: warning: {dotted(location)}: {warning}", file=sys.stderr)
+        print(f"{replies_path}: ok, {len(replies.replies)} saved replies")
     return 0
 
 

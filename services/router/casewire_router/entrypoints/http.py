@@ -20,6 +20,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from casewire_router.adapters.case_store import StoredMessage
 from casewire_router.case_service import ActionResult, AgentResult, CaseNotFound, CaseService
+from casewire_router.customer_service import CustomerService
 from casewire_router.domain.access import Actor, Forbidden
 from casewire_router.domain.assignment import AgentState
 from casewire_router.domain.case import CaseState
@@ -33,6 +34,13 @@ from casewire_router.domain.case_actions import (
 )
 from casewire_router.domain.leases import Lease
 from casewire_router.entrypoints.auth import forbidden
+from casewire_router.entrypoints.care_views import (
+    CustomerSummaryView,
+    SuggestedReplyView,
+    customer_summary_view,
+    suggestion_view,
+)
+from casewire_router.saved_replies_service import SavedRepliesService
 
 T = TypeVar("T")
 
@@ -77,6 +85,12 @@ class ReplyBody(_Body):
     )
     text: str = Field(max_length=65536)
     sent_at: AwareDatetime | None = Field(default=None, description="Default: now.")
+    saved_reply_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="The saved reply the text came from (its use is counted); it must exist.",
+    )
     platform_message_id: str | None = Field(
         default=None,
         min_length=1,
@@ -166,6 +180,14 @@ class CaseDetail(BaseModel):
     waiting_since: datetime | None = Field(description="Set while the case waits in the queue.")
     decision: RoutingDecision | None
     messages: list[MessageView]
+    suggested_replies: list[SuggestedReplyView] = Field(
+        description="Saved replies to answer with, rendered for this customer in the case's"
+        " language (else the team's default): the rule's reply_template first."
+    )
+    customer: CustomerSummaryView | None = Field(
+        description="Who the customer is, over the cases the caller may see (null for a"
+        " service without customers:read)."
+    )
     reply_lease: ReplyLeaseView | None = Field(
         default=None, description="The live reply lease: who is answering the case now."
     )
@@ -187,9 +209,15 @@ class AgentChangeView(BaseModel):
     assigned_from_queue: list[Assignment]
 
 
-def case_api(service: CaseService, current_actor: ActorDependency) -> APIRouter:
+def case_api(
+    service: CaseService,
+    current_actor: ActorDependency,
+    saved_replies: SavedRepliesService,
+    customers: CustomerService,
+) -> APIRouter:
     """The `/v1` routes: each knows its caller (`current_actor`) and asks the service layer,
-    which applies `domain.access`."""
+    which applies `domain.access`. A case view also offers saved replies and sums up the
+    customer."""
 
     api = APIRouter(prefix="/v1", tags=["cases"])
     Caller = Annotated[Actor, Depends(current_actor)]  # noqa: N806 (a type alias)
@@ -206,12 +234,18 @@ def case_api(service: CaseService, current_actor: ActorDependency) -> APIRouter:
     async def get_case(case_id: str, actor: Caller) -> CaseDetail:
         case, messages = await _answer(service.case_detail(actor, _case_id(case_id)))
         waiting = waiting_since(case) if in_queue(case) else None
+        profile, customer = await customers.for_case(actor, case)
         return CaseDetail(
             case=case.snapshot(),
             waiting_since=waiting,
             decision=case.decision,
             messages=[_message_view(message) for message in messages],
             reply_lease=reply_lease_view(await service.live_lease(case.id)),
+            suggested_replies=[
+                suggestion_view(suggestion)
+                for suggestion in await saved_replies.suggestions(actor, case, profile)
+            ],
+            customer=customer_summary_view(customer),
         )
 
     @api.post("/cases/{case_id}/claim")
@@ -256,6 +290,8 @@ def case_api(service: CaseService, current_actor: ActorDependency) -> APIRouter:
         had been seen already."""
         if body.sent_at is not None and body.sent_at > datetime.now(UTC) + REPLY_CLOCK_SKEW:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "sent_at is in the future")
+        if body.saved_reply_id is not None:
+            await _answer(saved_replies.require_known(body.saved_reply_id))
         result = await _answer(
             service.reply(
                 actor,
@@ -263,6 +299,7 @@ def case_api(service: CaseService, current_actor: ActorDependency) -> APIRouter:
                 body.agent_id,
                 body.text,
                 body.sent_at,
+                body.saved_reply_id,
                 body.platform_message_id,
             )
         )

@@ -596,6 +596,7 @@ class ChaosRun:
         fleet.add("ingest", stack.free_port(), workload.ingest_settings())
         router_settings = {
             "CASEWIRE_ROUTER_RULES": str(self.root / workload.RULES_FILE),
+            "CASEWIRE_ROUTER_SAVED_REPLIES": str(self.root / workload.SAVED_REPLIES_FILE),
             "CASEWIRE_ROUTER_AGENTS": str(self.config_dir / "agents.yaml"),
             **self.identity.router_env(),
         }

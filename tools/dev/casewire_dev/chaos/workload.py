@@ -87,6 +87,7 @@ ARABIC_FILES = (INTENTS / "arsas" / "ArSAS-test.txt",)
 GREEK_FILE = INTENTS / "sentimp21_el" / "gr_extended_full.csv"
 THAI_FILES = (INTENTS / "wisesight_thai" / "neg.txt", INTENTS / "wisesight_thai" / "q.txt")
 RULES_FILE = Path("config") / "rules.yaml"
+SAVED_REPLIES_FILE = Path("config") / "saved-replies.yaml"  # the replies the rules name
 MAX_CORPUS_TURNS = 8  # of the few long corpus threads, enough to show the reply chain
 
 # What a customer adds in each language so that a real but off-topic text asks for care.
