@@ -16,6 +16,12 @@ DLQ_SOURCE_HEADER = "casewire-dlq-source"
 # replaced by the receipt time. Headers, not fields: the canonical message is a closed schema.
 INTEGRATION_HEADER = "casewire-integration"
 TIME_ADJUSTED_HEADER = "casewire-time-adjusted"
+# Meta's handover protocol (`casewire_common.thread_control`): what a record on the messages topic
+# holds when it is not a canonical message (`thread_control`); a message read on the `standby`
+# channel (another app owned the thread: `true`); the app that sent an echo (Meta's `app_id`).
+RECORD_HEADER = "casewire-record"
+STANDBY_HEADER = "casewire-standby"
+APP_ID_HEADER = "casewire-app-id"
 
 
 def dlq(topic: str) -> str:

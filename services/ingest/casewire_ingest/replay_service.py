@@ -96,6 +96,7 @@ async def _replay_window(
         else:
             summary.bodies_replayed += 1
             summary.published += len(outcome.published)
+            summary.thread_controls += len(outcome.thread_controls)
             summary.unconfirmed += outcome.unconfirmed
             summary.duplicates += outcome.duplicates
             for kind, times in outcome.ignored.items():

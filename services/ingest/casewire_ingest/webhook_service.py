@@ -7,14 +7,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 import structlog
 from casewire_common import topics
 from casewire_common.messages import CanonicalMessage
+from casewire_common.thread_control import ThreadControl
 
 from casewire_ingest.adapters.publisher import IngestMetrics
 from casewire_ingest.domain.event_time import settle_event_times
@@ -50,10 +51,16 @@ class IngestPublisher(Protocol):
         *,
         integration: str | None = None,
         time_adjusted: Collection[str] = (),
+        standby: Collection[str] = (),
+        sending_apps: Mapping[str, str] | None = None,
+        thread_controls: Sequence[ThreadControl] = (),
     ) -> None:
-        """Return once Kafka acknowledged every message on `casewire.messages.v1`, each with
-        the header `casewire-integration` when an integration sent it and
-        `casewire-time-adjusted: true` when its delivery key is in `time_adjusted`."""
+        """Return once Kafka acknowledged every message and thread-control record on
+        `casewire.messages.v1`, each message with the header `casewire-integration` when an
+        integration sent it, `casewire-time-adjusted: true` when its delivery key is in
+        `time_adjusted`, `casewire-standby: true` when in `standby` and `casewire-app-id`
+        when in `sending_apps`; each thread-control record with `casewire-record:
+        thread_control` (and `casewire-time-adjusted` too, when in `time_adjusted`)."""
 
     async def dead_letter_raw(
         self, raw_body: bytes, key: str, headers: dict[str, str], reason: str, error: str
@@ -96,12 +103,14 @@ class Unavailable(Exception):
 
 @dataclass(frozen=True)
 class Accepted:
-    published: list[str]
-    duplicates: int
+    published: list[str]  # the ids of the messages published
+    duplicates: int  # messages and thread-control events published before
     ignored: dict[str, int]
     rejected: list[ItemRejection]
     # Replay: of `published`, the messages an ingest that died may have published already.
     unconfirmed: int = 0
+    # The ids of the thread-control records published (Meta's handover protocol).
+    thread_controls: list[str] = field(default_factory=list)
 
 
 class WebhookService:
@@ -173,10 +182,12 @@ class WebhookService:
         messages = normalized.messages
         raw_key = f"{source}:{messages[0].account_id}" if messages else source
         unique = normalized.deliveries(self._detect_language)
+        controls = normalized.distinct_thread_controls()
         # The claim goes out while the body is being written: the two round trips overlap.
         # No message is published before both are done.
-        claiming = asyncio.ensure_future(self._dedup.claim(list(unique)))  # a task if need be
+        claiming = asyncio.ensure_future(self._dedup.claim([*unique, *controls]))
         fresh: list[CanonicalMessage] = []
+        fresh_controls: list[ThreadControl] = []
         body_written = False
         started = time.perf_counter()
         try:
@@ -194,22 +205,29 @@ class WebhookService:
                 claimed = await asyncio.shield(claiming)
                 body_written = True
                 fresh = [message for key, message in unique.items() if key in claimed]
+                fresh_controls = [c for key, c in controls.items() if key in claimed]
                 await self._publisher.publish_messages(
-                    fresh, integration=integration, time_adjusted=normalized.time_adjusted
+                    fresh,
+                    integration=integration,
+                    time_adjusted=normalized.time_adjusted,
+                    standby=normalized.standby,
+                    sending_apps=normalized.sending_apps,
+                    thread_controls=fresh_controls,
                 )
                 self._metrics.publish_seconds.observe(time.perf_counter() - started)
-                self._dedup.mark_published([m.delivery_key for m in fresh])
+                self._dedup.mark_published(_keys(fresh, fresh_controls))
         except Exception as error:
             if body_written:
                 log.warning("message write failed", source=source, error=type(error).__name__)
-                await self._release([m.delivery_key for m in fresh], source)
+                await self._release(_keys(fresh, fresh_controls), source)
             else:
                 log.warning("raw write failed", source=source, error=type(error).__name__)
                 await self._give_up(claiming, source)
             raise Unavailable from error
         if integration is not None:
             self._metrics.integration_messages.labels(integration).inc(len(fresh))
-        duplicates = len(messages) - len(fresh)
+        duplicates = len(messages) + len(normalized.thread_controls)
+        duplicates -= len(fresh) + len(fresh_controls)
         if duplicates:
             self._metrics.duplicates.labels(source).inc(duplicates)
         if normalized.rejected:
@@ -231,7 +249,11 @@ class WebhookService:
                 **content,
             )
         return Accepted(
-            [m.id for m in fresh], duplicates, dict(normalized.ignored), normalized.rejected
+            [m.id for m in fresh],
+            duplicates,
+            dict(normalized.ignored),
+            normalized.rejected,
+            thread_controls=[c.id for c in fresh_controls],
         )
 
     async def replay(
@@ -253,29 +275,41 @@ class WebhookService:
         normalized = read_body(raw, received_at, source, normalize, self._reading)
         check_accounts(normalized, accounts)
         deliveries = normalized.deliveries(self._detect_language)
+        controls = normalized.distinct_thread_controls()
+        keys = [*deliveries, *controls]
         try:
-            abandoned = await self._dedup.abandoned(list(deliveries))
-            claimed = await self._dedup.claim(list(deliveries))
+            abandoned = await self._dedup.abandoned(keys)
+            claimed = await self._dedup.claim(keys)
         except Exception as error:
             log.warning("replay claim failed", error=type(error).__name__)
             raise Unavailable from error
         fresh = [message for key, message in deliveries.items() if key in claimed]
+        fresh_controls = [control for key, control in controls.items() if key in claimed]
         try:
             async with asyncio.timeout(self._timeout):
                 await self._publisher.publish_messages(
-                    fresh, integration=integration, time_adjusted=normalized.time_adjusted
+                    fresh,
+                    integration=integration,
+                    time_adjusted=normalized.time_adjusted,
+                    standby=normalized.standby,
+                    sending_apps=normalized.sending_apps,
+                    thread_controls=fresh_controls,
                 )
         except Exception as error:
             log.warning("replay write failed", error=type(error).__name__)
-            await self._release([m.delivery_key for m in fresh], "replay")
+            await self._release(_keys(fresh, fresh_controls), "replay")
             raise Unavailable from error
-        self._dedup.mark_published([m.delivery_key for m in fresh])
+        self._dedup.mark_published(_keys(fresh, fresh_controls))
         return Accepted(
             [m.id for m in fresh],
-            len(normalized.messages) - len(fresh),
+            len(normalized.messages)
+            + len(normalized.thread_controls)
+            - len(fresh)
+            - len(fresh_controls),
             dict(normalized.ignored),
             normalized.rejected,
             unconfirmed=len(abandoned & claimed),
+            thread_controls=[c.id for c in fresh_controls],
         )
 
     async def _give_up(self, claiming: asyncio.Future[set[str]], source: str) -> None:
@@ -342,7 +376,9 @@ def check_accounts(normalized: Normalized, accounts: Collection[str] | None) -> 
     for (`accounts` None: any)."""
     if not accounts:
         return
-    foreign = sorted({m.account_id for m in normalized.messages if m.account_id not in accounts})
+    named = [m.account_id for m in normalized.messages]
+    named += [c.account_id for c in normalized.thread_controls]
+    foreign = sorted({account for account in named if account not in accounts})
     if foreign:
         raise Rejected(403, "unknown_account", f"no configured account {', '.join(foreign)}")
 
@@ -350,10 +386,16 @@ def check_accounts(normalized: Normalized, accounts: Collection[str] | None) -> 
 def _usable(normalized: Normalized) -> Normalized:
     """The body's outcome, unless its items were all rejected and nothing else was in it: then
     the body is refused, by its first item's reason, as a body that cannot be normalized."""
-    if normalized.rejected and not normalized.messages and not normalized.ignored:
+    usable = normalized.messages or normalized.thread_controls or normalized.ignored
+    if normalized.rejected and not usable:
         first = normalized.rejected[0]
         raise NormalizationError(first.reason, first.detail)
     return normalized
+
+
+def _keys(messages: Sequence[CanonicalMessage], controls: Sequence[ThreadControl]) -> list[str]:
+    """The delivery keys of what one body publishes: its messages and thread-control events."""
+    return [m.delivery_key for m in messages] + [c.delivery_key for c in controls]
 
 
 def _invalid_item_detail(rejected: Sequence[ItemRejection]) -> str:

@@ -54,6 +54,7 @@ from casewire_router.customer_service import CustomerService
 from casewire_router.desk_service import DeskService
 from casewire_router.domain.care import TrendSettings
 from casewire_router.domain.case import CaseWindows
+from casewire_router.domain.handover import HandoverPolicy
 from casewire_router.domain.routing import case_router_for
 from casewire_router.domain.rules import RuleSet, parse_rules
 from casewire_router.domain.saved_replies import (
@@ -95,10 +96,15 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         incident=settings.router_incident_window,
         incident_threshold=settings.router_incident_threshold,
     )
+    handover = HandoverPolicy(
+        casewire_app_ids=frozenset(settings.router_handover_app_ids),
+        page_inbox_is_human=settings.router_handover_page_inbox_is_human,
+        bot_accounts=settings.handover_bot_accounts,
+    )
     rules_path = settings.router_rules
     # Read once as bytes (no newline translation): the version hashes what the watcher sees.
     rules_text = rules_path.read_bytes().decode("utf-8")
-    case_router = case_router_for(parse_rules(rules_text, str(rules_path)), windows)
+    case_router = case_router_for(parse_rules(rules_text, str(rules_path)), windows, handover)
     replies = saved_replies_at_start(settings, case_router.rules, rules_text)
 
     # Adapters.
@@ -143,7 +149,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     )
 
     def use_rules(rules: RuleSet) -> None:
-        service.case_router = case_router_for(rules, windows)  # from the next batch on
+        service.case_router = case_router_for(rules, windows, handover)  # from the next batch
         metrics.care.use_tags(rules.tags)
         metrics.precreate_teams(rules.teams)
         saved_replies.use_teams()
@@ -276,6 +282,12 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
             duty.start()
         gc_tuning.start()
         log.info("router started", rules_version=service.case_router.rules.version)
+        handoff = service.case_router.rules.handoff
+        if handover.bot_accounts and not (handoff.customer_says or handoff.bot_says):
+            log.warning(
+                "bot accounts set but the rules file has no handoff: their conversations never"
+                " reach a human (docs/handover.md)"
+            )
         if not authenticator.enabled:
             log.warning(
                 "case and agent API off: set CASEWIRE_ROUTER_OIDC_ISSUER or"

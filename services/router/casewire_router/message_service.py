@@ -29,6 +29,7 @@ from casewire_common import topics
 from casewire_common.events import Priority, decode_event, encode_event
 from casewire_common.messages import CanonicalMessage, Direction, Platform
 from casewire_common.metrics import precreate
+from casewire_common.thread_control import THREAD_CONTROL_RECORD, ThreadControl
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import BaseModel, ValidationError
 
@@ -36,6 +37,7 @@ from casewire_router.adapters.care_metrics import CareMetrics
 from casewire_router.domain.assignment import AgentScope, AgentState
 from casewire_router.domain.batch import BatchState, MessageReading, QuietIncident
 from casewire_router.domain.case import CaseState
+from casewire_router.domain.deliveries import Routable
 from casewire_router.domain.desk import FeedEntry
 from casewire_router.domain.escalation import (
     ALERT_KINDS,
@@ -45,6 +47,7 @@ from casewire_router.domain.escalation import (
     escalation_scope,
     undo_escalation,
 )
+from casewire_router.domain.handover import NO_MARKS, DeliveryMarks
 from casewire_router.domain.incidents import close_incident
 from casewire_router.domain.leases import LeaseEcho, ReplySource, echoes_to_hold
 from casewire_router.domain.outcome import RoutingOutcome
@@ -69,7 +72,12 @@ TRANSIENT_ERRORS = (
 )
 # The reasons MessageService dead-letters each topic's records for (their series start at 0).
 DEAD_LETTER_REASONS = {
-    topics.MESSAGES: ("invalid_message", "processing_failed"),
+    topics.MESSAGES: (
+        "invalid_message",
+        "invalid_thread_control",
+        "unknown_record",
+        "processing_failed",
+    ),
     topics.SLA_ALERTS: (
         "invalid_sla_alert",
         "not_a_cloudevent",
@@ -91,18 +99,20 @@ class MessageTransaction(Protocol):
         """How many inputs claimed so far were processed before (redelivery)."""
         ...
 
-    async def claim_new(self, messages: Sequence[CanonicalMessage]) -> list[CanonicalMessage]:
-        """Mark the messages processed; returns those not processed before, in order."""
+    async def claim_new(self, messages: Sequence[Routable]) -> list[Routable]:
+        """Mark the messages (and thread-control records) processed; returns those not
+        processed before, in order."""
         ...
 
     async def load_state(
         self,
-        messages: Sequence[CanonicalMessage],
+        messages: Sequence[Routable],
         case_router: CaseRouter,
         now: datetime,
         readings: Mapping[str, MessageReading],
     ) -> BatchState:
-        """Lock and load what routing the messages may read or change."""
+        """Lock and load what routing the messages (and thread-control records) may read or
+        change."""
         ...
 
     async def save(self, outcome: RoutingOutcome, now: datetime) -> None:
@@ -242,6 +252,21 @@ class RouterMetrics:
             ["kind", "outcome"],
             registry=registry,
         )
+        self.thread_controls = Counter(
+            "casewire_router_thread_controls_total",
+            "Thread-control records (Meta's handover protocol) read, by action and what they"
+            " did: human (handed to humans), bot (to a chatbot), request (changes nothing),"
+            " not_followed (CASEWIRE_ROUTER_HANDOVER_APP_IDS unset).",
+            ["action", "outcome"],
+            registry=registry,
+        )
+        self.bot_phase_messages = Counter(
+            "casewire_router_bot_phase_messages_total",
+            "Messages sent while a chatbot answered their conversation (the bot's transcript:"
+            " no case, no clock, never a response), by direction.",
+            ["direction"],
+            registry=registry,
+        )
         self.message_sentiment = Counter(
             "casewire_router_message_sentiment_total",
             "Customer messages applied to cases, by the team of their case, platform and"
@@ -266,6 +291,13 @@ class RouterMetrics:
         )
         self.care = CareMetrics(registry)
         precreate(self.messages, [(direction,) for direction in get_args(Direction)])
+        precreate(self.bot_phase_messages, [(direction,) for direction in get_args(Direction)])
+        precreate(
+            self.thread_controls,
+            itertools.product(
+                ("pass", "take", "request"), ("human", "bot", "request", "not_followed")
+            ),
+        )
         precreate(self.incidents, [("opened",), ("updated",), ("closed",)])
         precreate(self.retractions, [("undone",), ("case_changed",), ("no_escalation",)])
         precreate(
@@ -313,47 +345,71 @@ class MessageService:
         self._echo_window = echo_window
 
     async def handle_records(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
-        """Apply a batch of Kafka records; unreadable or unprocessable ones are dead-lettered."""
-        parsed: list[tuple[ConsumerRecord[bytes, bytes], CanonicalMessage]] = []
+        """Apply a batch of Kafka records; unreadable or unprocessable ones are dead-lettered.
+        A record is a canonical message, or, with the header `casewire-record:
+        thread_control`, a thread-control record (docs/handover.md)."""
+        parsed: list[tuple[ConsumerRecord[bytes, bytes], Routable]] = []
+        marks: dict[str, DeliveryMarks] = {}
         rejected: list[Rejected] = []
         for record in records:
+            headers = dict(record.headers or ())
+            kind = headers.get(topics.RECORD_HEADER)
             try:
-                parsed.append((record, CanonicalMessage.model_validate_json(record.value or b"")))
+                if kind is None:
+                    message = CanonicalMessage.model_validate_json(record.value or b"")
+                    parsed.append((record, message))
+                    delivered = _marks(headers)
+                    if delivered != NO_MARKS:
+                        marks[message.id] = delivered
+                elif kind == _THREAD_CONTROL:
+                    parsed.append((record, ThreadControl.model_validate_json(record.value or b"")))
+                else:
+                    detail = f"{topics.RECORD_HEADER} {kind.decode(errors='replace')!r}"
+                    rejected.append((record, "unknown_record", detail[:200]))
             except ValidationError as error:
-                rejected.append((record, "invalid_message", _summary(error)))
+                reason = "invalid_message" if kind is None else "invalid_thread_control"
+                rejected.append((record, reason, _summary(error)))
         if rejected:
             await self._dead_letters.send_many(rejected)
         if not parsed:
             return
         started = time.perf_counter()
         try:
-            await self._apply([message for _, message in parsed])
+            await self._apply([item for _, item in parsed], marks)
         except TRANSIENT_ERRORS:
             raise
         except Exception:
             # One bad message must not block its partition: find it by applying one at a time.
             log.exception("batch failed; retrying message by message", size=len(parsed))
-            for record, message in parsed:
+            for record, item in parsed:
                 try:
-                    await self._apply([message])
+                    await self._apply([item], marks)
                 except TRANSIENT_ERRORS:
                     raise
                 except Exception as error:
                     await self._dead_letters.send(record, "processing_failed", repr(error))
         self._metrics.batch_seconds.observe(time.perf_counter() - started)
 
-    async def _apply(self, messages: Sequence[CanonicalMessage]) -> None:
+    async def _apply(
+        self, items: Sequence[Routable], marks: Mapping[str, DeliveryMarks] | None = None
+    ) -> None:
         now = datetime.now(UTC)
         case_router = self.case_router  # one routing for the whole batch, whatever reloads
         async with self._store.transaction() as work:
-            fresh = await work.claim_new(messages)
+            fresh = await work.claim_new(items)
             self._metrics.duplicates.inc(work.duplicates)
             if not fresh:
                 return
-            readings = case_router.read_customer_messages(fresh)  # once for locks and routing
+            messages = [item for item in fresh if isinstance(item, CanonicalMessage)]
+            readings = case_router.read_customer_messages(messages)  # once for locks, routing
             state = await work.load_state(fresh, case_router, now, readings)
             outcome = case_router.route_batch(
-                fresh, state, new_id=lambda: str(uuid.uuid4()), now=now, readings=readings
+                fresh,
+                state,
+                new_id=lambda: str(uuid.uuid4()),
+                now=now,
+                readings=readings,
+                marks=marks,
             )
             await self._hold_echoes(work, outcome, now)
             # The events are encoded while PostgreSQL applies the case and message writes
@@ -367,18 +423,21 @@ class MessageService:
                 raise
             await saving
             queue_events(work, outcome, records)
-        self._count(fresh, outcome, readings)
+        self._count(messages, outcome, readings)
 
     async def _hold_echoes(
         self, work: MessageTransaction, outcome: RoutingOutcome, now: datetime
     ) -> None:
         """Brand replies seen on a platform that joined a case while someone held its reply
         lease wait for the holder to claim them (`domain.leases`): one read of the leases,
-        only for a batch with such replies."""
+        only for a batch with such replies. A chatbot's replies (its transcript) are no
+        person's: never a collision."""
         echoes = [
             (message, case_id)
             for message, case_id in outcome.stored_messages
-            if case_id is not None and message.direction == "outbound"
+            if case_id is not None
+            and message.direction == "outbound"
+            and message.id not in outcome.bot_phase
         ]
         if not echoes:
             return
@@ -589,6 +648,14 @@ class MessageService:
                 self._metrics.message_updates.labels(kind, "no_case").inc(count - published[kind])
         for direction, count in directions.items():
             self._metrics.messages.labels(direction).inc(count)
+        if outcome.bot_phase:
+            bot_phase = collections.Counter(
+                message.direction for message in fresh if message.id in outcome.bot_phase
+            )
+            for direction, count in bot_phase.items():
+                self._metrics.bot_phase_messages.labels(direction).inc(count)
+        for (action, did), count in collections.Counter(outcome.thread_controls).items():
+            self._metrics.thread_controls.labels(action, did).inc(count)
         for (team, priority), count in created.items():
             self._metrics.cases_created.labels(team, priority).inc(count)
         for team, count in assigned.items():
@@ -670,6 +737,18 @@ def queue_events(
     one way both the message path and the case API publish, so the desks see every change."""
     work.add_events(records)
     work.add_feed(feed_entries(outcome, records))
+
+
+_THREAD_CONTROL = THREAD_CONTROL_RECORD.encode()
+
+
+def _marks(headers: Mapping[str, bytes]) -> DeliveryMarks:
+    """How ingest delivered a message, from its record's headers."""
+    app_id = headers.get(topics.APP_ID_HEADER)
+    return DeliveryMarks(
+        standby=headers.get(topics.STANDBY_HEADER) == b"true",
+        app_id=app_id.decode(errors="replace") if app_id else None,
+    )
 
 
 def _summary(error: ValidationError) -> str:

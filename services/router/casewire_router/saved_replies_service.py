@@ -164,8 +164,8 @@ class SavedRepliesService:
             case,
             customer_name=customer.name if customer else None,
             customer_handle=customer.handle if customer else None,
-            # Agents have no display name in Casewire yet: their id stands in.
-            agent_name=actor.id if actor.is_person else case.assignee,
+            # The caller's name from their token (`name`), else their id.
+            agent_name=(actor.name or actor.id) if actor.is_person else case.assignee,
         )
         return suggestions(await self.catalogue(), case, values)
 

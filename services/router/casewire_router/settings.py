@@ -2,9 +2,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import get_args
 
+from casewire_common.messages import Platform
 from casewire_common.settings import ConsumerSettings
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 # Also where `casewire-router check-rules` looks when neither --saved-replies nor the variable says.
 SAVED_REPLIES_FILE = Path("config/saved-replies.yaml")
@@ -133,6 +135,47 @@ class RouterSettings(ConsumerSettings):
         ge=1,
         description="A tag trends only with at least this many cases in the window.",
     )
+    router_handover_app_ids: list[str] = Field(
+        default_factory=list,
+        description="Casewire's own Meta app id(s) (JSON list). Set: Meta's handover protocol"
+        " is followed (docs/handover.md): messages on the standby channel are a chatbot's"
+        " transcript, and a pass of thread control to one of these apps hands the"
+        " conversation to humans. Empty: every Messenger and Instagram message is for humans.",
+    )
+    router_handover_page_inbox_is_human: bool = Field(
+        default=True,
+        description="A thread passed to the Page inbox (app 263902037430900) is with humans:"
+        " its case opens, and replies from the inbox count as responses.",
+    )
+    router_handover_bot_accounts: list[str] = Field(
+        default_factory=list,
+        description="Brand accounts a chatbot answers first, as `platform:account_id` (JSON"
+        " list; e.g. a WhatsApp phone_number_id, an X user id): their conversations open no"
+        " case until the rules file's `handoff` hands them to humans.",
+    )
+
+    @field_validator("router_handover_bot_accounts")
+    @classmethod
+    def _platform_and_account(cls, accounts: list[str]) -> list[str]:
+        for entry in accounts:
+            platform, _, account = entry.partition(":")
+            if platform not in get_args(Platform) or not account:
+                raise ValueError(
+                    f"{entry!r} is not `platform:account_id` (platforms:"
+                    f" {', '.join(get_args(Platform))})"
+                )
+        return accounts
+
+    @property
+    def handover_bot_accounts(self) -> frozenset[tuple[str, str]]:
+        """The bot accounts as (platform, account id)."""
+        return frozenset(
+            (platform, account)
+            for platform, _, account in (
+                e.partition(":") for e in self.router_handover_bot_accounts
+            )
+        )
+
     router_reply_lease_ttl: timedelta = Field(
         default=timedelta(seconds=30),
         gt=timedelta(0),

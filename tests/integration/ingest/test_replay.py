@@ -116,7 +116,8 @@ async def test_a_dead_lettered_body_is_published_by_a_replay_and_only_once(
     # and are left out as received before --since.
     assert first[1] | {"read": None, "outside_range": None} == {
         "topic": topics.dlq(topics.RAW), "read": None, "outside_range": None,
-        "bodies_replayed": 1, "published": 1, "unconfirmed": 0, "duplicates": 0, "ignored": {},
+        "bodies_replayed": 1, "published": 1, "unconfirmed": 0, "duplicates": 0,
+        "thread_controls": 0, "ignored": {},
         "refused": {},
         "rejected": {}, "complete": True, "stopped_by": None,
     }  # fmt: skip

@@ -87,7 +87,8 @@ async def test_redelivery_across_an_ingest_restart_publishes_the_message_once(
     assert [answer.status_code for answer in answers] == [200, 200]
     assert answers[0].json()["accepted"] == 1
     assert answers[1].json() | {"ids": None} == {
-        "accepted": 0, "ids": None, "duplicates": 1, "ignored": {}, "rejected": []
+        "accepted": 0, "ids": None, "duplicates": 1, "thread_controls": 0, "ignored": {},
+        "rejected": [],
     }  # fmt: skip
     # Records older than this test (other tests may post the same fixture) are left out.
     assert len(published) == 1

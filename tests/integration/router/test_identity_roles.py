@@ -34,7 +34,7 @@ AGENTS = {
     "bea": {"teams": ["billing"], "languages": ["en"], "capacity": 1, "online": True},
 }
 PERSONS = ("amal", "nikos", "bea", "lead_ship", "lead_bill", "admin")
-SERVICES = ("svc_read", "svc_write", "svc_agents")
+SERVICES = ("svc_read", "svc_write", "svc_agents", "svc_care")
 EVERYONE = PERSONS + SERVICES
 SHIP_READERS = {"amal", "nikos", "lead_ship", "admin", "svc_read", "svc_write"}
 BILL_READERS = {"bea", "lead_bill", "admin", "svc_read", "svc_write"}
@@ -46,12 +46,23 @@ SHIP_OWNER = {"amal", "lead_ship", "admin", "svc_write"}
 SHIP_ASSIGNERS = {"lead_ship", "admin", "svc_write"}
 SHIP_CLAIMERS = {"amal", "nikos"} | SHIP_ASSIGNERS
 AGENT_ADMINS = {"admin", "svc_agents"}
+SHIP_REPLIERS = {"amal", "nikos", "lead_ship", "admin", "svc_care"}
+REPLY_WRITERS = {"lead_ship", "admin", "svc_care"}
 AUTHOR_NAMERS = {"amal", "svc_write"}  # only a service names a reply's author, or amal herself
+# A saved reply of the shipping team, as it is in config/saved-replies.yaml: writing it again
+# through the API changes nothing a reader sees.
+SHIPPING_REPLY = {
+    "title": "Shipping times",
+    "text": {"en": "Hi {customer_name}, your order ships within 2 days.", "ar": "مرحباً"},
+    "teams": ["shipping"],
+    "tags": ["shipping"],
+}
+CUSTOMER_READERS = {"amal", "nikos", "lead_ship", "admin", "svc_care"}
 
 
 def table() -> list[tuple[str, str, str, dict[str, Any] | None, set[str]]]:
     """(name, method, path template, body, who may): {S1} is amal's open shipping case, {R1}
-    her resolved one, {B1} bea's billing case."""
+    her resolved one, {B1} bea's billing case, {C1} S1's customer."""
     s1, r1, b1 = "/v1/cases/{S1}", "/v1/cases/{R1}", "/v1/cases/{B1}"
     amal, bea = "/v1/agents/amal", "/v1/agents/bea"
     return [
@@ -79,6 +90,12 @@ def table() -> list[tuple[str, str, str, dict[str, Any] | None, set[str]]]:
         ("presence", "PATCH", amal, {"online": True}, {"amal", "lead_ship"} | AGENT_ADMINS),
         ("capacity", "PATCH", amal, {"capacity": 2}, {"lead_ship"} | AGENT_ADMINS),
         ("bea's presence", "PATCH", bea, {"online": True}, {"bea", "lead_bill"} | AGENT_ADMINS),
+        ("saved replies", "GET", "/v1/saved-replies", None, set(PERSONS) | {"svc_care"}),
+        ("a shipping reply", "GET", "/v1/saved-replies/shipping-policy", None, SHIP_REPLIERS),
+        ("write a reply", "PUT", "/v1/saved-replies/ship-times", SHIPPING_REPLY, REPLY_WRITERS),
+        ("remove a reply", "DELETE", "/v1/saved-replies/ship-times", None, REPLY_WRITERS),
+        # Someone who may not see any of the customer's cases is told there is no such customer.
+        ("customer", "GET", "/v1/customers/x/{C1}", None, CUSTOMER_READERS),
     ]  # fmt: skip
 
 
@@ -100,6 +117,9 @@ async def test_every_role_and_scope_against_every_endpoint(
         "svc_read": identity.service_token("bi", ["cases:read"]),
         "svc_write": identity.service_token("crm", ["cases:read", "cases:write"]),
         "svc_agents": identity.service_token("hr", ["agents:read", "agents:write"]),
+        "svc_care": identity.service_token(
+            "desk", ["saved-replies:read", "saved-replies:write", "customers:read"]
+        ),
     }
     for name, value in identity.router_env().items():  # now with the service tokens
         monkeypatch.setenv(name, value)
@@ -126,19 +146,22 @@ async def test_every_role_and_scope_against_every_endpoint(
             "assignee"
         ] == "amal"
         await ok(await client.post(f"/v1/cases/{r1}/resolve", headers=as_amal))
-        ids = {"S1": s1, "R1": r1, "B1": b1}
+        ids = {"S1": s1, "R1": r1, "B1": b1, "C1": f"cust{unique}s1"}
 
         # Who may call what: the rest is 403 with {"error", "detail"}.
         wrong = []
         for name, method, template, body, allowed in table():
-            for caller in EVERYONE:
+            # Refusals first: they change nothing, so every one sees the state the row set up.
+            for caller in sorted(EVERYONE, key=lambda caller: caller in allowed):
                 response = await client.request(
                     method,
                     template.format(**ids),
                     json=body,
                     headers=bearer(tokens[caller]),
                 )
-                refused = response.status_code == 403
+                refused = response.status_code == 403 or (
+                    name == "customer" and response.status_code == 404
+                )
                 if refused == (caller in allowed) or response.status_code in (401, 500):
                     wrong.append((name, caller, response.status_code, response.text[:120]))
                 if refused:

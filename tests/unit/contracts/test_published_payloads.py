@@ -25,6 +25,7 @@ from casewire_dev.paths import repo_root
 from casewire_ingest.adapters.memory import InMemoryDedupStore
 from casewire_ingest.adapters.publisher import IngestMetrics, KafkaIngestPublisher
 from casewire_ingest.domain.generic import normalize_generic
+from casewire_ingest.domain.platforms import meta
 from casewire_ingest.webhook_service import Rejected, WebhookService
 from casewire_router.domain.batch import BatchState
 from casewire_router.domain.routing import CaseRouter
@@ -200,6 +201,72 @@ async def test_ingest_writes_raw_bodies_messages_and_dead_letters_as_documented(
     reason = dead.headers[topics.DLQ_REASON_HEADER]
     labels = {"component": "ingest", "topic": topics.RAW, "reason": reason}
     assert registry.get_sample_value("casewire_dead_letters_total", labels) == 1
+
+
+async def test_ingest_writes_handover_records_and_marked_messages_as_documented() -> None:
+    """Meta's standby channel and handover protocol: a chatbot's echo read on standby and a
+    pass of thread control, each valid under its documented message (told apart by the
+    `casewire-record` header)."""
+    broker = RecordingBroker()
+    metrics = IngestMetrics(CollectorRegistry())
+    ingest = WebhookService(
+        KafkaIngestPublisher(broker.send_records, metrics),
+        InMemoryDedupStore(),
+        lambda text: "en",
+        metrics,
+        timeout_seconds=1.0,
+    )
+    page, customer = "104569845012345", "6582312765432101"
+    body = {
+        "object": "page",
+        "entry": [
+            {
+                "id": page,
+                "time": 1_772_445_600_100,
+                "standby": [
+                    {
+                        "sender": {"id": page},
+                        "recipient": {"id": customer},
+                        "timestamp": 1_772_445_590_000,
+                        "message": {
+                            "mid": "m_1",
+                            "text": "Bot here",
+                            "is_echo": True,
+                            "app_id": 618371462290011,
+                        },
+                    }
+                ],
+                "messaging": [
+                    {
+                        "sender": {"id": customer},
+                        "recipient": {"id": page},
+                        "timestamp": 1_772_445_600_000,
+                        "pass_thread_control": {
+                            "previous_owner_app_id": "618371462290011",
+                            "new_owner_app_id": "990011223344556",
+                            "metadata": "asked for a person",
+                        },
+                    }
+                ],
+            }
+        ],
+    }
+    await ingest.accept(
+        source="meta",
+        raw=json.dumps(body).encode(),
+        received_at=datetime(2026, 3, 2, 10, 0, 1, tzinfo=UTC),
+        normalize=meta.normalize_page,
+    )
+
+    written = [record for record in broker.records if record.topic == topics.MESSAGES]
+    assert len(written) == 2
+    for record in written:
+        thread_control = record.headers.get(topics.RECORD_HEADER) == "thread_control"
+        name = "thread-control" if thread_control else "canonical-message"
+        assert_valid(json.loads(record.value), payload_schema(name))
+        assert_valid(record.headers, message_contract("ingest", message_name(name))["headers"])
+        assert record.key == json.loads(record.value)["conversation_id"].encode()
+    assert [record.headers.get(topics.STANDBY_HEADER) for record in written] == ["true", None]
 
 
 async def test_router_case_and_incident_events_are_cloudevents_as_documented() -> None:

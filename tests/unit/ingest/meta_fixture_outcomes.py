@@ -36,6 +36,22 @@ class Outcome:
     ignored: dict[str, int] = field(default_factory=dict)
     rejected: str | None = None
     rejected_items: tuple[tuple[str, str], ...] = ()
+    # By platform message id: the messages read on `standby`, and the app each echo names.
+    standby: frozenset[str] = frozenset()
+    sending_apps: dict[str, str] = field(default_factory=dict)
+
+
+def marked(outcome: Outcome, *standby: str, **sending_apps: str) -> Outcome:
+    """The outcome, with the messages read on `standby` and the apps that sent echoes (by
+    platform message id)."""
+    return Outcome(
+        outcome.messages,
+        outcome.ignored,
+        outcome.rejected,
+        outcome.rejected_items,
+        frozenset(standby),
+        sending_apps,
+    )
 
 
 def published(*messages: dict[str, Any], **ignored: int) -> Outcome:
@@ -308,8 +324,10 @@ MESSENGER: dict[str, Outcome] = {
     "restfb_messaging-button-template.json": published(messenger(**TEMPLATE)),
     "restfb_messaging-checkoutupdate-shipping.json": acknowledged(checkout_update=1),
     "restfb_messaging-delivery-basic.json": acknowledged(delivery=1),
-    "restfb_messaging-message-basic-echo.json": published(
-        messenger(direction="outbound", text="hello, world!")
+    # An echo names the app that sent it (`app_id`): kept for the router (bot or person).
+    "restfb_messaging-message-basic-echo.json": marked(
+        published(messenger(direction="outbound", text="hello, world!")),
+        **{RESTFB_MID: "1517776481860111"},
     ),
     "restfb_messaging-message-basic.json": published(messenger(text="hello, world!")),
     "restfb_messaging-message-edits.json": published(messenger(event="edit", text="hello, world!")),
@@ -527,7 +545,11 @@ MESSENGER: dict[str, Outcome] = {
     # entry.time 12341 is impossible, but an opt-in's times are never read.
     "restfb_messaging-optin-basic.json": acknowledged(optin=1),
     "restfb_messaging-optin-userref.json": acknowledged(optin=1),
-    "restfb_messaging-pass-thread-control.json": acknowledged(pass_thread_control=1),
+    # restfb's handover fixtures keep Meta's placeholders (PAGE_ID, USER_ID, NEW_OWNER_APP_ID):
+    # no customer to key the conversation on, as with any message naming one.
+    "restfb_messaging-pass-thread-control.json": rejected_item(
+        "entry[0].messaging[0]", "invalid_id"
+    ),
     "restfb_messaging-payment.json": acknowledged(payment=1),
     "restfb_messaging-policy-callback-block.json": acknowledged(policy_enforcement=1),
     "restfb_messaging-policy-callback-unblock.json": acknowledged(policy_enforcement=1),
@@ -539,10 +561,17 @@ MESSENGER: dict[str, Outcome] = {
     "restfb_messaging-reaction-2.json": acknowledged(reaction=1),
     "restfb_messaging-read-basic.json": acknowledged(read=1),
     "restfb_messaging-referral-basic.json": acknowledged(referral=1),
-    "restfb_messaging-request-thread-control.json": acknowledged(request_thread_control=1),
-    "restfb_messaging-take-thread-control.json": acknowledged(take_thread_control=1),
-    "restfb_standby-message-basic-echo.json": published(
-        messenger(direction="outbound", text="hello, world!")
+    "restfb_messaging-request-thread-control.json": rejected_item(
+        "entry[0].messaging[0]", "invalid_id"
+    ),
+    "restfb_messaging-take-thread-control.json": rejected_item(
+        "entry[0].messaging[0]", "invalid_id"
+    ),
+    # The chatbot's echo on the standby channel: outbound, marked standby, its app named.
+    "restfb_standby-message-basic-echo.json": marked(
+        published(messenger(direction="outbound", text="hello, world!")),
+        RESTFB_MID,
+        **{RESTFB_MID: "1517776481860111"},
     ),
     "tock_standby_empty_postback.json": acknowledged(empty_postback=1),
 }

@@ -53,6 +53,10 @@ def test_meta_fixture(shared_data: Path, name: str) -> None:
     assert [message.model_dump() for message in result.messages] == list(expected.messages)
     assert dict(result.ignored) == expected.ignored
     assert [(item.where, item.reason) for item in result.rejected] == list(expected.rejected_items)
+    by_key = {message.delivery_key: message.platform_message_id for message in result.messages}
+    assert {by_key[key] for key in result.standby} == expected.standby
+    assert {by_key[key]: app for key, app in result.sending_apps.items()} == expected.sending_apps
+    assert result.thread_controls == []  # the fixtures' handover events name no real ids
 
 
 # --- Hand-written bodies ----------------------------------------------------------------------

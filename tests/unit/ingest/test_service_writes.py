@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 
 import pytest
 from casewire_common.messages import CanonicalMessage
 from casewire_common.metrics import new_registry
+from casewire_common.thread_control import ThreadControl
 from casewire_ingest.adapters.publisher import IngestMetrics
 from casewire_ingest.domain.generic import normalize_generic
 from casewire_ingest.webhook_service import Unavailable, WebhookService
@@ -55,6 +56,9 @@ class SlowPublisher:
         *,
         integration: str | None = None,
         time_adjusted: Collection[str] = (),
+        standby: Collection[str] = (),
+        sending_apps: Mapping[str, str] | None = None,
+        thread_controls: Sequence[ThreadControl] = (),
     ) -> None:
         self.journal.events.append("messages sent")
 

@@ -37,6 +37,18 @@ def test_check_rules_exits_1_listing_problems_and_0_with_a_summary(
     version = parse_rules(good.read_text("utf-8")).version
     assert out == f"{good}: ok, 1 rules, 2 keywords, 0 escalations, version {version}"
 
+    handing = tmp_path / "handoff.yaml"
+    handing.write_text(
+        good.read_text("utf-8")
+        + "handoff: {customer_says: [agent, موظف, άνθρωπο, เจ้าหน้าที่], bot_says: ['#handoff']}\n",
+        "utf-8",
+    )
+    assert main(["check-rules", str(handing)]) == 0
+    version = parse_rules(handing.read_text("utf-8")).version
+    assert capsys.readouterr().out.strip() == (
+        f"{handing}: ok, 1 rules, 2 keywords, 0 escalations, 5 handoff keywords, version {version}"
+    )
+
 
 def test_check_rules_reports_unreadable_files(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -72,8 +72,8 @@ async def test_a_valid_token_names_the_agent_role_and_lead_teams(provider: Local
     verifier = OidcVerifier(settings(provider.jwks_path))
     lead = await verifier.verify(provider.token("lee", ["agent", "lead"], teams=["shipping"]))
     assert (lead.id, lead.role, lead.teams) == ("lee", "lead", frozenset({"shipping"}))
-    agent = await verifier.verify(provider.token("amal", ["agent"]))
-    assert (agent.id, agent.role) == ("amal", "agent")
+    agent = await verifier.verify(provider.token("amal", ["agent"], name="أمل"))
+    assert (agent.id, agent.role, agent.name) == ("amal", "agent", "أمل")
 
 
 async def test_stale_foreign_and_forged_tokens_are_refused(

@@ -24,6 +24,7 @@ import yaml
 from casewire_common import events as ev
 from casewire_common import topics
 from casewire_common.messages import CanonicalMessage
+from casewire_common.thread_control import THREAD_CONTROL_RECORD, ThreadControl
 from casewire_ingest.main import create_app as create_ingest_app
 from casewire_ingest.settings import IngestSettings
 from casewire_router.main import create_app as create_router_app
@@ -60,11 +61,70 @@ class Payload:
     key: str
     event_types: tuple[str, ...] = ()  # empty: plain JSON records, not CloudEvents
     source: str = ""
+    # Plain JSON records: the headers besides `content-type`, and those each record has.
+    headers: tuple[tuple[str, dict[str, Any]], ...] = ()
+    required_headers: tuple[str, ...] = ()
+
+
+def _header(description: str, **keywords: Any) -> dict[str, Any]:
+    return {"type": "string", **keywords, "description": description}
+
+
+_MESSAGE_HEADERS = (
+    (
+        topics.INTEGRATION_HEADER,
+        _header("The generic channel's integration whose key signed the message."),
+    ),
+    (
+        topics.TIME_ADJUSTED_HEADER,
+        _header(
+            "The platform's time was implausible: `sent_at` is the receipt time.", const="true"
+        ),
+    ),
+    (
+        topics.STANDBY_HEADER,
+        _header(
+            "Read on Meta's standby channel: another app (a chatbot) owned the thread.",
+            const="true",
+        ),
+    ),
+    (topics.APP_ID_HEADER, _header("The Meta app that sent an echo (Meta's `app_id`).")),
+)
+_THREAD_CONTROL_HEADERS = (
+    (
+        topics.RECORD_HEADER,
+        _header(
+            "What the record holds: a thread-control record (a record without this header is"
+            " a canonical message).",
+            const=THREAD_CONTROL_RECORD,
+        ),
+    ),
+    (
+        topics.TIME_ADJUSTED_HEADER,
+        _header(
+            "The platform's time was implausible: `sent_at` is the receipt time.", const="true"
+        ),
+    ),
+)
 
 
 # Every published payload model: one line each.
 PAYLOADS: tuple[Payload, ...] = (
-    Payload("canonical-message", CanonicalMessage, topics.MESSAGES, "the `conversation_id`"),
+    Payload(
+        "canonical-message",
+        CanonicalMessage,
+        topics.MESSAGES,
+        "the `conversation_id`",
+        headers=_MESSAGE_HEADERS,
+    ),
+    Payload(
+        "thread-control",
+        ThreadControl,
+        topics.MESSAGES,
+        "the `conversation_id` (ordered with the conversation's messages)",
+        headers=_THREAD_CONTROL_HEADERS,
+        required_headers=(topics.RECORD_HEADER,),
+    ),
     Payload(
         "case-event-data",
         ev.CaseEventData,
@@ -119,7 +179,8 @@ TOPIC_DESCRIPTIONS = {
     topics.RAW: "Every webhook body that ingest accepted, byte for byte as the platform sent "
     "it, written before its messages: the source for replaying a fixed normalizer.",
     topics.MESSAGES: "Canonical messages, one JSON object per record, in order per "
-    "conversation (the key).",
+    "conversation (the key); beside them, thread-control records of Meta's handover protocol "
+    "(header `casewire-record: thread_control`).",
     topics.CASE_EVENTS: "CloudEvents 1.0 in Kafka binary mode: every change to a case (with "
     "the full case snapshot and, for API actions, the actor), every incident, and every "
     "change to an agent or a saved reply made through the API, in order per key.",
@@ -246,9 +307,10 @@ def _payload_message(payload: Payload) -> _Message:
             "type": "object",
             "properties": {
                 "content-type": _string("Always JSON.", const="application/json"),
-                "correlation_id": _CORRELATION_ID,
+                **dict(payload.headers),
+                "correlation_id": dict(_CORRELATION_ID),
             },
-            "required": ["content-type"],
+            "required": ["content-type", *payload.required_headers],
         }
         summary = (payload.model.__doc__ or name).strip().splitlines()[0]
     return _Message(

@@ -82,7 +82,8 @@ class DemoSummary:
         elif value is None:
             self.unreadable += 1
         elif topic == topics.MESSAGES:
-            self.add_message(value)
+            if not any(name == topics.RECORD_HEADER for name, _ in headers):
+                self.add_message(value)  # not a thread-control record (docs/handover.md)
         else:
             try:
                 self.add_event(events.decode_event(headers, value, key))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import get_args
 
 from casewire_common import topics
 from casewire_common.kafka import KafkaRecord, dead_letter_counter
 from casewire_common.messages import CanonicalMessage, Channel, Direction, MessageEvent, Platform
 from casewire_common.metrics import precreate
+from casewire_common.thread_control import THREAD_CONTROL_RECORD, ThreadControl, ThreadControlAction
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from casewire_ingest.adapters.group_commit import GroupCommit
@@ -20,6 +21,8 @@ SendRecords = Callable[[Sequence[KafkaRecord]], Awaitable[None]]
 
 _JSON = [("content-type", b"application/json")]
 _TIME_ADJUSTED = (topics.TIME_ADJUSTED_HEADER, b"true")
+_STANDBY = (topics.STANDBY_HEADER, b"true")
+_THREAD_CONTROL = (topics.RECORD_HEADER, THREAD_CONTROL_RECORD.encode())
 
 
 # The label values ingest's counters take, created at 0 at start (casewire_common.metrics.precreate;
@@ -101,6 +104,13 @@ class IngestMetrics:
             ["source"],
             registry=registry,
         )
+        self.thread_controls = Counter(
+            "casewire_ingest_thread_controls_total",
+            "Handover events (Meta's pass, take and request of thread control) published as"
+            " thread-control records, by platform and action.",
+            ["platform", "action"],
+            registry=registry,
+        )
         self.integration_messages = Counter(
             "casewire_ingest_integration_messages_total",
             "Messages published from the generic channel, by the integration that sent them.",
@@ -119,6 +129,10 @@ class IngestMetrics:
             itertools.product(
                 get_args(Platform), get_args(Channel), get_args(Direction), get_args(MessageEvent)
             ),
+        )
+        precreate(
+            self.thread_controls,
+            itertools.product(("facebook", "instagram"), get_args(ThreadControlAction)),
         )
         precreate(self.duplicates, [(source,) for source in SOURCES])
         precreate(self.rejections, itertools.product(SOURCES, REJECTION_REASONS))
@@ -161,28 +175,50 @@ class KafkaIngestPublisher:
         *,
         integration: str | None = None,
         time_adjusted: Collection[str] = (),
+        standby: Collection[str] = (),
+        sending_apps: Mapping[str, str] | None = None,
+        thread_controls: Sequence[ThreadControl] = (),
     ) -> None:
-        if not messages:
+        if not messages and not thread_controls:
             return
         headers = _JSON
         if integration is not None:
             headers = [*_JSON, (topics.INTEGRATION_HEADER, integration.encode())]
         adjusted = [*headers, _TIME_ADJUSTED]
-        await self._writes.submit(
-            [
+        apps = sending_apps or {}
+        records = []
+        for message in messages:
+            key = message.delivery_key
+            marked = adjusted if key in time_adjusted else headers
+            if key in standby:
+                marked = [*marked, _STANDBY]
+            if key in apps:
+                marked = [*marked, (topics.APP_ID_HEADER, apps[key].encode())]
+            records.append(
                 KafkaRecord(
                     topics.MESSAGES,
                     message.conversation_id.encode(),
-                    adjusted if message.delivery_key in time_adjusted else headers,
+                    marked,
                     message.model_dump_json().encode(),
                 )
-                for message in messages
-            ]
-        )
+            )
+        records += [
+            KafkaRecord(
+                topics.MESSAGES,
+                control.conversation_id.encode(),
+                [*_JSON, _THREAD_CONTROL]
+                + ([_TIME_ADJUSTED] if control.delivery_key in time_adjusted else []),
+                control.model_dump_json().encode(),
+            )
+            for control in thread_controls
+        ]
+        await self._writes.submit(records)
         for message in messages:
             self._metrics.messages.labels(
                 message.platform, message.channel, message.direction, message.event
             ).inc()
+        for control in thread_controls:
+            self._metrics.thread_controls.labels(control.platform, control.action).inc()
 
     async def dead_letter_raw(
         self, raw_body: bytes, key: str, headers: dict[str, str], reason: str, error: str

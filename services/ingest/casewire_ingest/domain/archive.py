@@ -112,6 +112,8 @@ class ReplaySummary:
     # them by id); the others were lost and are published now.
     unconfirmed: int = 0
     duplicates: int = 0
+    # Thread-control records (Meta's handover events) published.
+    thread_controls: int = 0
     ignored: dict[str, int] = field(default_factory=dict)
     refused: dict[str, int] = field(default_factory=dict)
     rejected: dict[str, int] = field(default_factory=dict)

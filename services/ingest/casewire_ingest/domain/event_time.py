@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from casewire_common.messages import CanonicalMessage, Platform
+from casewire_common.thread_control import ThreadControl
 
 from casewire_ingest.domain.normalized import NormalizationError, Normalized
 
@@ -25,8 +26,9 @@ PLATFORM_LAUNCH: dict[Platform, datetime] = {
 }
 
 
-def implausibility(message: CanonicalMessage, max_skew: timedelta) -> str | None:
-    """Why the message's `sent_at` cannot be true, or None when it can."""
+def implausibility(message: CanonicalMessage | ThreadControl, max_skew: timedelta) -> str | None:
+    """Why the message's (or thread-control event's) `sent_at` cannot be true, or None when it
+    can."""
     if message.sent_at > message.received_at + max_skew:
         return f"sent_at is more than {max_skew.total_seconds():g} s after its receipt"
     if message.sent_at < PLATFORM_LAUNCH[message.platform]:
@@ -49,4 +51,12 @@ def settle_event_times(normalized: Normalized, max_skew: timedelta, *, refuse: b
             replaced = message.model_copy(update={"sent_at": message.received_at})
             settled.append(replaced)
             adjusted.add(replaced.delivery_key)
-    return replace(normalized, messages=settled, time_adjusted=adjusted)
+    # A handover's time is when a case opens and its clocks start: held to the same rule.
+    controls: list[ThreadControl] = []
+    for control in normalized.thread_controls:
+        if implausibility(control, max_skew) is None:
+            controls.append(control)
+        else:
+            controls.append(control.model_copy(update={"sent_at": control.received_at}))
+            adjusted.add(control.delivery_key)
+    return replace(normalized, messages=settled, thread_controls=controls, time_adjusted=adjusted)

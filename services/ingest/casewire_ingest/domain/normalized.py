@@ -20,6 +20,7 @@ from casewire_common.messages import (
     Platform,
     message_id,
 )
+from casewire_common.thread_control import ThreadControl
 from pydantic import ValidationError
 
 
@@ -44,16 +45,23 @@ class ItemRejection:
 
 @dataclass
 class Normalized:
-    """The canonical messages in one webhook body, what was acknowledged but not a message
-    (reactions, receipts, typing, statuses...) counted by kind, and the items that could not
-    be read."""
+    """The canonical messages in one webhook body, its thread-control events (Meta's handover
+    protocol), what was acknowledged but not a message (reactions, receipts, typing,
+    statuses...) counted by kind, and the items that could not be read."""
 
     messages: list[CanonicalMessage] = field(default_factory=list)
+    thread_controls: list[ThreadControl] = field(default_factory=list)
     ignored: Counter[str] = field(default_factory=Counter)
     rejected: list[ItemRejection] = field(default_factory=list)
     # Delivery keys of the messages whose platform time was implausible and replaced by the
     # receipt time (`event_time.py`): published with the header `casewire-time-adjusted`.
     time_adjusted: set[str] = field(default_factory=set)
+    # Delivery keys of the messages read on Meta's `standby` channel (another app owned the
+    # thread): published with the header `casewire-standby: true`.
+    standby: set[str] = field(default_factory=set)
+    # The app that sent an echo, when Meta names it (`app_id`), by delivery key: published as
+    # the header `casewire-app-id`.
+    sending_apps: dict[str, str] = field(default_factory=dict)
 
     def item(self, where: str) -> _ItemGuard:
         """Read one item of a batch (a Meta event or change, a WhatsApp message, an X event)
@@ -76,6 +84,13 @@ class Normalized:
             if message.language is None and message.text:
                 message = message.model_copy(update={"language": detect_language(message.text)})
             distinct[key] = message
+        return distinct
+
+    def distinct_thread_controls(self) -> dict[str, ThreadControl]:
+        """The body's thread-control events by delivery key, each once, in body order."""
+        distinct: dict[str, ThreadControl] = {}
+        for control in self.thread_controls:
+            distinct.setdefault(control.delivery_key, control)
         return distinct
 
 

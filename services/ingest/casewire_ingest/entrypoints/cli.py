@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import dataclasses
 import json
 import logging
@@ -152,6 +153,11 @@ def _print_summary(summary: ReplaySummary, stopped_by: str | None, *, as_json: b
         f"{summary.topic}: {summary.read} record(s) read, {summary.outside_range} outside the"
         f" range, {summary.bodies_replayed} body(ies) replayed:"
         f" {summary.published} message(s) published, {summary.duplicates} duplicate(s)"
+        + (
+            f", {summary.thread_controls} thread-control record(s) published"
+            if summary.thread_controls
+            else ""
+        )
     )
     if summary.unconfirmed:
         print(
@@ -203,6 +209,12 @@ def _normalize(files: list[Path], platform: WebhookPlatform | None) -> int:
             continue
         for message in normalized.deliveries(detector.detect).values():
             sys.stdout.write(message.model_dump_json() + "\n")
+        controls = normalized.distinct_thread_controls()
+        if controls:
+            # Not canonical messages (stdout stays one, for `casewire-router route`): said here.
+            actions = collections.Counter(control.action for control in controls.values())
+            listed = ", ".join(f"{action} ×{count}" for action, count in sorted(actions.items()))
+            print(f"{name}: thread-control records (handover): {listed}", file=sys.stderr)
         if normalized.ignored:
             kinds = ", ".join(
                 f"{kind} ×{count}" for kind, count in sorted(normalized.ignored.items())

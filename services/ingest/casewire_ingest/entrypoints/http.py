@@ -191,6 +191,7 @@ class WebhookEndpoints:
             "accepted": len(accepted.published),
             "ids": accepted.published,
             "duplicates": accepted.duplicates,
+            "thread_controls": len(accepted.thread_controls),
             "ignored": accepted.ignored,
             # Items it could not read: answered 200 all the same, or the platform would resend
             # the body for ever; they are on the raw DLQ.

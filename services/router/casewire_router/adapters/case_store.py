@@ -50,6 +50,7 @@ class StoredMessage:
     received_at: datetime
     edited_at: datetime | None
     deleted_at: datetime | None
+    bot_phase: bool = False  # sent while a chatbot answered (its transcript)
 
 
 async def lock_case(connection: Connection, case_id: str) -> CaseState | None:
@@ -110,7 +111,8 @@ async def find_case(connection: Connection, case_id: str) -> CaseState | None:
 async def case_messages(connection: Connection, case_id: str) -> list[StoredMessage]:
     rows = await connection.fetch(
         "SELECT id::text, direction, author_id, platform_message_id, text, language, sent_at,"
-        f" received_at, edited_at, deleted_at FROM {SCHEMA}.messages WHERE case_id = $1"
+        " received_at, edited_at, deleted_at, bot_phase"
+        f" FROM {SCHEMA}.messages WHERE case_id = $1"
         " ORDER BY sent_at, received_at, id",
         case_id,
     )

@@ -92,6 +92,7 @@ class Principal:
     role: Role | None
     teams: frozenset[str]
     scopes: frozenset[Scope]
+    name: str | None = None
 
 
 class SigningKeys:
@@ -228,7 +229,8 @@ def principal_from_claims(claims: Mapping[str, Any], settings: OidcSettings) -> 
     names = raw_scopes.split() if isinstance(raw_scopes, str) else _strings(raw_scopes)
     known = {scope.value for scope in Scope}
     scopes = frozenset(Scope(name) for name in names if name in known)
-    return Principal(subject, role, teams, scopes)
+    name = claims.get("name")
+    return Principal(subject, role, teams, scopes, name if isinstance(name, str) else None)
 
 
 def _claim(claims: Mapping[str, Any], path: str) -> Any:

@@ -15,7 +15,7 @@ from casewire_router.domain.assignment import AgentScope, AgentState
 from casewire_router.domain.batch import BatchState, MessageReading, QuietIncident, TopicState
 from casewire_router.domain.case import CLOSED_STATUSES, CaseState, CaseWindows, CustomerKey
 from casewire_router.domain.case import customer_key as key_of
-from casewire_router.domain.deliveries import processing_key
+from casewire_router.domain.deliveries import Routable, processing_key
 from casewire_router.domain.desk import FeedEntry
 from casewire_router.domain.escalation import Alert, EscalationRecord, alert_key
 from casewire_router.domain.incidents import is_quiet
@@ -60,11 +60,12 @@ class InMemoryMessageStore:
         """The keys not processed before (the caller marks them processed on commit)."""
         return {key for key in keys if key not in self.processed}
 
-    def load_state(self, messages: Sequence[CanonicalMessage], now: datetime) -> BatchState:
+    def load_state(self, items: Sequence[Routable], now: datetime) -> BatchState:
         """The state as PostgreSQL would load it for `messages` at `now`: the customers'
         contacts within the repeat-contact window, the topics' hits within the incident
         window, incidents quiet for a whole window closed (`quiet_incidents`)."""
         state = self.state
+        messages = [item for item in items if isinstance(item, CanonicalMessage)]
         customers = [m for m in messages if m.event == "message" and m.direction == "inbound"]
         if customers:
             since_contact = min(m.sent_at for m in customers) - self.windows.repeat_contact
@@ -108,12 +109,15 @@ class InMemoryMessageStore:
                 self.state.topics[topic] = TopicState()
         return quiet
 
-    def save(
-        self, messages: Sequence[CanonicalMessage], outcome: RoutingOutcome, now: datetime
-    ) -> None:
-        """Remember what the windows will read: the customers' messages and the topic hits."""
-        for message in messages:
-            if message.event == "message" and message.direction == "inbound":
+    def save(self, items: Sequence[Routable], outcome: RoutingOutcome, now: datetime) -> None:
+        """Remember what the windows will read: the customers' messages and the topic hits.
+        (A conversation's handovers and transcript stay in the carried state's `controls`.)"""
+        for message in items:
+            if (
+                isinstance(message, CanonicalMessage)
+                and message.event == "message"
+                and message.direction == "inbound"
+            ):
                 self._contacts.setdefault(key_of(message), []).append(message.sent_at)
         for topic, case_id in outcome.topic_hits:
             self._hits.setdefault(topic, []).append((now, case_id))
@@ -129,12 +133,12 @@ class InMemoryMessageTransaction:
     duplicates: int = 0
     claimed: set[str] = field(default_factory=set)
     events: list[tuple[str, ev.EventRecord]] = field(default_factory=list)
-    messages: list[CanonicalMessage] = field(default_factory=list)
+    messages: list[Routable] = field(default_factory=list)
     feed: list[FeedEntry] = field(default_factory=list)
     held_echoes: list[LeaseEcho] = field(default_factory=list)
 
-    async def claim_new(self, messages: Sequence[CanonicalMessage]) -> list[CanonicalMessage]:
-        first_by_key: dict[str, CanonicalMessage] = {}
+    async def claim_new(self, messages: Sequence[Routable]) -> list[Routable]:
+        first_by_key: dict[str, Routable] = {}
         for message in messages:
             first_by_key.setdefault(processing_key(message), message)
         new_keys = self.store.claim(first_by_key) - self.claimed
@@ -145,7 +149,7 @@ class InMemoryMessageTransaction:
 
     async def load_state(
         self,
-        messages: Sequence[CanonicalMessage],
+        messages: Sequence[Routable],
         case_router: CaseRouter,
         now: datetime,
         readings: Mapping[str, MessageReading],

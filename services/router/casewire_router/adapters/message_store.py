@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 
 from casewire_common import events as ev
-from casewire_common.messages import CanonicalMessage
 from casewire_common.outbox import OutboxRelay
 from casewire_common.pg import Connection, Database
 from casewire_common.unit_of_work import UnitOfWork
@@ -18,6 +17,7 @@ from casewire_router.adapters import case_feed, case_store, desk_store, escalati
 from casewire_router.domain.assignment import AgentScope, AgentState
 from casewire_router.domain.batch import BatchState, MessageReading, QuietIncident
 from casewire_router.domain.case import CaseState
+from casewire_router.domain.deliveries import Routable
 from casewire_router.domain.desk import FeedEntry
 from casewire_router.domain.escalation import Alert, EscalationRecord, alert_key
 from casewire_router.domain.leases import LeaseEcho
@@ -37,12 +37,12 @@ class PostgresMessageTransaction:
     def duplicates(self) -> int:
         return self._work.duplicates
 
-    async def claim_new(self, messages: Sequence[CanonicalMessage]) -> list[CanonicalMessage]:
+    async def claim_new(self, messages: Sequence[Routable]) -> list[Routable]:
         return await repository.claim_new(self._work, messages)
 
     async def load_state(
         self,
-        messages: Sequence[CanonicalMessage],
+        messages: Sequence[Routable],
         case_router: CaseRouter,
         now: datetime,
         readings: Mapping[str, MessageReading],

@@ -7,7 +7,7 @@ Every read and write here works on a whole batch at once (arrays, COPY and pipel
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -15,12 +15,20 @@ import asyncpg
 from casewire_common import events as ev
 from casewire_common.messages import CanonicalMessage
 from casewire_common.pg import Connection, Database, pending_migrations
+from casewire_common.thread_control import ThreadControl
 from casewire_common.unit_of_work import UnitOfWork
 
 from casewire_router.domain.assignment import AgentScope, AgentState
 from casewire_router.domain.batch import BatchState, MessageReading, QuietIncident, TopicState
 from casewire_router.domain.case import CLOSED_STATUSES, CaseState, CaseWindows, customer_key
-from casewire_router.domain.deliveries import processing_key
+from casewire_router.domain.deliveries import Routable, processing_key
+from casewire_router.domain.handover import (
+    NO_MARKS,
+    ConversationControl,
+    DeliveryMarks,
+    Handover,
+    HandoverPolicy,
+)
 from casewire_router.domain.outcome import RoutingOutcome
 from casewire_router.domain.routing import CaseRouter
 from casewire_router.domain.sentiment import LABELS, Sentiment
@@ -66,13 +74,15 @@ _MESSAGE_COLUMNS = (
     "sent_at",
     "received_at",
     "body",
+    "bot_phase",
+    "standby",
+    "sending_app",
 )
 
 
-async def claim_new(
-    work: UnitOfWork, messages: Sequence[CanonicalMessage]
-) -> list[CanonicalMessage]:
-    """Mark the batch processed; returns the messages not processed before, in order."""
+async def claim_new(work: UnitOfWork, messages: Sequence[Routable]) -> list[Routable]:
+    """Mark the batch processed; returns the messages (and thread-control records) not
+    processed before, in order."""
     return await work.claim(messages, processing_key)
 
 
@@ -83,17 +93,29 @@ RECENT_CONTACTS_LOADED = 20  # a customer's earlier messages read for the repeat
 
 async def load_batch_state(
     connection: Connection,
-    messages: Sequence[CanonicalMessage],
+    items: Sequence[Routable],
     case_router: CaseRouter,
     windows: CaseWindows,
     now: datetime,
     readings: Mapping[str, MessageReading] | None = None,
 ) -> BatchState:
-    """Lock and load what routing `messages` may read or change, always in the same order
+    """Lock and load what routing `items` may read or change, always in the same order
     (customers and answered messages, cases, orphan replies, crisis topics, cases on them,
     agents) so replicas never deadlock in the common case and serialize where they must: one
     customer's conversations, a message and the replies to it, one topic.
-    `readings`: the customer messages' texts already read (`CaseRouter.read_customer_messages`)."""
+    `readings`: the customer messages' texts already read (`CaseRouter.read_customer_messages`).
+    Thread-control records, and messages of conversations a chatbot may answer, also load
+    those conversations' handovers and waiting transcripts (`_load_controls`)."""
+    messages = [item for item in items if isinstance(item, CanonicalMessage)]
+    controls = [item for item in items if isinstance(item, ThreadControl)]
+    policy = case_router.handover
+    handed = sorted(
+        {
+            item.conversation_id
+            for item in items
+            if isinstance(item, ThreadControl) or policy.applies(item.platform, item.account_id)
+        }
+    )
     loaded: dict[str, CaseState] = {}  # one object per case row, however it was reached
 
     def known(row: asyncpg.Record) -> CaseState:
@@ -121,12 +143,13 @@ async def load_batch_state(
     )
     lock_keys = ["\x1f".join(key) for key in customers]
     lock_keys += ["\x1f".join(("message", *key)) for key in chained]
+    lock_keys += [f"handover\x1f{conversation}" for conversation in handed]
     if lock_keys:
         await connection.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended(k, 1)) FROM unnest($1::text[]) k",
             lock_keys,
         )
-    conversations = sorted({m.conversation_id for m in messages})
+    conversations = sorted({m.conversation_id for m in messages} | set(handed))
     for row in await connection.fetch(
         f"SELECT l.conversation_id AS via, {_CASE_SELECT} FROM {SCHEMA}.case_conversations l"
         f" JOIN {SCHEMA}.cases c ON c.id = l.case_id"
@@ -248,8 +271,21 @@ async def load_batch_state(
         ):
             key = (row["updated_platform"], row["updated_id"])
             state.cases_by_message[key] = known(row)
-    if customer_messages:
-        await _load_orphan_replies(connection, state, customer_messages)
+    if handed:
+        await _load_controls(connection, state, handed, policy)
+    # Brand replies waiting for the customer messages they answer; a handover to humans (a
+    # pass, or a bot account's handoff message) opens a case too, at its time, which takes the
+    # replies sent after it in its conversation.
+    handing: list[Routable] = [c for c in controls if policy.owner_after(c) == "human"]
+    handing += [m for m in messages if policy.bot_first(m.platform, m.account_id)]
+    if customer_messages or handing:
+        await _load_orphan_replies(
+            connection,
+            state,
+            sorted({m.platform_message_id for m in customer_messages}),
+            sorted({m.conversation_id for m in [*customer_messages, *handing]}),
+            min(m.sent_at for m in [*customer_messages, *handing]),
+        )
     await _load_split_chains(
         connection, state, [m for m in messages if m.event == "message"], known
     )
@@ -259,35 +295,86 @@ async def load_batch_state(
             topic_counts[topic] = topic_counts.get(topic, 0) + 1
     if topic_counts:
         await _load_topics(connection, state, topic_counts, windows, now, known, list(loaded))
-    if state.cases_answering or any(
-        m.conversation_id not in state.open_cases for m in customer_messages
+    handing_over = bool(handed) and case_router.may_hand_over(items, state, readings)
+    if (
+        state.cases_answering
+        or any(m.conversation_id not in state.open_cases for m in customer_messages)
+        or handing_over
     ):
         # A case may open or reopen (it may be given to an agent), or be absorbed (its owner's
-        # load released).
-        scope = case_router.agents_needed(
-            customer_messages, loaded.values(), state.open_cases, readings
+        # load released). A handover's case goes to the team its whole transcript decides:
+        # every agent (None), in the rare batches that may hand over.
+        scope = (
+            None
+            if handing_over
+            else case_router.agents_needed(
+                customer_messages, loaded.values(), state.open_cases, readings
+            )
         )
         state.agents = await lock_agents(connection, scope)
     return state
 
 
 async def _load_orphan_replies(
-    connection: Connection, state: BatchState, customer_messages: Sequence[CanonicalMessage]
+    connection: Connection,
+    state: BatchState,
+    answered: Sequence[str],
+    conversations: Sequence[str],
+    since: datetime,
 ) -> None:
-    """Brand replies stored without a case that may answer the customer messages (naming one,
-    or in one's conversation, sent after the earliest), locked: only one transaction attaches
-    a reply. Both lookups use a partial index of the orphans."""
+    """Brand replies stored without a case that may answer the customer messages (naming one
+    of `answered`, or in one of `conversations`, sent at or after `since`), locked: only one
+    transaction attaches a reply. Both lookups use a partial index of the orphans. A bot's
+    messages (its transcript) are never replies."""
     rows = await connection.fetch(
         f"SELECT body FROM {SCHEMA}.messages o"
         " WHERE o.case_id IS NULL AND o.direction = 'outbound' AND o.sent_at >= $3"
         " AND (o.body->>'in_reply_to' = ANY($1::text[]) OR o.conversation_id = ANY($2::text[]))"
-        " ORDER BY o.id FOR UPDATE OF o",
-        sorted({m.platform_message_id for m in customer_messages}),
-        sorted({m.conversation_id for m in customer_messages}),
-        min(m.sent_at for m in customer_messages),
+        " AND NOT o.bot_phase ORDER BY o.id FOR UPDATE OF o",
+        answered,
+        conversations,
+        since,
     )
     for row in rows:
         state.orphan_replies.add(CanonicalMessage.model_validate_json(row["body"]))
+
+
+async def _load_controls(
+    connection: Connection, state: BatchState, conversations: Sequence[str], policy: HandoverPolicy
+) -> None:
+    """The conversations' handovers (with when the case each opened was closed) and their
+    transcripts still waiting for a case, locked (a handover attaches them once)."""
+    for row in await connection.fetch(
+        "SELECT h.conversation_id, h.source_id, h.at, h.owner, h.reason, h.app_id, h.metadata,"
+        " h.case_id::text AS case_id, c.status, c.resolved_at"
+        f" FROM {SCHEMA}.handovers h LEFT JOIN {SCHEMA}.cases c ON c.id = h.case_id"
+        " WHERE h.conversation_id = ANY($1::text[]) ORDER BY h.conversation_id, h.at, h.source_id",
+        conversations,
+    ):
+        closed = row["status"] in CLOSED_STATUSES
+        state.controls.setdefault(row["conversation_id"], ConversationControl()).add(
+            Handover(
+                conversation_id=row["conversation_id"],
+                at=row["at"],
+                owner=row["owner"],
+                reason=row["reason"],
+                source_id=row["source_id"],
+                app_id=row["app_id"],
+                metadata=row["metadata"],
+                case_id=row["case_id"],
+                case_closed_at=(row["resolved_at"] or row["at"]) if closed else None,
+            )
+        )
+    for row in await connection.fetch(
+        f"SELECT body, standby, sending_app FROM {SCHEMA}.messages"
+        " WHERE conversation_id = ANY($1::text[]) AND bot_phase AND case_id IS NULL"
+        " ORDER BY sent_at, id FOR UPDATE",
+        conversations,
+    ):
+        message = CanonicalMessage.model_validate_json(row["body"])
+        state.controls.setdefault(message.conversation_id, ConversationControl()).wait(
+            message, DeliveryMarks(row["standby"], row["sending_app"])
+        )
 
 
 async def _load_split_chains(
@@ -566,7 +653,49 @@ async def save_outcome(connection: Connection, outcome: RoutingOutcome, now: dat
             [case.worst_sentiment.score if case.worst_sentiment else None for case in changed],
         )
     if outcome.stored_messages:
-        await store_messages(connection, outcome.stored_messages)
+        # A message routed twice in one batch (transcript first, then again after a handover
+        # read late showed humans had it) is stored as it ended; one stored by an earlier batch
+        # (`rerouted`) is updated.
+        final = {message.id: (message, case_id) for message, case_id in outcome.stored_messages}
+        fresh = [row for message_id, row in final.items() if message_id not in outcome.rerouted]
+        if fresh:
+            await store_messages(connection, fresh, outcome.bot_phase, outcome.marks)
+        rerouted = [row for message_id, row in final.items() if message_id in outcome.rerouted]
+        if rerouted:
+            await connection.execute(
+                f"UPDATE {SCHEMA}.messages m SET case_id = r.case_id, bot_phase = false"
+                " FROM unnest($1::uuid[], $2::uuid[]) AS r(id, case_id) WHERE m.id = r.id",
+                [message.id for message, _ in rerouted],
+                [case_id for _, case_id in rerouted],
+            )
+    if outcome.transcripts:
+        # After the COPY: a transcript message may have been stored earlier in this batch.
+        await connection.execute(
+            f"UPDATE {SCHEMA}.messages m SET case_id = t.case_id"
+            " FROM unnest($1::uuid[], $2::uuid[]) AS t(id, case_id) WHERE m.id = t.id",
+            [message_id for message_id, _ in outcome.transcripts],
+            [case_id for _, case_id in outcome.transcripts],
+        )
+    if outcome.handovers:
+        handovers = {(h.conversation_id, h.source_id): h for h in outcome.handovers}
+        await connection.executemany(
+            f"INSERT INTO {SCHEMA}.handovers (conversation_id, source_id, at, owner, reason,"
+            " app_id, metadata, case_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            " ON CONFLICT (conversation_id, source_id) DO UPDATE SET case_id = EXCLUDED.case_id",
+            [
+                (
+                    h.conversation_id,
+                    h.source_id,
+                    h.at,
+                    h.owner,
+                    h.reason,
+                    h.app_id,
+                    h.metadata,
+                    h.case_id,
+                )
+                for h in handovers.values()
+            ],
+        )
     if outcome.attached_replies:
         # After the COPY: a reply may have been stored as an orphan earlier in this batch.
         await connection.execute(
@@ -615,12 +744,18 @@ async def save_outcome(connection: Connection, outcome: RoutingOutcome, now: dat
 
 
 async def store_messages(
-    connection: Connection, stored: Sequence[tuple[CanonicalMessage, str | None]]
+    connection: Connection,
+    stored: Sequence[tuple[CanonicalMessage, str | None]],
+    bot_phase: Collection[str] = (),
+    marks: Mapping[str, DeliveryMarks] | None = None,
 ) -> None:
-    """Messages with their case (None: a brand message with no open case), in one COPY.
+    """Messages with their case (None: a brand message with no open case, or the bot's
+    transcript waiting for one), in one COPY; `bot_phase`: the ids of the bot's transcript;
+    `marks`: how ingest delivered them.
 
     No ON CONFLICT needed: a message is stored only by the transaction that claimed it
     (`claim_new`), or made it (a reply recorded through the API)."""
+    delivered = marks or {}
     await connection.copy_records_to_table(
         "messages",
         schema_name=SCHEMA,
@@ -639,6 +774,9 @@ async def store_messages(
                 message.sent_at,
                 message.received_at,
                 message.model_dump_json(),
+                message.id in bot_phase,
+                delivered.get(message.id, NO_MARKS).standby,
+                delivered.get(message.id, NO_MARKS).app_id,
             )
             for message, case_id in stored
         ],

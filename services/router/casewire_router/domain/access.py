@@ -58,6 +58,7 @@ class Actor:
     role: Role
     teams: frozenset[str] = frozenset()
     scopes: frozenset[Scope] = field(default_factory=frozenset)
+    name: str | None = None  # how the person signs a reply (the token's `name`), if given
 
     @property
     def ref(self) -> ActorRef:

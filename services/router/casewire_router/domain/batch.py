@@ -13,6 +13,7 @@ from casewire_common.messages import CanonicalMessage
 
 from casewire_router.domain.assignment import AgentState
 from casewire_router.domain.case import CaseState, CustomerKey
+from casewire_router.domain.handover import ConversationControl, DeliveryMarks
 from casewire_router.domain.outcome import RoutingOutcome
 from casewire_router.domain.urgency import TextReading
 
@@ -134,6 +135,9 @@ class BatchState:
     # the customer of that message: a reply chain processed out of order (the answer before
     # the message it answers) split into two cases, merged when the message gets its case.
     cases_answering: dict[tuple[str, str], list[CaseState]] = field(default_factory=dict)
+    # Who answers the conversations a chatbot may answer, and their transcripts still without
+    # a case (bot handover), by conversation.
+    controls: dict[str, ConversationControl] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -153,6 +157,8 @@ class Batch:
     new_id: Callable[[], str]
     now: datetime
     readings: Mapping[str, MessageReading]
+    # How ingest delivered each message (standby channel, sending app), by message id.
+    marks: Mapping[str, DeliveryMarks] = field(default_factory=dict)
     hits: dict[str, dict[str, Hit]] = field(default_factory=dict)  # topic -> case id -> hit
 
     def hit(self, topic: str, case: CaseState) -> None:

@@ -13,6 +13,7 @@ from casewire_common.messages import CanonicalMessage
 
 from casewire_router.domain.assignment import AgentState
 from casewire_router.domain.case import CaseState, Placement
+from casewire_router.domain.handover import DeliveryMarks, Handover
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,21 @@ class RoutingOutcome:
     # Cases that got their first brand reply in this batch (none before): each answered once
     # in the care metrics, even when an earlier-sent reply read later takes the first's place.
     first_answers: set[str] = field(default_factory=set)
+    # Bot handover (docs/handover.md). Of `stored_messages`: those sent while a chatbot
+    # answered (the bot's transcript: kept with the case of the handover after them, if any).
+    bot_phase: set[str] = field(default_factory=set)
+    # How ingest delivered the stored messages (standby channel, sending app), by id.
+    marks: dict[str, DeliveryMarks] = field(default_factory=dict)
+    # Handovers recorded, or given their case: saved by (conversation, source).
+    handovers: list[Handover] = field(default_factory=list)
+    # Transcript messages stored earlier without a case that join one: (message id, case id).
+    transcripts: list[tuple[str, str]] = field(default_factory=list)
+    # Messages stored earlier as transcript that a handover read late shows were sent after
+    # humans had the conversation: routed again now (their `stored_messages` entry updates
+    # the row).
+    rerouted: set[str] = field(default_factory=set)
+    # Thread-control records read, and what each did: human, bot, request, not_followed.
+    thread_controls: list[tuple[str, str]] = field(default_factory=list)  # (action, outcome)
     # Who acted, for a case action of the API (None: the router decided, from messages).
     actor: ev.ActorRef | None = None
     agent_changes: list[ev.AgentData] = field(default_factory=list)  # made through the API
@@ -91,8 +107,10 @@ class RoutingOutcome:
         *,
         message_id: str | None = None,
         decision: RoutingDecision | None = None,
+        at: datetime | None = None,
     ) -> None:
-        """Give the case to `agent` (who must have room): one owner, the agent's load counted."""
+        """Give the case to `agent` (who must have room): one owner, the agent's load counted.
+        `at`: when it happened, if not when the message was sent."""
         previous = case.status
         if case.assignee is not None and case.assignee != agent.id and case.assignee in self.agents:
             self.release(self.agents[case.assignee])
@@ -106,6 +124,7 @@ class RoutingOutcome:
             ev.CASE_ASSIGNED,
             case,
             message_id,
+            at=at,
             decision=decision,
             agent_id=agent.id,
             previous_status=previous,

@@ -13,6 +13,10 @@ Outcomes follow the messages' sending times (`sent_at`), not the order they are 
 in: a brand reply processed before the message it answers waits as an orphan and counts when
 that message arrives, if it was sent after it; a customer message sent before its case was
 resolved joins the case's history instead of reopening it.
+
+A conversation a chatbot answers (`handover.py`) opens no case: its messages are kept as the
+bot's transcript until a handover to humans, which opens the case at the handover's time with
+the transcript (`_hand_over`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from datetime import datetime
 from casewire_common import events as ev
 from casewire_common.events import RoutingDecision
 from casewire_common.messages import CanonicalMessage
+from casewire_common.thread_control import ThreadControl
 
 from casewire_router.domain.assignment import AgentScope, choose_agent
 from casewire_router.domain.batch import Batch, BatchState, MessageReading, TopicState
@@ -32,6 +37,16 @@ from casewire_router.domain.case import (
     CaseState,
     CaseWindows,
     customer_key,
+)
+from casewire_router.domain.deliveries import Routable
+from casewire_router.domain.handover import (
+    HANDOVER_TAG,
+    NO_MARKS,
+    ConversationControl,
+    DeliveryMarks,
+    Handover,
+    HandoverPolicy,
+    in_bot_phase,
 )
 from casewire_router.domain.incidents import close_incident, open_incidents
 from casewire_router.domain.keywords import fold
@@ -59,6 +74,7 @@ from casewire_router.domain.urgency import (
 )
 
 TROLL_TAG = "likely-troll"
+MAX_TEXT_LENGTH = 65536  # the canonical message's `text` limit
 
 
 @dataclass(frozen=True)
@@ -69,6 +85,7 @@ class CaseRouter:
     rules: RuleSet
     urgency: UrgencyModel
     windows: CaseWindows = field(default_factory=CaseWindows)
+    handover: HandoverPolicy = field(default_factory=HandoverPolicy)
 
     def read(
         self, message: CanonicalMessage, readings: Mapping[str, MessageReading] | None = None
@@ -125,6 +142,42 @@ class CaseRouter:
                 agent_ids.add(outcome.assign_to)
         return AgentScope.of(teams, agent_ids)
 
+    def may_hand_over(
+        self,
+        items: Sequence[Routable],
+        state: BatchState,
+        readings: Mapping[str, MessageReading] | None = None,
+    ) -> bool:
+        """Whether routing these items may open a case at a handover to humans (a pass to
+        humans, a bot account's handoff message, a transcript message read after the pass it
+        precedes), in a conversation with no open case: that case's team is decided on the
+        whole transcript, which the batch alone does not show, so the caller locks every
+        agent. Handovers are rare; ordinary batches keep `agents_needed`."""
+        for item in items:
+            if item.conversation_id in state.open_cases:
+                continue
+            if isinstance(item, ThreadControl):
+                if self.handover.follows_protocol(item.platform) and (
+                    self.handover.owner_after(item) == "human"
+                ):
+                    return True
+                continue
+            if item.event != "message" or not self.handover.applies(item.platform, item.account_id):
+                continue
+            if self.handover.bot_first(item.platform, item.account_id):
+                folded = (
+                    self.read(item, readings).folded
+                    if item.direction == "inbound"
+                    else fold(item.text)
+                )
+                if self.rules.handoff_reason(item, folded) is not None:
+                    return True
+            control = state.controls.get(item.conversation_id)
+            handover = control.handover_after(item.sent_at) if control else None
+            if handover is not None and handover.case_id is None:
+                return True
+        return False
+
     def decide(
         self,
         message: CanonicalMessage,
@@ -159,26 +212,32 @@ class CaseRouter:
 
     def route_batch(
         self,
-        messages: Sequence[CanonicalMessage],
+        messages: Sequence[Routable],
         state: BatchState,
         *,
         new_id: Callable[[], str],
         now: datetime,
         readings: Mapping[str, MessageReading] | None = None,
+        marks: Mapping[str, DeliveryMarks] | None = None,
     ) -> RoutingOutcome:
-        """Apply messages in order to the loaded state (updated in place), then incidents.
-        `readings`: the customer messages' texts already read (`read_customer_messages`)."""
+        """Apply messages (and thread-control records) in order to the loaded state (updated
+        in place), then incidents. `readings`: the customer messages' texts already read
+        (`read_customer_messages`); `marks`: how ingest delivered each message, by id."""
         result = RoutingOutcome()
         result.incidents.extend(close_incident(quiet) for quiet in state.quiet_incidents)
         state.quiet_incidents = []
-        batch = Batch(state, result, new_id, now, readings or {})
-        for message in messages:
-            if message.event != "message":
-                self._on_message_update(message, batch)
-            elif message.direction == "outbound":
-                self._on_brand_message(message, batch)
+        batch = Batch(state, result, new_id, now, readings or {}, marks or {})
+        result.marks = dict(batch.marks)  # stored with the messages (their phase may be
+        # decided again when a handover read late says when control changed)
+        for item in messages:
+            if isinstance(item, ThreadControl):
+                self._on_thread_control(item, batch)
+            elif item.event != "message":
+                self._on_message_update(item, batch)
+            elif self._in_bot_phase(item, batch):
+                self._on_bot_phase_message(item, batch)
             else:
-                self._on_customer_message(message, batch)
+                self._on_message(item, batch)
         open_incidents(batch, self.windows.incident_threshold)
         for topic in batch.hits:  # the state stays current for the next batch
             topic_state = state.topics.setdefault(topic, TopicState())
@@ -188,6 +247,142 @@ class CaseRouter:
             )
             topic_state.recent_count = count
         return result
+
+    def _on_message(self, message: CanonicalMessage, batch: Batch) -> None:
+        if message.direction == "outbound":
+            self._on_brand_message(message, batch)
+        else:
+            self._on_customer_message(message, batch)
+
+    # --- bot handover (handover.py) ----------------------------------------------------------
+
+    def _in_bot_phase(self, message: CanonicalMessage, batch: Batch) -> bool:
+        if not self.handover.applies(message.platform, message.account_id):
+            return False
+        control = batch.state.controls.get(message.conversation_id)
+        marks = batch.marks.get(message.id, NO_MARKS)
+        return in_bot_phase(message, marks, control, self.handover)
+
+    def _on_bot_phase_message(self, message: CanonicalMessage, batch: Batch) -> None:
+        """A message sent while a chatbot answered: the bot's transcript, no case, no clock,
+        never a response. Kept with the case of the first handover to humans after it (read
+        late), else waiting for one. On a bot account, it may hand the conversation over."""
+        result = batch.result
+        control = batch.state.controls.setdefault(message.conversation_id, ConversationControl())
+        handover = control.handover_after(message.sent_at)
+        case_id = handover.case_id if handover is not None else None
+        if case_id is None:
+            control.wait(message, batch.marks.get(message.id, NO_MARKS))
+        result.stored_messages.append((message, case_id))
+        result.bot_phase.add(message.id)
+        if handover is not None and case_id is None and message.direction == "inbound":
+            # The handover was read first and had no customer message to open a case on: it
+            # has one now (its case opens at the handover's time all the same).
+            self._settle(handover, batch)
+            return
+        if not self.handover.bot_first(message.platform, message.account_id):
+            return
+        folded = (
+            self.read(message, batch.readings).folded
+            if message.direction == "inbound"
+            else fold(message.text)
+        )
+        reason = self.rules.handoff_reason(message, folded)
+        if reason is not None:
+            handover = Handover(
+                message.conversation_id, message.sent_at, "human", reason, message.id
+            )
+            self._hand_over(handover, batch)
+
+    def _on_thread_control(self, control: ThreadControl, batch: Batch) -> None:
+        """A handover of Meta's protocol: to humans opens the case; to a bot is recorded (an
+        open case stays open: its agent resolves it or sets it pending); a request changes
+        nothing."""
+        result = batch.result
+        if not self.handover.follows_protocol(control.platform):
+            result.thread_controls.append((control.action, "not_followed"))
+            return
+        owner = self.handover.owner_after(control)
+        if owner is None:
+            result.thread_controls.append((control.action, "request"))
+            return
+        result.thread_controls.append((control.action, owner))
+        handover = Handover(
+            control.conversation_id,
+            control.sent_at,
+            owner,
+            "pass" if control.action == "pass" else "take",
+            control.id,
+            app_id=control.new_owner_app_id,
+            metadata=control.metadata,
+        )
+        if owner == "human":
+            self._hand_over(handover, batch)
+            return
+        batch.state.controls.setdefault(control.conversation_id, ConversationControl()).add(
+            handover
+        )
+        result.handovers.append(handover)
+
+    def _hand_over(self, handover: Handover, batch: Batch) -> None:
+        """Humans have the conversation from `handover.at`: its case opens then (or its open
+        case takes it) with the transcript sent until then; messages read earlier but sent
+        after it are routed again as what they now are."""
+        control = batch.state.controls.setdefault(handover.conversation_id, ConversationControl())
+        control.add(handover)
+        batch.result.handovers.append(handover)
+        self._settle(handover, batch)
+
+    def _settle(self, handover: Handover, batch: Batch) -> None:
+        """What a handover to humans does to its conversation's waiting transcript (see
+        `_hand_over`), once recorded."""
+        state, result = batch.state, batch.result
+        control = state.controls[handover.conversation_id]
+        transcript = sorted(
+            (m for m in control.waiting if m.sent_at <= handover.at), key=lambda m: m.sent_at
+        )
+        later = [m for m in control.waiting if m.sent_at > handover.at]
+        case = state.open_cases.get(handover.conversation_id)
+        if case is None:
+            customer = [m for m in transcript if m.direction == "inbound"]
+            if customer:  # else the next customer message opens it, as in any conversation
+                case = self._open_handover_case(handover, customer, batch)
+        if case is not None:
+            handover.case_id = case.id
+            result.handovers.append(handover)
+            control.take_waiting(transcript)
+            result.transcripts.extend((message.id, case.id) for message in transcript)
+        stored_now = {message.id for message, _ in result.stored_messages}
+        for message in sorted(later, key=lambda m: m.sent_at):
+            if in_bot_phase(message, control.marks[message.id], control, self.handover):
+                continue
+            control.take_waiting([message])
+            result.bot_phase.discard(message.id)
+            if message.id not in stored_now:
+                result.rerouted.add(message.id)
+            self._on_message(message, batch)
+
+    def _open_handover_case(
+        self, handover: Handover, customer: Sequence[CanonicalMessage], batch: Batch
+    ) -> CaseState:
+        """The case a handover opens, at the handover's time: routed on everything the customer
+        told the bot (their transcript messages' texts, in order), tagged `bot_handover`, never
+        skipped (a handover asks for humans). The brand replies sent after it, read before it,
+        are its responses."""
+        latest = customer[-1]
+        text = "\n".join(message.text for message in customer if message.text)
+        told = latest.model_copy(update={"text": text[:MAX_TEXT_LENGTH]})
+        contacts = batch.state.contact_times.get(customer_key(latest), [])
+        context = UrgencyContext(recent_contacts=earlier_contacts(latest, contacts, self.windows))
+        decision, _, requested = self.decide(told, context)
+        tags = (
+            [*decision.tags, HANDOVER_TAG] if HANDOVER_TAG not in decision.tags else decision.tags
+        )
+        decision = decision.model_copy(update={"tags": tags, "skip": False})
+        case = self._open_case(told, decision, requested, batch, opened_at=handover.at)
+        handover.case_id = case.id
+        at_handover = latest.model_copy(update={"sent_at": handover.at})
+        return attach_orphan_replies(at_handover, case, batch)
 
     def _on_customer_message(self, message: CanonicalMessage, batch: Batch) -> None:
         state, result = batch.state, batch.result
@@ -328,7 +523,11 @@ class CaseRouter:
         decision: RoutingDecision,
         requested: str | None,
         batch: Batch,
+        *,
+        opened_at: datetime | None = None,
     ) -> CaseState:
+        """Open a case on `message` (stored with it), or, given `opened_at` (a handover),
+        on what the customer told the bot (not a message of its own: the transcript joins)."""
         state, result = batch.state, batch.result
         case = CaseState(
             id=batch.new_id(),
@@ -345,14 +544,16 @@ class CaseRouter:
             assignee=None,
             tags=list(decision.tags),
             language=message.language,
-            opened_at=message.sent_at,
+            opened_at=opened_at or message.sent_at,
             decision=decision,
         )
         case.feel(self.read(message, batch.readings).vocabulary.sentiment)
         result.cases[case.id] = case
         result.opened.add(case.id)
         result.links.append((message.conversation_id, case.id))
-        result.stored_messages.append((message, case.id))
+        if opened_at is None:
+            result.stored_messages.append((message, case.id))
+        self._give_handover_its_case(case, batch)
         if decision.skip:
             # Needs no reply: recorded and counted, closed at once.
             case.status = "no_action"
@@ -366,7 +567,7 @@ class CaseRouter:
         )
         decision = replace_decision(decision, choice.candidates, choice.agent_id, choice.reason)
         case.decision = decision
-        result.emit(ev.CASE_CREATED, case, message.id, decision=decision)
+        result.emit(ev.CASE_CREATED, case, message.id, at=opened_at, decision=decision)
         if choice.agent_id is not None:
             result.assign(
                 case,
@@ -374,8 +575,20 @@ class CaseRouter:
                 batch.now,
                 message_id=message.id,
                 decision=decision,
+                at=opened_at,
             )
         return case
+
+    def _give_handover_its_case(self, case: CaseState, batch: Batch) -> None:
+        """A case opened in a conversation handed to humans with nothing to open a case on
+        yet (no customer message in the transcript): it is that handover's case, so the
+        transcript read late joins it, and on a bot account the bot's turn comes back once
+        it is closed."""
+        control = batch.state.controls.get(case.conversation_id)
+        latest = control.latest_until(case.opened_at) if control else None
+        if latest is not None and latest.owner == "human" and latest.case_id is None:
+            latest.case_id = case.id
+            batch.result.handovers.append(latest)
 
     def _on_brand_message(self, message: CanonicalMessage, batch: Batch) -> None:
         state = batch.state
@@ -430,9 +643,12 @@ class CaseRouter:
             )
 
 
-def case_router_for(rules: RuleSet, windows: CaseWindows | None = None) -> CaseRouter:
+def case_router_for(
+    rules: RuleSet, windows: CaseWindows | None = None, handover: HandoverPolicy | None = None
+) -> CaseRouter:
     """The router for a rules file: its rules, and the shipped urgency vocabularies extended
-    by the file's `urgency` and `vocabulary` sections."""
+    by the file's `urgency` and `vocabulary` sections; `handover`: who counts as human and
+    which accounts a chatbot answers first (none: every conversation is for humans)."""
     crisis = {
         topic: [
             *rules.extra_crisis_words.get(topic, []),
@@ -441,7 +657,12 @@ def case_router_for(rules: RuleSet, windows: CaseWindows | None = None) -> CaseR
         for topic in {**rules.extra_crisis_words, **rules.vocabulary_crisis_words}
     }
     urgency = default_model(crisis, rules.extra_negative_words, rules.vocabulary_words)
-    return CaseRouter(rules=rules, urgency=urgency, windows=windows or CaseWindows())
+    return CaseRouter(
+        rules=rules,
+        urgency=urgency,
+        windows=windows or CaseWindows(),
+        handover=handover or HandoverPolicy(),
+    )
 
 
 def replace_decision(

@@ -187,6 +187,21 @@ class EscalationRule(BaseModel):
         )
 
 
+class Handoff(BaseModel):
+    """When a conversation a chatbot answers (a bot account's, CASEWIRE_ROUTER_HANDOVER_BOT_
+    ACCOUNTS) goes to people: a customer message with one of `customer_says`, or a bot
+    message with one of `bot_says` (a marker the bot writes when it gives up). Keywords match
+    as the rules' do (docs/rules.md, "Keywords")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    customer_says: list[Keyword] = Field(default_factory=list)
+    bot_says: list[Keyword] = Field(default_factory=list)
+
+
+HandoffReason = Literal["customer_asked", "bot_said"]
+
+
 class RulesFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -197,6 +212,7 @@ class RulesFile(BaseModel):
     urgency: UrgencyVocabulary = Field(default_factory=UrgencyVocabulary)
     vocabulary: VocabularyAdditions = Field(default_factory=VocabularyAdditions)
     escalation: list[EscalationRule] = Field(default_factory=list)
+    handoff: Handoff = Field(default_factory=Handoff)
 
     @model_validator(mode="before")
     @classmethod
@@ -397,6 +413,9 @@ class RuleSet:
                 by_keyword.setdefault(keyword, []).append(index)
         self._by_keyword = {keyword: tuple(indices) for keyword, indices in by_keyword.items()}
         self._unkeyed = tuple(unkeyed)
+        self.handoff = spec.handoff
+        self._customer_handoff = KeywordMatcher(spec.handoff.customer_says)
+        self._bot_handoff = KeywordMatcher(spec.handoff.bot_says)
 
     def candidates(self, found: Iterable[str]) -> Sequence[int]:
         """Indices, in file order, of the rules that can match a text in which `found`
@@ -445,6 +464,14 @@ class RuleSet:
             reply_template=reply_template,
             assign_to=assign_to,
         )
+
+    def handoff_reason(self, message: CanonicalMessage, folded: str) -> HandoffReason | None:
+        """Whether a message of a conversation the chatbot answers hands it to people (the
+        `handoff` section): the customer asks for a person, or the bot says it gives up.
+        `folded` is the message's text folded (`keywords.fold`)."""
+        if message.direction == "inbound":
+            return "customer_asked" if self._customer_handoff.find_folded(folded) else None
+        return "bot_said" if self._bot_handoff.find_folded(folded) else None
 
     def escalation_for(
         self, alert: str, clock: str, team: str, priority: Priority

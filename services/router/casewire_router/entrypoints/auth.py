@@ -95,7 +95,7 @@ def actor_dependency(
                     f"{principal.id!r} is not an agent on the roster",
                 )
             teams = frozenset(roster)
-        return Actor(principal.id, principal.role, teams, principal.scopes)
+        return Actor(principal.id, principal.role, teams, principal.scopes, principal.name)
 
     return current_actor
 

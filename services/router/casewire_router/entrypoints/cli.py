@@ -255,9 +255,12 @@ def _check_rules(path: Path, replies_path: Path | None) -> int:
             print(problem, file=sys.stderr)
         print(f"{path}: {len(problems)} problem(s)", file=sys.stderr)
         return 1
+    handoff = len(rules.handoff.customer_says) + len(rules.handoff.bot_says)
     print(
         f"{path}: ok, {len(rules.spec.rules)} rules, {rules.keywords} keywords,"
-        f" {len(rules.escalation)} escalations, version {rules.version}"
+        f" {len(rules.escalation)} escalations,"
+        + (f" {handoff} handoff keywords," if handoff else "")
+        + f" version {rules.version}"
     )
     if replies is not None:
         warnings = unknown_team_warnings(replies, rules.teams)

@@ -173,6 +173,10 @@ class MessageView(BaseModel):
     edited_at: datetime | None
     deleted: bool
     deleted_at: datetime | None
+    bot_phase: bool = Field(
+        description="Sent while a chatbot answered the conversation: the bot's transcript"
+        " (docs/handover.md), never a response."
+    )
 
 
 class CaseDetail(BaseModel):
@@ -423,4 +427,5 @@ def _message_view(message: StoredMessage) -> MessageView:
         edited_at=message.edited_at,
         deleted=deleted,
         deleted_at=message.deleted_at,
+        bot_phase=message.bot_phase,
     )

@@ -30,10 +30,20 @@ Decisions, and why:
   templates and fallbacks are `other`; a location without a URL gets a `geo:` URI.
 - A message event without sender or recipient id is rejected (`missing_field`); that
   includes chat-plugin guests who only have `sender.user_ref`. Referrals, opt-ins, account
-  linking, handover, app roles, policy enforcement, payments, reactions, reads and
-  deliveries are acknowledged and counted under their own key; any other event is counted
-  as `unknown`. Their timestamps are not read, so a receipt with an odd time does not cost
-  the messages beside it.
+  linking, app roles, policy enforcement, payments, reactions, reads and deliveries are
+  acknowledged and counted under their own key; any other event is counted as `unknown`.
+  Their timestamps are not read, so a receipt with an odd time does not cost the messages
+  beside it.
+- Handover protocol (docs/handover.md). `pass_thread_control`, `take_thread_control` and
+  `request_thread_control` (`messaging_handovers`) become thread-control records
+  (`casewire_common.thread_control`) in the customer's DM conversation, at the event's
+  `timestamp`: the router opens no case while a chatbot owns a conversation, and opens it
+  when the chatbot hands it to people. A pass names its `new_owner_app_id`, a request its
+  `requested_owner_app_id` (else `missing_field`); app ids are Meta ids (else `invalid_id`),
+  an absent or null previous owner is an idle thread. Messages read from `standby[]` (another
+  app owns the thread) are marked (`Normalized.standby`), and an echo's `app_id` (which app
+  sent it: Casewire, the Page inbox or the chatbot) is kept (`Normalized.sending_apps`); both
+  travel as record headers, the canonical message being a closed schema.
 - Page feed: comments are `comment` (a reply to a comment is `reply`, `in_reply_to` the
   parent); posts, statuses, photos, videos and shares on the Page are `mention` (public,
   addressed to the brand). Mentions of the Page elsewhere are `mention`. A review with text
@@ -76,6 +86,12 @@ from casewire_common.messages import (
     Direction,
     MessageEvent,
 )
+from casewire_common.thread_control import (
+    MAX_METADATA_LENGTH,
+    ThreadControl,
+    ThreadControlAction,
+    thread_control_id,
+)
 
 from casewire_ingest.domain.normalized import (
     NormalizationError,
@@ -96,8 +112,9 @@ from casewire_ingest.domain.timestamps import to_utc
 
 MetaPlatform = Literal["facebook", "instagram"]
 
-# A canonical message, or the kind of an acknowledged event that is not one.
-Outcome: TypeAlias = CanonicalMessage | str
+# A canonical message, a thread-control event, or the kind of an acknowledged event that is
+# neither.
+Outcome: TypeAlias = CanonicalMessage | ThreadControl | str
 
 _META_ID = re.compile(r"[0-9]+(?:_[0-9]+)*")
 
@@ -108,9 +125,6 @@ _ACKNOWLEDGED_MESSAGING_KEYS = (
     "referral",
     "optin",
     "account_linking",
-    "pass_thread_control",
-    "take_thread_control",
-    "request_thread_control",
     "app_roles",
     "policy-enforcement",
     "payment",
@@ -136,6 +150,11 @@ _MESSAGING_FIELDS = frozenset(
         "standby",
     }
 )
+_HANDOVER_ACTIONS: dict[str, ThreadControlAction] = {
+    "pass_thread_control": "pass",
+    "take_thread_control": "take",
+    "request_thread_control": "request",
+}
 _EVENT_BY_VERB: dict[str, MessageEvent] = {
     "add": "message",
     "edited": "edit",
@@ -159,13 +178,15 @@ def normalize_instagram(body: dict[str, Any], received_at: datetime) -> Normaliz
 
 @dataclass(frozen=True)
 class _Entry:
-    """One `entry[]` item: whose webhook it is, and where it sits in the body."""
+    """One `entry[]` item: whose webhook it is, where it sits in the body, and the body's
+    outcome (where a message's marks, standby and sending app, are kept)."""
 
     platform: MetaPlatform
     account_id: str
     fields: dict[str, Any]
     where: str
     received_at: datetime
+    result: Normalized
 
     def instant(self, value: Any, where: str) -> datetime:
         return to_utc(value, where)
@@ -194,10 +215,10 @@ def _normalize(
         raise NormalizationError("no_entries", "the body has no entry")
     result = Normalized()
     for index, fields in enumerate(require_list(entries, "entry")):
-        entry = _read_entry(platform, fields, f"entry[{index}]", received_at)
+        entry = _read_entry(platform, fields, f"entry[{index}]", received_at, result)
         readers = (
             ("messaging", _messaging_event),
-            ("standby", _messaging_event),
+            ("standby", _standby_event),
             ("changes", read_change),
         )
         present = [(key, reader) for key, reader in readers if key in entry.fields]
@@ -212,45 +233,110 @@ def _normalize(
                     outcome = reader(entry, require_object(item, where), where)
                     if isinstance(outcome, str):
                         result.ignored[outcome] += 1
+                    elif isinstance(outcome, ThreadControl):
+                        result.thread_controls.append(outcome)
                     else:
                         result.messages.append(outcome)
     return result
 
 
-def _read_entry(platform: MetaPlatform, fields: Any, where: str, received_at: datetime) -> _Entry:
+def _read_entry(
+    platform: MetaPlatform, fields: Any, where: str, received_at: datetime, result: Normalized
+) -> _Entry:
     fields = require_object(fields, where)
     account_id = _meta_id(require(fields, "id", where), f"{where}.id")
-    return _Entry(platform, account_id, fields, where, received_at)
+    return _Entry(platform, account_id, fields, where, received_at, result)
 
 
 # --- Messenger and Instagram Direct -------------------------------------------------------
 
 
-def _messaging_event(entry: _Entry, event: dict[str, Any], where: str) -> Outcome:
+def _messaging_event(
+    entry: _Entry, event: dict[str, Any], where: str, *, standby: bool = False
+) -> Outcome:
+    outcome: Outcome
     if "message" in event:
-        return _message(entry, event, where)
-    if "message_edit" in event:
-        return _message_edit(entry, event, where)
-    if "postback" in event:
-        return _postback(entry, event, where)
+        outcome = _message(entry, event, where)
+    elif "message_edit" in event:
+        outcome = _message_edit(entry, event, where)
+    elif "postback" in event:
+        outcome = _postback(entry, event, where)
+    else:
+        return _other_event(entry, event, where)
+    if standby and isinstance(outcome, CanonicalMessage):
+        entry.result.standby.add(outcome.delivery_key)
+    return outcome
+
+
+def _standby_event(entry: _Entry, event: dict[str, Any], where: str) -> Outcome:
+    """An event on the `standby` channel: another app owns the thread."""
+    return _messaging_event(entry, event, where, standby=True)
+
+
+def _other_event(entry: _Entry, event: dict[str, Any], where: str) -> Outcome:
+    for key, action in _HANDOVER_ACTIONS.items():
+        if key in event:
+            return _thread_control(entry, event, where, key, action)
     for key in _ACKNOWLEDGED_MESSAGING_KEYS:
         if key in event:
             return key.replace("-", "_")
     return "unknown"
 
 
+def _thread_control(
+    entry: _Entry, event: dict[str, Any], where: str, key: str, action: ThreadControlAction
+) -> ThreadControl:
+    """A handover event, in the DM conversation of the customer it is about."""
+    control = require_object(event[key], f"{where}.{key}")
+    customer_id, _ = _dm_parties(entry, event, where, is_echo=False)
+    timestamp = require(event, "timestamp", where)
+    named = {"pass": "new_owner_app_id", "request": "requested_owner_app_id"}.get(action)
+    if named is not None:
+        require(control, named, f"{where}.{key}")
+    apps = {
+        name: _app_id(control.get(name), f"{where}.{key}.{name}")
+        for name in ("new_owner_app_id", "previous_owner_app_id", "requested_owner_app_id")
+    }
+    conversation = dm_conversation(entry.platform, entry.account_id, customer_id)
+    metadata = plain_text(control.get("metadata"))[:MAX_METADATA_LENGTH]
+    # A field the model refuses rejects this item (`Normalized.item`), not the body.
+    return ThreadControl(
+        id=thread_control_id(
+            entry.platform,
+            conversation,
+            action,
+            id_string(timestamp, f"{where}.timestamp"),
+            apps["requested_owner_app_id" if action == "request" else "new_owner_app_id"],
+        ),
+        platform=entry.platform,
+        action=action,
+        account_id=entry.account_id,
+        conversation_id=conversation,
+        metadata=metadata or None,
+        sent_at=entry.instant(timestamp, f"{where}.timestamp"),
+        received_at=entry.received_at,
+        **apps,
+    )
+
+
+def _app_id(value: Any, where: str) -> str | None:
+    """A Meta app id, or None when absent (a null previous owner: the thread was idle)."""
+    if value is None or value == "":
+        return None
+    return _meta_id(value, where)
+
+
 def _message(entry: _Entry, event: dict[str, Any], where: str) -> CanonicalMessage:
     message = require_object(event["message"], f"{where}.message")
     mid = id_string(require(message, "mid", f"{where}.message"), f"{where}.message.mid")
-    customer_id, direction = _dm_parties(
-        entry, event, where, is_echo=message.get("is_echo") is True
-    )
+    is_echo = message.get("is_echo") is True
+    customer_id, direction = _dm_parties(entry, event, where, is_echo=is_echo)
     if message.get("is_deleted") is True:
         return _dm(entry, event, where, mid, customer_id, direction, event_kind="delete")
     attachments = [_dm_attachment(item) for item in as_list(message.get("attachments"))]
     if message.get("is_unsupported") is True:
         attachments.append(Attachment(type="other"))
-    return _dm(
+    dm = _dm(
         entry,
         event,
         where,
@@ -261,6 +347,17 @@ def _message(entry: _Entry, event: dict[str, Any], where: str) -> CanonicalMessa
         attachments=attachments,
         in_reply_to=_replied_to(message.get("reply_to"), f"{where}.message.reply_to"),
     )
+    app_id = _sending_app(message.get("app_id")) if is_echo else None
+    if app_id is not None:
+        entry.result.sending_apps[dm.delivery_key] = app_id
+    return dm
+
+
+def _sending_app(value: Any) -> str | None:
+    """The app an echo names as its sender, if it names one Meta could have given: who sent
+    it is a hint for the router (bot or person), never a reason to refuse the message."""
+    text = str(value) if isinstance(value, int | str) and not isinstance(value, bool) else ""
+    return text if _META_ID.fullmatch(text) else None
 
 
 def _message_edit(entry: _Entry, event: dict[str, Any], where: str) -> CanonicalMessage:
@@ -381,9 +478,12 @@ def _replied_to(reply_to: Any, where: str) -> str | None:
 
 
 def _messaging_change(entry: _Entry, change: dict[str, Any], where: str) -> Outcome:
-    """A messaging event in the field/value form: read as if it came in `messaging[]`."""
+    """A messaging event in the field/value form: read as if it came in `messaging[]` (or in
+    `standby[]`, for the `standby` field)."""
     value = require_object(require(change, "value", where), f"{where}.value")
-    return _messaging_event(entry, value, f"{where}.value")
+    return _messaging_event(
+        entry, value, f"{where}.value", standby=change.get("field") == "standby"
+    )
 
 
 def _page_change(entry: _Entry, change: dict[str, Any], where: str) -> Outcome:
