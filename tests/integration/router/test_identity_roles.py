@@ -57,6 +57,7 @@ SHIPPING_REPLY = {
     "teams": ["shipping"],
     "tags": ["shipping"],
 }
+LEASE_RELEASERS = {"amal", "nikos", "lead_ship", "admin"}
 CUSTOMER_READERS = {"amal", "nikos", "lead_ship", "admin", "svc_care"}
 
 
@@ -96,6 +97,13 @@ def table() -> list[tuple[str, str, str, dict[str, Any] | None, set[str]]]:
         ("remove a reply", "DELETE", "/v1/saved-replies/ship-times", None, REPLY_WRITERS),
         # Someone who may not see any of the customer's cases is told there is no such customer.
         ("customer", "GET", "/v1/customers/x/{C1}", None, CUSTOMER_READERS),
+        # A person's own work (leads and admins need not be on the roster); streams end fast here.
+        ("my cases", "GET", "/v1/me/cases", None, set(PERSONS)),
+        ("my queue", "GET", "/v1/me/queue", None, set(PERSONS)),
+        ("my stream", "GET", "/v1/me/stream", None, set(PERSONS)),
+        # A resolved case takes no lease (409 once allowed); releasing none is a no-op (204).
+        ("take a lease", "POST", f"{r1}/reply-lease", None, {"amal", "lead_ship", "admin"}),
+        ("release a lease", "DELETE", f"{r1}/reply-lease", None, LEASE_RELEASERS),
     ]  # fmt: skip
 
 
@@ -124,7 +132,8 @@ async def test_every_role_and_scope_against_every_endpoint(
     for name, value in identity.router_env().items():  # now with the service tokens
         monkeypatch.setenv(name, value)
     await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
-    app = create_app(settings_for(tmp_path, database_url, kafka_bootstrap, unique))
+    settings = settings_for(tmp_path, database_url, kafka_bootstrap, unique)
+    app = create_app(settings.model_copy(update={"router_stream_max_seconds": 0.2}))
     now = datetime.now(UTC)
     async with (
         running(app) as client,
