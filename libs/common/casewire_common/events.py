@@ -25,6 +25,7 @@ CASE_STATUS_CHANGED = "casewire.case.status_changed"
 CASE_MERGED = "casewire.case.merged"
 CASE_ESCALATED = "casewire.case.escalated"
 CASE_MESSAGE_UPDATED = "casewire.case.message_updated"
+CASE_COLLISION = "casewire.case.collision"
 AGENT_UPDATED = "casewire.agent.updated"
 SAVED_REPLY_UPDATED = "casewire.saved_reply.updated"
 INCIDENT_OPENED = "casewire.incident.opened"
@@ -55,6 +56,7 @@ CASE_EVENT_TYPES = (
     CASE_MERGED,
     CASE_ESCALATED,
     CASE_MESSAGE_UPDATED,
+    CASE_COLLISION,
 )
 INCIDENT_EVENT_TYPES = (INCIDENT_OPENED, INCIDENT_UPDATED, INCIDENT_CLOSED)
 AGENT_EVENT_TYPES = (AGENT_UPDATED,)
@@ -230,6 +232,26 @@ class CaseEventData(BaseModel):
         default=None,
         description="casewire.case.escalated: this event undoes the escalation that SLA alert"
         " (ce_id) caused, its breach having been retracted (`sla_alert_id` is the retraction).",
+    )
+    lease_holder: str | None = Field(
+        default=None,
+        description="casewire.case.collision: who held the case's reply lease when the reply"
+        " was made (null: nobody did; the reply was not the owner's). `agent_id` is who replied"
+        " (null for a platform echo: the platform does not say which person sent it) and"
+        " `message_id` the reply.",
+    )
+    reply_source: Literal["api", "platform"] | None = Field(
+        default=None,
+        description="casewire.case.collision: how the router learned of the reply: recorded"
+        " through the API (`api`), or seen on the platform (`platform`, an echo that the lease"
+        " holder did not record as theirs in time).",
+    )
+    reason: str | None = Field(
+        default=None,
+        description="Why the router made this change on its own, when no message or actor"
+        " caused it: `owner_offline` (casewire.case.status_changed to queued: the owner has been"
+        " offline longer than the grace, CASEWIRE_ROUTER_OFFLINE_GRACE; `agent_id` is that"
+        " owner).",
     )
     saved_reply_id: str | None = Field(
         default=None,

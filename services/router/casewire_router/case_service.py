@@ -13,12 +13,13 @@ import random
 from collections.abc import Awaitable, Callable, Collection, Iterable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol, TypeVar
 
 import asyncpg
 from casewire_common import events as ev
 from casewire_common.events import CaseStatus
+from casewire_common.messages import CanonicalMessage
 
 from casewire_router.adapters.case_store import StoredMessage
 from casewire_router.domain import case_actions
@@ -34,9 +35,11 @@ from casewire_router.domain.access import (
 from casewire_router.domain.assignment import AgentScope, AgentState
 from casewire_router.domain.case import CaseState
 from casewire_router.domain.case_actions import InvalidInput, TransitionError, UnknownAgent
+from casewire_router.domain.desk import FeedEntry, return_due
+from casewire_router.domain.leases import Lease, LeaseEcho, collide, reply_collides
 from casewire_router.domain.outcome import RoutingOutcome
 from casewire_router.domain.queue import drain, queue_order
-from casewire_router.message_service import RouterMetrics, event_records
+from casewire_router.message_service import RouterMetrics, event_records, queue_events
 
 T = TypeVar("T")
 
@@ -59,6 +62,17 @@ class ActionResult:
 
     case: CaseState
     assigned_from_queue: list[CaseState] = field(default_factory=list)
+
+
+@dataclass
+class ReplyResult:
+    """A reply recorded: the case, whether it was the first response, whether it collided,
+    and whether its platform echo had been seen already (then nothing was counted twice)."""
+
+    action: ActionResult
+    first_response: bool
+    collision: bool
+    seen_on_platform: bool
 
 
 @dataclass
@@ -106,6 +120,41 @@ class CaseTransaction(Protocol):
         """Queue events: published once the transaction commits."""
         ...
 
+    def add_feed(self, entries: Iterable[FeedEntry]) -> None:
+        """Queue entries of the desks' feed: written with the transaction."""
+        ...
+
+    async def live_lease(self, case_id: str) -> Lease | None:
+        """The case's live reply lease (read after the case is locked)."""
+        ...
+
+    async def claim_reply(self, reply: CanonicalMessage) -> bool:
+        """Mark a reply sent through a platform processed, so that its echo is not applied a
+        second time; False: its echo (or the same reply) was processed before."""
+        ...
+
+    async def stored_message(self, message_id: str) -> tuple[str | None, CanonicalMessage] | None:
+        """A message kept already, with its case id (None: kept without a case)."""
+        ...
+
+    async def own_echo(self, message_id: str) -> LeaseEcho | None:
+        """The echo kept for its lease holder to claim, now claimed (no longer waiting)."""
+        ...
+
+    async def lock_returnable(self, cutoff: datetime) -> list[CaseState]:
+        """Open cases of agents offline since `cutoff` or earlier, locked (those other
+        transactions hold are skipped)."""
+        ...
+
+    async def offline_since(self, agent_ids: Collection[str]) -> dict[str, datetime]:
+        """Since when these agents have been offline (read after they are locked)."""
+        ...
+
+    async def due_echoes(self) -> list[tuple[LeaseEcho, CaseState]]:
+        """Echoes their lease holder did not claim in time, marked collided, with their
+        cases, locked (those other transactions hold are skipped)."""
+        ...
+
 
 class CaseStore(Protocol):
     """Where the case API reads and changes cases, their queues, messages and agents."""
@@ -129,6 +178,10 @@ class CaseStore(Protocol):
 
     async def agent_teams(self, agent_id: str) -> list[str] | None:
         """The agent's teams, unlocked; None: no such agent."""
+        ...
+
+    async def live_lease(self, case_id: str) -> Lease | None:
+        """The case's live reply lease, unlocked; None: nobody holds one."""
         ...
 
 
@@ -162,6 +215,10 @@ class CaseService:
             raise CaseNotFound(f"no case {case_id}")
         require_case_action(actor, detail[0], CaseAction.READ)
         return detail
+
+    async def live_lease(self, case_id: str) -> Lease | None:
+        """Who is answering the case now (for the case view, once the case was read)."""
+        return await self._store.live_lease(case_id)
 
     async def agents(self, actor: Actor) -> list[AgentState]:
         agents = await self._store.read_agents()
@@ -246,22 +303,40 @@ class CaseService:
         text: str,
         sent_at: datetime | None,
         saved_reply_id: str | None = None,
-    ) -> tuple[ActionResult, bool]:
-        """Record a reply made outside the platforms; returns whether it was the first. A
-        person's reply is theirs; a service names the agent who wrote it. `saved_reply_id`
-        (checked to exist by the caller) counts a use of that saved reply."""
+        platform_message_id: str | None = None,
+    ) -> ReplyResult:
+        """Record a reply made outside the router's sight (or sent through a platform's API:
+        `platform_message_id`, the id the platform gave it, makes it the same message as its
+        echo). A person's reply is theirs; a service names the agent who wrote it.
+        `saved_reply_id` (checked to exist by the caller) counts a use of that saved reply. A
+        reply by someone other than the live lease's holder, or with no lease by someone other
+        than the owner, collides (`domain.leases`): recorded all the same, with
+        `casewire.case.collision`."""
 
         async def action(
             work: CaseTransaction, now: datetime, outcome: RoutingOutcome
-        ) -> tuple[ActionResult, bool]:
+        ) -> ReplyResult:
             case = await self._lock_case(work, case_id)
             require_case_action(actor, case, CaseAction.WORK, agent_id)
             author = _acting_agent(actor, agent_id)
             if author != actor.id and await work.agent_teams(author) is None:
                 raise UnknownAgent(f"no agent {author!r}")
-            reply = case_actions.reply_message(case, author, text, sent_at or now, now)
+            reply = case_actions.reply_message(
+                case, author, text, sent_at or now, now, platform_message_id
+            )
+            lease = await work.live_lease(case.id)
+            holder = lease.holder if lease is not None else None
+            if platform_message_id is not None and not await work.claim_reply(reply):
+                seen = await work.stored_message(reply.id)
+                if seen is not None:
+                    return await _echo_recorded(
+                        work, case, reply, seen, holder, saved_reply_id, outcome
+                    )
             first = case_actions.record_reply(case, reply, outcome, saved_reply_id)
-            return ActionResult(case), first
+            collision = reply_collides(case.assignee, author, holder)
+            if collision:
+                collide(case, outcome, reply.id, author=author, lease_holder=holder, source="api")
+            return ReplyResult(ActionResult(case), first, collision, seen_on_platform=False)
 
         return await self._transact(actor, action)
 
@@ -332,6 +407,54 @@ class CaseService:
 
         return await self._transact(actor, action)
 
+    # Background duties (every replica runs them; rows another replica holds are skipped).
+
+    async def return_offline_cases(self, grace: timedelta) -> int:
+        """The open cases of agents offline for longer than `grace` go back to their team
+        queues (`casewire.case.status_changed` to queued, reason owner_offline) and drain to
+        the agents with room at once. Returns how many went back."""
+
+        async def action(
+            work: CaseTransaction, now: datetime, outcome: RoutingOutcome
+        ) -> list[CaseState]:
+            cutoff = now - grace
+            owned = await work.lock_returnable(cutoff)
+            if not owned:
+                return []
+            waiting = await work.lock_queues({case.team for case in owned})
+            agents = await work.lock_agents(
+                AgentScope.of({case.team for case in owned}, {case.assignee for case in owned})
+            )
+            since = await work.offline_since({case.assignee for case in owned if case.assignee})
+            returned = [case for case in owned if return_due(case, agents, since, cutoff)]
+            for case in returned:
+                case_actions.return_to_queue(case, agents, outcome)
+            drain([*returned, *waiting], agents, outcome, now)
+            return returned
+
+        return len(await self._transact(None, action))
+
+    async def decide_echoes(self) -> int:
+        """Echoes that came during someone's reply lease and that the holder did not record
+        as theirs in time collide (`casewire.case.collision`, source platform). Returns how
+        many."""
+
+        async def action(work: CaseTransaction, now: datetime, outcome: RoutingOutcome) -> int:
+            due = await work.due_echoes()
+            for echo, case in due:
+                collide(
+                    case,
+                    outcome,
+                    echo.message_id,
+                    author=None,
+                    lease_holder=echo.lease_holder,
+                    source="platform",
+                    at=echo.sent_at,
+                )
+            return len(due)
+
+        return await self._transact(None, action)
+
     async def drain_all(self) -> list[CaseState]:
         """Drain every team queue (at start: the agents file may have changed capacity)."""
 
@@ -356,7 +479,7 @@ class CaseService:
                 async with self._store.transaction() as work:
                     result = await action(work, now, outcome)
                     await work.save(outcome)
-                    work.add_events(await event_records(outcome, now))
+                    queue_events(work, outcome, await event_records(outcome, now))
             except (*RETRYABLE, _RaceLost):
                 if attempt == ATTEMPTS:
                     raise
@@ -376,6 +499,7 @@ class CaseService:
             if event.type == ev.CASE_ASSIGNED:
                 self._metrics.assignments.labels(event.data.case.team).inc()
         self._metrics.care.record(outcome)
+        self._metrics.count_collisions(outcome)
 
     async def _lock_case(self, work: CaseTransaction, case_id: str) -> CaseState:
         case = await work.lock_case(case_id)
@@ -400,6 +524,53 @@ def _acting_agent(actor: Actor, agent_id: str | None) -> str:
     if not actor.is_person:
         raise InvalidInput("a service token must name the agent (agent_id)")
     return actor.id
+
+
+async def _echo_recorded(
+    work: CaseTransaction,
+    case: CaseState,
+    reply: CanonicalMessage,
+    seen: tuple[str | None, CanonicalMessage],
+    holder: str | None,
+    saved_reply_id: str | None,
+    outcome: RoutingOutcome,
+) -> ReplyResult:
+    """A reply sent through a platform whose echo the router processed first: the echo is
+    that reply, counted once. Kept with this case already: nothing more to count; kept
+    without a case (it found none): it joins this one, as the reply. Collides as the reply
+    would have, judged by the lease the echo came during (if it came during one; not twice if
+    it was counted a collision already), else by the lease and owner now."""
+    seen_case, echo = seen
+    if seen_case is not None and seen_case != case.id:
+        raise InvalidInput(
+            f"platform message {reply.platform_message_id!r} is a reply of case {seen_case}"
+        )
+    author = reply.author.id
+    held = await work.own_echo(reply.id)
+    if held is None:
+        collision = reply_collides(case.assignee, author, holder)
+    else:
+        collision = not held.collided and reply_collides(case.assignee, author, held.lease_holder)
+    if seen_case is None:
+        first = case_actions.record_reply(
+            case,
+            echo.model_copy(update={"author": reply.author}),
+            outcome,
+            saved_reply_id,
+            stored=True,
+        )
+    else:
+        first = case.first_response_at == echo.sent_at
+    if collision:
+        collide(
+            case,
+            outcome,
+            reply.id,
+            author=author,
+            lease_holder=held.lease_holder if held is not None else holder,
+            source="api",
+        )
+    return ReplyResult(ActionResult(case), first, collision, seen_on_platform=True)
 
 
 def _agent_changed(

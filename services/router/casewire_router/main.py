@@ -28,8 +28,10 @@ from faststream.kafka.subscriber.usecase import BatchSubscriber
 
 from casewire_router.adapters import repository
 from casewire_router.adapters.agents_source import AgentsSync
+from casewire_router.adapters.case_feed import FeedHub
 from casewire_router.adapters.case_store import PostgresCaseStore
 from casewire_router.adapters.customer_store import PostgresCustomerStore
+from casewire_router.adapters.desk_store import PostgresDeskStore
 from casewire_router.adapters.identity import (
     Authenticator,
     OidcSettings,
@@ -49,6 +51,7 @@ from casewire_router.adapters.saved_reply_store import PostgresSavedReplyStore
 from casewire_router.adapters.watermarks import WatermarkHeartbeat
 from casewire_router.case_service import CaseService
 from casewire_router.customer_service import CustomerService
+from casewire_router.desk_service import DeskService
 from casewire_router.domain.care import TrendSettings
 from casewire_router.domain.case import CaseWindows
 from casewire_router.domain.handover import HandoverPolicy
@@ -64,6 +67,7 @@ from casewire_router.domain.yaml_files import dotted
 from casewire_router.entrypoints.auth import actor_dependency, install_error_handlers
 from casewire_router.entrypoints.http import case_api
 from casewire_router.entrypoints.http_customers import customers_api
+from casewire_router.entrypoints.http_desk import desk_api
 from casewire_router.entrypoints.http_saved_replies import saved_replies_api
 from casewire_router.entrypoints.kafka import subscriptions
 from casewire_router.message_service import DEAD_LETTER_REASONS, MessageService, RouterMetrics
@@ -128,6 +132,15 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         case_router,
         DeadLetters(broker, registry, "router", DEAD_LETTER_REASONS),
         metrics,
+        echo_window=settings.router_echo_window,
+    )
+    feed_hub = FeedHub(dsn, database, poll_seconds=settings.router_stream_poll_seconds)
+    desk = DeskService(
+        PostgresDeskStore(database),
+        feed_hub,
+        lease_ttl=settings.router_reply_lease_ttl,
+        keepalive_seconds=settings.router_stream_keepalive_seconds,
+        stream_seconds=settings.router_stream_max_seconds,
     )
 
     # Background duties.
@@ -190,6 +203,34 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     pruner = RetentionPruner(
         dsn, [processed_inputs(repository.SCHEMA), escalations], settings.processed_retention
     )
+    # The desks' duties, in every replica (each takes what no other holds).
+    grace = settings.router_offline_grace
+    desk_duties = [
+        Periodic(
+            "echo-decisions",
+            settings.router_desk_check_seconds,
+            cases.decide_echoes,
+            wait_first=True,
+        )
+    ]
+    if grace is not None:
+        desk_duties.append(
+            Periodic(
+                "offline-returns",
+                settings.router_desk_check_seconds,
+                lambda: cases.return_offline_cases(grace),
+                wait_first=True,
+            )
+        )
+    desk_pruner = RetentionPruner(
+        dsn,
+        [
+            AgedTable(repository.SCHEMA, "case_feed", "recorded_at"),
+            AgedTable(repository.SCHEMA, "reply_leases", "expires_at"),
+            AgedTable(repository.SCHEMA, "lease_echoes", "decide_at"),
+        ],
+        settings.router_stream_retention,
+    )
     gc_tuning = GcTuning()
 
     # Entrypoints.
@@ -212,6 +253,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         case_api(cases, current_actor, saved_replies, customers),
         saved_replies_api(saved_replies, current_actor),
         customers_api(customers, current_actor),
+        desk_api(desk, current_actor),
     ]
 
     @asynccontextmanager
@@ -222,6 +264,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         await saved_replies.start()
         await publisher.start()
         await relay.start()
+        await feed_hub.start()  # before the API serves: streams start from its position
         await cases.drain_all()  # the agents file may have freed capacity while we were away
         # Joins the consumer groups last: a long drain (thousands of queued cases) inside a
         # new member's first session got it dropped from the group, and the others waited.
@@ -233,7 +276,10 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         lag.task.start()
         watermarks.task.start()
         pruner.task.start()
+        desk_pruner.task.start()
         incident_closer.start()
+        for duty in desk_duties:
+            duty.start()
         gc_tuning.start()
         log.info("router started", rules_version=service.case_router.rules.version)
         handoff = service.case_router.rules.handoff
@@ -257,7 +303,11 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
             await lag.task.stop()
             await watermarks.task.stop()
             await pruner.task.stop()
+            await desk_pruner.task.stop()
             await incident_closer.stop()
+            for duty in desk_duties:
+                await duty.stop()
+            await feed_hub.stop()
             for subscriber in subscribers.values():
                 await subscriber.stop()  # finish the batch in hand, take no more
             await relay.stop()  # rows not yet relayed stay in the outbox for the next start
@@ -267,6 +317,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="Casewire router", lifespan=lifespan)
     app.state.broker = broker  # its channels are the published contract (casewire-dev contracts)
+    app.state.feed_hub = feed_hub  # the streams this replica serves (its subscriptions)
     for routes in api_routes:
         app.include_router(routes)
     install_error_handlers(app)

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol, get_args
 
 import asyncpg
@@ -38,6 +38,7 @@ from casewire_router.domain.assignment import AgentScope, AgentState
 from casewire_router.domain.batch import BatchState, MessageReading, QuietIncident
 from casewire_router.domain.case import CaseState
 from casewire_router.domain.deliveries import Routable
+from casewire_router.domain.desk import FeedEntry
 from casewire_router.domain.escalation import (
     ALERT_KINDS,
     Alert,
@@ -48,6 +49,7 @@ from casewire_router.domain.escalation import (
 )
 from casewire_router.domain.handover import NO_MARKS, DeliveryMarks
 from casewire_router.domain.incidents import close_incident
+from casewire_router.domain.leases import LeaseEcho, ReplySource, echoes_to_hold
 from casewire_router.domain.outcome import RoutingOutcome
 from casewire_router.domain.queue import drain as drain_queues
 from casewire_router.domain.routing import CaseRouter
@@ -152,6 +154,26 @@ class MessageTransaction(Protocol):
         """Queue events: published once the transaction commits."""
         ...
 
+    def add_feed(self, entries: Iterable[FeedEntry]) -> None:
+        """Queue entries of the desks' feed: written with the transaction."""
+        ...
+
+    async def live_leases(self, case_ids: Collection[str]) -> dict[str, str]:
+        """The holders of the live reply leases on these cases, by case id."""
+        ...
+
+    async def hold_echoes(self, echoes: Sequence[LeaseEcho]) -> None:
+        """Keep echoes that came during someone's lease for their author to claim."""
+        ...
+
+
+class Publishing(Protocol):
+    """A transaction that publishes: its outbox and the desks' feed."""
+
+    def add_events(self, records: Iterable[tuple[str, ev.EventRecord]]) -> None: ...
+
+    def add_feed(self, entries: Iterable[FeedEntry]) -> None: ...
+
 
 @dataclass
 class Escalations:
@@ -252,6 +274,15 @@ class RouterMetrics:
             ["team", "platform", "sentiment"],
             registry=registry,
         )
+        self.collisions = Counter(
+            "casewire_router_collisions_total",
+            "Replies that collided (casewire.case.collision): made by someone other than the"
+            " holder of the case's live reply lease, or with no lease by someone other than its"
+            " owner; by team and by how the reply was seen: api (recorded through the API) or"
+            " platform (an echo its lease holder did not record as theirs).",
+            ["team", "source"],
+            registry=registry,
+        )
         self.batch_seconds = Histogram(
             "casewire_router_batch_seconds",
             "Time to apply one batch of messages (one transaction).",
@@ -279,11 +310,18 @@ class RouterMetrics:
         teams = list(teams)
         precreate(self.cases_created, itertools.product(teams, get_args(Priority)))
         precreate(self.assignments, [(team,) for team in teams])
+        precreate(self.collisions, itertools.product(teams, get_args(ReplySource)))
         precreate(
             self.message_sentiment,
             itertools.product(teams, get_args(Platform), get_args(SentimentLabel)),
         )
         self.care.use_teams(teams)
+
+    def count_collisions(self, outcome: RoutingOutcome) -> None:
+        """Count the outcome's collisions by team and source."""
+        for event in outcome.events:
+            if event.type == ev.CASE_COLLISION and event.data.reply_source is not None:
+                self.collisions.labels(event.data.case.team, event.data.reply_source).inc()
 
 
 class MessageService:
@@ -296,11 +334,15 @@ class MessageService:
         case_router: CaseRouter,
         dead_letters: DeadLetterTopic,
         metrics: RouterMetrics,
+        *,
+        echo_window: timedelta = timedelta(seconds=30),
     ) -> None:
         self._store = store
         self.case_router = case_router  # replaced when the rules file changes
         self._dead_letters = dead_letters
         self._metrics = metrics
+        # How long a lease holder has to record an echo as theirs (`domain.leases`).
+        self._echo_window = echo_window
 
     async def handle_records(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         """Apply a batch of Kafka records; unreadable or unprocessable ones are dead-lettered.
@@ -369,6 +411,7 @@ class MessageService:
                 readings=readings,
                 marks=marks,
             )
+            await self._hold_echoes(work, outcome, now)
             # The events are encoded while PostgreSQL applies the case and message writes
             # (the event loop otherwise sat idle a third of the time, waiting for it).
             saving = asyncio.create_task(work.save(outcome, now))
@@ -379,8 +422,29 @@ class MessageService:
                 await asyncio.wait([saving])  # never leave the writes running on the connection
                 raise
             await saving
-            work.add_events(records)
+            queue_events(work, outcome, records)
         self._count(messages, outcome, readings)
+
+    async def _hold_echoes(
+        self, work: MessageTransaction, outcome: RoutingOutcome, now: datetime
+    ) -> None:
+        """Brand replies seen on a platform that joined a case while someone held its reply
+        lease wait for the holder to claim them (`domain.leases`): one read of the leases,
+        only for a batch with such replies. A chatbot's replies (its transcript) are no
+        person's: never a collision."""
+        echoes = [
+            (message, case_id)
+            for message, case_id in outcome.stored_messages
+            if case_id is not None
+            and message.direction == "outbound"
+            and message.id not in outcome.bot_phase
+        ]
+        if not echoes:
+            return
+        holders = await work.live_leases({case_id for _, case_id in echoes})
+        held = echoes_to_hold(echoes, holders, now + self._echo_window)
+        if held:
+            await work.hold_echoes(held)
 
     async def handle_alerts(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         """Escalate cases on SLA warnings and breaches (the rules file's `escalation`) and undo
@@ -436,7 +500,7 @@ class MessageService:
         async with self._store.transaction() as work:
             escalations = await self._escalate(work, [alert for _, alert in alerts], now)
             for outcome in escalations.outcomes:
-                work.add_events(await event_records(outcome, now))
+                queue_events(work, outcome, await event_records(outcome, now))
         self._metrics.escalations.inc(escalations.escalated)
         for outcome_name, count in escalations.retractions.items():
             self._metrics.retractions.labels(outcome_name).inc(count)
@@ -538,7 +602,7 @@ class MessageService:
         async with self._store.transaction() as work:
             quiet = await work.close_quiet_incidents(now - self.case_router.windows.incident)
             outcome = RoutingOutcome(incidents=[close_incident(incident) for incident in quiet])
-            work.add_events(await event_records(outcome, now))
+            queue_events(work, outcome, await event_records(outcome, now))
         if quiet:
             self._metrics.incidents.labels("closed").inc(len(quiet))
         return len(quiet)
@@ -641,6 +705,38 @@ async def event_records(outcome: RoutingOutcome, now: datetime) -> list[tuple[st
         )
         records.append((topics.CASE_EVENTS, record))
     return records
+
+
+def feed_entries(
+    outcome: RoutingOutcome, records: Sequence[tuple[str, ev.EventRecord]]
+) -> list[FeedEntry]:
+    """The desks' feed entries of an outcome's case events, each with its data as published
+    but for the routing decision (its candidates make it ten times the rest with a team of a
+    hundred agents; a desk that wants it reads the case): `records` are what `event_records`
+    made of the outcome (its case events first, in order)."""
+    return [
+        FeedEntry(
+            change.case_id,
+            change.type,
+            change.after,
+            change.before,
+            record.value if change.data.decision is None else _without_decision(change.data),
+        )
+        for change, (_, record) in zip(outcome.events, records, strict=False)
+    ]
+
+
+def _without_decision(data: ev.CaseEventData) -> bytes:
+    return data.__pydantic_serializer__.to_json(data, exclude={"decision"})
+
+
+def queue_events(
+    work: Publishing, outcome: RoutingOutcome, records: Sequence[tuple[str, ev.EventRecord]]
+) -> None:
+    """Queue an outcome's events for the outbox, and its case events for the desks' feed: the
+    one way both the message path and the case API publish, so the desks see every change."""
+    work.add_events(records)
+    work.add_feed(feed_entries(outcome, records))
 
 
 _THREAD_CONTROL = THREAD_CONTROL_RECORD.encode()

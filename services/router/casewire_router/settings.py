@@ -175,3 +175,55 @@ class RouterSettings(ConsumerSettings):
                 e.partition(":") for e in self.router_handover_bot_accounts
             )
         )
+
+    router_reply_lease_ttl: timedelta = Field(
+        default=timedelta(seconds=30),
+        gt=timedelta(0),
+        le=timedelta(minutes=10),
+        description="How long a reply lease lasts from its last take or renewal (a desk renews"
+        " it while the agent types).",
+    )
+    router_echo_window: timedelta = Field(
+        default=timedelta(seconds=30),
+        ge=timedelta(0),
+        description="A brand reply seen on a platform while someone held the case's reply"
+        " lease is a collision unless the holder records it as theirs (by its"
+        " platform_message_id) within this long.",
+    )
+    router_offline_grace: timedelta | None = Field(
+        default=None,
+        ge=timedelta(0),
+        description="An agent offline this long gets their open cases returned to the queue"
+        " (they drain to agents with room at once); back online sooner, they keep them. Unset:"
+        " an offline agent's cases stay theirs.",
+    )
+    router_desk_check_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="How often each replica looks for offline agents' cases due back in the"
+        " queue and for echoes due to count as collisions.",
+    )
+    router_stream_keepalive_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=15.0,
+        description="A stream with nothing to send sends a keep-alive comment this often.",
+    )
+    router_stream_poll_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="Besides the notifications of commits, each replica reads the feed this"
+        " often (a missed notification delays a change by at most this much).",
+    )
+    router_stream_max_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="A stream ends after this long; the client reconnects with its"
+        " Last-Event-ID (and a fresh token, and the roster's teams as they are then).",
+    )
+    router_stream_retention: timedelta = Field(
+        default=timedelta(hours=24),
+        gt=timedelta(0),
+        description="How long the stream's changes are kept for a client to resume after a"
+        " disconnect; a client away longer is told to reload its lists (event reset).",
+    )

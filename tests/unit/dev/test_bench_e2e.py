@@ -6,10 +6,12 @@ import pytest
 from casewire_common.messages import CanonicalMessage
 from casewire_dev.bench_e2e import (
     REPLY_DELAY_SECONDS,
+    TableSize,
     cost_figures,
     hop_ms,
     latencies_ms,
     message_body,
+    storage_figures,
     traffic,
 )
 from casewire_dev.cpu import CpuUse
@@ -75,3 +77,17 @@ def test_cost_figures_are_the_stack_cpu_per_message_all_in_and_per_process() -> 
     assert figures["cpu_ms_per_msg_at_200"]["value"] == 2.0
     assert figures["cpu_ms_per_msg_at_200_router"]["value"] == 1.5
     assert figures["idle_cores_broker"]["value"] == 0.02
+
+
+def test_storage_figures_are_bytes_and_rows_per_message_in_all_and_per_service() -> None:
+    sizes = [
+        TableSize("router", "messages", 2000, 800_000),
+        TableSize("router", "cases", 1000, 400_000),
+        TableSize("sla", "clocks", 3000, 600_000),
+        TableSize("ingest", "dedup", 2000, 200_000),
+    ]
+    figures = storage_figures(sizes, 2000)
+    assert figures["pg_bytes_per_msg"]["value"] == 1000
+    assert figures["pg_rows_per_msg"]["value"] == 4.0
+    assert figures["pg_bytes_per_msg_router"]["value"] == 600
+    assert figures["pg_bytes_per_msg_ingest"]["value"] == 100

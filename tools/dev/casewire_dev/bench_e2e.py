@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer
 from casewire_common import events as ev
@@ -93,6 +94,7 @@ REPLIES = (
 # Of every 10 messages: 6 customers opening a conversation, 3 brand replies, 1 customer
 # writing again (to a conversation the brand answered).
 MIX = ("open", "open", "reply", "open", "follow_up", "open", "reply", "open", "open", "reply")
+STORAGE_SCHEMAS = ("ingest", "router", "sla")
 # The brand answers a conversation this long after it opened (seconds).
 REPLY_DELAY_SECONDS = 2.0
 
@@ -307,6 +309,54 @@ async def _steady_rate(
     return _Phase(load, sender, use, measured_from)
 
 
+@dataclass(frozen=True)
+class TableSize:
+    schema: str
+    table: str
+    rows: int
+    bytes: int  # table, indexes and TOAST, dead rows included: what the disk holds
+
+
+async def _storage(database_url: str) -> list[TableSize]:
+    """Every table of the services' schemas once the run is over (nothing pruned yet)."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        tables = await connection.fetch(
+            "SELECT n.nspname, c.relname, pg_total_relation_size(c.oid) AS bytes"
+            " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE c.relkind = 'r' AND n.nspname = ANY($1::text[]) ORDER BY 1, 2",
+            list(STORAGE_SCHEMAS),
+        )
+        sizes = []
+        for row in tables:
+            rows = await connection.fetchval(
+                f'SELECT count(*) FROM "{row["nspname"]}"."{row["relname"]}"'
+            )
+            sizes.append(TableSize(row["nspname"], row["relname"], rows, row["bytes"]))
+        return sizes
+    finally:
+        await connection.close()
+
+
+def storage_figures(sizes: Sequence[TableSize], messages: int) -> Results:
+    """PostgreSQL's growth per message (bytes and rows, all tables of the three services), and
+    per service; the tables that hold most are printed."""
+    print(f"  PostgreSQL after {messages:,} messages (before any retention pruning):")
+    for size in sorted(sizes, key=lambda item: -item.bytes)[:12]:
+        print(
+            f"    {size.schema}.{size.table:28s} {size.rows:8,} rows"
+            f" {size.bytes / 1024:9,.0f} kB  {size.bytes / messages:7,.0f} B/msg"
+        )
+    figures: Results = {
+        "pg_bytes_per_msg": metric(round(sum(s.bytes for s in sizes) / messages), "bytes"),
+        "pg_rows_per_msg": metric(round(sum(s.rows for s in sizes) / messages, 2), "rows"),
+    }
+    for schema in STORAGE_SCHEMAS:
+        total = sum(s.bytes for s in sizes if s.schema == schema)
+        figures[f"pg_bytes_per_msg_{schema}"] = metric(round(total / messages), "bytes")
+    return figures
+
+
 def cost_figures(idle: CpuUse, phases: Mapping[int, CpuUse]) -> Results:
     """The stack's CPU (every watched process; the harness is not one): idle in cores, and per
     message at each rate in milliseconds of CPU, all in and per process."""
@@ -427,6 +477,7 @@ async def measure(running: stack.Stack, work: Path) -> Results:
         with contextlib.suppress(Exception):
             await consumer.stop()
         await services.stop_all(started)
+        storage = await _storage(database_url)
         await stack.drop_database(running.database_url, database_url)
     measured = [c for c, at in due.items() if at >= fast.measured_from]
     hops = {
@@ -452,6 +503,7 @@ async def measure(running: stack.Stack, work: Path) -> Results:
         "e2e_bench_messages": metric(len(values), "count"),
         "e2e_bench_roster": metric(ROSTER_SIZE, "count"),
         **cost_figures(idle, {LOW_RATE_PER_SECOND: slow.cpu, RATE_PER_SECOND: fast.cpu}),
+        **storage_figures(storage, len(slow.load.requests) + len(fast.load.requests)),
     }
 
 

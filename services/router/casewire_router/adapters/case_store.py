@@ -20,14 +20,18 @@ from datetime import datetime
 import asyncpg
 from casewire_common import events as ev
 from casewire_common.events import RoutingDecision
+from casewire_common.messages import CanonicalMessage
 from casewire_common.outbox import OutboxRelay
 from casewire_common.pg import Connection, Database
-from casewire_common.unit_of_work import UnitOfWork, unit_of_work
+from casewire_common.unit_of_work import UnitOfWork
 
-from casewire_router.adapters import repository
+from casewire_router.adapters import case_feed, desk_store, repository
 from casewire_router.adapters.repository import SCHEMA, case_columns
 from casewire_router.domain.assignment import AgentScope, AgentState
 from casewire_router.domain.case import CaseState
+from casewire_router.domain.deliveries import processing_key
+from casewire_router.domain.desk import FeedEntry
+from casewire_router.domain.leases import Lease, LeaseEcho
 from casewire_router.domain.outcome import RoutingOutcome
 
 _SELECT_CASES = f"SELECT {case_columns()}, decision FROM {SCHEMA}.cases"
@@ -170,8 +174,17 @@ async def save(connection: Connection, outcome: RoutingOutcome) -> None:
         )
     if outcome.stored_messages:
         await repository.store_messages(connection, outcome.stored_messages)
+    if outcome.attached_replies:
+        # A reply whose platform echo was kept without a case: it joins the case it answers.
+        await connection.executemany(
+            f"UPDATE {SCHEMA}.messages SET case_id = $2 WHERE id = $1",
+            [(reply.id, case_id) for reply, case_id in outcome.attached_replies],
+        )
     # The uses of saved replies: replies recorded naming one, counted by when they were sent.
-    sent_at = {message.id: message.sent_at for message, _ in outcome.stored_messages}
+    sent_at = {
+        message.id: message.sent_at
+        for message, _ in [*outcome.stored_messages, *outcome.attached_replies]
+    }
     uses = [
         (message_id, event.case_id, event.data.saved_reply_id, sent_at[message_id])
         for event in outcome.events
@@ -204,9 +217,10 @@ async def insert_agent(connection: Connection, agent: AgentState) -> bool:
 class PostgresCaseTransaction:
     """One unit of work on one pooled connection."""
 
-    def __init__(self, work: UnitOfWork) -> None:
+    def __init__(self, work: UnitOfWork, feed: list[FeedEntry]) -> None:
         self._work = work
         self._connection: Connection = work.connection
+        self._feed = feed
 
     async def lock_case(self, case_id: str) -> CaseState | None:
         return await lock_case(self._connection, case_id)
@@ -232,6 +246,30 @@ class PostgresCaseTransaction:
     def add_events(self, records: Iterable[tuple[str, ev.EventRecord]]) -> None:
         self._work.add_events(records)
 
+    def add_feed(self, entries: Iterable[FeedEntry]) -> None:
+        self._feed.extend(entries)
+
+    async def live_lease(self, case_id: str) -> Lease | None:
+        return await desk_store.live_lease(self._connection, case_id)
+
+    async def claim_reply(self, reply: CanonicalMessage) -> bool:
+        return bool(await self._work.claim([reply], processing_key))
+
+    async def stored_message(self, message_id: str) -> tuple[str | None, CanonicalMessage] | None:
+        return await desk_store.stored_message(self._connection, message_id)
+
+    async def own_echo(self, message_id: str) -> LeaseEcho | None:
+        return await desk_store.own_echo(self._connection, message_id)
+
+    async def lock_returnable(self, cutoff: datetime) -> list[CaseState]:
+        return await desk_store.lock_returnable(self._connection, cutoff)
+
+    async def offline_since(self, agent_ids: Collection[str]) -> dict[str, datetime]:
+        return await desk_store.offline_since(self._connection, agent_ids)
+
+    async def due_echoes(self) -> list[tuple[LeaseEcho, CaseState]]:
+        return await desk_store.due_echoes(self._connection)
+
 
 class PostgresCaseStore:
     """`CaseStore` in PostgreSQL: a transaction is a unit of work on a pooled connection (read
@@ -243,13 +281,14 @@ class PostgresCaseStore:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PostgresCaseTransaction]:
-        async with (
-            self._database.pool.acquire() as connection,
-            unit_of_work(connection, SCHEMA) as work,
-        ):
-            yield PostgresCaseTransaction(work)
+        async with case_feed.unit_with_feed(self._database) as (work, feed):
+            yield PostgresCaseTransaction(work, feed)
         if work.events:
             self._relay.wake()
+
+    async def live_lease(self, case_id: str) -> Lease | None:
+        async with self._database.pool.acquire() as connection:
+            return await desk_store.live_lease(connection, case_id)
 
     async def team_queue(self, team: str) -> list[CaseState]:
         async with self._database.pool.acquire() as connection:

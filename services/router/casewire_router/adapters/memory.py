@@ -16,8 +16,10 @@ from casewire_router.domain.batch import BatchState, MessageReading, QuietIncide
 from casewire_router.domain.case import CLOSED_STATUSES, CaseState, CaseWindows, CustomerKey
 from casewire_router.domain.case import customer_key as key_of
 from casewire_router.domain.deliveries import Routable, processing_key
+from casewire_router.domain.desk import FeedEntry
 from casewire_router.domain.escalation import Alert, EscalationRecord, alert_key
 from casewire_router.domain.incidents import is_quiet
+from casewire_router.domain.leases import LeaseEcho
 from casewire_router.domain.outcome import RoutingOutcome
 from casewire_router.domain.routing import CaseRouter
 
@@ -41,6 +43,9 @@ class InMemoryMessageStore:
         self._incident_last_seen: dict[str, datetime] = {}
         self.escalations: dict[str, EscalationRecord] = {}  # by the alert that caused it
         self.undone: dict[str, str] = {}  # escalation's alert id -> the retraction's
+        self.feed: list[FeedEntry] = []  # the desks' feed, in commit order
+        self.leases: dict[str, str] = {}  # live reply leases: case id -> holder
+        self.lease_echoes: list[LeaseEcho] = []
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[InMemoryMessageTransaction]:
@@ -48,6 +53,8 @@ class InMemoryMessageStore:
         yield work
         self.processed |= work.claimed
         self.outbox.extend(work.events)
+        self.feed.extend(work.feed)
+        self.lease_echoes.extend(work.held_echoes)
 
     def claim(self, keys: Iterable[str]) -> set[str]:
         """The keys not processed before (the caller marks them processed on commit)."""
@@ -127,6 +134,8 @@ class InMemoryMessageTransaction:
     claimed: set[str] = field(default_factory=set)
     events: list[tuple[str, ev.EventRecord]] = field(default_factory=list)
     messages: list[Routable] = field(default_factory=list)
+    feed: list[FeedEntry] = field(default_factory=list)
+    held_echoes: list[LeaseEcho] = field(default_factory=list)
 
     async def claim_new(self, messages: Sequence[Routable]) -> list[Routable]:
         first_by_key: dict[str, Routable] = {}
@@ -190,3 +199,16 @@ class InMemoryMessageTransaction:
 
     def add_events(self, records: Iterable[tuple[str, ev.EventRecord]]) -> None:
         self.events.extend(records)
+
+    def add_feed(self, entries: Iterable[FeedEntry]) -> None:
+        self.feed.extend(entries)
+
+    async def live_leases(self, case_ids: Collection[str]) -> dict[str, str]:
+        return {
+            case_id: self.store.leases[case_id]
+            for case_id in case_ids
+            if case_id in self.store.leases
+        }
+
+    async def hold_echoes(self, echoes: Sequence[LeaseEcho]) -> None:
+        self.held_echoes.extend(echoes)

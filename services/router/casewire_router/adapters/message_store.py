@@ -11,14 +11,16 @@ from datetime import datetime
 from casewire_common import events as ev
 from casewire_common.outbox import OutboxRelay
 from casewire_common.pg import Connection, Database
-from casewire_common.unit_of_work import UnitOfWork, unit_of_work
+from casewire_common.unit_of_work import UnitOfWork
 
-from casewire_router.adapters import case_store, escalations, repository
+from casewire_router.adapters import case_feed, case_store, desk_store, escalations, repository
 from casewire_router.domain.assignment import AgentScope, AgentState
 from casewire_router.domain.batch import BatchState, MessageReading, QuietIncident
 from casewire_router.domain.case import CaseState
 from casewire_router.domain.deliveries import Routable
+from casewire_router.domain.desk import FeedEntry
 from casewire_router.domain.escalation import Alert, EscalationRecord, alert_key
+from casewire_router.domain.leases import LeaseEcho
 from casewire_router.domain.outcome import RoutingOutcome
 from casewire_router.domain.routing import CaseRouter
 
@@ -26,9 +28,10 @@ from casewire_router.domain.routing import CaseRouter
 class PostgresMessageTransaction:
     """One unit of work on one pooled connection."""
 
-    def __init__(self, work: UnitOfWork) -> None:
+    def __init__(self, work: UnitOfWork, feed: list[FeedEntry]) -> None:
         self._work = work
         self._connection: Connection = work.connection
+        self._feed = feed
 
     @property
     def duplicates(self) -> int:
@@ -77,6 +80,15 @@ class PostgresMessageTransaction:
     def add_events(self, records: Iterable[tuple[str, ev.EventRecord]]) -> None:
         self._work.add_events(records)
 
+    def add_feed(self, entries: Iterable[FeedEntry]) -> None:
+        self._feed.extend(entries)
+
+    async def live_leases(self, case_ids: Collection[str]) -> dict[str, str]:
+        return await desk_store.live_leases(self._connection, case_ids)
+
+    async def hold_echoes(self, echoes: Sequence[LeaseEcho]) -> None:
+        await desk_store.hold_echoes(self._connection, echoes)
+
 
 class PostgresMessageStore:
     """`MessageStore` in PostgreSQL: a transaction is a unit of work on a pooled connection."""
@@ -87,10 +99,7 @@ class PostgresMessageStore:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PostgresMessageTransaction]:
-        async with (
-            self._database.pool.acquire() as connection,
-            unit_of_work(connection, repository.SCHEMA) as work,
-        ):
-            yield PostgresMessageTransaction(work)
+        async with case_feed.unit_with_feed(self._database) as (work, feed):
+            yield PostgresMessageTransaction(work, feed)
         if work.events:
             self._relay.wake()

@@ -846,7 +846,7 @@ _CASE_SELECT = case_columns("c")
 
 
 def read_case(row: asyncpg.Record) -> CaseState:
-    return CaseState(
+    case = CaseState(
         id=str(row["id"]),
         conversation_id=row["conversation_id"],
         customer_id=row["customer_id"],
@@ -869,6 +869,8 @@ def read_case(row: asyncpg.Record) -> CaseState:
         sentiment=_read_sentiment(row["sentiment_label"], row["sentiment_score"]),
         worst_sentiment=_read_sentiment(row["worst_sentiment_label"], row["worst_sentiment_score"]),
     )
+    case.placed = case.placement()  # as stored: the "before" of its next event
+    return case
 
 
 def _read_sentiment(label: str | None, score: float | None) -> Sentiment | None:

@@ -142,6 +142,29 @@ def require_case_action(
         raise Forbidden(f"case {case.id} is owned by {owner}, not {actor.id!r}")
 
 
+def require_lease(actor: Actor, case: CaseState) -> None:
+    """Taking or renewing a case's reply lease: a person who may reply to the case (its owner
+    agent, a lead of its team, an admin)."""
+    require_person(actor, "a reply lease")
+    require_case_action(actor, case, CaseAction.WORK)
+
+
+def require_lease_release(actor: Actor, case: CaseState, holder: str | None) -> None:
+    """Releasing a case's reply lease (`holder`: who holds it live, None: nobody): its holder,
+    or a lead of the case's team or an admin (breaking a forgotten lease); anyone who sees the
+    case when nothing is held (there is nothing to release)."""
+    require_person(actor, "a reply lease")
+    if holder == actor.id:
+        return
+    require_case_action(actor, case, CaseAction.READ)
+    if holder is None or actor.role in ("lead", "admin"):
+        return
+    raise Forbidden(
+        f"the reply lease on case {case.id} is held by {holder!r}: only they, a lead of the"
+        " team or an admin may release it"
+    )
+
+
 class AgentChange(StrEnum):
     PRESENCE = "presence"  # online or offline
     CAPACITY = "capacity"

@@ -3,7 +3,7 @@ which messages join, reopen or burst together."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from casewire_common.events import (
@@ -18,6 +18,17 @@ from casewire_common.messages import CanonicalMessage, Channel, Platform, Visibi
 from casewire_router.domain.sentiment import Sentiment
 
 CLOSED_STATUSES: frozenset[CaseStatus] = frozenset({"resolved", "no_action"})
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a case stands for the agents' desks: its team, its owner, and whether it waits in
+    the team queue (open, nobody owns it). Who sees a change on their stream is decided from
+    the placement before and after it (`domain.desk.sees`)."""
+
+    team: str
+    owner: str | None
+    waiting: bool
 
 
 @dataclass
@@ -50,6 +61,14 @@ class CaseState:
     # The sentiment of its latest customer message, and the most negative one so far.
     sentiment: Sentiment | None = None
     worst_sentiment: Sentiment | None = None
+    # Where the case stood after its last event (as stored, then after each event recorded on
+    # it): the "before" of its next event. None for a case that has had no event yet.
+    placed: Placement | None = field(default=None, compare=False)
+
+    def placement(self) -> Placement:
+        """Where the case stands now."""
+        waiting = self.assignee is None and self.status not in CLOSED_STATUSES
+        return Placement(self.team, self.assignee, waiting)
 
     def feel(self, sentiment: Sentiment) -> None:
         """A customer message of the case was read: its tone is the latest, maybe the worst."""

@@ -24,6 +24,8 @@ from casewire_router.domain.threading import reopen_case
 
 # The platform message ids of replies recorded through the API (they never came from a platform).
 REPLY_ID_PREFIX = "casewire-api:"
+# The `reason` of a case returned to its queue because its owner stayed offline.
+OWNER_OFFLINE = "owner_offline"
 
 
 class TransitionError(Exception):
@@ -148,12 +150,41 @@ def reopen(
     reopen_case(case, agents, outcome, now, message_id)
 
 
+def return_to_queue(
+    case: CaseState, agents: Mapping[str, AgentState], outcome: RoutingOutcome
+) -> None:
+    """An open case whose owner stayed offline goes back to its team queue: nobody owns it,
+    its status is queued, the owner's load drops. It keeps its place in the queue (waiting
+    since it first did: the customer has waited all along)."""
+    _require_open(case, "return to the queue")
+    previous_owner, previous_status = case.assignee, case.status
+    owner = agents.get(previous_owner) if previous_owner is not None else None
+    if owner is not None:
+        outcome.release(owner)
+    case.assignee = None
+    case.status = "queued"
+    outcome.emit(
+        ev.CASE_STATUS_CHANGED,
+        case,
+        agent_id=previous_owner,
+        previous_status=previous_status,
+        reason=OWNER_OFFLINE,
+    )
+
+
 def reply_message(
-    case: CaseState, agent_id: str, text: str, sent_at: datetime, received_at: datetime
+    case: CaseState,
+    agent_id: str,
+    text: str,
+    sent_at: datetime,
+    received_at: datetime,
+    platform_message_id: str | None = None,
 ) -> CanonicalMessage:
-    """A reply made outside the platforms (phone, e-mail, native app), as a brand message of
-    the case's conversation."""
-    platform_message_id = f"{REPLY_ID_PREFIX}{uuid.uuid4()}"
+    """A reply made outside the router's sight, as a brand message of the case's
+    conversation: by phone, e-mail or a native app (a `casewire-api:` id of its own), or sent
+    through the platform's API by a desk that gives the id the platform returned (then the
+    message is the one the platform's echo will be: the same id)."""
+    platform_message_id = platform_message_id or f"{REPLY_ID_PREFIX}{uuid.uuid4()}"
     return CanonicalMessage(
         id=messages.message_id(case.platform, platform_message_id),
         platform=case.platform,
@@ -175,13 +206,20 @@ def record_reply(
     reply: CanonicalMessage,
     outcome: RoutingOutcome,
     saved_reply_id: str | None = None,
+    *,
+    stored: bool = False,
 ) -> bool:
     """Count a brand reply on an open case; returns whether it was the first response.
-    `saved_reply_id`: the saved reply the agent answered with (its use is counted)."""
+    `saved_reply_id`: the saved reply the agent answered with (its use is counted).
+    `stored`: the message is kept already, without a case (its platform echo came first and
+    found none): it joins this one."""
     _require_open(case, "reply to")
     if reply.sent_at < case.opened_at:
         raise InvalidInput(f"the reply was sent before case {case.id} opened ({case.opened_at})")
-    outcome.stored_messages.append((reply, case.id))
+    if stored:
+        outcome.attached_replies.append((reply, case.id))
+    else:
+        outcome.stored_messages.append((reply, case.id))
     first = case.first_response_at is None
     if first:
         outcome.first_answers.add(case.id)

@@ -12,7 +12,7 @@ from casewire_common.events import CaseEventData, CaseStatus, RoutingDecision
 from casewire_common.messages import CanonicalMessage
 
 from casewire_router.domain.assignment import AgentState
-from casewire_router.domain.case import CaseState
+from casewire_router.domain.case import CaseState, Placement
 from casewire_router.domain.handover import DeliveryMarks, Handover
 
 
@@ -26,12 +26,15 @@ class IncidentChange:
 
 @dataclass(frozen=True)
 class CaseChange:
-    """A case event to publish: its type, case, data and when it happened."""
+    """A case event to publish: its type, case, data and when it happened; and where the case
+    stood before and after it (for the agents' desks: `domain.desk`)."""
 
     type: str
     case_id: str
     data: CaseEventData
     at: datetime | None = None  # when it happened, if not when its message was sent
+    after: Placement = field(kw_only=True)
+    before: Placement | None = field(kw_only=True)  # None: the case's first event
 
 
 @dataclass
@@ -92,7 +95,9 @@ class RoutingOutcome:
         data = CaseEventData(
             case=case.snapshot(), actor=self.actor, message_id=message_id, **details
         )
-        self.events.append(CaseChange(event_type, case.id, data, at))
+        before, after = case.placed, case.placement()
+        case.placed = after
+        self.events.append(CaseChange(event_type, case.id, data, at, after=after, before=before))
 
     def assign(
         self,

@@ -40,13 +40,20 @@ ERROR_CODES = {
 
 
 class ApiError(HTTPException):
-    """A refusal with its machine-readable code."""
+    """A refusal with its machine-readable code, and what else the caller needs to act on it
+    (`extra`: more fields of the body, e.g. who holds a reply lease)."""
 
     def __init__(
-        self, status_code: int, code: str, detail: str, headers: dict[str, str] | None = None
+        self,
+        status_code: int,
+        code: str,
+        detail: str,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(status_code, detail, headers)
         self.code = code
+        self.extra = extra or {}
 
 
 def forbidden(error: Forbidden) -> ApiError:
@@ -110,7 +117,7 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(error, StarletteHTTPException)
         code = getattr(error, "code", None) or ERROR_CODES.get(error.status_code, "error")
         return JSONResponse(
-            {"error": code, "detail": error.detail},
+            {**getattr(error, "extra", {}), "error": code, "detail": error.detail},
             status_code=error.status_code,
             headers=error.headers,
         )

@@ -16,7 +16,7 @@ from typing import Annotated, Self, TypeVar
 
 from casewire_common.events import CaseSnapshot, RoutingDecision
 from fastapi import APIRouter, Depends, HTTPException, Path, Response, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from casewire_router.adapters.case_store import StoredMessage
 from casewire_router.case_service import ActionResult, AgentResult, CaseNotFound, CaseService
@@ -25,12 +25,14 @@ from casewire_router.domain.access import Actor, Forbidden
 from casewire_router.domain.assignment import AgentState
 from casewire_router.domain.case import CaseState
 from casewire_router.domain.case_actions import (
+    REPLY_ID_PREFIX,
     InvalidInput,
     TransitionError,
     UnknownAgent,
     in_queue,
     waiting_since,
 )
+from casewire_router.domain.leases import Lease
 from casewire_router.entrypoints.auth import forbidden
 from casewire_router.entrypoints.care_views import (
     CustomerSummaryView,
@@ -89,6 +91,22 @@ class ReplyBody(_Body):
         max_length=128,
         description="The saved reply the text came from (its use is counted); it must exist.",
     )
+    platform_message_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=512,
+        pattern=r"^\S+$",
+        description="A reply sent through the platform's API: the id the platform gave it. The"
+        " platform's echo of it is then this reply (counted once, and not a collision when it"
+        " is yours).",
+    )
+
+    @field_validator("platform_message_id")
+    @classmethod
+    def _from_a_platform(cls, value: str | None) -> str | None:
+        if value is not None and value.startswith(REPLY_ID_PREFIX):
+            raise ValueError(f"{REPLY_ID_PREFIX} ids are the router's own, not a platform's")
+        return value
 
 
 class AgentBody(_Body):
@@ -127,6 +145,19 @@ class CaseActionView(BaseModel):
 
 class ReplyView(CaseActionView):
     first_response: bool
+    collision: bool = Field(
+        description="The reply collided: someone else held the case's reply lease, or with no"
+        " lease the case had another owner (casewire.case.collision)."
+    )
+    seen_on_platform: bool = Field(
+        description="The platform's echo of this reply had been processed already: the reply"
+        " is that message, counted once."
+    )
+
+
+class ReplyLeaseView(BaseModel):
+    holder: str = Field(description="Who is answering the case.")
+    expires_at: datetime = Field(description="Until when, unless they renew it.")
 
 
 class MessageView(BaseModel):
@@ -160,6 +191,9 @@ class CaseDetail(BaseModel):
     customer: CustomerSummaryView | None = Field(
         description="Who the customer is, over the cases the caller may see (null for a"
         " service without customers:read)."
+    )
+    reply_lease: ReplyLeaseView | None = Field(
+        default=None, description="The live reply lease: who is answering the case now."
     )
 
 
@@ -210,6 +244,7 @@ def case_api(
             waiting_since=waiting,
             decision=case.decision,
             messages=[_message_view(message) for message in messages],
+            reply_lease=reply_lease_view(await service.live_lease(case.id)),
             suggested_replies=[
                 suggestion_view(suggestion)
                 for suggestion in await saved_replies.suggestions(actor, case, profile)
@@ -253,13 +288,15 @@ def case_api(
         return _action_view(await _answer(service.reopen(actor, _case_id(case_id))))
 
     @api.post("/cases/{case_id}/replies", status_code=status.HTTP_201_CREATED)
-    async def reply(case_id: str, body: ReplyBody, actor: Caller) -> ReplyView:
-        """Record a reply made outside the platforms (it counts for response times)."""
+    async def reply(case_id: str, body: ReplyBody, actor: Caller, response: Response) -> ReplyView:
+        """Record a reply made outside the router's sight (it counts for response times), or
+        sent through the platform's API (`platform_message_id`): 201, or 200 when its echo
+        had been seen already."""
         if body.sent_at is not None and body.sent_at > datetime.now(UTC) + REPLY_CLOCK_SKEW:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "sent_at is in the future")
         if body.saved_reply_id is not None:
             await _answer(saved_replies.require_known(body.saved_reply_id))
-        result, first = await _answer(
+        result = await _answer(
             service.reply(
                 actor,
                 _case_id(case_id),
@@ -267,9 +304,17 @@ def case_api(
                 body.text,
                 body.sent_at,
                 body.saved_reply_id,
+                body.platform_message_id,
             )
         )
-        return ReplyView(**_action_view(result).model_dump(), first_response=first)
+        if result.seen_on_platform:
+            response.status_code = status.HTTP_200_OK
+        return ReplyView(
+            **_action_view(result.action).model_dump(),
+            first_response=result.first_response,
+            collision=result.collision,
+            seen_on_platform=result.seen_on_platform,
+        )
 
     @api.get("/agents", tags=["agents"])
     async def list_agents(actor: Caller) -> list[AgentView]:
@@ -358,6 +403,12 @@ def _agent_change_view(result: AgentResult) -> AgentChangeView:
         agent=_agent_view(result.agent),
         created=result.created,
         assigned_from_queue=_assignments(result.assigned_from_queue),
+    )
+
+
+def reply_lease_view(lease: Lease | None) -> ReplyLeaseView | None:
+    return (
+        None if lease is None else ReplyLeaseView(holder=lease.holder, expires_at=lease.expires_at)
     )
 
 

@@ -7,7 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 from casewire_common import topics
-from casewire_common.kafka import batch_consumer_options, fetching_paused, records_of
+from casewire_common.kafka import (
+    batch_consumer_options,
+    fetching_paused,
+    records_of,
+    wait_on_fetches,
+)
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.subscriber.usecase import BatchSubscriber
@@ -41,6 +46,7 @@ def subscriptions(
         **batch_consumer_options(settings),
     )
 
+    wait_on_fetches(subscriber)
     heartbeat = watermarks(subscriber)
 
     @subscriber
@@ -64,6 +70,8 @@ def subscriptions(
         batch=True,
         **batch_consumer_options(settings),
     )
+
+    wait_on_fetches(alerts)
 
     @alerts
     async def on_alerts(message: KafkaMessage) -> None:

@@ -15,6 +15,7 @@ from casewire_common.kafka import (
     batch_consumer_options,
     fetching_paused,
     records_of,
+    wait_on_fetches,
 )
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
@@ -87,6 +88,8 @@ def subscriptions(
             }
         ),
     )
+
+    wait_on_fetches(subscriber)
 
     async def apply_each(
         accepted: list[tuple[ConsumerRecord[bytes, bytes], IncomingCaseEvent]],
