@@ -3,7 +3,7 @@ or without planner statistics (tables just bulk-loaded or restored are not analy
 
 A reply, pause, resume or policy change drops or fires the pending timers of ONE clock. With
 only an index by clock and one of every pending timer by instant, a planner without statistics
-ANDed both and read the whole pending index for each of them: 30-80 ms per statement at
+ANDed both and read the whole pending index for each of them: 25-80 ms per statement at
 1,000,000 open clocks, and the case-event consumer, and with it the watermark every alert waits
 for, fell behind (breaches 26 s late in `make bench`).
 """
