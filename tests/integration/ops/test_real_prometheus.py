@@ -98,13 +98,16 @@ NOT_FILLED = {
     ("casewire-sla.json", "Resolution time p90 by priority"): "no case is resolved",
     ("casewire-sla.json", "Resolution time p50, p90, p99"): "no case is resolved",
     ("casewire-sla.json", "Retracted and provisional breaches"): "no retraction, no max_hold",
-    # The only warning fires late, in the batch that starts its clock (its message was sent
-    # before it could be read): its series is born with it. A per-clock series can start at 0
-    # only when its clock starts, as the SLA service keeps no list of teams.
-    ("casewire-sla.json", "Warnings by team"): "the only warning fires as its clock starts",
     # casewire_sla_clocks_started_total is not pre-created (a clock's team comes with its
     # case), so each team's first clock is not seen by rate(): 0/0 and x/0.
     ("casewire-sla.json", "Breach rate by team"): "each team's first clock is its only one",
+}
+# Panels this traffic may or may not fill, by timing alone: the only warning is due before its
+# message is read; fired in the batch that starts its clock, its series is born with it (no
+# increase to show), fired by the timer scheduler a moment later, it starts at 0 (shown). A
+# per-team series can start at 0 only when a clock starts: the SLA service keeps no team list.
+MAY_FILL = {
+    ("casewire-sla.json", "Warnings by team"): "the late warning fires with or after its clock",
 }
 # The alerts this traffic must fire; every other alert expression must return nothing.
 FIRING = {"CasewireDeadLetters"}
@@ -399,6 +402,8 @@ async def check_panels(query: Callable[[str], Awaitable[list[dict[str, Any]]]]) 
             for series in result
         )
         key = (panel.dashboard, panel.title)
+        if key in MAY_FILL:
+            continue
         if key in NOT_FILLED:
             if filled:
                 unexpectedly_filled.append(f"{panel.dashboard} {panel.title!r}")
@@ -411,7 +416,7 @@ async def check_panels(query: Callable[[str], Awaitable[list[dict[str, Any]]]]) 
         f"filled, though listed in NOT_FILLED (remove them): {unexpectedly_filled}"
     )
     listed = {(p.dashboard, p.title) for p in panels()}
-    assert set(NOT_FILLED) <= listed, sorted(set(NOT_FILLED) - listed)
+    assert {*NOT_FILLED, *MAY_FILL} <= listed, sorted({*NOT_FILLED, *MAY_FILL} - listed)
 
 
 def filled_by(expr: str, series: dict[str, Any]) -> bool:
