@@ -164,7 +164,18 @@ class RoutingDecision(BaseModel):
     tags: list[str]
     skip: bool
     reply_template: str | None
-    candidates: list[CandidateAgent] = Field(default_factory=list)
+    candidates: list[CandidateAgent] = Field(
+        default_factory=list,
+        description="At most five of the team's agents, best first: the chosen one, the others"
+        " with room in the order they would have been chosen, then those without room (at"
+        " capacity before offline). Events written before the list was bounded list every"
+        " agent of the team, by id.",
+    )
+    candidates_considered: dict[str, int] | None = Field(
+        default=None,
+        description="Every agent of the team considered, counted by `reason` (`has room`,"
+        " `at capacity`, `offline`); absent in events written before the list was bounded.",
+    )
     assignee: str | None = None
     assignment_reason: str = ""
 

@@ -711,8 +711,8 @@ def feed_entries(
     outcome: RoutingOutcome, records: Sequence[tuple[str, ev.EventRecord]]
 ) -> list[FeedEntry]:
     """The desks' feed entries of an outcome's case events, each with its data as published
-    but for the routing decision (its candidates make it ten times the rest with a team of a
-    hundred agents; a desk that wants it reads the case): `records` are what `event_records`
+    but for the routing decision, the larger part of the routing events (a desk that wants
+    it reads the case): `records` are what `event_records`
     made of the outcome (its case events first, in order)."""
     return [
         FeedEntry(

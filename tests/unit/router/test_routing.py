@@ -128,6 +128,45 @@ def test_least_loaded_then_longest_waiting_wins() -> None:
     assert choose_agent("care", None, [a, b, c]).agent_id == "c"
 
 
+def test_a_large_team_lists_the_chosen_agent_and_runners_up_and_counts_the_rest() -> None:
+    """The decision's size does not grow with the team: five listed, best first, every agent
+    counted by reason; the ranking of those listed is the one the choice used."""
+    team = [
+        AgentState(
+            f"a{index:03d}",
+            ["care"],
+            ["el"] if index % 10 == 0 else ["en"],
+            4,
+            True,
+            index % 4,
+            None,
+        )
+        for index in range(100)
+    ]
+    team += [
+        AgentState("full1", ["care"], ["el"], 2, True, 2, None),
+        AgentState("gone", ["care"], ["el"], 2, False, 0, None),
+        AgentState("other", ["billing"], ["el"], 2, True, 0, None),
+    ]
+    choice = choose_agent("care", "el", team)
+    assert choice.agent_id == "a000"  # speaks Greek, load 0
+    assert [c.agent_id for c in choice.candidates] == ["a000", "a020", "a040", "a060", "a080"]
+    assert choice.considered == {"has room": 100, "at capacity": 1, "offline": 1}
+    assert all(c.eligible and c.speaks_language for c in choice.candidates)
+
+    everyone_busy = [
+        AgentState(a.id, a.teams, a.languages, a.capacity, a.online, a.capacity, None) for a in team
+    ]
+    waiting = choose_agent("care", "el", everyone_busy)
+    assert waiting.agent_id is None
+    assert [c.agent_id for c in waiting.candidates] == ["a000", "a001", "a002", "a003", "a004"]
+    assert waiting.considered == {"at capacity": 101, "offline": 1}
+
+    requested = choose_agent("care", "el", team, requested="a099")
+    assert [c.agent_id for c in requested.candidates][:2] == ["a099", "a000"]
+    assert requested.reason == "requested by rule"
+
+
 def test_crisis_words_in_every_language_raise_urgency_to_p1_or_p2() -> None:
     model = default_model()
     for text in (

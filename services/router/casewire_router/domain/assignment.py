@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import heapq
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,11 +37,23 @@ class AgentScope:
         return AgentScope(frozenset(teams), frozenset(a for a in agent_ids if a is not None))
 
 
+# A decision lists the chosen agent and the runners-up, not the whole team: with a team of a
+# hundred agents, every candidate listed made each routing event ten times larger, and its cost
+# (encoding, outbox, broker, every consumer's decoding) grew with the roster. The others are
+# counted by reason.
+LISTED_CANDIDATES = 5
+
+HAS_ROOM = "has room"
+AT_CAPACITY = "at capacity"
+OFFLINE = "offline"
+
+
 @dataclass(frozen=True)
 class AssignmentChoice:
     agent_id: str | None
-    candidates: list[CandidateAgent]
+    candidates: list[CandidateAgent]  # at most LISTED_CANDIDATES, best first
     reason: str
+    considered: dict[str, int]  # every agent of the team, counted by why it could or could not
 
 
 def choose_agent(
@@ -49,47 +63,60 @@ def choose_agent(
 
     Never over capacity. Among those with room: a requested agent (rule `assign_to`) first,
     then agents who speak the case's language, then the least loaded relative to capacity,
-    then the one who waited longest since their last assignment.
+    then the one who waited longest since their last assignment. The candidates listed are the
+    chosen agent, the others with room in the order they would have been chosen, then those
+    without room (at capacity before offline, by id).
     """
-    candidates: list[CandidateAgent] = []
-    eligible: list[AgentState] = []
-    for agent in sorted(agents, key=lambda a: a.id):
-        if team not in agent.teams:
-            continue
-        speaks = language is not None and language in agent.languages
-        if not agent.online:
-            reason = "offline"
-        elif agent.load >= agent.capacity:
-            reason = "at capacity"
-        else:
-            reason = "has room"
-            eligible.append(agent)
-        candidates.append(
-            CandidateAgent(
-                agent_id=agent.id,
-                load=agent.load,
-                capacity=agent.capacity,
-                speaks_language=speaks,
-                eligible=reason == "has room",
-                reason=reason,
-            )
-        )
-    if not eligible:
-        return AssignmentChoice(None, candidates, f"no agent of team {team!r} has room")
-    if requested is not None:
-        for agent in eligible:
-            if agent.id == requested:
-                return AssignmentChoice(agent.id, candidates, "requested by rule")
+    members = [agent for agent in agents if team in agent.teams]
+    eligible = [agent for agent in members if _reason(agent) == HAS_ROOM]
+    considered = dict(Counter(_reason(agent) for agent in members))
 
     def preference(agent: AgentState) -> tuple[int, float, float, str]:
-        speaks = language is not None and language in agent.languages
         waited = agent.last_assigned_at.timestamp() if agent.last_assigned_at else 0.0
-        return (0 if speaks else 1, agent.load / agent.capacity, waited, agent.id)
+        return (0 if _speaks(agent, language) else 1, agent.load / agent.capacity, waited, agent.id)
 
-    chosen = min(eligible, key=preference)
+    by_requested = {agent.id: agent for agent in eligible}
+    chosen = by_requested.get(requested) if requested is not None else None
+    listed = [] if chosen is None else [chosen]
+    listed += heapq.nsmallest(
+        LISTED_CANDIDATES - len(listed), (a for a in eligible if a is not chosen), key=preference
+    )
+    listed += heapq.nsmallest(
+        LISTED_CANDIDATES - len(listed),
+        (agent for agent in members if _reason(agent) != HAS_ROOM),
+        key=lambda agent: (_reason(agent) == OFFLINE, agent.id),
+    )
+    candidates = [_candidate(agent, language) for agent in listed]
+    if not eligible:
+        return AssignmentChoice(None, candidates, f"no agent of team {team!r} has room", considered)
+    if chosen is not None:
+        return AssignmentChoice(chosen.id, candidates, "requested by rule", considered)
+    chosen = listed[0]
     parts = []
     if language is not None:
-        speaks = language in chosen.languages
+        speaks = _speaks(chosen, language)
         parts.append(f"speaks {language}" if speaks else f"nobody with room speaks {language}")
     parts.append(f"least loaded ({chosen.load}/{chosen.capacity})")
-    return AssignmentChoice(chosen.id, candidates, ", ".join(parts))
+    return AssignmentChoice(chosen.id, candidates, ", ".join(parts), considered)
+
+
+def _reason(agent: AgentState) -> str:
+    if not agent.online:
+        return OFFLINE
+    return AT_CAPACITY if agent.load >= agent.capacity else HAS_ROOM
+
+
+def _speaks(agent: AgentState, language: str | None) -> bool:
+    return language is not None and language in agent.languages
+
+
+def _candidate(agent: AgentState, language: str | None) -> CandidateAgent:
+    reason = _reason(agent)
+    return CandidateAgent(
+        agent_id=agent.id,
+        load=agent.load,
+        capacity=agent.capacity,
+        speaks_language=_speaks(agent, language),
+        eligible=reason == HAS_ROOM,
+        reason=reason,
+    )

@@ -42,12 +42,7 @@ def drain(
             continue
         decision = None
         if case.decision is not None:
-            decision = replace_decision(
-                case.decision,
-                choice.candidates,
-                choice.agent_id,
-                f"from the queue: {choice.reason}",
-            )
+            decision = replace_decision(case.decision, choice, f"from the queue: {choice.reason}")
         outcome.assign(case, agents[choice.agent_id], now, decision=decision)
         assigned.append(case)
     return assigned

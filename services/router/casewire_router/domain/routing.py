@@ -30,7 +30,7 @@ from casewire_common.events import RoutingDecision
 from casewire_common.messages import CanonicalMessage
 from casewire_common.thread_control import ThreadControl
 
-from casewire_router.domain.assignment import AgentScope, choose_agent
+from casewire_router.domain.assignment import AgentScope, AssignmentChoice, choose_agent
 from casewire_router.domain.batch import Batch, BatchState, MessageReading, TopicState
 from casewire_router.domain.case import (
     CLOSED_STATUSES,
@@ -565,7 +565,7 @@ class CaseRouter:
         choice = choose_agent(
             case.team, case.language, list(state.agents.values()), requested=requested
         )
-        decision = replace_decision(decision, choice.candidates, choice.agent_id, choice.reason)
+        decision = replace_decision(decision, choice)
         case.decision = decision
         result.emit(ev.CASE_CREATED, case, message.id, at=opened_at, decision=decision)
         if choice.agent_id is not None:
@@ -666,14 +666,17 @@ def case_router_for(
 
 
 def replace_decision(
-    decision: RoutingDecision,
-    candidates: list[ev.CandidateAgent],
-    assignee: str | None,
-    reason: str,
+    decision: RoutingDecision, choice: AssignmentChoice, reason: str | None = None
 ) -> RoutingDecision:
-    """The decision with the assignment's outcome: candidates, assignee and why."""
+    """The decision with the assignment's outcome: candidates, assignee and why (`reason`, or
+    the choice's own)."""
     return decision.model_copy(
-        update={"candidates": candidates, "assignee": assignee, "assignment_reason": reason}
+        update={
+            "candidates": choice.candidates,
+            "candidates_considered": choice.considered,
+            "assignee": choice.agent_id,
+            "assignment_reason": choice.reason if reason is None else reason,
+        }
     )
 
 
