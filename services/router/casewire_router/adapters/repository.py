@@ -295,22 +295,20 @@ async def load_batch_state(
             topic_counts[topic] = topic_counts.get(topic, 0) + 1
     if topic_counts:
         await _load_topics(connection, state, topic_counts, windows, now, known, list(loaded))
-    handing_over = bool(handed) and case_router.may_hand_over(items, state, readings)
+    handing_over = (
+        case_router.handover_agents_needed(items, state, readings) if handed else AgentScope.of()
+    )
     if (
         state.cases_answering
         or any(m.conversation_id not in state.open_cases for m in customer_messages)
-        or handing_over
+        or handing_over.teams
     ):
         # A case may open or reopen (it may be given to an agent), or be absorbed (its owner's
-        # load released). A handover's case goes to the team its whole transcript decides:
-        # every agent (None), in the rare batches that may hand over.
-        scope = (
-            None
-            if handing_over
-            else case_router.agents_needed(
-                customer_messages, loaded.values(), state.open_cases, readings
-            )
-        )
+        # load released): the agents it can reach, in one statement. A handover's case goes to
+        # the team its whole transcript decides: the agents of every team it can reach.
+        scope = case_router.agents_needed(
+            customer_messages, loaded.values(), state.open_cases, readings
+        ).union(handing_over)
         state.agents = await lock_agents(connection, scope)
     return state
 
