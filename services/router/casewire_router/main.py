@@ -200,10 +200,10 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         service.close_quiet_incidents,
         wait_first=True,
     )
-    # Escalations are remembered for their retraction, which comes minutes after the breach.
-    escalations = AgedTable(repository.SCHEMA, "escalations", "escalated_at")
     pruner = RetentionPruner(
-        dsn, [processed_inputs(repository.SCHEMA), escalations], settings.processed_retention
+        dsn,
+        [processed_inputs(repository.SCHEMA), *repository.PRUNED_WITH_MARKERS],
+        settings.processed_retention,
     )
     # The desks' duties, in every replica (each takes what no other holds).
     grace = settings.router_offline_grace

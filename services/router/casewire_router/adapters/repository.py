@@ -16,7 +16,7 @@ from casewire_common import events as ev
 from casewire_common.messages import CanonicalMessage
 from casewire_common.pg import Connection, Database, pending_migrations
 from casewire_common.thread_control import ThreadControl
-from casewire_common.unit_of_work import UnitOfWork
+from casewire_common.unit_of_work import AgedTable, UnitOfWork
 
 from casewire_router.domain.assignment import AgentScope, AgentState
 from casewire_router.domain.batch import BatchState, MessageReading, QuietIncident, TopicState
@@ -34,6 +34,13 @@ from casewire_router.domain.routing import CaseRouter
 from casewire_router.domain.sentiment import LABELS, Sentiment
 
 SCHEMA = "router"
+# Pruned with the processed markers (CASEWIRE_PROCESSED_RETENTION): an escalation is remembered
+# for its retraction, which comes minutes after the breach; a handover until a later one of its
+# conversation took over (the latest stays: it says who answers the conversation).
+PRUNED_WITH_MARKERS = (
+    AgedTable(SCHEMA, "escalations", "escalated_at"),
+    AgedTable(SCHEMA, "handovers", "superseded_at"),
+)
 MIGRATIONS_PACKAGE = "casewire_router.adapters.migrations"
 
 _CASE_COLUMNS = (
@@ -693,6 +700,17 @@ async def save_outcome(connection: Connection, outcome: RoutingOutcome, now: dat
                 )
                 for h in handovers.values()
             ],
+        )
+        # Each handover is superseded by the next of its conversation (a late one may come
+        # between two): the pruner goes by it. The batch holds these conversations' locks.
+        await connection.execute(
+            f"UPDATE {SCHEMA}.handovers h SET superseded_at = n.next_at FROM ("
+            " SELECT conversation_id, source_id, lead(at)"
+            " OVER (PARTITION BY conversation_id ORDER BY at, source_id) AS next_at"
+            f" FROM {SCHEMA}.handovers WHERE conversation_id = ANY($1::text[])) n"
+            " WHERE h.conversation_id = n.conversation_id AND h.source_id = n.source_id"
+            " AND h.superseded_at IS DISTINCT FROM n.next_at",
+            sorted({h.conversation_id for h in handovers.values()}),
         )
     if outcome.attached_replies:
         # After the COPY: a reply may have been stored as an orphan earlier in this batch.
