@@ -576,21 +576,18 @@ _SELECT_AGENTS = (
 )
 
 
-async def lock_agents(connection: Connection, scope: AgentScope | None) -> dict[str, AgentState]:
-    """The agents of `scope` (None: every agent), locked in id order: assignment across
-    replicas and API calls never over-fills anyone, and a batch or an action of one team does
-    not wait for another team's."""
-    if scope is None:
-        rows = await connection.fetch(f"{_SELECT_AGENTS} ORDER BY id FOR UPDATE")
-    else:
-        rows = await connection.fetch(
-            f"{_SELECT_AGENTS} WHERE id = ANY($2::text[]) OR teams && ($1::text[] || coalesce("
-            f"(SELECT array_agg(t) FROM {SCHEMA}.agents o CROSS JOIN unnest(o.teams) t"
-            " WHERE o.id = ANY($2::text[])), '{}'))"
-            " ORDER BY id FOR UPDATE",
-            sorted(scope.teams),
-            sorted(scope.agent_ids),
-        )
+async def lock_agents(connection: Connection, scope: AgentScope) -> dict[str, AgentState]:
+    """The agents of `scope`, locked in one statement in id order: assignment across replicas
+    and API calls never over-fills anyone, and a batch or an action of one team does not wait
+    for another team's."""
+    rows = await connection.fetch(
+        f"{_SELECT_AGENTS} WHERE id = ANY($2::text[]) OR teams && ($1::text[] || coalesce("
+        f"(SELECT array_agg(t) FROM {SCHEMA}.agents o CROSS JOIN unnest(o.teams) t"
+        " WHERE o.id = ANY($2::text[])), '{}'))"
+        " ORDER BY id FOR UPDATE",
+        sorted(scope.teams),
+        sorted(scope.agent_ids),
+    )
     return {
         row["id"]: AgentState(
             id=row["id"],
