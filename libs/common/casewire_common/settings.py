@@ -96,5 +96,6 @@ class ConsumerSettings(ServiceSettings):
         default=timedelta(days=8),
         gt=timedelta(0),
         description="How long processed-input markers are kept to drop redeliveries; longer"
-        " than the broker's retention (Kafka's default: 7 days).",
+        " than the broker's retention (Kafka's default: 7 days). The router prunes its"
+        " escalations and superseded bot handovers by it too.",
     )

@@ -99,9 +99,9 @@ class CaseTransaction(Protocol):
         """The waiting cases of these teams (None: of every team), locked."""
         ...
 
-    async def lock_agents(self, scope: AgentScope | None) -> dict[str, AgentState]:
-        """The agents of `scope` (None: every agent), locked: an action of one team never
-        waits for another team's."""
+    async def lock_agents(self, scope: AgentScope) -> dict[str, AgentState]:
+        """The agents of `scope`, locked: an action of one team never waits for another
+        team's."""
         ...
 
     async def agent_teams(self, agent_id: str) -> list[str] | None:
@@ -456,13 +456,16 @@ class CaseService:
         return await self._transact(None, action)
 
     async def drain_all(self) -> list[CaseState]:
-        """Drain every team queue (at start: the agents file may have changed capacity)."""
+        """Drain every team queue (at start: the agents file may have changed capacity). Only
+        the agents of the teams with waiting cases are locked: a case goes to its team's."""
 
         async def action(
             work: CaseTransaction, now: datetime, outcome: RoutingOutcome
         ) -> list[CaseState]:
             waiting = await work.lock_queues(None)
-            agents = await work.lock_agents(None)
+            if not waiting:
+                return []
+            agents = await work.lock_agents(AgentScope.of({case.team for case in waiting}))
             return drain(waiting, agents, outcome, now)
 
         return await self._transact(None, action)

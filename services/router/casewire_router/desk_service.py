@@ -6,8 +6,9 @@ position: every change committed after it that reaches the desk (`domain.desk.se
 the feed table, then live from the replica's `LiveFeed` (whichever replica the client reaches).
 The offline returns and the echo decisions change cases, so they are `CaseService` use cases.
 
-The stores are ports (`DeskStore`, `LeaseTransaction`, `LiveFeed`): `adapters.desk_store` and
-`adapters.case_feed` in the service.
+Two services, each over its own ports: `DeskService` (the lists and the stream: `DeskStore`,
+`LiveFeed`) and `ReplyLeaseService` (`LeaseStore`, `LeaseTransaction`); `adapters.desk_store`
+and `adapters.case_feed` in the service.
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ class LeaseTransaction(Protocol):
 
 
 class DeskStore(Protocol):
-    """Where the desks' lists, the feed and the leases are read and changed."""
+    """Where the desks' lists (with their live leases) and the feed are read."""
 
     async def roster_teams(self, person: str) -> list[str] | None: ...
 
@@ -140,6 +141,10 @@ class DeskStore(Protocol):
     async def feed_bounds(self) -> tuple[int | None, int]:
         """The oldest position kept (None: none) and the last one handed out."""
         ...
+
+
+class LeaseStore(Protocol):
+    """Where the reply leases are changed, one transaction a change."""
 
     def lease_transaction(self) -> AbstractAsyncContextManager[LeaseTransaction]: ...
 
@@ -165,21 +170,18 @@ class _Cursor:
 
 
 class DeskService:
-    """What a person sees of their own work, live, and the reply leases that keep two people
-    from answering one case."""
+    """What a person sees of their own work, live."""
 
     def __init__(
         self,
         store: DeskStore,
         live: LiveFeed,
         *,
-        lease_ttl: timedelta,
         keepalive_seconds: float,
         stream_seconds: float,
     ) -> None:
         self._store = store
         self._live = live
-        self._lease_ttl = lease_ttl
         self._keepalive_seconds = keepalive_seconds
         self._stream_seconds = stream_seconds
 
@@ -247,6 +249,14 @@ class DeskService:
                     yield row
             if len(rows) < PAGE_SIZE:
                 return
+
+
+class ReplyLeaseService:
+    """The reply leases that keep two people from answering one case."""
+
+    def __init__(self, store: LeaseStore, *, lease_ttl: timedelta) -> None:
+        self._store = store
+        self._lease_ttl = lease_ttl
 
     async def take_lease(self, actor: Actor, case_id: str) -> LeaseAttempt:
         """Take the case's reply lease, or renew one's own (for the lease's TTL from now);

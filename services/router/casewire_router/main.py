@@ -31,7 +31,7 @@ from casewire_router.adapters.agents_source import AgentsSync
 from casewire_router.adapters.case_feed import FeedHub
 from casewire_router.adapters.case_store import PostgresCaseStore
 from casewire_router.adapters.customer_store import PostgresCustomerStore
-from casewire_router.adapters.desk_store import PostgresDeskStore
+from casewire_router.adapters.desk_store import PostgresDeskStore, PostgresLeaseStore
 from casewire_router.adapters.identity import (
     Authenticator,
     OidcSettings,
@@ -51,7 +51,7 @@ from casewire_router.adapters.saved_reply_store import PostgresSavedReplyStore
 from casewire_router.adapters.watermarks import WatermarkHeartbeat
 from casewire_router.case_service import CaseService
 from casewire_router.customer_service import CustomerService
-from casewire_router.desk_service import DeskService
+from casewire_router.desk_service import DeskService, ReplyLeaseService
 from casewire_router.domain.care import TrendSettings
 from casewire_router.domain.case import CaseWindows
 from casewire_router.domain.handover import HandoverPolicy
@@ -138,9 +138,11 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     desk = DeskService(
         PostgresDeskStore(database),
         feed_hub,
-        lease_ttl=settings.router_reply_lease_ttl,
         keepalive_seconds=settings.router_stream_keepalive_seconds,
         stream_seconds=settings.router_stream_max_seconds,
+    )
+    reply_leases = ReplyLeaseService(
+        PostgresLeaseStore(database), lease_ttl=settings.router_reply_lease_ttl
     )
 
     # Background duties.
@@ -198,10 +200,10 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         service.close_quiet_incidents,
         wait_first=True,
     )
-    # Escalations are remembered for their retraction, which comes minutes after the breach.
-    escalations = AgedTable(repository.SCHEMA, "escalations", "escalated_at")
     pruner = RetentionPruner(
-        dsn, [processed_inputs(repository.SCHEMA), escalations], settings.processed_retention
+        dsn,
+        [processed_inputs(repository.SCHEMA), *repository.PRUNED_WITH_MARKERS],
+        settings.processed_retention,
     )
     # The desks' duties, in every replica (each takes what no other holds).
     grace = settings.router_offline_grace
@@ -253,7 +255,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         case_api(cases, current_actor, saved_replies, customers),
         saved_replies_api(saved_replies, current_actor),
         customers_api(customers, current_actor),
-        desk_api(desk, current_actor),
+        desk_api(desk, reply_leases, current_actor),
     ]
 
     @asynccontextmanager

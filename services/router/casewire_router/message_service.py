@@ -127,8 +127,8 @@ class MessageTransaction(Protocol):
         """The cases with these ids that this router holds, locked."""
         ...
 
-    async def lock_agents(self, scope: AgentScope | None) -> dict[str, AgentState]:
-        """The agents of `scope` (None: every agent), locked."""
+    async def lock_agents(self, scope: AgentScope) -> dict[str, AgentState]:
+        """The agents of `scope`, locked."""
         ...
 
     async def lock_queues(self, teams: Collection[str]) -> list[CaseState]:

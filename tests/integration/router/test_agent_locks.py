@@ -1,6 +1,7 @@
 """No global agent lock, on the real PostgreSQL: while a transaction holds one team's agents
 (a routing batch of that team, say), an API action of another team goes through, and an
-action needing those agents waits for it, then succeeds."""
+action needing those agents waits for it, then succeeds; the drain of the queues at start
+locks only the agents of the teams with cases waiting."""
 
 from __future__ import annotations
 
@@ -76,3 +77,45 @@ async def test_an_action_of_one_team_does_not_wait_for_another_teams_agents(
             assert answer.status_code == 200, answer.text
         finally:
             await batch.close()
+
+
+async def test_the_drain_at_start_does_not_wait_for_a_team_with_nothing_waiting(
+    tmp_path: Path,
+    database_url: str,
+    kafka_bootstrap: str,
+    unique: str,
+    identity: LocalIdentity,
+    pg: asyncpg.Connection,
+) -> None:
+    await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
+    settings = settings_for(tmp_path, database_url, kafka_bootstrap, unique)
+    admin = bearer(identity.token("root", ["admin"]))
+    async with (
+        running(create_app(settings)) as client,
+        producer(kafka_bootstrap) as kafka,
+        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"locks-{unique}") as events_in,
+    ):
+        for agent_id, team, online in (("amal", "shipping", False), ("bea", "billing", True)):
+            agent = {"teams": [team], "languages": ["en"], "capacity": 3, "online": online}
+            await ok(await client.put(f"/v1/agents/{agent_id}", json=agent, headers=admin), 201)
+        cases = Cases(EventReader(events_in), unique)
+        conversation = cases.conversation("s")
+        body = customer_message(conversation, f"{unique}-s", f"parcel{unique}", datetime.now(UTC))
+        await kafka.send_and_wait(topics.MESSAGES, body, key=conversation.encode())
+        (waiting,) = await cases.opened("s")  # in shipping's queue: its agent is offline
+    # Back while the router was away (as an agents file would say).
+    await pg.execute(f"UPDATE {SCHEMA}.agents SET online = true WHERE id = 'amal'")
+
+    holder = await asyncpg.connect(database_url)
+    try:
+        held = holder.transaction()
+        await held.start()
+        assert set(await repository.lock_agents(holder, AgentScope.of(["billing"]))) == {"bea"}
+        async with asyncio.timeout(30), running(create_app(settings)):
+            assignee = await pg.fetchval(
+                f"SELECT assignee FROM {SCHEMA}.cases WHERE id = $1", waiting
+            )
+        await held.rollback()
+    finally:
+        await holder.close()
+    assert assignee == "amal"  # drained at start, billing's agents held all along

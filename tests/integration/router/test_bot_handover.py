@@ -33,7 +33,9 @@ from casewire_ingest.adapters.dedup import MIGRATIONS_PACKAGE as INGEST_MIGRATIO
 from casewire_ingest.adapters.dedup import SCHEMA as INGEST_SCHEMA
 from casewire_ingest.main import create_app as create_ingest_app
 from casewire_ingest.settings import IngestSettings
+from casewire_router.adapters import repository
 from casewire_router.adapters.repository import MIGRATIONS_PACKAGE, SCHEMA
+from casewire_router.domain.assignment import AgentScope
 from casewire_router.main import create_app as create_router_app
 from casewire_router.settings import RouterSettings
 from casewire_sla.adapters.store import MIGRATIONS as SLA_MIGRATIONS
@@ -602,3 +604,101 @@ async def test_an_x_bot_accounts_marker_hands_over_and_the_case_gets_an_agent(
     assert datetime.fromisoformat(case["opened_at"]) == marker_at
     assert case["assignee"] == "amal"
     assert case["first_response_at"] is None  # the marker is the bot's, not a response
+
+
+async def test_a_handover_locks_only_the_agents_of_the_teams_its_case_can_reach(
+    tmp_path: Path, database_url: str, kafka_bootstrap: str, unique: str, pg: asyncpg.Connection
+) -> None:
+    """Billing is Instagram's, so an X handover's case cannot go there: it opens and gets its
+    agent while billing's agents are held; it waits while shipping's (a team its transcript
+    may pick) are held, then goes on."""
+    await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
+    brand = "2975699229"
+    settings = router_settings(
+        tmp_path, database_url, kafka_bootstrap, unique, router_handover_bot_accounts=[f"x:{brand}"]
+    )
+    (tmp_path / "rules.yaml").write_text(
+        """
+version: 1
+default_team: care
+teams: [care, shipping, billing]
+rules:
+  - id: shipping
+    when: {any: [parcel]}
+    then: {team: shipping}
+  - id: invoices
+    when: {any: [invoice], platforms: [instagram]}
+    then: {team: billing}
+handoff:
+  bot_says: ["#handoff"]
+""",
+        encoding="utf-8",
+    )
+    (tmp_path / "agents.yaml").write_text(
+        """
+agents:
+  - {id: amal, teams: [care, shipping], languages: [en], capacity: 50, online: true}
+  - {id: bea, teams: [billing], languages: [en], capacity: 50, online: true}
+""",
+        encoding="utf-8",
+    )
+    await start_at_topic_ends(settings)
+    sent = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
+    async with (
+        running(create_router_app(settings)),
+        producer(kafka_bootstrap) as kafka,
+        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"events-{unique}") as events_in,
+    ):
+        reader = EventReader(events_in)
+
+        async def hand_over(customer: str, held_team: str, waits: bool) -> dict[str, Any]:
+            conversation = f"x:{brand}:{customer}"
+            said = canonical(conversation, "x", brand, customer, f"{customer}-1", "parcel?", sent)
+            await send(kafka, conversation, said)
+            await eventually(
+                lambda: transcript_rows(pg, conversation), lambda found: len(found) == 1
+            )
+            holder = await asyncpg.connect(database_url)
+            try:
+                held = holder.transaction()
+                await held.start()
+                locked = await repository.lock_agents(holder, AgentScope.of([held_team]))
+                assert locked  # the team's agent is held from here on
+                marker = canonical(
+                    conversation,
+                    "x",
+                    brand,
+                    customer,
+                    f"{customer}-2",
+                    "#handoff",
+                    sent + timedelta(seconds=20),
+                    outbound=True,
+                )
+                await send(kafka, conversation, marker)
+                if waits:
+                    holder_pid = await holder.fetchval("SELECT pg_backend_pid()")
+                    blocked = await eventually(
+                        lambda: pg.fetchval(
+                            "SELECT count(*) FROM pg_stat_activity"
+                            " WHERE $1 = ANY(pg_blocking_pids(pid))",
+                            holder_pid,
+                        ),
+                        lambda count: count > 0,
+                    )
+                    assert blocked == 1  # the handover's batch waits for the held agent
+                    await held.rollback()
+                events = await reader.read_until(
+                    lambda got: any(e.type == ev.CASE_ASSIGNED for e in got),
+                    keep=of_conversation(conversation),
+                )
+                assert [e.type for e in events] == [ev.CASE_CREATED, ev.CASE_ASSIGNED]
+                case: dict[str, Any] = events[1].data["case"]
+                return case
+            finally:
+                await holder.close()
+
+        while_billing_held = await hand_over(f"{int(unique, 16)}1", "billing", waits=False)
+        after_shipping_held = await hand_over(f"{int(unique, 16)}2", "shipping", waits=True)
+
+    for case in (while_billing_held, after_shipping_held):
+        assert (case["team"], case["assignee"]) == ("shipping", "amal")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Collection, Sequence
-from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 
 import pytest
@@ -14,7 +13,6 @@ from casewire_common import events as ev
 from casewire_router.desk_service import (
     DeskService,
     KeepAlive,
-    LeaseTransaction,
     StreamItem,
     StreamOpened,
     StreamReset,
@@ -169,9 +167,6 @@ class FakeFeedStore:
     async def feed_bounds(self) -> tuple[int | None, int]:
         return min((r.id for r in self.rows), default=None), self.newest
 
-    def lease_transaction(self) -> AbstractAsyncContextManager[LeaseTransaction]:
-        raise NotImplementedError  # no lease here
-
 
 class FakeSubscription:
     def __init__(self) -> None:
@@ -201,7 +196,6 @@ def service(store: FakeFeedStore, live: FakeLiveFeed, seconds: float = 60.0) -> 
     return DeskService(
         store,
         live,
-        lease_ttl=timedelta(seconds=30),
         keepalive_seconds=0.05,
         stream_seconds=seconds,
     )

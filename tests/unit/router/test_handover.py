@@ -17,14 +17,14 @@ from casewire_common.messages import CanonicalMessage, message_id
 from casewire_common.metrics import new_registry
 from casewire_common.thread_control import PAGE_INBOX_APP_ID, ThreadControl, thread_control_id
 from casewire_router.adapters.memory import InMemoryMessageStore
-from casewire_router.domain.assignment import AgentState
+from casewire_router.domain.assignment import AgentScope, AgentState
 from casewire_router.domain.batch import BatchState
 from casewire_router.domain.case import CaseState, CaseWindows
 from casewire_router.domain.deliveries import Routable
 from casewire_router.domain.handover import DeliveryMarks, HandoverPolicy
 from casewire_router.domain.outcome import RoutingOutcome
 from casewire_router.domain.routing import case_router_for
-from casewire_router.domain.rules import RulesError, parse_rules
+from casewire_router.domain.rules import RulesError, RuleSet, parse_rules
 from casewire_router.message_service import MessageService, RouterMetrics
 from casewire_router.settings import RouterSettings
 from pydantic import ValidationError
@@ -113,8 +113,8 @@ def control(action: str, minutes: float, app: str | None, **fields: Any) -> Thre
 class Desk:
     """One router and the state it keeps between batches, as the database would."""
 
-    def __init__(self, policy: HandoverPolicy = POLICY) -> None:
-        self.router = case_router_for(RULES, handover=policy)
+    def __init__(self, policy: HandoverPolicy = POLICY, rules: RuleSet = RULES) -> None:
+        self.router = case_router_for(rules, handover=policy)
         amal = AgentState("amal", ["care", "shipping"], ["ar", "el", "en", "th"], 5, True, 0, None)
         self.state = BatchState(agents={"amal": amal})
         self.counter = itertools.count(1)
@@ -533,18 +533,46 @@ def test_a_broken_handoff_section_is_listed_by_line() -> None:
     assert "rules.yaml:6: handoff.bot_sez: Extra inputs are not permitted" in problems
 
 
-def test_only_batches_that_may_open_a_handover_case_lock_every_agent() -> None:
-    desk = Desk()
+def test_a_batch_that_may_open_a_handover_case_locks_the_teams_its_transcript_can_reach() -> None:
+    rules = parse_rules(
+        """
+version: 1
+default_team: care
+teams: [care, shipping, billing, orders]
+rules:
+  - id: whatsapp
+    when: {platforms: [whatsapp]}
+    then: {team: orders}
+  - id: shipping
+    when: {any: [parcel]}
+    then: {team: shipping}
+  - id: refunds
+    when: {any: [refund], platforms: [instagram]}
+    then: {team: billing, assign_to: bea}
+handoff:
+  customer_says: [agent]
+  bot_says: ["#handoff"]
+"""
+    )
+    desk = Desk(rules=rules)
     router, state = desk.router, desk.state
-    assert router.may_hand_over([control("pass", 1, CASEWIRE_APP)], state)
-    assert not router.may_hand_over([control("pass", 1, BOT_APP)], state)
-    assert not router.may_hand_over([control("request", 1, CASEWIRE_APP)], state)
-    assert not router.may_hand_over([wa("hello", "w1", 0)], state)
-    assert router.may_hand_over([wa("أريد موظف", "w2", 1)], state)
-    assert router.may_hand_over([wa("bye #handoff", "w3", 1, outbound=True)], state)
-    desk.standby(dm("hi", "m0", 0, outbound=True))
-    desk.route(control("pass", 5, CASEWIRE_APP))  # no customer message: no case yet
-    assert router.may_hand_over([dm("parcel?", "m1", 3)], state)  # it would open it
-    assert not router.may_hand_over([dm("parcel?", "m1", 6)], state)  # sent after the pass
-    desk.route(wa("hello", "w4", 0), wa("agent", "w5", 1))
-    assert not router.may_hand_over([wa("agent again", "w6", 2)], state)  # its case is open
+
+    def scope(*items: Routable) -> AgentScope:
+        return router.handover_agents_needed(list(items), state)
+
+    nothing = AgentScope.of()
+    # Nothing the customer said yet: no handover here can open a case.
+    assert scope(control("pass", 1, CASEWIRE_APP)) == nothing
+    assert scope(wa("hello", "w1", 0)) == nothing
+    # A WhatsApp case goes to orders whatever it says; billing is Instagram's.
+    assert scope(wa("agent please", "w2", 1)) == AgentScope.of(["orders"])
+    desk.route(wa("bye #handoff", "w3", 5, outbound=True))  # no customer message: no case yet
+    assert scope(wa("parcel?", "w4", 3)) == AgentScope.of(["orders"])  # it would open it
+    assert scope(wa("parcel?", "w4", 6)) == nothing  # sent after the handoff: ordinary
+    # Messenger: the transcript's text decides between the default team and shipping.
+    desk.standby(dm("where is it?", "m0", 0))
+    assert scope(control("pass", 1, CASEWIRE_APP)) == AgentScope.of(["care", "shipping"])
+    assert scope(control("pass", 1, BOT_APP)) == nothing
+    assert scope(control("request", 1, CASEWIRE_APP)) == nothing
+    assert desk.route(control("pass", 5, CASEWIRE_APP)).opened
+    assert scope(control("pass", 7, CASEWIRE_APP)) == nothing  # its case is open

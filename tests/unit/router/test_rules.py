@@ -257,6 +257,34 @@ def test_stop_ends_evaluation_but_keeps_what_came_before() -> None:
     assert rules.evaluate(message("hello")).matched_rules == ["before", "after"]
 
 
+def test_reach_is_every_team_a_text_may_decide_up_to_a_rule_that_needs_no_text() -> None:
+    rules = rules_with(
+        "  - id: parcel\n    when: {any: [parcel]}\n    then: {team: shipping}\n"
+        "  - id: refund\n    when: {any: [refund], platforms: [facebook]}\n"
+        "    then: {team: billing, assign_to: bea}\n"
+        "  - id: greek\n    when: {languages: [el]}\n"
+        "    then: {team: incidents, assign_to: nikos}\n"
+        "  - id: vip\n    when: {authors: [u-42]}\n    then: {tags: [vip]}\n    stop: true\n"
+        "  - id: late\n    when: {any: [late]}\n    then: {team: billing, assign_to: amal}\n"
+    )
+    # On X the refund rule never matches; any text may leave the team to the default.
+    assert rules.reach(message("hi")) == ({"shipping", "billing", "care"}, {"amal"})
+    assert rules.reach(message("hi", platform="facebook")) == (
+        {"shipping", "billing", "care"},
+        {"bea", "amal"},
+    )
+    # Greek decides team and agent unless the parcel rule came first: nothing after counts.
+    assert rules.reach(message("hi", language="el")) == ({"shipping", "incidents"}, {"nikos"})
+    # The VIP rule stops evaluation whatever the text: the late rule is never reached.
+    assert rules.reach(message("hi", author="u-42")) == ({"shipping", "care"}, set())
+    for text in ("parcel late", "late refund", "refund", "hello"):
+        for sender in (message(text), message(text, platform="facebook", language="el")):
+            outcome = rules.evaluate(sender)
+            teams, agents = rules.reach(sender)
+            assert outcome.team in teams
+            assert outcome.assign_to is None or outcome.assign_to in agents
+
+
 def test_rules_without_keywords_are_evaluated_in_file_order_among_keyword_rules() -> None:
     rules = rules_with(
         "  - id: k1\n    when: {any: [refund]}\n    then: {team: billing}\n"

@@ -1,7 +1,7 @@
 """PostgreSQL reads and writes of the case API: cases, their queue, messages and agents.
 
-Lock order, shared with the message path (which locks its open cases, then every agent):
-cases first, in id order and in one statement, then agents in id order. A transaction that
+Lock order, shared with the message path (which locks its cases, then the agents they can
+reach): cases first, in id order and in one statement, then agents in id order. A transaction that
 needs a case and the queues it may drain locks them together, so two transactions never
 wait on each other in a circle.
 
@@ -231,7 +231,7 @@ class PostgresCaseTransaction:
     async def lock_queues(self, teams: Collection[str] | None) -> list[CaseState]:
         return await lock_queues(self._connection, teams)
 
-    async def lock_agents(self, scope: AgentScope | None) -> dict[str, AgentState]:
+    async def lock_agents(self, scope: AgentScope) -> dict[str, AgentState]:
         return await repository.lock_agents(self._connection, scope)
 
     async def agent_teams(self, agent_id: str) -> list[str] | None:

@@ -1,9 +1,10 @@
 """PostgreSQL reads and writes of an agent's own work and of collision avoidance: the /me
 lists, reply leases, platform echoes waiting for their author, offline owners' cases.
 
-`PostgresDeskStore` is the `DeskStore` of `desk_service`; the functions the case API's and
-the message path's transactions need (a case's live lease, echoes, cases to return) are here
-too, called by `case_store` and `message_store`. Lock order as everywhere (`case_store`):
+`PostgresDeskStore` and `PostgresLeaseStore` are the `DeskStore` and the `LeaseStore` of
+`desk_service`; the functions the case API's and the message path's transactions need (a
+case's live lease, echoes, cases to return) are here too, called by `case_store` and
+`message_store`. Lock order as everywhere (`case_store`):
 cases, then agents; a lease or an echo row after its case.
 """
 
@@ -233,7 +234,7 @@ class PostgresLeaseTransaction:
 
 class PostgresDeskStore:
     """`DeskStore` in PostgreSQL: each list read with the feed position it reflects, in one
-    snapshot; a lease change is one short transaction."""
+    snapshot."""
 
     def __init__(self, database: Database) -> None:
         self._database = database
@@ -284,6 +285,13 @@ class PostgresDeskStore:
     async def feed_bounds(self) -> tuple[int | None, int]:
         async with self._database.pool.acquire() as connection:
             return await case_feed.bounds(connection)
+
+
+class PostgresLeaseStore:
+    """`LeaseStore` in PostgreSQL: a lease change is one short transaction."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
 
     @asynccontextmanager
     async def lease_transaction(self) -> AsyncIterator[PostgresLeaseTransaction]:

@@ -171,7 +171,7 @@ class InMemoryMessageTransaction:
     async def lock_cases(self, case_ids: Collection[str]) -> dict[str, CaseState]:
         return {i: self.store.cases[i] for i in sorted(case_ids) if i in self.store.cases}
 
-    async def lock_agents(self, scope: AgentScope | None) -> dict[str, AgentState]:
+    async def lock_agents(self, scope: AgentScope) -> dict[str, AgentState]:
         return self.store.state.agents  # one process, one transaction at a time: all of them
 
     async def lock_queues(self, teams: Collection[str]) -> list[CaseState]:

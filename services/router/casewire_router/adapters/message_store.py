@@ -60,7 +60,7 @@ class PostgresMessageTransaction:
     async def lock_cases(self, case_ids: Collection[str]) -> dict[str, CaseState]:
         return await escalations.lock_cases(self._connection, case_ids)
 
-    async def lock_agents(self, scope: AgentScope | None) -> dict[str, AgentState]:
+    async def lock_agents(self, scope: AgentScope) -> dict[str, AgentState]:
         return await repository.lock_agents(self._connection, scope)
 
     async def lock_queues(self, teams: Collection[str]) -> list[CaseState]:

@@ -16,7 +16,7 @@ from casewire_common import events as ev
 from casewire_common.messages import CanonicalMessage
 from casewire_common.pg import Connection, Database, pending_migrations
 from casewire_common.thread_control import ThreadControl
-from casewire_common.unit_of_work import UnitOfWork
+from casewire_common.unit_of_work import AgedTable, UnitOfWork
 
 from casewire_router.domain.assignment import AgentScope, AgentState
 from casewire_router.domain.batch import BatchState, MessageReading, QuietIncident, TopicState
@@ -34,6 +34,13 @@ from casewire_router.domain.routing import CaseRouter
 from casewire_router.domain.sentiment import LABELS, Sentiment
 
 SCHEMA = "router"
+# Pruned with the processed markers (CASEWIRE_PROCESSED_RETENTION): an escalation is remembered
+# for its retraction, which comes minutes after the breach; a handover until a later one of its
+# conversation took over (the latest stays: it says who answers the conversation).
+PRUNED_WITH_MARKERS = (
+    AgedTable(SCHEMA, "escalations", "escalated_at"),
+    AgedTable(SCHEMA, "handovers", "superseded_at"),
+)
 MIGRATIONS_PACKAGE = "casewire_router.adapters.migrations"
 
 _CASE_COLUMNS = (
@@ -295,22 +302,20 @@ async def load_batch_state(
             topic_counts[topic] = topic_counts.get(topic, 0) + 1
     if topic_counts:
         await _load_topics(connection, state, topic_counts, windows, now, known, list(loaded))
-    handing_over = bool(handed) and case_router.may_hand_over(items, state, readings)
+    handing_over = (
+        case_router.handover_agents_needed(items, state, readings) if handed else AgentScope.of()
+    )
     if (
         state.cases_answering
         or any(m.conversation_id not in state.open_cases for m in customer_messages)
-        or handing_over
+        or handing_over.teams
     ):
         # A case may open or reopen (it may be given to an agent), or be absorbed (its owner's
-        # load released). A handover's case goes to the team its whole transcript decides:
-        # every agent (None), in the rare batches that may hand over.
-        scope = (
-            None
-            if handing_over
-            else case_router.agents_needed(
-                customer_messages, loaded.values(), state.open_cases, readings
-            )
-        )
+        # load released): the agents it can reach, in one statement. A handover's case goes to
+        # the team its whole transcript decides: the agents of every team it can reach.
+        scope = case_router.agents_needed(
+            customer_messages, loaded.values(), state.open_cases, readings
+        ).union(handing_over)
         state.agents = await lock_agents(connection, scope)
     return state
 
@@ -571,21 +576,18 @@ _SELECT_AGENTS = (
 )
 
 
-async def lock_agents(connection: Connection, scope: AgentScope | None) -> dict[str, AgentState]:
-    """The agents of `scope` (None: every agent), locked in id order: assignment across
-    replicas and API calls never over-fills anyone, and a batch or an action of one team does
-    not wait for another team's."""
-    if scope is None:
-        rows = await connection.fetch(f"{_SELECT_AGENTS} ORDER BY id FOR UPDATE")
-    else:
-        rows = await connection.fetch(
-            f"{_SELECT_AGENTS} WHERE id = ANY($2::text[]) OR teams && ($1::text[] || coalesce("
-            f"(SELECT array_agg(t) FROM {SCHEMA}.agents o CROSS JOIN unnest(o.teams) t"
-            " WHERE o.id = ANY($2::text[])), '{}'))"
-            " ORDER BY id FOR UPDATE",
-            sorted(scope.teams),
-            sorted(scope.agent_ids),
-        )
+async def lock_agents(connection: Connection, scope: AgentScope) -> dict[str, AgentState]:
+    """The agents of `scope`, locked in one statement in id order: assignment across replicas
+    and API calls never over-fills anyone, and a batch or an action of one team does not wait
+    for another team's."""
+    rows = await connection.fetch(
+        f"{_SELECT_AGENTS} WHERE id = ANY($2::text[]) OR teams && ($1::text[] || coalesce("
+        f"(SELECT array_agg(t) FROM {SCHEMA}.agents o CROSS JOIN unnest(o.teams) t"
+        " WHERE o.id = ANY($2::text[])), '{}'))"
+        " ORDER BY id FOR UPDATE",
+        sorted(scope.teams),
+        sorted(scope.agent_ids),
+    )
     return {
         row["id"]: AgentState(
             id=row["id"],
@@ -695,6 +697,17 @@ async def save_outcome(connection: Connection, outcome: RoutingOutcome, now: dat
                 )
                 for h in handovers.values()
             ],
+        )
+        # Each handover is superseded by the next of its conversation (a late one may come
+        # between two): the pruner goes by it. The batch holds these conversations' locks.
+        await connection.execute(
+            f"UPDATE {SCHEMA}.handovers h SET superseded_at = n.next_at FROM ("
+            " SELECT conversation_id, source_id, lead(at)"
+            " OVER (PARTITION BY conversation_id ORDER BY at, source_id) AS next_at"
+            f" FROM {SCHEMA}.handovers WHERE conversation_id = ANY($1::text[])) n"
+            " WHERE h.conversation_id = n.conversation_id AND h.source_id = n.source_id"
+            " AND h.superseded_at IS DISTINCT FROM n.next_at",
+            sorted({h.conversation_id for h in handovers.values()}),
         )
     if outcome.attached_replies:
         # After the COPY: a reply may have been stored as an orphan earlier in this batch.

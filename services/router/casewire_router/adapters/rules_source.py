@@ -43,8 +43,8 @@ class RulesMetrics:
         self.info.labels(version=rules.version).set(1)
 
 
-class RulesWatcher:
-    """Checks the rules file every `interval` seconds; calls `on_change` with new rules that
+class RulesWatcher(WatchedFile[RuleSet]):
+    """The rules file, checked every `interval` seconds; `on_change` gets new rules that
     parse and fit the rest of the configuration (`fits(rules, text)`: the problems keeping
     them out, e.g. a `reply_template` naming no saved reply)."""
 
@@ -58,36 +58,20 @@ class RulesWatcher:
         fits: Callable[[RuleSet, str], list[str]] | None = None,
     ) -> None:
         self._metrics = metrics
-        self._on_change = on_change
         metrics.in_force(current)
-        self._file = WatchedFile(
+        super().__init__(
             what="rules",
             path=path,
             digest=current.source_digest,
             parse=parse_rules,
             fits=fits or (lambda _rules, _text: []),
-            on_change=self._use,
+            on_change=on_change,
             reloads=metrics.reloads,
             failures=metrics.reload_failures,
             interval=interval,
             hint="casewire-router check-rules lists them",
         )
 
-    def start(self) -> None:
-        self._file.start()
-
-    async def stop(self) -> None:
-        await self._file.stop()
-
-    def retry(self) -> None:
-        """Check the file again though it did not change (see `WatchedFile.retry`)."""
-        self._file.retry()
-
-    async def check(self) -> RuleSet | None:
-        """Read the file once; the new rules if it changed, is valid and fits, else None."""
-        return await self._file.check()
-
-    def _use(self, rules: RuleSet) -> None:
-        self._on_change(rules)
-        self._metrics.in_force(rules)
-        log.info("rules reloaded", path=str(self._file.path), rules_version=rules.version)
+    def _announce(self, parsed: RuleSet) -> None:
+        self._metrics.in_force(parsed)
+        log.info("rules reloaded", path=str(self.path), rules_version=parsed.version)

@@ -45,9 +45,10 @@ def read_saved_replies(path: Path) -> tuple[SavedRepliesFile, str]:
     return parse_saved_replies(text, str(path)), digest
 
 
-class SavedRepliesWatcher:
-    """Checks the file every `interval` seconds; `fits(replies)` lists what keeps a new file
-    out (a reply the rules in force name, missing), `on_change` puts it in force."""
+class SavedRepliesWatcher(WatchedFile[SavedRepliesFile]):
+    """The saved-replies file, checked every `interval` seconds; `fits(replies)` lists what
+    keeps a new file out (a reply the rules in force name, missing), `on_change` puts it in
+    force."""
 
     def __init__(
         self,
@@ -58,34 +59,18 @@ class SavedRepliesWatcher:
         metrics: SavedRepliesMetrics,
         interval: float,
     ) -> None:
-        self._on_change = on_change
-        self._file = WatchedFile(
+        super().__init__(
             what="saved replies",
             path=path,
             digest=digest,
             parse=parse_saved_replies,
             fits=lambda replies, _text: fits(replies),
-            on_change=self._use,
+            on_change=on_change,
             reloads=metrics.reloads,
             failures=metrics.reload_failures,
             interval=interval,
             hint="casewire-router check-rules --saved-replies FILE lists them",
         )
 
-    def start(self) -> None:
-        self._file.start()
-
-    async def stop(self) -> None:
-        await self._file.stop()
-
-    def retry(self) -> None:
-        """Check the file again though it did not change (see `WatchedFile.retry`)."""
-        self._file.retry()
-
-    async def check(self) -> SavedRepliesFile | None:
-        """Read the file once; the new replies if it changed, is valid and fits, else None."""
-        return await self._file.check()
-
-    def _use(self, replies: SavedRepliesFile) -> None:
-        self._on_change(replies)
-        log.info("saved replies reloaded", path=str(self._file.path), replies=len(replies.replies))
+    def _announce(self, parsed: SavedRepliesFile) -> None:
+        log.info("saved replies reloaded", path=str(self.path), replies=len(parsed.replies))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 from typing import Generic, TypeVar
@@ -35,10 +36,11 @@ def read_file(path: Path) -> tuple[str, str]:
     return hashlib.sha256(content).hexdigest(), content.decode("utf-8")
 
 
-class WatchedFile(Generic[T]):
+class WatchedFile(ABC, Generic[T]):
     """Checks `path` every `interval` seconds; `parse(text, source)` (raising a YamlFileError)
     makes the new configuration, `fits(parsed, text)` lists what keeps it from going in force
-    beside the rest (empty: it fits), and `on_change` puts it in force."""
+    beside the rest (empty: it fits), and `on_change` puts it in force. Each kind of file
+    says in `_announce` what went in force."""
 
     def __init__(
         self,
@@ -117,5 +119,10 @@ class WatchedFile(Generic[T]):
             return None
         self._in_force_digest = digest
         self._on_change(parsed)
+        self._announce(parsed)
         self._reloads.inc()
         return parsed
+
+    @abstractmethod
+    def _announce(self, parsed: T) -> None:
+        """Log (and show in metrics) what was just put in force."""

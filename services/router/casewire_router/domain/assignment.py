@@ -36,6 +36,9 @@ class AgentScope:
     def of(teams: Iterable[str] = (), agent_ids: Iterable[str | None] = ()) -> AgentScope:
         return AgentScope(frozenset(teams), frozenset(a for a in agent_ids if a is not None))
 
+    def union(self, other: AgentScope) -> AgentScope:
+        return AgentScope(self.teams | other.teams, self.agent_ids | other.agent_ids)
+
 
 # A decision lists the chosen agent and the runners-up, not the whole team: with a team of a
 # hundred agents, every candidate listed made each routing event ten times larger, and its cost

@@ -113,8 +113,9 @@ class BatchState:
     # sent while one was open still merges into it (into its history).
     closed_by_customer: dict[CustomerKey, list[CaseState]] = field(default_factory=dict)
     resolved: dict[str, CaseState] = field(default_factory=dict)  # last resolved, by conversation
-    # Every agent, locked: loaded whenever a case may open, reopen or be absorbed (its owner's
-    # load is released).
+    # The agents the batch can reach, locked (`CaseRouter.agents_needed`,
+    # `handover_agents_needed`): loaded whenever a case may open, reopen or be absorbed (its
+    # owner's load is released).
     agents: dict[str, AgentState] = field(default_factory=dict)
     # Sending times of the customers' messages within the repeat-contact window of the batch's
     # (the most recent ones, enough for the signal): a message counts those sent before it.

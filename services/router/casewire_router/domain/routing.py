@@ -142,17 +142,48 @@ class CaseRouter:
                 agent_ids.add(outcome.assign_to)
         return AgentScope.of(teams, agent_ids)
 
-    def may_hand_over(
+    def handover_agents_needed(
         self,
         items: Sequence[Routable],
         state: BatchState,
         readings: Mapping[str, MessageReading] | None = None,
-    ) -> bool:
-        """Whether routing these items may open a case at a handover to humans (a pass to
-        humans, a bot account's handoff message, a transcript message read after the pass it
-        precedes), in a conversation with no open case: that case's team is decided on the
-        whole transcript, which the batch alone does not show, so the caller locks every
-        agent. Handovers are rare; ordinary batches keep `agents_needed`."""
+    ) -> AgentScope:
+        """The agents the cases that handovers in these items may open can reach (empty: none
+        may open one). Such a case is routed on its whole transcript, which depends on the
+        order the messages are read in, so its team is not foretold from one text: every
+        team the rules may give its conversation's customer messages, whatever they say
+        (`RuleSet.reach`); the messages a handover routes again as ordinary are among them."""
+        handing = self._conversations_handing_over(items, state, readings)
+        told = [
+            item
+            for item in items
+            if isinstance(item, CanonicalMessage)
+            and item.event == "message"
+            and item.conversation_id in handing
+        ]
+        for conversation in handing:
+            if conversation in state.controls:
+                told += state.controls[conversation].waiting
+        teams: set[str] = set()
+        agent_ids: set[str] = set()
+        for message in told:
+            if message.direction == "outbound":
+                continue
+            reached_teams, reached_agents = self.rules.reach(message)
+            teams |= reached_teams
+            agent_ids |= reached_agents
+        return AgentScope.of(teams, agent_ids)
+
+    def _conversations_handing_over(
+        self,
+        items: Sequence[Routable],
+        state: BatchState,
+        readings: Mapping[str, MessageReading] | None,
+    ) -> set[str]:
+        """The conversations, with no open case, in which routing these items may hand over
+        to humans: a pass to humans, a bot account's handoff message, a transcript message
+        read after the pass it precedes."""
+        handing: set[str] = set()
         for item in items:
             if item.conversation_id in state.open_cases:
                 continue
@@ -160,7 +191,7 @@ class CaseRouter:
                 if self.handover.follows_protocol(item.platform) and (
                     self.handover.owner_after(item) == "human"
                 ):
-                    return True
+                    handing.add(item.conversation_id)
                 continue
             if item.event != "message" or not self.handover.applies(item.platform, item.account_id):
                 continue
@@ -171,12 +202,13 @@ class CaseRouter:
                     else fold(item.text)
                 )
                 if self.rules.handoff_reason(item, folded) is not None:
-                    return True
+                    handing.add(item.conversation_id)
+                    continue
             control = state.controls.get(item.conversation_id)
             handover = control.handover_after(item.sent_at) if control else None
             if handover is not None and handover.case_id is None:
-                return True
-        return False
+                handing.add(item.conversation_id)
+        return handing
 
     def decide(
         self,

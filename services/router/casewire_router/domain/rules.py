@@ -312,6 +312,7 @@ class _CompiledRule:
     visibility: frozenset[str] | None
     languages: frozenset[str] | None
     authors: frozenset[str] | None
+    reads_text: bool  # it has keywords or a regex: the text decides whether it matches
 
     @classmethod
     def of(cls, rule: Rule) -> _CompiledRule:
@@ -330,9 +331,14 @@ class _CompiledRule:
             authors=_optional_set(
                 None if when.authors is None else (a.casefold().lstrip("@") for a in when.authors)
             ),
+            reads_text=bool(when.any or when.all or when.none or when.regex),
         )
 
     def matches(self, message: CanonicalMessage, found: set[str], nfkc_text: str) -> bool:
+        return self.matches_apart_from_text(message) and self._matches_text(found, nfkc_text)
+
+    def matches_apart_from_text(self, message: CanonicalMessage) -> bool:
+        """Platform, channel, visibility, language and author: all but the text."""
         if self.platforms is not None and message.platform not in self.platforms:
             return False
         if self.channels is not None and message.channel not in self.channels:
@@ -346,11 +352,13 @@ class _CompiledRule:
             return False
         if when.verified is not None and bool(message.author.verified) != when.verified:
             return False
-        if self.authors is not None and not (
-            {message.author.id.casefold(), (message.author.handle or "").casefold().lstrip("@")}
-            & self.authors
-        ):
-            return False
+        if self.authors is None:
+            return True
+        author = message.author
+        names = {author.id.casefold(), (author.handle or "").casefold().lstrip("@")}
+        return not names.isdisjoint(self.authors)
+
+    def _matches_text(self, found: set[str], nfkc_text: str) -> bool:
         if self.any and self.any.isdisjoint(found):
             return False
         if self.all and not self.all <= found:
@@ -464,6 +472,29 @@ class RuleSet:
             reply_template=reply_template,
             assign_to=assign_to,
         )
+
+    def reach(self, message: CanonicalMessage) -> tuple[frozenset[str], frozenset[str]]:
+        """The teams, and the agents a rule asks for (`assign_to`), that `evaluate` may give
+        a message like this one whatever its text says (same platform, channel, visibility,
+        language and author): for a text not known yet, such as a transcript read as one."""
+        teams: set[str] = set()
+        agents: set[str] = set()
+        team_certain = agent_certain = False  # a rule that needs no text decided it
+        for compiled in self._rules:
+            if not compiled.matches_apart_from_text(message):
+                continue
+            certain, actions = not compiled.reads_text, compiled.rule.then
+            if actions.team is not None and not team_certain:
+                teams.add(actions.team)
+                team_certain = certain
+            if actions.assign_to is not None and not agent_certain:
+                agents.add(actions.assign_to)
+                agent_certain = certain
+            if certain and compiled.rule.stop:
+                break
+        if not team_certain:
+            teams.add(self.default_team)
+        return frozenset(teams), frozenset(agents)
 
     def handoff_reason(self, message: CanonicalMessage, folded: str) -> HandoffReason | None:
         """Whether a message of a conversation the chatbot answers hands it to people (the

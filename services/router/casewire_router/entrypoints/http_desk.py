@@ -22,6 +22,7 @@ from casewire_router.desk_service import (
     DeskService,
     KeepAlive,
     LeaseHeld,
+    ReplyLeaseService,
     StreamItem,
     StreamOpened,
     StreamReset,
@@ -65,7 +66,9 @@ class ReplyLeaseTaken(BaseModel):
     renewed: bool = Field(description="The caller held it already: extended.")
 
 
-def desk_api(service: DeskService, current_actor: ActorDependency) -> APIRouter:
+def desk_api(
+    service: DeskService, leases: ReplyLeaseService, current_actor: ActorDependency
+) -> APIRouter:
     """The `/v1/me` routes and the reply-lease routes."""
 
     api = APIRouter(prefix="/v1")
@@ -106,7 +109,7 @@ def desk_api(service: DeskService, current_actor: ActorDependency) -> APIRouter:
     async def take_reply_lease(case_id: str, actor: Caller) -> ReplyLeaseTaken:
         """Take the case's reply lease before answering, or renew it while typing."""
         try:
-            attempt = await _answer(service.take_lease(actor, _case_id(case_id)))
+            attempt = await _answer(leases.take_lease(actor, _case_id(case_id)))
         except LeaseHeld as held:
             raise ApiError(
                 status.HTTP_409_CONFLICT,
@@ -130,7 +133,7 @@ def desk_api(service: DeskService, current_actor: ActorDependency) -> APIRouter:
     )
     async def release_reply_lease(case_id: str, actor: Caller) -> Response:
         """Release the case's reply lease (its holder, or a lead or an admin)."""
-        await _answer(service.release_lease(actor, _case_id(case_id)))
+        await _answer(leases.release_lease(actor, _case_id(case_id)))
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
     return api
