@@ -170,8 +170,8 @@ class ClockTransaction(Protocol):
         """Inputs claimed before (redelivery), or twice in one batch."""
         ...
 
-    async def open_clocks(self, case_id: str) -> list[StoredClock]:
-        """The case's open clocks."""
+    async def open_clocks(self, case_ids: Sequence[str]) -> dict[str, list[StoredClock]]:
+        """Each case's open clocks (every case id a key, with no clock an empty list)."""
         ...
 
     async def copy_case_fields(self, case: CaseSnapshot) -> None:
@@ -183,12 +183,10 @@ class ClockTransaction(Protocol):
         """Per clock name and track, the case's latest clock if it ended by what it waited for."""
         ...
 
-    async def start(self, start: ClockStart, case: CaseSnapshot) -> ClockRecord | None:
-        """A new clock; None when this cycle of it exists already."""
-        ...
-
-    async def add_timers(self, clock_id: int, timers: Sequence[Timer]) -> None:
-        """Pending timers of the clock."""
+    async def start(
+        self, start: ClockStart, case: CaseSnapshot, timers: Sequence[Timer]
+    ) -> ClockRecord | None:
+        """A new clock with its pending timers; None when this cycle of it exists already."""
         ...
 
     async def replace_timers(self, clock_id: int, timers: Sequence[Timer]) -> None:
@@ -538,12 +536,19 @@ class ClockService:
             outcome.duplicates = tx.duplicates
             records: Records = []
             moment = _Moment(tx, now, hold)
+            # A change touches only its own case's clocks: those of a case not yet changed in
+            # this batch are read for all such cases at once; a case's later events read again.
+            unchanged = await tx.open_clocks(
+                list(dict.fromkeys(e.data.case.id for e in fresh if e.data is not None))
+            )
             for event in fresh:
                 outcome.applied += 1
                 if event.data is None:
                     continue
                 case = event.data.case
-                stored_clocks = await tx.open_clocks(case.id)
+                stored_clocks = unchanged.pop(case.id, None)
+                if stored_clocks is None:
+                    stored_clocks = (await tx.open_clocks([case.id]))[case.id]
                 if any(not _copies_case(stored.clock, case) for stored in stored_clocks):
                     await tx.copy_case_fields(case)
                 open_clocks = [stored.as_open() for stored in stored_clocks]
@@ -576,11 +581,10 @@ class ClockService:
         if not isinstance(change, ClockStart | ClockFulfilment | ClockRefulfilment | ClockBackdate):
             await self._fire_ended(moment, outcome, records)  # as before any other change
         if isinstance(change, ClockStart):
-            clock = await tx.start(change, case)
+            timers = start_timers(change)
+            clock = await tx.start(change, case, timers)
             if clock is None:  # this cycle of the clock exists already
                 return
-            timers = start_timers(change)
-            await tx.add_timers(clock.id, timers)
             outcome.timer_added(earliest(timers))
             outcome.started.append(clock)
             records.append(alert_record(clock, SLA_CLOCK_STARTED, time=now))

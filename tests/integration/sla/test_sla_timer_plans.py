@@ -74,7 +74,7 @@ async def test_a_clocks_timer_statements_use_an_index_by_clock_without_statistic
     now = datetime.now(UTC)
     async with unit_of_work(pg, SCHEMA) as work:
         tx = PostgresClockTransaction(work)
-        await tx.open_clocks(f"seeded-{CLOCK_ID}")
+        await tx.open_clocks([f"seeded-{CLOCK_ID}"])
         await tx.fire_timers_before(CLOCK_ID, now, now, now)
         await tx.drop_timers(CLOCK_ID, now)
         await tx.replace_timers(CLOCK_ID, [Timer("breach", 1.0, now + timedelta(hours=1))])

@@ -137,13 +137,16 @@ class PostgresClockTransaction:
         """Inputs claimed before (redelivery), or twice in one batch."""
         return self._work.duplicates
 
-    async def open_clocks(self, case_id: str) -> list[StoredClock]:
+    async def open_clocks(self, case_ids: Sequence[str]) -> dict[str, list[StoredClock]]:
         rows = await self._connection.fetch(
             f"SELECT {_CLOCK_COLUMNS}, {_DECISION_COLUMNS} FROM {SCHEMA}.clocks AS c"
-            " WHERE c.case_id = $1 AND c.status IN ('running', 'paused')",
-            case_id,
+            " WHERE c.case_id = ANY($1::text[]) AND c.status IN ('running', 'paused')",
+            list(case_ids),
         )
-        return [_stored(row) for row in rows]
+        clocks: dict[str, list[StoredClock]] = {case_id: [] for case_id in case_ids}
+        for row in rows:
+            clocks[row["case_id"]].append(_stored(row))
+        return clocks
 
     async def copy_case_fields(self, case: CaseSnapshot) -> None:
         await self._connection.execute(
@@ -156,14 +159,21 @@ class PostgresClockTransaction:
             _tags(case),
         )
 
-    async def start(self, start: ClockStart, case: CaseSnapshot) -> ClockRecord | None:
-        """A new clock; None when this cycle of it exists already."""
+    async def start(
+        self, start: ClockStart, case: CaseSnapshot, timers: Sequence[Timer]
+    ) -> ClockRecord | None:
+        """A new clock with its timers, in one statement; None when this cycle of it exists
+        already (and no timer is added)."""
         row = await self._connection.fetchrow(
-            f"INSERT INTO {SCHEMA}.clocks AS c (case_id, clock, policy_id, calendar_id,"
-            " target_seconds, started_at, due_at, team, priority,"
+            f"WITH c AS (INSERT INTO {SCHEMA}.clocks AS c (case_id, clock, policy_id,"
+            " calendar_id, target_seconds, started_at, due_at, team, priority,"
             " platform, channel, visibility, tags, additive)"
             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-            f" ON CONFLICT DO NOTHING RETURNING {_CLOCK_COLUMNS}",
+            f" ON CONFLICT DO NOTHING RETURNING {_CLOCK_COLUMNS}),"
+            f" timers AS (INSERT INTO {SCHEMA}.timers (clock_id, kind, fraction, fire_at)"
+            " SELECT c.id, t.* FROM c,"
+            " unnest($15::text[], $16::float8[], $17::timestamptz[]) AS t)"
+            " SELECT * FROM c",
             start.case_id,
             start.clock,
             start.policy_id,
@@ -178,10 +188,13 @@ class PostgresClockTransaction:
             case.visibility,
             _tags(case),
             start.additive,
+            [timer.kind for timer in timers],
+            [timer.fraction for timer in timers],
+            [timer.fire_at for timer in timers],
         )
         return None if row is None else _clock(row)
 
-    async def add_timers(self, clock_id: int, timers: Sequence[Timer]) -> None:
+    async def _add_timers(self, clock_id: int, timers: Sequence[Timer]) -> None:
         if not timers:
             return
         await self._connection.execute(
@@ -197,7 +210,7 @@ class PostgresClockTransaction:
         await self._connection.execute(
             f"DELETE FROM {SCHEMA}.timers WHERE clock_id = $1 AND fired_at IS NULL", clock_id
         )
-        await self.add_timers(clock_id, timers)
+        await self._add_timers(clock_id, timers)
 
     async def fire_timers_before(
         self, clock_id: int, before: datetime, now: datetime, up_to: datetime | None = None
