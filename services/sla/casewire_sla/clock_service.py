@@ -193,11 +193,12 @@ class ClockTransaction(Protocol):
         """The clock's pending timers, instead of those it had."""
         ...
 
-    async def fire_timers_before(
-        self, clock_id: int, before: datetime, now: datetime, up_to: datetime | None = None
+    async def stop_timers(
+        self, clock_id: int, until: datetime, now: datetime, up_to: datetime | None = None
     ) -> list[Timer]:
-        """The clock's pending timers due strictly before `before` (and, with `up_to`, by
-        `up_to`) marked fired `now`; returns them."""
+        """The clock stopped at `until`: its pending timers due strictly before `until` (and,
+        with `up_to`, by `up_to`) marked fired `now` and returned, those due at or after
+        `until` dropped."""
         ...
 
     async def drop_timers(self, clock_id: int, since: datetime) -> None:
@@ -766,12 +767,11 @@ class ClockService:
         """
         fires_until = None if bound is None else bound.fires_until
         overdue = sorted(
-            await tx.fire_timers_before(clock.id, until, now, fires_until),
+            await tx.stop_timers(clock.id, until, now, fires_until),
             key=lambda timer: timer.fire_at,
         )
         if any(timer.is_breach for timer in overdue):
             await tx.mark_breached([clock.id])
-        await tx.drop_timers(clock.id, until)  # those due from then on: the clock stopped
         for timer in overdue:
             fired = FiredAlert(
                 clock,

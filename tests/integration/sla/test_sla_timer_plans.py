@@ -75,7 +75,7 @@ async def test_a_clocks_timer_statements_use_an_index_by_clock_without_statistic
     async with unit_of_work(pg, SCHEMA) as work:
         tx = PostgresClockTransaction(work)
         await tx.open_clocks([f"seeded-{CLOCK_ID}"])
-        await tx.fire_timers_before(CLOCK_ID, now, now, now)
+        await tx.stop_timers(CLOCK_ID, now, now, now)
         await tx.drop_timers(CLOCK_ID, now)
         await tx.replace_timers(CLOCK_ID, [Timer("breach", 1.0, now + timedelta(hours=1))])
         await tx.cancel_timers([CLOCK_ID, CLOCK_ID + 1])
@@ -85,7 +85,7 @@ async def test_a_clocks_timer_statements_use_an_index_by_clock_without_statistic
         assert await tx.claim_due_timers(now, 500) == []
         await asyncio.sleep(0)
         (claim,) = logged
-    # open_clocks' alerted fractions, fire_timers_before, drop_timers, replace_timers, cancel
+    # open_clocks' alerted fractions, stop_timers, drop_timers, replace_timers, cancel
     assert len(by_clock) == 5
     for query, args in by_clock:
         scans = await _timer_scans(pg, query, args)

@@ -212,17 +212,20 @@ class PostgresClockTransaction:
         )
         await self._add_timers(clock_id, timers)
 
-    async def fire_timers_before(
-        self, clock_id: int, before: datetime, now: datetime, up_to: datetime | None = None
+    async def stop_timers(
+        self, clock_id: int, until: datetime, now: datetime, up_to: datetime | None = None
     ) -> list[Timer]:
-        # Strictly before: a reply at the very instant of a deadline is in time.
+        # Strictly before: a reply at the very instant of a deadline is in time. The two parts
+        # touch disjoint timers (due before `until`, due from it on), so one statement does.
         rows = await self._connection.fetch(
-            f"UPDATE {SCHEMA}.timers SET fired_at = $3"
+            f"WITH dropped AS (DELETE FROM {SCHEMA}.timers WHERE clock_id = $1"
+            " AND fired_at IS NULL AND fire_at >= $2)"
+            f" UPDATE {SCHEMA}.timers SET fired_at = $3"
             " WHERE clock_id = $1 AND fired_at IS NULL AND fire_at < $2"
             " AND ($4::timestamptz IS NULL OR fire_at <= $4)"
             " RETURNING kind, fraction, fire_at",
             clock_id,
-            before,
+            until,
             now,
             up_to,
         )
