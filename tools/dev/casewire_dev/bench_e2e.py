@@ -42,7 +42,7 @@ from casewire_common import events as ev
 from casewire_common import topics
 
 from casewire_dev import services, stack
-from casewire_dev.bench_workload import agents_file
+from casewire_dev.bench_workload import roster_yaml
 from casewire_dev.cpu import CpuSnapshot, CpuUse, stack_processes
 from casewire_dev.load_client import Sender, encode_request, send_schedule
 from casewire_dev.paths import repo_root
@@ -101,14 +101,7 @@ REPLY_DELAY_SECONDS = 2.0
 
 def roster() -> str:
     """500 agents over the five teams (each in one or two), capacity 40 each."""
-    agents = []
-    languages = (["en"], ["en", "ar"], ["en", "el"], ["th", "en"])
-    for index in range(ROSTER_SIZE):
-        teams = [TEAMS[index % len(TEAMS)]]
-        if index % 3 == 0:
-            teams.append(TEAMS[(index + 2) % len(TEAMS)])
-        agents.append((f"agent{index:03d}", teams, languages[index % len(languages)], 40))
-    return agents_file(agents)
+    return roster_yaml(ROSTER_SIZE, 40, TEAMS)
 
 
 def message_body(token: str, index: int, sent_at: datetime) -> dict[str, Any]:

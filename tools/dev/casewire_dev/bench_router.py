@@ -115,6 +115,21 @@ async def measure(options: RouterOptions, bootstrap: str, server_url: str, work:
             profiler=profiler,
         )
         after = await passthrough(2)
+        per_batch = {
+            size: await _batch_cost(
+                options,
+                database_url=server_url,
+                bootstrap=bootstrap,
+                records=records,
+                last_per_partition=last_per_partition,
+                rules=rules,
+                saved_replies=saved_replies,
+                work=work,
+                tag=tag,
+                roster=size,
+            )
+            for size in ROSTER_SIZES
+        }
     finally:
         gc.unfreeze()
         await stack.drop_database(server_url, database)
@@ -142,7 +157,62 @@ async def measure(options: RouterOptions, bootstrap: str, server_url: str, work:
         "bench_partitions": metric(options.partitions, "count"),
         "bench_message_bytes": metric(message_bytes, "bytes"),
         "router_case_events": metric(sum(routed.events.values()), "count"),
+        **{f"router_batch_ms_{size}_agents": metric(ms, "ms") for size, ms in per_batch.items()},
+        "router_batch_500_vs_50_agents": metric(
+            ratio(per_batch[ROSTER_SIZES[-1]], per_batch[ROSTER_SIZES[0]]), "ratio"
+        ),
     }
+
+
+# A batch's cost as the roster grows: the same messages routed again, in batches as small as
+# a moderate rate makes them, once with each roster (agents on the rules' five teams).
+ROSTER_SIZES = (50, 500)
+ROSTER_BATCH_RECORDS = 20
+
+
+async def _batch_cost(
+    options: RouterOptions,
+    *,
+    database_url: str,
+    bootstrap: str,
+    records: list[bench_workload.Record],
+    last_per_partition: dict[int, int],
+    rules: Path,
+    saved_replies: Path,
+    work: Path,
+    tag: str,
+    roster: int,
+) -> float:
+    """Milliseconds inside the router's batch transactions per batch, with `roster` agents."""
+    from casewire_router.adapters.repository import MIGRATIONS_PACKAGE, SCHEMA
+
+    agents = work / f"agents-{roster}.yaml"
+    teams = ("care", "shipping", "billing", "accounts", "incidents")  # RULES_YAML's
+    agents.write_text(bench_workload.roster_yaml(roster, len(records), teams), "utf-8")
+    expectation = bench_workload.expected_outcome(records, rules, agents)
+    await stack.empty_topics(bootstrap, [topics.CASE_EVENTS], options.partitions)
+    database = await stack.ensure_database(database_url, f"casewire_bench_{tag}_{roster}")
+    try:
+        await migrate(database, SCHEMA, MIGRATIONS_PACKAGE)
+        print(f"router with {roster} agents, batches of {ROSTER_BATCH_RECORDS} ...", flush=True)
+        routed = await bench_runs.run_router(
+            database,
+            bootstrap,
+            records,
+            last_per_partition,
+            expectation,
+            rules=rules,
+            agents=agents,
+            saved_replies=saved_replies,
+            group=f"bench-router-{tag}-{roster}",
+            max_records=ROSTER_BATCH_RECORDS,
+            timeout=options.timeout,
+        )
+    finally:
+        await stack.drop_database(database_url, database)
+    per_batch_ms = 1000 * routed.batch_seconds / max(routed.batches, 1)
+    print(f"  {routed.batches:,} batches, {per_batch_ms:.2f} ms each", flush=True)
+    return per_batch_ms
 
 
 def run(running: stack.Stack, work: Path, options: RouterOptions) -> Results:

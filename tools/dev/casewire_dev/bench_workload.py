@@ -106,6 +106,22 @@ def agents_file(agents: Iterable[tuple[str, Sequence[str], Sequence[str], int]])
     return "\n".join(lines) + "\n"
 
 
+def roster_yaml(size: int, capacity: int, teams: Sequence[str]) -> str:
+    """`size` agents spread over `teams` (every third on a second team too), in the four bench
+    languages, everyone online."""
+    languages = (["en"], ["en", "ar"], ["en", "el"], ["th", "en"])
+    return agents_file(
+        (
+            f"agent{index:04d}",
+            [teams[index % len(teams)]]
+            + ([teams[(index + 2) % len(teams)]] if index % 3 == 0 else []),
+            languages[index % len(languages)],
+            capacity,
+        )
+        for index in range(size)
+    )
+
+
 def agents_yaml(capacity: int) -> str:
     """Everyone online with room for the whole run: every case that wants an agent gets one,
     so the expected events do not depend on which partition the router reads first."""

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import heapq
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from casewire_common.events import CandidateAgent
 
@@ -46,6 +45,9 @@ class AgentScope:
 # counted by reason.
 LISTED_CANDIDATES = 5
 
+# Before every real assignment: who was never assigned has waited longest.
+_NEVER_ASSIGNED = datetime.min.replace(tzinfo=UTC)
+
 HAS_ROOM = "has room"
 AT_CAPACITY = "at capacity"
 OFFLINE = "offline"
@@ -70,27 +72,33 @@ def choose_agent(
     chosen agent, the others with room in the order they would have been chosen, then those
     without room (at capacity before offline, by id).
     """
-    members = [agent for agent in agents if team in agent.teams]
-    eligible = [agent for agent in members if _reason(agent) == HAS_ROOM]
-    considered = dict(Counter(_reason(agent) for agent in members))
+    with_room: list[AgentState] = []
+    without_room: list[AgentState] = []
+    considered: dict[str, int] = {}
+    for agent in agents:  # one pass: a team of hundreds is read once per case
+        if team not in agent.teams:
+            continue
+        reason = _reason(agent)
+        considered[reason] = considered.get(reason, 0) + 1
+        (with_room if reason == HAS_ROOM else without_room).append(agent)
 
-    def preference(agent: AgentState) -> tuple[int, float, float, str]:
-        waited = agent.last_assigned_at.timestamp() if agent.last_assigned_at else 0.0
-        return (0 if _speaks(agent, language) else 1, agent.load / agent.capacity, waited, agent.id)
+    def preference(agent: AgentState) -> tuple[bool, float, datetime, str]:
+        speaks = language is not None and language in agent.languages
+        waited = agent.last_assigned_at or _NEVER_ASSIGNED
+        return (not speaks, agent.load / agent.capacity, waited, agent.id)
 
-    by_requested = {agent.id: agent for agent in eligible}
-    chosen = by_requested.get(requested) if requested is not None else None
+    chosen = next((a for a in with_room if a.id == requested), None) if requested else None
     listed = [] if chosen is None else [chosen]
     listed += heapq.nsmallest(
-        LISTED_CANDIDATES - len(listed), (a for a in eligible if a is not chosen), key=preference
+        LISTED_CANDIDATES - len(listed), (a for a in with_room if a is not chosen), key=preference
     )
     listed += heapq.nsmallest(
         LISTED_CANDIDATES - len(listed),
-        (agent for agent in members if _reason(agent) != HAS_ROOM),
-        key=lambda agent: (_reason(agent) == OFFLINE, agent.id),
+        without_room,
+        key=lambda agent: (not agent.online, agent.id),
     )
     candidates = [_candidate(agent, language) for agent in listed]
-    if not eligible:
+    if not with_room:
         return AssignmentChoice(None, candidates, f"no agent of team {team!r} has room", considered)
     if chosen is not None:
         return AssignmentChoice(chosen.id, candidates, "requested by rule", considered)
