@@ -20,6 +20,7 @@ from casewire_router.main import create_app
 
 from tests.integration.helpers import EventReader, consumer, producer, running
 from tests.integration.router.test_case_api import Cases, customer_message, ok, settings_for
+from tests.integration.router.test_threading_incidents import start_at_topic_ends
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +33,9 @@ async def test_an_action_of_one_team_does_not_wait_for_another_teams_agents(
     identity: LocalIdentity,
 ) -> None:
     await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
-    app = create_app(settings_for(tmp_path, database_url, kafka_bootstrap, unique))
+    settings = settings_for(tmp_path, database_url, kafka_bootstrap, unique)
+    await start_at_topic_ends(settings)
+    app = create_app(settings)
     admin = bearer(identity.token("root", ["admin"]))
     now = datetime.now(UTC)
     async with (

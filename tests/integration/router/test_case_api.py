@@ -22,6 +22,7 @@ from casewire_router.main import create_app
 from casewire_router.settings import RouterSettings
 
 from tests.integration.helpers import EventReader, consumer, producer, running
+from tests.integration.router.test_threading_incidents import start_at_topic_ends
 
 ADMIN = "test-admin"
 # Only this test's messages carry its keywords, so only they reach `shipping` (the topic is
@@ -140,7 +141,9 @@ async def test_case_api_drives_cases_drains_queues_and_publishes_every_change(
 ) -> None:
     auth = bearer(identity.token(ADMIN, ["admin"]))
     await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
-    app = create_app(settings_for(tmp_path, database_url, kafka_bootstrap, unique))
+    settings = settings_for(tmp_path, database_url, kafka_bootstrap, unique)
+    await start_at_topic_ends(settings)
+    app = create_app(settings)
     now = datetime.now(UTC)
     async with (
         running(app) as client,
@@ -364,7 +367,9 @@ async def test_concurrent_resolves_drain_the_queue_once_and_never_over_fill(
 ) -> None:
     auth = bearer(identity.token(ADMIN, ["admin"]))
     await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
-    app = create_app(settings_for(tmp_path, database_url, kafka_bootstrap, unique))
+    settings = settings_for(tmp_path, database_url, kafka_bootstrap, unique)
+    await start_at_topic_ends(settings)
+    app = create_app(settings)
     now = datetime.now(UTC)
     names = [f"n{index}" for index in range(8)]
     async with (
@@ -427,7 +432,9 @@ async def test_a_place_freed_in_one_team_goes_to_the_queue_of_the_agents_other_t
 ) -> None:
     auth = bearer(identity.token(ADMIN, ["admin"]))
     await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
-    app = create_app(settings_for(tmp_path, database_url, kafka_bootstrap, unique))
+    settings = settings_for(tmp_path, database_url, kafka_bootstrap, unique)
+    await start_at_topic_ends(settings)
+    app = create_app(settings)
     now = datetime.now(UTC)
     async with (
         running(app) as client,

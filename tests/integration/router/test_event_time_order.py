@@ -27,7 +27,12 @@ from tests.integration.helpers import (
     producer,
     running,
 )
-from tests.integration.router.test_threading_incidents import about, canonical, settings_for
+from tests.integration.router.test_threading_incidents import (
+    about,
+    canonical,
+    settings_for,
+    start_at_topic_ends,
+)
 from tests.integration.router.test_two_replicas import (
     as_record,
     routing_service,
@@ -74,7 +79,9 @@ async def test_replies_processed_before_the_tweets_they_answer_are_their_first_r
     pg: asyncpg.Connection,
 ) -> None:
     await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
-    app = create_app(settings_for(tmp_path, database_url, kafka_bootstrap, unique))
+    settings = settings_for(tmp_path, database_url, kafka_bootstrap, unique)
+    await start_at_topic_ends(settings)
+    app = create_app(settings)
     sent = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
     answered_at = {n: sent + timedelta(seconds=40 + n) for n in range(REPLIES)}
     too_early = REPLIES  # this customer's "reply" was sent before the tweet it names
@@ -294,6 +301,7 @@ async def test_two_replicas_in_one_group_attach_every_reply_sent_with_its_tweet(
     settings = settings_for(tmp_path, database_url, kafka_bootstrap, unique).model_copy(
         update={"consumer_session_timeout_ms": 3000, "consumer_max_records": 4}
     )
+    await start_at_topic_ends(settings)
     sent = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
     pairs = [
         (tweet(unique, n, sent), reply(unique, n, sent + timedelta(seconds=n)))

@@ -27,6 +27,7 @@ from fastapi import FastAPI
 
 from tests.integration.helpers import EventReader, consumer, producer, running
 from tests.integration.router.test_case_api import Cases, customer_message, ok, settings_for
+from tests.integration.router.test_threading_incidents import start_at_topic_ends
 
 pytestmark = pytest.mark.integration
 
@@ -135,6 +136,7 @@ async def test_every_role_and_scope_against_every_endpoint(
         monkeypatch.setenv(name, value)
     await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
     settings = settings_for(tmp_path, database_url, kafka_bootstrap, unique)
+    await start_at_topic_ends(settings)
     app = create_app(settings.model_copy(update={"router_stream_max_seconds": 0.2}))
     now = datetime.now(UTC)
     async with (

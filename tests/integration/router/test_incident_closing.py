@@ -19,7 +19,12 @@ from casewire_router.adapters.repository import (
 from casewire_router.main import create_app
 
 from tests.integration.helpers import EventReader, consumer, producer, running
-from tests.integration.router.test_threading_incidents import about, canonical, settings_for
+from tests.integration.router.test_threading_incidents import (
+    about,
+    canonical,
+    settings_for,
+    start_at_topic_ends,
+)
 
 
 async def test_an_incident_quiet_for_its_window_is_closed_without_waiting_for_a_message(
@@ -32,6 +37,7 @@ async def test_an_incident_quiet_for_its_window_is_closed_without_waiting_for_a_
             "router_incident_check_seconds": 0.2,
         }
     )
+    await start_at_topic_ends(settings)
     async with (
         running(create_app(settings)),
         producer(kafka_bootstrap) as kafka,

@@ -24,6 +24,7 @@ from tests.integration.helpers import (
     producer,
     running,
 )
+from tests.integration.router.test_threading_incidents import start_at_topic_ends
 
 # The topic is shared by every test of the session, and each test's router reads it from the
 # start: only this test's messages carry its own keyword, so only they reach `shipping`.
@@ -88,7 +89,9 @@ async def test_messages_become_cases_with_events_once_even_when_redelivered(
     tmp_path: Path, database_url: str, kafka_bootstrap: str, unique: str
 ) -> None:
     await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
-    app = create_app(settings_for(tmp_path, database_url, kafka_bootstrap, unique))
+    settings = settings_for(tmp_path, database_url, kafka_bootstrap, unique)
+    await start_at_topic_ends(settings)
+    app = create_app(settings)
     conv_a = f"x:brand:{unique}a:cust"
     conv_b = f"x:brand:{unique}b:cust"
     first = canonical(conv_a, f"{unique}-1", f"ما هي حالة الطلب؟ parcel{unique}")
@@ -215,7 +218,9 @@ async def test_unreadable_message_goes_to_the_dead_letter_topic_and_the_consumer
     tmp_path: Path, database_url: str, kafka_bootstrap: str, unique: str
 ) -> None:
     await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
-    app = create_app(settings_for(tmp_path, database_url, kafka_bootstrap, unique))
+    settings = settings_for(tmp_path, database_url, kafka_bootstrap, unique)
+    await start_at_topic_ends(settings)
+    app = create_app(settings)
     conversation = f"x:brand:{unique}:cust"
     async with (
         running(app),

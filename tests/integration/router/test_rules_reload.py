@@ -24,6 +24,7 @@ from tests.integration.helpers import (
     running,
 )
 from tests.integration.router.test_router_service import canonical
+from tests.integration.router.test_threading_incidents import start_at_topic_ends
 
 pytestmark = pytest.mark.integration
 
@@ -56,6 +57,7 @@ async def test_a_rewritten_rules_file_routes_the_next_message_and_a_broken_one_i
         router_rules_reload_seconds=0.2,
         consumer_session_timeout_ms=6000,
     )
+    await start_at_topic_ends(settings)
     app = create_app(settings)
     conversations = [f"x:brand:{unique}{n}:cust" for n in range(3)]
 

@@ -26,6 +26,7 @@ from casewire_router.main import create_app
 from casewire_router.settings import RouterSettings
 
 from tests.integration.helpers import EventReader, consumer, metric_value, producer, running
+from tests.integration.router.test_threading_incidents import start_at_topic_ends
 
 pytestmark = pytest.mark.integration
 
@@ -163,7 +164,9 @@ async def test_saved_replies_and_customer_context_through_the_api(
     lee = bearer(identity.token("lee", ["lead"], teams=["shipping"]))
     bea = bearer(identity.token("bea", ["lead"], teams=["billing"]))
     await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
-    app = create_app(settings_for(tmp_path, database_url, kafka_bootstrap, unique))
+    settings = settings_for(tmp_path, database_url, kafka_bootstrap, unique)
+    await start_at_topic_ends(settings)
+    app = create_app(settings)
     customer, quiet = f"cust{unique}", f"quiet{unique}"
     now = datetime.now(UTC)
     async with (

@@ -60,6 +60,12 @@ async def test_router_killed_mid_work_and_restarted_stores_and_publishes_everyth
         "CASEWIRE_ROUTER_CONSUMER_GROUP": f"sigkill-{unique}",
     }
     await services.migrate("router", env, tmp_path)
+    # The router reads this test's messages only, not every message earlier tests left.
+    for group, topic in (
+        (f"sigkill-{unique}", topics.MESSAGES),
+        (f"sigkill-{unique}-escalation", topics.SLA_ALERTS),
+    ):
+        await local_stack.start_group_at_topic_end(stack.kafka_bootstrap_servers, group, topic)
     conversations = [f"x:brand:{unique}-{n}:cust{n}" for n in range(CONVERSATIONS)]
     rounds = [
         [(c, f"{c}-q", f"parcel{unique} where is my parcel?", "inbound") for c in conversations],

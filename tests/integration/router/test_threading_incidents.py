@@ -116,7 +116,9 @@ async def test_dm_merges_into_public_case_and_a_later_message_reopens_it(
     pg: asyncpg.Connection,
 ) -> None:
     await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
-    app = create_app(settings_for(tmp_path, database_url, kafka_bootstrap, unique))
+    settings = settings_for(tmp_path, database_url, kafka_bootstrap, unique)
+    await start_at_topic_ends(settings)
+    app = create_app(settings)
     customer = f"cust{unique}"
     public = f"x:brand:tweet{unique}:{customer}"
     dm = f"x:brand:{customer}"
@@ -209,7 +211,9 @@ async def test_burst_opens_one_incident_raises_its_cases_and_breach_escalates(
     pg: asyncpg.Connection,
 ) -> None:
     await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
-    app = create_app(settings_for(tmp_path, database_url, kafka_bootstrap, unique))
+    settings = settings_for(tmp_path, database_url, kafka_bootstrap, unique)
+    await start_at_topic_ends(settings)
+    app = create_app(settings)
     async with (
         running(app),
         producer(kafka_bootstrap) as kafka,
@@ -310,7 +314,9 @@ async def test_brand_reply_naming_no_customer_finds_its_case_through_in_reply_to
     pg: asyncpg.Connection,
 ) -> None:
     await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
-    app = create_app(settings_for(tmp_path, database_url, kafka_bootstrap, unique))
+    settings = settings_for(tmp_path, database_url, kafka_bootstrap, unique)
+    await start_at_topic_ends(settings)
+    app = create_app(settings)
     customer = f"cust{unique}"
     thread = f"x:brand:post{unique}:{customer}"
     brand_thread = f"x:brand:post{unique}:brand"  # as ingest keys a reply Meta gives no target

@@ -44,6 +44,7 @@ from tests.integration.helpers import (
     producer,
     running,
 )
+from tests.integration.router.test_threading_incidents import start_at_topic_ends
 
 # Only this test's messages carry its keyword: the others on the shared topic go to `care`,
 # where no agent works, and cannot touch the agents under test.
@@ -204,6 +205,7 @@ async def test_two_replicas_in_one_consumer_group_never_over_fill_an_agent(
         consumer_session_timeout_ms=3000,  # rebalances settle sooner
         consumer_max_records=8,  # small batches: many transactions, interleaved
     )
+    await start_at_topic_ends(settings)
     messages = burst(unique)
     conversations = {conversation for conversation, _ in messages}
     async with (
