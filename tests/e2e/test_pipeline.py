@@ -20,7 +20,7 @@ from casewire_common.events import DecodedEvent
 from casewire_dev import services
 from casewire_dev import stack as local_stack
 
-from tests.integration.helpers import TEST_INTEGRATION, EventReader, consumer, metric_value
+from tests.integration.helpers import TEST_INTEGRATION, EventReader, metric_value, topic_reader
 
 RULES = """
 version: 1
@@ -158,8 +158,8 @@ async def test_webhook_to_case_to_sla_breach_and_brand_reply_stops_the_clock(
     bootstrap = stack.kafka_bootstrap_servers
     async with (
         httpx.AsyncClient(timeout=10, auth=TEST_INTEGRATION) as http,
-        consumer(bootstrap, topics.CASE_EVENTS, f"e2e-cases-{unique}") as case_events_in,
-        consumer(bootstrap, topics.SLA_ALERTS, f"e2e-sla-{unique}") as sla_alerts_in,
+        topic_reader(bootstrap, topics.CASE_EVENTS) as case_events_in,
+        topic_reader(bootstrap, topics.SLA_ALERTS) as sla_alerts_in,
     ):
         first = post_body(f"{unique}-a", unanswered, "Your service is down, outage since 9am")
         for body in (

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from typing import TypeVar
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from casewire_common.events import DecodedEvent, decode_event
 from casewire_dev.webhooks import IntegrationAuth
 from fastapi import FastAPI
@@ -55,6 +55,24 @@ async def consumer(bootstrap: str, topic: str, group: str) -> AsyncIterator[AIOK
     )
     await kafka.start()
     try:
+        yield kafka
+    finally:
+        await kafka.stop()
+
+
+@asynccontextmanager
+async def topic_reader(bootstrap: str, topic: str) -> AsyncIterator[AIOKafkaConsumer]:
+    """Reads every partition of a topic from the start, as a new consumer group would, but
+    without a group: the local broker lets a member join after half its session timeout (3 s
+    at 6 s), a wait a consumer that only reads does not need."""
+    kafka = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await kafka.start()
+    try:
+        await kafka.topics()
+        partitions = kafka.partitions_for_topic(topic) or set()
+        assert partitions, f"topic {topic} has no partitions"
+        kafka.assign([TopicPartition(topic, partition) for partition in partitions])
+        await kafka.seek_to_beginning()
         yield kafka
     finally:
         await kafka.stop()

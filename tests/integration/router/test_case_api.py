@@ -21,7 +21,7 @@ from casewire_router.adapters.repository import MIGRATIONS_PACKAGE, SCHEMA
 from casewire_router.main import create_app
 from casewire_router.settings import RouterSettings
 
-from tests.integration.helpers import EventReader, consumer, producer, running
+from tests.integration.helpers import EventReader, producer, running, topic_reader
 from tests.integration.router.test_threading_incidents import start_at_topic_ends
 
 ADMIN = "test-admin"
@@ -148,7 +148,7 @@ async def test_case_api_drives_cases_drains_queues_and_publishes_every_change(
     async with (
         running(app) as client,
         producer(kafka_bootstrap) as kafka,
-        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"api-reader-{unique}") as events_in,
+        topic_reader(kafka_bootstrap, topics.CASE_EVENTS) as events_in,
     ):
         cases = Cases(EventReader(events_in), unique)
 
@@ -375,7 +375,7 @@ async def test_concurrent_resolves_drain_the_queue_once_and_never_over_fill(
     async with (
         running(app) as client,
         producer(kafka_bootstrap) as kafka,
-        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"api-race-{unique}") as events_in,
+        topic_reader(kafka_bootstrap, topics.CASE_EVENTS) as events_in,
     ):
         cases = Cases(EventReader(events_in), unique)
         for agent_id in ("amal", "sara"):
@@ -439,7 +439,7 @@ async def test_a_place_freed_in_one_team_goes_to_the_queue_of_the_agents_other_t
     async with (
         running(app) as client,
         producer(kafka_bootstrap) as kafka,
-        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"api-teams-{unique}") as events_in,
+        topic_reader(kafka_bootstrap, topics.CASE_EVENTS) as events_in,
     ):
         cases = Cases(EventReader(events_in), unique)
         amal = {

@@ -22,10 +22,10 @@ from casewire_router.settings import RouterSettings
 
 from tests.integration.helpers import (
     EventReader,
-    consumer,
     eventually,
     producer,
     running,
+    topic_reader,
 )
 from tests.integration.router.test_threading_incidents import (
     about,
@@ -92,7 +92,7 @@ async def test_replies_processed_before_the_tweets_they_answer_are_their_first_r
     async with (
         running(app),
         producer(kafka_bootstrap) as kafka,
-        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"reader-{unique}") as events_in,
+        topic_reader(kafka_bootstrap, topics.CASE_EVENTS) as events_in,
     ):
         for conversation, body in replies:
             await kafka.send(topics.MESSAGES, body, key=conversation.encode())
@@ -312,7 +312,7 @@ async def test_two_replicas_in_one_group_attach_every_reply_sent_with_its_tweet(
         running(create_app(settings)) as first,
         running(create_app(settings)) as second,
         producer(kafka_bootstrap) as kafka,
-        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"pairs-{unique}") as events_in,
+        topic_reader(kafka_bootstrap, topics.CASE_EVENTS) as events_in,
     ):
         await warm_up_replicas(
             kafka,

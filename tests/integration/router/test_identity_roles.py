@@ -25,7 +25,7 @@ from casewire_router.adapters.repository import MIGRATIONS_PACKAGE, SCHEMA
 from casewire_router.main import create_app
 from fastapi import FastAPI
 
-from tests.integration.helpers import EventReader, consumer, producer, running
+from tests.integration.helpers import EventReader, producer, running, topic_reader
 from tests.integration.router.test_case_api import Cases, customer_message, ok, settings_for
 from tests.integration.router.test_threading_incidents import start_at_topic_ends
 
@@ -142,8 +142,8 @@ async def test_every_role_and_scope_against_every_endpoint(
     async with (
         running(app) as client,
         producer(kafka_bootstrap) as kafka,
-        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"roles-{unique}") as events_in,
-        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"roles-agents-{unique}") as agents_in,
+        topic_reader(kafka_bootstrap, topics.CASE_EVENTS) as events_in,
+        topic_reader(kafka_bootstrap, topics.CASE_EVENTS) as agents_in,
     ):
         admin = bearer(tokens["admin"])
         for agent_id, agent in AGENTS.items():

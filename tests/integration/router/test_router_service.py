@@ -18,11 +18,11 @@ from casewire_router.settings import RouterSettings
 
 from tests.integration.helpers import (
     EventReader,
-    consumer,
     eventually,
     metric_value,
     producer,
     running,
+    topic_reader,
 )
 from tests.integration.router.test_threading_incidents import start_at_topic_ends
 
@@ -98,7 +98,7 @@ async def test_messages_become_cases_with_events_once_even_when_redelivered(
     async with (
         running(app) as client,
         producer(kafka_bootstrap) as kafka,
-        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"reader-{unique}") as events_in,
+        topic_reader(kafka_bootstrap, topics.CASE_EVENTS) as events_in,
     ):
         await kafka.send_and_wait(topics.MESSAGES, first, key=conv_a.encode())
         await kafka.send_and_wait(
@@ -225,7 +225,7 @@ async def test_unreadable_message_goes_to_the_dead_letter_topic_and_the_consumer
     async with (
         running(app),
         producer(kafka_bootstrap) as kafka,
-        consumer(kafka_bootstrap, topics.dlq(topics.MESSAGES), f"dlq-{unique}") as dlq_in,
+        topic_reader(kafka_bootstrap, topics.dlq(topics.MESSAGES)) as dlq_in,
     ):
         await kafka.send_and_wait(topics.MESSAGES, b"{not json", key=unique.encode())
         await kafka.send_and_wait(topics.MESSAGES, b'{"id": "x"}', key=f"{unique}-2".encode())

@@ -17,11 +17,11 @@ from casewire_router.settings import RouterSettings
 
 from tests.integration.helpers import (
     EventReader,
-    consumer,
     eventually,
     metric_value,
     producer,
     running,
+    topic_reader,
 )
 from tests.integration.router.test_router_service import canonical
 from tests.integration.router.test_threading_incidents import start_at_topic_ends
@@ -75,7 +75,7 @@ async def test_a_rewritten_rules_file_routes_the_next_message_and_a_broken_one_i
     async with (
         running(app) as client,
         producer(kafka_bootstrap) as kafka,
-        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"reader-{unique}") as events_in,
+        topic_reader(kafka_bootstrap, topics.CASE_EVENTS) as events_in,
     ):
         reader = EventReader(events_in)
 

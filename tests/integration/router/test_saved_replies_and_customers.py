@@ -25,7 +25,7 @@ from casewire_router.domain.saved_replies import FSI, PDI
 from casewire_router.main import create_app
 from casewire_router.settings import RouterSettings
 
-from tests.integration.helpers import EventReader, consumer, metric_value, producer, running
+from tests.integration.helpers import EventReader, metric_value, producer, running, topic_reader
 from tests.integration.router.test_threading_incidents import start_at_topic_ends
 
 pytestmark = pytest.mark.integration
@@ -172,7 +172,7 @@ async def test_saved_replies_and_customer_context_through_the_api(
     async with (
         running(app) as client,
         producer(kafka_bootstrap) as kafka,
-        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"replies-reader-{unique}") as events_in,
+        topic_reader(kafka_bootstrap, topics.CASE_EVENTS) as events_in,
     ):
         reader = EventReader(events_in)
         for agent, teams in (("amal", ["shipping"]), ("bill", ["billing"])):

@@ -21,7 +21,7 @@ from casewire_router.domain.sentiment import Sentiment
 from casewire_router.domain.urgency import default_model, read_text
 from casewire_router.main import create_app
 
-from tests.integration.helpers import EventReader, consumer, producer, running
+from tests.integration.helpers import EventReader, producer, running, topic_reader
 from tests.integration.router.test_threading_incidents import (
     about,
     canonical,
@@ -83,7 +83,7 @@ async def test_case_keeps_latest_and_worst_sentiment_in_every_event_and_row_acro
 
     async with (
         producer(kafka_bootstrap) as kafka,
-        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"reader-{unique}") as events_in,
+        topic_reader(kafka_bootstrap, topics.CASE_EVENTS) as events_in,
     ):
         reader = EventReader(events_in)
         async with running(create_app(settings)):

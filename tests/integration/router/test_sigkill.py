@@ -24,7 +24,7 @@ from casewire_dev import services
 from casewire_dev import stack as local_stack
 from casewire_router.adapters.repository import SCHEMA
 
-from tests.integration.helpers import EventReader, consumer, eventually, producer
+from tests.integration.helpers import EventReader, eventually, producer, topic_reader
 from tests.integration.router.test_two_replicas import canonical
 
 CONVERSATIONS = 150  # each: a question, a follow-up, the brand's reply
@@ -147,9 +147,7 @@ async def test_router_killed_mid_work_and_restarted_stores_and_publishes_everyth
     case_ids = {case["id"] for case in cases}
 
     mine = set(conversations)
-    async with consumer(
-        stack.kafka_bootstrap_servers, topics.CASE_EVENTS, f"sigkill-events-{unique}"
-    ) as events_in:
+    async with topic_reader(stack.kafka_bootstrap_servers, topics.CASE_EVENTS) as events_in:
         reader = EventReader(events_in)
 
         def every_case_created(got: list[DecodedEvent]) -> bool:

@@ -19,7 +19,7 @@ from casewire_router.adapters.repository import MIGRATIONS_PACKAGE, SCHEMA
 from casewire_router.main import create_app
 from casewire_router.settings import RouterSettings
 
-from tests.integration.helpers import EventReader, consumer, eventually, producer, running
+from tests.integration.helpers import EventReader, eventually, producer, running, topic_reader
 
 RULES = """
 version: 1
@@ -125,7 +125,7 @@ async def test_dm_merges_into_public_case_and_a_later_message_reopens_it(
     async with (
         running(app),
         producer(kafka_bootstrap) as kafka,
-        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"reader-{unique}") as events_in,
+        topic_reader(kafka_bootstrap, topics.CASE_EVENTS) as events_in,
     ):
         reader = EventReader(events_in)
         keep = about(unique)
@@ -217,7 +217,7 @@ async def test_burst_opens_one_incident_raises_its_cases_and_breach_escalates(
     async with (
         running(app),
         producer(kafka_bootstrap) as kafka,
-        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"reader-{unique}") as events_in,
+        topic_reader(kafka_bootstrap, topics.CASE_EVENTS) as events_in,
     ):
         reader = EventReader(events_in)
         keep = about(unique)
@@ -323,7 +323,7 @@ async def test_brand_reply_naming_no_customer_finds_its_case_through_in_reply_to
     async with (
         running(app),
         producer(kafka_bootstrap) as kafka,
-        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"reader-{unique}") as events_in,
+        topic_reader(kafka_bootstrap, topics.CASE_EVENTS) as events_in,
     ):
         reader = EventReader(events_in)
         keep = about(unique)

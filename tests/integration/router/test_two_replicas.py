@@ -38,11 +38,11 @@ from casewire_router.settings import RouterSettings
 
 from tests.integration.helpers import (
     EventReader,
-    consumer,
     eventually,
     metric_value,
     producer,
     running,
+    topic_reader,
 )
 from tests.integration.router.test_threading_incidents import start_at_topic_ends
 
@@ -212,7 +212,7 @@ async def test_two_replicas_in_one_consumer_group_never_over_fill_an_agent(
         running(create_app(settings)) as first,
         running(create_app(settings)) as second,
         producer(kafka_bootstrap) as kafka,
-        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"replicas-events-{unique}") as events_in,
+        topic_reader(kafka_bootstrap, topics.CASE_EVENTS) as events_in,
     ):
         # Warm-up messages have no keyword: to `care`, where nobody works.
         await warm_up_replicas(
