@@ -20,7 +20,13 @@ from casewire_common.events import DecodedEvent
 from casewire_dev import services
 from casewire_dev import stack as local_stack
 
-from tests.integration.helpers import TEST_INTEGRATION, EventReader, metric_value, topic_reader
+from tests.integration.helpers import (
+    SESSION_TIMEOUT_MS,
+    TEST_INTEGRATION,
+    EventReader,
+    metric_value,
+    topic_reader,
+)
 
 RULES = """
 version: 1
@@ -77,7 +83,7 @@ async def pipeline(
         **os.environ,
         "CASEWIRE_KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap_servers,
         "CASEWIRE_DATABASE_URL": database_url,
-        "CASEWIRE_CONSUMER_SESSION_TIMEOUT_MS": "6000",
+        "CASEWIRE_CONSUMER_SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS),
         "CASEWIRE_INTEGRATIONS": TEST_INTEGRATION.settings(),
     }
     logs = tmp_path / "logs"

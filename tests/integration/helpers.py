@@ -16,6 +16,12 @@ from fastapi import FastAPI
 
 T = TypeVar("T")
 
+# The consumer session timeout of the services these tests start. The local broker lets a
+# member join its group after about half of it (LOCAL_STACK.md): every start of a service
+# waits that long for each of its groups, 2 s at 3 s instead of 3 s at the services' 6 s
+# default. Heartbeats (every 0.5 s) still leave a member six chances per session.
+SESSION_TIMEOUT_MS = 3000
+
 # The generic channel's caller in these tests: `running` signs every request as it, and an
 # ingest configured with `TEST_INTEGRATIONS` accepts it.
 TEST_INTEGRATION = IntegrationAuth("tests", "casewire-tests-integration-secret")

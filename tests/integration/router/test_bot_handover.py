@@ -39,7 +39,14 @@ from casewire_router.settings import RouterSettings
 from casewire_sla.adapters.store import MIGRATIONS as SLA_MIGRATIONS
 from casewire_sla.adapters.store import SCHEMA as SLA_SCHEMA
 
-from tests.integration.helpers import EventReader, eventually, producer, running, topic_reader
+from tests.integration.helpers import (
+    SESSION_TIMEOUT_MS,
+    EventReader,
+    eventually,
+    producer,
+    running,
+    topic_reader,
+)
 from tests.integration.router.test_threading_incidents import start_at_topic_ends
 from tests.integration.sla.conftest import running_sla, sla_settings
 
@@ -82,7 +89,7 @@ def router_settings(
         router_rules=rules,
         router_agents=agents,
         router_consumer_group=f"router-handover-{unique}",
-        consumer_session_timeout_ms=6000,
+        consumer_session_timeout_ms=SESSION_TIMEOUT_MS,
         router_handover_app_ids=[CASEWIRE_APP],
         **handover,
     )

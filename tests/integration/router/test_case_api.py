@@ -21,7 +21,13 @@ from casewire_router.adapters.repository import MIGRATIONS_PACKAGE, SCHEMA
 from casewire_router.main import create_app
 from casewire_router.settings import RouterSettings
 
-from tests.integration.helpers import EventReader, producer, running, topic_reader
+from tests.integration.helpers import (
+    SESSION_TIMEOUT_MS,
+    EventReader,
+    producer,
+    running,
+    topic_reader,
+)
 from tests.integration.router.test_threading_incidents import start_at_topic_ends
 
 ADMIN = "test-admin"
@@ -54,7 +60,7 @@ def settings_for(tmp_path: Path, database_url: str, bootstrap: str, unique: str)
         router_rules=rules,
         router_agents=None,  # agents come from the API here
         router_consumer_group=f"router-api-test-{unique}",
-        consumer_session_timeout_ms=6000,
+        consumer_session_timeout_ms=SESSION_TIMEOUT_MS,
     )
 
 

@@ -16,6 +16,7 @@ from casewire_router.main import create_app
 from casewire_router.settings import RouterSettings
 
 from tests.integration.helpers import (
+    SESSION_TIMEOUT_MS,
     EventReader,
     eventually,
     metric_value,
@@ -55,7 +56,7 @@ async def test_a_rewritten_rules_file_routes_the_next_message_and_a_broken_one_i
         router_agents=tmp_path / "agents.yaml",
         router_consumer_group=f"router-reload-{unique}",
         router_rules_reload_seconds=0.2,
-        consumer_session_timeout_ms=6000,
+        consumer_session_timeout_ms=SESSION_TIMEOUT_MS,
     )
     await start_at_topic_ends(settings)
     app = create_app(settings)

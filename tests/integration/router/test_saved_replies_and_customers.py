@@ -25,7 +25,14 @@ from casewire_router.domain.saved_replies import FSI, PDI
 from casewire_router.main import create_app
 from casewire_router.settings import RouterSettings
 
-from tests.integration.helpers import EventReader, metric_value, producer, running, topic_reader
+from tests.integration.helpers import (
+    SESSION_TIMEOUT_MS,
+    EventReader,
+    metric_value,
+    producer,
+    running,
+    topic_reader,
+)
 from tests.integration.router.test_threading_incidents import start_at_topic_ends
 
 pytestmark = pytest.mark.integration
@@ -89,7 +96,7 @@ def settings_for(tmp_path: Path, database_url: str, bootstrap: str, unique: str)
         router_saved_replies=tmp_path / "saved-replies.yaml",
         router_agents=None,  # agents come from the API here
         router_consumer_group=f"router-replies-test-{unique}",
-        consumer_session_timeout_ms=6000,
+        consumer_session_timeout_ms=SESSION_TIMEOUT_MS,
     )
 
 

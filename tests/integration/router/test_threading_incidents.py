@@ -19,7 +19,14 @@ from casewire_router.adapters.repository import MIGRATIONS_PACKAGE, SCHEMA
 from casewire_router.main import create_app
 from casewire_router.settings import RouterSettings
 
-from tests.integration.helpers import EventReader, eventually, producer, running, topic_reader
+from tests.integration.helpers import (
+    SESSION_TIMEOUT_MS,
+    EventReader,
+    eventually,
+    producer,
+    running,
+    topic_reader,
+)
 
 RULES = """
 version: 1
@@ -85,7 +92,7 @@ def settings_for(tmp_path: Path, database_url: str, bootstrap: str, unique: str)
         router_rules=rules,
         router_agents=agents,
         router_consumer_group=f"router-test-{unique}",
-        consumer_session_timeout_ms=6000,
+        consumer_session_timeout_ms=SESSION_TIMEOUT_MS,
         router_incident_threshold=3,
     )
 

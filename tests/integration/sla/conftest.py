@@ -31,7 +31,7 @@ from casewire_sla.clock_service import IncomingCaseEvent
 from casewire_sla.main import SlaRuntime, create_app
 from casewire_sla.settings import SlaSettings
 
-from tests.integration.helpers import topic_reader
+from tests.integration.helpers import SESSION_TIMEOUT_MS, topic_reader
 from tests.unit.sla.factories import case_event, snapshot
 
 # Alerts take milliseconds from their instant to Kafka here; a poll of once a second would
@@ -100,7 +100,7 @@ def sla_settings(
         database_url=database_url,
         sla_policies=path,
         sla_consumer_group=f"sla-test-{unique}",
-        consumer_session_timeout_ms=6000,
+        consumer_session_timeout_ms=SESSION_TIMEOUT_MS,
         log_level="WARNING",
         sla_wait_for_watermark=wait_for_watermark,
     )
