@@ -50,27 +50,14 @@ async def producer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
 
 
 @asynccontextmanager
-async def consumer(bootstrap: str, topic: str, group: str) -> AsyncIterator[AIOKafkaConsumer]:
-    kafka = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=group,
-        auto_offset_reset="earliest",
-        session_timeout_ms=6000,
-        heartbeat_interval_ms=1000,
-    )
-    await kafka.start()
-    try:
-        yield kafka
-    finally:
-        await kafka.stop()
-
-
-@asynccontextmanager
-async def topic_reader(bootstrap: str, topic: str) -> AsyncIterator[AIOKafkaConsumer]:
+async def topic_reader(
+    bootstrap: str, topic: str, *, from_end: bool = False
+) -> AsyncIterator[AIOKafkaConsumer]:
     """Reads every partition of a topic from the start, as a new consumer group would, but
     without a group: the local broker lets a member join after half its session timeout (3 s
-    at 6 s), a wait a consumer that only reads does not need."""
+    at 6 s), a wait a consumer that only reads does not need. With `from_end`, from where the
+    topic ends now; the local broker's end is where its last record batch starts, so a few
+    earlier records may come too (the caller keeps its own), never fewer."""
     kafka = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
     await kafka.start()
     try:
@@ -78,7 +65,7 @@ async def topic_reader(bootstrap: str, topic: str) -> AsyncIterator[AIOKafkaCons
         partitions = kafka.partitions_for_topic(topic) or set()
         assert partitions, f"topic {topic} has no partitions"
         kafka.assign([TopicPartition(topic, partition) for partition in partitions])
-        await kafka.seek_to_beginning()
+        await (kafka.seek_to_end() if from_end else kafka.seek_to_beginning())
         yield kafka
     finally:
         await kafka.stop()

@@ -34,10 +34,10 @@ from fastapi import FastAPI
 from tests.integration.helpers import (
     SESSION_TIMEOUT_MS,
     EventReader,
-    consumer,
     eventually,
     metric_value,
     producer,
+    topic_reader,
 )
 from tests.integration.router.test_threading_incidents import start_at_topic_ends
 
@@ -273,12 +273,10 @@ class Stage:
 
 @asynccontextmanager
 async def staged(app_url: str, bootstrap: str, unique: str) -> AsyncIterator[Stage]:
-    group = f"desk-reader-{unique}"
-    await local_stack.start_group_at_topic_end(bootstrap, group, topics.CASE_EVENTS)
     async with (
         httpx.AsyncClient(base_url=app_url, timeout=30.0) as api,
         producer(bootstrap) as kafka,
-        consumer(bootstrap, topics.CASE_EVENTS, group) as events_in,
+        topic_reader(bootstrap, topics.CASE_EVENTS, from_end=True) as events_in,
     ):
         yield Stage(api, kafka, EventReader(events_in), unique)
 
