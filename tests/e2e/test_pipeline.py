@@ -20,7 +20,13 @@ from casewire_common.events import DecodedEvent
 from casewire_dev import services
 from casewire_dev import stack as local_stack
 
-from tests.integration.helpers import TEST_INTEGRATION, EventReader, consumer, metric_value
+from tests.integration.helpers import (
+    SESSION_TIMEOUT_MS,
+    TEST_INTEGRATION,
+    EventReader,
+    metric_value,
+    topic_reader,
+)
 
 RULES = """
 version: 1
@@ -77,14 +83,15 @@ async def pipeline(
         **os.environ,
         "CASEWIRE_KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap_servers,
         "CASEWIRE_DATABASE_URL": database_url,
-        "CASEWIRE_CONSUMER_SESSION_TIMEOUT_MS": "6000",
+        "CASEWIRE_CONSUMER_SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS),
         "CASEWIRE_INTEGRATIONS": TEST_INTEGRATION.settings(),
     }
     logs = tmp_path / "logs"
     logs.mkdir()
-    await services.migrate("ingest", env, logs)
-    await services.migrate("router", env, logs)
-    await services.migrate("sla", env, logs)
+    # Each service migrates its own schema: the three can run at once.
+    await asyncio.gather(
+        *(services.migrate(name, env, logs) for name in ("ingest", "router", "sla"))
+    )
     # The services read this test's traffic only: other tests' messages and case events on
     # the same broker would otherwise fill the agents' capacity and the SLA clocks first.
     groups = {
@@ -158,8 +165,8 @@ async def test_webhook_to_case_to_sla_breach_and_brand_reply_stops_the_clock(
     bootstrap = stack.kafka_bootstrap_servers
     async with (
         httpx.AsyncClient(timeout=10, auth=TEST_INTEGRATION) as http,
-        consumer(bootstrap, topics.CASE_EVENTS, f"e2e-cases-{unique}") as case_events_in,
-        consumer(bootstrap, topics.SLA_ALERTS, f"e2e-sla-{unique}") as sla_alerts_in,
+        topic_reader(bootstrap, topics.CASE_EVENTS) as case_events_in,
+        topic_reader(bootstrap, topics.SLA_ALERTS) as sla_alerts_in,
     ):
         first = post_body(f"{unique}-a", unanswered, "Your service is down, outage since 9am")
         for body in (

@@ -9,12 +9,18 @@ from contextlib import asynccontextmanager
 from typing import TypeVar
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from casewire_common.events import DecodedEvent, decode_event
 from casewire_dev.webhooks import IntegrationAuth
 from fastapi import FastAPI
 
 T = TypeVar("T")
+
+# The consumer session timeout of the services these tests start. The local broker lets a
+# member join its group after about half of it (LOCAL_STACK.md): every start of a service
+# waits that long for each of its groups, 2 s at 3 s instead of 3 s at the services' 6 s
+# default. Heartbeats (every 0.5 s) still leave a member six chances per session.
+SESSION_TIMEOUT_MS = 3000
 
 # The generic channel's caller in these tests: `running` signs every request as it, and an
 # ingest configured with `TEST_INTEGRATIONS` accepts it.
@@ -44,17 +50,22 @@ async def producer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
 
 
 @asynccontextmanager
-async def consumer(bootstrap: str, topic: str, group: str) -> AsyncIterator[AIOKafkaConsumer]:
-    kafka = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=group,
-        auto_offset_reset="earliest",
-        session_timeout_ms=6000,
-        heartbeat_interval_ms=1000,
-    )
+async def topic_reader(
+    bootstrap: str, topic: str, *, from_end: bool = False
+) -> AsyncIterator[AIOKafkaConsumer]:
+    """Reads every partition of a topic from the start, as a new consumer group would, but
+    without a group: the local broker lets a member join after half its session timeout (3 s
+    at 6 s), a wait a consumer that only reads does not need. With `from_end`, from where the
+    topic ends now; the local broker's end is where its last record batch starts, so a few
+    earlier records may come too (the caller keeps its own), never fewer."""
+    kafka = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
     await kafka.start()
     try:
+        await kafka.topics()
+        partitions = kafka.partitions_for_topic(topic) or set()
+        assert partitions, f"topic {topic} has no partitions"
+        kafka.assign([TopicPartition(topic, partition) for partition in partitions])
+        await (kafka.seek_to_end() if from_end else kafka.seek_to_beginning())
         yield kafka
     finally:
         await kafka.stop()

@@ -22,6 +22,7 @@ from casewire_router.main import create_app
 
 from tests.integration.helpers import eventually, producer
 from tests.integration.router.test_case_api import customer_message, settings_for
+from tests.integration.router.test_threading_incidents import start_at_topic_ends
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +35,9 @@ async def test_care_desk_resolves_cases_and_the_waiting_case_takes_the_freed_pla
     identity: LocalIdentity,
 ) -> None:
     await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
-    app = create_app(settings_for(tmp_path, database_url, kafka_bootstrap, unique))
+    settings = settings_for(tmp_path, database_url, kafka_bootstrap, unique)
+    await start_at_topic_ends(settings)
+    app = create_app(settings)
     first, second = (f"x:brand:{unique}{name}:cust{unique}{name}" for name in ("a", "b"))
     never_opened = f"x:brand:{unique}none:cust{unique}none"
     summary = DemoSummary()

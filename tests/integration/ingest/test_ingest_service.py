@@ -19,10 +19,10 @@ from casewire_ingest.settings import IngestSettings
 
 from tests.integration.helpers import (
     TEST_INTEGRATIONS,
-    consumer,
     eventually,
     metric_value,
     running,
+    topic_reader,
 )
 
 
@@ -55,8 +55,8 @@ async def test_accepted_message_is_on_the_raw_and_messages_topics_keyed_by_conve
     conversation = f"whatsapp:106540352242922:{unique}"
     async with (
         running(app) as client,
-        consumer(kafka_bootstrap, topics.MESSAGES, f"m-{unique}") as messages_in,
-        consumer(kafka_bootstrap, topics.RAW, f"r-{unique}") as raw_in,
+        topic_reader(kafka_bootstrap, topics.MESSAGES) as messages_in,
+        topic_reader(kafka_bootstrap, topics.RAW) as raw_in,
     ):
         response = await client.post("/v1/messages", json=generic(f"wamid.{unique}", conversation))
         assert response.status_code == 202, response.text
@@ -118,8 +118,8 @@ async def test_a_bad_item_is_dead_lettered_and_the_good_message_beside_it_publis
     conversation = f"facebook:{page}:{customer}".encode()
     async with (
         running(app) as client,
-        consumer(kafka_bootstrap, topics.MESSAGES, f"m-{unique}") as messages_in,
-        consumer(kafka_bootstrap, topics.dlq(topics.RAW), f"d-{unique}") as dead_in,
+        topic_reader(kafka_bootstrap, topics.MESSAGES) as messages_in,
+        topic_reader(kafka_bootstrap, topics.dlq(topics.RAW)) as dead_in,
     ):
         response = await client.post(
             "/v1/webhooks/meta", content=raw, headers={"x-hub-signature-256": signature}

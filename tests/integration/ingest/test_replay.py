@@ -28,7 +28,7 @@ from casewire_common.pg import migrate
 from casewire_ingest.adapters.dedup import MIGRATIONS_PACKAGE, SCHEMA
 from casewire_ingest.main import create_app
 
-from tests.integration.helpers import consumer, producer, running
+from tests.integration.helpers import producer, running, topic_reader
 from tests.integration.ingest.test_webhook_dedup import drain, settings, signed_whatsapp
 
 CLI = Path(sys.executable).parent / "casewire-ingest"
@@ -109,7 +109,7 @@ async def test_a_dead_lettered_body_is_published_by_a_replay_and_only_once(
         replay, kafka_bootstrap, database_url, "--dlq", "--since", since
     )
 
-    async with consumer(kafka_bootstrap, topics.MESSAGES, f"replay-{unique}") as messages_in:
+    async with topic_reader(kafka_bootstrap, topics.MESSAGES) as messages_in:
         published = await drain(messages_in, published_with(wamid, started_ms), expected=1)
     assert first[0] == 0, first
     # Records of earlier tests may be read too (the search by time starts a little early),
@@ -151,7 +151,7 @@ async def test_replaying_bodies_already_published_adds_nothing_to_the_messages_t
         replay, kafka_bootstrap, database_url, "--since", started.isoformat()
     )
 
-    async with consumer(kafka_bootstrap, topics.MESSAGES, f"replay-{unique}") as messages_in:
+    async with topic_reader(kafka_bootstrap, topics.MESSAGES) as messages_in:
         published = await drain(
             messages_in,
             lambda r: any(published_with(wamid, started_ms)(r) for wamid in wamids),

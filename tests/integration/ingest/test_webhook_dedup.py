@@ -18,7 +18,7 @@ from casewire_ingest.adapters.dedup import MIGRATIONS_PACKAGE, SCHEMA
 from casewire_ingest.main import create_app
 from casewire_ingest.settings import IngestSettings
 
-from tests.integration.helpers import consumer, running
+from tests.integration.helpers import running, topic_reader
 
 
 def signed_whatsapp(shared_data: Path) -> tuple[bytes, str, str, str]:
@@ -64,8 +64,8 @@ async def test_redelivery_across_an_ingest_restart_publishes_the_message_once(
     answers = []
     started_ms = int(time.time() * 1000)
     async with (
-        consumer(kafka_bootstrap, topics.MESSAGES, f"dedup-m-{unique}") as messages_in,
-        consumer(kafka_bootstrap, topics.RAW, f"dedup-r-{unique}") as raw_in,
+        topic_reader(kafka_bootstrap, topics.MESSAGES) as messages_in,
+        topic_reader(kafka_bootstrap, topics.RAW) as raw_in,
     ):
         for _ in range(2):  # two process lifetimes, one database
             app = create_app(settings(kafka_bootstrap, database_url, secret))

@@ -30,6 +30,7 @@ from casewire_sla.settings import SlaSettings
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.helpers import (
+    SESSION_TIMEOUT_MS,
     TEST_INTEGRATIONS,
     eventually,
     metric_value,
@@ -107,7 +108,7 @@ async def test_every_service_exports_exactly_the_catalogued_metrics(
     connection = {
         "kafka_bootstrap_servers": kafka_bootstrap,
         "database_url": database_url,
-        "consumer_session_timeout_ms": 6000,
+        "consumer_session_timeout_ms": SESSION_TIMEOUT_MS,
         "log_level": "WARNING",
     }
     apps = {

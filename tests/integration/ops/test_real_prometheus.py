@@ -40,7 +40,7 @@ from casewire_common import topics
 from casewire_dev import services
 from casewire_dev import stack as local_stack
 
-from tests.integration.helpers import TEST_INTEGRATION, producer
+from tests.integration.helpers import SESSION_TIMEOUT_MS, TEST_INTEGRATION, producer
 from tests.unit.ops.promtool import alert_rules, prometheus_tool, write_rule_file
 
 pytestmark = pytest.mark.integration
@@ -258,14 +258,16 @@ async def running_services(
         **os.environ,
         "CASEWIRE_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "CASEWIRE_DATABASE_URL": database_url,
-        "CASEWIRE_CONSUMER_SESSION_TIMEOUT_MS": "6000",
+        "CASEWIRE_CONSUMER_SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS),
         "CASEWIRE_INTEGRATIONS": TEST_INTEGRATION.settings(),
         "CASEWIRE_LOG_LEVEL": "WARNING",
     }
     logs = directory / "logs"
     logs.mkdir()
-    for name in ("ingest", "router", "sla"):
-        await services.migrate(name, env, logs)
+    # Each service migrates its own schema: the three can run at once.
+    await asyncio.gather(
+        *(services.migrate(name, env, logs) for name in ("ingest", "router", "sla"))
+    )
     # Only this test's records: other tests' messages would fill the metrics first.
     groups = {"router": f"prom-router-{unique}", "sla": f"prom-sla-{unique}"}
     for group, topic in (

@@ -31,7 +31,14 @@ from casewire_router.main import create_app
 from casewire_router.settings import RouterSettings
 from fastapi import FastAPI
 
-from tests.integration.helpers import EventReader, consumer, eventually, metric_value, producer
+from tests.integration.helpers import (
+    SESSION_TIMEOUT_MS,
+    EventReader,
+    eventually,
+    metric_value,
+    producer,
+    topic_reader,
+)
 from tests.integration.router.test_threading_incidents import start_at_topic_ends
 
 ADMIN = "desk-admin"
@@ -63,7 +70,7 @@ def desk_settings(
         "router_rules": rules,
         "router_agents": None,  # agents come from the API
         "router_consumer_group": f"router-desk-{unique}",
-        "consumer_session_timeout_ms": 6000,
+        "consumer_session_timeout_ms": SESSION_TIMEOUT_MS,
         "router_desk_check_seconds": 0.2,
         "router_stream_poll_seconds": 0.5,
         "router_stream_keepalive_seconds": 1.0,
@@ -266,12 +273,10 @@ class Stage:
 
 @asynccontextmanager
 async def staged(app_url: str, bootstrap: str, unique: str) -> AsyncIterator[Stage]:
-    group = f"desk-reader-{unique}"
-    await local_stack.start_group_at_topic_end(bootstrap, group, topics.CASE_EVENTS)
     async with (
         httpx.AsyncClient(base_url=app_url, timeout=30.0) as api,
         producer(bootstrap) as kafka,
-        consumer(bootstrap, topics.CASE_EVENTS, group) as events_in,
+        topic_reader(bootstrap, topics.CASE_EVENTS, from_end=True) as events_in,
     ):
         yield Stage(api, kafka, EventReader(events_in), unique)
 

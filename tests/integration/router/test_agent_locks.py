@@ -19,8 +19,9 @@ from casewire_router.adapters.repository import MIGRATIONS_PACKAGE, SCHEMA
 from casewire_router.domain.assignment import AgentScope
 from casewire_router.main import create_app
 
-from tests.integration.helpers import EventReader, consumer, producer, running
+from tests.integration.helpers import EventReader, producer, running, topic_reader
 from tests.integration.router.test_case_api import Cases, customer_message, ok, settings_for
+from tests.integration.router.test_threading_incidents import start_at_topic_ends
 
 pytestmark = pytest.mark.integration
 
@@ -33,13 +34,15 @@ async def test_an_action_of_one_team_does_not_wait_for_another_teams_agents(
     identity: LocalIdentity,
 ) -> None:
     await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
-    app = create_app(settings_for(tmp_path, database_url, kafka_bootstrap, unique))
+    settings = settings_for(tmp_path, database_url, kafka_bootstrap, unique)
+    await start_at_topic_ends(settings)
+    app = create_app(settings)
     admin = bearer(identity.token("root", ["admin"]))
     now = datetime.now(UTC)
     async with (
         running(app) as client,
         producer(kafka_bootstrap) as kafka,
-        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"locks-{unique}") as events_in,
+        topic_reader(kafka_bootstrap, topics.CASE_EVENTS) as events_in,
     ):
         for agent_id, team in (("amal", "shipping"), ("bea", "billing")):
             agent = {"teams": [team], "languages": ["en"], "capacity": 3, "online": True}

@@ -23,11 +23,11 @@ from casewire_router.main import create_app
 
 from tests.integration.helpers import (
     EventReader,
-    consumer,
     eventually,
     metric_value,
     producer,
     running,
+    topic_reader,
 )
 from tests.integration.router.test_threading_incidents import (
     about,
@@ -122,7 +122,7 @@ async def desk(
     async with (
         running(app) as client,
         producer(bootstrap) as kafka,
-        consumer(bootstrap, topics.CASE_EVENTS, f"reader-{unique}") as events_in,
+        topic_reader(bootstrap, topics.CASE_EVENTS) as events_in,
     ):
         yield Desk(kafka, EventReader(events_in), client, pg, unique)
 
@@ -146,7 +146,7 @@ async def test_an_alert_that_cannot_be_applied_is_dead_lettered_and_the_others_a
 ) -> None:
     async with (
         desk(tmp_path, database_url, kafka_bootstrap, unique, pg) as d,
-        consumer(kafka_bootstrap, topics.dlq(topics.SLA_ALERTS), f"dlq-{unique}") as dlq_in,
+        topic_reader(kafka_bootstrap, topics.dlq(topics.SLA_ALERTS)) as dlq_in,
     ):
         case_id = await d.open_case("a")
         no_such_case = str(uuid.uuid4())

@@ -41,9 +41,16 @@ from casewire_router.settings import RouterSettings
 from casewire_sla.adapters.store import MIGRATIONS as SLA_MIGRATIONS
 from casewire_sla.adapters.store import SCHEMA as SLA_SCHEMA
 
-from tests.integration.helpers import EventReader, consumer, eventually, producer, running
+from tests.integration.helpers import (
+    SESSION_TIMEOUT_MS,
+    EventReader,
+    eventually,
+    producer,
+    running,
+    topic_reader,
+)
 from tests.integration.router.test_threading_incidents import start_at_topic_ends
-from tests.integration.sla.conftest import running_sla, sla_settings, topic_reader
+from tests.integration.sla.conftest import running_sla, sla_settings
 
 CASEWIRE_APP = "990011223344556"
 BOT_APP = "618371462290011"
@@ -84,7 +91,7 @@ def router_settings(
         router_rules=rules,
         router_agents=agents,
         router_consumer_group=f"router-handover-{unique}",
-        consumer_session_timeout_ms=6000,
+        consumer_session_timeout_ms=SESSION_TIMEOUT_MS,
         router_handover_app_ids=[CASEWIRE_APP],
         **handover,
     )
@@ -179,7 +186,7 @@ async def test_a_bot_first_messenger_conversation_reaches_a_human_with_its_trans
         running(ingest_app) as ingest,
         running(router_app) as router,
         running_sla(sla_settings(tmp_path, kafka_bootstrap, database_url, unique, POLICIES)),
-        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"events-{unique}") as events_in,
+        topic_reader(kafka_bootstrap, topics.CASE_EVENTS) as events_in,
         topic_reader(kafka_bootstrap, topics.SLA_ALERTS) as alerts_in,
     ):
         # The chatbot owns the thread: Casewire's app gets the conversation on standby.
@@ -418,7 +425,7 @@ async def test_a_pass_read_before_the_standby_messages_sent_before_it_opens_one_
     async with (
         running(create_router_app(settings)) as router,
         producer(kafka_bootstrap) as kafka,
-        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"events-{unique}") as events_in,
+        topic_reader(kafka_bootstrap, topics.CASE_EVENTS) as events_in,
     ):
         # The pass arrives first (twice: a redelivery), then the conversation it ends.
         await send(kafka, conversation, control, THREAD_CONTROL)
@@ -492,7 +499,7 @@ async def test_a_whatsapp_bot_account_hands_over_on_the_customers_keyword(
     async with (
         running(create_router_app(settings)),
         producer(kafka_bootstrap) as kafka,
-        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"events-{unique}") as events_in,
+        topic_reader(kafka_bootstrap, topics.CASE_EVENTS) as events_in,
     ):
         reader = EventReader(events_in)
         for pid, text, at, outbound in messages[:2]:
@@ -570,7 +577,7 @@ async def test_an_x_bot_accounts_marker_hands_over_and_the_case_gets_an_agent(
     async with (
         running(create_router_app(settings)),
         producer(kafka_bootstrap) as kafka,
-        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"events-{unique}") as events_in,
+        topic_reader(kafka_bootstrap, topics.CASE_EVENTS) as events_in,
     ):
         await send(
             kafka,

@@ -20,7 +20,14 @@ from casewire_router.adapters.repository import MIGRATIONS_PACKAGE, SCHEMA
 from casewire_router.main import create_app
 from casewire_router.settings import RouterSettings
 
-from tests.integration.helpers import eventually, metric_value, producer, running
+from tests.integration.helpers import (
+    SESSION_TIMEOUT_MS,
+    eventually,
+    metric_value,
+    producer,
+    running,
+)
+from tests.integration.router.test_threading_incidents import start_at_topic_ends
 
 pytestmark = pytest.mark.integration
 
@@ -94,9 +101,10 @@ async def test_care_metrics_and_report_agree_on_the_same_cases(
         router_rules=tmp_path / "rules.yaml",
         router_agents=tmp_path / "agents.yaml",
         router_consumer_group=f"router-care-{unique}",
-        consumer_session_timeout_ms=6000,
+        consumer_session_timeout_ms=SESSION_TIMEOUT_MS,
         router_queue_metrics_seconds=0.2,
     )
+    await start_at_topic_ends(settings)
     base = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
     conversation = {name: f"x:brand:{unique}{name}:cust{unique}{name}" for name in "abcdef"}
     conversation["f"] = f"x:brand:dm{unique}f:cust{unique}f"

@@ -21,7 +21,14 @@ from casewire_router.adapters.repository import MIGRATIONS_PACKAGE, SCHEMA
 from casewire_router.main import create_app
 from casewire_router.settings import RouterSettings
 
-from tests.integration.helpers import EventReader, consumer, producer, running
+from tests.integration.helpers import (
+    SESSION_TIMEOUT_MS,
+    EventReader,
+    producer,
+    running,
+    topic_reader,
+)
+from tests.integration.router.test_threading_incidents import start_at_topic_ends
 
 ADMIN = "test-admin"
 # Only this test's messages carry its keywords, so only they reach `shipping` (the topic is
@@ -53,7 +60,7 @@ def settings_for(tmp_path: Path, database_url: str, bootstrap: str, unique: str)
         router_rules=rules,
         router_agents=None,  # agents come from the API here
         router_consumer_group=f"router-api-test-{unique}",
-        consumer_session_timeout_ms=6000,
+        consumer_session_timeout_ms=SESSION_TIMEOUT_MS,
     )
 
 
@@ -140,12 +147,14 @@ async def test_case_api_drives_cases_drains_queues_and_publishes_every_change(
 ) -> None:
     auth = bearer(identity.token(ADMIN, ["admin"]))
     await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
-    app = create_app(settings_for(tmp_path, database_url, kafka_bootstrap, unique))
+    settings = settings_for(tmp_path, database_url, kafka_bootstrap, unique)
+    await start_at_topic_ends(settings)
+    app = create_app(settings)
     now = datetime.now(UTC)
     async with (
         running(app) as client,
         producer(kafka_bootstrap) as kafka,
-        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"api-reader-{unique}") as events_in,
+        topic_reader(kafka_bootstrap, topics.CASE_EVENTS) as events_in,
     ):
         cases = Cases(EventReader(events_in), unique)
 
@@ -364,13 +373,15 @@ async def test_concurrent_resolves_drain_the_queue_once_and_never_over_fill(
 ) -> None:
     auth = bearer(identity.token(ADMIN, ["admin"]))
     await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
-    app = create_app(settings_for(tmp_path, database_url, kafka_bootstrap, unique))
+    settings = settings_for(tmp_path, database_url, kafka_bootstrap, unique)
+    await start_at_topic_ends(settings)
+    app = create_app(settings)
     now = datetime.now(UTC)
     names = [f"n{index}" for index in range(8)]
     async with (
         running(app) as client,
         producer(kafka_bootstrap) as kafka,
-        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"api-race-{unique}") as events_in,
+        topic_reader(kafka_bootstrap, topics.CASE_EVENTS) as events_in,
     ):
         cases = Cases(EventReader(events_in), unique)
         for agent_id in ("amal", "sara"):
@@ -427,12 +438,14 @@ async def test_a_place_freed_in_one_team_goes_to_the_queue_of_the_agents_other_t
 ) -> None:
     auth = bearer(identity.token(ADMIN, ["admin"]))
     await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
-    app = create_app(settings_for(tmp_path, database_url, kafka_bootstrap, unique))
+    settings = settings_for(tmp_path, database_url, kafka_bootstrap, unique)
+    await start_at_topic_ends(settings)
+    app = create_app(settings)
     now = datetime.now(UTC)
     async with (
         running(app) as client,
         producer(kafka_bootstrap) as kafka,
-        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"api-teams-{unique}") as events_in,
+        topic_reader(kafka_bootstrap, topics.CASE_EVENTS) as events_in,
     ):
         cases = Cases(EventReader(events_in), unique)
         amal = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from casewire_common.kafka import PRODUCER_BATCH_BYTES, KafkaRecord, OrderedPublisher
 
-from tests.integration.helpers import consumer, eventually
+from tests.integration.helpers import eventually, topic_reader
 
 
 async def test_events_of_one_key_keep_their_order_across_full_record_batches(
@@ -31,7 +31,7 @@ async def test_events_of_one_key_keep_their_order_across_full_record_batches(
     finally:
         await publisher.stop()
 
-    async with consumer(kafka_bootstrap, topic, f"reader-{unique}") as reader:
+    async with topic_reader(kafka_bootstrap, topic) as reader:
         received: list[tuple[bytes, int, int]] = []
 
         async def read() -> int:

@@ -22,12 +22,17 @@ from casewire_router.settings import RouterSettings
 
 from tests.integration.helpers import (
     EventReader,
-    consumer,
     eventually,
     producer,
     running,
+    topic_reader,
 )
-from tests.integration.router.test_threading_incidents import about, canonical, settings_for
+from tests.integration.router.test_threading_incidents import (
+    about,
+    canonical,
+    settings_for,
+    start_at_topic_ends,
+)
 from tests.integration.router.test_two_replicas import (
     as_record,
     routing_service,
@@ -74,7 +79,9 @@ async def test_replies_processed_before_the_tweets_they_answer_are_their_first_r
     pg: asyncpg.Connection,
 ) -> None:
     await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
-    app = create_app(settings_for(tmp_path, database_url, kafka_bootstrap, unique))
+    settings = settings_for(tmp_path, database_url, kafka_bootstrap, unique)
+    await start_at_topic_ends(settings)
+    app = create_app(settings)
     sent = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
     answered_at = {n: sent + timedelta(seconds=40 + n) for n in range(REPLIES)}
     too_early = REPLIES  # this customer's "reply" was sent before the tweet it names
@@ -85,7 +92,7 @@ async def test_replies_processed_before_the_tweets_they_answer_are_their_first_r
     async with (
         running(app),
         producer(kafka_bootstrap) as kafka,
-        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"reader-{unique}") as events_in,
+        topic_reader(kafka_bootstrap, topics.CASE_EVENTS) as events_in,
     ):
         for conversation, body in replies:
             await kafka.send(topics.MESSAGES, body, key=conversation.encode())
@@ -294,6 +301,7 @@ async def test_two_replicas_in_one_group_attach_every_reply_sent_with_its_tweet(
     settings = settings_for(tmp_path, database_url, kafka_bootstrap, unique).model_copy(
         update={"consumer_session_timeout_ms": 3000, "consumer_max_records": 4}
     )
+    await start_at_topic_ends(settings)
     sent = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
     pairs = [
         (tweet(unique, n, sent), reply(unique, n, sent + timedelta(seconds=n)))
@@ -304,7 +312,7 @@ async def test_two_replicas_in_one_group_attach_every_reply_sent_with_its_tweet(
         running(create_app(settings)) as first,
         running(create_app(settings)) as second,
         producer(kafka_bootstrap) as kafka,
-        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"pairs-{unique}") as events_in,
+        topic_reader(kafka_bootstrap, topics.CASE_EVENTS) as events_in,
     ):
         await warm_up_replicas(
             kafka,

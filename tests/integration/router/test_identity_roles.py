@@ -25,8 +25,9 @@ from casewire_router.adapters.repository import MIGRATIONS_PACKAGE, SCHEMA
 from casewire_router.main import create_app
 from fastapi import FastAPI
 
-from tests.integration.helpers import EventReader, consumer, producer, running
+from tests.integration.helpers import EventReader, producer, running, topic_reader
 from tests.integration.router.test_case_api import Cases, customer_message, ok, settings_for
+from tests.integration.router.test_threading_incidents import start_at_topic_ends
 
 pytestmark = pytest.mark.integration
 
@@ -135,13 +136,14 @@ async def test_every_role_and_scope_against_every_endpoint(
         monkeypatch.setenv(name, value)
     await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
     settings = settings_for(tmp_path, database_url, kafka_bootstrap, unique)
+    await start_at_topic_ends(settings)
     app = create_app(settings.model_copy(update={"router_stream_max_seconds": 0.2}))
     now = datetime.now(UTC)
     async with (
         running(app) as client,
         producer(kafka_bootstrap) as kafka,
-        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"roles-{unique}") as events_in,
-        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"roles-agents-{unique}") as agents_in,
+        topic_reader(kafka_bootstrap, topics.CASE_EVENTS) as events_in,
+        topic_reader(kafka_bootstrap, topics.CASE_EVENTS) as agents_in,
     ):
         admin = bearer(tokens["admin"])
         for agent_id, agent in AGENTS.items():

@@ -18,8 +18,13 @@ from casewire_router.adapters.repository import (
 )
 from casewire_router.main import create_app
 
-from tests.integration.helpers import EventReader, consumer, producer, running
-from tests.integration.router.test_threading_incidents import about, canonical, settings_for
+from tests.integration.helpers import EventReader, producer, running, topic_reader
+from tests.integration.router.test_threading_incidents import (
+    about,
+    canonical,
+    settings_for,
+    start_at_topic_ends,
+)
 
 
 async def test_an_incident_quiet_for_its_window_is_closed_without_waiting_for_a_message(
@@ -32,10 +37,11 @@ async def test_an_incident_quiet_for_its_window_is_closed_without_waiting_for_a_
             "router_incident_check_seconds": 0.2,
         }
     )
+    await start_at_topic_ends(settings)
     async with (
         running(create_app(settings)),
         producer(kafka_bootstrap) as kafka,
-        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"reader-{unique}") as events_in,
+        topic_reader(kafka_bootstrap, topics.CASE_EVENTS) as events_in,
     ):
         reader = EventReader(events_in)
         for n in range(3):

@@ -16,7 +16,7 @@ from casewire_common.pg import migrate
 from casewire_router.adapters.repository import MIGRATIONS_PACKAGE, SCHEMA
 from casewire_router.main import create_app
 
-from tests.integration.helpers import EventReader, consumer, producer, running
+from tests.integration.helpers import EventReader, producer, running, topic_reader
 from tests.integration.router.test_threading_incidents import (
     about,
     canonical,
@@ -50,7 +50,7 @@ async def test_an_edit_raises_the_priority_and_edits_and_deletes_are_stored_and_
     async with (
         running(app),
         producer(kafka_bootstrap) as kafka,
-        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"reader-{unique}") as events_in,
+        topic_reader(kafka_bootstrap, topics.CASE_EVENTS) as events_in,
     ):
         reader = EventReader(events_in)
         for body in (

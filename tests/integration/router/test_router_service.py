@@ -17,13 +17,15 @@ from casewire_router.main import create_app
 from casewire_router.settings import RouterSettings
 
 from tests.integration.helpers import (
+    SESSION_TIMEOUT_MS,
     EventReader,
-    consumer,
     eventually,
     metric_value,
     producer,
     running,
+    topic_reader,
 )
+from tests.integration.router.test_threading_incidents import start_at_topic_ends
 
 # The topic is shared by every test of the session, and each test's router reads it from the
 # start: only this test's messages carry its own keyword, so only they reach `shipping`.
@@ -80,7 +82,7 @@ def settings_for(tmp_path: Path, database_url: str, bootstrap: str, unique: str)
         router_rules=rules,
         router_agents=agents,
         router_consumer_group=f"router-test-{unique}",
-        consumer_session_timeout_ms=6000,
+        consumer_session_timeout_ms=SESSION_TIMEOUT_MS,
     )
 
 
@@ -88,14 +90,16 @@ async def test_messages_become_cases_with_events_once_even_when_redelivered(
     tmp_path: Path, database_url: str, kafka_bootstrap: str, unique: str
 ) -> None:
     await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
-    app = create_app(settings_for(tmp_path, database_url, kafka_bootstrap, unique))
+    settings = settings_for(tmp_path, database_url, kafka_bootstrap, unique)
+    await start_at_topic_ends(settings)
+    app = create_app(settings)
     conv_a = f"x:brand:{unique}a:cust"
     conv_b = f"x:brand:{unique}b:cust"
     first = canonical(conv_a, f"{unique}-1", f"ما هي حالة الطلب؟ parcel{unique}")
     async with (
         running(app) as client,
         producer(kafka_bootstrap) as kafka,
-        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"reader-{unique}") as events_in,
+        topic_reader(kafka_bootstrap, topics.CASE_EVENTS) as events_in,
     ):
         await kafka.send_and_wait(topics.MESSAGES, first, key=conv_a.encode())
         await kafka.send_and_wait(
@@ -215,12 +219,14 @@ async def test_unreadable_message_goes_to_the_dead_letter_topic_and_the_consumer
     tmp_path: Path, database_url: str, kafka_bootstrap: str, unique: str
 ) -> None:
     await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
-    app = create_app(settings_for(tmp_path, database_url, kafka_bootstrap, unique))
+    settings = settings_for(tmp_path, database_url, kafka_bootstrap, unique)
+    await start_at_topic_ends(settings)
+    app = create_app(settings)
     conversation = f"x:brand:{unique}:cust"
     async with (
         running(app),
         producer(kafka_bootstrap) as kafka,
-        consumer(kafka_bootstrap, topics.dlq(topics.MESSAGES), f"dlq-{unique}") as dlq_in,
+        topic_reader(kafka_bootstrap, topics.dlq(topics.MESSAGES)) as dlq_in,
     ):
         await kafka.send_and_wait(topics.MESSAGES, b"{not json", key=unique.encode())
         await kafka.send_and_wait(topics.MESSAGES, b'{"id": "x"}', key=f"{unique}-2".encode())

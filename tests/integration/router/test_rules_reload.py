@@ -16,14 +16,16 @@ from casewire_router.main import create_app
 from casewire_router.settings import RouterSettings
 
 from tests.integration.helpers import (
+    SESSION_TIMEOUT_MS,
     EventReader,
-    consumer,
     eventually,
     metric_value,
     producer,
     running,
+    topic_reader,
 )
 from tests.integration.router.test_router_service import canonical
+from tests.integration.router.test_threading_incidents import start_at_topic_ends
 
 pytestmark = pytest.mark.integration
 
@@ -54,8 +56,9 @@ async def test_a_rewritten_rules_file_routes_the_next_message_and_a_broken_one_i
         router_agents=tmp_path / "agents.yaml",
         router_consumer_group=f"router-reload-{unique}",
         router_rules_reload_seconds=0.2,
-        consumer_session_timeout_ms=6000,
+        consumer_session_timeout_ms=SESSION_TIMEOUT_MS,
     )
+    await start_at_topic_ends(settings)
     app = create_app(settings)
     conversations = [f"x:brand:{unique}{n}:cust" for n in range(3)]
 
@@ -73,7 +76,7 @@ async def test_a_rewritten_rules_file_routes_the_next_message_and_a_broken_one_i
     async with (
         running(app) as client,
         producer(kafka_bootstrap) as kafka,
-        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"reader-{unique}") as events_in,
+        topic_reader(kafka_bootstrap, topics.CASE_EVENTS) as events_in,
     ):
         reader = EventReader(events_in)
 

@@ -25,7 +25,15 @@ from casewire_router.domain.saved_replies import FSI, PDI
 from casewire_router.main import create_app
 from casewire_router.settings import RouterSettings
 
-from tests.integration.helpers import EventReader, consumer, metric_value, producer, running
+from tests.integration.helpers import (
+    SESSION_TIMEOUT_MS,
+    EventReader,
+    metric_value,
+    producer,
+    running,
+    topic_reader,
+)
+from tests.integration.router.test_threading_incidents import start_at_topic_ends
 
 pytestmark = pytest.mark.integration
 
@@ -88,7 +96,7 @@ def settings_for(tmp_path: Path, database_url: str, bootstrap: str, unique: str)
         router_saved_replies=tmp_path / "saved-replies.yaml",
         router_agents=None,  # agents come from the API here
         router_consumer_group=f"router-replies-test-{unique}",
-        consumer_session_timeout_ms=6000,
+        consumer_session_timeout_ms=SESSION_TIMEOUT_MS,
     )
 
 
@@ -163,13 +171,15 @@ async def test_saved_replies_and_customer_context_through_the_api(
     lee = bearer(identity.token("lee", ["lead"], teams=["shipping"]))
     bea = bearer(identity.token("bea", ["lead"], teams=["billing"]))
     await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
-    app = create_app(settings_for(tmp_path, database_url, kafka_bootstrap, unique))
+    settings = settings_for(tmp_path, database_url, kafka_bootstrap, unique)
+    await start_at_topic_ends(settings)
+    app = create_app(settings)
     customer, quiet = f"cust{unique}", f"quiet{unique}"
     now = datetime.now(UTC)
     async with (
         running(app) as client,
         producer(kafka_bootstrap) as kafka,
-        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"replies-reader-{unique}") as events_in,
+        topic_reader(kafka_bootstrap, topics.CASE_EVENTS) as events_in,
     ):
         reader = EventReader(events_in)
         for agent, teams in (("amal", ["shipping"]), ("bill", ["billing"])):

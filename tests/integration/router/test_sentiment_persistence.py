@@ -21,8 +21,13 @@ from casewire_router.domain.sentiment import Sentiment
 from casewire_router.domain.urgency import default_model, read_text
 from casewire_router.main import create_app
 
-from tests.integration.helpers import EventReader, consumer, producer, running
-from tests.integration.router.test_threading_incidents import about, canonical, settings_for
+from tests.integration.helpers import EventReader, producer, running, topic_reader
+from tests.integration.router.test_threading_incidents import (
+    about,
+    canonical,
+    settings_for,
+    start_at_topic_ends,
+)
 
 # (language, text): a complaint, thanks, then a question, each in its own language.
 NEGATIVE = ("es", "Llevo una semana esperando mi pedido, es una vergüenza")
@@ -55,6 +60,7 @@ async def test_case_keeps_latest_and_worst_sentiment_in_every_event_and_row_acro
 ) -> None:
     await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
     settings = settings_for(tmp_path, database_url, kafka_bootstrap, unique)
+    await start_at_topic_ends(settings)
     conversation = f"x:brand:t{unique}:c{unique}"
     started = datetime.now(UTC) - timedelta(minutes=10)
     texts = (NEGATIVE, POSITIVE, NEUTRAL)
@@ -77,7 +83,7 @@ async def test_case_keeps_latest_and_worst_sentiment_in_every_event_and_row_acro
 
     async with (
         producer(kafka_bootstrap) as kafka,
-        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"reader-{unique}") as events_in,
+        topic_reader(kafka_bootstrap, topics.CASE_EVENTS) as events_in,
     ):
         reader = EventReader(events_in)
         async with running(create_app(settings)):

@@ -24,7 +24,7 @@ from casewire_dev import services
 from casewire_dev import stack as local_stack
 from casewire_router.adapters.repository import SCHEMA
 
-from tests.integration.helpers import EventReader, consumer, eventually, producer
+from tests.integration.helpers import EventReader, eventually, producer, topic_reader
 from tests.integration.router.test_two_replicas import canonical
 
 CONVERSATIONS = 150  # each: a question, a follow-up, the brand's reply
@@ -60,6 +60,12 @@ async def test_router_killed_mid_work_and_restarted_stores_and_publishes_everyth
         "CASEWIRE_ROUTER_CONSUMER_GROUP": f"sigkill-{unique}",
     }
     await services.migrate("router", env, tmp_path)
+    # The router reads this test's messages only, not every message earlier tests left.
+    for group, topic in (
+        (f"sigkill-{unique}", topics.MESSAGES),
+        (f"sigkill-{unique}-escalation", topics.SLA_ALERTS),
+    ):
+        await local_stack.start_group_at_topic_end(stack.kafka_bootstrap_servers, group, topic)
     conversations = [f"x:brand:{unique}-{n}:cust{n}" for n in range(CONVERSATIONS)]
     rounds = [
         [(c, f"{c}-q", f"parcel{unique} where is my parcel?", "inbound") for c in conversations],
@@ -141,9 +147,7 @@ async def test_router_killed_mid_work_and_restarted_stores_and_publishes_everyth
     case_ids = {case["id"] for case in cases}
 
     mine = set(conversations)
-    async with consumer(
-        stack.kafka_bootstrap_servers, topics.CASE_EVENTS, f"sigkill-events-{unique}"
-    ) as events_in:
+    async with topic_reader(stack.kafka_bootstrap_servers, topics.CASE_EVENTS) as events_in:
         reader = EventReader(events_in)
 
         def every_case_created(got: list[DecodedEvent]) -> bool:

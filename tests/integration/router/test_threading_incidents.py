@@ -19,7 +19,14 @@ from casewire_router.adapters.repository import MIGRATIONS_PACKAGE, SCHEMA
 from casewire_router.main import create_app
 from casewire_router.settings import RouterSettings
 
-from tests.integration.helpers import EventReader, consumer, eventually, producer, running
+from tests.integration.helpers import (
+    SESSION_TIMEOUT_MS,
+    EventReader,
+    eventually,
+    producer,
+    running,
+    topic_reader,
+)
 
 RULES = """
 version: 1
@@ -85,7 +92,7 @@ def settings_for(tmp_path: Path, database_url: str, bootstrap: str, unique: str)
         router_rules=rules,
         router_agents=agents,
         router_consumer_group=f"router-test-{unique}",
-        consumer_session_timeout_ms=6000,
+        consumer_session_timeout_ms=SESSION_TIMEOUT_MS,
         router_incident_threshold=3,
     )
 
@@ -116,14 +123,16 @@ async def test_dm_merges_into_public_case_and_a_later_message_reopens_it(
     pg: asyncpg.Connection,
 ) -> None:
     await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
-    app = create_app(settings_for(tmp_path, database_url, kafka_bootstrap, unique))
+    settings = settings_for(tmp_path, database_url, kafka_bootstrap, unique)
+    await start_at_topic_ends(settings)
+    app = create_app(settings)
     customer = f"cust{unique}"
     public = f"x:brand:tweet{unique}:{customer}"
     dm = f"x:brand:{customer}"
     async with (
         running(app),
         producer(kafka_bootstrap) as kafka,
-        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"reader-{unique}") as events_in,
+        topic_reader(kafka_bootstrap, topics.CASE_EVENTS) as events_in,
     ):
         reader = EventReader(events_in)
         keep = about(unique)
@@ -209,11 +218,13 @@ async def test_burst_opens_one_incident_raises_its_cases_and_breach_escalates(
     pg: asyncpg.Connection,
 ) -> None:
     await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
-    app = create_app(settings_for(tmp_path, database_url, kafka_bootstrap, unique))
+    settings = settings_for(tmp_path, database_url, kafka_bootstrap, unique)
+    await start_at_topic_ends(settings)
+    app = create_app(settings)
     async with (
         running(app),
         producer(kafka_bootstrap) as kafka,
-        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"reader-{unique}") as events_in,
+        topic_reader(kafka_bootstrap, topics.CASE_EVENTS) as events_in,
     ):
         reader = EventReader(events_in)
         keep = about(unique)
@@ -310,14 +321,16 @@ async def test_brand_reply_naming_no_customer_finds_its_case_through_in_reply_to
     pg: asyncpg.Connection,
 ) -> None:
     await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
-    app = create_app(settings_for(tmp_path, database_url, kafka_bootstrap, unique))
+    settings = settings_for(tmp_path, database_url, kafka_bootstrap, unique)
+    await start_at_topic_ends(settings)
+    app = create_app(settings)
     customer = f"cust{unique}"
     thread = f"x:brand:post{unique}:{customer}"
     brand_thread = f"x:brand:post{unique}:brand"  # as ingest keys a reply Meta gives no target
     async with (
         running(app),
         producer(kafka_bootstrap) as kafka,
-        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"reader-{unique}") as events_in,
+        topic_reader(kafka_bootstrap, topics.CASE_EVENTS) as events_in,
     ):
         reader = EventReader(events_in)
         keep = about(unique)

@@ -38,12 +38,13 @@ from casewire_router.settings import RouterSettings
 
 from tests.integration.helpers import (
     EventReader,
-    consumer,
     eventually,
     metric_value,
     producer,
     running,
+    topic_reader,
 )
+from tests.integration.router.test_threading_incidents import start_at_topic_ends
 
 # Only this test's messages carry its keyword: the others on the shared topic go to `care`,
 # where no agent works, and cannot touch the agents under test.
@@ -204,13 +205,14 @@ async def test_two_replicas_in_one_consumer_group_never_over_fill_an_agent(
         consumer_session_timeout_ms=3000,  # rebalances settle sooner
         consumer_max_records=8,  # small batches: many transactions, interleaved
     )
+    await start_at_topic_ends(settings)
     messages = burst(unique)
     conversations = {conversation for conversation, _ in messages}
     async with (
         running(create_app(settings)) as first,
         running(create_app(settings)) as second,
         producer(kafka_bootstrap) as kafka,
-        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"replicas-events-{unique}") as events_in,
+        topic_reader(kafka_bootstrap, topics.CASE_EVENTS) as events_in,
     ):
         # Warm-up messages have no keyword: to `care`, where nobody works.
         await warm_up_replicas(

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from casewire_common import topics
 from casewire_common.events import (
     CASE_CREATED,
@@ -31,6 +31,7 @@ from casewire_sla.clock_service import IncomingCaseEvent
 from casewire_sla.main import SlaRuntime, create_app
 from casewire_sla.settings import SlaSettings
 
+from tests.integration.helpers import SESSION_TIMEOUT_MS, topic_reader
 from tests.unit.sla.factories import case_event, snapshot
 
 # Alerts take milliseconds from their instant to Kafka here; a poll of once a second would
@@ -99,7 +100,7 @@ def sla_settings(
         database_url=database_url,
         sla_policies=path,
         sla_consumer_group=f"sla-test-{unique}",
-        consumer_session_timeout_ms=6000,
+        consumer_session_timeout_ms=SESSION_TIMEOUT_MS,
         log_level="WARNING",
         sla_wait_for_watermark=wait_for_watermark,
     )
@@ -125,22 +126,6 @@ async def running_sla(settings: SlaSettings) -> AsyncIterator[SlaRuntime]:
         runtime: SlaRuntime = app.state.sla
         await wait_for(runtime.consumer_assigned, "the case-event consumer to be assigned")
         yield runtime
-
-
-@asynccontextmanager
-async def topic_reader(bootstrap: str, topic: str) -> AsyncIterator[AIOKafkaConsumer]:
-    """Reads every partition of a topic from the start, without a group (no join delay)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        await consumer.topics()
-        partitions = consumer.partitions_for_topic(topic) or set()
-        assert partitions, f"topic {topic} has no partitions"
-        consumer.assign([TopicPartition(topic, partition) for partition in partitions])
-        await consumer.seek_to_beginning()
-        yield consumer
-    finally:
-        await consumer.stop()
 
 
 @asynccontextmanager

@@ -21,13 +21,13 @@ from casewire_common.events import (
 from casewire_sla.adapters.store import PendingMigrationsError
 from casewire_sla.main import create_app
 
+from tests.integration.helpers import topic_reader
 from tests.integration.sla.conftest import (
     ON_TIME,
     case_on_running_sla,
     instant,
     policy_text,
     sla_settings,
-    topic_reader,
 )
 from tests.unit.sla.factories import case_event, snapshot
 
