@@ -92,11 +92,12 @@ async def test_the_drain_at_start_does_not_wait_for_a_team_with_nothing_waiting(
 ) -> None:
     await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
     settings = settings_for(tmp_path, database_url, kafka_bootstrap, unique)
+    await start_at_topic_ends(settings)
     admin = bearer(identity.token("root", ["admin"]))
     async with (
         running(create_app(settings)) as client,
         producer(kafka_bootstrap) as kafka,
-        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"locks-{unique}") as events_in,
+        topic_reader(kafka_bootstrap, topics.CASE_EVENTS, from_end=True) as events_in,
     ):
         for agent_id, team, online in (("amal", "shipping", False), ("bea", "billing", True)):
             agent = {"teams": [team], "languages": ["en"], "capacity": 3, "online": online}

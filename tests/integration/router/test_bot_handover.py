@@ -654,7 +654,7 @@ agents:
     async with (
         running(create_router_app(settings)),
         producer(kafka_bootstrap) as kafka,
-        consumer(kafka_bootstrap, topics.CASE_EVENTS, f"events-{unique}") as events_in,
+        topic_reader(kafka_bootstrap, topics.CASE_EVENTS, from_end=True) as events_in,
     ):
         reader = EventReader(events_in)
 
