@@ -82,6 +82,11 @@ class DedupStore(Protocol):
 
     async def release(self, keys: Sequence[str]) -> None: ...
 
+    def in_flight(self, keys: Sequence[str]) -> Awaitable[set[str]]:
+        """Of keys the caller could not claim, those claimed by another request and not yet
+        marked published: that request may not have written them, or may have died first."""
+        ...
+
     def abandoned(self, keys: Sequence[str]) -> Awaitable[set[str]]:
         """Keys claimed long ago and never marked published (replay reports them)."""
         ...
@@ -98,7 +103,19 @@ class Rejected(Exception):
 
 
 class Unavailable(Exception):
-    """Kafka or PostgreSQL could not take the body: answer 503 so that the platform retries."""
+    """The body's messages are not all written: answer 503 so that the platform retries.
+    `reason` says why: Kafka or PostgreSQL could not take them (`unavailable`), or another
+    request holds some of them and has not written them yet (`in_flight`)."""
+
+    def __init__(
+        self, reason: str = "unavailable", detail: str = "message store unavailable, retry later"
+    ) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+IN_FLIGHT = "in_flight"
 
 
 @dataclass(frozen=True)
@@ -188,6 +205,7 @@ class WebhookService:
         claiming = asyncio.ensure_future(self._dedup.claim([*unique, *controls]))
         fresh: list[CanonicalMessage] = []
         fresh_controls: list[ThreadControl] = []
+        claimed: set[str] = set()
         body_written = False
         started = time.perf_counter()
         try:
@@ -224,6 +242,15 @@ class WebhookService:
                 log.warning("raw write failed", source=source, error=type(error).__name__)
                 await self._give_up(claiming, source)
             raise Unavailable from error
+        # Answered 200, a body whose messages another request claimed but has not written
+        # would be retried no more, and if that request died first (its ingest killed between
+        # claim and write) they would be lost until a replay: the platform retries instead,
+        # and its retry finds them published, or their claim expired and publishes them.
+        taken = [key for key in (*unique, *controls) if key not in claimed]
+        if taken and await self._in_flight(taken, source):
+            raise Unavailable(
+                IN_FLIGHT, "some messages of this body are still being written; retry later"
+            )
         if integration is not None:
             self._metrics.integration_messages.labels(integration).inc(len(fresh))
         duplicates = len(messages) + len(normalized.thread_controls)
@@ -311,6 +338,13 @@ class WebhookService:
             unconfirmed=len(abandoned & claimed),
             thread_controls=[c.id for c in fresh_controls],
         )
+
+    async def _in_flight(self, keys: list[str], source: str) -> set[str]:
+        try:
+            return await self._dedup.in_flight(keys)
+        except Exception as error:
+            log.warning("in-flight check failed", source=source, error=type(error).__name__)
+            raise Unavailable from error
 
     async def _give_up(self, claiming: asyncio.Future[set[str]], source: str) -> None:
         """Release what a claim took once it is done (the body was not written): cancelling

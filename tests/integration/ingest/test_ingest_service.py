@@ -9,8 +9,9 @@ import json
 import time
 from pathlib import Path
 
+import asyncpg
 from casewire_common import topics
-from casewire_common.messages import CanonicalMessage
+from casewire_common.messages import CanonicalMessage, message_id
 from casewire_common.pg import migrate
 from casewire_dev import stack as local_stack
 from casewire_ingest.adapters.dedup import MIGRATIONS_PACKAGE, SCHEMA
@@ -183,3 +184,62 @@ async def test_kafka_down_answers_503_and_readyz_fails_but_healthz_stays_alive(
             assert (await client.get("/readyz")).status_code == 503
     finally:
         local_stack.stop_broker(tmp_path)
+
+
+async def test_a_retry_of_a_message_a_dead_request_claimed_is_answered_503_until_it_is_written(
+    kafka_bootstrap: str, database_url: str, unique: str, pg: asyncpg.Connection
+) -> None:
+    """An ingest killed between claiming a message and writing it leaves the claim: the
+    platform's retry must not be answered 200 as a duplicate (nothing would publish it), but
+    503 `in_flight` until the claim expires; then the retry publishes it, once."""
+    await migrate(database_url, SCHEMA, MIGRATIONS_PACKAGE)
+    app = create_app(
+        IngestSettings(
+            kafka_bootstrap_servers=kafka_bootstrap,
+            database_url=database_url,
+            integrations=TEST_INTEGRATIONS,
+        )
+    )
+    conversation = f"whatsapp:106540352242922:{unique}"
+    body = generic(f"wamid.{unique}", conversation)
+    key = message_id("whatsapp", f"wamid.{unique}")
+    await pg.execute(
+        f"INSERT INTO {SCHEMA}.seen_messages (key, claimed_at) VALUES ($1, clock_timestamp())",
+        key,
+    )
+    async with (
+        running(app) as client,
+        topic_reader(kafka_bootstrap, topics.MESSAGES, from_end=True) as messages_in,
+    ):
+        retried = await client.post("/v1/messages", json=body)
+        assert retried.status_code == 503, retried.text
+        assert retried.json()["error"] == "in_flight"
+        metrics = (await client.get("/metrics")).text
+        labels = {"source": "generic", "reason": "in_flight"}
+        assert metric_value(metrics, "casewire_ingest_rejections_total", labels) == 1
+
+        # The dead request's claim expires (CASEWIRE_DEDUP_CLAIM_TIMEOUT_SECONDS, 60 s).
+        await pg.execute(
+            f"UPDATE {SCHEMA}.seen_messages SET claimed_at = now() - interval '2 minutes'"
+            " WHERE key = $1",
+            key,
+        )
+        accepted = await client.post("/v1/messages", json=body)
+        assert accepted.status_code == 202, accepted.text
+        assert accepted.json()["ids"] == [key]
+        again = await client.post("/v1/messages", json=body)
+        assert (again.status_code, again.json()["duplicates"]) == (202, 1)
+
+        published: list[str] = []
+
+        async def read() -> int:
+            for records in (await messages_in.getmany(timeout_ms=100)).values():
+                published.extend(
+                    CanonicalMessage.model_validate_json(r.value).id
+                    for r in records
+                    if r.key == conversation.encode()
+                )
+            return len(published)
+
+        await eventually(read, lambda count: count >= 1)
+        assert published == [key]

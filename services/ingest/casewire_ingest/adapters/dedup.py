@@ -63,6 +63,7 @@ class PostgresDedupStore:
         self._abandoned_checks: GroupCommit[Sequence[str], set[str]] = GroupCommit(
             self._abandoned_groups
         )
+        self._marking: set[str] = set()  # published here, their marks not written yet
 
     def claim(self, keys: Sequence[str]) -> Awaitable[set[str]]:
         """The keys this request now owns: new ones, and stale claims of failed requests.
@@ -76,7 +77,12 @@ class PostgresDedupStore:
     def mark_published(self, keys: Sequence[str]) -> None:
         """Queue the mark; it is written in the background (see the module's docstring)."""
         if keys:
-            self._marks.enqueue(keys).add_done_callback(_report_lost_mark)
+            self._marking.update(keys)
+            self._marks.enqueue(keys).add_done_callback(lambda mark: self._marked(keys, mark))
+
+    def _marked(self, keys: Sequence[str], mark: asyncio.Future[None]) -> None:
+        self._marking.difference_update(keys)
+        _report_lost_mark(mark)
 
     async def flush(self) -> None:
         """Write the marks still queued (at shutdown, before the pool closes)."""
@@ -132,6 +138,17 @@ class PostgresDedupStore:
         )
         found = {row["key"] for row in rows}
         return [found.intersection(keys) for keys in requests]
+
+    async def in_flight(self, keys: Sequence[str]) -> set[str]:
+        """Keys claimed and not marked published (the caller could not claim them, so their
+        claim has not expired), but for those this process published and is marking now (a
+        redelivery right behind its first delivery): only asked for keys seen before."""
+        rows = await self._database.pool.fetch(
+            f"SELECT key FROM {SCHEMA}.seen_messages WHERE key = ANY($1::text[])"
+            " AND published_at IS NULL",
+            list(keys),
+        )
+        return {row["key"] for row in rows} - self._marking
 
     async def release(self, keys: Sequence[str]) -> None:
         """Give up claims whose messages could not be published, so a retry publishes them."""

@@ -63,6 +63,7 @@ CALLER_REASONS = (
     "bad_verify_token",
     "too_large",
     "unavailable",
+    "in_flight",
 )
 REJECTION_REASONS = NORMALIZATION_REASONS + CALLER_REASONS
 

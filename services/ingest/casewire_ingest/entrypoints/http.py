@@ -184,9 +184,9 @@ class WebhookEndpoints:
             )
         except Rejected as refusal:
             return _problem(refusal.status, refusal.reason, refusal.detail)
-        except Unavailable:
-            self._metrics.rejections.labels(source, "unavailable").inc()
-            return _problem(503, "unavailable", "message store unavailable, retry later")
+        except Unavailable as unavailable:
+            self._metrics.rejections.labels(source, unavailable.reason).inc()
+            return _problem(503, unavailable.reason, unavailable.detail)
         return endpoint.status, {
             "accepted": len(accepted.published),
             "ids": accepted.published,
