@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import random
+from collections import Counter
 from collections.abc import Sequence
 
 import httpx
@@ -39,6 +40,7 @@ class CareDesk:
         self._planned: set[str] = set()
         self.resolved = 0
         self.refused = 0  # answered 4xx: closed meanwhile, or reopened and moved on
+        self.refusals: Counter[str] = Counter()  # by status and error code
         self.failed: list[str] = []
         self.unfinished = 0
 
@@ -105,7 +107,17 @@ class CareDesk:
                         return
                     if response.status_code < 500:
                         self.refused += 1
+                        self.refusals[f"{response.status_code} {_error_code(response)}"] += 1
                         return
                     last = f"{replica.name}: {response.status_code}"
             await asyncio.sleep(min(0.5 * 2**attempt, 10.0))
         self.failed.append(f"{case_id}: {last}")
+
+
+def _error_code(response: httpx.Response) -> str:
+    """The API's reason code (`{"error", "detail"}`), if the answer has one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    return str(body.get("error", "")) if isinstance(body, dict) else ""

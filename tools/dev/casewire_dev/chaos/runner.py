@@ -495,8 +495,8 @@ class ChaosRun:
             with contextlib.suppress(asyncio.CancelledError):
                 await following
             self._say(
-                f"care desk: {desk.resolved} cases resolved, {desk.refused} refused,"
-                f" {len(desk.failed)} failed, {desk.unfinished} unfinished"
+                f"care desk: {desk.resolved} cases resolved, {desk.refused} refused"
+                f" {dict(desk.refusals)}, {len(desk.failed)} failed, {desk.unfinished} unfinished"
             )
             drain_started = loop.time()
             await self._drain(fleet, reader, env["CASEWIRE_DATABASE_URL"])
