@@ -153,3 +153,17 @@ def test_a_post_is_not_given_up_for_the_time_it_waits_for_a_connection(
     assert posting.undelivered == []
     assert posting.tries == 2
     assert posting.sent
+
+
+def test_a_desk_refused_for_who_it_is_fails_the_run_other_refusals_do_not() -> None:
+    desk = CareDesk(Fleet({}, ROOT), "token", seed=1)
+    desk.resolved = 3
+    desk.refusals.update({"409 conflict": 2})
+    verdicts = {v.name: v for v in runner.desk_verdicts(desk)}
+    assert verdicts["desk_resolutions"].value == 3
+    assert verdicts["desk_caller_refusals"].ok is True
+
+    desk.refusals.update({"401 unknown_key": 4, "403 forbidden": 1})
+    refused = {v.name: v for v in runner.desk_verdicts(desk)}["desk_caller_refusals"]
+    assert (refused.value, refused.ok) == (5, False)
+    assert "401 unknown_key ×4" in refused.detail

@@ -555,6 +555,7 @@ class ChaosRun:
         for folder in (self.log_dir, self.config_dir):
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir(parents=True)
+        self.identity.publish()  # its JWKS file was in the folder just emptied
         await asyncio.to_thread(stack.down, self.state_dir, remove=True)
         self._say(f"local stack: starting in {self.state_dir}")
         self.started_stack = True
@@ -733,8 +734,22 @@ async def stored_message_count(database_url: str) -> int:
 
 
 def desk_verdicts(desk: CareDesk) -> list[verdict.Verdict]:
+    """The desk's resolutions are reported; a refusal of who it is (401, 403) fails the run:
+    the routers must trust the run's identity provider, or no case is ever resolved."""
+    refused_callers = {
+        refusal: count
+        for refusal, count in desk.refusals.items()
+        if refusal.startswith(("401", "403"))
+    }
     return [
         verdict.Verdict("desk_resolutions", desk.resolved, "cases", None),
+        verdict.Verdict(
+            "desk_caller_refusals",
+            sum(refused_callers.values()),
+            "requests",
+            not refused_callers,
+            ", ".join(f"{refusal} ×{count}" for refusal, count in refused_callers.items()),
+        ),
         verdict.Verdict("desk_unfinished_resolutions", desk.unfinished, "cases", None),
         verdict.Verdict(
             "desk_failed_resolutions", len(desk.failed), "cases", None, "; ".join(desk.failed[:3])
