@@ -138,6 +138,8 @@ class PostgresClockTransaction:
         return self._work.duplicates
 
     async def open_clocks(self, case_ids: Sequence[str]) -> dict[str, list[StoredClock]]:
+        if not case_ids:  # a batch of watermarks only
+            return {}
         rows = await self._connection.fetch(
             f"SELECT {_CLOCK_COLUMNS}, {_DECISION_COLUMNS} FROM {SCHEMA}.clocks AS c"
             " WHERE c.case_id = ANY($1::text[]) AND c.status IN ('running', 'paused')",
