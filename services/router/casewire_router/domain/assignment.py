@@ -83,9 +83,8 @@ def choose_agent(
         (with_room if reason == HAS_ROOM else without_room).append(agent)
 
     def preference(agent: AgentState) -> tuple[bool, float, datetime, str]:
-        speaks = language is not None and language in agent.languages
         waited = agent.last_assigned_at or _NEVER_ASSIGNED
-        return (not speaks, agent.load / agent.capacity, waited, agent.id)
+        return (not _speaks(agent, language), agent.load / agent.capacity, waited, agent.id)
 
     chosen = next((a for a in with_room if a.id == requested), None) if requested else None
     listed = [] if chosen is None else [chosen]
