@@ -185,9 +185,10 @@ async def _batch_cost(
 ) -> float:
     """Milliseconds inside the router's batch transactions per batch, with `roster` agents."""
     from casewire_router.adapters.repository import MIGRATIONS_PACKAGE, SCHEMA
+    from casewire_router.domain.rules import load_rules
 
     agents = work / f"agents-{roster}.yaml"
-    teams = ("care", "shipping", "billing", "accounts", "incidents")  # RULES_YAML's
+    teams = load_rules(str(rules)).teams
     agents.write_text(bench_workload.roster_yaml(roster, len(records), teams), "utf-8")
     expectation = bench_workload.expected_outcome(records, rules, agents)
     await stack.empty_topics(bootstrap, [topics.CASE_EVENTS], options.partitions)
